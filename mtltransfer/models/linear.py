@@ -1,0 +1,232 @@
+"""Target-only baselines: OLS, Ridge, ReducedRank and NuclearNorm.
+
+Each model fits from the sufficient statistics of :mod:`mtltransfer.gram` with a fast
+closed-form / proximal path or, with ``backend="cvxpy"``, the same problem posed in CVXPY
+(:mod:`mtltransfer.solvers.cvx`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from ..gram import fold_stats, heldout_loss
+from ..solvers import linear as lin
+from ..solvers import prox
+from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
+                   check_positive)
+
+_COMMON_FIT_DOC = """
+        backend : {"fast", "cvxpy"}
+            Closed-form / proximal NumPy path, or the same problem solved by CVXPY.
+        verbose : bool
+            Print progress of tuning."""
+
+
+class OLS(MultiResponseModel):
+    """Multi-response least squares: minimise ||Y - 1 b^T - X C||_F^2.
+
+    Each response's coefficients equal a single-response OLS fit; with a rank-deficient
+    design the minimum-norm solution is returned.
+    """
+
+    _method = "Least squares"
+
+    def fit(self, *, backend="fast", verbose=False):
+        """Fit by least squares.
+
+        Parameters
+        ----------""" + _COMMON_FIT_DOC + """
+
+        Returns
+        -------
+        MultiResponseResults
+        """
+        check_backend(backend)
+        Sxx, Sxy, Syy = self.moments()
+        C, rank = lin.ols(Sxx, Sxy)
+        if backend == "cvxpy":
+            from ..solvers.cvx import ridge_cvx
+            C, _ = ridge_cvx(Sxx, Sxy, Syy, 0.0)
+        return MultiResponseResults(self, C, config={"rank(X)": rank},
+                                    df_model=rank * self.k_endog)
+
+
+class Ridge(MultiResponseModel):
+    """Multi-response ridge: minimise (1/2n)||Y - XC||_F^2 + (alpha/2)||C||_F^2.
+
+    ``fit(alpha=None)`` chooses alpha by generalised cross-validation over a log grid, at
+    the cost of one eigendecomposition of X^T X.
+    """
+
+    _method = "Ridge (L2-penalised least squares)"
+
+    def fit(self, alpha=None, *, backend="fast", n_alphas=50, verbose=False):
+        """Fit ridge regression.
+
+        Parameters
+        ----------
+        alpha : float or None
+            Penalty (>= 0). ``None``: minimise GCV(alpha) = n RSS(alpha) / (n - df)^2 per
+            response (summed over responses), df = sum_i w_i / (w_i + alpha) over the
+            eigenvalues w_i of X^T X / n.""" + _COMMON_FIT_DOC + """
+
+        Returns
+        -------
+        MultiResponseResults
+            ``config`` holds alpha and how it was chosen; ``tuning`` the GCV curve.
+        """
+        check_backend(backend)
+        Sxx, Sxy, Syy = self.moments()
+        w = np.clip(linalg.eigvalsh(Sxx), 0, None)
+        tuning = None
+        how = "given"
+        if alpha is None:
+            alpha, tuning = self._gcv(Sxx, Sxy, Syy, w, n_alphas)
+            how = "GCV"
+        alpha = check_positive("alpha", alpha)
+        if backend == "cvxpy":
+            from ..solvers.cvx import ridge_cvx
+            C, _ = ridge_cvx(Sxx, Sxy, Syy, alpha)
+        else:
+            C = lin.ridge(Sxx, Sxy, alpha)
+        df = float(np.sum(w / (w + alpha))) if alpha > 0 else float(np.sum(w > 1e-12))
+        res = MultiResponseResults(self, C, config={"alpha": alpha, "alpha chosen by": how},
+                                   df_model=df * self.k_endog)
+        res.tuning = tuning
+        return res
+
+    def _gcv(self, Sxx, Sxy, Syy, w, n_alphas):
+        import pandas as pd
+
+        n = self.nobs
+        top = max(w.max(), 1e-12)
+        alphas = top * np.logspace(-6, 2, n_alphas)
+        rows = []
+        for a, C in zip(alphas, lin.ridge_path(Sxx, Sxy, alphas)):
+            rss = n * (np.trace(Syy) - 2 * np.sum(Sxy * C) + np.sum((Sxx @ C) * C))
+            df = np.sum(w / (w + a)) + self.k_constant
+            gcv = n * rss / max(n - df, 1e-12) ** 2 if df < n else np.inf
+            rows.append((a, df, rss, gcv))
+        table = pd.DataFrame(rows, columns=["alpha", "df", "rss", "gcv"])
+        return float(table.loc[table["gcv"].idxmin(), "alpha"]), table
+
+
+class ReducedRank(MultiResponseModel):
+    """Reduced-rank regression: minimise ||Y - XC||_F^2 subject to rank(C) <= r.
+
+    The exact solution is C_ols V_r V_r^T with V_r the top-r eigenvectors of the fitted
+    values' covariance (see :func:`mtltransfer.solvers.linear.reduced_rank`).
+    """
+
+    _method = "Reduced-rank regression (closed form)"
+
+    def fit(self, rank=None, *, backend="fast", verbose=False):
+        """Fit reduced-rank regression.
+
+        Parameters
+        ----------
+        rank : int or None
+            Rank r in [1, min(p, q)]. ``None``: the rank selection criterion of Bunea,
+            She and Wegkamp (2011), see :func:`mtltransfer.selection.select_rank`.""" + \
+            _COMMON_FIT_DOC + """
+
+        Returns
+        -------
+        MultiResponseResults
+        """
+        check_backend(backend)
+        p, q = self.k_exog, self.k_endog
+        Sxx, Sxy, Syy = self.moments()
+        how = "given"
+        if rank is None:
+            from ..selection import select_rank
+            rank = select_rank(Sxx, Sxy, Syy, self.nobs - self.k_constant)
+            how = "RSC"
+        rank = check_int("rank", rank, 1, min(p, q))
+        if backend == "cvxpy":
+            from ..solvers.cvx import reduced_rank_cvx
+            C, _ = reduced_rank_cvx(Sxx, Sxy, Syy, rank)
+        else:
+            C, _ = lin.reduced_rank(Sxx, Sxy, rank)
+        res = MultiResponseResults(self, C, config={"rank": rank, "rank chosen by": how},
+                                   df_model=rank * (p + q - rank))
+        res.rank = rank
+        return res
+
+
+class NuclearNorm(MultiResponseModel):
+    """Nuclear-norm penalised regression: (1/2n)||Y - XC||_F^2 + lam ||C||_*.
+
+    Solved by accelerated proximal gradient with singular value thresholding
+    (:func:`mtltransfer.solvers.prox.nuclear_norm_apg`); ``fit(lam=None)`` chooses lam
+    by K-fold cross-validation along a warm-started log-spaced path.
+    """
+
+    _method = "Nuclear-norm penalised least squares"
+
+    def fit(self, lam=None, *, backend="fast", tol=1e-8, max_iter=5000, n_lams=30,
+            n_folds=5, verbose=False):
+        """Fit nuclear-norm penalised regression.
+
+        Parameters
+        ----------
+        lam : float or None
+            Penalty (>= 0). ``None``: K-fold CV over ``n_lams`` values from
+            lam_max = ||Sxy||_2 (where C = 0) down to 1e-3 lam_max.""" + _COMMON_FIT_DOC + """
+        tol, max_iter : float, int
+            Stopping tolerance and iteration cap of the proximal gradient solver.
+        n_lams, n_folds : int
+            Path length and number of folds for tuning.
+
+        Returns
+        -------
+        MultiResponseResults
+        """
+        check_backend(backend)
+        Sxx, Sxy, Syy = self.moments()
+        how, tuning = "given", None
+        if lam is None:
+            lam, tuning = self._cv(n_lams, n_folds, tol, max_iter, verbose)
+            how = f"{n_folds}-fold CV"
+        lam = check_positive("lam", lam)
+        if backend == "cvxpy":
+            from ..solvers.cvx import nuclear_norm_cvx
+            from ..solvers._base import SolverResult
+            C, val = nuclear_norm_cvx(Sxx, Sxy, Syy, lam)
+            sol = SolverResult(C, True, 0, {}, val)
+        else:
+            sol = prox.nuclear_norm_apg(Sxx, Sxy, Syy, lam, tol=tol, max_iter=max_iter)
+            C = sol.coef
+        s = linalg.svdvals(C)
+        r = int(np.sum(s > 1e-8 * max(s.max(initial=0), 1e-300)))
+        p, q = self.k_exog, self.k_endog
+        res = MultiResponseResults(self, C, solver=sol,
+                                   config={"lam": lam, "lam chosen by": how, "rank": r},
+                                   df_model=r * (p + q - r))
+        res.lam, res.rank, res.tuning = lam, r, tuning
+        return res
+
+    def _cv(self, n_lams, n_folds, tol, max_iter, verbose):
+        import pandas as pd
+
+        center = bool(self.k_constant)
+        Sxx, Sxy, Syy = self.moments()
+        lam_max = prox.nuclear_norm_lam_max(Sxy)
+        lams = lam_max * np.logspace(0, -3, n_lams)
+        held, train = fold_stats(self.exog, self.endog, n_folds)
+        err = np.zeros(n_lams)
+        for k, (h, t) in enumerate(zip(held, train)):
+            Sxx_t, Sxy_t, Syy_t = t.moments(center=center)
+            L = float(linalg.eigvalsh(Sxx_t)[-1])
+            C = None
+            for i, lam in enumerate(lams):  # warm-started path
+                sol = prox.nuclear_norm_apg(Sxx_t, Sxy_t, Syy_t, lam, C_init=C, tol=tol,
+                                            max_iter=max_iter, lipschitz=L, warn=False)
+                C = sol.coef
+                b = (t.y_mean - C.T @ t.x_mean) if center else np.zeros(self.k_endog)
+                err[i] += heldout_loss(h, C, b)
+            if verbose:
+                print(f"NuclearNorm CV: fold {k + 1}/{n_folds} done")
+        table = pd.DataFrame({"lam": lams, "cv_mse": err / (self.nobs * self.k_endog)})
+        return float(lams[np.argmin(err)]), table

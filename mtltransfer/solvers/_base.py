@@ -1,0 +1,49 @@
+"""The common return type of every numerical kernel in :mod:`mtltransfer.solvers`."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..exceptions import ConvergenceWarning
+
+
+@dataclass
+class SolverResult:
+    """What a solver returns: plain arrays and numbers, never pandas.
+
+    Attributes
+    ----------
+    coef : ndarray
+        The main estimate (for regression solvers, the p x q coefficient matrix).
+    converged : bool
+        Whether the stopping criterion was met before ``max_iter``.
+    n_iter : int
+        Number of iterations performed.
+    history : dict of str to list
+        Per-iteration diagnostics (objective, residuals, step sizes ...), equal lengths.
+    objective : float
+        Objective value at ``coef``.
+    extra : dict
+        Solver-specific arrays (factors, duals, ...).
+    """
+
+    coef: np.ndarray
+    converged: bool = True
+    n_iter: int = 0
+    history: dict = field(default_factory=dict)
+    objective: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+
+def warn_not_converged(name, n_iter, criterion, tol, stacklevel=3):
+    """Issue the package's single convergence warning, with the numbers and the remedy."""
+    warnings.warn(
+        f"{name} did not converge in {n_iter} iterations: stopping criterion "
+        f"{criterion:.3g} > tol={tol:.3g}. Increase max_iter or loosen tol; "
+        "the results object has converged=False and a per-iteration history.",
+        ConvergenceWarning,
+        stacklevel=stacklevel,
+    )

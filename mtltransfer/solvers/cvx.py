@@ -1,0 +1,133 @@
+"""Every CVXPY formulation of the package, in one place.
+
+Each function poses one convex problem (a whole convex model, or one convex subproblem of
+a nonconvex solver) and returns plain arrays. They are the reference ("cvxpy") backend
+against which the fast closed-form / proximal kernels are tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # cvxpy is a core dependency; imported lazily by callers that need it
+    import cvxpy as cp
+except ImportError:  # pragma: no cover
+    cp = None
+
+
+def _solve(prob, solver=None, **opts):
+    """Solve ``prob`` with Clarabel (tight tolerances) and check the status."""
+    if solver is None:
+        solver = cp.CLARABEL
+        opts = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
+                "max_iter": 500, **opts}
+    prob.solve(solver=solver, **opts)
+    if prob.status not in ("optimal", "optimal_inaccurate"):
+        raise RuntimeError(f"CVXPY returned status {prob.status!r}")
+    return prob.value
+
+
+# ---- baselines (OLS, Ridge, ReducedRank pieces, NuclearNorm) -------------------------
+def _sqrt_psd(S):
+    """R with R^T R = S (S symmetric PSD), from its eigendecomposition."""
+    w, Q = np.linalg.eigh((S + S.T) / 2)
+    keep = w > max(S.shape) * np.finfo(float).eps * max(w.max(), 1e-300)
+    return (Q[:, keep] * np.sqrt(w[keep])).T
+
+
+def _quadratic_loss_expr(Sxx, Sxy, Syy, C):
+    """(1/2n)||Y - XC||_F^2 = tr(Syy)/2 - <Sxy, C> + ||R C||_F^2 / 2 with R^T R = Sxx."""
+    R = _sqrt_psd(Sxx)
+    return 0.5 * float(np.trace(Syy)) - cp.sum(cp.multiply(Sxy, C)) + \
+        0.5 * cp.sum_squares(R @ C)
+
+
+def ridge_cvx(Sxx, Sxy, Syy, alpha=0.0, **solver_opts):
+    """OLS (alpha = 0) or ridge: min (1/2n)||Y - XC||_F^2 + (alpha/2)||C||_F^2 in CVXPY.
+
+    Returns ``(C, objective)``. With alpha = 0 and a singular Sxx the problem has many
+    minimisers; CVXPY returns one of them.
+    """
+    C = cp.Variable(Sxy.shape)
+    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + 0.5 * alpha * cp.sum_squares(C)
+    val = _solve(cp.Problem(cp.Minimize(obj)), **solver_opts)
+    return C.value, val
+
+
+def top_subspace_cvx(M, rank, **solver_opts):
+    """Projector onto the top-``rank`` eigenspace of symmetric M, as a convex program.
+
+    By Ky Fan's theorem max tr(M P) over the Fantope {0 <= P <= I, tr P = r} is attained at
+    P = V_r V_r^T (unique when the r-th eigengap is positive). Returns the q x r
+    orthonormal basis of the range of the solution P.
+    """
+    q = M.shape[0]
+    P = cp.Variable((q, q), symmetric=True)
+    cons = [P >> 0, np.eye(q) - P >> 0, cp.trace(P) == rank]
+    _solve(cp.Problem(cp.Maximize(cp.trace(M @ P)), cons), **solver_opts)
+    w, Q = np.linalg.eigh((P.value + P.value.T) / 2)
+    return Q[:, ::-1][:, :rank]
+
+
+def reduced_rank_cvx(Sxx, Sxy, Syy, rank, **solver_opts):
+    """Reduced-rank regression through two convex programs.
+
+    1. least squares C_ols (CVXPY); 2. the top-r eigenspace V_r of the fitted-value
+    covariance C_ols^T Sxx C_ols by the Fantope program of :func:`top_subspace_cvx`;
+    then C = C_ols V_r V_r^T. Returns ``(C, objective)``.
+    """
+    C_ols, _ = ridge_cvx(Sxx, Sxy, Syy, 0.0, **solver_opts)
+    M = C_ols.T @ Sxx @ C_ols
+    V_r = top_subspace_cvx((M + M.T) / 2, rank, **solver_opts)
+    C = C_ols @ V_r @ V_r.T
+    val = 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
+    return C, float(val)
+
+
+def nuclear_norm_cvx(Sxx, Sxy, Syy, lam, **solver_opts):
+    """min (1/2n)||Y - XC||_F^2 + lam ||C||_* in CVXPY. Returns ``(C, objective)``."""
+    C = cp.Variable(Sxy.shape)
+    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + lam * cp.normNuc(C)
+    val = _solve(cp.Problem(cp.Minimize(obj)), **solver_opts)
+    return C.value, val
+
+
+
+# ---- SMART subproblems ---------------------------------------------------------------
+def smart_d_step(c, g):
+    """SMART d-step: ``argmin_d 1/2 sum_j g_j d_j^2 - sum_j c_j d_j``.
+
+    ``c_j = [A^T H B]_jj`` and ``g_j = [A^T G A]_jj >= 0`` (source coordinates). Components
+    with ``g_j <= 1e-300`` are set to 0, as in the closed form.
+    """
+    c, g = np.asarray(c, dtype=float), np.asarray(g, dtype=float)
+    d_out = np.zeros_like(c)
+    ok = g > 1e-300
+    if not ok.any():
+        return d_out
+    d = cp.Variable(int(ok.sum()))
+    _solve(cp.Problem(cp.Minimize(0.5 * cp.sum(cp.multiply(g[ok], cp.square(d)))
+                                  - c[ok] @ d)))
+    d_out[ok] = d.value
+    return d_out
+
+
+def smart_omega_step(V, lam, rho):
+    """SMART Omega-step: ``argmin_Omega lam ||Omega||_1 + (rho/2) ||Omega - V||_F^2``.
+
+    ``V = A[r_u:] + Z_u`` (or the V-side analogue). Entries below 1e-9 in magnitude are
+    returned as exact zeros (the interior-point solution is accurate to ~1e-10).
+    """
+    V = np.asarray(V, dtype=float)
+    if V.size == 0:
+        return V.copy()
+    Om = cp.Variable(V.shape)
+    _solve(cp.Problem(cp.Minimize(lam * cp.sum(cp.abs(Om))
+                                  + 0.5 * rho * cp.sum_squares(Om - V))))
+    out = np.asarray(Om.value, dtype=float)
+    out[np.abs(out) < 1e-9] = 0.0
+    return out
+
+
+
+# ---- SharedRepresentation subproblems ------------------------------------------------

@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _guard_global_rng():
+    """Fail any test that changes NumPy's global random state (tests use Generators)."""
+    state = np.random.get_state()
+    yield
+    after = np.random.get_state()
+    assert state[0] == after[0] and np.array_equal(state[1], after[1]) and \
+        state[2:] == after[2:], "test changed the global NumPy random state"
+
+
+def make_problem(n, p, q, rank=2, noise=0.3, seed=0):
+    """A small low-rank multi-response problem with known coefficients."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    C = rng.standard_normal((p, rank)) @ rng.standard_normal((rank, q)) / np.sqrt(rank)
+    Y = 1.5 + X @ C + noise * rng.standard_normal((n, q))
+    return X, Y, C
