@@ -2,17 +2,24 @@
 
 Estimators
 ----------
+SMART
+    Spectral transfer of a source study's singular subspaces to a small target study.
+SharedRepresentation
+    Many regression tasks sharing a d x k linear representation; transfer to new tasks.
 OLS, Ridge, ReducedRank, NuclearNorm
-    Target-only multi-response baselines.
+    Target-only multi-response baselines with the same results API.
 """
 
 from .exceptions import ConvergenceWarning, MtlWarning, SingularMatrixWarning
 from .gram import SufficientStats
 from .models.base import MultiResponseResults, load
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
+from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
+from .models.smart import SMART, SMARTResults
 from . import datasets
 
-__all__ = ["OLS", "Ridge", "ReducedRank", "NuclearNorm", "MultiResponseResults",
-           "SufficientStats", "load", "datasets", "ConvergenceWarning", "MtlWarning",
-           "SingularMatrixWarning"]
+__all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
+           "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
+           "MultiResponseResults", "SufficientStats", "load", "datasets",
+           "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning"]
 __version__ = "0.1.0"

@@ -91,16 +91,72 @@ def run_demo(quiet=False, out=sys.stdout):
     return table
 
 
+def _read_csv(path, what):
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise ValueError(f"{what} file not found: {path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} file {path} is not a readable CSV: {err}") from None
+
+
+def run_fit(args, out=sys.stdout):
+    """``mtltransfer fit``: SMART on the user's CSV files."""
+    import mtltransfer as mt
+
+    say = _Progress(args.quiet)
+    data = _read_csv(args.data, "--data")
+    raw_source = _read_csv(args.source, "--source")
+    if args.source_kind == "data":
+        say("fitting the source data with ReducedRank (rank by RSC); only its "
+            "coefficients are used")
+        source = mt.ReducedRank.from_formula(args.formula, raw_source).fit()
+    else:
+        first = raw_source.columns[0]
+        source = raw_source.set_index(first)
+        source.index = source.index.astype(str)
+    say("fitting SMART" + (" with automatic tuning" if args.rank is None else ""))
+    model = mt.SMART.from_formula(args.formula, data, source=source)
+    res = model.fit(rank=args.rank, verbose=say.on)
+    print(res.summary(), file=out)
+    if args.out:
+        res.save(args.out)
+        print(f"results saved to {args.out}", file=out)
+    if args.predict:
+        new = _read_csv(args.predict, "--predict")
+        pred = res.predict(new)
+        dest = args.predict_out or "predictions.csv"
+        pred.to_csv(dest, index=False)
+        print(f"predictions for {len(pred)} rows written to {dest}", file=out)
+    return res
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="mtltransfer",
                                      description="Transfer and multi-task regression.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run the embedded transfer analysis")
     p_demo.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p_fit = sub.add_parser("fit", help="fit SMART on your CSV files")
+    p_fit.add_argument("--formula", required=True, help='e.g. "Y1 + Y2 ~ x1 + x2"')
+    p_fit.add_argument("--data", required=True, help="target study, CSV with a header")
+    p_fit.add_argument("--source", required=True,
+                       help="source study: raw data (CSV) or its coefficients")
+    p_fit.add_argument("--source-kind", choices=["data", "coef"], default="data",
+                       help="data: raw rows, fitted by ReducedRank first; coef: a "
+                            "coefficient table (first column: predictor names)")
+    p_fit.add_argument("--rank", type=int, default=None, help="fix the rank")
+    p_fit.add_argument("--out", default=None, help="save the results (pickle)")
+    p_fit.add_argument("--predict", default=None, help="CSV of new rows to predict")
+    p_fit.add_argument("--predict-out", default=None,
+                       help="where to write predictions (default predictions.csv)")
+    p_fit.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             run_demo(quiet=args.quiet)
+        elif args.command == "fit":
+            run_fit(args)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"mtltransfer: error: {err}", file=sys.stderr)
         return 2

@@ -124,37 +124,56 @@ def quadratic_loss(Sxx, Sxy, Syy, C):
     return 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
 
 
-def fold_labels(n, n_folds):
-    """Deterministic K-fold assignment of n rows: row i goes to fold i mod K.
 
-    Interleaved folds need no random numbers and keep every fold spread over the whole
-    sample (row order rarely carries information the folds should be protected from;
-    shuffle the rows first if yours does).
-    """
-    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds must be an integer >= 2; got {n_folds!r}")
-    if n < n_folds:
-        raise ValueError(f"n_folds={n_folds} exceeds the number of rows ({n})")
-    return np.arange(n) % n_folds
+def kfold_stats(X, Y, n_folds=5, seed=0):
+    """Per-fold sufficient statistics of a fixed-seed random K-fold partition of the rows.
 
-
-def fold_stats(X, Y, n_folds):
-    """Sufficient statistics of each fold, ``(held_out[k], training[k])`` for k < K.
-
-    One pass over the rows; training statistics are ``total - held_out`` (additivity), so
+    The partition is ``numpy.random.default_rng(seed).permutation(n)`` cut into
+    ``n_folds`` near-equal contiguous blocks: deterministic, and not fooled by sorted rows.
+    Training statistics of fold k are ``total - folds[k]`` (additivity), so
     cross-validation never touches the rows again.
+
+    Returns
+    -------
+    list of SufficientStats
+        One per fold (the held-out rows).
     """
-    labels = fold_labels(X.shape[0], n_folds)
-    held = [SufficientStats.from_arrays(X[labels == k], Y[labels == k])
-            for k in range(n_folds)]
-    total = held[0]
-    for h in held[1:]:
-        total = total + h
-    return held, [total - h for h in held]
+    X = np.asarray(X, float)
+    Y = np.asarray(Y, float)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    n = X.shape[0]
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or \
+            not 2 <= n_folds <= n:
+        raise ValueError(f"n_folds must be an integer in [2, n={n}]; got {n_folds!r}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return [SufficientStats.from_arrays(X[idx], Y[idx])
+            for idx in np.array_split(perm, n_folds)]
 
 
-def heldout_loss(stats, C, b):
-    """||Y - 1 b^T - X C||_F^2 over the rows summarised by ``stats`` (raw, uncentred)."""
-    # ||Y - XC - 1b^T||^2 = tr(YtY) - 2<XtY, C> + <XtX C, C> - 2 b^T(y_sum - C^T x_sum) + n|b|^2
-    return float(np.trace(stats.YtY) - 2 * np.sum(stats.XtY * C) + np.sum((stats.XtX @ C) * C)
-                 - 2 * b @ (stats.y_sum - C.T @ stats.x_sum) + stats.n * (b @ b))
+def total_stats(folds):
+    """The sum of a list of statistics (all rows of all folds)."""
+    total = folds[0]
+    for f in folds[1:]:
+        total = total + f
+    return total
+
+
+def validation_loss(fold, train, C, center=True):
+    """Mean squared prediction error per row on ``fold`` of a fit ``C`` on ``train``.
+
+    Predictions are ``ybar_train + (x - xbar_train)^T C`` (``center=True``) or ``x^T C``;
+    with ``a = ybar_train`` and ``b = xbar_train`` the error
+    ``sum_i ||y_i - yhat_i||^2 / n_fold`` is, from the fold's statistics,
+    ``[tr(YtY) - 2 a.y_sum + n a.a - 2 <XtY - x_sum a^T - b y_sum^T + n b a^T, C>
+    + <(XtX - x_sum b^T - b x_sum^T + n b b^T) C, C>] / n``.
+    """
+    nf = fold.n
+    if center:
+        a, b = train.y_mean, train.x_mean
+    else:
+        a, b = np.zeros(fold.q), np.zeros(fold.p)
+    tyy = np.trace(fold.YtY) - 2 * a @ fold.y_sum + nf * a @ a
+    Sxy = fold.XtY - np.outer(fold.x_sum, a) - np.outer(b, fold.y_sum) + nf * np.outer(b, a)
+    Sxx = fold.XtX - np.outer(fold.x_sum, b) - np.outer(b, fold.x_sum) + nf * np.outer(b, b)
+    return float((tyy - 2 * np.sum(Sxy * C) + np.sum((Sxx @ C) * C)) / nf)

@@ -71,9 +71,9 @@ def coefficient_block(res, smry):
     else:
         compact = pd.DataFrame({
             "intercept": res.intercept,
-            "||coef||_2": np.sqrt((params ** 2).sum(0)),
-            "max|coef|": params.abs().max(0),
-            "nonzero": (params.abs() > 1e-10).sum(0),
+            "||coef||_2": np.sqrt((params ** 2).sum(axis=0)),
+            "max|coef|": params.abs().max(axis=0),
+            "nonzero": (params.abs() > 1e-10).sum(axis=0),
             "R2": res.rsquared,
         })
         shown = compact if q <= 30 else compact.iloc[:30]

@@ -7,10 +7,12 @@ closed-form / proximal path or, with ``backend="cvxpy"``, the same problem posed
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from scipy import linalg
 
-from ..gram import fold_stats, heldout_loss
+from ..gram import kfold_stats, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
@@ -128,7 +130,7 @@ class ReducedRank(MultiResponseModel):
         ----------
         rank : int or None
             Rank r in [1, min(p, q)]. ``None``: the rank selection criterion of Bunea,
-            She and Wegkamp (2011), see :func:`mtltransfer.selection.select_rank`.""" + \
+            She and Wegkamp (2011), see :func:`mtltransfer.selection.select_rank_rsc`.""" + \
             _COMMON_FIT_DOC + """
 
         Returns
@@ -140,8 +142,9 @@ class ReducedRank(MultiResponseModel):
         Sxx, Sxy, Syy = self.moments()
         how = "given"
         if rank is None:
-            from ..selection import select_rank
-            rank = select_rank(Sxx, Sxy, Syy, self.nobs - self.k_constant)
+            from ..selection import select_rank_rsc
+            rank, _ = select_rank_rsc(Sxx, Sxy, Syy, self.nobs,
+                                      center=bool(self.k_constant))
             how = "RSC"
         rank = check_int("rank", rank, 1, min(p, q))
         if backend == "cvxpy":
@@ -214,19 +217,20 @@ class NuclearNorm(MultiResponseModel):
         Sxx, Sxy, Syy = self.moments()
         lam_max = prox.nuclear_norm_lam_max(Sxy)
         lams = lam_max * np.logspace(0, -3, n_lams)
-        held, train = fold_stats(self.exog, self.endog, n_folds)
+        folds = kfold_stats(self.exog, self.endog, n_folds)
+        total = total_stats(folds)
         err = np.zeros(n_lams)
-        for k, (h, t) in enumerate(zip(held, train)):
-            Sxx_t, Sxy_t, Syy_t = t.moments(center=center)
+        for k, held in enumerate(folds):
+            train = total - held
+            Sxx_t, Sxy_t, Syy_t = train.moments(center=center)
             L = float(linalg.eigvalsh(Sxx_t)[-1])
             C = None
             for i, lam in enumerate(lams):  # warm-started path
                 sol = prox.nuclear_norm_apg(Sxx_t, Sxy_t, Syy_t, lam, C_init=C, tol=tol,
                                             max_iter=max_iter, lipschitz=L, warn=False)
                 C = sol.coef
-                b = (t.y_mean - C.T @ t.x_mean) if center else np.zeros(self.k_endog)
-                err[i] += heldout_loss(h, C, b)
+                err[i] += held.n * validation_loss(held, train, C, center=center)
             if verbose:
-                print(f"NuclearNorm CV: fold {k + 1}/{n_folds} done")
+                print(f"NuclearNorm CV: fold {k + 1}/{n_folds} done", file=sys.stderr)
         table = pd.DataFrame({"lam": lams, "cv_mse": err / (self.nobs * self.k_endog)})
         return float(lams[np.argmin(err)]), table

@@ -131,3 +131,75 @@ def smart_omega_step(V, lam, rho):
 
 
 # ---- SharedRepresentation subproblems ------------------------------------------------
+
+def _task_block_design(Z, task, T):
+    """Sparse N x (m T) matrix A with row i holding Z[i] in the columns of its task.
+
+    ``A @ vec(M)`` (column-major vec of an m x T matrix M) is ``Z[i] . M[:, task[i]]``.
+    """
+    from scipy import sparse
+
+    n, m = Z.shape
+    cols = task[:, None] * m + np.arange(m)[None, :]
+    return sparse.csr_matrix((Z.ravel(), (np.repeat(np.arange(n), m), cols.ravel())),
+                             shape=(n, m * T))
+
+
+def _task_weights(task, T):
+    """sqrt(1 / N_t) for each row's task."""
+    N = np.bincount(task, minlength=T)
+    return np.sqrt(1.0 / N[task])
+
+
+def shared_rep_w_step(Z, y, task, T):
+    """W-step of the shared representation: ``min_W sum_t (1/2N_t)||y_t - Z_t w_t||^2``.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (N, k)
+        ``X @ B``, the rows in the representation.
+    y : ndarray, shape (N,)
+    task : ndarray of int, shape (N,)
+        Task label 0..T-1 of each row.
+    T : int
+
+    Returns
+    -------
+    W : ndarray, shape (k, T)
+    """
+    Z = np.asarray(Z, dtype=float)
+    task = np.asarray(task)
+    k = Z.shape[1]
+    A = _task_block_design(Z, task, T)
+    sw = _task_weights(task, T)
+    w = cp.Variable(k * T)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(cp.multiply(sw, y - A @ w))))
+    _solve(prob)
+    return w.value.reshape(T, k).T
+
+
+def shared_rep_nuclear_norm(X, y, task, T, lam):
+    """Convex relaxation ``min_Theta sum_t (1/2N_t)||y_t - X_t theta_t||^2 + lam ||Theta||_*``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+    y : ndarray, shape (N,)
+    task : ndarray of int, shape (N,)
+    T : int
+    lam : float
+
+    Returns
+    -------
+    Theta : ndarray, shape (d, T)
+    """
+    X = np.asarray(X, dtype=float)
+    task = np.asarray(task)
+    d = X.shape[1]
+    A = _task_block_design(X, task, T)
+    sw = _task_weights(task, T)
+    Theta = cp.Variable((d, T))
+    fit = 0.5 * cp.sum_squares(cp.multiply(sw, y - A @ cp.vec(Theta, order="F")))
+    prob = cp.Problem(cp.Minimize(fit + lam * cp.normNuc(Theta)))
+    _solve(prob)
+    return Theta.value

@@ -1,0 +1,432 @@
+"""Deterministic tuning of SMART: rank, structural ranks and penalties, from moments only.
+
+* :func:`select_rank_rsc` -- the rank selection criterion of Bunea, She and Wegkamp (2011).
+* :func:`smart_lambda_path` -- lambda by BIC along a warm-started, log-spaced path.
+* :func:`kfold_stats` / :func:`cv_structural_rank` -- structural ranks (r_u, r_v) by K-fold
+  cross-validation, each fold's training statistics being ``total - fold`` (no pass over
+  the rows after the per-fold statistics are gathered).
+* :func:`tune_smart` -- fixes whatever is given and tunes the rest.
+
+Everything here takes and returns plain arrays, numbers, dicts and
+:class:`~mtltransfer.solvers.SolverResult`; tuning traces are dicts of equal-length lists.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import linalg
+
+from .exceptions import ConvergenceWarning
+from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
+from .solvers._base import SolverResult
+from .solvers.admm import (_d_opt, _Problem, _rrr_factors, smart_admm, source_svd)
+from .solvers.linear import reduced_rank
+from .solvers.stiefel import riemannian_gradient
+
+__all__ = ["select_rank_rsc", "smart_lambda_path", "kfold_stats", "cv_structural_rank",
+           "validation_loss", "tune_smart", "numerical_rank"]
+
+
+def _moments(stats, Sxy=None, Syy=None, n=None, center=True):
+    if isinstance(stats, SufficientStats):
+        Sxx, Sxy, Syy = stats.moments(center=center)
+        return Sxx, Sxy, Syy, stats.n
+    if Sxy is None or Syy is None or n is None:
+        raise TypeError("pass a SufficientStats, or Sxx, Sxy, Syy and n")
+    return (np.asarray(stats, float), np.asarray(Sxy, float), np.asarray(Syy, float),
+            int(n))
+
+
+def numerical_rank(M, rtol=None):
+    """Number of singular values above ``rtol * max singular value`` (default max(shape)*eps)."""
+    s = linalg.svdvals(np.asarray(M, float))
+    if s.size == 0 or s[0] == 0:
+        return 0
+    if rtol is None:
+        rtol = max(np.shape(M)) * np.finfo(float).eps
+    return int(np.sum(s > rtol * s[0]))
+
+
+# ---------------------------------------------------------------------------------------
+# rank: Bunea, She and Wegkamp (2011)
+# ---------------------------------------------------------------------------------------
+def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60):
+    """Noise variance from a ridge fit with GCV-chosen alpha (fallback when n <= rank X).
+
+    For ridge ``C_a = (Sxx + a I)^{-1} Sxy`` with effective degrees of freedom
+    ``df(a) = sum_i w_i / (w_i + a)`` (w the eigenvalues of Sxx), the residual sum of
+    squares is ``RSS(a) = n (tr Syy - 2 <Sxy, C_a> + <Sxx C_a, C_a>)`` and
+    ``sigma^2 = RSS(a) / (q (n - df(a)))`` with a minimising
+    ``GCV(a) = RSS(a) / (n (1 - df(a)/n)^2)`` over a log grid. This is the classical
+    degrees-of-freedom-corrected residual variance of a linear smoother (Golub, Heath and
+    Wahba, 1979); it needs no n > rank X and tends to the RSC's own estimate as a -> 0
+    when n > rank X.
+    """
+    wmax = max(float(w.max(initial=0.0)), np.finfo(float).tiny)
+    best = None
+    e2 = np.sum(QtSxy * QtSxy, axis=1)          # ||row i of Q^T Sxy||^2
+    for a in wmax * np.logspace(-6, 1, n_grid):
+        f = w / (w + a)
+        # <Sxy, C> = sum e2 f / 1 ... in the eigenbasis: C = Q diag(1/(w+a)) Q^T Sxy
+        lin = np.sum(e2 / (w + a))
+        quad = np.sum(e2 * w / (w + a) ** 2)
+        rss = n * max(trSyy - 2 * lin + quad, 0.0)
+        df = float(f.sum())
+        if df >= n - 0.5:
+            continue
+        gcv = rss / (n * (1 - df / n) ** 2)
+        if best is None or gcv < best[0]:
+            best = (gcv, rss / (q * (n - df)), a)
+    if best is None:
+        return float(trSyy / q), float("nan")   # no usable smoother: Var(Y) as a bound
+    return float(best[1]), float(best[2])
+
+
+def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
+                    center=True):
+    """Rank by the rank selection criterion (RSC) of Bunea, She and Wegkamp (2011).
+
+    The selected rank is the number of eigenvalues of ``Y^T P_X Y = n Sxy^T Sxx^+ Sxy`` at
+    or above ``mu = (1 + theta)^2 sigma2 (sqrt(q) + sqrt(rank X))^2`` with
+    ``sigma2 = ||Y - P_X Y||_F^2 / (q (n - rank X))`` (``rank X`` counts the intercept
+    when ``center=True``), clipped to ``[1, cap]``.
+
+    When ``n <= rank X`` the least-squares residual is zero and ``sigma2`` is taken from a
+    ridge fit with alpha chosen by generalised cross-validation,
+    ``sigma2 = RSS(alpha) / (q (n - df(alpha)))`` (see :func:`_ridge_gcv_sigma2`).
+
+    Parameters
+    ----------
+    stats : SufficientStats or ndarray
+        Statistics of the target, or ``Sxx`` (then ``Sxy``, ``Syy``, ``n`` are required).
+    theta : float
+        Safety margin above the noise level (BSW use a small positive constant).
+    cap : int or None
+        Upper bound (typically the rank of the source matrix C0); default ``min(p, q)``.
+    center : bool
+        Whether the moments are centred (the model has an intercept).
+
+    Returns
+    -------
+    rank : int
+    info : dict
+        ``eigenvalues`` (of Y^T P_X Y, descending), ``mu``, ``sigma2``, ``rank_X``,
+        ``sigma_method`` ("residual" or "ridge-gcv"), ``ridge_alpha`` (nan if unused).
+    """
+    Sxx, Sxy, Syy, n = _moments(stats, Sxy, Syy, n, center)
+    p, q = Sxy.shape
+    w, Q = linalg.eigh(Sxx)
+    w = np.clip(w, 0.0, None)
+    keep = w > max(p, 1) * np.finfo(float).eps * max(w.max(initial=0.0), 1e-300)
+    rank_X = int(keep.sum())
+    QtS = Q.T @ Sxy
+    M = n * (QtS[keep].T @ (QtS[keep] / w[keep, None]))      # Y^T P_X Y
+    ev = np.sort(np.clip(linalg.eigvalsh(0.5 * (M + M.T)), 0.0, None))[::-1]
+    df = n - rank_X - (1 if center else 0)
+    trSyy = float(np.trace(Syy))
+    if df > 0:
+        sigma2 = max(n * trSyy - float(ev.sum()), 0.0) / (q * df)
+        method, alpha = "residual", float("nan")
+    else:
+        sigma2, alpha = _ridge_gcv_sigma2(w, QtS, trSyy, n, q)
+        method = "ridge-gcv"
+    mu = (1 + theta) ** 2 * sigma2 * (np.sqrt(q) + np.sqrt(rank_X)) ** 2
+    cap = min(p, q) if cap is None else max(1, min(int(cap), p, q))
+    rank = int(np.clip(np.sum(ev >= mu), 1, cap))
+    return rank, {"eigenvalues": ev, "mu": float(mu), "sigma2": float(sigma2),
+                  "rank_X": rank_X, "sigma_method": method, "ridge_alpha": alpha}
+
+
+# ---------------------------------------------------------------------------------------
+# lambda: BIC along a warm-started path
+# ---------------------------------------------------------------------------------------
+def _lam_max(prob, rank, r_u, r_v):
+    """Smallest tied lambda at which the restricted reduced-rank fit is stationary.
+
+    At the reduced-rank fit restricted to ``U in span U0[:, :r_u]``, ``V in span
+    V0[:, :r_v]`` (so ``Omega = 0``), the SMART KKT conditions hold iff every entry of the
+    Riemannian gradient of the data term on the penalised rows is at most lambda in
+    magnitude; lam_max is the largest such entry. Needs r <= min(r_u, r_v) (otherwise Omega
+    can never vanish and the path starts at 10 max|H| instead).
+    """
+    p, q = prob.p, prob.q
+    _, Pt, _, Qt = _rrr_factors(prob.G[:r_u, :r_u], prob.H[:r_u, :r_v], rank)
+    A = np.zeros((p, rank))
+    B = np.zeros((q, rank))
+    A[:r_u], B[:r_v] = np.linalg.qr(Pt)[0], np.linalg.qr(Qt)[0]
+    d = _d_opt(prob, A, B)
+    sgn = np.where(d < 0, -1.0, 1.0)
+    d, B = np.abs(d), B * sgn
+    g_u = riemannian_gradient(A, (prob.G @ A) * (d * d) - (prob.H @ B) * d)
+    g_v = riemannian_gradient(B, -(prob.H.T @ A) * d)
+    m = max(np.abs(g_u[r_u:]).max(initial=0.0), np.abs(g_v[r_v:]).max(initial=0.0))
+    return float(m)
+
+
+def _bic(rss, nnz, n, q):
+    """BIC = log(RSS / (n q)) + nnz log(n q) / (n q)."""
+    nq = n * q
+    return float(np.log(max(rss, 1e-300) / nq) + nnz * np.log(nq) / nq)
+
+
+def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
+                      lam_ratio=1e-3, lams=None, tied=True, svd0=None, tol=1e-6,
+                      path_tol=1e-4, max_iter=2000, backend="fast", patience=None,
+                      _problem=None):
+    """Choose lambda by BIC along a warm-started, log-spaced path.
+
+    ``lam_k = lam_max * lam_ratio^(k/(n_lam-1))``, k = 0..n_lam-1, then ``lam = 0``; lam_max
+    (:func:`_lam_max`) is where Omega is all zero. Each fit starts from the previous one.
+    ``BIC = log(RSS / (n q)) + (nnz Omega_u + nnz Omega_v) log(n q) / (n q)`` with
+    ``RSS = ||Y - X C||_F^2 = 2 n f``; the smallest BIC wins (ties: the larger lambda).
+    With ``tied=False`` the grid is the product of the path with itself for
+    ``(lam_u, lam_v)`` (n_lam^2 fits; each row of the grid warm-started along lam_v).
+
+    Returns
+    -------
+    dict
+        ``lam`` (chosen (lam_u, lam_v)), ``result`` (its SolverResult), ``index``, and
+        ``trace``: dict of lists ``lam_u, lam_v, bic, rss, nnz, objective, n_iter,
+        converged``.
+    """
+    Sxx, Sxy, Syy = (np.asarray(M, float) for M in (Sxx, Sxy, Syy))
+    p, q = Sxy.shape
+    r_u, r_v = structural_rank
+    if svd0 is None and _problem is None:
+        svd0 = source_svd(C0)
+    prob = _problem if _problem is not None else _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
+    if lams is None:
+        if r_u >= p and r_v >= q:
+            lams = np.array([0.0])
+        else:
+            lmax = _lam_max(prob, rank, r_u, r_v) if rank <= min(r_u, r_v) else \
+                float(np.abs(prob.H).max()) * 10
+            lmax = max(lmax * 1.0001, 1e-12)
+            lams = np.append(lmax * np.logspace(0, np.log10(lam_ratio), n_lam), 0.0)
+    lams = np.asarray(lams, float)
+    pairs = [(l, l) for l in lams] if tied else [(lu, lv) for lu in lams for lv in lams]
+    trace = {k: [] for k in ("lam_u", "lam_v", "bic", "rss", "nnz", "objective", "n_iter",
+                             "converged")}
+    results = []
+    init = None
+    for k, (lu, lv) in enumerate(pairs):
+        if not tied and k % len(lams) == 0:
+            init = results[k - len(lams)].extra if k else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = smart_admm(Sxx, Sxy, Syy, None, rank, (r_u, r_v), (lu, lv),
+                             tol=max(tol, path_tol), max_iter=max_iter, init=init,
+                             backend=backend, _problem=prob)
+        init = res.extra
+        rss = 2.0 * n * res.extra["data_term"]
+        trace["lam_u"].append(float(lu))
+        trace["lam_v"].append(float(lv))
+        trace["bic"].append(_bic(rss, res.extra["nnz"], n, q))
+        trace["rss"].append(float(rss))
+        trace["nnz"].append(res.extra["nnz"])
+        trace["objective"].append(res.objective)
+        trace["n_iter"].append(res.n_iter)
+        trace["converged"].append(res.converged)
+        results.append(res)
+        if patience and tied and len(trace["bic"]) > patience:
+            b = trace["bic"]
+            if min(b[-patience:]) > min(b[:-patience]):
+                break
+    best = int(np.argmin(trace["bic"]))
+    result = results[best]
+    if path_tol > tol:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            polished = smart_admm(Sxx, Sxy, Syy, None, rank, (r_u, r_v), pairs[best],
+                                  tol=tol, max_iter=max_iter, init=result.extra,
+                                  backend=backend, _problem=prob)
+        polished.n_iter += result.n_iter
+        result = polished
+    return {"lam": pairs[best], "result": result, "index": best, "trace": trace}
+
+
+# ---------------------------------------------------------------------------------------
+# structural ranks: K-fold cross-validation on per-fold statistics
+# ---------------------------------------------------------------------------------------
+def default_structural_grid(rank, p, q, C0_rank=None):
+    """Tied structural ranks ``s`` to cross-validate, plus ``(p, q)`` (no penalty).
+
+    ``s`` in ``{r, ceil(1.5 r), 2r, 3r, 4r}`` (and the numerical rank of C0 when it is
+    below min(p, q)): the source's leading subspaces must contain the target's (s >= r),
+    and a source of rank about 2r is the design's and the papers' typical case; larger s
+    lets the data use more source directions. ``(p, q)`` is the target-only reduced-rank
+    fit, the fallback that protects against a misleading source.
+    """
+    m = min(p, q)
+    cand = {rank, int(np.ceil(1.5 * rank)), 2 * rank, 3 * rank, 4 * rank}
+    if C0_rank is not None and C0_rank < m:
+        cand.add(int(C0_rank))
+    grid = [(min(s, p), min(s, q)) for s in sorted(cand) if rank <= s < m]
+    return grid + [(p, q)]
+
+
+def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
+                       lam_ratio=1e-3, tol=1e-4, max_iter=2000, center=True, svd0=None,
+                       patience=2):
+    """Structural ranks (r_u, r_v) by K-fold cross-validation.
+
+    For every candidate and fold, SMART is fitted on the training statistics
+    ``total - fold`` (lambda by BIC on the training part, or the given ``lam``; the
+    candidate ``(p, q)`` is the reduced-rank fit) and scored by :func:`validation_loss` on
+    the fold. The candidate with the smallest mean loss wins (ties: the earlier one).
+    The per-fold lambda paths stop early after ``patience`` lambdas without a better BIC.
+
+    Returns
+    -------
+    best : (int, int)
+    trace : dict of lists
+        ``r_u, r_v, cv_mean, cv_se, lam_mean`` per candidate (plus ``fold_loss`` lists).
+    """
+    total = total_stats(fold_stats)
+    p, q = total.p, total.q
+    if svd0 is None:
+        svd0 = source_svd(C0)
+    if grid is None:
+        grid = default_structural_grid(rank, p, q, numerical_rank(C0) if C0 is not None
+                                       else None)
+    trace = {k: [] for k in ("r_u", "r_v", "cv_mean", "cv_se", "lam_mean", "fold_loss")}
+    trains = [total - f for f in fold_stats]
+    moments = [t.moments(center=center) for t in trains]
+    probs = {}
+    for (r_u, r_v) in grid:
+        losses, lams_used = [], []
+        for k, (fold, train) in enumerate(zip(fold_stats, trains)):
+            Sxx, Sxy, Syy = moments[k]
+            if r_u >= p and r_v >= q:
+                C = reduced_rank(Sxx, Sxy, rank)[0]
+                lams_used.append(0.0)
+            else:
+                if k not in probs:
+                    probs[k] = _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
+                if lam is None:
+                    out = smart_lambda_path(Sxx, Sxy, Syy, train.n, None, rank, (r_u, r_v),
+                                            n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
+                                            path_tol=tol, max_iter=max_iter,
+                                            patience=patience, _problem=probs[k])
+                    C, lu = out["result"].coef, out["lam"][0]
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        C = smart_admm(Sxx, Sxy, Syy, None, rank, (r_u, r_v), lam, tol=tol,
+                                       max_iter=max_iter, _problem=probs[k]).coef
+                    lu = float(np.atleast_1d(lam)[0])
+                lams_used.append(lu)
+            losses.append(validation_loss(fold, train, C, center=center))
+        losses = np.asarray(losses)
+        trace["r_u"].append(int(r_u))
+        trace["r_v"].append(int(r_v))
+        trace["cv_mean"].append(float(losses.mean()))
+        trace["cv_se"].append(float(losses.std(ddof=1) / np.sqrt(len(losses)))
+                              if len(losses) > 1 else 0.0)
+        trace["lam_mean"].append(float(np.mean(lams_used)))
+        trace["fold_loss"].append(losses.tolist())
+    best = int(np.argmin(trace["cv_mean"]))
+    return (trace["r_u"][best], trace["r_v"][best]), trace
+
+
+# ---------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------
+def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
+               theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
+               max_iter=2000, backend="fast", center=True):
+    """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
+
+    * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
+    * structural_rank: :func:`cv_structural_rank` on ``fold_stats`` (per-fold statistics,
+      e.g. from :func:`kfold_stats`); without them, the candidate of the same grid with
+      the smallest BIC (after its lambda path) is taken.
+    * lam: :func:`smart_lambda_path` (BIC) on the full statistics.
+
+    Lambda paths and the cross-validation fits are solved to ``path_tol``; the final fit
+    to ``tol``.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Target statistics (all rows). If ``fold_stats`` is given, ``stats`` may be None
+        (their sum is used).
+    C0 : ndarray (p, q)
+    rank, structural_rank, lam : optional
+        Fixed values (``lam`` a float or a pair).
+    fold_stats : list of SufficientStats or None
+
+    Returns
+    -------
+    dict
+        ``rank``, ``structural_rank``, ``lam`` (pair), ``how`` (dict: "given", "rsc",
+        "cv", "bic"), ``result`` (SolverResult of the final fit), ``rank_info`` (dict or
+        None), ``cv`` (dict of lists, empty if not run), ``bic_path`` (dict of lists,
+        empty if not run).
+    """
+    if stats is None:
+        if not fold_stats:
+            raise ValueError("stats or fold_stats must be given")
+        stats = total_stats(fold_stats)
+    Sxx, Sxy, Syy = stats.moments(center=center)
+    n, p, q = stats.n, stats.p, stats.q
+    C0 = np.asarray(C0, float)
+    if C0.shape != (p, q):
+        raise ValueError(f"C0 must have shape (p, q) = {(p, q)}; got {C0.shape}")
+    svd0 = source_svd(C0)
+    how, rank_info, cv_trace, bic_trace = {}, None, {}, {}
+    C0_rank = int(np.sum(svd0[1] > max(p, q) * np.finfo(float).eps * svd0[1][0])) \
+        if svd0[1].size and svd0[1][0] > 0 else 0
+    if rank is None:
+        rank, rank_info = select_rank_rsc(Sxx, Sxy, Syy, n, theta=theta,
+                                          cap=max(C0_rank, 1), center=center)
+        how["rank"] = "rsc"
+    else:
+        how["rank"] = "given"
+    prob = _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
+    if structural_rank is None:
+        if fold_stats is not None:
+            structural_rank, cv_trace = cv_structural_rank(
+                fold_stats, C0, rank, grid=grid, lam=lam, n_lam=n_lam, lam_ratio=lam_ratio,
+                tol=path_tol, max_iter=max_iter, center=center, svd0=svd0)
+            how["structural_rank"] = "cv"
+        else:
+            cands = grid if grid is not None else default_structural_grid(rank, p, q,
+                                                                          C0_rank)
+            best = None
+            for s in cands:
+                out = smart_lambda_path(Sxx, Sxy, Syy, n, None, rank, s, n_lam=n_lam,
+                                        lam_ratio=lam_ratio, tol=path_tol,
+                                        path_tol=path_tol, max_iter=max_iter,
+                                        _problem=prob,
+                                        lams=None if lam is None else [lam])
+                b = out["trace"]["bic"][out["index"]]
+                if best is None or b < best[0]:
+                    best = (b, tuple(s))
+            structural_rank = best[1]
+            how["structural_rank"] = "bic"
+    else:
+        how["structural_rank"] = "given"
+    structural_rank = (int(structural_rank[0]), int(structural_rank[1]))
+    if lam is None:
+        out = smart_lambda_path(Sxx, Sxy, Syy, n, None, rank, structural_rank, n_lam=n_lam,
+                                lam_ratio=lam_ratio, tol=tol, path_tol=path_tol,
+                                max_iter=max_iter,
+                                backend=backend, _problem=prob)
+        lam_pair, result, bic_trace = out["lam"], out["result"], out["trace"]
+        how["lam"] = "bic"
+        if not result.converged:
+            from .solvers._base import warn_not_converged
+            warn_not_converged("SMART ADMM (chosen lambda)", result.n_iter,
+                               result.extra["criterion"], tol)
+    else:
+        lam_pair = tuple(float(v) for v in np.broadcast_to(np.asarray(lam, float), (2,)))
+        result = smart_admm(Sxx, Sxy, Syy, None, rank, structural_rank, lam_pair, tol=tol,
+                            max_iter=max_iter, backend=backend, _problem=prob)
+        how["lam"] = "given"
+    return {"rank": int(rank), "structural_rank": structural_rank,
+            "lam": (float(lam_pair[0]), float(lam_pair[1])), "how": how,
+            "result": result, "rank_info": rank_info, "cv": cv_trace,
+            "bic_path": bic_trace}

@@ -1,0 +1,343 @@
+"""Tests of mtltransfer.solvers.shared_rep (the shared-representation kernels)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from mtltransfer.datasets import simulate_shared
+from mtltransfer.exceptions import ConvergenceWarning
+from mtltransfer.solvers import cvx
+from mtltransfer.solvers import shared_rep as sr
+
+
+def sin2(B1, B2):
+    return B1.shape[1] - np.linalg.norm(B1.T @ B2) ** 2
+
+
+@pytest.fixture(scope="module")
+def small():
+    # unequal task sizes, several below d = 8
+    N = [8, 15, 30, 6, 10, 12, 20, 9, 11, 14, 7, 25]
+    return simulate_shared(12, N, 8, 2, sigma=0.5, random_state=3)
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return simulate_shared(300, 20, 30, 3, sigma=1.0, random_state=11)
+
+
+# ---- loss and gradient ---------------------------------------------------------------
+
+@pytest.mark.parametrize("route", ["rows", "stats"])
+def test_loss_and_gradient_match_definition_and_finite_differences(small, route):
+    X, y, task, B, W = small
+    data = sr._TaskData(X, y, task, route=route)
+    rng = np.random.default_rng(0)
+    B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
+    W0 = rng.standard_normal((2, 12))
+    _, _, cache = data.w_system(B0)
+    loss, g = data.loss_grad(B0, W0, cache)
+    direct = sum(np.sum((y[task == t] - X[task == t] @ B0 @ W0[:, t]) ** 2)
+                 / (2 * np.sum(task == t)) for t in range(12))
+    assert loss == pytest.approx(direct, rel=1e-12)
+    h = 1e-6
+    fd = np.empty_like(B0)
+    for i in range(8):
+        for j in range(2):
+            E = np.zeros_like(B0)
+            E[i, j] = h
+            lp = data.loss_grad(B0 + E, W0, data.w_system(B0 + E)[2], grad=False)[0]
+            lm = data.loss_grad(B0 - E, W0, data.w_system(B0 - E)[2], grad=False)[0]
+            fd[i, j] = (lp - lm) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+    # the unfactorised loss used by the convex relaxation
+    Theta = B0 @ W0
+    lt, gt = data.theta_loss_grad(Theta)
+    assert lt == pytest.approx(direct, rel=1e-12)
+    E = rng.standard_normal(Theta.shape)
+    fd_dir = (data.theta_loss_grad(Theta + h * E, False)[0]
+              - data.theta_loss_grad(Theta - h * E, False)[0]) / (2 * h)
+    assert np.sum(gt * E) == pytest.approx(fd_dir, rel=1e-6)
+
+
+def test_rows_and_stats_routes_agree():
+    sim = simulate_shared(20, [60] * 15 + [5] * 5, 10, 2, random_state=5)
+    X, y, task = sim.X, sim.y, sim.task
+    assert sr._TaskData(X, y, task).route == "stats"        # mean N_t > d
+    rows = sr._TaskData(X, y, task, route="rows")
+    stats = sr._TaskData(X, y, task, route="stats")
+    rng = np.random.default_rng(7)
+    B0 = np.linalg.qr(rng.standard_normal((10, 2)))[0]
+    W0 = rng.standard_normal((2, 20))
+    Gr, br, cr = rows.w_system(B0)
+    Gs, bs, cs = stats.w_system(B0)
+    np.testing.assert_allclose(Gr, Gs, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(br, bs, rtol=1e-10, atol=1e-12)
+    for a, b in zip(rows.loss_grad(B0, W0, cr), stats.loss_grad(B0, W0, cs)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    for a, b in zip(rows.theta_loss_grad(B0 @ W0), stats.theta_loss_grad(B0 @ W0)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    assert rows.max_task_eig() == pytest.approx(stats.max_task_eig(), rel=1e-10)
+    alpha = np.full(20, 0.1)
+    np.testing.assert_allclose(sr._per_task_ridge(rows, alpha),
+                               sr._per_task_ridge(stats, alpha), rtol=1e-9, atol=1e-12)
+    assert rows.rss(B0 @ W0) == pytest.approx(stats.rss(B0 @ W0), rel=1e-10)
+
+
+# ---- the W-step ----------------------------------------------------------------------
+
+def test_w_step_equals_per_task_lstsq_and_cvxpy(small):
+    X, y, task, _, _ = small
+    rng = np.random.default_rng(1)
+    B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
+    data = sr._TaskData(X, y, task)
+    G, b, _ = data.w_system(B0)
+    W_fast = sr._solve_w(G, b)
+    W_ls = np.column_stack([np.linalg.lstsq(X[task == t] @ B0, y[task == t], rcond=None)[0]
+                            for t in range(12)])
+    np.testing.assert_allclose(W_fast, W_ls, rtol=1e-9, atol=1e-10)
+    W_cvx = cvx.shared_rep_w_step(X @ B0, y, task, 12)
+    np.testing.assert_allclose(W_cvx, W_ls, rtol=1e-6, atol=1e-6)
+
+
+def test_cvxpy_backend_gives_the_same_fit(small):
+    X, y, task, _, _ = small
+    a = sr.fit_shared_representation(X, y, task, 2, tol=1e-10)
+    b = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, backend="cvxpy")
+    assert a.converged and b.converged
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-6, atol=1e-6)
+
+
+# ---- the iterative estimators --------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["gd", "altmin"])
+def test_objective_decreases_monotonically_and_history_is_complete(medium, method):
+    X, y, task, _, _ = medium
+    res = sr.fit_shared_representation(X, y, task, 3, method=method, init="mom")
+    obj = np.array(res.history["objective"])
+    assert res.converged and res.n_iter >= 2
+    assert len(obj) == res.n_iter + 1
+    assert all(len(v) == len(obj) for v in res.history.values())
+    assert np.all(np.diff(obj) <= 1e-12 * obj[0])
+    assert obj[-1] == pytest.approx(res.objective)
+    B, W = res.extra["B"], res.extra["W"]
+    np.testing.assert_allclose(B.T @ B, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(B @ W, res.coef)
+    assert np.all(np.isfinite(res.coef))
+
+
+def test_recovery_beats_method_of_moments_and_matches_altmin(medium):
+    X, y, task, B, _ = medium
+    gd = sr.fit_shared_representation(X, y, task, 3)
+    alt = sr.fit_shared_representation(X, y, task, 3, method="altmin")
+    mom = sr.fit_shared_representation(X, y, task, 3, method="mom")
+    pred = 30 * 3 / (300 * 20)                      # dk / (TN) = 0.015
+    e_gd, e_alt, e_mom = (sin2(r.extra["B"], B) for r in (gd, alt, mom))
+    assert e_gd < 3 * pred
+    assert e_gd < 0.5 * e_mom
+    assert e_gd <= 1.02 * e_alt
+    assert gd.objective <= alt.objective * (1 + 1e-7)
+    assert mom.n_iter == 0 and mom.converged
+
+
+def test_iterations_do_not_grow_with_T():
+    its = []
+    for T in (200, 800):
+        sim = simulate_shared(T, 20, 30, 3, random_state=T)
+        its.append(sr.fit_shared_representation(sim.X, sim.y, sim.task, 3).n_iter)
+    assert its[1] <= its[0] + 2, its
+
+
+def test_preconditioning_is_insensitive_to_the_conditioning_of_W():
+    sim = simulate_shared(200, 20, 20, 3, condition_number=10.0, random_state=2)
+    gd = sr.fit_shared_representation(sim.X, sim.y, sim.task, 3, max_iter=1000)
+    alt = sr.fit_shared_representation(sim.X, sim.y, sim.task, 3, method="altmin",
+                                       max_iter=1000)
+    assert gd.converged and alt.converged
+    assert 3 * gd.n_iter < alt.n_iter
+
+
+def test_unsorted_rows_and_centring(medium):
+    X, y, task, _, _ = medium
+    perm = np.random.default_rng(4).permutation(len(y))
+    Xp, yp, tp = X[perm], y[perm], task[perm]
+    Xc, yc = Xp.copy(), yp.copy()
+    a = sr.fit_shared_representation(X, y, task, 3)
+    b = sr.fit_shared_representation(Xp, yp, tp, 3)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(Xp, Xc)                     # input not modified
+    np.testing.assert_array_equal(yp, yc)
+    # per-task intercepts removed by center=True
+    shift_x = np.random.default_rng(5).standard_normal((300, 30))
+    shift_y = np.random.default_rng(6).standard_normal(300)
+    c = sr.fit_shared_representation(X + shift_x[task], y + shift_y[task], task, 3,
+                                     center=True)
+    Xm = X - (np.add.reduceat(X, np.arange(0, 6000, 20)) / 20)[task]
+    ym = y - (np.add.reduceat(y, np.arange(0, 6000, 20)) / 20)[task]
+    d = sr.fit_shared_representation(Xm, ym, task, 3)
+    np.testing.assert_allclose(c.coef, d.coef, rtol=1e-7, atol=1e-9)
+
+
+def test_non_convergence_warns_and_returns_finite(medium):
+    X, y, task, _, _ = medium
+    with pytest.warns(ConvergenceWarning):
+        res = sr.fit_shared_representation(X, y, task, 3, max_iter=1, init="mom")
+    assert not res.converged and res.n_iter == 1
+    assert np.all(np.isfinite(res.coef)) and np.isfinite(res.objective)
+
+
+def test_spectral_starts(medium):
+    X, y, task, B, _ = medium
+    for init in ("mom", "ridge"):
+        B0 = sr.spectral_init(X, y, task, 3, init=init)
+        np.testing.assert_allclose(B0.T @ B0, np.eye(3), atol=1e-10)
+        assert sin2(B0, B) < 1.0
+    assert sin2(sr.spectral_init(X, y, task, 3, init="ridge"), B) < \
+        sin2(sr.spectral_init(X, y, task, 3, init="mom"), B)
+
+
+# ---- baselines -----------------------------------------------------------------------
+
+def test_per_task_least_squares_and_ridge(small):
+    X, y, task, _, _ = small
+    res = sr.fit_per_task(X, y, task)
+    alpha = res.extra["alpha"]
+    for t in range(12):
+        Xt, yt = X[task == t], y[task == t]
+        n = len(yt)
+        if n >= 8:
+            assert alpha[t] == 0
+            ref = np.linalg.lstsq(Xt, yt, rcond=None)[0]
+        else:
+            assert alpha[t] > 0
+            ref = np.linalg.solve(Xt.T @ Xt / n + alpha[t] * np.eye(8), Xt.T @ yt / n)
+        np.testing.assert_allclose(res.coef[:, t], ref, rtol=1e-8, atol=1e-10)
+    fixed = sr.fit_per_task(X, y, task, alpha=0.3)
+    t = 3
+    Xt, yt = X[task == t], y[task == t]
+    ref = np.linalg.solve(Xt.T @ Xt / 6 + 0.3 * np.eye(8), Xt.T @ yt / 6)
+    np.testing.assert_allclose(fixed.coef[:, t], ref, rtol=1e-8)
+
+
+@pytest.mark.parametrize("lam", [0.02, 0.3])
+def test_nuclear_norm_prox_matches_cvxpy(small, lam):
+    X, y, task, _, _ = small
+    fast = sr.fit_nuclear_norm(X, y, task, lam, tol=1e-12, max_iter=20000)
+    ref = sr.fit_nuclear_norm(X, y, task, lam, backend="cvxpy")
+    assert fast.converged
+    assert abs(fast.objective - ref.objective) <= 1e-6 * abs(ref.objective)
+    assert np.linalg.norm(fast.coef - ref.coef) <= 1e-4 * np.linalg.norm(ref.coef)
+    # optimality: the objective is not improved by a small perturbation
+    E = np.random.default_rng(0).standard_normal(fast.coef.shape) * 1e-3
+    data = sr._TaskData(X, y, task)
+    pert = data.theta_loss_grad(fast.coef + E, False)[0] + \
+        lam * np.linalg.svd(fast.coef + E, compute_uv=False).sum()
+    assert pert >= fast.objective
+
+
+def test_nuclear_norm_large_penalty_gives_zero(small):
+    X, y, task, _, _ = small
+    res = sr.fit_nuclear_norm(X, y, task, 1e3)
+    assert np.all(res.coef == 0) and res.extra["rank"] == 0
+
+
+# ---- selection, transfer, distance ---------------------------------------------------
+
+def test_select_k_picks_true_k():
+    sim = simulate_shared(150, 25, 15, 3, sigma=0.5, random_state=8)
+    k_bic, scores = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7))
+    assert k_bic == 3 and set(scores) == set(range(1, 7))
+    k_cv, _ = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), criterion="cv",
+                          n_folds=3)
+    assert k_cv == 3
+
+
+def test_adapt_is_least_squares_on_fixed_B_and_shrinks(medium):
+    rng = np.random.default_rng(3)
+    B = medium.B
+    Xn = rng.standard_normal((12, 30))
+    yn = Xn @ B @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.standard_normal(12)
+    w = sr.adapt(B, Xn, yn)
+    np.testing.assert_allclose(w, np.linalg.lstsq(Xn @ B, yn, rcond=None)[0], rtol=1e-10)
+    m = np.array([3.0, 3.0, 3.0])
+    np.testing.assert_allclose(sr.adapt(B, Xn, yn, shrink=1e9, w_mean=m), m, atol=1e-6)
+    C = np.diag([1.0, 2.0, 4.0])
+    Z = Xn @ B
+    ref = np.linalg.solve(Z.T @ Z / 12 + 0.5 * np.linalg.inv(C),
+                          Z.T @ yn / 12 + 0.5 * np.linalg.inv(C) @ m)
+    np.testing.assert_allclose(sr.adapt(B, Xn, yn, shrink=0.5, w_mean=m, w_cov=C), ref,
+                               rtol=1e-10)
+    # shrinkage moves the fit between least squares and the target
+    ws = sr.adapt(B, Xn, yn, shrink=0.5, w_mean=m)
+    assert np.linalg.norm(ws - m) < np.linalg.norm(w - m)
+
+
+def test_subspace_distance_identities():
+    rng = np.random.default_rng(9)
+    d, k = 12, 3
+    B1 = np.linalg.qr(rng.standard_normal((d, k)))[0]
+    B2 = np.linalg.qr(rng.standard_normal((d, k)))[0]
+    Q_full = np.linalg.qr(np.column_stack([B1, rng.standard_normal((d, d - k))]))[0]
+    B1_perp = Q_full[:, k:]
+    dist = sr.subspace_distance(B1, B2)
+    assert dist == pytest.approx(np.linalg.norm(B1_perp.T @ B2), rel=1e-10)
+    assert dist == pytest.approx(sr.subspace_distance(B2, B1), rel=1e-10)
+    R = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    assert sr.subspace_distance(B1, B1 @ R) == pytest.approx(0.0, abs=1e-7)
+    assert sr.subspace_distance(B1, B2 @ R) == pytest.approx(dist, rel=1e-10)
+    assert sr.subspace_distance(B1, B1_perp[:, :k]) == pytest.approx(np.sqrt(k))
+    with pytest.raises(ValueError, match="B2 must have orthonormal"):
+        sr.subspace_distance(B1, 2 * B2)
+
+
+def test_simulate_shared():
+    sim = simulate_shared(5, [3, 4, 5, 6, 7], 6, 2, sigma=0.0, condition_number=10,
+                          random_state=0)
+    X, y, task, B, W = sim
+    assert X.shape == (25, 6) and y.shape == (25,) and W.shape == (2, 5)
+    np.testing.assert_array_equal(np.bincount(task), [3, 4, 5, 6, 7])
+    np.testing.assert_allclose(B.T @ B, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(y, np.einsum("id,di->i", X, (B @ W)[:, task]))
+    with pytest.raises(ValueError, match="condition_number"):
+        simulate_shared(5, 3, 6, 2, condition_number=0.5)
+
+
+# ---- bad input -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, exc, match", [
+    (lambda a: dict(a, X=np.where(np.arange(a["X"].size).reshape(a["X"].shape) == 0,
+                                  np.nan, a["X"])), ValueError, "X contains NaN"),
+    (lambda a: dict(a, y=a["y"][:-1]), ValueError, "same number of rows"),
+    (lambda a: dict(a, task=np.where(a["task"] == 2, 5, a["task"])), ValueError,
+     "task labels"),
+    (lambda a: dict(a, task=a["task"].astype(str)), TypeError, "task"),
+    (lambda a: dict(a, k=0), ValueError, "k must be in"),
+    (lambda a: dict(a, k=2.0), TypeError, "k must be an integer"),
+    (lambda a: dict(a, method="newton"), ValueError, "method"),
+    (lambda a: dict(a, init=np.ones((3, 2))), ValueError, "init must have shape"),
+    (lambda a: dict(a, backend="torch"), ValueError, "backend"),
+    (lambda a: dict(a, tol=-1.0), ValueError, "tol"),
+])
+def test_bad_input_names_the_argument(small, change, exc, match):
+    args = change({"X": small.X, "y": small.y, "task": small.task, "k": 2})
+    kw = {key: v for key, v in args.items() if key not in ("X", "y", "task", "k")}
+    with pytest.raises(exc, match=match):
+        sr.fit_shared_representation(args["X"], args["y"], args["task"], args["k"], **kw)
+
+
+def test_bad_input_other_functions(small):
+    X, y, task, B, _ = small
+    with pytest.raises(ValueError, match="lam"):
+        sr.fit_nuclear_norm(X, y, task, -1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        sr.fit_per_task(X, y, task, alpha=-1.0)
+    with pytest.raises(ValueError, match="X_new"):
+        sr.adapt(B, X[:, :5], y)
+    with pytest.raises(ValueError, match="shrink"):
+        sr.adapt(B, X, y, shrink=-1.0)
+    with pytest.raises(ValueError, match="criterion"):
+        sr.select_k(X, y, task, criterion="aic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sr.adapt(B, X, y)                              # a valid call does not warn
