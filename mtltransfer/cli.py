@@ -65,7 +65,7 @@ def run_demo(quiet=False, out=sys.stdout):
     d = mt.datasets.load_demo()
     formula, target, test = d["formula"], d["target"], d["test"]
     say("fitting the source study's coefficients (reduced-rank, rank by RSC)")
-    source_res = mt.ReducedRank.from_formula(formula, d["source"]).fit(rank=6)
+    source_res = mt.ReducedRank.from_formula(formula, d["source"]).fit()
     fits = {}
     if hasattr(mt, "SMART"):
         say("fitting SMART with automatic tuning")
@@ -76,7 +76,7 @@ def run_demo(quiet=False, out=sys.stdout):
         print(res.summary(), file=out)
         print(file=out)
     for name, model, kw in [("OLS", mt.OLS, {}), ("Ridge (GCV)", mt.Ridge, {}),
-                            ("ReducedRank (RSC)", mt.ReducedRank, {"rank": 3}),
+                            ("ReducedRank (RSC)", mt.ReducedRank, {}),
                             ("NuclearNorm (CV)", mt.NuclearNorm, {})]:
         say(f"fitting {name}")
         fits[name] = _timed(lambda: model.from_formula(formula, target).fit(**kw))
