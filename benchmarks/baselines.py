@@ -9,6 +9,10 @@ rank 5, nuclear-norm lam = 0.1 lam_max) so that both backends solve the same pro
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small dense products: one thread is faster
+
 import argparse
 import time
 
@@ -19,6 +23,9 @@ import mtltransfer as mt
 from mtltransfer.gram import quadratic_loss
 from mtltransfer.solvers.prox import nuclear_norm_lam_max
 
+from mtltransfer.solvers.cvx import nuclear_norm_cvx, reduced_rank_cvx
+
+SDP_MODELS = {"NuclearNorm": nuclear_norm_cvx, "ReducedRank": reduced_rank_cvx}
 SETTINGS = {"small": (100, 50, 500), "large": (300, 200, 1500)}
 
 
@@ -38,13 +45,13 @@ def run(p, q, n, seed=0, scs_above=200):
             mod = model(Y, X)
             mod.stats  # the one pass over the rows is not part of the solver time
             t0 = time.perf_counter()
-            if backend == "cvxpy" and name == "NuclearNorm" and p + q > scs_above:
-                # the SDP has (p+q)^2 entries: Clarabel's interior point is out of reach,
-                # so the first-order conic solver SCS (tight eps) stands in
+            if backend == "cvxpy" and name in SDP_MODELS and p + q > scs_above:
+                # the semidefinite programs (nuclear norm: (p+q)^2 entries; Fantope: q^2)
+                # are out of reach of Clarabel's interior point at this size, so the
+                # first-order conic solver SCS (tight eps) stands in
                 import cvxpy as cp
-                from mtltransfer.solvers.cvx import nuclear_norm_cvx
-                Cv, _ = nuclear_norm_cvx(*mod.moments(), lam, solver=cp.SCS, eps=1e-7,
-                                         max_iters=200000)
+                Cv, _ = SDP_MODELS[name](*mod.moments(), *kw.values(), solver=cp.SCS,
+                                         eps=1e-7, max_iters=100000)
                 res = type("R", (), {"coef": Cv})()
             else:
                 res = mod.fit(backend=backend, **kw)
@@ -52,8 +59,8 @@ def run(p, q, n, seed=0, scs_above=200):
         Sxx, Sxy, Syy = out["fast"][1].model.moments()
         obj = {b: quadratic_loss(Sxx, Sxy, Syy, r.coef) + pen(r.coef) for b, (_, r) in
                out.items()}
-        if name == "NuclearNorm" and p + q > scs_above:
-            name = "NuclearNorm (cvxpy: SCS)"
+        if name in SDP_MODELS and p + q > scs_above:
+            name = f"{name} (cvxpy: SCS)"
         rows.append({"p": p, "q": q, "n": n, "model": name,
                      "fast s": out["fast"][0], "cvxpy s": out["cvxpy"][0],
                      "speed-up": out["cvxpy"][0] / out["fast"][0],

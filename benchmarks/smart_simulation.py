@@ -30,9 +30,12 @@ Methods:
 
 Metric: average Frobenius error ||C_hat - C*||_F / sqrt(pq). Tables show mean +- standard
 error over the seeds, mean wall time per method (model construction, i.e. the one pass
-over the rows, plus the fit, with all tuning), the mean number of ADMM iterations of the
-final SMART fit, and how many fits did not converge (their ConvergenceWarnings are caught
-and counted, not printed).
+over the rows, plus the fit, with all tuning) and, in parentheses, its CPU time (the
+honest measure on a shared machine: BLAS runs single-threaded), the mean number of ADMM
+iterations of the final SMART fit ("iter", as ``res.n_iter`` reports it; the fit is
+warm-started from the lambda path) and of the whole BIC lambda path on all rows ("path
+it"; the cross-validation fits of "SMART tuned" are not counted), and how many fits did not
+converge (their ConvergenceWarnings are caught and counted, not printed).
 
 Seeds (common random numbers): the seed of a draw is ``1000 * rep + 10 * model_index``,
 the same for every setting of every experiment. Since ``simulate_smart`` draws the source
@@ -40,9 +43,10 @@ noise before everything else and scales it by sigma0, all settings of exp2-4 sha
 same target data (X, Y, C*), and exp4's settings differ only by the scale of one source
 noise draw: differences between settings are paired, not blurred by sampling noise. It also
 means exp1 at the base n, exp2 at r = 5, exp3 at r_u = 10 and exp4 at sigma0 = 0.01 are the
-same fits; a fit that does not depend on the varied quantity is computed once per seed and
-reused (its time is reported with each row; the CSV marks it ``cached``). By default the
-models are fitted without intercept (the design has none; ``--intercept`` adds one).
+same fits; a fit whose configuration and input arrays (checked by a hash) were already seen
+in the run is not repeated but reused (its time is reported with each row; the CSV marks it
+``cached``). By default the models are fitted without intercept (the design has none;
+``--intercept`` adds one).
 
 Published reference numbers (the authors' implementation, single-threaded BLAS, r = 5,
 r_u = r_v = 10, lambda by BIC):
@@ -67,6 +71,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 
@@ -153,7 +158,7 @@ def fit_method(method, X, Y, C0, rank, srank, args):
     info = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if method == "SMART fixed":
             res = mt.SMART(Y, X, source=C0, **kw).fit(rank=rank, structural_rank=srank,
                                                       lam=args.smart_lam)
@@ -170,6 +175,7 @@ def fit_method(method, X, Y, C0, rank, srank, args):
         else:  # pragma: no cover - guarded by the argument parser
             raise ValueError(method)
         info["time"] = time.perf_counter() - t0
+        info["cpu"] = time.process_time() - c0
     info["conv_warnings"] = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     others = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     info["other_warnings"] = len(others)
@@ -184,6 +190,12 @@ def fit_method(method, X, Y, C0, rank, srank, args):
         info["rank_used"] = int(res.rank)
         info["r_u"], info["r_v"] = (int(v) for v in res.structural_rank)
         info["lam_u"], info["lam_v"] = (float(v) for v in res.lam)
+        info["nnz_omega"] = int(sum(res.nnz_alignment))
+        # ADMM iterations of the BIC path on all rows (the final fit is warm-started
+        # from it; the cross-validation fits of "SMART tuned" are not traced)
+        path = (getattr(res, "tuning", None) or {}).get("bic_path")
+        info["path_iter"] = int(path["n_iter"].sum()) if path is not None and \
+            "n_iter" in getattr(path, "columns", ()) else 0
     elif method == "RRR":
         info["rank_used"] = int(res.rank)
     elif method == "NuclearNorm":
@@ -194,17 +206,26 @@ def fit_method(method, X, Y, C0, rank, srank, args):
     return res.coef, info
 
 
-def cache_key(method, model, rep, n, sigma0, rank, srank, args):
-    """What a method's fit depends on; equal keys mean the same fit on the same data."""
+def _digest(*arrays):
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def cache_key(method, rank, srank, X, Y, C, C0):
+    """What a method's fit and its error depend on: the method's configuration and a
+    fingerprint of the arrays it reads. Equal keys mean the same fit on the same data, so
+    reuse is correct whatever the seeding."""
     if method == "SMART fixed":
-        return (method, model, rep, n, sigma0, rank, srank)
+        return (method, rank, srank, _digest(X, Y, C, C0))
     if method == "SMART tuned":
-        return (method, model, rep, n, sigma0)
+        return (method, _digest(X, Y, C, C0))
     if method == "source C0":
-        return (method, model, rep, sigma0)
+        return (method, _digest(C, C0))
     if method == "RRR":
-        return (method, model, rep, n, rank)
-    return (method, model, rep, n)  # Ridge, NuclearNorm: target data only
+        return (method, rank, _digest(X, Y, C))
+    return (method, _digest(X, Y, C))  # Ridge, NuclearNorm: target data only
 
 
 # -- one experiment x model -------------------------------------------------------------
@@ -220,14 +241,14 @@ def run(exp, model, args, cache, errors_seen):
                                              sigma0=sigma0, sigma=0.5, random_state=seed)
             X, Y, C, C0 = sim
             for method in args.methods:
-                key = cache_key(method, model, rep, n, sigma0, rank, srank, args)
+                key = cache_key(method, rank, srank, X, Y, C, C0)
                 cached = key in cache
                 if not cached:
                     try:
                         coef, info = fit_method(method, X, Y, C0, rank, srank, args)
                         info["error"] = float(np.linalg.norm(coef - C) / np.sqrt(p * q))
                     except Exception as exc:  # keep the study going; report the failure
-                        info = {"error": np.nan, "time": np.nan,
+                        info = {"error": np.nan, "time": np.nan, "cpu": np.nan,
                                 "failure": f"{type(exc).__name__}: {exc}"[:300]}
                         if (method, info["failure"]) not in errors_seen:
                             errors_seen.add((method, info["failure"]))
@@ -268,41 +289,52 @@ def _se(x):
 
 
 def tables(df, methods):
-    """Error table (mean +- s.e.) and time / iterations / non-convergence table."""
-    g = df.groupby(["value", "method"], sort=False)
-    err = g["error"].agg(["mean", _se, "count"]).reset_index()
-    err_tab = {}
-    for m in methods:
-        e = err[err["method"] == m].set_index("value")
-        err_tab[m] = [(f"{mu:.4f}" if np.isfinite(mu) else "failed") +
-                      (f" ± {se:.4f}" if np.isfinite(se) else "")
-                      for mu, se in zip(e["mean"], e["_se"])]
-    values = list(dict.fromkeys(df["value"]))
-    err_tab = pd.DataFrame(err_tab, index=pd.Index(values, name=df["setting"].iloc[0]))
-    tim = {}
+    """Error table (mean +- s.e.) and time / iterations / non-convergence table.
+
+    One row per setting; a cell averaged over fewer seeds than the most of the table
+    shows that count in brackets.
+    """
+    setting = df["setting"].iloc[0]
+    values = pd.Index(list(dict.fromkeys(df["value"])), name=setting)
+    full = int(df.groupby(["value", "method"])["rep"].nunique().max())
+    err_tab, tim = pd.DataFrame(index=values), pd.DataFrame(index=values)
     for m in methods:
         d = df[df["method"] == m].groupby("value", sort=False)
+        e = d["error"].agg([_mean, _se, "count", "size"]).reindex(values).fillna(
+            {"count": 0, "size": 0})
+        cells = []
+        for mu, se, k, size in zip(e["_mean"], e["_se"], e["count"], e["size"]):
+            if size == 0:  # not run
+                cells.append("-")
+                continue
+            if k == 0:
+                cells.append("failed")
+                continue
+            cells.append(f"{mu:.4f}" + (f" ± {se:.4f}" if np.isfinite(se) else "") +
+                         (f" [{int(k)}]" if k < full else "") +
+                         (f" ({int(size - k)} failed)" if size > k else ""))
+        err_tab[m] = cells
         if m != "source C0":
-            tim[f"{m} s"] = d["time"].mean()
+            wall = d["time"].mean().reindex(values)
+            cpu = (d["cpu"].mean() if "cpu" in df else wall * np.nan).reindex(values)
+            tim[f"{m} s"] = [("-" if not np.isfinite(w) else f"{w:.3g}") +
+                             (f" ({c:.3g})" if np.isfinite(c) else "")
+                             for w, c in zip(wall, cpu)]
         if m in SMART_METHODS:
-            tim[f"{m} iter"] = d["n_iter"].mean()
-    tim = pd.DataFrame(tim)
-    tim.index.name = df["setting"].iloc[0]
+            tim[f"{m} iter"] = d["n_iter"].mean().reindex(values)
+            if "path_iter" in df:
+                tim[f"{m} path it"] = d["path_iter"].mean().reindex(values)
+        if m == "SMART tuned" and "r_u" in df:
+            cfg = d[["rank_used", "r_u", "r_v"]].mean().reindex(values)
+            tim["tuned r/r_u/r_v"] = ["/".join(f"{x:.3g}" for x in row)
+                                      if np.all(np.isfinite(row)) else "-"
+                                      for row in cfg.to_numpy()]
     nc = df[df["method"] != "source C0"].copy()
     nc["nc"] = ~nc["converged"].fillna(True).astype(bool)
-    ncs = nc.groupby(["value", "method"], sort=False)["nc"].sum().unstack()
+    ncs = nc.groupby(["value", "method"], sort=False)["nc"].sum().unstack().reindex(values)
     tim["non-conv"] = [", ".join(f"{m.replace('SMART ', 'S.')}:{int(ncs.loc[v, m])}"
                                  for m in ncs.columns if ncs.loc[v, m] > 0) or "-"
-                       for v in tim.index]
-    if "SMART tuned" in methods:
-        t = df[df["method"] == "SMART tuned"].groupby("value", sort=False)
-        if "r_u" in df:
-            tim["tuned r/r_u/r_v"] = [
-                "/".join(f"{x:.3g}" for x in (t.get_group(v)["rank_used"].mean(),
-                                               t.get_group(v)["r_u"].mean(),
-                                               t.get_group(v)["r_v"].mean()))
-                if "rank_used" in t.get_group(v) and t.get_group(v)["r_u"].notna().any()
-                else "-" for v in tim.index]
+                       for v in values]
     return err_tab, tim
 
 
@@ -315,7 +347,8 @@ def print_tables(df, exp, model, methods, reps, elapsed, what="wall"):
     print("\n" + head + "\n" + "=" * len(head))
     print("average Frobenius error ||C_hat - C*||_F / sqrt(pq), mean ± s.e.")
     print(err_tab.to_string())
-    print("mean wall time [s], mean ADMM iterations, non-converged fits")
+    print("mean wall time [s] (CPU time [s]); mean ADMM iterations of the final SMART "
+          "fit (iter) and of its BIC lambda path (path it); non-converged fits")
     with pd.option_context("display.width", 200):
         print(tim.to_string(float_format=lambda v: f"{v:.3g}"))
     fails = df[df.get("failure", pd.Series(index=df.index, dtype=object)).notna()]
@@ -329,12 +362,16 @@ def report(folders):
     """Print the tables of every experiment x model found in the CSV folders."""
     import glob
 
-    frames = [pd.read_csv(f) for d in folders
-              for f in sorted(glob.glob(os.path.join(d, "smart_exp*_model*.csv")))]
-    if not frames:
+    files = {}
+    for d in folders:
+        for f in sorted(glob.glob(os.path.join(d, "smart_exp*_model*.csv"))):
+            files.setdefault(os.path.basename(f), []).append(f)
+    if not files:
         sys.exit(f"no smart_exp*_model*.csv in {', '.join(folders)}")
-    df = pd.concat(frames, ignore_index=True)
-    for (model, exp), d in df.groupby(["model", "experiment"], sort=False):
+    order = {m: i for i, m in enumerate(MODELS)}
+    for name in sorted(files, key=lambda f: (order[f.split("model")[1][:-4]], f)):
+        d = pd.concat([pd.read_csv(f) for f in files[name]], ignore_index=True)
+        model, exp = d["model"].iloc[0], int(d["experiment"].iloc[0])
         methods = [m for m in METHODS if m in set(d["method"])]
         reps = d["rep"].nunique()
         print_tables(d.drop_duplicates(["value", "rep", "method"], keep="last"), exp, model,

@@ -284,7 +284,7 @@ def _tuning_rank(ax, tab, res):
     ev = tab[ev_col].to_numpy(dtype=float)
     idx = np.arange(1, ev.size + 1)
     ax.plot(idx, ev, "o-", color="C0", label="eigenvalues of Y'P_X Y")
-    mu_col = _first(tab, ("mu", "threshold"))
+    mu_col = _first(tab, ("threshold mu", "mu", "threshold"))
     if mu_col is not None:
         mu = float(np.asarray(tab[mu_col], dtype=float).ravel()[0])
         ax.axhline(mu, color="C3", linestyle="--", label="threshold mu")

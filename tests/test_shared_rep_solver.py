@@ -246,8 +246,12 @@ def test_nuclear_norm_large_penalty_gives_zero(small):
 
 def test_select_k_picks_true_k():
     sim = simulate_shared(150, 25, 15, 3, sigma=0.5, random_state=8)
-    k_bic, scores = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7))
+    k_bic, scores = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), patience=None)
     assert k_bic == 3 and set(scores) == set(range(1, 7))
+    # the early-stopped scan (default patience=2) ends after k = 5 with the same choice
+    k_fast, fast = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7))
+    assert k_fast == 3 and set(fast) == {1, 2, 3, 4, 5}
+    assert all(fast[k] == pytest.approx(scores[k], rel=1e-9) for k in fast)
     k_cv, _ = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), criterion="cv",
                           n_folds=3)
     assert k_cv == 3

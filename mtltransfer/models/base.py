@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design
+from .. import plotting as _plotting
 from ..gram import SufficientStats
 
 FIT_BACKENDS = ("fast", "cvxpy")
@@ -301,6 +302,10 @@ class MultiResponseResults:
         return h
 
     # -- reporting --------------------------------------------------------------------
+    plot_convergence = _plotting.plot_convergence
+    plot_spectrum = _plotting.plot_spectrum
+    plot_tuning = _plotting.plot_tuning
+
     def _summary_rows(self):
         """(left, right) rows of the top summary table; subclasses extend them."""
         m = self.model

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design
+from .. import plotting as _plotting
 from ..solvers import shared_rep as sr
 from .base import check_backend, check_int, check_positive
 
@@ -193,8 +194,11 @@ class SharedRepresentation:
             k = None
         else:
             if k is None:
+                # candidates are screened at a moderate tolerance; the chosen k is then
+                # fitted to ``tol`` below
                 k, scores = sr.select_k(X, y, task, criterion=criterion, center=center,
-                                        method=method, tol=tol, max_iter=max_iter)
+                                        method=method, tol=max(tol, 1e-6),
+                                        max_iter=max_iter)
                 how = criterion.upper()
             k = check_int("k", k, 1, min(d, T))
             sol = sr.fit_shared_representation(X, y, task, k, method=method, init=init,
@@ -449,6 +453,8 @@ class SharedRepresentationResults:
         theta = self._B @ w
         b = float(ym - xm @ theta) if m.k_constant else 0.0
         return AdaptedTask(self, w, theta, b)
+
+    plot_convergence = _plotting.plot_convergence
 
     def summary(self):
         """A statsmodels Summary: T, N range, d, k and how chosen, log-likelihood,

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import linalg
 
 from .. import design
+from .. import plotting as _plotting
 from ..solvers.admm import smart_admm, smart_verify, source_svd
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
                    check_positive)
@@ -259,6 +260,8 @@ class SMARTResults(MultiResponseResults):
         left = np.degrees(np.sort(linalg.subspace_angles(self.state["U"], U0[:, :k_u])))
         right = np.degrees(np.sort(linalg.subspace_angles(self.state["V"], V0[:, :k_v])))
         return pd.DataFrame({"left": left[:r], "right": right[:r]}, index=self._components())
+
+    plot_alignment = _plotting.plot_alignment
 
     # -- verification -----------------------------------------------------------------
     def verify(self):

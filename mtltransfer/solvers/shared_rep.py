@@ -707,7 +707,7 @@ def _n_params(d, k, T):
 
 
 def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
-             center=False, **fit_kw):
+             center=False, patience=2, **fit_kw):
     """Choose the representation dimension k.
 
     ``criterion="bic"``: fit each k and minimise the Gaussian BIC with sigma^2 profiled
@@ -731,6 +731,11 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
     random_state : int, Generator or None
         Fold assignment for ``"cv"``.
     center : bool
+    patience : int or None
+        Candidates are scanned in increasing order and the scan stops once ``patience``
+        consecutive candidates score worse than the best so far (the criterion is
+        unimodal in k in regular cases, and fits with k above the truth are the slow,
+        ill-conditioned ones). None scans every candidate.
     **fit_kw
         Passed to :func:`fit_shared_representation` (method, tol, max_iter, ...).
 
@@ -750,7 +755,14 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
     ks = [_check_k(k, d, T, name="ks") for k in ks]
     if not ks:
         raise ValueError("ks must hold at least one candidate")
+    ks = sorted(set(ks))
     scores, not_converged = {}, set()
+
+    def scan_done():
+        if patience is None:
+            return False
+        best = min(scores, key=scores.get)
+        return sum(1 for k in scores if k > best) >= patience
 
     def fit(k, rows=slice(None)):
         with warnings.catch_warnings(record=True) as caught:
@@ -769,6 +781,8 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
             res = fit(k)
             rss = max(res.extra["rss"], 1e-300)
             scores[k] = float(n * np.log(rss / n) + _n_params(d, k, T) * np.log(n))
+            if scan_done():
+                break
     else:
         if isinstance(n_folds, bool) or not isinstance(n_folds, numbers.Integral) \
                 or n_folds < 2:
@@ -789,6 +803,8 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
                                            res.coef[:, data.task[te]])
                 total += 0.5 * np.dot(r * r, data.inv_N_row[te])
             scores[k] = float(total)
+            if scan_done():
+                break
     if not_converged:
         warnings.warn(f"select_k: the fits for k in {sorted(not_converged)} did not "
                       "converge (often a sign that k is too large for the data); their "
