@@ -100,3 +100,19 @@ def test_fit_command_missing_file(csv_files):
                 str(tmp / "nope.csv"), "--quiet")
     assert proc.returncode == 2 and "nope.csv" in proc.stderr and "Traceback" not in \
         proc.stderr
+
+
+def test_demo_shared_adapt_beats_single_task_fits():
+    out = io.StringIO()
+    table = cli.run_demo_shared(quiet=True, out=out)
+    text = out.getvalue()
+    assert "SharedRepresentation Results" in text and "3 (BIC)" in text
+    ridge = table["Ridge on the new task alone"]
+    # a new task fitted on the learned representation beats the task alone at every size
+    assert (table["adapt (shrink='auto')"] < ridge).all()
+    assert (table["adapt (least squares on B)"] < ridge).all()
+    # with 5 rows (fewer than d), shrinking towards the learned tasks helps
+    assert table.loc[5, "adapt (shrink='auto')"] < table.loc[5, "adapt (least squares on B)"]
+    # errors fall towards the noise variance 0.25 as the new task gets rows
+    assert table["adapt (shrink='auto')"].is_monotonic_decreasing
+    assert table.loc[25, "adapt (shrink='auto')"] < 0.35
