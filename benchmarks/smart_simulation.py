@@ -350,7 +350,7 @@ def print_tables(df, exp, model, methods, reps, elapsed, what="wall"):
     print("mean wall time [s] (CPU time [s]); mean ADMM iterations of the final SMART "
           "fit (iter) and of its BIC lambda path (path it); non-converged fits")
     with pd.option_context("display.width", 200):
-        print(tim.to_string(float_format=lambda v: f"{v:.3g}"))
+        print(tim.to_string(float_format=lambda v: f"{v:.3g}", na_rep="-"))
     fails = df[df.get("failure", pd.Series(index=df.index, dtype=object)).notna()]
     if len(fails):
         print("failed fits: " + ", ".join(f"{m}: {k}" for m, k in

@@ -210,7 +210,15 @@ class NuclearNorm(MultiResponseModel):
         res.lam, res.rank, res.tuning = lam, r, tuning
         return res
 
-    def _cv(self, n_lams, n_folds, tol, max_iter, verbose):
+    def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
+        """K-fold CV along lam_max * logspace(0, -3, n_lams), all folds in lockstep.
+
+        Each fold's path is warm-started and screened at a moderate tolerance (held-out
+        errors do not move at the 1e-5 level; the chosen lam is solved to ``tol`` by the
+        caller). The path stops once the mean held-out error has risen for ``patience``
+        consecutive lams: the small-lam end is the slowest to solve and, past the
+        minimum, only overfits further.
+        """
         import pandas as pd
 
         center = bool(self.k_constant)
@@ -219,18 +227,24 @@ class NuclearNorm(MultiResponseModel):
         lams = lam_max * np.logspace(0, -3, n_lams)
         folds = kfold_stats(self.exog, self.endog, n_folds)
         total = total_stats(folds)
-        err = np.zeros(n_lams)
-        for k, held in enumerate(folds):
-            train = total - held
-            Sxx_t, Sxy_t, Syy_t = train.moments(center=center)
-            L = float(linalg.eigvalsh(Sxx_t)[-1])
-            C = None
-            for i, lam in enumerate(lams):  # warm-started path
-                sol = prox.nuclear_norm_apg(Sxx_t, Sxy_t, Syy_t, lam, C_init=C, tol=tol,
-                                            max_iter=max_iter, lipschitz=L, warn=False)
-                C = sol.coef
-                err[i] += held.n * validation_loss(held, train, C, center=center)
+        trains = [total - held for held in folds]
+        moments = [t.moments(center=center) for t in trains]
+        lips = [float(linalg.eigvalsh(m[0])[-1]) for m in moments]
+        warm = [None] * n_folds
+        err = []
+        for i, lam in enumerate(lams):
+            e = 0.0
+            for k, (held, train) in enumerate(zip(folds, trains)):
+                sol = prox.nuclear_norm_apg(*moments[k], lam, C_init=warm[k],
+                                            tol=max(tol, 1e-5), max_iter=max_iter,
+                                            lipschitz=lips[k], warn=False)
+                warm[k] = sol.coef
+                e += held.n * validation_loss(held, train, sol.coef, center=center)
+            err.append(e / (self.nobs * self.k_endog))
             if verbose:
-                print(f"NuclearNorm CV: fold {k + 1}/{n_folds} done", file=sys.stderr)
-        table = pd.DataFrame({"lam": lams, "cv_mse": err / (self.nobs * self.k_endog)})
-        return float(lams[np.argmin(err)]), table
+                print(f"NuclearNorm CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}", file=sys.stderr)
+            best = int(np.argmin(err))
+            if i - best >= patience:
+                break
+        table = pd.DataFrame({"lam": lams[:len(err)], "cv_mse": err})
+        return float(lams[int(np.argmin(err))]), table

@@ -74,9 +74,10 @@ def reduced_rank_cvx(Sxx, Sxy, Syy, rank, **solver_opts):
 
     1. least squares C_ols (CVXPY); 2. the top-r eigenspace V_r of the fitted-value
     covariance C_ols^T Sxx C_ols by the Fantope program of :func:`top_subspace_cvx`;
-    then C = C_ols V_r V_r^T. Returns ``(C, objective)``.
+    then C = C_ols V_r V_r^T. Returns ``(C, objective)``. ``solver_opts`` go to the
+    semidefinite (Fantope) step; the least-squares step uses the default solver.
     """
-    C_ols, _ = ridge_cvx(Sxx, Sxy, Syy, 0.0, **solver_opts)
+    C_ols, _ = ridge_cvx(Sxx, Sxy, Syy, 0.0)
     M = C_ols.T @ Sxx @ C_ols
     V_r = top_subspace_cvx((M + M.T) / 2, rank, **solver_opts)
     C = C_ols @ V_r @ V_r.T
