@@ -134,3 +134,12 @@ def test_data_not_modified(sim):
     np.testing.assert_array_equal(X, sim.X)
     np.testing.assert_array_equal(Y, sim.Y)
     np.testing.assert_array_equal(C0, sim.C0)
+
+
+def test_tuned_summary_reports_the_path_work(sim):
+    res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit(rank=2, structural_rank=(4, 4))
+    path = res.tuning["bic_path"]
+    assert res.lam[0] == pytest.approx(path.loc[path["bic"].idxmin(), "lam_u"])
+    text = res.summary().as_text()
+    assert "Lambda-path iterations:" in text and str(int(path["n_iter"].sum())) in text
+    assert "(BIC)" in text

@@ -285,6 +285,9 @@ class SMARTResults(MultiResponseResults):
         left, right = super()._summary_rows()
         right = [r for r in right if r[0] not in ("Df Model:",)]
         hist = self._solver.history
+        if "bic_path" in self.tuning:
+            # the final fit starts from the path's solution: show the path's work too
+            right += [("Lambda-path iterations:", int(self.tuning["bic_path"]["n_iter"].sum()))]
         right += [("Primal residual:", hist["primal_residual"][-1] if hist else 0.0),
                   ("Dual residual:", hist["dual_residual"][-1] if hist else 0.0),
                   ("Objective:", self.objective)]
