@@ -66,6 +66,7 @@ from scipy import linalg
 
 from ._base import SolverResult, warn_not_converged
 from .linear import reduced_rank
+from .prox import soft_threshold
 from .stiefel import mm_quadratic, riemannian_gradient
 
 __all__ = ["source_svd", "smart_admm", "smart_objective", "smart_verify"]
@@ -147,11 +148,6 @@ class _Problem:
         return self.half_tr_syy - float(c @ d) + 0.5 * float(g @ (d * d))
 
 
-def _soft(V, t):
-    """Entrywise soft-thresholding S_t(V) = sign(V) max(|V| - t, 0)."""
-    return np.sign(V) * np.maximum(np.abs(V) - t, 0.0)
-
-
 def _d_step_fast(c, g):
     """d_j = c_j / g_j, the minimiser of 1/2 sum g_j d_j^2 - sum c_j d_j (0 where g_j = 0)."""
     return np.where(g > _TINY, c / np.maximum(g, _TINY), 0.0)
@@ -220,8 +216,8 @@ def _initial_state(prob, Sxx, Sxy, rank, r_u, r_v, lam_u, lam_v, rho):
             A, B = A_b, B_b
     Z_u, Z_v = _dual_guess(prob, A, B, r_u, r_v, lam_u, lam_v, rho)
     return {"A": A, "B": B, "d": np.zeros(rank),
-            "Omega_u": _soft(A[r_u:] + Z_u, lam_u / rho),
-            "Omega_v": _soft(B[r_v:] + Z_v, lam_v / rho), "Z_u": Z_u, "Z_v": Z_v,
+            "Omega_u": soft_threshold(A[r_u:] + Z_u, lam_u / rho),
+            "Omega_v": soft_threshold(B[r_v:] + Z_v, lam_v / rho), "Z_u": Z_u, "Z_v": Z_v,
             "rho": float(rho)}
 
 
@@ -276,12 +272,26 @@ def _state_from_init(init, prob, rank, r_u, r_v, lam_u, lam_v, rho):
         if same and Om is not None and np.shape(Om) == shape:
             st["Omega_" + side] = np.array(Om, dtype=float)
         else:
-            st["Omega_" + side] = _soft(low[k:], lam_s / rho)
+            st["Omega_" + side] = soft_threshold(low[k:], lam_s / rho)
         if same and Z is not None and np.shape(Z) == shape:
             st["Z_" + side] = np.array(Z, dtype=float)
         else:
             st["Z_" + side] = np.zeros(shape)
     return st
+
+
+def _make_nonnegative(d, B, Om_v, Z_v):
+    """Flip the sign of column j of B, Omega_v and Z_v where d_j < 0 (in place).
+
+    (d_j, b_j) and (-d_j, -b_j) give the same fit and the same l1 penalty, so this is a
+    symmetry of the augmented Lagrangian; returns |d|.
+    """
+    neg = d < 0
+    if neg.any():
+        B[:, neg] *= -1
+        Om_v[:, neg] *= -1
+        Z_v[:, neg] *= -1
+    return np.abs(d)
 
 
 def _admm_core(prob, rank, r_u, r_v, lam_u, lam_v, state, *, tol, max_iter, backend,
@@ -295,7 +305,7 @@ def _admm_core(prob, rank, r_u, r_v, lam_u, lam_v, state, *, tol, max_iter, back
         d_step = _d_step_fast
 
         def omega_step(V, lam_s, rho_s):
-            return _soft(V, lam_s / rho_s)
+            return soft_threshold(V, lam_s / rho_s)
 
     G, H, lmax_G = prob.G, prob.H, prob.lmax_G
     A, B, d = state["A"], state["B"], state["d"]
@@ -307,12 +317,7 @@ def _admm_core(prob, rank, r_u, r_v, lam_u, lam_v, state, *, tol, max_iter, back
         # d-step at the starting point so the first U-step sees the right scale
         GA0 = G @ A
         d = d_step(np.einsum("ij,ij->j", A, H @ B), np.einsum("ij,ij->j", A, GA0))
-        neg = d < 0
-        if neg.any():
-            B[:, neg] *= -1
-            Om_v[:, neg] *= -1
-            Z_v[:, neg] *= -1
-            d = np.abs(d)
+        d = _make_nonnegative(d, B, Om_v, Z_v)
     GA = None
     inner_tol = 0.0  # first iteration: inner_steps polar steps
     converged = False
@@ -334,13 +339,7 @@ def _admm_core(prob, rank, r_u, r_v, lam_u, lam_v, state, *, tol, max_iter, back
         # 3. d-step: d_j = [A^T H B]_jj / [A^T G A]_jj, then d >= 0 by flipping B's columns
         c = np.einsum("ij,ij->j", HtA, B)
         g = np.einsum("ij,ij->j", A, GA)
-        d = np.asarray(d_step(c, g), dtype=float)
-        neg = d < 0
-        if neg.any():
-            B[:, neg] *= -1
-            Om_v[:, neg] *= -1
-            Z_v[:, neg] *= -1
-            d = np.abs(d)
+        d = _make_nonnegative(np.asarray(d_step(c, g), dtype=float), B, Om_v, Z_v)
         # 4. Omega-steps (soft-thresholding) and 5. dual ascent
         A_low, B_low = A[r_u:], B[r_v:]
         # over-relaxation: A_hat = alpha A_low + (1 - alpha) Omega_u (alpha = 1: plain ADMM)

@@ -37,6 +37,7 @@ from scipy import linalg
 
 from ..exceptions import ConvergenceWarning
 from ._base import SolverResult, warn_not_converged
+from .prox import svt
 
 __all__ = ["fit_shared_representation", "fit_per_task", "fit_nuclear_norm",
            "spectral_init", "select_k", "adapt", "subspace_distance"]
@@ -595,14 +596,6 @@ def _record(hist, loss, crit, eta, nb, verbose):
 # convex relaxation
 # ---------------------------------------------------------------------------------------
 
-def _svt(A, tau):
-    """Singular value thresholding prox of tau ||.||_*: U max(s - tau, 0) V^T."""
-    U, sv, Vt = linalg.svd(A, full_matrices=False, lapack_driver="gesdd")
-    sv = np.maximum(sv - tau, 0.0)
-    r = int(np.count_nonzero(sv))
-    return (U[:, :r] * sv[:r]) @ Vt[:r], sv
-
-
 def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast",
                      center=False, Theta0=None, verbose=False):
     """Convex relaxation: minimise ``L(Theta) + lam ||Theta||_*`` over Theta (d x T).
@@ -671,7 +664,7 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
     converged, n_iter, change = False, 0, np.inf
     for it in range(1, max_iter + 1):
         g = data.theta_loss_grad(V)[1]
-        Theta_new, sv = _svt(V - g / Lip, lam / Lip)
+        Theta_new, sv = svt(V - g / Lip, lam / Lip)
         obj_new = data.theta_loss_grad(Theta_new, grad=False)[0] + lam * sv.sum()
         if obj_new > obj and a > 1.0:          # adaptive restart of the momentum
             V, a = Theta.copy(), 1.0
