@@ -101,7 +101,17 @@ class ModelData:
 
     def _rhs_info(self):
         if self.design_info is None:  # after unpickling: rebuild from the stored data
-            self.design_info = _build_rhs(self.formula, self.data_template)
+            try:
+                info = _build_rhs(self.formula, self.data_template)
+            except NameError as err:
+                raise ValueError(f"cannot rebuild the formula's design after loading: "
+                                 f"{err} (a function of your session is not available; "
+                                 f"define it in the formula's data instead)") from None
+            names = [c for c in info.column_names if c not in _INTERCEPT_NAMES]
+            if names != list(self.xnames):
+                raise ValueError("the formula's design rebuilt after loading does not match "
+                                 f"the fitted one: {names} vs {list(self.xnames)}")
+            self.design_info = info
         return self.design_info
 
     def __getstate__(self):
@@ -134,6 +144,7 @@ def from_arrays(endog, exog, *, intercept=True, missing="raise"):
             raise ValueError(f"endog/exog contain NaN or inf in {bad.size} row(s) (first: "
                              f"{list(labels[bad[:5]])}); pass missing='drop' to drop them")
         X, Y, labels = X[ok], Y[ok], labels[ok]
+    _check_rows(Y.shape[0])
     # A constant column is the intercept: it is removed and handled by centring.
     const = _constant_columns(X)
     if const and intercept:
@@ -142,7 +153,8 @@ def from_arrays(endog, exog, *, intercept=True, missing="raise"):
         xnames = [xnames[j] for j in keep]
     if X.shape[1] == 0:
         raise ValueError("exog has no predictor besides the intercept")
-    return ModelData(Y, X, ynames, xnames, bool(intercept), pd.Index(labels))
+    return ModelData(Y, X, ynames, xnames, bool(intercept), pd.Index(labels),
+                     extra={"kept": ok})
 
 
 def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=None):
@@ -174,7 +186,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                                  return_type="dataframe")
     except patsy.PatsyError as err:
         msg = str(err).splitlines()[0]
-        if "missing values" in msg.lower() or "NA" in msg:
+        if "missing values" in msg.lower():
             raise ValueError(f"data has missing values in columns used by the formula "
                              f"(missing='raise'); pass missing='drop' to drop those rows: "
                              f"{msg}") from None
@@ -188,6 +200,14 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
         raise ValueError(f"data lacks a column named in the formula: {err}") from None
     except TypeError as err:
         raise TypeError(f"a formula column is not numeric: {err}") from None
+    lhs_info = Yf.design_info
+    for term, cols in lhs_info.term_name_slices.items():
+        if cols.stop - cols.start != 1 or any(
+                f.type == "categorical" for f in
+                (lhs_info.factor_infos[fac] for fac in
+                 lhs_info.terms[list(lhs_info.term_names).index(term)].factors)):
+            raise TypeError(f"response {term!r} in the formula is not numeric (it would be "
+                            "dummy-coded into several columns); responses must be numeric")
     if max_endog is not None and Yf.shape[1] > max_endog:
         raise ValueError(f"formula has {Yf.shape[1]} response columns; this model takes at "
                          f"most {max_endog}")
@@ -198,10 +218,16 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
         raise ValueError(f"formula {formula!r} has no predictor besides the intercept")
     Y = Yf.to_numpy(dtype=float, copy=True)
     X = Xf.to_numpy(dtype=float, copy=True)
-    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
-        raise ValueError("data contains inf in columns used by the formula")
-    used = [c for c in data.columns if str(c) in set(_formula_variables(formula))]
-    template = data.loc[Xf.index, used if used else list(data.columns)].copy()
+    ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+    if not ok.all():
+        if missing == "raise":
+            raise ValueError("data contains inf in columns used by the formula; pass "
+                             "missing='drop' to drop those rows")
+        X, Y, Xf = X[ok], Y[ok], Xf.loc[ok]
+    _check_rows(Y.shape[0])
+    # every row and column of the data is kept to rebuild the design after unpickling
+    # (patsy objects cannot be pickled): the same categories and transformations
+    template = data.copy()
     return ModelData(Y, X, [str(c) for c in Yf.columns], [str(c) for c in Xf.columns],
                      intercept, Xf.index, formula=formula, design_info=rhs_info,
                      data_template=template)
@@ -265,6 +291,11 @@ def _check_missing(missing):
         raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
 
 
+def _check_rows(n):
+    if n < 2:
+        raise ValueError(f"endog/exog need at least 2 complete rows to fit; got {n}")
+
+
 def _names(obj, prefix):
     if isinstance(obj, pd.DataFrame):
         return [str(c) for c in obj.columns]
@@ -319,7 +350,7 @@ def _build_rhs(formula, data):
     import patsy
 
     rhs = formula.split("~", 1)[1]
-    return patsy.dmatrix(rhs, data, eval_env=_default_env(), NA_action="raise",
+    return patsy.dmatrix(rhs, data, eval_env=_default_env(), NA_action="drop",
                          return_type="dataframe").design_info
 
 

@@ -1,14 +1,24 @@
 """Sufficient statistics of a multi-response linear regression.
 
-Every estimator of the package fits from
+Every estimator of the package fits from the number of rows, the column means and the
+centred cross products
 
-    n,  x_sum = X^T 1,  y_sum = Y^T 1,  XtX = X^T X,  XtY = X^T Y,  YtY = Y^T Y,
+    n,  xbar,  ybar,  Cxx = sum_i (x_i - xbar)(x_i - xbar)^T,  Cxy = sum_i (x_i - xbar)(y_i - ybar)^T,
+    Cyy = sum_i (y_i - ybar)(y_i - ybar)^T,
 
-gathered in one pass over the rows (or chunk by chunk, for data larger than memory). From
-them, the centred and scaled moments used by the solvers are
+gathered in one pass over the rows (or chunk by chunk, for data larger than memory). They
+are kept centred, not as raw sums X^T X, because ``X^T X / n - xbar xbar^T`` cancels
+catastrophically when a predictor's mean is large against its spread (a year, a
+price level). Two sets of rows merge exactly (Chan, Golub and LeVeque, 1979):
 
-    Sxx = (X - 1 xbar^T)^T (X - 1 xbar^T) / n = XtX / n - xbar xbar^T
-    Sxy = XtY / n - xbar ybar^T,          Syy = YtY / n - ybar ybar^T,
+    n = n_a + n_b,   delta = xbar_b - xbar_a,
+    Cxx = Cxx_a + Cxx_b + (n_a n_b / n) delta delta^T      (likewise Cxy, Cyy),
+
+and the same identity, solved for one part, gives the statistics of "all rows but a fold".
+The moments used by the solvers are
+
+    Sxx = Cxx / n,   Sxy = Cxy / n,   Syy = Cyy / n            (model with an intercept)
+    Sxx = Cxx / n + xbar xbar^T, ...                             (model without one)
 
 so that (1/2n) ||Y_c - X_c C||_F^2 = tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2 for every C.
 """
@@ -22,25 +32,26 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SufficientStats:
-    """Cross products of (X, Y), additive over disjoint sets of rows.
+    """Means and centred cross products of (X, Y); exactly mergeable over row sets.
 
     Attributes
     ----------
     n : int
         Number of rows.
-    x_sum : ndarray, shape (p,)
-    y_sum : ndarray, shape (q,)
-    XtX : ndarray, shape (p, p)
-    XtY : ndarray, shape (p, q)
-    YtY : ndarray, shape (q, q)
+    x_mean : ndarray, shape (p,)
+    y_mean : ndarray, shape (q,)
+    Cxx : ndarray, shape (p, p)
+        sum_i (x_i - xbar)(x_i - xbar)^T.
+    Cxy : ndarray, shape (p, q)
+    Cyy : ndarray, shape (q, q)
     """
 
     n: int
-    x_sum: np.ndarray
-    y_sum: np.ndarray
-    XtX: np.ndarray
-    XtY: np.ndarray
-    YtY: np.ndarray
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    Cxx: np.ndarray
+    Cxy: np.ndarray
+    Cyy: np.ndarray
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -53,7 +64,14 @@ class SufficientStats:
         if X.ndim != 2 or X.shape[0] != Y.shape[0]:
             raise ValueError(f"X and Y must have the same number of rows; got X {X.shape}, "
                              f"Y {Y.shape}")
-        return cls(X.shape[0], X.sum(0), Y.sum(0), X.T @ X, X.T @ Y, Y.T @ Y)
+        n = X.shape[0]
+        if n == 0:
+            return cls(0, np.zeros(X.shape[1]), np.zeros(Y.shape[1]),
+                       np.zeros((X.shape[1],) * 2), np.zeros((X.shape[1], Y.shape[1])),
+                       np.zeros((Y.shape[1],) * 2))
+        xm, ym = X.mean(0), Y.mean(0)
+        Xc, Yc = X - xm, Y - ym
+        return cls(n, xm, ym, Xc.T @ Xc, Xc.T @ Yc, Yc.T @ Yc)
 
     @classmethod
     def from_chunks(cls, chunks):
@@ -76,31 +94,66 @@ class SufficientStats:
         return total
 
     def __add__(self, other):
-        return SufficientStats(self.n + other.n, self.x_sum + other.x_sum,
-                               self.y_sum + other.y_sum, self.XtX + other.XtX,
-                               self.XtY + other.XtY, self.YtY + other.YtY)
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        dx, dy = other.x_mean - self.x_mean, other.y_mean - self.y_mean
+        w = self.n * other.n / n
+        return SufficientStats(n, self.x_mean + dx * (other.n / n),
+                               self.y_mean + dy * (other.n / n),
+                               self.Cxx + other.Cxx + w * np.outer(dx, dx),
+                               self.Cxy + other.Cxy + w * np.outer(dx, dy),
+                               self.Cyy + other.Cyy + w * np.outer(dy, dy))
 
     def __sub__(self, other):
-        return SufficientStats(self.n - other.n, self.x_sum - other.x_sum,
-                               self.y_sum - other.y_sum, self.XtX - other.XtX,
-                               self.XtY - other.XtY, self.YtY - other.YtY)
+        """Statistics of the rows of ``self`` that are not in ``other`` (a subset)."""
+        m = self.n - other.n
+        if m < 0:
+            raise ValueError("cannot remove more rows than the statistics hold")
+        if other.n == 0:
+            return self
+        if m == 0:
+            return SufficientStats.from_arrays(np.zeros((0, self.p)), np.zeros((0, self.q)))
+        # the remaining rows' means, then Chan's identity solved for their cross products
+        xm = (self.n * self.x_mean - other.n * other.x_mean) / m
+        ym = (self.n * self.y_mean - other.n * other.y_mean) / m
+        dx, dy = other.x_mean - xm, other.y_mean - ym
+        w = m * other.n / self.n
+        return SufficientStats(m, xm, ym, self.Cxx - other.Cxx - w * np.outer(dx, dx),
+                               self.Cxy - other.Cxy - w * np.outer(dx, dy),
+                               self.Cyy - other.Cyy - w * np.outer(dy, dy))
 
-    # -- derived moments --------------------------------------------------------------
+    # -- derived quantities -----------------------------------------------------------
     @property
     def p(self):
-        return self.XtX.shape[0]
+        return self.Cxx.shape[0]
 
     @property
     def q(self):
-        return self.YtY.shape[0]
+        return self.Cyy.shape[0]
 
     @property
-    def x_mean(self):
-        return self.x_sum / self.n
+    def x_sum(self):
+        return self.n * self.x_mean
 
     @property
-    def y_mean(self):
-        return self.y_sum / self.n
+    def y_sum(self):
+        return self.n * self.y_mean
+
+    @property
+    def XtX(self):
+        """Raw X^T X (derived; prefer the centred ``Cxx``)."""
+        return self.Cxx + self.n * np.outer(self.x_mean, self.x_mean)
+
+    @property
+    def XtY(self):
+        return self.Cxy + self.n * np.outer(self.x_mean, self.y_mean)
+
+    @property
+    def YtY(self):
+        return self.Cyy + self.n * np.outer(self.y_mean, self.y_mean)
 
     def moments(self, center=True):
         """Return ``(Sxx, Sxy, Syy)``: cross products divided by n, centred if asked.
@@ -109,12 +162,12 @@ class SufficientStats:
         has an intercept); otherwise the raw second moments.
         """
         n = self.n
-        Sxx, Sxy, Syy = self.XtX / n, self.XtY / n, self.YtY / n
-        if center:
+        Sxx, Sxy, Syy = self.Cxx / n, self.Cxy / n, self.Cyy / n
+        if not center:
             xm, ym = self.x_mean, self.y_mean
-            Sxx = Sxx - np.outer(xm, xm)
-            Sxy = Sxy - np.outer(xm, ym)
-            Syy = Syy - np.outer(ym, ym)
+            Sxx = Sxx + np.outer(xm, xm)
+            Sxy = Sxy + np.outer(xm, ym)
+            Syy = Syy + np.outer(ym, ym)
         # symmetrise away rounding so eigen-solvers see exactly symmetric matrices
         return (Sxx + Sxx.T) / 2, Sxy, (Syy + Syy.T) / 2
 
@@ -162,18 +215,19 @@ def total_stats(folds):
 def validation_loss(fold, train, C, center=True):
     """Mean squared prediction error per row on ``fold`` of a fit ``C`` on ``train``.
 
-    Predictions are ``ybar_train + (x - xbar_train)^T C`` (``center=True``) or ``x^T C``;
-    with ``a = ybar_train`` and ``b = xbar_train`` the error
-    ``sum_i ||y_i - yhat_i||^2 / n_fold`` is, from the fold's statistics,
-    ``[tr(YtY) - 2 a.y_sum + n a.a - 2 <XtY - x_sum a^T - b y_sum^T + n b a^T, C>
-    + <(XtX - x_sum b^T - b x_sum^T + n b b^T) C, C>] / n``.
+    Predictions are ``a + (x - b)^T C`` with ``a = ybar_train``, ``b = xbar_train``
+    (``center=True``) or ``a = b = 0``. From the fold's centred statistics,
+
+        sum_i ||y_i - a - C^T (x_i - b)||^2
+            = tr(Cyy) - 2 <Cxy, C> + <Cxx C, C> + n_f ||(ybar_f - a) - C^T (xbar_f - b)||^2,
+
+    divided by the fold's n_f.
     """
     nf = fold.n
     if center:
         a, b = train.y_mean, train.x_mean
     else:
         a, b = np.zeros(fold.q), np.zeros(fold.p)
-    tyy = np.trace(fold.YtY) - 2 * a @ fold.y_sum + nf * a @ a
-    Sxy = fold.XtY - np.outer(fold.x_sum, a) - np.outer(b, fold.y_sum) + nf * np.outer(b, a)
-    Sxx = fold.XtX - np.outer(fold.x_sum, b) - np.outer(b, fold.x_sum) + nf * np.outer(b, b)
-    return float((tyy - 2 * np.sum(Sxy * C) + np.sum((Sxx @ C) * C)) / nf)
+    shift = (fold.y_mean - a) - C.T @ (fold.x_mean - b)
+    within = np.trace(fold.Cyy) - 2 * np.sum(fold.Cxy * C) + np.sum((fold.Cxx @ C) * C)
+    return float((within + nf * shift @ shift) / nf)

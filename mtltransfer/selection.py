@@ -52,11 +52,12 @@ def numerical_rank(M, rtol=None):
 # ---------------------------------------------------------------------------------------
 # rank: Bunea, She and Wegkamp (2011)
 # ---------------------------------------------------------------------------------------
-def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60):
+def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60, center=True):
     """Noise variance from a ridge fit with GCV-chosen alpha (fallback when n <= rank X).
 
     For ridge ``C_a = (Sxx + a I)^{-1} Sxy`` with effective degrees of freedom
-    ``df(a) = sum_i w_i / (w_i + a)`` (w the eigenvalues of Sxx), the residual sum of
+    ``df(a) = sum_i w_i / (w_i + a) + [center]`` (w the eigenvalues of Sxx; the intercept,
+    when the moments are centred, is one more fitted parameter), the residual sum of
     squares is ``RSS(a) = n (tr Syy - 2 <Sxy, C_a> + <Sxx C_a, C_a>)`` and
     ``sigma^2 = RSS(a) / (q (n - df(a)))`` with a minimising
     ``GCV(a) = RSS(a) / (n (1 - df(a)/n)^2)`` over a log grid. This is the classical
@@ -73,7 +74,7 @@ def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60):
         lin = np.sum(e2 / (w + a))
         quad = np.sum(e2 * w / (w + a) ** 2)
         rss = n * max(trSyy - 2 * lin + quad, 0.0)
-        df = float(f.sum())
+        df = float(f.sum()) + (1.0 if center else 0.0)
         if df >= n - 0.5:
             continue
         gcv = rss / (n * (1 - df / n) ** 2)
@@ -130,7 +131,7 @@ def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
         sigma2 = max(n * trSyy - float(ev.sum()), 0.0) / (q * df)
         method, alpha = "residual", float("nan")
     else:
-        sigma2, alpha = _ridge_gcv_sigma2(w, QtS, trSyy, n, q)
+        sigma2, alpha = _ridge_gcv_sigma2(w, QtS, trSyy, n, q, center=center)
         method = "ridge-gcv"
     mu = (1 + theta) ** 2 * sigma2 * (np.sqrt(q) + np.sqrt(rank_X)) ** 2
     cap = min(p, q) if cap is None else max(1, min(int(cap), p, q))
@@ -256,14 +257,19 @@ def default_structural_grid(rank, p, q, C0_rank=None):
     ``s`` in ``{r, ceil(1.5 r), 2r, 3r, 4r}`` (and the numerical rank of C0 when it is
     below min(p, q)): the source's leading subspaces must contain the target's (s >= r),
     and a source of rank about 2r is the design's and the papers' typical case; larger s
-    lets the data use more source directions. ``(p, q)`` is the target-only reduced-rank
-    fit, the fallback that protects against a misleading source.
+    lets the data use more source directions. A tied s is capped by p and q separately
+    (with a single response, r_v = q = 1 and only U is penalised). ``(p, q)`` is the
+    target-only reduced-rank fit, the fallback that protects against a misleading source.
     """
-    m = min(p, q)
+    m = max(p, q)
     cand = {rank, int(np.ceil(1.5 * rank)), 2 * rank, 3 * rank, 4 * rank}
-    if C0_rank is not None and C0_rank < m:
+    if C0_rank is not None and C0_rank < min(p, q):
         cand.add(int(C0_rank))
-    grid = [(min(s, p), min(s, q)) for s in sorted(cand) if rank <= s < m]
+    grid = []
+    for s in sorted(cand):
+        pair = (min(s, p), min(s, q))
+        if rank <= s and pair != (p, q) and pair not in grid:
+            grid.append(pair)
     return grid + [(p, q)]
 
 

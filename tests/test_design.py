@@ -101,7 +101,9 @@ def test_missing_policy(frame):
      "rank"),
     (lambda d: mt.ReducedRank(d[["Y1", "Y2"]], d[["x1", "x2"]]).fit(rank=1.5), TypeError,
      "rank"),
-    (lambda d: mt.Ridge(d[["Y1"]], d[["x1"]]).fit(alpha=1, tol=3), TypeError, "tol"),
+    (lambda d: mt.Ridge(d[["Y1"]], d[["x1"]]).fit(alpha=1, solver=3), TypeError, "solver"),
+    (lambda d: mt.OLS(d[["Y1"]].iloc[:1], d[["x1"]].iloc[:1]), ValueError, "2 complete rows"),
+    (lambda d: mt.OLS.from_formula("Y1 + site ~ x1", d), TypeError, "site"),
     (lambda d: mt.OLS(d[["Y1"]], d[["x1"]], source=1), TypeError, "source"),
 ])
 def test_bad_input_messages(frame, call, exc, words):
@@ -140,3 +142,34 @@ def test_save_load_predicts_identically(frame, tmp_path):
     new = frame.sample(7, random_state=1)
     pd.testing.assert_frame_equal(back.predict(new), res.predict(new))
     pd.testing.assert_frame_equal(back.params, res.params)
+
+
+def test_common_fit_options_accepted_by_closed_forms(frame):
+    a = mt.OLS.from_formula("Y1 + Y2 ~ x1 + x2", frame).fit(tol=1e-8, max_iter=10)
+    b = mt.ReducedRank.from_formula("Y1 + Y2 ~ x1 + x2", frame).fit(rank=1, tol=1e-8)
+    assert a.converged and b.rank == 1
+
+
+def test_large_mean_predictor_matches_statsmodels():
+    import statsmodels.api as sm
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame({"x1": 1e7 + rng.standard_normal(n), "x2": rng.standard_normal(n)})
+    df["y"] = 2 * df.x1 + df.x2 + rng.standard_normal(n)
+    df["y2"] = df.y - df.x2
+    ours = mt.OLS.from_formula("y + y2 ~ x1 + x2", df).fit()
+    ref = sm.OLS.from_formula("y ~ x1 + x2", df).fit()
+    np.testing.assert_allclose(ours.params["y"], ref.params[["x1", "x2"]], rtol=1e-7)
+
+
+def test_save_load_with_dropped_level_quoted_name(frame, tmp_path):
+    df = frame.copy()
+    df["x a"] = df.x1 * 2 + 1
+    df.loc[df.index[df.site == "c"][0], "x2"] = np.nan   # one row dropped ...
+    df.loc[df.index[0], "site"] = "d"                   # ... and a level seen once
+    res = mt.OLS.from_formula("Y1 + Y2 ~ Q('x a') + x2 + C(site)", df,
+                              missing="drop").fit()
+    res.save(tmp_path / "r.pkl")
+    back = mt.load(tmp_path / "r.pkl")
+    new = df.dropna().iloc[:6]
+    pd.testing.assert_frame_equal(back.predict(new), res.predict(new))

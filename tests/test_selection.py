@@ -37,8 +37,17 @@ def test_rsc_fallback_when_n_le_rank_x():
     X, Y, C, C0 = simulate_smart(60, 100, 30, rank=3, sigma=0.5, random_state=2)
     rank, info = sel.select_rank_rsc(SufficientStats.from_arrays(X, Y))
     assert info["sigma_method"] == "ridge-gcv"
-    assert np.isfinite(info["sigma2"]) and info["sigma2"] > 0
-    assert 1 <= rank <= 30
+    # true rank 3 and noise variance 0.25; the intercept counts as a fitted parameter
+    assert 0.5 * 0.25 < info["sigma2"] < 1.5 * 0.25
+    assert 3 <= rank <= 4
+
+
+def test_structural_grid_keeps_transfer_candidates_when_rank_is_full():
+    # a single response (q = 1): only U can be penalised, and it must be tried
+    assert sel.default_structural_grid(1, 30, 1) == [(1, 1), (2, 1), (3, 1), (4, 1),
+                                                     (30, 1)]
+    grid = sel.default_structural_grid(3, 20, 3)
+    assert grid[-1] == (20, 3) and len(grid) > 1 and all(r_v == 3 for _, r_v in grid)
 
 
 def test_kfold_stats_and_validation_loss():

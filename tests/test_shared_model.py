@@ -145,3 +145,17 @@ def test_save_load(data, tmp_path):
     back = mt.load(tmp_path / "sr.pkl")
     new = df.iloc[:5]
     pd.testing.assert_series_equal(back.predict(new), res.predict(new))
+
+
+def test_missing_drop_with_non_default_index(data):
+    _, df, formula, _ = data
+    X = df.iloc[:, :D].copy()
+    X.index = X.index + 1000
+    X.iloc[5, 0] = np.nan
+    mod = mt.SharedRepresentation(df["y"].to_numpy(), X, df["task"].to_numpy(),
+                                  missing="drop")
+    assert mod.nobs == len(df) - 1
+    # the labels stay with their rows: dropping row 5 removes one row of its task only
+    assert mod.N.sum() == len(df) - 1
+    assert mod.N[mod.task_names.index(df["task"].iloc[5])] == \
+        (df["task"] == df["task"].iloc[5]).sum() - 1

@@ -275,7 +275,8 @@ class MultiResponseResults:
     def bic(self):
         """BIC = log(RSS/(nq)) + df log(nq)/(nq), the criterion of DESIGN.md (per entry)."""
         nq = self.nobs * self.model.k_endog
-        return float(np.log(self.ssr / nq) + self.df_model * np.log(nq) / nq)
+        rss = max(self.ssr, np.finfo(float).tiny * nq)  # an exact fit: finite, not -inf
+        return float(np.log(rss / nq) + self.df_model * np.log(nq) / nq)
 
     @property
     def scale(self):

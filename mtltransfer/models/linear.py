@@ -23,6 +23,10 @@ _COMMON_FIT_DOC = """
             Closed-form / proximal NumPy path, or the same problem solved by CVXPY.
         verbose : bool
             Print progress of tuning."""
+_CLOSED_FORM_DOC = """
+        tol, max_iter : optional
+            Accepted so that every model takes the same fit options; a closed form has no
+            iterations and ignores them."""
 
 
 class OLS(MultiResponseModel):
@@ -34,11 +38,11 @@ class OLS(MultiResponseModel):
 
     _method = "Least squares"
 
-    def fit(self, *, backend="fast", verbose=False):
+    def fit(self, *, backend="fast", tol=None, max_iter=None, verbose=False):
         """Fit by least squares.
 
         Parameters
-        ----------""" + _COMMON_FIT_DOC + """
+        ----------""" + _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
 
         Returns
         -------
@@ -63,7 +67,8 @@ class Ridge(MultiResponseModel):
 
     _method = "Ridge (L2-penalised least squares)"
 
-    def fit(self, alpha=None, *, backend="fast", n_alphas=50, verbose=False):
+    def fit(self, alpha=None, *, backend="fast", n_alphas=50, tol=None, max_iter=None,
+            verbose=False):
         """Fit ridge regression.
 
         Parameters
@@ -71,7 +76,7 @@ class Ridge(MultiResponseModel):
         alpha : float or None
             Penalty (>= 0). ``None``: minimise GCV(alpha) = n RSS(alpha) / (n - df)^2 per
             response (summed over responses), df = sum_i w_i / (w_i + alpha) over the
-            eigenvalues w_i of X^T X / n.""" + _COMMON_FIT_DOC + """
+            eigenvalues w_i of X^T X / n.""" + _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
 
         Returns
         -------
@@ -123,7 +128,7 @@ class ReducedRank(MultiResponseModel):
 
     _method = "Reduced-rank regression (closed form)"
 
-    def fit(self, rank=None, *, backend="fast", verbose=False):
+    def fit(self, rank=None, *, backend="fast", tol=None, max_iter=None, verbose=False):
         """Fit reduced-rank regression.
 
         Parameters
@@ -131,7 +136,7 @@ class ReducedRank(MultiResponseModel):
         rank : int or None
             Rank r in [1, min(p, q)]. ``None``: the rank selection criterion of Bunea,
             She and Wegkamp (2011), see :func:`mtltransfer.selection.select_rank_rsc`.""" + \
-            _COMMON_FIT_DOC + """
+            _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
 
         Returns
         -------

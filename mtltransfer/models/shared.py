@@ -47,15 +47,13 @@ class SharedRepresentation:
     def __init__(self, endog, exog, groups, *, intercept=True, missing="raise"):
         if groups is None:
             raise ValueError("groups is required: the task label of each row")
-        g = groups if isinstance(groups, pd.Series) else pd.Series(np.asarray(groups))
-        if isinstance(endog, (pd.Series, pd.DataFrame)) and not isinstance(groups,
-                                                                             pd.Series):
-            g.index = endog.index
+        labels = np.asarray(groups)  # positional, like endog and exog
         n_rows = len(endog) if hasattr(endog, "__len__") else None
-        if n_rows is not None and len(g) != n_rows:
-            raise ValueError(f"groups must have one label per row ({n_rows}); got {len(g)}")
+        if labels.ndim != 1 or (n_rows is not None and len(labels) != n_rows):
+            raise ValueError(f"groups must have one label per row ({n_rows}); got "
+                             f"{labels.shape}")
         data = design.from_arrays(endog, exog, intercept=intercept, missing=missing)
-        self._setup(data, g, None)
+        self._setup(data, labels[data.extra["kept"]], None)
 
     @classmethod
     def from_formula(cls, formula, data, groups, *, missing="raise", eval_env=0):
@@ -87,14 +85,11 @@ class SharedRepresentation:
             if len(g) != len(data):
                 raise ValueError(f"groups must have one label per row of data ({len(data)})")
         self = cls.__new__(cls)
-        self._setup(md, g.loc[md.row_labels] if len(g) != md.nobs or
-                    not g.index.equals(md.row_labels) else g, name)
+        self._setup(md, g.loc[md.row_labels].to_numpy(), name)
         return self
 
-    def _setup(self, data, groups, groups_name):
-        labels = pd.Series(groups).to_numpy()
-        if len(labels) != data.nobs:
-            labels = pd.Series(groups).loc[data.row_labels].to_numpy()
+    def _setup(self, data, labels, groups_name):
+        """``labels``: the task label of each row of ``data`` (positional)."""
         if pd.isna(labels).any():
             raise ValueError("groups contains missing labels")
         codes, names = pd.factorize(labels, sort=True)

@@ -107,7 +107,9 @@ class SMART(MultiResponseModel):
         n_folds : int
             Folds of the structural-rank cross-validation.
         init : dict, optional
-            Warm start: ``results.state`` of an earlier fit.
+            Warm start (``results.state`` of an earlier fit) for a fully fixed
+            configuration; when anything is tuned, the tuning's own warm-started paths
+            are used and ``init`` is not.
         verbose : bool
             Report tuning progress on stderr.
 
@@ -243,7 +245,8 @@ class SMARTResults(MultiResponseResults):
     def bic(self):
         """BIC = log(RSS/(nq)) + (nnz Omega_u + nnz Omega_v) log(nq)/(nq)."""
         nq = self.nobs * self.model.k_endog
-        return float(np.log(self.ssr / nq) + sum(self.nnz_alignment) * np.log(nq) / nq)
+        rss = max(self.ssr, np.finfo(float).tiny * nq)
+        return float(np.log(rss / nq) + sum(self.nnz_alignment) * np.log(nq) / nq)
 
     def principal_angles(self):
         """Principal angles (degrees) between the target's and the source's subspaces.
