@@ -14,16 +14,22 @@ and reports
     sin2     squared sin-theta error ||B_hat_perp^T B*||_F^2 (ls, nuc: top-k left singular
              vectors of their d x T estimate)
     coef     mean_t ||theta_hat_t - theta*_t||^2
-    risk     new-task excess risk ||B_hat w_hat - B* w*||^2 after ``adapt`` on N fresh rows
-             (mean over new tasks), and ``risk - oracle`` (the same with B* known), the
-             part due to the representation
+    risk     new-task excess risk ||B_hat w_hat - B* w*||^2 after ``adapt`` on N_NEW = 100
+             fresh rows (mean over new tasks), and ``risk - oracle`` (the same with B*
+             known), the part due to the representation. N_NEW is fixed across every study
+             so that the N study varies only the training tasks' rows: with N_NEW = N the
+             new task's own estimation error also shrinks with N and steepens the slope.
 
 with log-log slopes of sin2 and of (risk - oracle) against the prediction dk/(TN), fitted
 on the points where the estimator's sin-theta error sqrt(sin2) is below 0.5.
 
+gd, altmin and mom share one W-step; ``--w-ridge`` sets its penalty (the ``w_ridge``
+argument of ``fit_shared_representation``): ``auto`` (the default there, the
+empirical-Bayes ridge), ``none`` (the pure likelihood) or a number.
+
 Usage::
 
-    python benchmarks/shared_rates.py [--reps 5] [--csv DIR] [--quick]
+    python benchmarks/shared_rates.py [--reps 5] [--csv DIR] [--quick] [--w-ridge auto]
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from mtltransfer.solvers.shared_rep import (adapt, fit_nuclear_norm,  # noqa: E4
 
 
 MAX_ITER = 5000          # gd and altmin are both run to their stopping rule
+W_RIDGE = "auto"         # W-step penalty of gd, altmin and mom (set by --w-ridge)
 
 
 def sin2(B_hat, B_star):
@@ -56,6 +63,9 @@ def sin2(B_hat, B_star):
 
 def top_k(Theta, k):
     return np.linalg.svd(Theta, full_matrices=False)[0][:, :k]
+
+
+N_NEW = 100
 
 
 def new_task_risk(B_hat, B_star, N, rng, n_tasks=200):
@@ -93,14 +103,14 @@ def run_setting(T, N, d, k, seed, nuclear=True, cond=1.0):
                "init_sin2": init_sin2, "pred": d * k / (T * N),
                "pred_Nk": d * k / (T * (N - k))}
         if method in ("gd", "mom"):
-            out["risk"], out["oracle"] = new_task_risk(B_hat, B, N, rng)
+            out["risk"], out["oracle"] = new_task_risk(B_hat, B, N_NEW, rng)
         rows.append(out)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for method in ("gd", "altmin", "mom"):
             res, secs = timed(fit_shared_representation, X, y, task, k, method=method,
-                              max_iter=MAX_ITER)
+                              max_iter=MAX_ITER, w_ridge=W_RIDGE)
             row(method, res.extra["B"], res.coef, secs, res.n_iter, res.converged,
                 sin2(res.extra["B_init"], B))
             if method == "gd":
@@ -134,7 +144,7 @@ def study(name, var, grid, base, reps, nuclear=True):
 
 def summarise(df, var):
     g = df.groupby([var, "method"])
-    tab = g[["sin2", "coef", "time", "n_iter"]].mean().unstack("method")
+    tab = g[["sin2", "coef", "coef_med", "time", "n_iter"]].mean().unstack("method")
     return tab
 
 
@@ -161,7 +171,13 @@ def main(argv=None):
     ap.add_argument("--csv", default=None, help="directory for CSV output")
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions (2) and smaller grids for N, d, k")
+    ap.add_argument("--w-ridge", default="auto",
+                    help="W-step penalty: 'auto' (default), 'none' or a number")
     args = ap.parse_args(argv)
+    global W_RIDGE
+    W_RIDGE = None if args.w_ridge.lower() == "none" else \
+        (args.w_ridge if args.w_ridge == "auto" else float(args.w_ridge))
+    print(f"W-step penalty w_ridge = {W_RIDGE!r}")
     reps = min(args.reps, 2) if args.quick else args.reps
     pd.set_option("display.width", 200, "display.max_columns", 30,
                   "display.float_format", lambda v: f"{v:.4g}")
@@ -214,7 +230,8 @@ def main(argv=None):
     times = []
     for r in range(1 if args.quick else 3):
         sim = simulate_shared(10_000, 25, 100, 5, random_state=77 + r)
-        res, secs = timed(fit_shared_representation, sim.X, sim.y, sim.task, 5)
+        res, secs = timed(fit_shared_representation, sim.X, sim.y, sim.task, 5,
+                          w_ridge=W_RIDGE)
         times.append({"rep": r, "time_s": secs, "n_iter": res.n_iter,
                       "converged": res.converged, "sin2": sin2(res.extra["B"], sim.B)})
     big = pd.DataFrame(times)

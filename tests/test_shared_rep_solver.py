@@ -101,20 +101,120 @@ def test_w_step_equals_per_task_lstsq_and_cvxpy(small):
     np.testing.assert_allclose(W_cvx, W_ls, rtol=1e-6, atol=1e-6)
 
 
-def test_cvxpy_backend_gives_the_same_fit(small):
+@pytest.mark.parametrize("w_ridge", [None, "auto"])
+def test_cvxpy_backend_gives_the_same_fit(small, w_ridge):
     X, y, task, _, _ = small
-    a = sr.fit_shared_representation(X, y, task, 2, tol=1e-10)
-    b = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, backend="cvxpy")
+    a = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=w_ridge)
+    b = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, backend="cvxpy",
+                                     w_ridge=w_ridge)
     assert a.converged and b.converged
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-6, atol=1e-6)
 
 
+def test_ridge_w_step_is_the_posterior_mean_and_matches_cvxpy(small):
+    X, y, task, _, _ = small
+    rng = np.random.default_rng(2)
+    B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
+    data = sr._TaskData(X, y, task)
+    lam = 0.7 / data.N                                     # lambda_t = c / N_t
+    G, b, _ = data.w_system(B0)
+    W_fast = sr._solve_w(G, b, lam)
+    W_ref = np.column_stack([
+        np.linalg.solve((X[task == t] @ B0).T @ (X[task == t] @ B0) / data.N[t]
+                        + lam[t] * np.eye(2),
+                        (X[task == t] @ B0).T @ y[task == t] / data.N[t])
+        for t in range(12)])
+    np.testing.assert_allclose(W_fast, W_ref, rtol=1e-10, atol=1e-12)
+    W_cvx = cvx.shared_rep_w_step(X @ B0, y, task, 12, ridge=lam)
+    np.testing.assert_allclose(W_cvx, W_ref, rtol=1e-6, atol=1e-6)
+    # the ridge pulls every w_t towards 0 relative to least squares
+    W_ls = sr._solve_w(G, b)
+    assert np.all(np.linalg.norm(W_fast, axis=0) < np.linalg.norm(W_ls, axis=0))
+
+
+def test_w_ridge_off_is_the_unchanged_pure_likelihood(small, medium):
+    X, y, task, _, _ = small
+    # objectives of the pure-likelihood fits recorded before w_ridge existed
+    a = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=None)
+    assert a.objective == pytest.approx(1.0381690545700355, rel=1e-9)
+    assert a.n_iter == 42 and a.extra["ridge"] is None and a.extra["w_ridge"] == 0
+    assert a.extra["likelihood_loss"] == pytest.approx(a.objective, rel=1e-14)
+    z = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=0.0)
+    np.testing.assert_array_equal(a.coef, z.coef)
+    Xm, ym, tm, _, _ = medium
+    for method, ref in (("gd", 124.49061969059132), ("altmin", 124.4906200499336)):
+        r = sr.fit_shared_representation(Xm, ym, tm, 3, method=method, w_ridge=None)
+        assert r.objective == pytest.approx(ref, rel=1e-9)
+    # the ridge fit: objective = likelihood + penalty, lambda_t = c / N_t with the
+    # empirical-Bayes c = sigma2_hat k / tau2_hat
+    b = sr.fit_shared_representation(X, y, task, 2, tol=1e-10)
+    data = sr._TaskData(X, y, task)
+    s2, tau2 = sr._moment_noise_signal(data)
+    assert b.extra["w_ridge"] == pytest.approx(s2 * 2 / tau2, rel=1e-12)
+    np.testing.assert_allclose(b.extra["ridge"], b.extra["w_ridge"] / data.N, rtol=1e-12)
+    W = b.extra["W"]
+    pen = 0.5 * np.sum(b.extra["ridge"] * np.sum(W ** 2, axis=0))
+    assert b.objective == pytest.approx(b.extra["likelihood_loss"] + pen, rel=1e-12)
+    assert b.extra["likelihood_loss"] >= a.objective           # a minimises L alone
+
+
+@pytest.mark.parametrize("route", ["rows", "stats"])
+def test_ridge_gradient_is_the_slope_of_the_profile_along_the_retraction(route):
+    sim = simulate_shared(20, [60] * 15 + [5] * 5, 10, 2, random_state=5)
+    B0 = sr.spectral_init(sim.X, sim.y, sim.task, 2)
+    data = sr._TaskData(sim.X, sim.y, sim.task, route=route)
+    lam = 3.0 / data.N
+
+    def profile(B):
+        G, b, cache = data.w_system(B)
+        W = sr._solve_w(G, b, lam)
+        loss, g = data.loss_grad(B, W, cache)
+        return loss + 0.5 * np.dot(lam, np.sum(W ** 2, axis=0)), g, W
+
+    f0, g, W = profile(B0)
+    assert np.linalg.norm(B0.T @ g) > 1e-3 * np.linalg.norm(g)  # not zero with a ridge
+    g_perp = g - B0 @ (B0.T @ g)
+    D = np.linalg.solve(data.pooled_cov(), g_perp) @ np.linalg.inv(W @ W.T)
+    h = 1e-6
+    fp = profile(sr._qr_pos(B0 - h * D)[0])[0]
+    fm = profile(sr._qr_pos(B0 + h * D)[0])[0]
+    assert (fp - fm) / (2 * h) == pytest.approx(-np.sum(g_perp * D), rel=1e-5)
+
+
+def test_ridge_removes_the_blow_up_at_N_equal_2k():
+    # d = 50, k = 5, N = 10 = 2k: the pure likelihood lets X_t B approach singular for
+    # some tasks; the empirical-Bayes W-step keeps every w_t bounded
+    sim = simulate_shared(200, 10, 50, 5, random_state=4)
+    Theta = sim.B @ sim.W
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gd = sr.fit_shared_representation(sim.X, sim.y, sim.task, 5, max_iter=3000)
+        alt = sr.fit_shared_representation(sim.X, sim.y, sim.task, 5, method="altmin",
+                                           max_iter=3000)
+        raw = sr.fit_shared_representation(sim.X, sim.y, sim.task, 5, w_ridge=None,
+                                           max_iter=3000)
+    ls = sr.fit_per_task(sim.X, sim.y, sim.task)
+
+    def err(coef):
+        return np.mean(np.sum((coef - Theta) ** 2, axis=0))
+
+    assert gd.converged and alt.converged
+    assert err(gd.coef) < 0.5 * err(ls.coef)
+    assert err(gd.coef) < err(raw.coef)
+    e_gd, e_alt, e_raw = (sin2(r.extra["B"], sim.B) for r in (gd, alt, raw))
+    assert e_gd <= 1.02 * e_alt and e_gd < e_raw
+    assert gd.n_iter < alt.n_iter
+
+
 # ---- the iterative estimators --------------------------------------------------------
 
+@pytest.mark.parametrize("w_ridge", [None, "auto"])
 @pytest.mark.parametrize("method", ["gd", "altmin"])
-def test_objective_decreases_monotonically_and_history_is_complete(medium, method):
+def test_objective_decreases_monotonically_and_history_is_complete(medium, method,
+                                                                    w_ridge):
     X, y, task, _, _ = medium
-    res = sr.fit_shared_representation(X, y, task, 3, method=method, init="mom")
+    res = sr.fit_shared_representation(X, y, task, 3, method=method, init="mom",
+                                       w_ridge=w_ridge)
     obj = np.array(res.history["objective"])
     assert res.converged and res.n_iter >= 2
     assert len(obj) == res.n_iter + 1
@@ -322,6 +422,8 @@ def test_simulate_shared():
     (lambda a: dict(a, init=np.ones((3, 2))), ValueError, "init must have shape"),
     (lambda a: dict(a, backend="torch"), ValueError, "backend"),
     (lambda a: dict(a, tol=-1.0), ValueError, "tol"),
+    (lambda a: dict(a, w_ridge="big"), ValueError, "w_ridge"),
+    (lambda a: dict(a, w_ridge=-1.0), ValueError, "w_ridge"),
 ])
 def test_bad_input_names_the_argument(small, change, exc, match):
     args = change({"X": small.X, "y": small.y, "task": small.task, "k": 2})

@@ -141,7 +141,7 @@ class SharedRepresentation:
         return xm, ym
 
     def fit(self, k=None, *, method="gd", lam=None, init=None, backend="fast", tol=1e-8,
-            max_iter=500, criterion="bic", verbose=False):
+            max_iter=500, criterion="bic", w_ridge="auto", verbose=False):
         """Fit the shared representation (or one of its baselines).
 
         Parameters
@@ -163,6 +163,10 @@ class SharedRepresentation:
         tol, max_iter : float, int
         criterion : {"bic", "cv"}
             How k is chosen when ``k=None``.
+        w_ridge : "auto", float or None
+            Random-effects penalty of the W-step (see
+            :func:`mtltransfer.solvers.shared_rep.fit_shared_representation`); None fits
+            the pure likelihood.
         verbose : bool
 
         Returns
@@ -193,12 +197,13 @@ class SharedRepresentation:
                 # fitted to ``tol`` below
                 k, scores = sr.select_k(X, y, task, criterion=criterion, center=center,
                                         method=method, tol=max(tol, 1e-6),
-                                        max_iter=max_iter)
+                                        max_iter=max_iter, w_ridge=w_ridge)
                 how = criterion.upper()
             k = check_int("k", k, 1, min(d, T))
             sol = sr.fit_shared_representation(X, y, task, k, method=method, init=init,
                                                tol=tol, max_iter=max_iter, backend=backend,
-                                               center=center, verbose=verbose)
+                                               center=center, verbose=verbose,
+                                               w_ridge=w_ridge)
             B, W = sol.extra["B"], sol.extra["W"]
         return SharedRepresentationResults(self, sol, method, k, how, scores, B, W, lam)
 

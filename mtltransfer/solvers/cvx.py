@@ -152,8 +152,9 @@ def _task_weights(task, T):
     return np.sqrt(1.0 / N[task])
 
 
-def shared_rep_w_step(Z, y, task, T):
-    """W-step of the shared representation: ``min_W sum_t (1/2N_t)||y_t - Z_t w_t||^2``.
+def shared_rep_w_step(Z, y, task, T, ridge=None):
+    """W-step of the shared representation:
+    ``min_W sum_t (1/2N_t)||y_t - Z_t w_t||^2 + sum_t (ridge_t/2)||w_t||^2``.
 
     Parameters
     ----------
@@ -163,6 +164,8 @@ def shared_rep_w_step(Z, y, task, T):
     task : ndarray of int, shape (N,)
         Task label 0..T-1 of each row.
     T : int
+    ridge : None or ndarray of shape (T,)
+        Per-task ridge penalty (>= 0); None for plain least squares.
 
     Returns
     -------
@@ -174,7 +177,12 @@ def shared_rep_w_step(Z, y, task, T):
     A = _task_block_design(Z, task, T)
     sw = _task_weights(task, T)
     w = cp.Variable(k * T)
-    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(cp.multiply(sw, y - A @ w))))
+    obj = 0.5 * cp.sum_squares(cp.multiply(sw, y - A @ w))
+    if ridge is not None:
+        # w is vec of the k x T matrix W, column-major: task t holds entries t k .. t k + k - 1
+        sr = np.repeat(np.sqrt(np.asarray(ridge, dtype=float)), k)
+        obj = obj + 0.5 * cp.sum_squares(cp.multiply(sr, w))
+    prob = cp.Problem(cp.Minimize(obj))
     _solve(prob)
     return w.value.reshape(T, k).T
 
