@@ -463,7 +463,9 @@ class SharedRepresentationResults:
 
         m = self.model
         left = [("Dep. Variable:", m.endog_names[0]), ("Model:", "SharedRepresentation"),
-                ("Method:", {"gd": "first-order joint likelihood", "altmin":
+                ("Method:", {"gd": "first-order joint likelihood" + (
+                    ", random-effects W-step" if self._solver.extra.get("w_ridge", 0) > 0
+                    else ""), "altmin":
                              "alternating minimisation", "mom": "method of moments",
                              "per_task": "per-task least squares", "nuclear":
                              "nuclear-norm relaxation"}[self.method]),

@@ -486,13 +486,13 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
 
            grad_B = - P_perp sum_t (1/N_t) X_t^T (y_t - X_t B w_t) w_t^T
            D_B    = Sigma_hat^{-1} grad_B (W W^T)^{-1},    Sigma_hat = (1/T) sum_t S_t,
+           B     <- B - eta D_B.
 
        ``P_perp = I - B B^T``: the gradient of f on the Grassmannian (moves within
        span B do not change f). With ``lambda = 0`` the exact W-step already makes
        ``B^T grad = 0`` and the projection is skipped; with a ridge
        ``B^T grad = -sum_t lambda_t w_t w_t^T`` and the projection is what makes
        ``<grad_B, D_B>`` the slope of f along the QR retraction.
-           B     <- B - eta D_B.
 
        ``(W W^T) kron Sigma_hat`` approximates the Hessian of L in B (exactly, for the
        population loss), so the step is invariant to the scale and conditioning of W and
