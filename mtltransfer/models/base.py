@@ -49,7 +49,39 @@ def check_int(name, value, low, high):
     return int(value)
 
 
-class MultiResponseModel:
+class DataViews:
+    """Read-only views of a model's validated data (``self.data``, a ModelData)."""
+
+    @property
+    def exog(self):
+        return self.data.exog
+
+    @property
+    def endog_names(self):
+        return list(self.data.ynames)
+
+    @property
+    def exog_names(self):
+        return list(self.data.xnames)
+
+    @property
+    def formula(self):
+        return self.data.formula
+
+    @property
+    def nobs(self):
+        return self.data.nobs
+
+    @property
+    def k_exog(self):
+        return self.exog.shape[1]
+
+    @property
+    def k_constant(self):
+        return int(self.data.intercept)
+
+
+class MultiResponseModel(DataViews):
     """Multi-response linear model ``Y = 1 b^T + X C + E`` (base class).
 
     Parameters
@@ -106,34 +138,10 @@ class MultiResponseModel:
                             f"{', '.join(sorted(kwargs))}")
         self.data = data
 
-    # -- data views -------------------------------------------------------------------
+    # -- data views (shared with SharedRepresentation via DataViews) -------------------
     @property
     def endog(self):
         return self.data.endog
-
-    @property
-    def exog(self):
-        return self.data.exog
-
-    @property
-    def endog_names(self):
-        return list(self.data.ynames)
-
-    @property
-    def exog_names(self):
-        return list(self.data.xnames)
-
-    @property
-    def formula(self):
-        return self.data.formula
-
-    @property
-    def nobs(self):
-        return self.data.nobs
-
-    @property
-    def k_exog(self):
-        return self.exog.shape[1]
 
     @property
     def k_endog(self):

@@ -15,12 +15,12 @@ import pandas as pd
 from .. import design
 from .. import plotting as _plotting
 from ..solvers import shared_rep as sr
-from .base import check_backend, check_int, check_positive
+from .base import DataViews, check_backend, check_int, check_positive
 
 _METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
 
 
-class SharedRepresentation:
+class SharedRepresentation(DataViews):
     """Multi-task linear regression with a shared linear representation.
 
     Parameters
@@ -99,38 +99,14 @@ class SharedRepresentation:
         self.groups_name = groups_name
         self.N = np.bincount(self.task_codes, minlength=len(names))
 
-    # -- data views -------------------------------------------------------------------
+    # -- data views (the rest from DataViews) -------------------------------------
     @property
     def endog(self):
         return self.data.endog[:, 0]
 
     @property
-    def exog(self):
-        return self.data.exog
-
-    @property
-    def exog_names(self):
-        return list(self.data.xnames)
-
-    @property
-    def endog_names(self):
-        return list(self.data.ynames)
-
-    @property
-    def nobs(self):
-        return self.data.nobs
-
-    @property
     def n_tasks(self):
         return len(self.task_names)
-
-    @property
-    def k_exog(self):
-        return self.exog.shape[1]
-
-    @property
-    def k_constant(self):
-        return int(self.data.intercept)
 
     def _task_means(self, X, y, codes):
         cnt = np.bincount(codes, minlength=self.n_tasks).astype(float)
