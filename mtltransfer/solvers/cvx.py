@@ -171,13 +171,9 @@ def shared_rep_w_step(Z, y, task, T, ridge=None):
     -------
     W : ndarray, shape (k, T)
     """
-    Z = np.asarray(Z, dtype=float)
-    task = np.asarray(task)
-    k = Z.shape[1]
-    A = _task_block_design(Z, task, T)
-    sw = _task_weights(task, T)
+    k = np.shape(Z)[1]
     w = cp.Variable(k * T)
-    obj = 0.5 * cp.sum_squares(cp.multiply(sw, y - A @ w))
+    obj = _task_loss(Z, y, task, T, w)
     if ridge is not None:
         # w is vec of the k x T matrix W, column-major: task t holds entries t k .. t k + k - 1
         sr = np.repeat(np.sqrt(np.asarray(ridge, dtype=float)), k)
@@ -185,6 +181,15 @@ def shared_rep_w_step(Z, y, task, T, ridge=None):
     prob = cp.Problem(cp.Minimize(obj))
     _solve(prob)
     return w.value.reshape(T, k).T
+
+
+def _task_loss(M, y, task, T, coef):
+    """sum_t (1/2N_t) ||y_t - M_t c_t||^2 as a CVXPY expression; ``coef`` stacks the c_t."""
+    M = np.asarray(M, dtype=float)
+    task = np.asarray(task)
+    A = _task_block_design(M, task, T)
+    sw = _task_weights(task, T)
+    return 0.5 * cp.sum_squares(cp.multiply(sw, y - A @ coef))
 
 
 def shared_rep_nuclear_norm(X, y, task, T, lam):
@@ -202,13 +207,8 @@ def shared_rep_nuclear_norm(X, y, task, T, lam):
     -------
     Theta : ndarray, shape (d, T)
     """
-    X = np.asarray(X, dtype=float)
-    task = np.asarray(task)
-    d = X.shape[1]
-    A = _task_block_design(X, task, T)
-    sw = _task_weights(task, T)
-    Theta = cp.Variable((d, T))
-    fit = 0.5 * cp.sum_squares(cp.multiply(sw, y - A @ cp.vec(Theta, order="F")))
+    Theta = cp.Variable((np.shape(X)[1], T))
+    fit = _task_loss(X, y, task, T, cp.vec(Theta, order="F"))
     prob = cp.Problem(cp.Minimize(fit + lam * cp.normNuc(Theta)))
     _solve(prob)
     return Theta.value
