@@ -22,7 +22,7 @@ from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult
 from .solvers.admm import (_d_opt, _Problem, _rrr_factors, smart_admm, source_svd)
-from .solvers.linear import reduced_rank
+from .solvers.linear import reduced_rank, ridge_gcv
 from .solvers.stiefel import riemannian_gradient
 
 __all__ = ["select_rank_rsc", "smart_lambda_path", "kfold_stats", "cv_structural_rank",
@@ -55,34 +55,18 @@ def numerical_rank(M, rtol=None):
 def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60, center=True):
     """Noise variance from a ridge fit with GCV-chosen alpha (fallback when n <= rank X).
 
-    For ridge ``C_a = (Sxx + a I)^{-1} Sxy`` with effective degrees of freedom
-    ``df(a) = sum_i w_i / (w_i + a) + [center]`` (w the eigenvalues of Sxx; the intercept,
-    when the moments are centred, is one more fitted parameter), the residual sum of
-    squares is ``RSS(a) = n (tr Syy - 2 <Sxy, C_a> + <Sxx C_a, C_a>)`` and
-    ``sigma^2 = RSS(a) / (q (n - df(a)))`` with a minimising
-    ``GCV(a) = RSS(a) / (n (1 - df(a)/n)^2)`` over a log grid. This is the classical
-    degrees-of-freedom-corrected residual variance of a linear smoother (Golub, Heath and
-    Wahba, 1979); it needs no n > rank X and tends to the RSC's own estimate as a -> 0
-    when n > rank X.
+    Along ``alpha = lambda_max(Sxx) * logspace(-6, 1, n_grid)`` the GCV curve of
+    :func:`mtltransfer.solvers.linear.ridge_gcv` (the intercept, when the moments are
+    centred, counted as a fitted parameter) is minimised and
+    ``sigma^2 = RSS(a) / (q (n - df(a)))`` is the classical degrees-of-freedom-corrected
+    residual variance of that linear smoother; it needs no n > rank X.
     """
-    wmax = max(float(w.max(initial=0.0)), np.finfo(float).tiny)
-    best = None
-    e2 = np.sum(QtSxy * QtSxy, axis=1)          # ||row i of Q^T Sxy||^2
-    for a in wmax * np.logspace(-6, 1, n_grid):
-        f = w / (w + a)
-        # <Sxy, C> = sum e2 f / 1 ... in the eigenbasis: C = Q diag(1/(w+a)) Q^T Sxy
-        lin = np.sum(e2 / (w + a))
-        quad = np.sum(e2 * w / (w + a) ** 2)
-        rss = n * max(trSyy - 2 * lin + quad, 0.0)
-        df = float(f.sum()) + (1.0 if center else 0.0)
-        if df >= n - 0.5:
-            continue
-        gcv = rss / (n * (1 - df / n) ** 2)
-        if best is None or gcv < best[0]:
-            best = (gcv, rss / (q * (n - df)), a)
-    if best is None:
+    alphas = max(float(w.max(initial=0.0)), np.finfo(float).tiny) * np.logspace(-6, 1, n_grid)
+    rss, df, gcv = ridge_gcv(w, QtSxy, trSyy, n, alphas, n_fixed=1 if center else 0)
+    if not np.isfinite(gcv).any():
         return float(trSyy / q), float("nan")   # no usable smoother: Var(Y) as a bound
-    return float(best[1]), float(best[2])
+    i = int(np.argmin(gcv))
+    return float(rss[i] / (q * (n - df[i]))), float(alphas[i])
 
 
 def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,

@@ -147,10 +147,6 @@ class MultiResponseModel(DataViews):
     def k_endog(self):
         return self.endog.shape[1]
 
-    @property
-    def k_constant(self):
-        return int(self.data.intercept)
-
     @cached_property
     def stats(self):
         """:class:`~mtltransfer.gram.SufficientStats` of the rows (one pass, cached)."""

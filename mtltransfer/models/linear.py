@@ -89,7 +89,7 @@ class Ridge(MultiResponseModel):
         tuning = None
         how = "given"
         if alpha is None:
-            alpha, tuning = self._gcv(Sxx, Sxy, Syy, w, n_alphas)
+            alpha, tuning = self._gcv(Sxx, Sxy, Syy, n_alphas)
             how = "GCV"
         alpha = check_positive("alpha", alpha)
         if backend == "cvxpy":
@@ -103,20 +103,16 @@ class Ridge(MultiResponseModel):
         res.tuning = tuning
         return res
 
-    def _gcv(self, Sxx, Sxy, Syy, w, n_alphas):
+    def _gcv(self, Sxx, Sxy, Syy, n_alphas):
         import pandas as pd
 
-        n = self.nobs
-        top = max(w.max(), 1e-12)
-        alphas = top * np.logspace(-6, 2, n_alphas)
-        rows = []
-        for a, C in zip(alphas, lin.ridge_path(Sxx, Sxy, alphas)):
-            rss = n * (np.trace(Syy) - 2 * np.sum(Sxy * C) + np.sum((Sxx @ C) * C))
-            df = np.sum(w / (w + a)) + self.k_constant
-            gcv = n * rss / max(n - df, 1e-12) ** 2 if df < n else np.inf
-            rows.append((a, df, rss, gcv))
-        table = pd.DataFrame(rows, columns=["alpha", "df", "rss", "gcv"])
-        return float(table.loc[table["gcv"].idxmin(), "alpha"]), table
+        w, Q = linalg.eigh(Sxx)
+        w = np.clip(w, 0, None)
+        alphas = max(w.max(), 1e-12) * np.logspace(-6, 2, n_alphas)
+        rss, df, gcv = lin.ridge_gcv(w, Q.T @ Sxy, float(np.trace(Syy)), self.nobs, alphas,
+                                     n_fixed=self.k_constant)
+        table = pd.DataFrame({"alpha": alphas, "df": df, "rss": rss, "gcv": gcv})
+        return float(alphas[int(np.argmin(gcv))]), table
 
 
 class ReducedRank(MultiResponseModel):
