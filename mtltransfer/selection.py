@@ -326,7 +326,7 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
 # ---------------------------------------------------------------------------------------
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
-               max_iter=2000, backend="fast", center=True):
+               max_iter=2000, backend="fast", center=True, svd0=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
@@ -347,6 +347,8 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     rank, structural_rank, lam : optional
         Fixed values (``lam`` a float or a pair).
     fold_stats : list of SufficientStats or None
+    svd0 : (U0, s0, V0) or None
+        Precomputed :func:`mtltransfer.solvers.admm.source_svd` of C0.
 
     Returns
     -------
@@ -365,7 +367,8 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     C0 = np.asarray(C0, float)
     if C0.shape != (p, q):
         raise ValueError(f"C0 must have shape (p, q) = {(p, q)}; got {C0.shape}")
-    svd0 = source_svd(C0)
+    if svd0 is None:
+        svd0 = source_svd(C0)
     how, rank_info, cv_trace, bic_trace = {}, None, {}, {}
     C0_rank = int(np.sum(svd0[1] > max(p, q) * np.finfo(float).eps * svd0[1][0])) \
         if svd0[1].size and svd0[1][0] > 0 else 0
@@ -377,16 +380,16 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         how["rank"] = "given"
     prob = _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
     if structural_rank is None:
+        if grid is None:
+            grid = default_structural_grid(rank, p, q, C0_rank)
         if fold_stats is not None:
             structural_rank, cv_trace = cv_structural_rank(
                 fold_stats, C0, rank, grid=grid, lam=lam, n_lam=n_lam, lam_ratio=lam_ratio,
                 tol=path_tol, max_iter=max_iter, center=center, svd0=svd0)
             how["structural_rank"] = "cv"
         else:
-            cands = grid if grid is not None else default_structural_grid(rank, p, q,
-                                                                          C0_rank)
             best = None
-            for s in cands:
+            for s in grid:
                 out = smart_lambda_path(Sxx, Sxy, Syy, n, None, rank, s, n_lam=n_lam,
                                         lam_ratio=lam_ratio, tol=path_tol,
                                         path_tol=path_tol, max_iter=max_iter,

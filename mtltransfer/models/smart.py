@@ -150,7 +150,7 @@ class SMART(MultiResponseModel):
             out = tune_smart(self.stats, self.source, rank=rank,
                              structural_rank=structural_rank, lam=lam, fold_stats=folds,
                              tol=tol, max_iter=max_iter, backend=backend,
-                             center=bool(self.k_constant))
+                             center=bool(self.k_constant), svd0=self._svd0)
             sol = out["result"]
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}
