@@ -335,12 +335,12 @@ class SharedRepresentationResults:
                 raise ValueError("groups= is required to predict from arrays")
             index = pd.RangeIndex(X.shape[0])
         labels = np.asarray(pd.Series(groups).astype(str))
-        lookup = {t: i for i, t in enumerate(m.task_names)}
-        unknown = sorted(set(labels) - set(lookup))
-        if unknown:
+        codes = pd.Index(m.task_names).get_indexer(labels)
+        if (codes < 0).any():
+            unknown = sorted(set(labels[codes < 0]))
             raise ValueError(f"newdata has tasks not seen in fitting: {unknown[:10]}; use "
                              "adapt() for a new task")
-        return X, np.array([lookup[t] for t in labels], dtype=np.int64), index
+        return X, codes.astype(np.int64), index
 
     def predict(self, newdata=None, *, groups=None):
         """Predictions for new rows of known tasks (each row by its own task).
