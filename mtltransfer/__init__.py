@@ -10,7 +10,7 @@ OLS, Ridge, ReducedRank, NuclearNorm
     Target-only multi-response baselines with the same results API.
 """
 
-from .exceptions import ConvergenceWarning, MtlWarning, SingularMatrixWarning
+from .exceptions import ConvergenceWarning, MtlWarning, SingularMatrixWarning, ValueWarning
 from .gram import SufficientStats
 from .models.base import MultiResponseResults, load
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
@@ -21,5 +21,5 @@ from . import datasets
 __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
            "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
-           "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning"]
+           "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning"]
 __version__ = "0.1.0"

@@ -25,10 +25,10 @@ class ModelData:
     ----------
     endog : ndarray, shape (n, q)
     exog : ndarray, shape (n, p)
-        Predictors, without any intercept column.
+        Predictors, without the intercept's constant column.
     ynames, xnames : list of str
     intercept : bool
-        Whether the model has an (unpenalised) intercept, handled by centring.
+        Whether the model fits an (unpenalised) intercept, handled by centring.
     row_labels : pandas.Index
         Labels of the rows used (after dropping missing rows).
     formula : str or None
@@ -36,7 +36,18 @@ class ModelData:
         Right-hand side design information, used by :meth:`exog_for`.
     data_template : pandas.DataFrame or None
         The columns of the formula's data the model was built from (to rebuild
-        ``design_info`` after unpickling; patsy objects cannot be pickled).
+        ``design_info`` after loading; patsy objects cannot be stored).
+    exog_names_in : list of str
+        For array input, every column of the exog given (the constant column included):
+        new data for ``predict`` must have exactly these columns.
+    const_idx : int or None
+        Position in ``exog_names_in`` of the constant column that is the intercept.
+    const_value : float
+        The value of that column (the intercept multiplies ``x_const / const_value``).
+    implicit_constant : bool
+        The predictors span a constant without an intercept being fitted (a full set of
+        dummies, or a constant column kept with ``intercept=False``): R-squared is then
+        centred, as in statsmodels (``k_constant = 1``).
     """
 
     endog: np.ndarray
@@ -49,58 +60,95 @@ class ModelData:
     design_info: object = None
     data_template: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)
+    exog_names_in: list | None = None
+    const_idx: int | None = None
+    const_value: float = 1.0
+    implicit_constant: bool = False
 
     @property
     def nobs(self):
         return self.endog.shape[0]
 
+    @property
+    def k_constant(self):
+        """statsmodels' ``k_constant``: 1 if the model has a constant (fitted or implied)."""
+        return int(self.intercept or self.implicit_constant)
+
     # -- new data ---------------------------------------------------------------------
-    def exog_for(self, newdata, name="exog"):
-        """Design matrix (n_new x p, no intercept column) for new data.
+    def exog_for(self, newdata, name="exog", transform=True):
+        """The design of new data for prediction.
 
-        ``newdata`` is a DataFrame for a formula model (the design is rebuilt with the
-        stored patsy design info, so categories and transformations match), or an array /
-        DataFrame with the p predictor columns otherwise.
+        A formula model rebuilds the design from a DataFrame with the stored patsy design
+        info (same categories and transformations); ``transform=False`` takes the design
+        matrix itself. An array model takes exactly the columns it was fitted on (a
+        DataFrame by name, an array by position), the constant column included.
+
+        Rows with a missing value give NaN rows (they are not dropped).
+
+        Returns
+        -------
+        X : ndarray, shape (n_new, p)
+            Predictors without the constant column; NaN in incomplete rows.
+        const : ndarray, shape (n_new,)
+            The multiplier of the intercept in each row (1, or ``x_const / const_value``
+            where the constant column is given).
+        index : pandas.Index
+            Row labels of the output (the input's index for a DataFrame).
         """
-        if self.formula is not None and isinstance(newdata, (pd.DataFrame, dict)):
-            import patsy
+        if self.formula is not None and transform:
+            if isinstance(newdata, dict):
+                newdata = pd.DataFrame(newdata)
+            if not isinstance(newdata, pd.DataFrame):
+                raise TypeError(f"{name} must be a DataFrame with the formula's columns for "
+                                f"a formula model; got {type(newdata).__name__} (pass "
+                                "transform=False to give the design matrix itself)")
+            return self._formula_design(newdata, name)
+        index = newdata.index if isinstance(newdata, (pd.DataFrame, pd.Series)) else None
+        if self.formula is not None:           # transform=False: the design matrix
+            wanted = list(self.xnames)
+            with_const = ["Intercept"] + wanted if self.intercept else wanted
+            X = _select_columns(newdata, name, [wanted, with_const])
+            if X.shape[1] == len(wanted) + 1:
+                const, X = X[:, 0], X[:, 1:]
+            else:
+                const = np.ones(X.shape[0])
+        else:
+            names_in = list(self.exog_names_in or self.xnames)
+            X = _select_columns(newdata, name, [names_in])
+            if self.const_idx is not None:
+                const = X[:, self.const_idx] / self.const_value
+                X = np.delete(X, self.const_idx, axis=1)
+            else:
+                const = np.ones(X.shape[0])
+        X = np.where(np.isfinite(X), X, np.nan)
+        index = pd.RangeIndex(X.shape[0]) if index is None else pd.Index(index)
+        return X, const, index
 
-            frame = pd.DataFrame(newdata)
-            info = self._rhs_info()
-            try:
-                (X,) = patsy.build_design_matrices([info], frame, NA_action="raise",
-                                                   return_type="dataframe")
-            except patsy.PatsyError as err:
-                missing = _missing_names(info, frame)
-                if missing:
-                    raise ValueError(f"{name} lacks column(s) needed by the formula: "
-                                     f"{', '.join(missing)}") from None
-                raise ValueError(f"cannot build the design for {name}: {err}") from None
-            except NameError as err:
-                raise ValueError(f"{name} lacks a column needed by the formula: "
-                                 f"{err}") from None
-            X = X.drop(columns=[c for c in X.columns if c in _INTERCEPT_NAMES])
-            return X.to_numpy(dtype=float)
-        if isinstance(newdata, pd.DataFrame) and self.formula is None \
-                and all(isinstance(c, str) for c in newdata.columns):
-            lacking = [c for c in self.xnames if c not in newdata.columns]
-            if lacking:
-                raise ValueError(f"{name} lacks predictor column(s): {', '.join(lacking)}")
-            newdata = newdata[self.xnames]
-        X = _as_float_2d(newdata, name)
-        if X.shape[1] == len(self.xnames) + 1 and self.intercept:
-            const = _constant_columns(X)
-            if const:
-                X = np.delete(X, const[:1], axis=1)
-        if X.shape[1] != len(self.xnames):
-            raise ValueError(f"{name} must have {len(self.xnames)} predictor columns "
-                             f"({', '.join(map(str, self.xnames[:8]))}...); got {X.shape[1]}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"{name} contains NaN or inf")
-        return X
+    def _formula_design(self, frame, name):
+        import patsy
+
+        info = self._rhs_info()
+        work = frame.reset_index(drop=True)          # positional rows, any index
+        try:
+            (X,) = patsy.build_design_matrices([info], work, NA_action="drop",
+                                               return_type="dataframe")
+        except patsy.PatsyError as err:
+            missing = _missing_names(info, work)
+            if missing:
+                raise ValueError(f"{name} lacks column(s) needed by the formula: "
+                                 f"{', '.join(missing)}") from None
+            raise ValueError(f"cannot build the design for {name}: "
+                             f"{str(err).splitlines()[0]}") from None
+        except NameError as err:
+            raise ValueError(f"{name} lacks a column needed by the formula: "
+                             f"{err}") from None
+        X = X.reindex(pd.RangeIndex(len(work)))      # rows patsy dropped come back as NaN
+        X = X.drop(columns=[c for c in X.columns if c in _INTERCEPT_NAMES])
+        Xa = X.to_numpy(dtype=float)
+        return Xa, np.ones(Xa.shape[0]), frame.index
 
     def _rhs_info(self):
-        if self.design_info is None:  # after unpickling: rebuild from the stored data
+        if self.design_info is None:  # after loading: rebuild from the stored data
             try:
                 info = _build_rhs(self.formula, self.data_template)
             except NameError as err:
@@ -121,15 +169,44 @@ class ModelData:
 
 
 # ---- construction ----------------------------------------------------------------------
-def from_arrays(endog, exog, *, intercept=True, missing="raise"):
-    """Validate array / DataFrame input (statsmodels order: endog first)."""
+def check_aligned(*named):
+    """Refuse pandas inputs whose row indexes differ (statsmodels' rule).
+
+    ``named`` are ``(name, obj)`` pairs; objects that are not pandas are skipped. Rows are
+    never paired by position when both sides carry labels.
+    """
+    labelled = [(n, o.index) for n, o in named if isinstance(o, (pd.Series, pd.DataFrame))]
+    for (n1, i1), (n2, i2) in zip(labelled, labelled[1:]):
+        if not i1.equals(i2):
+            same_set = len(i1) == len(i2) and i1.sort_values().equals(i2.sort_values())
+            hint = (" (the same labels in another order: reorder one with "
+                    f"{n2}.loc[{n1}.index])" if same_set else "")
+            raise ValueError(f"the indices for {n1} and {n2} are not aligned{hint}: {n1} "
+                             f"index {_show_labels(i1)}, {n2} index {_show_labels(i2)}")
+
+
+def from_arrays(endog, exog, *, intercept=None, missing="raise"):
+    """Validate array / DataFrame input (statsmodels order: endog first).
+
+    The intercept follows statsmodels: with ``intercept=None`` (default) one is fitted
+    when ``exog`` has a constant column (statsmodels' ``hasconst`` detection; that column
+    becomes the intercept), and none otherwise, so ``OLS(Y, X)`` equals ``sm.OLS(y, X)``.
+    ``intercept=True`` fits one in any case, ``intercept=False`` never (a constant column
+    is then an ordinary predictor). Every other column is kept.
+    """
     _check_missing(missing)
     if endog is None:
         raise ValueError("endog is required: the response(s), an array or DataFrame")
     if exog is None:
         raise ValueError("exog is required: the predictors, an array or DataFrame")
+    if intercept not in (None, True, False):
+        raise TypeError(f"intercept must be None (detect a constant column), True or "
+                        f"False; got {intercept!r}")
+    check_aligned(("endog", endog), ("exog", exog))
     ynames = _names(endog, "Y")
     xnames = _names(exog, "x")
+    _check_unique(ynames, "endog")
+    _check_unique(xnames, "exog")
     Y = _as_float_2d(endog, "endog")
     X = _as_float_2d(exog, "exog")
     if X.shape[0] != Y.shape[0]:
@@ -140,21 +217,27 @@ def from_arrays(endog, exog, *, intercept=True, missing="raise"):
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
     if not ok.all():
         if missing == "raise":
-            bad = np.flatnonzero(~ok)
-            raise ValueError(f"endog/exog contain NaN or inf in {bad.size} row(s) (first: "
-                             f"{list(labels[bad[:5]])}); pass missing='drop' to drop them")
+            raise ValueError(_missing_message(
+                [("endog", Y, ynames), ("exog", X, xnames)], labels, "missing='drop'"))
         X, Y, labels = X[ok], Y[ok], labels[ok]
     _check_rows(Y.shape[0])
-    # A constant column is the intercept: it is removed and handled by centring.
     const = _constant_columns(X)
-    if const and intercept:
-        keep = [j for j in range(X.shape[1]) if j not in const]
-        X = X[:, keep]
-        xnames = [xnames[j] for j in keep]
+    const_idx, const_value = (const[0], float(X[0, const[0]])) if const else (None, 1.0)
+    if intercept is None:
+        intercept = const_idx is not None
+    implicit = False
+    if not intercept:
+        const_idx = None
+        implicit = bool(const) or _spans_constant(X)
+    names_in = list(xnames)
+    if const_idx is not None:
+        X = np.delete(X, const_idx, axis=1)
+        xnames = [x for j, x in enumerate(xnames) if j != const_idx]
     if X.shape[1] == 0:
-        raise ValueError("exog has no predictor besides the intercept")
+        raise ValueError("exog has no predictor besides the constant (intercept) column")
     return ModelData(Y, X, ynames, xnames, bool(intercept), pd.Index(labels),
-                     extra={"kept": ok})
+                     extra={"kept": ok}, exog_names_in=names_in, const_idx=const_idx,
+                     const_value=const_value, implicit_constant=implicit)
 
 
 def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=None):
@@ -176,20 +259,28 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
             data = pd.DataFrame(data)
         else:
             raise TypeError(f"data must be a pandas DataFrame; got {type(data).__name__}")
+    _check_unique([str(c) for c in data.columns], "data")
     lhs, rhs = formula.split("~", 1)
     if not lhs.strip():
         raise ValueError(f"formula has no response on the left of '~': {formula!r}")
     env = eval_env if eval_env is not None else _default_env()
     na = "drop" if missing == "drop" else "raise"
+    # patsy sees positional row labels, so that duplicated labels cannot mix rows up
+    work = data.set_axis(pd.RangeIndex(len(data)), axis=0)
     try:
-        Yf, Xf = patsy.dmatrices(formula, data, eval_env=env, NA_action=na,
+        Yf, Xf = patsy.dmatrices(formula, work, eval_env=env, NA_action=na,
                                  return_type="dataframe")
     except patsy.PatsyError as err:
         msg = str(err).splitlines()[0]
+        used = [v for v in dict.fromkeys(_formula_variables(formula)) if v in data.columns]
         if "missing values" in msg.lower():
-            raise ValueError(f"data has missing values in columns used by the formula "
-                             f"(missing='raise'); pass missing='drop' to drop those rows: "
-                             f"{msg}") from None
+            frame = data[used]
+            bad = [c for c in used if frame[c].isna().any()]
+            rows = frame.isna().any(axis=1)
+            raise ValueError(f"data has missing values in column(s) {bad} used by the "
+                             f"formula, in {int(rows.sum())} row(s) (first: "
+                             f"{_show_labels(data.index[rows.to_numpy()])}); pass "
+                             "missing='drop' to drop those rows") from None
         lacking = [v for v in _formula_variables(formula) if v not in data.columns
                    and v not in env.namespace]
         if lacking:
@@ -221,34 +312,126 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
     if not ok.all():
         if missing == "raise":
-            raise ValueError("data contains inf in columns used by the formula; pass "
-                             "missing='drop' to drop those rows")
+            raise ValueError(_missing_message(
+                [("response", Y, list(Yf.columns)), ("design", X, list(Xf.columns))],
+                data.index[Xf.index.to_numpy()], "missing='drop'"))
         X, Y, Xf = X[ok], Y[ok], Xf.loc[ok]
     _check_rows(Y.shape[0])
-    # every row and column of the data is kept to rebuild the design after unpickling
-    # (patsy objects cannot be pickled): the same categories and transformations
-    template = data.copy()
+    kept = np.zeros(len(data), dtype=bool)
+    kept[Xf.index.to_numpy()] = True
+    implicit = (not intercept) and (bool(_constant_columns(X)) or _spans_constant(X))
+    # the formula's columns of the data are kept to rebuild the design after loading
+    # (patsy objects cannot be stored): the same categories and transformations
+    used = [c for c in data.columns if str(c) in formula]
+    template = data[used].copy()
     return ModelData(Y, X, [str(c) for c in Yf.columns], [str(c) for c in Xf.columns],
-                     intercept, Xf.index, formula=formula, design_info=rhs_info,
-                     data_template=template)
+                     intercept, data.index[Xf.index.to_numpy()], formula=formula,
+                     design_info=rhs_info, data_template=template, extra={"kept": kept},
+                     implicit_constant=implicit)
+
+
+def groups_for(groups, rows_like, kept=None, name="groups"):
+    """Task labels of the rows of a model, aligned like the data.
+
+    ``groups`` is an array (positional, one label per row given) or a Series, which must
+    carry the same index as the data (``rows_like``, a pandas object or None); ``kept``
+    is the boolean mask of rows kept after missing-value handling.
+    """
+    if groups is None:
+        raise ValueError(f"{name} is required: the task label of each row")
+    if isinstance(groups, (pd.Series, pd.DataFrame)):
+        if isinstance(groups, pd.DataFrame):
+            if groups.shape[1] != 1:
+                raise ValueError(f"{name} must be one column of labels; got "
+                                 f"{groups.shape[1]} columns")
+            groups = groups.iloc[:, 0]
+        if isinstance(rows_like, (pd.Series, pd.DataFrame)):
+            check_aligned(("exog", rows_like), (name, groups))
+    labels = np.asarray(groups)
+    n_rows = len(rows_like) if rows_like is not None and hasattr(rows_like, "__len__") \
+        else None
+    if labels.ndim != 1 or (n_rows is not None and len(labels) != n_rows):
+        raise ValueError(f"{name} must have one label per row ({n_rows}); got shape "
+                         f"{labels.shape}")
+    return labels if kept is None else labels[kept]
 
 
 # ---- source alignment ------------------------------------------------------------------
+def source_frame(source):
+    """A source given as fitted results becomes its coefficient DataFrame.
+
+    Accepted: results of any mtltransfer multi-response model (``params``); a statsmodels
+    OLS/WLS/GLS results of one response (its ``params`` Series, named by the response);
+    a list or dict of those (one per response; a dict's keys name the responses); a
+    statsmodels multivariate least-squares results (``MultivariateLS``). Anything else is
+    returned unchanged (a DataFrame or an array).
+    """
+    if isinstance(source, dict) or (isinstance(source, (list, tuple)) and source and
+                                    all(_is_sm_single(s) for s in source)):
+        items = source.items() if isinstance(source, dict) else \
+            [(None, s) for s in source]
+        cols = {}
+        for key, res in items:
+            if not _is_sm_single(res):
+                raise TypeError("a list or dict source must hold statsmodels results of "
+                                f"one response each; got {type(res).__name__}")
+            name = str(key) if key is not None else _sm_endog_name(res)
+            if name in cols:
+                raise ValueError(f"source names the response {name!r} twice")
+            cols[name] = pd.Series(np.asarray(res.params, dtype=float),
+                                   index=[str(x) for x in res.model.exog_names])
+        return pd.DataFrame(cols)
+    if _is_sm_single(source):
+        return pd.DataFrame({_sm_endog_name(source): pd.Series(
+            np.asarray(source.params, dtype=float),
+            index=[str(x) for x in source.model.exog_names])})
+    params = getattr(source, "params", None)
+    if isinstance(params, pd.DataFrame):
+        model = getattr(source, "model", None)
+        ynames = getattr(model, "endog_names", None)
+        if type(source).__module__.startswith("statsmodels") and ynames is not None \
+                and len(ynames) == params.shape[1]:
+            params = params.set_axis([str(y) for y in ynames], axis=1)
+        return params
+    return source
+
+
+def _is_sm_single(obj):
+    params = getattr(obj, "params", None)
+    model = getattr(obj, "model", None)
+    return (type(obj).__module__.startswith("statsmodels") and model is not None and
+            np.ndim(params) == 1 and hasattr(model, "exog_names"))
+
+
+def _sm_endog_name(res):
+    name = res.model.endog_names
+    return str(name if isinstance(name, str) else name[0])
+
+
 def align_source(source, xnames, ynames, name="source"):
     """The source coefficient matrix as a p x q array aligned to the target.
 
     Parameters
     ----------
-    source : results object, DataFrame or array
-        A fitted mtltransfer multi-response results object (its ``params``); a DataFrame
-        of coefficients indexed by predictor names with response names as columns
-        (aligned by name; an ``Intercept``/``const`` row is ignored); or a p x q array
-        (taken positionally).
+    source : results, DataFrame or array
+        Fitted results (see :func:`source_frame`: mtltransfer, statsmodels single- or
+        multi-response, or a list/dict of statsmodels fits, one per response); a
+        DataFrame of coefficients indexed by predictor names with response names as
+        columns (aligned by name; an ``Intercept``/``const`` row is ignored); or a
+        p x q array (taken positionally).
     xnames, ynames : list of str
         The target's predictor and response names.
+
+    Raises
+    ------
+    ValueError
+        When names do not match, or the matrix is not finite or is all zero (a zero
+        source has no singular subspaces to transfer).
     """
-    if hasattr(source, "params") and isinstance(getattr(source, "params"), pd.DataFrame):
-        source = source.params
+    source = source_frame(source)
+    if isinstance(source, pd.Series):
+        source = source.to_frame(str(source.name) if source.name is not None else
+                                 ynames[0])
     if isinstance(source, pd.DataFrame):
         frame = source.drop(index=[i for i in source.index if i in _INTERCEPT_NAMES])
         rows, cols = [str(i) for i in frame.index], [str(c) for c in frame.columns]
@@ -266,7 +449,8 @@ def align_source(source, xnames, ynames, name="source"):
                 parts.append(f"responses in the target but not the {name}: {miss_y}")
             if extra_y:
                 parts.append(f"responses in the {name} but not the target: {extra_y}")
-            raise ValueError(f"{name} does not match the target by name; " + "; ".join(parts))
+            raise ValueError(f"{name} does not match the target by name; " +
+                             "; ".join(parts) + _levels_hint(rows, xnames))
         frame.index, frame.columns = rows, cols
         C0 = frame.loc[list(xnames), list(ynames)].to_numpy(dtype=float, copy=True)
     else:
@@ -282,13 +466,111 @@ def align_source(source, xnames, ynames, name="source"):
                              f"(predictors x responses); got shape {C0.shape}")
     if not np.all(np.isfinite(C0)):
         raise ValueError(f"{name} contains NaN or inf")
+    if not np.any(C0):
+        raise ValueError(f"{name} coefficient matrix is all zero: it has no singular "
+                         "subspaces to transfer")
     return C0
+
+
+_LEVEL = re.compile(r"^(C\((?P<var>[^,)]+)[^)]*\))\[(?:T\.)?(?P<level>.*)\]$")
+
+
+def _levels_hint(source_names, target_names):
+    """A remedy when the source and target dummy-code a categorical with other levels."""
+    def levels(names):
+        out = {}
+        for n in names:
+            m = _LEVEL.match(n)
+            if m:
+                out.setdefault(m.group("var").strip(), []).append(m.group("level"))
+        return out
+
+    src, tgt = levels(source_names), levels(target_names)
+    hints = []
+    for var, lev in src.items():
+        if var in tgt and set(lev) != set(tgt[var]):
+            every = sorted(set(lev) | set(tgt[var]))
+            hints.append(f"C({var}, levels={every!r})")
+    if not hints:
+        return ""
+    return (". The categorical levels differ between the source and the target: fix them "
+            "in both formulas, e.g. " + ", ".join(hints) + " (list the reference level "
+            "first)")
 
 
 # ---- helpers ---------------------------------------------------------------------------
 def _check_missing(missing):
     if missing not in ("raise", "drop"):
         raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
+
+
+def _check_unique(names, what):
+    seen, dup = set(), []
+    for n in names:
+        if n in seen and n not in dup:
+            dup.append(n)
+        seen.add(n)
+    if dup:
+        raise ValueError(f"{what} has duplicate column name(s): {dup}; rename them")
+
+
+def _show_labels(index, k=5):
+    shown = [str(v) for v in list(index[:k])]
+    return "[" + ", ".join(shown) + (", ...]" if len(index) > k else "]")
+
+
+def _missing_message(blocks, labels, remedy):
+    """'column(s) ... have NaN or inf in N row(s) (first: ...)' for the given blocks."""
+    bad_cols, bad_rows = [], np.zeros(len(labels), dtype=bool)
+    for what, arr, names in blocks:
+        fin = np.isfinite(arr)
+        bad_cols += [f"{names[j]}" for j in np.flatnonzero(~fin.all(0))]
+        bad_rows |= ~fin.all(1)
+    return (f"NaN or inf in column(s) {bad_cols}, in {int(bad_rows.sum())} row(s) (first: "
+            f"{_show_labels(pd.Index(labels)[bad_rows])}); pass {remedy} to drop those rows")
+
+
+def _spans_constant(X):
+    """Whether a column of ones lies in the span of the columns of X (statsmodels'
+    implicit-constant test: adding it does not raise the rank)."""
+    if X.shape[0] <= X.shape[1]:
+        return False
+    aug = np.column_stack([np.ones(X.shape[0]), X])
+    return np.linalg.matrix_rank(aug) == np.linalg.matrix_rank(X)
+
+
+def _select_columns(newdata, name, layouts):
+    """New data as a float array with one of the allowed column ``layouts``.
+
+    A DataFrame is matched by column name (any order; every listed column, no other); an
+    array by its number of columns.
+    """
+    if isinstance(newdata, pd.Series):
+        newdata = newdata.to_frame().T if len(layouts[0]) > 1 else newdata.to_frame()
+    if isinstance(newdata, pd.DataFrame) and not isinstance(newdata.columns, pd.RangeIndex):
+        cols = [str(c) for c in newdata.columns]
+        _check_unique(cols, name)
+        for names in layouts:
+            if set(cols) == set(names):
+                frame = newdata.set_axis(cols, axis=1)[names]
+                return _as_float_2d(frame, name)
+        names = layouts[0]
+        lacking = [c for c in names if c not in cols]
+        extra = [c for c in cols if c not in names and
+                 not any(c in other for other in layouts)]
+        raise ValueError(f"{name} must have exactly the fitted columns {names}; " +
+                         "; ".join(part for part in (
+                             f"missing: {lacking}" if lacking else "",
+                             f"not fitted: {extra}" if extra else "") if part))
+    X = _as_float_2d(newdata, name)
+    if X.shape[1] == 1 and len(layouts[0]) > 1 and np.ndim(newdata) == 1:
+        X = X.T                                    # one new row given as a vector
+    widths = [len(names) for names in layouts]
+    if X.shape[1] not in widths:
+        raise ValueError(f"{name} must have {widths[0]} columns, the fitted ones "
+                         f"({', '.join(map(str, layouts[0][:8]))}"
+                         f"{', ...' if widths[0] > 8 else ''}); got {X.shape[1]}")
+    return X
 
 
 def _check_rows(n):
@@ -329,10 +611,13 @@ def _as_float_2d(obj, name):
 
 
 def _constant_columns(X):
+    """Columns that are constant and nonzero over the rows (statsmodels' ``hasconst``);
+    a column of ones first, as statsmodels prefers it."""
     if X.shape[0] < 2:
         return []
     span = X.max(0) - X.min(0)
-    return [j for j in np.flatnonzero(span == 0) if X[0, j] != 0]
+    const = [int(j) for j in np.flatnonzero(span == 0) if X[0, j] != 0]
+    return sorted(const, key=lambda j: X[0, j] != 1)
 
 
 def _formula_variables(formula):

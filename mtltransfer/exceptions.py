@@ -15,3 +15,7 @@ class ConvergenceWarning(MtlWarning):
 
 class SingularMatrixWarning(MtlWarning):
     """The design matrix is rank deficient; a minimum-norm or regularised answer is used."""
+
+
+class ValueWarning(MtlWarning):
+    """A value makes the results questionable (for example a saturated fit: R^2 = 1)."""

@@ -125,7 +125,7 @@ def _source_singular_values(res, source):
         if hasattr(source, "params"):
             source = source.params
         return np.linalg.svd(np.asarray(source, dtype=float), compute_uv=False)
-    svd0 = getattr(getattr(res, "model", None), "_svd0", None)
+    svd0 = getattr(getattr(res, "model", None), "source_svd", None)
     return None if svd0 is None else np.asarray(svd0[1], dtype=float)
 
 
@@ -371,11 +371,12 @@ def plot_tuning(res, *, figsize=None):
     Parameters
     ----------
     res : results
-        SMART results (``res.tuning`` a dict that may hold ``"rank"``: the eigenvalues of
-        the rank selection criterion and its threshold; ``"cv"``: the cross-validation
-        loss per structural rank; ``"bic_path"``: BIC along the lambda path), or Ridge /
-        NuclearNorm results (``res.tuning`` a DataFrame: GCV over alpha, CV error over
-        lambda).
+        Any tuned results; ``res.tuning`` is a dict of DataFrames: SMART's ``"rank"``
+        (the eigenvalues of the rank selection criterion and its threshold; also
+        ReducedRank's), ``"cv"`` (the cross-validation loss per structural rank) and
+        ``"bic_path"`` (the criterion along the lambda path); Ridge's ``"gcv"`` (GCV over
+        alpha), NuclearNorm's ``"lam_cv"`` (CV error over lambda), SharedRepresentation's
+        ``"k"`` (the score of each k).
     figsize : (float, float), optional
 
     Returns
@@ -391,14 +392,12 @@ def plot_tuning(res, *, figsize=None):
     """
     tuning = getattr(res, "tuning", None)
     panels = []
-    if isinstance(tuning, dict):
-        for key, draw in (("rank", _tuning_rank), ("cv", _tuning_cv),
-                          ("bic_path", _tuning_bic)):
-            tab = _as_frame(tuning.get(key))
-            if tab is not None and len(tab):
-                panels.append((draw, tab))
-    elif isinstance(tuning, pd.DataFrame) and len(tuning):
-        panels.append((_tuning_generic, tuning))
+    drawers = {"rank": _tuning_rank, "cv": _tuning_cv, "bic_path": _tuning_bic}
+    for key in sorted(tuning or {}, key=lambda k: list(drawers).index(k) if k in drawers
+                      else len(drawers)):
+        tab = _as_frame(tuning[key])
+        if tab is not None and len(tab):
+            panels.append((drawers.get(key, _tuning_generic), tab))
     if not panels:
         raise ValueError(f"{type(res).__name__} has no tuning trace to plot (were all "
                          "hyperparameters given to fit()?)")

@@ -69,8 +69,34 @@ def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60, center=True):
     return float(rss[i] / (q * (n - df[i]))), float(alphas[i])
 
 
+def check_folds(n_folds, n, model_name, what="cross-validation"):
+    """Validate ``n_folds`` against the number of rows, with a message for the user.
+
+    Each fold must hold at least 2 rows, so K-fold cross-validation needs ``2 K`` rows.
+    """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or \
+            n_folds < 2:
+        raise ValueError(f"n_folds must be an integer >= 2; got {n_folds!r}")
+    if n < 2 * n_folds:
+        raise ValueError(f"{model_name} needs at least {2 * n_folds} rows for "
+                         f"{n_folds}-fold {what}; got {n}. Pass a smaller n_folds (at "
+                         f"least 2, so {max(n // 2, 2)} at most here) or give the tuned "
+                         "value(s) to fit()")
+    return int(n_folds)
+
+
+def rank_table(info, rank):
+    """The rank-selection trace as a DataFrame: eigenvalues, threshold, selected."""
+    import pandas as pd
+
+    ev = info["eigenvalues"]
+    return pd.DataFrame({"eigenvalue": ev, "threshold mu": info["mu"],
+                         "selected": np.arange(len(ev)) < rank},
+                        index=pd.RangeIndex(1, len(ev) + 1, name="component"))
+
+
 def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
-                    center=True):
+                    center=True, rows=None):
     """Rank by the rank selection criterion (RSC) of Bunea, She and Wegkamp (2011).
 
     The selected rank is the number of eigenvalues of ``Y^T P_X Y = n Sxy^T Sxx^+ Sxy`` at
@@ -92,6 +118,10 @@ def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
         Upper bound (typically the rank of the source matrix C0); default ``min(p, q)``.
     center : bool
         Whether the moments are centred (the model has an intercept).
+    rows : (DesignSVD, ndarray), optional
+        :func:`mtltransfer.solvers.linear.design_svd` of the centred design and the
+        centred responses: the eigenvalues, rank X and residual come from the rows in
+        the equilibrated basis (accurate and units-free); ``stats`` is then not needed.
 
     Returns
     -------
@@ -100,22 +130,44 @@ def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
         ``eigenvalues`` (of Y^T P_X Y, descending), ``mu``, ``sigma2``, ``rank_X``,
         ``sigma_method`` ("residual" or "ridge-gcv"), ``ridge_alpha`` (nan if unused).
     """
-    Sxx, Sxy, Syy, n = _moments(stats, Sxy, Syy, n, center)
-    p, q = Sxy.shape
-    w, Q = linalg.eigh(Sxx)
-    w = np.clip(w, 0.0, None)
-    keep = w > max(p, 1) * np.finfo(float).eps * max(w.max(initial=0.0), 1e-300)
-    rank_X = int(keep.sum())
-    QtS = Q.T @ Sxy
-    M = n * (QtS[keep].T @ (QtS[keep] / w[keep, None]))      # Y^T P_X Y
-    ev = np.sort(np.clip(linalg.eigvalsh(0.5 * (M + M.T)), 0.0, None))[::-1]
+    if rows is not None:
+        dsvd, Yc = rows
+        n, p, q = Yc.shape[0], dsvd.scale.size, Yc.shape[1]
+        rank_X = dsvd.rank
+        UtY = dsvd.U.T @ Yc
+        sv = linalg.svdvals(UtY)
+        ev = np.zeros(q)
+        ev[:sv.size] = sv * sv                              # eigenvalues of Y^T P_X Y
+        rss = float(np.sum((Yc - dsvd.U @ UtY) ** 2))
+        trSyy = float(np.sum(Yc * Yc)) / n
+
+        def spectrum():  # Sxx = V diag(w) V^T, w = s^2/n, V^T Sxy = diag(s) U^T Y / n
+            Xc = (dsvd.U * dsvd.s) @ dsvd.Vt * dsvd.scale
+            U, s_raw, _ = linalg.svd(Xc, full_matrices=False)
+            return s_raw * s_raw / n, s_raw[:, None] * (U.T @ Yc) / n
+    else:
+        Sxx, Sxy, Syy, n = _moments(stats, Sxy, Syy, n, center)
+        p, q = Sxy.shape
+        D = np.sqrt(np.clip(np.diag(Sxx), 0.0, None))
+        D = np.where(D > 0, D, 1.0)
+        w_s, Q_s = linalg.eigh(Sxx / np.outer(D, D))          # equilibrated basis
+        keep = w_s > max(p, 1) * np.finfo(float).eps * max(w_s.max(initial=0.0), 1e-300)
+        rank_X = int(keep.sum())
+        QtS_s = Q_s.T @ (Sxy / D[:, None])
+        M = n * (QtS_s[keep].T @ (QtS_s[keep] / w_s[keep, None]))      # Y^T P_X Y
+        ev = np.sort(np.clip(linalg.eigvalsh(0.5 * (M + M.T)), 0.0, None))[::-1]
+        trSyy = float(np.trace(Syy))
+        rss = max(n * trSyy - float(ev.sum()), 0.0)
+
+        def spectrum():
+            w, Q = linalg.eigh(Sxx)
+            return np.clip(w, 0.0, None), Q.T @ Sxy
     df = n - rank_X - (1 if center else 0)
-    trSyy = float(np.trace(Syy))
     if df > 0:
-        sigma2 = max(n * trSyy - float(ev.sum()), 0.0) / (q * df)
+        sigma2 = rss / (q * df)
         method, alpha = "residual", float("nan")
     else:
-        sigma2, alpha = _ridge_gcv_sigma2(w, QtS, trSyy, n, q, center=center)
+        sigma2, alpha = _ridge_gcv_sigma2(*spectrum(), trSyy, n, q, center=center)
         method = "ridge-gcv"
     mu = (1 + theta) ** 2 * sigma2 * (np.sqrt(q) + np.sqrt(rank_X)) ** 2
     cap = min(p, q) if cap is None else max(1, min(int(cap), p, q))
@@ -326,7 +378,7 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
 # ---------------------------------------------------------------------------------------
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
-               max_iter=2000, backend="fast", center=True, svd0=None):
+               max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
@@ -349,6 +401,8 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     fold_stats : list of SufficientStats or None
     svd0 : (U0, s0, V0) or None
         Precomputed :func:`mtltransfer.solvers.admm.source_svd` of C0.
+    rank_rows : (DesignSVD, ndarray) or None
+        The rows' factorisation for the rank criterion (see :func:`select_rank_rsc`).
 
     Returns
     -------
@@ -374,7 +428,8 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         if svd0[1].size and svd0[1][0] > 0 else 0
     if rank is None:
         rank, rank_info = select_rank_rsc(Sxx, Sxy, Syy, n, theta=theta,
-                                          cap=max(C0_rank, 1), center=center)
+                                          cap=max(C0_rank, 1), center=center,
+                                          rows=rank_rows)
         how["rank"] = "rsc"
     else:
         how["rank"] = "given"

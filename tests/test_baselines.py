@@ -28,8 +28,8 @@ PROBLEMS = [(60, 8, 5, 0), (40, 12, 6, 1), (15, 25, 4, 2)]  # the last one has n
 def test_ridge_backends_agree(n, p, q, seed):
     X, Y, _ = make_problem(n, p, q, seed=seed)
     alpha = 0.3
-    fast = mt.Ridge(Y, X).fit(alpha=alpha)
-    ref = mt.Ridge(Y, X).fit(alpha=alpha, backend="cvxpy")
+    fast = mt.Ridge(Y, X, intercept=True).fit(alpha=alpha)
+    ref = mt.Ridge(Y, X, intercept=True).fit(alpha=alpha, backend="cvxpy")
     pen = lambda r: 0.5 * alpha * np.sum(r.coef ** 2)
     assert _objective(fast, pen(fast)) == pytest.approx(_objective(ref, pen(ref)),
                                                         rel=OBJ_RTOL)
@@ -39,10 +39,10 @@ def test_ridge_backends_agree(n, p, q, seed):
 @pytest.mark.parametrize("n,p,q,seed", PROBLEMS)
 def test_nuclear_norm_backends_agree(n, p, q, seed):
     X, Y, _ = make_problem(n, p, q, seed=seed)
-    Sxx, Sxy, Syy = mt.NuclearNorm(Y, X).moments()
+    Sxx, Sxy, Syy = mt.NuclearNorm(Y, X, intercept=True).moments()
     lam = 0.2 * np.linalg.norm(Sxy, 2)
-    fast = mt.NuclearNorm(Y, X).fit(lam=lam, tol=1e-11, max_iter=50000)
-    ref = mt.NuclearNorm(Y, X).fit(lam=lam, backend="cvxpy")
+    fast = mt.NuclearNorm(Y, X, intercept=True).fit(lam=lam, tol=1e-11, max_iter=50000)
+    ref = mt.NuclearNorm(Y, X, intercept=True).fit(lam=lam, backend="cvxpy")
     f = nuclear_norm_objective(Sxx, Sxy, Syy, fast.coef, lam)
     g = nuclear_norm_objective(Sxx, Sxy, Syy, ref.coef, lam)
     assert f == pytest.approx(g, rel=OBJ_RTOL)
@@ -54,8 +54,8 @@ def test_nuclear_norm_backends_agree(n, p, q, seed):
 @pytest.mark.parametrize("n,p,q,seed", PROBLEMS[:2])
 def test_ols_backends_agree_and_match_per_response_lstsq(n, p, q, seed):
     X, Y, _ = make_problem(n, p, q, seed=seed)
-    fast = mt.OLS(Y, X).fit()
-    ref = mt.OLS(Y, X).fit(backend="cvxpy")
+    fast = mt.OLS(Y, X, intercept=True).fit()
+    ref = mt.OLS(Y, X, intercept=True).fit(backend="cvxpy")
     assert _objective(fast) == pytest.approx(_objective(ref), rel=OBJ_RTOL)
     assert _rel(fast.coef, ref.coef) < COEF_RTOL
     # independent: numpy lstsq with an explicit constant column, one response at a time
@@ -70,8 +70,8 @@ def test_ols_backends_agree_and_match_per_response_lstsq(n, p, q, seed):
 def test_reduced_rank_is_the_best_rank_r_fit(n, p, q, seed):
     X, Y, _ = make_problem(n, p, q, rank=2, seed=seed)
     r = 2
-    fast = mt.ReducedRank(Y, X).fit(rank=r)
-    ref = mt.ReducedRank(Y, X).fit(rank=r, backend="cvxpy")
+    fast = mt.ReducedRank(Y, X, intercept=True).fit(rank=r)
+    ref = mt.ReducedRank(Y, X, intercept=True).fit(rank=r, backend="cvxpy")
     assert np.linalg.matrix_rank(fast.coef, tol=1e-8) == r
     assert _objective(fast) == pytest.approx(_objective(ref), rel=OBJ_RTOL)
     assert _rel(fast.coef, ref.coef) < COEF_RTOL
@@ -92,20 +92,20 @@ def test_reduced_rank_is_the_best_rank_r_fit(n, p, q, seed):
 
 def test_ridge_gcv_chooses_interior_alpha_and_shrinks():
     X, Y, C = make_problem(40, 30, 5, noise=1.0, seed=4)
-    res = mt.Ridge(Y, X).fit()
-    t = res.tuning
+    res = mt.Ridge(Y, X, intercept=True).fit()
+    t = res.tuning["gcv"]
     i = int(t["gcv"].idxmin())
     assert 0 < i < len(t) - 1
     assert res.config["alpha"] == pytest.approx(t.loc[i, "alpha"])
-    assert np.linalg.norm(res.coef) < np.linalg.norm(mt.OLS(Y, X).fit().coef)
+    assert np.linalg.norm(res.coef) < np.linalg.norm(mt.OLS(Y, X, intercept=True).fit().coef)
 
 
 def test_nuclear_norm_cv_beats_ols_on_low_rank_truth():
     X, Y, C = make_problem(60, 20, 15, rank=2, noise=1.0, seed=5)
-    nn = mt.NuclearNorm(Y, X).fit()
-    ols = mt.OLS(Y, X).fit()
+    nn = mt.NuclearNorm(Y, X, intercept=True).fit()
+    ols = mt.OLS(Y, X, intercept=True).fit()
     assert np.linalg.norm(nn.coef - C) < np.linalg.norm(ols.coef - C)
-    t = nn.tuning
+    t = nn.tuning["lam_cv"]
     assert nn.lam == pytest.approx(t.loc[t["cv_mse"].idxmin(), "lam"])
     # the path stops three lams after the CV minimum (or at the end of the grid)
     assert len(t) == 30 or len(t) - 1 - int(t["cv_mse"].idxmin()) == 3
@@ -113,16 +113,16 @@ def test_nuclear_norm_cv_beats_ols_on_low_rank_truth():
 
 def test_nuclear_norm_zero_above_lam_max():
     X, Y, _ = make_problem(30, 6, 4, seed=6)
-    Sxx, Sxy, Syy = mt.NuclearNorm(Y, X).moments()
-    res = mt.NuclearNorm(Y, X).fit(lam=1.01 * np.linalg.norm(Sxy, 2))
+    Sxx, Sxy, Syy = mt.NuclearNorm(Y, X, intercept=True).moments()
+    res = mt.NuclearNorm(Y, X, intercept=True).fit(lam=1.01 * np.linalg.norm(Sxy, 2))
     assert np.abs(res.coef).max() == 0.0
-    res = mt.NuclearNorm(Y, X).fit(lam=0.99 * np.linalg.norm(Sxy, 2))
+    res = mt.NuclearNorm(Y, X, intercept=True).fit(lam=0.99 * np.linalg.norm(Sxy, 2))
     assert np.abs(res.coef).max() > 0.0
 
 
 def test_convergence_warning_and_no_nan():
     X, Y, _ = make_problem(30, 6, 4, seed=7)
     with pytest.warns(mt.ConvergenceWarning, match="max_iter"):
-        res = mt.NuclearNorm(Y, X).fit(lam=0.01, max_iter=2, tol=1e-14)
+        res = mt.NuclearNorm(Y, X, intercept=True).fit(lam=0.01, max_iter=2, tol=1e-14)
     assert res.converged is False
     assert np.all(np.isfinite(res.coef))

@@ -24,7 +24,7 @@ def test_formula_equals_array_path(frame):
     assert list(f.params.index) == ["C(site)[T.b]", "C(site)[T.c]", "x1", "np.log(x2)"]
     assert list(f.params.columns) == ["Y1", "Y2"]
     X = np.column_stack([frame.site == "b", frame.site == "c", frame.x1, np.log(frame.x2)])
-    a = mt.OLS(frame[["Y1", "Y2"]], X.astype(float)).fit()
+    a = mt.OLS(frame[["Y1", "Y2"]], X.astype(float), intercept=True).fit()
     np.testing.assert_allclose(f.coef, a.coef, atol=1e-10)
     np.testing.assert_allclose(f.intercept, a.intercept, atol=1e-10)
     assert f.params.loc["x1", "Y1"] == pytest.approx(1.0, abs=0.05)
@@ -93,7 +93,9 @@ def test_missing_policy(frame):
     (lambda d: mt.OLS.from_formula(3, d), TypeError, "formula"),
     (lambda d: mt.OLS.from_formula("Y1 ~ x1", d.to_numpy()), TypeError, "data"),
     (lambda d: mt.OLS(d[["Y1"]], d[["x1", "site"]]), TypeError, "site"),
-    (lambda d: mt.OLS(d[["Y1"]].iloc[:10], d[["x1"]]), ValueError, "same number of rows"),
+    (lambda d: mt.OLS(d[["Y1"]].iloc[:10].to_numpy(), d[["x1"]]), ValueError,
+     "same number of rows"),
+    (lambda d: mt.OLS(d[["Y1"]].iloc[:10], d[["x1"]]), ValueError, "not aligned"),
     (lambda d: mt.OLS(d[["Y1"]], d[["x1"]]).fit(backend="gpu"), ValueError, "backend"),
     (lambda d: mt.Ridge(d[["Y1"]], d[["x1"]]).fit(alpha=-1), ValueError, "alpha"),
     (lambda d: mt.NuclearNorm(d[["Y1"]], d[["x1"]]).fit(lam=-0.1), ValueError, "lam"),

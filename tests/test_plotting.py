@@ -200,15 +200,16 @@ def test_tuning_of_ridge_and_nuclear_norm(sim):
     fig = plotting.plot_tuning(ridge)
     (ax,) = fig.axes
     line = _lines(ax)["gcv"]
-    np.testing.assert_array_equal(line.get_xdata(), ridge.tuning["alpha"].to_numpy())
-    np.testing.assert_array_equal(line.get_ydata(), ridge.tuning["gcv"].to_numpy())
+    np.testing.assert_array_equal(line.get_xdata(), ridge.tuning["gcv"]["alpha"].to_numpy())
+    np.testing.assert_array_equal(line.get_ydata(), ridge.tuning["gcv"]["gcv"].to_numpy())
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "alpha"
 
     nn = mt.NuclearNorm(sim.Y, sim.X).fit()
     ax = plotting.plot_tuning(nn).axes[0]
     line = _lines(ax)["cv_mse"]
-    np.testing.assert_array_equal(line.get_xdata(), nn.tuning["lam"].to_numpy())
-    np.testing.assert_array_equal(line.get_ydata(), nn.tuning["cv_mse"].to_numpy())
+    np.testing.assert_array_equal(line.get_xdata(), nn.tuning["lam_cv"]["lam"].to_numpy())
+    np.testing.assert_array_equal(line.get_ydata(),
+                                  nn.tuning["lam_cv"]["cv_mse"].to_numpy())
 
 
 def test_tuning_needs_a_trace(smart_fixed, sim):

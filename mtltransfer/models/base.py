@@ -7,7 +7,7 @@ plain arrays the solvers return.
 
 from __future__ import annotations
 
-import pickle
+import warnings
 from functools import cached_property
 
 import numpy as np
@@ -15,7 +15,9 @@ import pandas as pd
 
 from .. import design
 from .. import plotting as _plotting
+from ..exceptions import SingularMatrixWarning, ValueWarning
 from ..gram import SufficientStats
+from ..solvers.linear import design_svd
 
 FIT_BACKENDS = ("fast", "cvxpy")
 
@@ -78,7 +80,13 @@ class DataViews:
 
     @property
     def k_constant(self):
-        return int(self.data.intercept)
+        """1 if the model has a constant, fitted or spanned by the predictors (statsmodels)."""
+        return self.data.k_constant
+
+    @property
+    def center(self):
+        """Whether an unpenalised intercept is fitted (by centring X and Y)."""
+        return bool(self.data.intercept)
 
 
 class MultiResponseModel(DataViews):
@@ -90,11 +98,18 @@ class MultiResponseModel(DataViews):
         Responses.
     exog : array_like or DataFrame, shape (n, p)
         Predictors. A constant column is recognised as the intercept and removed.
-    intercept : bool, default True
-        Fit an unpenalised intercept by centring X and Y (the penalised or low-rank
-        part never sees it).
+    intercept : bool or None, default None
+        As statsmodels: ``None`` fits an intercept when ``exog`` has a constant column
+        (that column is the intercept) and none otherwise; ``True`` always fits one,
+        ``False`` never. The intercept is unpenalised and handled by centring X and Y
+        (the penalised or low-rank part never sees it). Formula models take it from the
+        formula (``- 1`` removes it).
     missing : {"raise", "drop"}
         What to do with rows containing NaN/inf.
+
+    Notes
+    -----
+    pandas inputs must carry the same row index (they are never paired by position).
     """
 
     #: how many response columns the formula may have (None: any)
@@ -102,7 +117,7 @@ class MultiResponseModel(DataViews):
     #: a short name of the estimation method, shown in the summary
     _method = ""
 
-    def __init__(self, endog, exog, *, intercept=True, missing="raise", **kwargs):
+    def __init__(self, endog, exog, *, intercept=None, missing="raise", **kwargs):
         data = design.from_arrays(endog, exog, intercept=intercept, missing=missing)
         self._setup(data, **kwargs)
 
@@ -154,13 +169,58 @@ class MultiResponseModel(DataViews):
 
     def moments(self):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
-        return self.stats.moments(center=bool(self.k_constant))
+        return self.stats.moments(center=self.center)
 
-    def _intercept_for(self, C):
-        """Intercept b = ybar - C^T xbar when centring, else zeros."""
-        if not self.k_constant:
+    def intercept_for(self, C):
+        """The intercept that goes with coefficients C: ``b = ybar - C^T xbar`` when the
+        model fits one (centring), else zeros."""
+        if not self.center:
             return np.zeros(self.k_endog)
-        return self.stats.y_mean - C.T @ self.stats.x_mean
+        return self.stats.y_mean - np.asarray(C).T @ self.stats.x_mean
+
+    @cached_property
+    def centred_rows(self):
+        """(X, Y) centred by their column means when the model has an intercept."""
+        if not self.center:
+            return self.exog, self.endog
+        return self.exog - self.exog.mean(0), self.endog - self.endog.mean(0)
+
+    @cached_property
+    def design_svd(self):
+        """:class:`~mtltransfer.solvers.linear.DesignSVD` of the centred rows in their
+        equilibrated basis (units-free rank and least squares)."""
+        return design_svd(self.centred_rows[0])
+
+    def warn_design(self):
+        """Warn when least squares on this design is not identified.
+
+        A ``SingularMatrixWarning`` names the columns of each collinear set (the
+        null space of the equilibrated design), or says p > n.
+        """
+        dsvd = self.design_svd
+        p = self.k_exog
+        if dsvd.rank == p:
+            return
+        n_eff = self.nobs - int(self.center)
+        if p > n_eff:
+            msg = (f"more predictors ({p}) than rows{' after centring' if self.center else ''}"
+                   f" ({n_eff}): least squares is not identified; the minimum-norm "
+                   "solution (in the equilibrated basis) is reported")
+        else:
+            names = self.exog_names
+            groups = []
+            for v in dsvd.null:
+                cols = [names[j] for j in np.flatnonzero(np.abs(v) > 1e-8)]
+                if cols and cols not in groups:
+                    groups.append(cols)
+            what = "; ".join(", ".join(g) for g in groups[:5])
+            const = " (with the intercept)" if self.center and any(
+                np.ptp(self.exog[:, j]) == 0 for j in range(p)) else ""
+            msg = (f"the design is rank deficient (rank {dsvd.rank} of {p} predictors): "
+                   f"collinear columns{const}: {what}. The minimum-norm solution (in the "
+                   "equilibrated basis) is reported; its coefficients for these columns "
+                   "are not identified")
+        warnings.warn(msg, SingularMatrixWarning, stacklevel=3)
 
     def __repr__(self):
         return (f"{type(self).__name__}(nobs={self.nobs}, k_exog={self.k_exog}, "
@@ -176,19 +236,42 @@ class MultiResponseResults:
     params : DataFrame, shape (p, q)
         Coefficients; index = predictor names, columns = response names.
     intercept : Series, shape (q,)
+    tuning : dict of str to DataFrame
+        The traces of whatever was tuned (empty when nothing was), each under its own
+        name (``"gcv"``, ``"cv"``, ``"rank"``, ``"bic_path"`` ...): tuning scores live
+        here, never under ``bic``.
     converged : bool
     n_iter : int
     history : DataFrame
-        Per-iteration diagnostics of the solver (empty for closed forms).
+        Per-iteration diagnostics of the solver (empty for closed forms), indexed from 1.
+
+    Notes
+    -----
+    Likelihood and information criteria follow statsmodels' Gaussian definitions, with one
+    convention for several responses: the responses are independent normals, each with its
+    own variance at its maximum-likelihood value ``ssr_j / n``, so
+
+        llf = sum_j -n/2 (log(2 pi ssr_j / n) + 1),
+        aic = -2 llf + 2 (df_model + q k_constant),
+        bic = -2 llf + log(n) (df_model + q k_constant),
+
+    where ``df_model`` is the effective number of coefficients of all responses (without
+    the intercepts; for a closed form, q times the rank of the design). With one response
+    these are exactly statsmodels' OLS values.
     """
 
-    def __init__(self, model, coef, *, solver=None, config=None, df_model=None):
+    #: row-dependent statistics kept by ``save(..., remove_data=True)``
+    _row_cached = ("ssr_per_response", "rsquared", "centered_tss")
+
+    def __init__(self, model, coef, *, solver=None, config=None, df_model=None,
+                 tuning=None):
         self.model = model
         self._coef = np.asarray(coef, dtype=float)
-        self._intercept = model._intercept_for(self._coef)
+        self._intercept = model.intercept_for(self._coef)
         self._solver = solver
         self.config = dict(config or {})
-        self._df_model = df_model
+        self._df_coef = float(self._coef.size if df_model is None else df_model)
+        self.tuning = dict(tuning or {})
 
     # -- coefficients -----------------------------------------------------------------
     @property
@@ -210,8 +293,8 @@ class MultiResponseResults:
     def nobs(self):
         return self.model.nobs
 
-    def _predict_array(self, X):
-        return X @ self._coef + self._intercept
+    def _predict_array(self, X, const=1.0):
+        return X @ self._coef + np.multiply.outer(const, self._intercept)
 
     @cached_property
     def _fitted(self):
@@ -227,26 +310,36 @@ class MultiResponseResults:
         return pd.DataFrame(self.model.endog - self._fitted, index=self.model.data.row_labels,
                             columns=self.model.endog_names)
 
-    def predict(self, newdata=None):
-        """Predicted responses.
+    def predict(self, exog=None, transform=True, *, newdata=None):
+        """Predicted responses (statsmodels' signature).
 
         Parameters
         ----------
-        newdata : DataFrame or array_like, optional
-            For a formula model, a DataFrame with the formula's columns (the design is
-            rebuilt with the same categories and transformations); otherwise the p
-            predictor columns. ``None`` gives the fitted values.
+        exog : DataFrame or array_like, optional
+            New data. For a formula model, a DataFrame with the formula's columns (the
+            design is rebuilt with the same categories and transformations); otherwise
+            exactly the columns the model was fitted on (by name for a DataFrame, by
+            position for an array, the constant column included). ``None`` gives the
+            fitted values.
+        transform : bool
+            For a formula model, ``False`` takes ``exog`` as the design matrix itself
+            (the fitted predictor columns, optionally with ``Intercept`` first).
+        newdata : optional
+            Another name for ``exog``.
 
         Returns
         -------
         DataFrame, shape (n_new, q)
+            Indexed like the input; rows with a missing value are NaN.
         """
-        if newdata is None:
+        if newdata is not None:
+            if exog is not None:
+                raise TypeError("give new data as exog or as newdata, not both")
+            exog = newdata
+        if exog is None:
             return self.fittedvalues
-        X = self.model.data.exog_for(newdata, "newdata")
-        index = newdata.index if isinstance(newdata, pd.DataFrame) and \
-            len(newdata.index) == X.shape[0] else pd.RangeIndex(X.shape[0])
-        return pd.DataFrame(self._predict_array(X), index=index,
+        X, const, index = self.model.data.exog_for(exog, "exog", transform=transform)
+        return pd.DataFrame(self._predict_array(X, const), index=index,
                             columns=self.model.endog_names)
 
     @cached_property
@@ -261,33 +354,62 @@ class MultiResponseResults:
         return float(self.ssr_per_response.sum())
 
     @cached_property
-    def rsquared(self):
-        """Per-response R^2 (centred when the model has an intercept)."""
+    def centered_tss(self):
+        """Per-response total sum of squares, centred when the model has a constant."""
         Y = self.model.endog
         centre = Y.mean(0) if self.model.k_constant else 0.0
-        tss = ((Y - centre) ** 2).sum(0)
+        return pd.Series(((Y - centre) ** 2).sum(0), index=self.model.endog_names)
+
+    @cached_property
+    def rsquared(self):
+        """Per-response R^2 (centred when the model has a constant, as statsmodels)."""
+        tss = self.centered_tss.to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(tss > 0, 1 - self.ssr_per_response.to_numpy() / tss, np.nan)
         return pd.Series(r2, index=self.model.endog_names)
 
     @property
     def df_model(self):
-        """Effective number of coefficients (without the intercept)."""
-        return float(self._df_model if self._df_model is not None else self._coef.size)
+        """Effective number of coefficients of all responses, without the constant
+        (statsmodels' ``df_model`` for one response)."""
+        return float(self._df_coef - self.model.k_endog * int(
+            self.model.data.implicit_constant))
+
+    @property
+    def df_resid(self):
+        """Residual degrees of freedom per response: ``n - df_model/q - k_constant``."""
+        q = self.model.k_endog
+        return float(self.nobs - self.df_model / q - self.model.k_constant)
+
+    @property
+    def llf(self):
+        """Gaussian log-likelihood, responses independent with their own variance."""
+        n = self.nobs
+        ssr = self.ssr_per_response.to_numpy()
+        with np.errstate(divide="ignore"):
+            return float(np.sum(-0.5 * n * (np.log(2 * np.pi * ssr / n) + 1)))
+
+    @property
+    def k_params(self):
+        """Number of parameters counted by the information criteria."""
+        return self.df_model + self.model.k_endog * self.model.k_constant
+
+    @property
+    def aic(self):
+        """Akaike information criterion ``-2 llf + 2 k_params`` (statsmodels' OLS)."""
+        return float(-2 * self.llf + 2 * self.k_params)
 
     @property
     def bic(self):
-        """BIC = log(RSS/(nq)) + df log(nq)/(nq), the criterion of DESIGN.md (per entry)."""
-        nq = self.nobs * self.model.k_endog
-        rss = max(self.ssr, np.finfo(float).tiny * nq)  # an exact fit: finite, not -inf
-        return float(np.log(rss / nq) + self.df_model * np.log(nq) / nq)
+        """Bayesian information criterion ``-2 llf + log(n) k_params`` (statsmodels)."""
+        return float(-2 * self.llf + np.log(self.nobs) * self.k_params)
 
     @property
     def scale(self):
-        """Residual variance estimate RSS / (n q - df - q * intercept), floored at RSS/(nq)."""
-        nq = self.nobs * self.model.k_endog
-        dof = nq - self.df_model - self.model.k_endog * self.model.k_constant
-        return self.ssr / (dof if dof > 0 else nq)
+        """Residual variance ``ssr / (q df_resid)`` pooled over responses (``ssr/(nq)``
+        when no residual degrees of freedom are left)."""
+        dof = self.model.k_endog * self.df_resid
+        return self.ssr / (dof if dof > 0 else self.nobs * self.model.k_endog)
 
     # -- solver diagnostics -----------------------------------------------------------
     @property
@@ -318,11 +440,12 @@ class MultiResponseResults:
                  f"{m.k_endog} responses"),
                 ("Model:", type(m).__name__), ("Method:", m._method),
                 ("No. Observations:", m.nobs), ("No. Predictors (p):", m.k_exog),
-                ("No. Responses (q):", m.k_endog), ("Intercept:", bool(m.k_constant))]
+                ("No. Responses (q):", m.k_endog), ("Intercept:", m.center)]
         right = [(f"{k}:", v) for k, v in self.config.items()]
-        right += [("Df Model:", round(self.df_model, 2)), ("Mean R-squared:",
-                  float(np.nanmean(self.rsquared))), ("RSS:", self.ssr),
-                  ("BIC:", self.bic)]
+        right += [("Df Model:", round(self.df_model, 2)),
+                  ("Df Residuals:", round(self.df_resid, 2)),
+                  ("Mean R-squared:", float(np.nanmean(self.rsquared))),
+                  ("Log-Likelihood:", self.llf), ("AIC:", self.aic), ("BIC:", self.bic)]
         if self._solver is not None:
             right += [("Iterations:", self.n_iter), ("Converged:", self.converged)]
         return left, right
@@ -339,10 +462,18 @@ class MultiResponseResults:
         coefficient_block(self, smry)
         return smry
 
-    def save(self, path):
-        """Pickle the results (model and data included) to ``path``; see :func:`load`."""
-        with open(path, "wb") as fh:
-            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    def save(self, path, remove_data=False):
+        """Write the results to ``path`` in a data-only format (see :func:`load`).
+
+        Parameters
+        ----------
+        path : str or path-like
+        remove_data : bool
+            Write no training rows (statsmodels' name): the statistics computed from
+            the rows are kept; ``fittedvalues`` and ``resid`` are then unavailable.
+        """
+        from ..io import save
+        save(self, path, remove_data=remove_data)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -356,12 +487,10 @@ class MultiResponseResults:
 
 
 def load(path):
-    """Load results saved with ``results.save(path)``.
+    """Load results written by ``results.save(path)``.
 
-    Only load files you trust: this unpickles Python objects.
+    The file is data only (NumPy arrays and a JSON manifest); nothing in it is executed,
+    and any other file is refused with a ``ValueError``.
     """
-    with open(path, "rb") as fh:
-        obj = pickle.load(fh)
-    if not isinstance(obj, MultiResponseResults) and not hasattr(obj, "predict"):
-        raise TypeError(f"{path} does not contain mtltransfer results")
-    return obj
+    from ..io import load as _load
+    return _load(path)

@@ -8,15 +8,53 @@ closed-form / proximal path or, with ``backend="cvxpy"``, the same problem posed
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
+import pandas as pd
 from scipy import linalg
 
 from ..gram import kfold_stats, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
+from ..exceptions import ValueWarning
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
                    check_positive)
+
+#: column scales (standard deviations) further apart than this make a penalty's meaning
+#: depend on the predictors' units: a warning says so
+SCALE_RATIO_WARN = 1e6
+
+
+def warn_saturated(res):
+    """Warn when a fit reproduces some response exactly (R^2 = 1 up to rounding)."""
+    ssr = res.ssr_per_response.to_numpy()
+    tss = res.centered_tss.to_numpy()
+    exact = [name for name, e, t in zip(res.model.endog_names, ssr, tss)
+             if e <= (1e-10) ** 2 * max(t, np.finfo(float).tiny)]
+    if exact:
+        warnings.warn(f"saturated fit: the residuals of {exact} are zero up to rounding "
+                      f"(R-squared = 1; n = {res.nobs}, p = {res.model.k_exog}); the scale, "
+                      "log-likelihood and information criteria are degenerate",
+                      ValueWarning, stacklevel=3)
+
+
+def warn_penalty_scale(model):
+    """Warn when a penalised model's predictors have wildly different scales."""
+    X = model.centred_rows[0]
+    sd = np.sqrt(np.einsum("ij,ij->j", X, X) / max(model.nobs, 1))
+    live = sd > 0
+    if live.sum() < 2:
+        return
+    hi, lo = int(np.argmax(np.where(live, sd, -np.inf))), \
+        int(np.argmin(np.where(live, sd, np.inf)))
+    if sd[hi] > SCALE_RATIO_WARN * sd[lo]:
+        names = model.exog_names
+        warnings.warn(f"{type(model).__name__}: the predictors' scales differ by a factor "
+                      f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); the penalty is "
+                      "not invariant to units, so it shrinks small-scale columns far more. "
+                      "Standardise the predictors (e.g. standardize() in the formula) for a "
+                      "penalty on a common scale", ValueWarning, stacklevel=3)
 
 _COMMON_FIT_DOC = """
         backend : {"fast", "cvxpy"}
@@ -32,8 +70,12 @@ _CLOSED_FORM_DOC = """
 class OLS(MultiResponseModel):
     """Multi-response least squares: minimise ||Y - 1 b^T - X C||_F^2.
 
-    Each response's coefficients equal a single-response OLS fit; with a rank-deficient
-    design the minimum-norm solution is returned.
+    Each response's coefficients equal a single-response OLS fit (statsmodels' ``OLS``).
+    It is solved from an SVD of the centred rows with every column scaled to unit norm,
+    so the answer does not depend on the predictors' units. A rank-deficient design (rank
+    by the scale-free rule of :mod:`mtltransfer.solvers.linear`) gives a
+    ``SingularMatrixWarning`` naming the collinear columns and the minimum-norm solution
+    in that equilibrated basis.
     """
 
     _method = "Least squares"
@@ -49,13 +91,17 @@ class OLS(MultiResponseModel):
         MultiResponseResults
         """
         check_backend(backend)
-        Sxx, Sxy, Syy = self.moments()
-        C, rank = lin.ols(Sxx, Sxy)
+        self.warn_design()
+        dsvd = self.design_svd
         if backend == "cvxpy":
             from ..solvers.cvx import ridge_cvx
-            C, _ = ridge_cvx(Sxx, Sxy, Syy, 0.0)
-        return MultiResponseResults(self, C, config={"rank(X)": rank},
-                                    df_model=rank * self.k_endog)
+            C, _ = ridge_cvx(*self.moments(), 0.0)
+        else:
+            C, _ = lin.ols_rows(dsvd, self.centred_rows[1])
+        res = MultiResponseResults(self, C, config={"rank(X)": dsvd.rank},
+                                   df_model=dsvd.rank * self.k_endog)
+        warn_saturated(res)
+        return res
 
 
 class Ridge(MultiResponseModel):
@@ -84,33 +130,35 @@ class Ridge(MultiResponseModel):
             ``config`` holds alpha and how it was chosen; ``tuning`` the GCV curve.
         """
         check_backend(backend)
-        Sxx, Sxy, Syy = self.moments()
-        w = np.clip(linalg.eigvalsh(Sxx), 0, None)
-        tuning = None
-        how = "given"
+        if alpha is not None:
+            alpha = check_positive("alpha", alpha)
+        warn_penalty_scale(self)
+        Xc, Yc = self.centred_rows
+        # X_c = U diag(s) V^T: Sxx = V diag(s^2/n) V^T and V^T Sxy = diag(s) U^T Y_c / n
+        U, s, Vt = linalg.svd(Xc, full_matrices=False, lapack_driver="gesdd")
+        w = s * s / self.nobs
+        tuning, how = {}, "given"
         if alpha is None:
-            alpha, tuning = self._gcv(Sxx, Sxy, Syy, n_alphas)
+            UtY = U.T @ Yc
+            alpha, tuning["gcv"] = self._gcv(w, s[:, None] * UtY / self.nobs,
+                                             float(np.sum(Yc * Yc)) / self.nobs, n_alphas)
             how = "GCV"
-        alpha = check_positive("alpha", alpha)
         if backend == "cvxpy":
             from ..solvers.cvx import ridge_cvx
-            C, _ = ridge_cvx(Sxx, Sxy, Syy, alpha)
+            C, _ = ridge_cvx(*self.moments(), alpha)
+        elif alpha > 0:
+            C = Vt.T @ ((s / (s * s + self.nobs * alpha))[:, None] * (U.T @ Yc))
         else:
-            C = lin.ridge(Sxx, Sxy, alpha)
-        df = float(np.sum(w / (w + alpha))) if alpha > 0 else float(np.sum(w > 1e-12))
-        res = MultiResponseResults(self, C, config={"alpha": alpha, "alpha chosen by": how},
-                                   df_model=df * self.k_endog)
-        res.tuning = tuning
-        return res
+            self.warn_design()
+            C, _ = lin.ols_rows(self.design_svd, Yc)
+        df = float(np.sum(w / (w + alpha))) if alpha > 0 else float(self.design_svd.rank)
+        return MultiResponseResults(self, C, config={"alpha": alpha, "alpha chosen by": how},
+                                    df_model=df * self.k_endog, tuning=tuning)
 
-    def _gcv(self, Sxx, Sxy, Syy, n_alphas):
-        import pandas as pd
-
-        w, Q = linalg.eigh(Sxx)
-        w = np.clip(w, 0, None)
-        alphas = max(w.max(), 1e-12) * np.logspace(-6, 2, n_alphas)
-        rss, df, gcv = lin.ridge_gcv(w, Q.T @ Sxy, float(np.trace(Syy)), self.nobs, alphas,
-                                     n_fixed=self.k_constant)
+    def _gcv(self, w, VtSxy, trSyy, n_alphas):
+        alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
+        rss, df, gcv = lin.ridge_gcv(w, VtSxy, trSyy, self.nobs, alphas,
+                                     n_fixed=int(self.center))
         table = pd.DataFrame({"alpha": alphas, "df": df, "rss": rss, "gcv": gcv})
         return float(alphas[int(np.argmin(gcv))]), table
 
@@ -140,22 +188,25 @@ class ReducedRank(MultiResponseModel):
         """
         check_backend(backend)
         p, q = self.k_exog, self.k_endog
-        Sxx, Sxy, Syy = self.moments()
-        how = "given"
+        if rank is not None:
+            rank = check_int("rank", rank, 1, min(p, q))
+        self.warn_design()
+        how, tuning = "given", {}
         if rank is None:
-            from ..selection import select_rank_rsc
-            rank, _ = select_rank_rsc(Sxx, Sxy, Syy, self.nobs,
-                                      center=bool(self.k_constant))
+            from ..selection import rank_table, select_rank_rsc
+            rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
+                                         center=self.center)
+            tuning["rank"] = rank_table(info, rank)
             how = "RSC"
-        rank = check_int("rank", rank, 1, min(p, q))
         if backend == "cvxpy":
             from ..solvers.cvx import reduced_rank_cvx
-            C, _ = reduced_rank_cvx(Sxx, Sxy, Syy, rank)
+            C, _ = reduced_rank_cvx(*self.moments(), rank)
         else:
-            C, _ = lin.reduced_rank(Sxx, Sxy, rank)
+            C, _, _ = lin.reduced_rank_rows(self.design_svd, self.centred_rows[1], rank)
         res = MultiResponseResults(self, C, config={"rank": rank, "rank chosen by": how},
-                                   df_model=rank * (p + q - rank))
+                                   df_model=rank * (p + q - rank), tuning=tuning)
         res.rank = rank
+        warn_saturated(res)
         return res
 
 
@@ -188,12 +239,16 @@ class NuclearNorm(MultiResponseModel):
         MultiResponseResults
         """
         check_backend(backend)
+        if lam is not None:
+            lam = check_positive("lam", lam)
+        warn_penalty_scale(self)
         Sxx, Sxy, Syy = self.moments()
-        how, tuning = "given", None
+        how, tuning = "given", {}
         if lam is None:
-            lam, tuning = self._cv(n_lams, n_folds, tol, max_iter, verbose)
+            from ..selection import check_folds
+            n_folds = check_folds(n_folds, self.nobs, "NuclearNorm")
+            lam, tuning["lam_cv"] = self._cv(n_lams, n_folds, tol, max_iter, verbose)
             how = f"{n_folds}-fold CV"
-        lam = check_positive("lam", lam)
         if backend == "cvxpy":
             from ..solvers.cvx import nuclear_norm_cvx
             from ..solvers._base import SolverResult
@@ -207,8 +262,8 @@ class NuclearNorm(MultiResponseModel):
         p, q = self.k_exog, self.k_endog
         res = MultiResponseResults(self, C, solver=sol,
                                    config={"lam": lam, "lam chosen by": how, "rank": r},
-                                   df_model=r * (p + q - r))
-        res.lam, res.rank, res.tuning = lam, r, tuning
+                                   df_model=r * (p + q - r), tuning=tuning)
+        res.lam, res.rank = lam, r
         return res
 
     def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
@@ -220,9 +275,7 @@ class NuclearNorm(MultiResponseModel):
         consecutive lams: the small-lam end is the slowest to solve and, past the
         minimum, only overfits further.
         """
-        import pandas as pd
-
-        center = bool(self.k_constant)
+        center = self.center
         Sxx, Sxy, Syy = self.moments()
         lam_max = prox.nuclear_norm_lam_max(Sxy)
         lams = lam_max * np.logspace(0, -3, n_lams)

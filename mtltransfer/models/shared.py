@@ -7,14 +7,17 @@ intercept, a per-task unpenalised intercept b_t (handled by centring within each
 
 from __future__ import annotations
 
-import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from .. import design
+from ..exceptions import ValueWarning
 from .. import plotting as _plotting
 from ..solvers import shared_rep as sr
+from functools import cached_property
+
 from .base import DataViews, check_backend, check_int, check_positive
 
 _METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
@@ -29,10 +32,12 @@ class SharedRepresentation(DataViews):
         Responses of all tasks, stacked.
     exog : array_like or DataFrame, shape (n, d)
         Predictors (a constant column is the intercept and is removed).
-    groups : array_like, shape (n,)
+    groups : array_like or Series, shape (n,)
         Task label of each row (any hashable labels; tasks are ordered by sorted label).
-    intercept : bool, default True
-        A per-task, unpenalised intercept (centring within each task).
+        A Series must carry the same index as the data.
+    intercept : bool or None, default None
+        A per-task, unpenalised intercept (centring within each task). ``None``: as
+        statsmodels, when ``exog`` has a constant column.
     missing : {"raise", "drop"}
 
     Notes
@@ -44,14 +49,11 @@ class SharedRepresentation(DataViews):
 
     _formula_max_endog = 1
 
-    def __init__(self, endog, exog, groups, *, intercept=True, missing="raise"):
-        if groups is None:
-            raise ValueError("groups is required: the task label of each row")
-        labels = np.asarray(groups)  # positional, like endog and exog
-        n_rows = len(endog) if hasattr(endog, "__len__") else None
-        if labels.ndim != 1 or (n_rows is not None and len(labels) != n_rows):
-            raise ValueError(f"groups must have one label per row ({n_rows}); got "
-                             f"{labels.shape}")
+    def __init__(self, endog, exog, groups, *, intercept=None, missing="raise"):
+        pandas_rows = exog if isinstance(exog, (pd.Series, pd.DataFrame)) else (
+            endog if isinstance(endog, (pd.Series, pd.DataFrame)) else None)
+        labels = design.groups_for(groups, pandas_rows if pandas_rows is not None
+                                   else np.asarray(exog))
         data = design.from_arrays(endog, exog, intercept=intercept, missing=missing)
         self._setup(data, labels[data.extra["kept"]], None)
 
@@ -81,11 +83,9 @@ class SharedRepresentation(DataViews):
             name = groups
             g = data[groups]
         else:
-            g = pd.Series(np.asarray(groups), index=data.index)
-            if len(g) != len(data):
-                raise ValueError(f"groups must have one label per row of data ({len(data)})")
+            g = pd.Series(design.groups_for(groups, data), index=data.index)
         self = cls.__new__(cls)
-        self._setup(md, g.loc[md.row_labels].to_numpy(), name)
+        self._setup(md, g.to_numpy()[md.extra["kept"]], name)
         return self
 
     def _setup(self, data, labels, groups_name):
@@ -98,6 +98,14 @@ class SharedRepresentation(DataViews):
         self.task_names = [str(t) for t in names]
         self.groups_name = groups_name
         self.N = np.bincount(self.task_codes, minlength=len(names))
+        single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
+        if single:
+            warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]}"
+                          f"{' ...' if len(single) > 5 else ''}): with a per-task intercept "
+                          "such a task carries no information about the slopes (its "
+                          "residual is zero)" if data.intercept else
+                          f"{len(single)} task(s) have a single row ({single[:5]})",
+                          ValueWarning, stacklevel=3)
 
     # -- data views (the rest from DataViews) -------------------------------------
     @property
@@ -108,7 +116,16 @@ class SharedRepresentation(DataViews):
     def n_tasks(self):
         return len(self.task_names)
 
-    def _task_means(self, X, y, codes):
+    @property
+    def center(self):
+        """Whether a per-task intercept is fitted (by centring within each task)."""
+        return bool(self.data.intercept)
+
+    def task_means(self, X=None, y=None, codes=None):
+        """Per-task means of the predictors (T x d) and the response (T,)."""
+        X = self.exog if X is None else X
+        y = self.endog if y is None else y
+        codes = self.task_codes if codes is None else codes
         cnt = np.bincount(codes, minlength=self.n_tasks).astype(float)
         cnt[cnt == 0] = 1.0
         xm = np.stack([np.bincount(codes, X[:, j], self.n_tasks) for j in
@@ -154,7 +171,7 @@ class SharedRepresentation(DataViews):
             raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
         d, T = self.k_exog, self.n_tasks
         X, y, task = self.exog, self.endog, self.task_codes
-        center = bool(self.k_constant)
+        center = self.center
         how, scores = "given", None
         B = W = None
         if method == "per_task":
@@ -208,12 +225,16 @@ class SharedRepresentationResults:
         self.method = method
         self.k = k
         self.k_chosen_by = how
-        self.k_scores = scores
+        self.tuning = {}
+        if scores:
+            self.tuning["k"] = pd.DataFrame(
+                {"k": list(scores), "score": list(scores.values())}).set_index("k",
+                                                                             drop=False)
         self.lam = lam
         self._B, self._W = B, W
         self._theta = np.asarray(sol.coef, dtype=float)
-        if model.k_constant:
-            xm, ym = model._task_means(model.exog, model.endog, model.task_codes)
+        if model.center:
+            xm, ym = model.task_means()
             self._b = ym - np.einsum("td,dt->t", xm, self._theta)
         else:
             self._b = np.zeros(model.n_tasks)
@@ -256,9 +277,18 @@ class SharedRepresentationResults:
         return int(self._solver.n_iter)
 
     @property
+    def k_scores(self):
+        """The k-selection score of each candidate k (dict), or None if k was given."""
+        t = self.tuning.get("k")
+        return None if t is None else dict(zip(t["k"], t["score"]))
+
+    @property
     def history(self):
+        """Per-iteration diagnostics, indexed from 1 (the start point is not a row)."""
         h = pd.DataFrame(self._solver.history)
-        h.index = pd.RangeIndex(0, len(h), name="iteration")
+        if len(h) == self.n_iter + 1:        # the solver also recorded its start point
+            h = h.iloc[1:]
+        h.index = pd.RangeIndex(1, len(h) + 1, name="iteration")
         return h
 
     # -- fit --------------------------------------------------------------------------
@@ -276,7 +306,10 @@ class SharedRepresentationResults:
         return pd.Series(self.model.endog, index=self.model.data.row_labels,
                          name=self.model.endog_names[0]) - self.fittedvalues
 
-    @property
+    #: row-dependent statistics kept by ``save(..., remove_data=True)``
+    _row_cached = ("ssr", "rsquared")
+
+    @cached_property
     def ssr(self):
         return float(np.sum(self.resid.to_numpy() ** 2))
 
@@ -287,24 +320,42 @@ class SharedRepresentationResults:
 
     @property
     def llf(self):
-        """Gaussian log-likelihood at sigma^2 = RSS/N."""
+        """Gaussian log-likelihood of the stacked responses at sigma^2 = RSS/N
+        (statsmodels' OLS definition)."""
         n = self.nobs
-        return float(-0.5 * n * (np.log(2 * np.pi * self.scale) + 1))
+        with np.errstate(divide="ignore"):
+            return float(-0.5 * n * (np.log(2 * np.pi * self.scale) + 1))
 
     @property
     def df_model(self):
+        """Free coefficients without the intercepts: k (d - k) for the subspace of B
+        (a point of the Grassmannian) plus k T task weights; d T for the baselines
+        without a representation."""
         d, T = self.model.k_exog, self.model.n_tasks
         if self.k is None:
             return float(d * T)
-        return float(d * self.k - self.k * (self.k + 1) // 2 + self.k * T)
+        return float(self.k * (d - self.k) + self.k * T)
+
+    @property
+    def df_resid(self):
+        return float(self.nobs - self.df_model - self.model.n_tasks * int(self.model.center))
+
+    @property
+    def k_params(self):
+        """Parameters counted by the information criteria (intercepts included)."""
+        return self.df_model + self.model.n_tasks * int(self.model.center)
+
+    @property
+    def aic(self):
+        """``-2 llf + 2 k_params`` (statsmodels' definition)."""
+        return float(-2 * self.llf + 2 * self.k_params)
 
     @property
     def bic(self):
-        n = self.nobs
-        return float(-2 * self.llf + (self.df_model + self.model.k_constant *
-                                      self.model.n_tasks) * np.log(n))
+        """``-2 llf + log(N) k_params`` (statsmodels' definition)."""
+        return float(-2 * self.llf + np.log(self.nobs) * self.k_params)
 
-    @property
+    @cached_property
     def rsquared(self):
         """Per-task R^2 (Series)."""
         m = self.model
@@ -313,55 +364,64 @@ class SharedRepresentationResults:
         T = m.n_tasks
         cnt = np.bincount(m.task_codes, minlength=T)
         ym = np.bincount(m.task_codes, y, T) / np.maximum(cnt, 1)
-        centre = ym[m.task_codes] if m.k_constant else 0.0
+        centre = ym[m.task_codes] if m.center else 0.0
         tss = np.bincount(m.task_codes, (y - centre) ** 2, T)
         rss = np.bincount(m.task_codes, r ** 2, T)
         with np.errstate(divide="ignore", invalid="ignore"):
             return pd.Series(np.where(tss > 0, 1 - rss / tss, np.nan),
                              index=m.task_names, name="R2")
 
-    def _new_design(self, newdata, exog=None, groups=None):
+    def _new_design(self, newdata, groups=None, transform=True):
         m = self.model
-        if m.data.formula is not None and isinstance(newdata, pd.DataFrame):
-            X = m.data.exog_for(newdata, "newdata")
-            if groups is None:
-                if m.groups_name is None or m.groups_name not in newdata.columns:
-                    raise ValueError(f"newdata needs the groups column {m.groups_name!r}")
-                groups = newdata[m.groups_name]
-            index = newdata.index
-        else:
-            X = m.data.exog_for(newdata if exog is None else exog, "newdata")
-            if groups is None:
-                raise ValueError("groups= is required to predict from arrays")
-            index = pd.RangeIndex(X.shape[0])
-        labels = np.asarray(pd.Series(groups).astype(str))
+        X, const, index = m.data.exog_for(newdata, "exog", transform=transform)
+        if groups is None:
+            if not (isinstance(newdata, pd.DataFrame) and m.groups_name is not None and
+                    m.groups_name in newdata.columns):
+                raise ValueError("groups= is required (the task label of each new row)"
+                                 if m.groups_name is None else
+                                 f"exog needs the groups column {m.groups_name!r} (or pass "
+                                 "groups=)")
+            groups = newdata[m.groups_name]
+        labels = design.groups_for(groups, newdata if isinstance(
+            newdata, (pd.DataFrame, pd.Series)) else X)
+        labels = np.asarray(pd.Series(labels).astype(str))
         codes = pd.Index(m.task_names).get_indexer(labels)
         if (codes < 0).any():
             unknown = sorted(set(labels[codes < 0]))
-            raise ValueError(f"newdata has tasks not seen in fitting: {unknown[:10]}; use "
+            raise ValueError(f"exog has tasks not seen in fitting: {unknown[:10]}; use "
                              "adapt() for a new task")
-        return X, codes.astype(np.int64), index
+        return X, const, codes.astype(np.int64), index
 
-    def predict(self, newdata=None, *, groups=None):
+    def predict(self, exog=None, transform=True, *, groups=None, newdata=None):
         """Predictions for new rows of known tasks (each row by its own task).
 
         Parameters
         ----------
-        newdata : DataFrame or array_like, optional
+        exog : DataFrame or array_like, optional
             For a formula model, a DataFrame with the formula's columns and the groups
-            column; otherwise the d predictor columns, with ``groups=``. None: fitted values.
+            column; otherwise the fitted predictor columns, with ``groups=``. None: the
+            fitted values.
+        transform : bool
+            ``False``: ``exog`` is the design matrix of a formula model.
         groups : array_like, optional
             Task labels of the rows (overrides the groups column).
+        newdata : optional
+            Another name for ``exog``.
 
         Returns
         -------
         Series
+            Indexed like the input; rows with a missing value are NaN.
         """
-        if newdata is None:
+        if newdata is not None:
+            if exog is not None:
+                raise TypeError("give new data as exog or as newdata, not both")
+            exog = newdata
+        if exog is None:
             return self.fittedvalues
-        X, codes, index = self._new_design(newdata, groups=groups)
-        return pd.Series(self._predict_rows(X, codes), index=index,
-                         name=self.model.endog_names[0])
+        X, const, codes, index = self._new_design(exog, groups=groups, transform=transform)
+        pred = np.einsum("id,di->i", X, self._theta[:, codes]) + const * self._b[codes]
+        return pd.Series(pred, index=index, name=self.model.endog_names[0])
 
     def subspace_distance(self, B_other):
         """sin-theta distance ||B_perp^T B_other||_F between the learned and another
@@ -392,21 +452,28 @@ class SharedRepresentationResults:
         if self._B is None:
             raise ValueError(f"method={self.method!r} has no representation to adapt")
         m = self.model
+        if isinstance(new_task_data, pd.DataFrame) and m.groups_name is not None and \
+                m.groups_name in new_task_data.columns:
+            tasks = pd.unique(new_task_data[m.groups_name].dropna())
+            if len(tasks) > 1:
+                raise ValueError(f"new_task_data holds rows of {len(tasks)} tasks "
+                                 f"({list(tasks[:5])} in column {m.groups_name!r}); adapt() "
+                                 "fits one new task: call it once per task")
         if m.data.formula is not None and isinstance(new_task_data, pd.DataFrame) \
                 and endog is None:
-            import patsy
-            lhs = m.data.formula.split("~", 1)[0]
-            y = np.asarray(patsy.dmatrix(lhs + " - 1", new_task_data,
-                                         return_type="dataframe")).ravel()
-            X = m.data.exog_for(new_task_data, "new_task_data")
+            y = self._response_of(new_task_data)
         else:
             if endog is None:
                 raise ValueError("endog= is required when new_task_data holds predictors")
-            X = m.data.exog_for(new_task_data, "new_task_data")
             y = np.asarray(endog, dtype=float).ravel()
+        X, _, _ = m.data.exog_for(new_task_data, "new_task_data")
         if len(y) != X.shape[0]:
             raise ValueError(f"endog has {len(y)} rows; new_task_data has {X.shape[0]}")
-        if m.k_constant:
+        bad = ~(np.isfinite(X).all(1) & np.isfinite(y))
+        if bad.any():
+            raise ValueError(f"new_task_data has missing values in {int(bad.sum())} row(s) "
+                             f"(positions {list(np.flatnonzero(bad)[:5])}); drop them first")
+        if m.center:
             xm, ym = X.mean(0), y.mean()
             Xc, yc = X - xm, y - ym
         else:
@@ -421,14 +488,31 @@ class SharedRepresentationResults:
             s = None
         else:
             s = check_positive("shrink", shrink)
-        if s is None and len(y) < self._B.shape[1] + m.k_constant:
+        if s is None and len(y) < self._B.shape[1] + int(m.center):
             raise ValueError(f"new_task_data has {len(y)} rows, fewer than k + intercept "
-                             f"({self._B.shape[1] + m.k_constant}); pass shrink='auto'")
+                             f"({self._B.shape[1] + int(m.center)}); pass shrink='auto'")
         w = sr.adapt(self._B, Xc, yc, shrink=s, w_mean=w_mean if s else None,
                      w_cov=w_cov if s else None)
         theta = self._B @ w
-        b = float(ym - xm @ theta) if m.k_constant else 0.0
+        b = float(ym - xm @ theta) if m.center else 0.0
         return AdaptedTask(self, w, theta, b)
+
+    def _response_of(self, frame):
+        """The formula's response evaluated on new rows (NaN kept, checked by adapt)."""
+        import patsy
+
+        lhs = self.model.data.formula.split("~", 1)[0].strip()
+        try:
+            y = patsy.dmatrix(lhs + " - 1", frame, eval_env=design._default_env(),
+                              NA_action=patsy.NAAction(NA_types=[]),
+                              return_type="dataframe")
+        except (patsy.PatsyError, NameError) as err:
+            lacking = [v for v in design._formula_variables(lhs) if v not in frame.columns
+                       and v not in ("np", "numpy", "I", "log", "exp")]
+            raise ValueError(f"new_task_data lacks the response column(s) {lacking or lhs!r}"
+                             f" of the formula (adapt() needs the new task's responses): "
+                             f"{str(err).splitlines()[0]}") from None
+        return y.to_numpy(dtype=float).ravel()
 
     plot_convergence = _plotting.plot_convergence
 
@@ -450,10 +534,10 @@ class SharedRepresentationResults:
                                    f"(median {float(np.median(m.N)):g})"),
                 ("No. Predictors (d):", m.k_exog)]
         right = [("k:", "-" if self.k is None else f"{self.k} ({self.k_chosen_by})"),
-                 ("Log-Likelihood:", self.llf), ("sigma^2 (RSS/N):", self.scale),
-                 ("BIC:", self.bic), ("Iterations:", self.n_iter),
+                 ("Log-Likelihood:", self.llf), ("AIC:", self.aic), ("BIC:", self.bic),
+                 ("sigma^2 (RSS/N):", self.scale), ("Iterations:", self.n_iter),
                  ("Converged:", self.converged), ("Intercept:", "per task" if
-                                                  m.k_constant else "none")]
+                                                  m.center else "none")]
         smry = new_summary(self, "SharedRepresentation Results", left, right)
         r2 = self.rsquared.describe()[["mean", "min", "25%", "50%", "75%", "max"]]
         add_frame(smry, r2.to_frame("per-task R2").T, "Per-task R-squared")
@@ -461,10 +545,10 @@ class SharedRepresentationResults:
             add_frame(smry, self.task_params, "Task weights W (k x T)")
         return smry
 
-    def save(self, path):
-        """Pickle the results to ``path`` (see :func:`mtltransfer.load`)."""
-        with open(path, "wb") as fh:
-            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    def save(self, path, remove_data=False):
+        """Write the results in a data-only format (see :func:`mtltransfer.load`)."""
+        from ..io import save
+        save(self, path, remove_data=remove_data)
 
 
 class AdaptedTask:
@@ -484,8 +568,8 @@ class AdaptedTask:
         self.params = pd.Series(theta, index=parent.model.exog_names)
         self.intercept = b
 
-    def predict(self, newdata, exog=None):
-        """Predictions for the new task's rows (DataFrame for a formula model, else X)."""
-        X = self._parent.model.data.exog_for(newdata if exog is None else exog, "newdata")
-        return pd.Series(X @ self.params.to_numpy() + self.intercept,
-                         index=newdata.index if isinstance(newdata, pd.DataFrame) else None)
+    def predict(self, exog, transform=True):
+        """Predictions for the new task's rows (DataFrame for a formula model, else X);
+        rows with a missing value are NaN."""
+        X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
+        return pd.Series(X @ self.params.to_numpy() + const * self.intercept, index=index)

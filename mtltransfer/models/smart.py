@@ -49,10 +49,13 @@ class SMART(MultiResponseModel):
         Target predictors (a constant column is the intercept and is removed).
     source : results, DataFrame or array_like
         The source study's coefficient matrix: a fitted mtltransfer multi-response results
-        object; a DataFrame indexed by predictor names with response names as columns
-        (aligned to the target by name, an ``Intercept`` row ignored); or a p x q array
-        (positional). The source's raw data are never needed.
-    intercept : bool, default True
+        object; statsmodels results (an OLS/WLS fit of one response, a list or dict of
+        them, one per response, or a multivariate ``MultivariateLS`` fit); a DataFrame
+        indexed by predictor names with response names as columns (aligned to the target
+        by name, an ``Intercept`` row ignored); or a p x q array (positional). The
+        source's raw data are never needed. A zero or non-finite source is an error.
+    intercept : bool or None, default None
+        As statsmodels (see :class:`~mtltransfer.models.base.MultiResponseModel`).
     missing : {"raise", "drop"}
 
     Notes
@@ -69,11 +72,12 @@ class SMART(MultiResponseModel):
 
     def _setup(self, data, source=None, **kwargs):
         if source is None:
-            raise TypeError("SMART() needs source=: the source study's fitted results, a "
-                            "DataFrame of its coefficients or a p x q array")
+            raise TypeError("SMART() needs source=: the source study's fitted results (of "
+                            "mtltransfer or statsmodels), a DataFrame of its coefficients "
+                            "or a p x q array")
         super()._setup(data, **kwargs)
         self.source = design.align_source(source, data.xnames, data.ynames)
-        self._svd0 = source_svd(self.source)
+        self.source_svd = source_svd(self.source)
 
     @property
     def source_params(self):
@@ -82,7 +86,7 @@ class SMART(MultiResponseModel):
 
     @property
     def source_rank(self):
-        s = self._svd0[1]
+        s = self.source_svd[1]
         return int(np.sum(s > max(self.source.shape) * np.finfo(float).eps * s.max(initial=0)))
 
     def fit(self, rank=None, structural_rank=None, lam=None, *, backend="fast", tol=1e-6,
@@ -134,14 +138,17 @@ class SMART(MultiResponseModel):
         tuning = {}
         if rank is not None and structural_rank is not None and lam is not None:
             sol = smart_admm(Sxx, Sxy, Syy, None, rank, structural_rank, lam, tol=tol,
-                             max_iter=max_iter, init=init, backend=backend, svd0=self._svd0)
+                             max_iter=max_iter, init=init, backend=backend, svd0=self.source_svd)
         else:
             from ..gram import kfold_stats
             from ..selection import tune_smart
 
+            from ..selection import check_folds, rank_table
+
             folds = None
             if structural_rank is None:
-                n_folds = check_int("n_folds", n_folds, 2, self.nobs)
+                n_folds = check_folds(n_folds, self.nobs, "SMART",
+                                      "cross-validation of the structural ranks")
                 folds = kfold_stats(self.exog, self.endog, n_folds)
             if verbose:
                 print("SMART: tuning " + ", ".join(k for k, v in (
@@ -150,18 +157,14 @@ class SMART(MultiResponseModel):
             out = tune_smart(self.stats, self.source, rank=rank,
                              structural_rank=structural_rank, lam=lam, fold_stats=folds,
                              tol=tol, max_iter=max_iter, backend=backend,
-                             center=bool(self.k_constant), svd0=self._svd0)
+                             center=self.center, svd0=self.source_svd,
+                             rank_rows=(self.design_svd, self.centred_rows[1]))
             sol = out["result"]
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}
             how = {key: names.get(out["how"][key], out["how"][key]) for key in how}
             if out["rank_info"] is not None:
-                info = out["rank_info"]
-                ev = info["eigenvalues"]
-                tuning["rank"] = pd.DataFrame({
-                    "eigenvalue": ev, "threshold mu": info["mu"],
-                    "selected": np.arange(len(ev)) < len(sol.extra["d"])},
-                    index=pd.RangeIndex(1, len(ev) + 1, name="component"))
+                tuning["rank"] = rank_table(out["rank_info"], len(sol.extra["d"]))
             if out["cv"]:
                 tuning["cv"] = pd.DataFrame(out["cv"])
             if out["bic_path"]:
@@ -198,13 +201,17 @@ class SMARTResults(MultiResponseResults):
         self.structural_rank = (int(ex["r_u"]), int(ex["r_v"]))
         self.lam = (float(ex["lam_u"]), float(ex["lam_v"]))
         self.how = dict(how)
-        self.tuning = dict(tuning)
         self.state = dict(ex)
         config = {"rank": f"{self.rank} ({how['rank']})",
                   "structural rank (r_u, r_v)": f"{self.structural_rank} "
                                                 f"({how['structural_rank']})",
                   "lam (lam_u, lam_v)": "({:.4g}, {:.4g}) ({})".format(*self.lam, how["lam"])}
-        super().__init__(model, sol.coef, solver=sol, config=config, df_model=ex["nnz"])
+        # a rank-r matrix with column space in an r_u- and row space in an r_v-dimensional
+        # subspace has r (r_u + r_v - r) free parameters; each leaked coordinate adds one
+        r, (r_u, r_v) = self.rank, self.structural_rank
+        df = self.rank * (max(r_u, r) + max(r_v, r) - r) + ex["nnz"]
+        super().__init__(model, sol.coef, solver=sol, config=config, df_model=df,
+                         tuning=tuning)
         self.objective = float(sol.objective)
 
     # -- factors ----------------------------------------------------------------------
@@ -241,13 +248,6 @@ class SMARTResults(MultiResponseResults):
         return (int(np.count_nonzero(self.state["Omega_u"])),
                 int(np.count_nonzero(self.state["Omega_v"])))
 
-    @property
-    def bic(self):
-        """BIC = log(RSS/(nq)) + (nnz Omega_u + nnz Omega_v) log(nq)/(nq)."""
-        nq = self.nobs * self.model.k_endog
-        rss = max(self.ssr, np.finfo(float).tiny * nq)
-        return float(np.log(rss / nq) + sum(self.nnz_alignment) * np.log(nq) / nq)
-
     def principal_angles(self):
         """Principal angles (degrees) between the target's and the source's subspaces.
 
@@ -255,7 +255,7 @@ class SMARTResults(MultiResponseResults):
         k_u = r_u when r <= r_u < p (the subspace SMART shrinks towards) and k_u = r
         otherwise; right likewise. Returns a DataFrame with columns ``left``, ``right``.
         """
-        U0, _, V0 = self.model._svd0
+        U0, _, V0 = self.model.source_svd
         r = self.rank
         r_u, r_v = self.structural_rank
         k_u = r_u if r <= r_u < U0.shape[0] else r
@@ -280,13 +280,12 @@ class SMARTResults(MultiResponseResults):
             (``kkt_u``, ``kkt_v``), and the orthonormality errors.
         """
         Sxx, Sxy, Syy = self.model.moments()
-        out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model._svd0)
+        out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd)
         return pd.DataFrame({"value": pd.Series(out)})
 
     # -- reporting --------------------------------------------------------------------
     def _summary_rows(self):
         left, right = super()._summary_rows()
-        right = [r for r in right if r[0] not in ("Df Model:",)]
         hist = self._solver.history
         if "bic_path" in self.tuning:
             # the final fit starts from the path's solution: show the path's work too
@@ -308,7 +307,7 @@ class SMARTResults(MultiResponseResults):
 
         left, right = self._summary_rows()
         smry = new_summary(self, "SMART Results", left, right)
-        s0 = self.model._svd0[1]
+        s0 = self.model.source_svd[1]
         spec = pd.DataFrame({"target d": self.singular_values.to_numpy(),
                              "source s0": s0[:self.rank]}, index=self._components())
         spec = pd.concat([spec, self.principal_angles().rename(

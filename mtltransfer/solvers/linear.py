@@ -1,13 +1,123 @@
 """Closed-form multi-response least squares, ridge and reduced-rank regression.
 
-All functions work from the centred moments ``Sxx = X^T X / n`` (p x p) and
-``Sxy = X^T Y / n`` (p x q) of :mod:`mtltransfer.gram`.
+Two paths. Where the rows are at hand, :func:`design_svd` factors the centred design in
+an equilibrated basis (every column scaled to unit norm) and :func:`ols_rows`,
+:func:`reduced_rank_rows` and :func:`ridge_rows` solve from that factorisation: their
+answers do not depend on the units of the predictors, and the condition number that
+matters is the equilibrated one. The moment functions (:func:`ols`, :func:`ridge`,
+:func:`reduced_rank`) serve cross-validation folds and chunked statistics, which only
+have ``Sxx = X^T X / n`` and ``Sxy = X^T Y / n`` (:mod:`mtltransfer.gram`); they
+equilibrate the moments the same way.
+
+Rank decisions (everywhere in the package) use one scale-free rule: the numerical rank of
+the centred design is the number of singular values of the equilibrated design above
+``max(n, p) * eps * s_max`` (:data:`RANK_RTOL_FACTOR` times machine epsilon, NumPy's
+``matrix_rank`` default applied to the equilibrated matrix).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import linalg
+
+
+@dataclass(frozen=True)
+class DesignSVD:
+    """Thin SVD of a design in its equilibrated basis: ``X D^{-1} = U diag(s) V^T``.
+
+    Attributes
+    ----------
+    scale : ndarray, shape (p,)
+        Column norms D of the (centred) design; 1 for an all-zero column.
+    U : ndarray, shape (n, r)
+    s : ndarray, shape (r,)
+    Vt : ndarray, shape (r, p)
+        The factors truncated at the numerical rank r.
+    rank : int
+    s_all : ndarray
+        Every singular value of the equilibrated design (descending).
+    null : ndarray, shape (p - r, p)
+        Rows spanning the null space, in the equilibrated basis (collinear columns).
+    """
+
+    scale: np.ndarray
+    U: np.ndarray
+    s: np.ndarray
+    Vt: np.ndarray
+    rank: int
+    s_all: np.ndarray
+    null: np.ndarray
+
+    @property
+    def condition_number(self):
+        """s_max / s_min of the equilibrated design over its rank (inf when deficient)."""
+        if self.rank < self.scale.size:
+            return float("inf")
+        return float(self.s_all[0] / self.s_all[-1])
+
+
+def design_svd(X):
+    """Factor a (centred) design in its equilibrated basis; see :class:`DesignSVD`."""
+    X = np.asarray(X, dtype=float)
+    n, p = X.shape
+    scale = np.sqrt(np.einsum("ij,ij->j", X, X))
+    scale = np.where(scale > 0, scale, 1.0)
+    U, s, Vt = linalg.svd(X / scale, full_matrices=True, lapack_driver="gesdd")
+    tol = max(n, p) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+    r = int(np.sum(s > tol))
+    null = Vt[r:]
+    return DesignSVD(scale, U[:, :r], s[:r], Vt[:r], r, s, null)
+
+
+def ols_rows(dsvd, Y):
+    """Least squares from :func:`design_svd` of the centred design.
+
+    ``C = D^{-1} V diag(1/s) U^T Y``: the minimum-norm solution in the equilibrated basis
+    (the unique one when the design has full column rank).
+
+    Returns
+    -------
+    C : ndarray, shape (p, q)
+    UtY : ndarray, shape (r, q)
+        ``U^T Y``, the fitted values' coordinates (``Yhat = U UtY``).
+    """
+    UtY = dsvd.U.T @ Y
+    C = (dsvd.Vt.T @ (UtY / dsvd.s[:, None])) / dsvd.scale[:, None]
+    return C, UtY
+
+
+def reduced_rank_rows(dsvd, Y, rank):
+    """Exact reduced-rank regression from :func:`design_svd` of the centred design.
+
+    ``C_r = C_ols V_r V_r^T`` with V_r the top-r right singular vectors of the fitted
+    values ``Yhat = U U^T Y`` (those of the small ``U^T Y``), so the fitted values
+    ``Yhat V_r V_r^T`` do not depend on the predictors' units.
+
+    Returns
+    -------
+    C : ndarray, shape (p, q)
+    V_r : ndarray, shape (q, r)
+    fitted_sv : ndarray
+        Singular values of the least-squares fitted values (``Y^T P_X Y`` has their
+        squares as eigenvalues).
+    """
+    C_ols, UtY = ols_rows(dsvd, Y)
+    _, sv, Wt = linalg.svd(UtY, full_matrices=True)
+    V_r = Wt[:rank].T
+    return (C_ols @ V_r) @ V_r.T, V_r, sv
+
+
+def ridge_rows(X, Y, alpha):
+    """Ridge ``C = (X^T X / n + alpha I)^{-1} X^T Y / n`` from the SVD of the centred rows.
+
+    With ``X = U diag(s) V^T``: ``C = V diag(s / (s^2 + n alpha)) U^T Y`` (backward stable,
+    no normal equations). Returns C (p x q).
+    """
+    n = X.shape[0]
+    U, s, Vt = linalg.svd(X, full_matrices=False, lapack_driver="gesdd")
+    return Vt.T @ ((s / (s * s + n * alpha))[:, None] * (U.T @ Y))
 
 
 def _sym_eigh(S):
@@ -15,21 +125,34 @@ def _sym_eigh(S):
     return np.clip(w, 0.0, None), Q
 
 
+def moment_scale(Sxx):
+    """Equilibration of the moments: ``sqrt(diag Sxx)`` (1 for a zero column)."""
+    d = np.sqrt(np.clip(np.diag(Sxx), 0.0, None))
+    return np.where(d > 0, d, 1.0)
+
+
 def ols(Sxx, Sxy, rcond=None):
-    """Minimum-norm least squares ``C = Sxx^+ Sxy``.
+    """Least squares ``C = Sxx^+ Sxy`` from the moments, in the equilibrated basis.
+
+    With ``D = sqrt(diag Sxx)``, ``C = D^{-1} (D^{-1} Sxx D^{-1})^+ D^{-1} Sxy``: the
+    pseudo-inverse is taken of the correlation-scaled moment matrix, so a predictor's
+    units never make it "rank deficient".
 
     Returns
     -------
     C : ndarray, shape (p, q)
     rank : int
-        Numerical rank of Sxx (eigenvalues above ``rcond * max eigenvalue``).
+        Eigenvalues of the scaled matrix above ``rcond * max eigenvalue`` (default
+        ``p * eps``; the moments square the design's condition number, so the row path
+        :func:`design_svd` is the accurate one where rows exist).
     """
-    w, Q = _sym_eigh(Sxx)
+    D = moment_scale(Sxx)
+    w, Q = _sym_eigh(Sxx / np.outer(D, D))
     if rcond is None:
         rcond = max(Sxx.shape) * np.finfo(float).eps
     keep = w > rcond * max(w.max(initial=0.0), np.finfo(float).tiny)
-    C = Q[:, keep] @ ((Q[:, keep].T @ Sxy) / w[keep, None])
-    return C, int(keep.sum())
+    C = Q[:, keep] @ ((Q[:, keep].T @ (Sxy / D[:, None])) / w[keep, None])
+    return C / D[:, None], int(keep.sum())
 
 
 def ridge(Sxx, Sxy, alpha):
