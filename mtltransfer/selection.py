@@ -20,7 +20,7 @@ from scipy import linalg
 
 from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
-from .solvers._base import SolverResult
+from .solvers._base import SolverResult, argmin_simplest
 from .solvers.admm import (_d_opt, _Problem, _rrr_factors, smart_admm, source_svd)
 from .solvers.linear import reduced_rank, ridge_gcv
 from .solvers.stiefel import riemannian_gradient
@@ -65,7 +65,7 @@ def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60, center=True):
     rss, df, gcv = ridge_gcv(w, QtSxy, trSyy, n, alphas, n_fixed=1 if center else 0)
     if not np.isfinite(gcv).any():
         return float(trSyy / q), float("nan")   # no usable smoother: Var(Y) as a bound
-    i = int(np.argmin(gcv))
+    i = len(alphas) - 1 - argmin_simplest(gcv[::-1])     # ties: the larger alpha
     return float(rss[i] / (q * (n - df[i]))), float(alphas[i])
 
 
@@ -271,7 +271,7 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
             b = trace["bic"]
             if min(b[-patience:]) > min(b[:-patience]):
                 break
-    best = int(np.argmin(trace["bic"]))
+    best = argmin_simplest(trace["bic"])
     result = results[best]
     if path_tol > tol:
         with warnings.catch_warnings():
@@ -369,7 +369,7 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
                               if len(losses) > 1 else 0.0)
         trace["lam_mean"].append(float(np.mean(lams_used)))
         trace["fold_loss"].append(losses.tolist())
-    best = int(np.argmin(trace["cv_mean"]))
+    best = argmin_simplest(trace["cv_mean"])
     return (trace["r_u"][best], trace["r_v"][best]), trace
 
 

@@ -123,3 +123,14 @@ def test_fully_tuned_not_worse_than_rrr_with_misleading_source(sigma0):
     out, e, e_rrr = _tuned_vs_rrr(120, 40, 30, sigma0, 1)
     assert out["rank"] == 3
     assert e <= 1.02 * e_rrr
+
+
+def test_near_ties_go_to_the_simplest_candidate():
+    from mtltransfer.solvers._base import argmin_simplest
+
+    # candidates ordered simplest first: a later score better by rounding only loses
+    assert argmin_simplest([1.0, 1.0 - 1e-12, 1.5]) == 0
+    assert argmin_simplest([2.0, 1.0, 1.0 - 1e-12]) == 1
+    # a real improvement wins; non-finite scores never do
+    assert argmin_simplest([1.0, 0.99, np.inf]) == 1
+    assert argmin_simplest([np.nan, 3.0, 2.0]) == 2

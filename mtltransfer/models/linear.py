@@ -17,6 +17,7 @@ from scipy import linalg
 from ..gram import kfold_stats, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
+from ..solvers._base import argmin_simplest
 from ..exceptions import ValueWarning
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
                    check_positive)
@@ -160,7 +161,8 @@ class Ridge(MultiResponseModel):
         rss, df, gcv = lin.ridge_gcv(w, VtSxy, trSyy, self.nobs, alphas,
                                      n_fixed=int(self.center))
         table = pd.DataFrame({"alpha": alphas, "df": df, "rss": rss, "gcv": gcv})
-        return float(alphas[int(np.argmin(gcv))]), table
+        # ties: the larger alpha (alphas ascend)
+        return float(alphas[len(alphas) - 1 - argmin_simplest(gcv[::-1])]), table
 
 
 class ReducedRank(MultiResponseModel):
@@ -297,8 +299,8 @@ class NuclearNorm(MultiResponseModel):
             err.append(e / (self.nobs * self.k_endog))
             if verbose:
                 print(f"NuclearNorm CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}", file=sys.stderr)
-            best = int(np.argmin(err))
+            best = argmin_simplest(err)
             if i - best >= patience:
                 break
         table = pd.DataFrame({"lam": lams[:len(err)], "cv_mse": err})
-        return float(lams[int(np.argmin(err))]), table
+        return float(lams[argmin_simplest(err)]), table

@@ -38,6 +38,27 @@ class SolverResult:
     extra: dict = field(default_factory=dict)
 
 
+#: scores within this relative distance of the best are a tie (see :func:`argmin_simplest`)
+TIE_RTOL = 1e-8
+
+
+def argmin_simplest(scores, rtol=TIE_RTOL):
+    """Index of the best score, near-ties going to the simplest candidate.
+
+    ``scores`` are ordered from the simplest candidate to the most complex (largest
+    penalty first, smallest rank first). The first score within ``rtol`` (relative) of the
+    minimum wins, so that rounding differences (a BLAS thread count, the order of a sum)
+    cannot change a tuning decision. Non-finite scores never win unless all are.
+    """
+    s = np.asarray(scores, dtype=float)
+    finite = np.isfinite(s)
+    if not finite.any():
+        return 0
+    best = s[finite].min()
+    within = finite & (s <= best + rtol * max(abs(best), np.finfo(float).tiny))
+    return int(np.flatnonzero(within)[0])
+
+
 def warn_not_converged(name, n_iter, criterion, tol, stacklevel=3):
     """Issue the package's single convergence warning, with the numbers and the remedy."""
     warnings.warn(

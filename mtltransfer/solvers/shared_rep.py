@@ -38,7 +38,7 @@ import numpy as np
 from scipy import linalg
 
 from ..exceptions import ConvergenceWarning
-from ._base import SolverResult, warn_not_converged
+from ._base import SolverResult, argmin_simplest, warn_not_converged
 from .prox import svt
 
 __all__ = ["fit_shared_representation", "fit_per_task", "fit_nuclear_norm",
@@ -844,7 +844,7 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
     def scan_done():
         if patience is None:
             return False
-        best = min(scores, key=scores.get)
+        best = _best_k(scores)
         return sum(1 for k in scores if k > best) >= patience
 
     def fit(k, rows=slice(None)):
@@ -893,7 +893,13 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
                       "converge (often a sign that k is too large for the data); their "
                       "scores are those of the last iterate", ConvergenceWarning,
                       stacklevel=2)
-    return min(scores, key=scores.get), scores
+    return _best_k(scores), scores
+
+
+def _best_k(scores):
+    """The k with the best score; near-ties go to the smaller k (:func:`argmin_simplest`)."""
+    ks = sorted(scores)
+    return ks[argmin_simplest([scores[k] for k in ks])]
 
 
 def adapt(B, X_new, y_new, shrink=None, w_mean=None, w_cov=None):
