@@ -21,7 +21,8 @@ from scipy import linalg
 from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest
-from .solvers.admm import (_d_opt, _Problem, _rrr_factors, smart_admm, source_svd)
+from .solvers.admm import (_d_opt, _Problem, _rrr_factors, smart_admm, source_rank,
+                           source_svd)
 from .solvers.linear import reduced_rank, ridge_gcv
 from .solvers.stiefel import riemannian_gradient
 
@@ -424,8 +425,7 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     if svd0 is None:
         svd0 = source_svd(C0)
     how, rank_info, cv_trace, bic_trace = {}, None, {}, {}
-    C0_rank = int(np.sum(svd0[1] > max(p, q) * np.finfo(float).eps * svd0[1][0])) \
-        if svd0[1].size and svd0[1][0] > 0 else 0
+    C0_rank = source_rank(svd0[1])
     if rank is None:
         rank, rank_info = select_rank_rsc(Sxx, Sxy, Syy, n, theta=theta,
                                           cap=max(C0_rank, 1), center=center,

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
+import mtltransfer as mt
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.exceptions import ConvergenceWarning
 from mtltransfer.gram import SufficientStats
@@ -208,3 +209,28 @@ def test_anderson_acceleration_same_objective_fewer_iterations(small, lam):
     chk = smart_verify(Sxx, Sxy, Syy, C0, fast.extra)
     assert chk["orth_u"] < 1e-10 and chk["orth_v"] < 1e-10
     assert chk["primal_residual_u"] < 1e-6 and chk["primal_residual_v"] < 1e-6
+
+
+def test_source_basis_beyond_rank_is_canonical_and_continuous():
+    """A rank-deficient source leaves U_perp's basis free; SMART fixes a canonical one,
+    so perturbing C0 at rounding level cannot change the fit (it once moved lam_max by
+    40% and the chosen lambda)."""
+    from mtltransfer.solvers.admm import source_rank, source_svd
+
+    rng = np.random.default_rng(11)
+    C0 = rng.standard_normal((30, 4)) @ rng.standard_normal((4, 12))
+    U0, s0, V0 = source_svd(C0)
+    assert source_rank(s0) == 4
+    np.testing.assert_allclose(U0.T @ U0, np.eye(30), atol=1e-13)
+    np.testing.assert_allclose(V0.T @ V0, np.eye(12), atol=1e-13)
+    np.testing.assert_allclose((U0[:, :12] * s0) @ V0.T, C0, atol=1e-12)
+    C1 = C0 * (1 + 1e-13 * rng.standard_normal(C0.shape))
+    U1, _, V1 = source_svd(C1)
+    assert np.abs(U1[:, 4:] - U0[:, 4:]).max() < 1e-10
+    assert np.abs(V1[:, 4:] - V0[:, 4:]).max() < 1e-10
+    X = rng.standard_normal((80, 30))
+    Y = X @ C0 + rng.standard_normal((80, 12))
+    a = mt.SMART(Y, X, source=C0).fit(rank=2, structural_rank=3)
+    b = mt.SMART(Y, X, source=C1).fit(rank=2, structural_rank=3)
+    assert a.lam == pytest.approx(b.lam, rel=1e-8)
+    np.testing.assert_allclose(a.coef, b.coef, atol=1e-6 * np.abs(a.coef).max())

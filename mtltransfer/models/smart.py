@@ -20,7 +20,7 @@ from scipy import linalg
 
 from .. import design
 from .. import plotting as _plotting
-from ..solvers.admm import smart_admm, smart_verify, source_svd
+from ..solvers.admm import smart_admm, smart_verify, source_rank, source_svd
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
                    check_positive)
 
@@ -86,8 +86,8 @@ class SMART(MultiResponseModel):
 
     @property
     def source_rank(self):
-        s = self.source_svd[1]
-        return int(np.sum(s > max(self.source.shape) * np.finfo(float).eps * s.max(initial=0)))
+        """Numerical rank of the source (see :func:`~mtltransfer.solvers.admm.source_rank`)."""
+        return source_rank(self.source_svd[1])
 
     def fit(self, rank=None, structural_rank=None, lam=None, *, backend="fast", tol=1e-6,
             max_iter=2000, n_folds=5, init=None, verbose=False):
@@ -166,7 +166,10 @@ class SMART(MultiResponseModel):
             if out["rank_info"] is not None:
                 tuning["rank"] = rank_table(out["rank_info"], len(sol.extra["d"]))
             if out["cv"]:
-                tuning["cv"] = pd.DataFrame(out["cv"])
+                cv = dict(out["cv"])
+                folds = np.array(cv.pop("fold_loss"), dtype=float)   # candidates x folds
+                tuning["cv"] = pd.DataFrame(cv).join(pd.DataFrame(
+                    folds, columns=[f"fold{k + 1}" for k in range(folds.shape[1])]))
             if out["bic_path"]:
                 tuning["bic_path"] = pd.DataFrame(out["bic_path"])
         return SMARTResults(self, sol, how, tuning)

@@ -98,7 +98,8 @@ from .prox import soft_threshold
 from .stiefel import mm_quadratic, polar, riemannian_gradient
 
 
-__all__ = ["source_svd", "smart_admm", "smart_objective", "smart_verify"]
+__all__ = ["source_svd", "source_rank", "complement_basis", "smart_admm",
+           "smart_objective", "smart_verify"]
 
 # bounds of rho relative to the data curvature kappa = lambda_max(G) max d^2
 _RHO_MIN, _RHO_MAX = 1e-4, 10.0
@@ -119,6 +120,15 @@ _AA_PATIENCE = 30
 def source_svd(C0):
     """Full SVD of the source matrix: ``C0 = U0 diag(s0) V0[:, :len(s0)]^T``.
 
+    Beyond the numerical rank r0 of C0 (:func:`source_rank`: singular values above
+    ``SOURCE_RTOL * s_max``) the singular vectors are not determined by C0: any orthonormal basis of the
+    complement will do, and LAPACK's choice jumps under perturbations at rounding level.
+    Because the SMART penalty is the entrywise L1 norm of ``U_perp^T U`` in that basis, a
+    fixed, canonical basis is used instead (:func:`complement_basis`: the standard basis
+    vectors projected on the complement and orthonormalised in pivoted order), so the
+    fit depends continuously on C0 and leakage beyond rank(C0) is measured along the
+    predictors' (responses') own axes.
+
     Returns
     -------
     U0 : ndarray (p, p)
@@ -128,7 +138,43 @@ def source_svd(C0):
     """
     C0 = np.asarray(C0, dtype=float)
     U0, s0, V0t = linalg.svd(C0, full_matrices=True, lapack_driver="gesdd")
-    return U0, s0, V0t.T
+    V0 = V0t.T
+    r0 = source_rank(s0)
+    U0 = np.column_stack([U0[:, :r0], complement_basis(U0[:, :r0])])
+    V0 = np.column_stack([V0[:, :r0], complement_basis(V0[:, :r0])])
+    return U0, s0, V0
+
+
+#: singular values of C0 below this fraction of the largest are taken as zero: a fitted
+#: source carries no information there (a reduced-rank source is exactly low rank up to
+#: rounding at ~1e-15, which must not decide the basis of U_perp)
+SOURCE_RTOL = 1e-10
+
+
+def source_rank(s0):
+    """Numerical rank of the source: singular values above ``SOURCE_RTOL * s_max``."""
+    s0 = np.asarray(s0, dtype=float)
+    if s0.size == 0 or s0[0] <= 0:
+        return 0
+    return int(np.sum(s0 > SOURCE_RTOL * s0[0]))
+
+
+def complement_basis(Q):
+    """A canonical orthonormal basis of the orthogonal complement of span(Q).
+
+    Q is m x r with orthonormal columns. The projections ``(I - Q Q^T) e_j`` of the
+    standard basis vectors are orthonormalised by a QR factorisation with column pivoting
+    (the most independent first), with signs fixed by a positive diagonal of R: a smooth,
+    deterministic function of span(Q) wherever the pivot order is strict.
+    """
+    m, r = Q.shape
+    if r == m:
+        return np.zeros((m, 0))
+    P = np.eye(m) - Q @ Q.T
+    Qc, R, _ = linalg.qr(P, pivoting=True)
+    k = m - r
+    sign = np.where(np.diag(R)[:k] < 0, -1.0, 1.0)
+    return Qc[:, :k] * sign
 
 
 def _check_svd0(svd0, C0, p, q):
