@@ -37,18 +37,23 @@ def heldout_table(fits, test, ynames, truth=None):
 
 
 class _SourceOnly:
-    """Predictions with the source coefficients (and the target's own intercept)."""
+    """Predictions with the source coefficients C and the target's own intercept.
+
+    The intercept is ``ybar - C^T xbar`` (the target's means) when the target model fits
+    one, else zero (:meth:`MultiResponseModel.intercept_for`).
+    """
 
     def __init__(self, source_res, target_model):
         self.params = source_res.params
         C = source_res.params.loc[target_model.exog_names, target_model.endog_names]
-        self._C = C.to_numpy()
-        self._b = target_model._intercept_for(self._C)
+        self._C = C.to_numpy(dtype=float)
+        self._b = target_model.intercept_for(self._C)
         self._model = target_model
 
     def predict(self, newdata):
-        X = self._model.data.exog_for(newdata, "newdata")
-        return pd.DataFrame(X @ self._C + self._b, columns=self._model.endog_names)
+        X, const, index = self._model.data.exog_for(newdata, "newdata")
+        return pd.DataFrame(X @ self._C + np.multiply.outer(const, self._b), index=index,
+                            columns=self._model.endog_names)
 
 
 def _timed(fn):
@@ -57,10 +62,11 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def run_demo(quiet=False, out=sys.stdout):
+def run_demo(quiet=False, out=None):
     """The embedded transfer analysis; returns the comparison table."""
     import mtltransfer as mt
 
+    out = sys.stdout if out is None else out
     say = _Progress(quiet)
     d = mt.datasets.load_demo()
     formula, target, test = d["formula"], d["target"], d["test"]
@@ -91,10 +97,11 @@ def run_demo(quiet=False, out=sys.stdout):
     return table
 
 
-def run_demo_shared(quiet=False, out=sys.stdout):
+def run_demo_shared(quiet=False, out=None):
     """Many tasks sharing a representation, then a new task with few rows (adapt)."""
     import mtltransfer as mt
 
+    out = sys.stdout if out is None else out
     say = _Progress(quiet)
     T, N, d, k = 300, 15, 25, 3
     sim = mt.datasets.simulate_shared(T, N, d, k, sigma=0.5, random_state=20260501)
@@ -140,39 +147,117 @@ def run_demo_shared(quiet=False, out=sys.stdout):
 
 
 def _read_csv(path, what):
+    """A CSV file with a header and at least one row, else a ValueError naming it."""
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except FileNotFoundError:
         raise ValueError(f"{what} file not found: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} file {path} is not a readable CSV: {err}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} file {path} is a directory, not a CSV file") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{what} file {path} is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{what} file {path} is not a readable CSV: {msg}") from None
+    if len(frame) == 0:
+        raise ValueError(f"{what} file {path} has no rows (only a header: "
+                         f"{_first(list(frame.columns))})")
+    return frame
 
 
-def run_fit(args, out=sys.stdout):
+def _coefficient_table(raw, path):
+    """The --source-kind coef table: predictor names (first column) x responses."""
+    what = f"--source file {path}"
+    if raw.shape[1] < 2:
+        raise ValueError(f"{what} has a single column; a coefficient table needs the "
+                         "predictor names in its first column and one column per response")
+    first = raw.columns[0]
+    names = raw[first]
+    if pd.api.types.is_numeric_dtype(names):
+        raise ValueError(f"{what}: the first column ({first!r}) holds numbers, not "
+                         "predictor names; with --source-kind coef the first column must "
+                         "name the predictors (write the table with its index, e.g. "
+                         "DataFrame.to_csv(path) with predictor names as the index)")
+    if names.isna().any():
+        rows = [i + 2 for i in np.flatnonzero(names.isna().to_numpy())]
+        raise ValueError(f"{what}: the first column ({first!r}) must name a predictor on "
+                         f"every row; empty on line(s) {_first(rows)}")
+    names = names.astype(str)
+    dup = sorted(set(names[names.duplicated()]))
+    if dup:
+        raise ValueError(f"{what}: predictor name(s) {dup} appear more than once in the "
+                         f"first column ({first!r})")
+    table = raw.drop(columns=[first]).set_axis(list(names), axis=0)
+    numeric = table.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna() | ~np.isfinite(numeric.fillna(0.0))
+    if bad.to_numpy().any():
+        cells = []
+        for c in table.columns:
+            for r in table.index[bad[c].to_numpy()]:
+                v = table.at[r, c]
+                cells.append(f"({r}, {c}) " + ("missing" if pd.isna(v) else repr(str(v)[:20])))
+        raise ValueError(f"{what} has missing or non-numeric coefficient(s) at (predictor, "
+                         f"response): {_first(cells)}")
+    numeric.columns = [str(c) for c in numeric.columns]
+    return numeric.astype(float)
+
+
+def _first(items, k=5):
+    shown = ", ".join(map(str, items[:k]))
+    return shown + (f", ... ({len(items)} in all)" if len(items) > k else "")
+
+
+def _about(err, prefix):
+    """``err`` (a ValueError or TypeError) as the same kind of error, message prefixed."""
+    kind = ValueError if isinstance(err, ValueError) else TypeError
+    return kind(f"{prefix}: {err}")
+
+
+def _for_file(what, path, fn):
+    """Run ``fn()``; a ValueError or TypeError it raises names the file it was about."""
+    try:
+        return fn()
+    except (ValueError, TypeError) as err:
+        raise _about(err, f"{what} file {path}") from None
+
+
+def run_fit(args, out=None):
     """``mtltransfer fit``: SMART on the user's CSV files."""
     import mtltransfer as mt
 
+    out = sys.stdout if out is None else out
     say = _Progress(args.quiet)
+    missing = getattr(args, "missing", "raise")
+    # read (and check) every input before the first fit
     data = _read_csv(args.data, "--data")
     raw_source = _read_csv(args.source, "--source")
+    new = _read_csv(args.predict, "--predict") if args.predict else None
     if args.source_kind == "data":
         say("fitting the source data with ReducedRank (rank by RSC); only its "
             "coefficients are used")
-        source = mt.ReducedRank.from_formula(args.formula, raw_source).fit()
+        smodel = _for_file("--source", args.source, lambda: mt.ReducedRank.from_formula(
+            args.formula, raw_source, missing=missing))
+        source = smodel.fit()
     else:
-        first = raw_source.columns[0]
-        source = raw_source.set_index(first)
-        source.index = source.index.astype(str)
+        source = _coefficient_table(raw_source, args.source)
     say("fitting SMART" + (" with automatic tuning" if args.rank is None else ""))
-    model = mt.SMART.from_formula(args.formula, data, source=source)
+    try:
+        model = mt.SMART.from_formula(args.formula, data, source=source, missing=missing)
+    except (ValueError, TypeError) as err:
+        # the source's alignment to the target concerns the --source file, the rest --data
+        if not str(err).startswith("source"):
+            raise _about(err, f"--data file {args.data}") from None
+        if args.source_kind == "coef" and "predictors" in str(err):
+            err = ValueError(f"{err} (the first column of a --source-kind coef table must "
+                             "hold the predictor names)")
+        raise _about(err, f"--source file {args.source}") from None
     res = model.fit(rank=args.rank, verbose=say.on)
     print(res.summary(), file=out)
     if args.out:
         res.save(args.out)
         print(f"results saved to {args.out}", file=out)
-    if args.predict:
-        new = _read_csv(args.predict, "--predict")
-        pred = res.predict(new)
+    if new is not None:
+        pred = _for_file("--predict", args.predict, lambda: res.predict(new))
         dest = args.predict_out or "predictions.csv"
         pred.to_csv(dest, index=False)
         print(f"predictions for {len(pred)} rows written to {dest}", file=out)
@@ -196,7 +281,11 @@ def main(argv=None):
                        help="data: raw rows, fitted by ReducedRank first; coef: a "
                             "coefficient table (first column: predictor names)")
     p_fit.add_argument("--rank", type=int, default=None, help="fix the rank")
-    p_fit.add_argument("--out", default=None, help="save the results (pickle)")
+    p_fit.add_argument("--missing", choices=["raise", "drop"], default="raise",
+                       help="rows with a missing value in a variable of the formula: raise "
+                            "an error (default) or drop them (--data, and --source with "
+                            "--source-kind data)")
+    p_fit.add_argument("--out", default=None, help="save the results (a data-only file; read it with mtltransfer.load)")
     p_fit.add_argument("--predict", default=None, help="CSV of new rows to predict")
     p_fit.add_argument("--predict-out", default=None,
                        help="where to write predictions (default predictions.csv)")
@@ -208,6 +297,8 @@ def main(argv=None):
         elif args.command == "fit":
             run_fit(args)
     except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"mtltransfer: error: {err}", file=sys.stderr)
+        # the library's remedies name its keyword; on the command line it is the flag
+        msg = str(err).replace("missing='drop'", "--missing drop")
+        print(f"mtltransfer: error: {msg}", file=sys.stderr)
         return 2
     return 0

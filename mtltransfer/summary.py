@@ -5,10 +5,57 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from statsmodels.iolib.summary import Summary
-from statsmodels.iolib.table import SimpleTable
+from statsmodels.iolib.table import SimpleTable, default_latex_fmt
 
 #: above this many coefficients the summary shows a compact per-response table
 MAX_COEF_CELLS = 120
+
+#: LaTeX escapes of table cells: statsmodels' own plus ``<``, ``^`` and ``~`` (applied
+#: one key after the other in sorted order, so no replacement introduces a later key)
+_LATEX_REPLACEMENTS = {**default_latex_fmt["replacements"], "<": r"$<$", "^": r"\^{}",
+                       "~": r"\~{}"}
+
+#: LaTeX formatting of the DataFrame tables: numbers right-aligned as in the text output
+#: (header and data alike, so that each table is a single tabular)
+_LATEX_FMT = {"data_aligns": "r", "header_align": "r", "replacements": _LATEX_REPLACEMENTS}
+
+
+def latex_escape(text):
+    """``text`` with the characters LaTeX treats specially in text mode escaped."""
+    # one pass over the characters, so a replacement is never escaped again
+    table = {**_LATEX_REPLACEMENTS, "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}"}
+    return "".join(table.get(ch, ch) for ch in str(text))
+
+
+class ModelSummary(Summary):
+    """A statsmodels :class:`~statsmodels.iolib.summary.Summary` whose ``as_latex``
+    writes every table as its own ``tabular``.
+
+    statsmodels' ``as_latex`` merges all tables into a copy of the first one and sizes
+    the columns of the first table's rows over *all* rows (the fewest columns of any
+    table), so it raises ``ValueError: zip() argument 2 is shorter than argument 1``
+    as soon as a later table has fewer columns than the first (here: the four-column
+    top table followed by a coefficient table of one or two responses, the spectrum
+    table, ...). Text, HTML and CSV exports are statsmodels' own.
+    """
+
+    def as_latex(self):
+        """The tables as LaTeX (booktabs), one ``tabular`` per table, stacked in a
+        ``center`` environment; titles of the later tables are shown above them; the
+        extra text follows, escaped."""
+        parts = [r"\begin{center}"]
+        for i, table in enumerate(self.tables):
+            if i:
+                parts.append("")  # a paragraph break stacks the tables vertically
+                if table.title:
+                    parts.append(r"\textbf{%s}\\[2pt]" % latex_escape(table.title))
+            parts.append(table.as_latex_tabular(center=False))
+        parts.append(r"\end{center}")
+        latex = "\n".join(parts)
+        if self.extra_txt is not None:
+            lines = [latex_escape(line) for line in self.extra_txt.split("\n")]
+            latex += "\n\n" + " \\newline\n ".join(lines)
+        return latex
 
 
 def fmt(value):
@@ -27,11 +74,11 @@ def fmt(value):
 
 
 def new_summary(res, title, left, right):
-    """A Summary with its top two-column table.
+    """A :class:`ModelSummary` with its top two-column table.
 
     ``left`` and ``right`` are lists of (label, value) pairs; values are formatted here.
     """
-    smry = Summary()
+    smry = ModelSummary()
     left = [(k, [fmt(v)]) for k, v in left]
     right = [(k, [fmt(v)]) for k, v in right]
     # equal lengths, as statsmodels' two-column table expects
@@ -42,6 +89,8 @@ def new_summary(res, title, left, right):
     yname = ", ".join(res.model.endog_names)
     smry.add_table_2cols(res, title=title, gleft=left, gright=right, yname=yname,
                          xname=list(res.model.exog_names))
+    # labels such as "sigma^2 (RSS/N):" must not break the LaTeX export
+    smry.tables[0].output_formats["latex"]["replacements"] = dict(_LATEX_REPLACEMENTS)
     return smry
 
 
@@ -51,7 +100,8 @@ def frame_table(frame, title=None, floatfmt=None):
              for row in frame.to_numpy(dtype=object)]
     return SimpleTable(cells, headers=[str(c) for c in frame.columns],
                        stubs=[str(i) for i in frame.index], title=title,
-                       txt_fmt={"data_aligns": "r", "header_align": "r"})
+                       txt_fmt={"data_aligns": "r", "header_align": "r"},
+                       ltx_fmt={**_LATEX_FMT, "replacements": dict(_LATEX_REPLACEMENTS)})
 
 
 def add_frame(smry, frame, title=None):

@@ -1,6 +1,7 @@
 """Command line: the demo's comparison and ``fit`` on CSV files, errors without traceback."""
 
 import io
+import re
 import subprocess
 import sys
 
@@ -116,3 +117,130 @@ def test_demo_shared_adapt_beats_single_task_fits():
     # errors fall towards the noise variance 0.25 as the new task gets rows
     assert table["adapt (shrink='auto')"].is_monotonic_decreasing
     assert table.loc[25, "adapt (shrink='auto')"] < 0.35
+
+
+# -- messages of ``fit`` on the user's files (main() in-process, stderr via capsys) -----
+
+def _main(capsys, *args):
+    rc = cli.main(["fit", *map(str, args)])
+    out, err = capsys.readouterr()
+    return rc, out, [ln for ln in err.splitlines() if ln.strip()]
+
+
+def _one_error(lines):
+    assert len(lines) == 1 and lines[0].startswith("mtltransfer: error: "), lines
+    return lines[0]
+
+
+def test_missing_values_point_to_the_flag(csv_files, capsys):
+    d, target, source, _, tmp = csv_files
+    frame = pd.read_csv(target)
+    frame.loc[3, "x2"] = np.nan
+    nan_target = tmp / "nan_target.csv"
+    frame.to_csv(nan_target, index=False)
+    rc, out, err = _main(capsys, "--formula", d["formula"], "--data", nan_target,
+                         "--source", source, "--rank", "3", "--quiet")
+    line = _one_error(err)
+    assert rc == 2 and out == ""
+    assert f"--data file {nan_target}" in line and "x2" in line
+    assert "pass --missing drop to drop those rows" in line and "missing='drop'" not in line
+    # the source data go through the same flag (--source-kind data)
+    frame = pd.read_csv(source)
+    frame.loc[[0, 5], "Y4"] = np.nan
+    nan_source = tmp / "nan_source.csv"
+    frame.to_csv(nan_source, index=False)
+    rc, out, err = _main(capsys, "--formula", d["formula"], "--data", target, "--source",
+                         nan_source, "--rank", "3", "--quiet")
+    line = _one_error(err)
+    assert rc == 2 and f"--source file {nan_source}" in line and "2 row(s)" in line
+    assert "--missing drop" in line and "missing='drop'" not in line
+    # with --missing drop both files lose their incomplete rows and the fit runs
+    rc, out, err = _main(capsys, "--formula", d["formula"], "--data", nan_target,
+                         "--source", nan_source, "--rank", "3", "--missing", "drop",
+                         "--quiet")
+    assert rc == 0 and err == []
+    assert "SMART Results" in out
+    nobs = re.search(r"No\. Observations:\s+(\d+)", out).group(1)
+    assert int(nobs) == len(d["target"]) - 1
+
+
+def test_missing_flag_accepts_only_raise_or_drop(csv_files, capsys):
+    d, target, source, _, _ = csv_files
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["fit", "--formula", d["formula"], "--data", str(target), "--source",
+                  str(source), "--missing", "fill"])
+    assert ex.value.code == 2
+    assert "--missing: invalid choice: 'fill'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("header", "has no rows (only a header: "),
+    ("empty", "is empty (no header, no rows)"),
+    ("blank", "is empty (no header, no rows)"),
+])
+@pytest.mark.parametrize("flag", ["--data", "--source", "--predict"])
+def test_files_without_rows_are_named(csv_files, capsys, flag, content, problem):
+    d, target, source, new, tmp = csv_files
+    bad = tmp / f"bad_{content}.csv"
+    if content == "header":
+        pd.read_csv({"--data": target, "--source": source, "--predict": new}[flag]).iloc[
+            :0].to_csv(bad, index=False)
+    else:
+        bad.write_text("" if content == "empty" else "\n  \n")
+    files = {"--data": target, "--source": source, "--predict": new, flag: bad}
+    rc, out, err = _main(capsys, "--formula", d["formula"], "--data", files["--data"],
+                         "--source", files["--source"], "--predict", files["--predict"],
+                         "--predict-out", tmp / "pred.csv", "--rank", "3", "--quiet")
+    line = _one_error(err)
+    assert rc == 2
+    assert f"{flag} file {bad} {problem}" in line
+    assert "negative dimensions" not in line and "No columns to parse" not in line
+    # every file is checked before anything is fitted or written
+    assert out == "" and not (tmp / "pred.csv").exists()
+
+
+@pytest.mark.parametrize("write, words", [
+    # written without its index: the first column is a response, not the predictor names
+    (lambda c, p: c.to_csv(p, index=False),
+     ["the first column ('Y1') holds numbers, not predictor names"]),
+    # a text first column that is not the predictor names
+    (lambda c, p: c.rename(index=lambda x: f"coef of {x}").to_csv(p),
+     ["does not match the target by name", "coef of x1",
+      "the first column of a --source-kind coef table must hold the predictor names"]),
+    (lambda c, p: c.astype(object).assign(
+        Y2=lambda f: f["Y2"].where(f.index != "x2", "abc")).to_csv(p),
+     ["missing or non-numeric coefficient(s)", "(x2, Y2) 'abc'"]),
+    (lambda c, p: c.assign(Y5=lambda f: f["Y5"].where(f.index != "x7")).to_csv(p),
+     ["missing or non-numeric coefficient(s)", "(x7, Y5) missing"]),
+    (lambda c, p: pd.DataFrame({"name": c.index}).to_csv(p, index=False),
+     ["has a single column"]),
+], ids=["numeric first column", "names not predictors", "text cell", "empty cell",
+        "one column"])
+def test_bad_coefficient_tables_are_named(csv_files, capsys, write, words):
+    d, target, _, _, tmp = csv_files
+    coef = tmp / "coef.csv"
+    write(d["C0"], coef)
+    rc, out, err = _main(capsys, "--formula", d["formula"], "--data", target, "--source",
+                         coef, "--source-kind", "coef", "--rank", "3", "--quiet")
+    line = _one_error(err)
+    assert rc == 2 and out == ""
+    assert f"--source file {coef}" in line
+    for w in words:
+        assert w in line, (w, line)
+
+
+def test_source_only_uses_the_target_means():
+    d = mt.datasets.load_demo()
+    src = mt.ReducedRank.from_formula(d["formula"], d["source"]).fit(rank=3)
+    tmodel = mt.OLS.from_formula(d["formula"], d["target"])
+    xn, yn = tmodel.exog_names, tmodel.endog_names
+    C = src.params.loc[xn, yn].to_numpy()
+    X, Y = d["target"][xn].to_numpy(), d["target"][yn].to_numpy()
+    expected = d["test"][xn].to_numpy() @ C + (Y.mean(0) - C.T @ X.mean(0))
+    got = cli._SourceOnly(src, tmodel).predict(d["test"])
+    assert list(got.columns) == yn
+    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-12, atol=1e-12)
+    # without an intercept the source coefficients are used as they are
+    nocon = mt.OLS.from_formula(d["formula"] + " - 1", d["target"])
+    got = cli._SourceOnly(src, nocon).predict(d["test"])
+    np.testing.assert_allclose(got.to_numpy(), d["test"][xn].to_numpy() @ C, atol=1e-12)

@@ -1,0 +1,206 @@
+"""summary(): text, HTML and LaTeX exports of every model, small and compact tables."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+import mtltransfer as mt
+from mtltransfer.summary import MAX_COEF_CELLS, fmt, latex_escape
+
+SMART_CFG = dict(rank=2, structural_rank=(3, 3), lam=0.01)
+LINEAR = ["OLS", "Ridge", "ReducedRank", "NuclearNorm", "SMART"]
+SIZES = {"full": (60, 6, 3), "compact": (80, 20, 8)}  # 18 and 160 coefficients
+FORMATS = ["text", "html", "latex"]
+
+
+def _frame(n, p, q, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    C = rng.standard_normal((p, 2)) @ rng.standard_normal((2, q))
+    Y = 1.5 + X @ C + 0.3 * rng.standard_normal((n, q))
+    xn, yn = [f"x_{j + 1}" for j in range(p)], [f"Y{j + 1}" for j in range(q)]
+    df = pd.concat([pd.DataFrame(Y, columns=yn), pd.DataFrame(X, columns=xn)], axis=1)
+    # the source: the true coefficients, perturbed
+    source = pd.DataFrame(C + 0.1 * rng.standard_normal((p, q)), index=xn, columns=yn)
+    return df, " + ".join(yn) + " ~ " + " + ".join(xn), source
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Fitted results by (model name, size), fitted once on first use."""
+    cache = {}
+
+    def get(name, size):
+        if (name, size) not in cache:
+            df, formula, source = _frame(*SIZES[size])
+            if name == "SMART":
+                res = mt.SMART.from_formula(formula, df, source=source).fit(**SMART_CFG)
+            else:
+                res = getattr(mt, name).from_formula(formula, df).fit()
+            cache[name, size] = res
+        return cache[name, size]
+
+    return get
+
+
+def _export(smry, how):
+    return {"text": smry.as_text, "html": smry.as_html, "latex": smry.as_latex}[how]()
+
+
+def _row(text, how, stub):
+    """The cells of the first row of an exported table whose stub is ``stub``."""
+    if how == "latex":
+        start = r"\textbf{%s}" % latex_escape(stub)
+        lines = [ln for ln in text.splitlines() if ln.startswith(start + " ")]
+    elif how == "html":
+        # an HTML row spans lines: <tr>, the cells, </tr>
+        lines = [ln for ln in text.splitlines() if ln.strip().startswith(f"<th>{stub}</th>")]
+    else:
+        lines = [ln for ln in text.splitlines() if ln.startswith(stub + " ")]
+    assert lines, f"no row {stub!r} in the {how} output"
+    line = lines[0]
+    if how == "latex":
+        return [c.strip() for c in line.rstrip().removesuffix("\\\\").split("&")]
+    if how == "html":
+        return re.findall(r"<t[dh]>(.*?)</t[dh]>", line)
+    return [stub] + line[len(stub):].split()
+
+
+def _check_structure(smry, text, how):
+    n = len(smry.tables)
+    if how == "latex":
+        assert text.count(r"\begin{tabular}") == n
+        assert text.count(r"\end{tabular}") == n
+        assert text.count(r"\begin{center}") == 1 and text.count(r"\end{center}") == 1
+        assert text.count(r"\toprule") == n and text.count(r"\bottomrule") == n
+    elif how == "html":
+        assert text.count("<table") == n and text.count("</table>") == n
+    else:
+        assert text == str(smry)
+
+
+@pytest.mark.parametrize("how", FORMATS)
+@pytest.mark.parametrize("name", LINEAR)
+def test_full_coefficient_table_exports(fitted, name, how):
+    res = fitted(name, "full")
+    smry = res.summary()
+    text = _export(smry, how)
+    _check_structure(smry, text, how)
+    assert f"{name} Results" in text
+    assert res.params.size <= MAX_COEF_CELLS
+    # every predictor's row holds its coefficients, formatted as in the text output
+    for x in res.params.index:
+        cells = _row(text, how, x)
+        assert cells[1:] == [fmt(v) for v in res.params.loc[x]], (x, cells)
+    cells = _row(text, how, "Intercept")
+    assert cells[1:] == [fmt(v) for v in res.intercept]
+    if how == "latex":
+        assert r"\textbf{x\_3}" in text and r"\textbf{Y2}" in text  # escaped names
+        assert "Coefficients (rows: predictors, columns: responses)" in text
+
+
+@pytest.mark.parametrize("how", FORMATS)
+@pytest.mark.parametrize("name", LINEAR)
+def test_compact_per_response_table_exports(fitted, name, how):
+    res = fitted(name, "compact")
+    smry = res.summary()
+    text = _export(smry, how)
+    _check_structure(smry, text, how)
+    assert f"{name} Results" in text
+    p, q = res.params.shape
+    assert p * q > MAX_COEF_CELLS
+    assert f"Per-response summary; {p} x {q} coefficients in .params" in text
+    for y in ("Y1", "Y5"):
+        cells = _row(text, how, y)
+        norm = float(np.sqrt((res.params[y] ** 2).sum()))
+        if name == "SMART":  # its per-response fit table comes first: R2 and RSS
+            cells = _row(text.split("Per-response summary")[1], how, y)
+        assert cells[1] == fmt(res.intercept[y]) and cells[2] == fmt(norm)
+        assert cells[-1] == fmt(res.rsquared[y])
+    # the coefficients themselves are left out
+    assert "x_7" not in text
+
+
+@pytest.mark.parametrize("how", FORMATS)
+def test_smart_tables_in_every_format(fitted, how):
+    res = fitted("SMART", "full")
+    smry = res.summary()
+    text = _export(smry, how)
+    assert len(smry.tables) == 4
+    s0 = np.linalg.svd(_frame(*SIZES["full"])[2].to_numpy(), compute_uv=False)
+    cells = _row(text, how, "comp1")
+    assert cells[2] == fmt(s0[0])
+    cells = _row(text, how, "Y3")
+    assert cells[1:] == [fmt(res.rsquared["Y3"]), fmt(res.ssr_per_response["Y3"])]
+    if how == "latex":
+        assert r"\textbf{angle U (deg)}" in text
+        assert r"nnz Omega\_u, Omega\_v" in text
+        # the extra text follows the tables, escaped
+        tail = text.split(r"\end{center}")[1]
+        assert "Only the source's coefficient matrix was used" in tail
+        assert r"(U\_perp\^{}T U, V\_perp\^{}T V)" in tail and r"\newline" in tail
+    elif how == "html":
+        assert "<th>angle U (deg)</th>" in text
+    else:
+        assert "Only the source's coefficient matrix was used" in text
+
+
+@pytest.fixture(scope="module", params=[10, 40], ids=["10 tasks", "40 tasks"])
+def shared(request):
+    T, d = request.param, 6
+    sim = mt.datasets.simulate_shared(T, 20, d, 2, sigma=0.5, random_state=3)
+    xn = [f"x_{j + 1}" for j in range(d)]
+    df = pd.DataFrame(sim.X, columns=xn)
+    df["y"] = sim.y
+    df["task"] = [f"t{t:02d}" for t in sim.task]
+    return mt.SharedRepresentation.from_formula("y ~ " + " + ".join(xn), df,
+                                                groups="task").fit(k=2)
+
+
+@pytest.mark.parametrize("how", FORMATS)
+def test_shared_representation_exports(shared, how):
+    res = shared
+    smry = res.summary()
+    text = _export(smry, how)
+    _check_structure(smry, text, how)
+    assert "SharedRepresentation Results" in text
+    r2 = res.rsquared.describe()
+    cells = _row(text, how, "per-task R2")
+    assert cells[1:] == [fmt(r2[k]) for k in ("mean", "min", "25%", "50%", "75%", "max")]
+    tasks = res.model.n_tasks
+    if tasks <= 12:  # the task weights, one column per task
+        assert len(smry.tables) == 3
+        cells = _row(text, how, "b2")
+        assert cells[1:] == [fmt(v) for v in res.task_params.loc["b2"]]
+        head = {"latex": r"\textbf{t03}", "html": "<th>t03</th>", "text": "t03"}[how]
+        assert head in text
+    else:
+        assert len(smry.tables) == 2 and "t03" not in text
+    if how == "latex":
+        assert r"sigma\^{}2 (RSS/N):" in text and r"\textbf{25\%}" in text
+
+
+def test_longley_ols_latex_has_one_tabular_per_table():
+    data = sm.datasets.longley.load_pandas().data
+    res = mt.OLS.from_formula("TOTEMP ~ GNPDEFL + GNP + UNEMP + ARMED + POP + YEAR",
+                              data).fit()
+    smry = res.summary()
+    latex = smry.as_latex()
+    assert latex.count(r"\begin{tabular}") == len(smry.tables) == 2
+    assert latex.count(r"\end{tabular}") == len(smry.tables)
+    gnpdefl = fmt(res.params.loc["GNPDEFL", "TOTEMP"])
+    assert gnpdefl == "15.06" and gnpdefl in smry.as_text()
+    assert re.search(r"^\\textbf\{GNPDEFL\}\s+&\s+15\.06\s+\\\\$", latex, re.M)
+    # the top table keeps statsmodels' layout: label & value & label & value
+    assert re.search(r"^\\textbf\{Model:\}\s+&\s+OLS\s+&", latex, re.M)
+    # _repr_latex_ (Jupyter) goes through the same export
+    assert smry._repr_latex_() == latex
+
+
+def test_latex_escape_does_not_escape_twice():
+    assert latex_escape("a_b^2 ~ {c} 5% $x$ #&") == \
+        r"a\_b\^{}2 \~{} \{c\} 5\% \$x\$ \#\&"
+    assert latex_escape("a\\b <>|") == r"a\textbackslash{}b $<$$>$$|$"
