@@ -51,6 +51,28 @@ def check_int(name, value, low, high):
     return int(value)
 
 
+#: column scales (standard deviations) further apart than this make a penalty's meaning
+#: depend on the predictors' units: a warning says so
+SCALE_RATIO_WARN = 1e6
+
+
+def warn_penalty_scale(model):
+    """Warn when a penalised model's predictors have wildly different scales."""
+    sd = np.std(model.exog, axis=0)
+    live = sd > 0
+    if live.sum() < 2:
+        return
+    hi, lo = int(np.argmax(np.where(live, sd, -np.inf))), \
+        int(np.argmin(np.where(live, sd, np.inf)))
+    if sd[hi] > SCALE_RATIO_WARN * sd[lo]:
+        names = model.exog_names
+        warnings.warn(f"{type(model).__name__}: the predictors' scales differ by a factor "
+                      f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); the penalty is "
+                      "not invariant to units, so it shrinks small-scale columns far more. "
+                      "Standardise the predictors (e.g. standardize() in the formula) for a "
+                      "penalty on a common scale", ValueWarning, stacklevel=3)
+
+
 class DataViews:
     """Read-only views of a model's validated data (``self.data``, a ModelData)."""
 

@@ -20,11 +20,17 @@ from ..solvers import prox
 from ..solvers._base import argmin_simplest
 from ..exceptions import ValueWarning
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
-                   check_positive)
+                   check_positive, warn_penalty_scale)
 
-#: column scales (standard deviations) further apart than this make a penalty's meaning
-#: depend on the predictors' units: a warning says so
-SCALE_RATIO_WARN = 1e6
+_COMMON_FIT_DOC = """
+        backend : {"fast", "cvxpy"}
+            Closed-form / proximal NumPy path, or the same problem solved by CVXPY.
+        verbose : bool
+            Print progress of tuning."""
+_CLOSED_FORM_DOC = """
+        tol, max_iter : optional
+            Accepted so that every model takes the same fit options; a closed form has no
+            iterations and ignores them."""
 
 
 def warn_saturated(res):
@@ -38,34 +44,6 @@ def warn_saturated(res):
                       f"(R-squared = 1; n = {res.nobs}, p = {res.model.k_exog}); the scale, "
                       "log-likelihood and information criteria are degenerate",
                       ValueWarning, stacklevel=3)
-
-
-def warn_penalty_scale(model):
-    """Warn when a penalised model's predictors have wildly different scales."""
-    X = model.centred_rows[0]
-    sd = np.sqrt(np.einsum("ij,ij->j", X, X) / max(model.nobs, 1))
-    live = sd > 0
-    if live.sum() < 2:
-        return
-    hi, lo = int(np.argmax(np.where(live, sd, -np.inf))), \
-        int(np.argmin(np.where(live, sd, np.inf)))
-    if sd[hi] > SCALE_RATIO_WARN * sd[lo]:
-        names = model.exog_names
-        warnings.warn(f"{type(model).__name__}: the predictors' scales differ by a factor "
-                      f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); the penalty is "
-                      "not invariant to units, so it shrinks small-scale columns far more. "
-                      "Standardise the predictors (e.g. standardize() in the formula) for a "
-                      "penalty on a common scale", ValueWarning, stacklevel=3)
-
-_COMMON_FIT_DOC = """
-        backend : {"fast", "cvxpy"}
-            Closed-form / proximal NumPy path, or the same problem solved by CVXPY.
-        verbose : bool
-            Print progress of tuning."""
-_CLOSED_FORM_DOC = """
-        tol, max_iter : optional
-            Accepted so that every model takes the same fit options; a closed form has no
-            iterations and ignores them."""
 
 
 class OLS(MultiResponseModel):

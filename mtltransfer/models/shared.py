@@ -18,7 +18,7 @@ from .. import plotting as _plotting
 from ..solvers import shared_rep as sr
 from functools import cached_property
 
-from .base import DataViews, check_backend, check_int, check_positive
+from .base import DataViews, check_backend, check_int, check_positive, warn_penalty_scale
 
 _METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
 
@@ -167,6 +167,7 @@ class SharedRepresentation(DataViews):
         SharedRepresentationResults
         """
         check_backend(backend)
+        warn_penalty_scale(self)
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
         d, T = self.k_exog, self.n_tasks

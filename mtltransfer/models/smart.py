@@ -22,7 +22,7 @@ from .. import design
 from .. import plotting as _plotting
 from ..solvers.admm import smart_admm, smart_verify, source_rank, source_svd
 from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
-                   check_positive)
+                   check_positive, warn_penalty_scale)
 
 
 def _pair(name, value, caster):
@@ -122,6 +122,7 @@ class SMART(MultiResponseModel):
         SMARTResults
         """
         check_backend(backend)
+        warn_penalty_scale(self)
         p, q = self.k_exog, self.k_endog
         if rank is not None:
             rank = check_int("rank", rank, 1, min(p, q))
