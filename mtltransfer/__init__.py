@@ -12,7 +12,8 @@ OLS, Ridge, ReducedRank, NuclearNorm
 
 from .exceptions import ConvergenceWarning, MtlWarning, SingularMatrixWarning, ValueWarning
 from .gram import SufficientStats
-from .models.base import MultiResponseResults, load
+from .io import load
+from .models.base import MultiResponseResults
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
 from .models.smart import SMART, SMARTResults

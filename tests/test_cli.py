@@ -56,13 +56,13 @@ def _run(*args):
 
 def test_fit_command_writes_results_and_predictions(csv_files):
     d, target, source, new, tmp = csv_files
-    out_pkl, pred_csv = tmp / "res.pkl", tmp / "pred.csv"
+    out_file, pred_csv = tmp / "res.mtl", tmp / "pred.csv"
     proc = _run("fit", "--formula", d["formula"], "--data", str(target), "--source",
-                str(source), "--rank", "3", "--out", str(out_pkl), "--predict", str(new),
+                str(source), "--rank", "3", "--out", str(out_file), "--predict", str(new),
                 "--predict-out", str(pred_csv), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "SMART Results" in proc.stdout
-    res = mt.load(out_pkl)
+    res = mt.load(out_file)
     assert res.rank == 3
     pred = pd.read_csv(pred_csv)
     np.testing.assert_allclose(pred.to_numpy(), res.predict(pd.read_csv(new)).to_numpy(),

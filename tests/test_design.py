@@ -138,7 +138,7 @@ def test_summary_contents(frame):
 def test_save_load_predicts_identically(frame, tmp_path):
     res = mt.NuclearNorm.from_formula("Y1 + Y2 ~ x1 + np.log(x2) + C(site)",
                                       frame).fit(lam=0.01)
-    path = tmp_path / "res.pkl"
+    path = tmp_path / "res.mtl"
     res.save(path)
     back = mt.load(path)
     new = frame.sample(7, random_state=1)
@@ -171,7 +171,7 @@ def test_save_load_with_dropped_level_quoted_name(frame, tmp_path):
     df.loc[df.index[0], "site"] = "d"                   # ... and a level seen once
     res = mt.OLS.from_formula("Y1 + Y2 ~ Q('x a') + x2 + C(site)", df,
                               missing="drop").fit()
-    res.save(tmp_path / "r.pkl")
-    back = mt.load(tmp_path / "r.pkl")
+    res.save(tmp_path / "r.mtl")
+    back = mt.load(tmp_path / "r.mtl")
     new = df.dropna().iloc[:6]
     pd.testing.assert_frame_equal(back.predict(new), res.predict(new))

@@ -141,8 +141,8 @@ def test_bad_input(data):
 def test_save_load(data, tmp_path):
     _, df, formula, _ = data
     res = mt.SharedRepresentation.from_formula(formula, df, groups="task").fit(k=K)
-    res.save(tmp_path / "sr.pkl")
-    back = mt.load(tmp_path / "sr.pkl")
+    res.save(tmp_path / "sr.mtl")
+    back = mt.load(tmp_path / "sr.mtl")
     new = df.iloc[:5]
     pd.testing.assert_series_equal(back.predict(new), res.predict(new))
 

@@ -110,8 +110,8 @@ def test_results_api(sim, frames, tmp_path):
     new = df.iloc[:4]
     manual = new[src.index].to_numpy() @ res.coef + res.intercept.to_numpy()
     np.testing.assert_allclose(res.predict(new).to_numpy(), manual, atol=1e-12)
-    res.save(tmp_path / "s.pkl")
-    back = mt.load(tmp_path / "s.pkl")
+    res.save(tmp_path / "s.mtl")
+    back = mt.load(tmp_path / "s.mtl")
     pd.testing.assert_frame_equal(back.predict(new), res.predict(new))
 
 

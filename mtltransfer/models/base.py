@@ -244,6 +244,13 @@ class MultiResponseModel(DataViews):
                    "are not identified")
         warnings.warn(msg, SingularMatrixWarning, stacklevel=3)
 
+    def __getstate__(self):
+        # row-sized caches are recomputed from the data when needed
+        state = self.__dict__.copy()
+        for key in ("centred_rows", "design_svd"):
+            state.pop(key, None)
+        return state
+
     def __repr__(self):
         return (f"{type(self).__name__}(nobs={self.nobs}, k_exog={self.k_exog}, "
                 f"k_endog={self.k_endog}, formula={self.formula!r})")
@@ -506,13 +513,3 @@ class MultiResponseResults:
     def __repr__(self):
         return (f"<{type(self).__name__}: {type(self.model).__name__}, "
                 f"nobs={self.nobs}, p={self.model.k_exog}, q={self.model.k_endog}>")
-
-
-def load(path):
-    """Load results written by ``results.save(path)``.
-
-    The file is data only (NumPy arrays and a JSON manifest); nothing in it is executed,
-    and any other file is refused with a ``ValueError``.
-    """
-    from ..io import load as _load
-    return _load(path)
