@@ -64,7 +64,8 @@ def design_svd(X):
     n, p = X.shape
     scale = np.sqrt(np.einsum("ij,ij->j", X, X))
     scale = np.where(scale > 0, scale, 1.0)
-    U, s, Vt = linalg.svd(X / scale, full_matrices=True, lapack_driver="gesdd")
+    # thin U (n x min(n, p)); V square, so that the null space is at hand when n < p
+    U, s, Vt = linalg.svd(X / scale, full_matrices=n < p, lapack_driver="gesdd")
     tol = max(n, p) * np.finfo(float).eps * (s[0] if s.size else 0.0)
     r = int(np.sum(s > tol))
     null = Vt[r:]
