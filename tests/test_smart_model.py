@@ -102,7 +102,7 @@ def test_results_api(sim, frames, tmp_path):
     k = 2 * (4 + 4 - 2) + sum(res.nnz_alignment) + 8     # + 8 intercepts
     assert res.bic == pytest.approx(-2 * llf + np.log(n) * k, rel=1e-12)
     assert res.aic == pytest.approx(-2 * llf + 2 * k, rel=1e-12)
-    # the lambda-path criterion of DESIGN.md is a tuning score, kept apart from bic
+    # the lambda-path criterion (docs: smart.rst) is a tuning score, kept apart from bic
     hist = res.history
     assert {"objective", "primal_residual", "dual_residual", "rho"} <= set(hist.columns)
     assert len(hist) == res.n_iter and res.converged

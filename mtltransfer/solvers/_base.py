@@ -28,6 +28,10 @@ class SolverResult:
         Objective value at ``coef``.
     extra : dict
         Solver-specific arrays (factors, duals, ...).
+    stop_reason : str
+        Why the solver stopped: ``"converged"`` (its optimality criterion met ``tol``),
+        ``"max_iter"``, ``"stalled"`` (no further progress possible although the
+        criterion is above ``tol``: reported as not converged), or ``"closed_form"``.
     """
 
     coef: np.ndarray
@@ -36,6 +40,11 @@ class SolverResult:
     history: dict = field(default_factory=dict)
     objective: float = float("nan")
     extra: dict = field(default_factory=dict)
+    stop_reason: str = ""
+
+    def __post_init__(self):
+        if not self.stop_reason:
+            self.stop_reason = "converged" if self.converged else "max_iter"
 
 
 #: scores within this relative distance of the best are a tie (see :func:`argmin_simplest`)
