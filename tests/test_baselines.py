@@ -96,7 +96,7 @@ def test_ridge_gcv_chooses_interior_alpha_and_shrinks():
     t = res.tuning["gcv"]
     i = int(t["gcv"].idxmin())
     assert 0 < i < len(t) - 1
-    assert res.config["alpha"] == pytest.approx(t.loc[i, "alpha"])
+    assert res.alpha == pytest.approx(t.loc[i, "alpha"]) and res.chosen_by["alpha"] == "GCV"
     assert np.linalg.norm(res.coef) < np.linalg.norm(mt.OLS(Y, X, intercept=True).fit().coef)
 
 

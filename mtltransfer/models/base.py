@@ -74,7 +74,33 @@ def warn_penalty_scale(model):
 
 
 class DataViews:
-    """Read-only views of a model's validated data (``self.data``, a ModelData)."""
+    """Read-only views of a model's validated data (``self.data``, a ModelData), and the
+    one construction path of every model: ``from_formula`` builds a
+    :class:`~mtltransfer.design.ModelData` and hands it to ``__init__`` as ``endog``."""
+
+    @staticmethod
+    def _validated(endog, exog, intercept, missing):
+        """The model's data: arrays are validated; a ModelData (from ``from_formula``)
+        is taken as it is."""
+        if isinstance(endog, design.ModelData):
+            if exog is not None or intercept is not None:
+                raise TypeError("a model built from a ModelData takes no exog or "
+                                "intercept: they are part of the ModelData")
+            return endog
+        return design.from_arrays(endog, exog, intercept=intercept, missing=missing)
+
+    @classmethod
+    def _formula_data(cls, formula, data, missing, eval_env):
+        """ModelData of a formula; ``eval_env`` counts frames above from_formula's caller."""
+        import patsy
+
+        env = patsy.EvalEnvironment.capture(eval_env + 2).with_outer_namespace(
+            {"np": np, "numpy": np})
+        return design.from_formula(formula, data, missing=missing,
+                                   max_endog=cls._formula_max_endog, eval_env=env)
+
+    #: how many response columns the formula may have (None: any)
+    _formula_max_endog = None
 
     @property
     def exog(self):
@@ -134,14 +160,11 @@ class MultiResponseModel(DataViews):
     pandas inputs must carry the same row index (they are never paired by position).
     """
 
-    #: how many response columns the formula may have (None: any)
-    _formula_max_endog = None
     #: a short name of the estimation method, shown in the summary
     _method = ""
 
-    def __init__(self, endog, exog, *, intercept=None, missing="raise", **kwargs):
-        data = design.from_arrays(endog, exog, intercept=intercept, missing=missing)
-        self._setup(data, **kwargs)
+    def __init__(self, endog, exog=None, *, intercept=None, missing="raise"):
+        self.data = self._validated(endog, exog, intercept, missing)
 
     @classmethod
     def from_formula(cls, formula, data, *, missing="raise", eval_env=0, **kwargs):
@@ -157,23 +180,9 @@ class MultiResponseModel(DataViews):
         eval_env : int
             Frames above the caller whose names the formula may use (as in patsy).
         **kwargs
-            Passed to the model (for example ``source=`` for SMART).
+            Passed to the model's constructor (for example ``source=`` for SMART).
         """
-        import patsy
-
-        env = patsy.EvalEnvironment.capture(eval_env + 1).with_outer_namespace(
-            {"np": np, "numpy": np})
-        md = design.from_formula(formula, data, missing=missing,
-                                 max_endog=cls._formula_max_endog, eval_env=env)
-        self = cls.__new__(cls)
-        self._setup(md, **kwargs)
-        return self
-
-    def _setup(self, data, **kwargs):
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s): "
-                            f"{', '.join(sorted(kwargs))}")
-        self.data = data
+        return cls(cls._formula_data(formula, data, missing, eval_env), **kwargs)
 
     # -- data views (shared with SharedRepresentation via DataViews) -------------------
     @property
@@ -256,7 +265,120 @@ class MultiResponseModel(DataViews):
                 f"k_endog={self.k_endog}, formula={self.formula!r})")
 
 
-class MultiResponseResults:
+class Results:
+    """Base of every results object: solver diagnostics, likelihood-based criteria,
+    tuning traces and persistence.
+
+    Attributes
+    ----------
+    model
+        The model that was fitted.
+    tuning : dict of str to DataFrame
+        The traces of whatever was tuned, each under its own name (empty when nothing
+        was tuned): tuning scores live here, never under ``bic``.
+    converged : bool
+    n_iter : int
+    history : DataFrame
+        Per-iteration diagnostics of the solver (empty for closed forms), indexed from 1.
+    stop_reason : str
+        ``"converged"``, ``"max_iter"``, ``"stalled"`` or ``"closed_form"``.
+
+    Notes
+    -----
+    One definition of each criterion for every model, statsmodels' Gaussian ones. The
+    residuals fall into groups ``g`` (the responses of a multi-response model; the
+    stacked tasks of a shared representation), each normal with its own variance at
+    its maximum-likelihood value ``ssr_g / n_g``:
+
+        llf = sum_g -n_g/2 (log(2 pi ssr_g / n_g) + 1),
+        aic = -2 llf + 2 k_params,
+        bic = -2 llf + log(nobs) k_params,
+
+    with ``k_params`` the effective number of coefficients, intercepts included
+    (statsmodels' ``df_model + k_constant`` for one response). With one response these
+    are exactly statsmodels' OLS values.
+    """
+
+    #: row-dependent statistics kept by ``save(..., remove_data=True)``
+    _row_cached = ()
+
+    def __init__(self, model, *, solver=None, tuning=None):
+        self.model = model
+        self._solver = solver
+        self.tuning = dict(tuning or {})
+
+    @property
+    def nobs(self):
+        return self.model.nobs
+
+    # -- likelihood and information criteria ------------------------------------------
+    def _ssr_groups(self):
+        """(ssr_g, n_g) arrays of the residual groups of the likelihood."""
+        raise NotImplementedError
+
+    @property
+    def k_params(self):
+        """Parameters counted by the information criteria (intercepts included)."""
+        raise NotImplementedError
+
+    @property
+    def llf(self):
+        """Gaussian log-likelihood, each residual group with its own variance."""
+        ssr, n = self._ssr_groups()
+        with np.errstate(divide="ignore"):
+            return float(np.sum(-0.5 * n * (np.log(2 * np.pi * ssr / n) + 1)))
+
+    @property
+    def aic(self):
+        """Akaike information criterion ``-2 llf + 2 k_params`` (statsmodels)."""
+        return float(-2 * self.llf + 2 * self.k_params)
+
+    @property
+    def bic(self):
+        """Bayesian information criterion ``-2 llf + log(nobs) k_params`` (statsmodels)."""
+        return float(-2 * self.llf + np.log(self.nobs) * self.k_params)
+
+    # -- solver diagnostics -----------------------------------------------------------
+    @property
+    def converged(self):
+        return True if self._solver is None else bool(self._solver.converged)
+
+    @property
+    def n_iter(self):
+        return 0 if self._solver is None else int(self._solver.n_iter)
+
+    @property
+    def stop_reason(self):
+        return "closed_form" if self._solver is None else self._solver.stop_reason
+
+    @property
+    def history(self):
+        """Per-iteration diagnostics, indexed from 1 (a recorded start point is dropped)."""
+        if self._solver is None or not self._solver.history:
+            return pd.DataFrame()
+        h = pd.DataFrame(self._solver.history)
+        if len(h) == self.n_iter + 1:        # the solver also recorded its start point
+            h = h.iloc[1:]
+        h.index = pd.RangeIndex(1, len(h) + 1, name="iteration")
+        return h
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, path, remove_data=False):
+        """Write the results to ``path`` in a data-only format (see
+        :func:`mtltransfer.load`).
+
+        Parameters
+        ----------
+        path : str or path-like
+        remove_data : bool
+            Write no training rows (statsmodels' name): the statistics computed from
+            the rows are kept; ``fittedvalues`` and ``resid`` are then unavailable.
+        """
+        from ..io import save
+        save(self, path, remove_data=remove_data)
+
+
+class MultiResponseResults(Results):
     """Results of a multi-response linear model (statsmodels-style).
 
     Attributes
@@ -294,13 +416,11 @@ class MultiResponseResults:
 
     def __init__(self, model, coef, *, solver=None, config=None, df_model=None,
                  tuning=None):
-        self.model = model
+        super().__init__(model, solver=solver, tuning=tuning)
         self._coef = np.asarray(coef, dtype=float)
         self._intercept = model.intercept_for(self._coef)
-        self._solver = solver
         self.config = dict(config or {})
         self._df_coef = float(self._coef.size if df_model is None else df_model)
-        self.tuning = dict(tuning or {})
 
     # -- coefficients -----------------------------------------------------------------
     @property
@@ -318,10 +438,6 @@ class MultiResponseResults:
         return self._coef.copy()
 
     # -- fit --------------------------------------------------------------------------
-    @property
-    def nobs(self):
-        return self.model.nobs
-
     def _predict_array(self, X, const=1.0):
         return X @ self._coef + np.multiply.outer(const, self._intercept)
 
@@ -410,28 +526,13 @@ class MultiResponseResults:
         q = self.model.k_endog
         return float(self.nobs - self.df_model / q - self.model.k_constant)
 
-    @property
-    def llf(self):
-        """Gaussian log-likelihood, responses independent with their own variance."""
-        n = self.nobs
-        ssr = self.ssr_per_response.to_numpy()
-        with np.errstate(divide="ignore"):
-            return float(np.sum(-0.5 * n * (np.log(2 * np.pi * ssr / n) + 1)))
+    def _ssr_groups(self):
+        return self.ssr_per_response.to_numpy(), np.full(self.model.k_endog, self.nobs)
 
     @property
     def k_params(self):
-        """Number of parameters counted by the information criteria."""
+        """``df_model + q k_constant``."""
         return self.df_model + self.model.k_endog * self.model.k_constant
-
-    @property
-    def aic(self):
-        """Akaike information criterion ``-2 llf + 2 k_params`` (statsmodels' OLS)."""
-        return float(-2 * self.llf + 2 * self.k_params)
-
-    @property
-    def bic(self):
-        """Bayesian information criterion ``-2 llf + log(n) k_params`` (statsmodels)."""
-        return float(-2 * self.llf + np.log(self.nobs) * self.k_params)
 
     @property
     def scale(self):
@@ -439,23 +540,6 @@ class MultiResponseResults:
         when no residual degrees of freedom are left)."""
         dof = self.model.k_endog * self.df_resid
         return self.ssr / (dof if dof > 0 else self.nobs * self.model.k_endog)
-
-    # -- solver diagnostics -----------------------------------------------------------
-    @property
-    def converged(self):
-        return True if self._solver is None else bool(self._solver.converged)
-
-    @property
-    def n_iter(self):
-        return 0 if self._solver is None else int(self._solver.n_iter)
-
-    @property
-    def history(self):
-        if self._solver is None or not self._solver.history:
-            return pd.DataFrame()
-        h = pd.DataFrame(self._solver.history)
-        h.index = pd.RangeIndex(1, len(h) + 1, name="iteration")
-        return h
 
     # -- reporting --------------------------------------------------------------------
     plot_convergence = _plotting.plot_convergence
@@ -491,19 +575,6 @@ class MultiResponseResults:
         coefficient_block(self, smry)
         return smry
 
-    def save(self, path, remove_data=False):
-        """Write the results to ``path`` in a data-only format (see :func:`load`).
-
-        Parameters
-        ----------
-        path : str or path-like
-        remove_data : bool
-            Write no training rows (statsmodels' name): the statistics computed from
-            the rows are kept; ``fittedvalues`` and ``resid`` are then unavailable.
-        """
-        from ..io import save
-        save(self, path, remove_data=remove_data)
-
     def __getstate__(self):
         state = self.__dict__.copy()
         for key in ("_fitted",):  # cached values are recomputed after loading
@@ -513,3 +584,51 @@ class MultiResponseResults:
     def __repr__(self):
         return (f"<{type(self).__name__}: {type(self.model).__name__}, "
                 f"nobs={self.nobs}, p={self.model.k_exog}, q={self.model.k_endog}>")
+
+
+class PenalizedResults(MultiResponseResults):
+    """Results of a tuned multi-response model (Ridge, ReducedRank, NuclearNorm, SMART).
+
+    Adds the hyperparameters of the fit and how each was chosen ("given", "GCV", "RSC",
+    "5-fold CV", "BIC" ...); ``tuning`` holds the traces of those that were tuned.
+
+    Attributes
+    ----------
+    hyperparameters : dict
+        Name to value (``rank``, ``lam``, ``alpha``, ``structural_rank`` as the model has
+        them); each is also an attribute (``res.rank``, ``res.lam`` ...).
+    chosen_by : dict
+        Name to how it was chosen.
+    """
+
+    #: hyperparameters a results object may have (exposed as attributes)
+    _HYPER = ("rank", "structural_rank", "lam", "alpha")
+
+    def __init__(self, model, coef, *, hyperparameters, chosen_by, solver=None,
+                 df_model=None, tuning=None, config=None):
+        self.hyperparameters = dict(hyperparameters)
+        self.chosen_by = dict(chosen_by)
+        if config is None:
+            config = {}
+            for name, value in self.hyperparameters.items():
+                how = self.chosen_by.get(name)
+                config[name] = value if how is None else f"{_fmt_value(value)} ({how})"
+        super().__init__(model, coef, solver=solver, config=config, df_model=df_model,
+                         tuning=tuning)
+
+    def _hyper(self, name):
+        if name not in self.hyperparameters:
+            raise AttributeError(f"{type(self.model).__name__} results have no {name!r}; "
+                                 f"hyperparameters: {list(self.hyperparameters)}")
+        return self.hyperparameters[name]
+
+    rank = property(lambda self: self._hyper("rank"), doc="The rank of the fit.")
+    structural_rank = property(lambda self: self._hyper("structural_rank"),
+                               doc="(r_u, r_v) of SMART.")
+    lam = property(lambda self: self._hyper("lam"), doc="The penalty.")
+    alpha = property(lambda self: self._hyper("alpha"), doc="The ridge penalty.")
+
+
+def _fmt_value(value):
+    from ..summary import fmt
+    return fmt(value)

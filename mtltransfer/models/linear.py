@@ -19,8 +19,8 @@ from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
 from ..exceptions import ValueWarning
-from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
-                   check_positive, warn_penalty_scale)
+from .base import (MultiResponseModel, MultiResponseResults, PenalizedResults,
+                   check_backend, check_int, check_positive, warn_penalty_scale)
 
 _COMMON_FIT_DOC = """
         backend : {"fast", "cvxpy"}
@@ -131,8 +131,9 @@ class Ridge(MultiResponseModel):
             self.warn_design()
             C, _ = lin.ols_rows(self.design_svd, Yc)
         df = float(np.sum(w / (w + alpha))) if alpha > 0 else float(self.design_svd.rank)
-        return MultiResponseResults(self, C, config={"alpha": alpha, "alpha chosen by": how},
-                                    df_model=df * self.k_endog, tuning=tuning)
+        return PenalizedResults(self, C, hyperparameters={"alpha": alpha},
+                                chosen_by={"alpha": how}, df_model=df * self.k_endog,
+                                tuning=tuning)
 
     def _gcv(self, w, VtSxy, trSyy, n_alphas):
         alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
@@ -183,9 +184,9 @@ class ReducedRank(MultiResponseModel):
             C, _ = reduced_rank_cvx(*self.moments(), rank)
         else:
             C, _, _ = lin.reduced_rank_rows(self.design_svd, self.centred_rows[1], rank)
-        res = MultiResponseResults(self, C, config={"rank": rank, "rank chosen by": how},
-                                   df_model=rank * (p + q - rank), tuning=tuning)
-        res.rank = rank
+        res = PenalizedResults(self, C, hyperparameters={"rank": rank},
+                               chosen_by={"rank": how}, df_model=rank * (p + q - rank),
+                               tuning=tuning)
         warn_saturated(res)
         return res
 
@@ -240,11 +241,9 @@ class NuclearNorm(MultiResponseModel):
         s = linalg.svdvals(C)
         r = int(np.sum(s > 1e-8 * max(s.max(initial=0), 1e-300)))
         p, q = self.k_exog, self.k_endog
-        res = MultiResponseResults(self, C, solver=sol,
-                                   config={"lam": lam, "lam chosen by": how, "rank": r},
-                                   df_model=r * (p + q - r), tuning=tuning)
-        res.lam, res.rank = lam, r
-        return res
+        return PenalizedResults(self, C, hyperparameters={"lam": lam, "rank": r},
+                                chosen_by={"lam": how}, solver=sol,
+                                df_model=r * (p + q - r), tuning=tuning)
 
     def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
         """K-fold CV along lam_max * logspace(0, -3, n_lams), all folds in lockstep.

@@ -18,7 +18,8 @@ from .. import plotting as _plotting
 from ..solvers import shared_rep as sr
 from functools import cached_property
 
-from .base import DataViews, check_backend, check_int, check_positive, warn_penalty_scale
+from .base import (DataViews, Results, check_backend, check_int, check_positive,
+                   warn_penalty_scale)
 
 _METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
 
@@ -49,13 +50,39 @@ class SharedRepresentation(DataViews):
 
     _formula_max_endog = 1
 
-    def __init__(self, endog, exog, groups, *, intercept=None, missing="raise"):
-        pandas_rows = exog if isinstance(exog, (pd.Series, pd.DataFrame)) else (
-            endog if isinstance(endog, (pd.Series, pd.DataFrame)) else None)
-        labels = design.groups_for(groups, pandas_rows if pandas_rows is not None
-                                   else np.asarray(exog))
-        data = design.from_arrays(endog, exog, intercept=intercept, missing=missing)
-        self._setup(data, labels[data.extra["kept"]], None)
+    def __init__(self, endog, exog=None, groups=None, *, intercept=None, missing="raise"):
+        data = self._validated(endog, exog, intercept, missing)
+        kept = data.extra["kept"]
+        if isinstance(endog, design.ModelData):        # from_formula: the data's rows
+            rows_like = pd.RangeIndex(len(kept)) if not isinstance(groups, pd.Series) \
+                else None
+            labels = design.groups_for(groups, rows_like)
+            if len(labels) != len(kept):
+                raise ValueError(f"groups must have one label per row of data "
+                                 f"({len(kept)}); got {len(labels)}")
+            self.groups_name = groups.name if isinstance(groups, pd.Series) else None
+        else:
+            pandas_rows = exog if isinstance(exog, (pd.Series, pd.DataFrame)) else (
+                endog if isinstance(endog, (pd.Series, pd.DataFrame)) else None)
+            labels = design.groups_for(groups, pandas_rows if pandas_rows is not None
+                                       else np.asarray(exog))
+            self.groups_name = None
+        labels = labels[kept]
+        if pd.isna(labels).any():
+            raise ValueError("groups contains missing labels")
+        codes, names = pd.factorize(labels, sort=True)
+        self.data = data
+        self.task_codes = codes.astype(np.int64)
+        self.task_names = [str(t) for t in names]
+        self.N = np.bincount(self.task_codes, minlength=len(names))
+        single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
+        if single:
+            warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]}"
+                          f"{' ...' if len(single) > 5 else ''}): with a per-task intercept "
+                          "such a task carries no information about the slopes (its "
+                          "residual is zero)" if data.intercept else
+                          f"{len(single)} task(s) have a single row ({single[:5]})",
+                          ValueWarning, stacklevel=2)
 
     @classmethod
     def from_formula(cls, formula, data, groups, *, missing="raise", eval_env=0):
@@ -66,46 +93,21 @@ class SharedRepresentation(DataViews):
         formula : str
             ``"y ~ x1 + x2 + C(z)"``; the intercept (default) is per task.
         data : DataFrame
-        groups : str or array_like
-            Name of the column holding the task labels, or the labels themselves.
+        groups : str, Series or array_like
+            Name of the column holding the task labels (then ``predict`` reads the same
+            column of new data), or the labels themselves (a Series aligned with
+            ``data``, or one label per row).
         missing : {"raise", "drop"}
         eval_env : int
         """
-        import patsy
-
-        env = patsy.EvalEnvironment.capture(eval_env + 1).with_outer_namespace(
-            {"np": np, "numpy": np})
-        md = design.from_formula(formula, data, missing=missing, max_endog=1, eval_env=env)
-        name = None
         if isinstance(groups, str):
             if groups not in data.columns:
                 raise ValueError(f"groups={groups!r} is not a column of data")
-            name = groups
-            g = data[groups]
-        else:
-            g = pd.Series(design.groups_for(groups, data), index=data.index)
-        self = cls.__new__(cls)
-        self._setup(md, g.to_numpy()[md.extra["kept"]], name)
-        return self
-
-    def _setup(self, data, labels, groups_name):
-        """``labels``: the task label of each row of ``data`` (positional)."""
-        if pd.isna(labels).any():
-            raise ValueError("groups contains missing labels")
-        codes, names = pd.factorize(labels, sort=True)
-        self.data = data
-        self.task_codes = codes.astype(np.int64)
-        self.task_names = [str(t) for t in names]
-        self.groups_name = groups_name
-        self.N = np.bincount(self.task_codes, minlength=len(names))
-        single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
-        if single:
-            warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]}"
-                          f"{' ...' if len(single) > 5 else ''}): with a per-task intercept "
-                          "such a task carries no information about the slopes (its "
-                          "residual is zero)" if data.intercept else
-                          f"{len(single)} task(s) have a single row ({single[:5]})",
-                          ValueWarning, stacklevel=3)
+            groups = data[groups]
+        elif isinstance(groups, pd.Series):
+            design.check_aligned(("data", data), ("groups", groups))
+        md = cls._formula_data(formula, data, missing, eval_env)
+        return cls(md, groups=groups)
 
     # -- data views (the rest from DataViews) -------------------------------------
     @property
@@ -134,7 +136,7 @@ class SharedRepresentation(DataViews):
         return xm, ym
 
     def fit(self, k=None, *, method="gd", lam=None, init=None, backend="fast", tol=1e-8,
-            max_iter=500, criterion="bic", w_ridge="auto", verbose=False):
+            max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
         """Fit the shared representation (or one of its baselines).
 
         Parameters
@@ -153,7 +155,10 @@ class SharedRepresentation(DataViews):
             Spectral start.
         backend : {"fast", "cvxpy"}
             How each convex subproblem is solved (W-step, nuclear-norm problem).
-        tol, max_iter : float, int
+        tol, max_iter : float, int or None
+            Tolerance and iteration cap of the iterative methods; ``max_iter=None`` is
+            500 for ``"gd"``/``"altmin"`` and 5000 for the proximal-gradient
+            ``"nuclear"``.
         criterion : {"bic", "cv"}
             How k is chosen when ``k=None``.
         w_ridge : "auto", float or None
@@ -170,6 +175,13 @@ class SharedRepresentation(DataViews):
         warn_penalty_scale(self)
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+        if max_iter is None:
+            max_iter = 5000 if method == "nuclear" else 500
+        max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
+        if method in ("per_task", "mom") and backend != "fast":
+            raise ValueError(f"method={method!r} is a closed form with no CVXPY "
+                             "formulation; backend='cvxpy' applies to 'gd', 'altmin' (the "
+                             "W-step) and 'nuclear'")
         d, T = self.k_exog, self.n_tasks
         X, y, task = self.exog, self.endog, self.task_codes
         center = self.center
@@ -182,7 +194,7 @@ class SharedRepresentation(DataViews):
             if lam is None:
                 raise ValueError("method='nuclear' needs lam= (the nuclear-norm penalty)")
             lam = check_positive("lam", lam)
-            sol = sr.fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=max_iter * 10,
+            sol = sr.fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=max_iter,
                                       backend=backend, center=center)
             k = None
         else:
@@ -202,7 +214,7 @@ class SharedRepresentation(DataViews):
         return SharedRepresentationResults(self, sol, method, k, how, scores, B, W, lam)
 
 
-class SharedRepresentationResults:
+class SharedRepresentationResults(Results):
     """Results of :class:`SharedRepresentation`.
 
     Attributes
@@ -221,12 +233,10 @@ class SharedRepresentationResults:
     """
 
     def __init__(self, model, sol, method, k, how, scores, B, W, lam):
-        self.model = model
-        self._solver = sol
+        super().__init__(model, solver=sol)
         self.method = method
         self.k = k
         self.k_chosen_by = how
-        self.tuning = {}
         if scores:
             self.tuning["k"] = pd.DataFrame(
                 {"k": list(scores), "score": list(scores.values())}).set_index("k",
@@ -266,31 +276,10 @@ class SharedRepresentationResults:
         return pd.Series(self._b, index=self.model.task_names, name="Intercept")
 
     @property
-    def nobs(self):
-        return self.model.nobs
-
-    @property
-    def converged(self):
-        return bool(self._solver.converged)
-
-    @property
-    def n_iter(self):
-        return int(self._solver.n_iter)
-
-    @property
     def k_scores(self):
         """The k-selection score of each candidate k (dict), or None if k was given."""
         t = self.tuning.get("k")
         return None if t is None else dict(zip(t["k"], t["score"]))
-
-    @property
-    def history(self):
-        """Per-iteration diagnostics, indexed from 1 (the start point is not a row)."""
-        h = pd.DataFrame(self._solver.history)
-        if len(h) == self.n_iter + 1:        # the solver also recorded its start point
-            h = h.iloc[1:]
-        h.index = pd.RangeIndex(1, len(h) + 1, name="iteration")
-        return h
 
     # -- fit --------------------------------------------------------------------------
     def _predict_rows(self, X, codes):
@@ -319,13 +308,9 @@ class SharedRepresentationResults:
         """sigma^2 estimate: RSS / N (the maximum-likelihood value)."""
         return self.ssr / self.nobs
 
-    @property
-    def llf(self):
-        """Gaussian log-likelihood of the stacked responses at sigma^2 = RSS/N
-        (statsmodels' OLS definition)."""
-        n = self.nobs
-        with np.errstate(divide="ignore"):
-            return float(-0.5 * n * (np.log(2 * np.pi * self.scale) + 1))
+    def _ssr_groups(self):
+        """One residual group: the stacked responses, sigma^2 = RSS/N."""
+        return np.array([self.ssr]), np.array([float(self.nobs)])
 
     @property
     def df_model(self):
@@ -345,16 +330,6 @@ class SharedRepresentationResults:
     def k_params(self):
         """Parameters counted by the information criteria (intercepts included)."""
         return self.df_model + self.model.n_tasks * int(self.model.center)
-
-    @property
-    def aic(self):
-        """``-2 llf + 2 k_params`` (statsmodels' definition)."""
-        return float(-2 * self.llf + 2 * self.k_params)
-
-    @property
-    def bic(self):
-        """``-2 llf + log(N) k_params`` (statsmodels' definition)."""
-        return float(-2 * self.llf + np.log(self.nobs) * self.k_params)
 
     @cached_property
     def rsquared(self):
@@ -546,10 +521,6 @@ class SharedRepresentationResults:
             add_frame(smry, self.task_params, "Task weights W (k x T)")
         return smry
 
-    def save(self, path, remove_data=False):
-        """Write the results in a data-only format (see :func:`mtltransfer.load`)."""
-        from ..io import save
-        save(self, path, remove_data=remove_data)
 
 
 class AdaptedTask:

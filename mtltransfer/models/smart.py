@@ -21,7 +21,7 @@ from scipy import linalg
 from .. import design
 from .. import plotting as _plotting
 from ..solvers.admm import smart_admm, smart_verify, source_rank, source_svd
-from .base import (MultiResponseModel, MultiResponseResults, check_backend, check_int,
+from .base import (MultiResponseModel, PenalizedResults, check_backend, check_int,
                    check_positive, warn_penalty_scale)
 
 
@@ -70,13 +70,13 @@ class SMART(MultiResponseModel):
 
     _method = "SMART (spectral transfer, ADMM)"
 
-    def _setup(self, data, source=None, **kwargs):
+    def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise"):
         if source is None:
             raise TypeError("SMART() needs source=: the source study's fitted results (of "
                             "mtltransfer or statsmodels), a DataFrame of its coefficients "
                             "or a p x q array")
-        super()._setup(data, **kwargs)
-        self.source = design.align_source(source, data.xnames, data.ynames)
+        super().__init__(endog, exog, intercept=intercept, missing=missing)
+        self.source = design.align_source(source, self.data.xnames, self.data.ynames)
         self.source_svd = source_svd(self.source)
 
     @property
@@ -176,7 +176,7 @@ class SMART(MultiResponseModel):
         return SMARTResults(self, sol, how, tuning)
 
 
-class SMARTResults(MultiResponseResults):
+class SMARTResults(PenalizedResults):
     """Results of :class:`SMART`: everything of a multi-response fit plus the factors.
 
     Attributes
@@ -201,22 +201,25 @@ class SMARTResults(MultiResponseResults):
 
     def __init__(self, model, sol, how, tuning):
         ex = sol.extra
-        self.rank = int(len(ex["d"]))
-        self.structural_rank = (int(ex["r_u"]), int(ex["r_v"]))
-        self.lam = (float(ex["lam_u"]), float(ex["lam_v"]))
-        self.how = dict(how)
         self.state = dict(ex)
-        config = {"rank": f"{self.rank} ({how['rank']})",
-                  "structural rank (r_u, r_v)": f"{self.structural_rank} "
-                                                f"({how['structural_rank']})",
-                  "lam (lam_u, lam_v)": "({:.4g}, {:.4g}) ({})".format(*self.lam, how["lam"])}
+        r = int(len(ex["d"]))
+        r_u, r_v = int(ex["r_u"]), int(ex["r_v"])
+        lam = (float(ex["lam_u"]), float(ex["lam_v"]))
+        config = {"rank": f"{r} ({how['rank']})",
+                  "structural rank (r_u, r_v)": f"{(r_u, r_v)} ({how['structural_rank']})",
+                  "lam (lam_u, lam_v)": "({:.4g}, {:.4g}) ({})".format(*lam, how["lam"])}
         # a rank-r matrix with column space in an r_u- and row space in an r_v-dimensional
         # subspace has r (r_u + r_v - r) free parameters; each leaked coordinate adds one
-        r, (r_u, r_v) = self.rank, self.structural_rank
-        df = self.rank * (max(r_u, r) + max(r_v, r) - r) + ex["nnz"]
-        super().__init__(model, sol.coef, solver=sol, config=config, df_model=df,
-                         tuning=tuning)
+        df = r * (max(r_u, r) + max(r_v, r) - r) + ex["nnz"]
+        super().__init__(model, sol.coef, hyperparameters={
+            "rank": r, "structural_rank": (r_u, r_v), "lam": lam}, chosen_by=how,
+            solver=sol, config=config, df_model=df, tuning=tuning)
         self.objective = float(sol.objective)
+
+    @property
+    def how(self):
+        """How each hyperparameter was chosen (same as ``chosen_by``)."""
+        return self.chosen_by
 
     # -- factors ----------------------------------------------------------------------
     def _components(self):
