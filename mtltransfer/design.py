@@ -281,16 +281,17 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                              f"formula, in {int(rows.sum())} row(s) (first: "
                              f"{_show_labels(data.index[rows.to_numpy()])}); pass "
                              "missing='drop' to drop those rows") from None
-        lacking = [v for v in _formula_variables(formula) if v not in data.columns
-                   and v not in env.namespace]
+        lacking = _lacking_names(formula, data.columns, env.namespace)
         if lacking:
             raise ValueError(f"data lacks column(s) named in the formula: "
                              f"{', '.join(lacking)}") from None
-        raise ValueError(f"cannot evaluate formula {formula!r}: {msg}") from None
+        raise ValueError(f"cannot evaluate formula {formula!r}: {msg}"
+                         f"{_shadow_hint(formula, env.namespace)}") from None
     except NameError as err:
         raise ValueError(f"data lacks a column named in the formula: {err}") from None
     except TypeError as err:
-        raise TypeError(f"a formula column is not numeric: {err}") from None
+        raise TypeError(f"a formula column is not numeric: {err}"
+                        f"{_shadow_hint(formula, env.namespace)}") from None
     lhs_info = Yf.design_info
     for term, cols in lhs_info.term_name_slices.items():
         if cols.stop - cols.start != 1 or any(
@@ -620,6 +621,34 @@ def _constant_columns(X):
     return sorted(const, key=lambda j: X[0, j] != 1)
 
 
+#: names of patsy's formula language (functions and contrasts)
+_PATSY_BUILTINS = ("C", "I", "Q", "center", "standardize", "scale", "bs", "cr", "cc", "te",
+                   "Treatment", "Sum", "Poly", "Helmert", "Diff")
+
+
+def _lacking_names(formula, columns, namespace):
+    """Identifiers of the formula that are neither data columns nor names of the
+    evaluation environment nor patsy's own (``np.log`` counts as ``np``)."""
+    known = {str(c) for c in columns}
+    out = []
+    for v in dict.fromkeys(_formula_variables(formula)):
+        root = v.split(".")[0]
+        if v in known or root in known or root in namespace or root in _PATSY_BUILTINS:
+            continue
+        out.append(v)
+    return out
+
+
+def _shadow_hint(formula, namespace):
+    """A hint when variables of the user's session hide patsy's formula functions."""
+    shadow = [n for n in _PATSY_BUILTINS if n in namespace and
+              not callable(namespace[n]) and re.search(rf"\b{n}\(", formula)]
+    if not shadow:
+        return ""
+    return (f" (the name(s) {shadow} of the formula language are variables of your "
+            "session and hide the formula functions: rename those variables)")
+
+
 def _formula_variables(formula):
     """Identifiers in a formula (a superset of the data columns it uses)."""
     return re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", formula)
@@ -644,6 +673,5 @@ def _missing_names(info, frame):
     for factor in info.factor_infos:
         code = getattr(factor, "code", None) or factor.name()
         names.update(_formula_variables(code))
-    known = set(frame.columns) | {"np", "numpy", "C", "I", "Q", "center", "standardize",
-                                  "scale", "log", "exp", "Treatment", "Sum", "Poly"}
+    known = set(frame.columns) | {"np", "numpy", "log", "exp"} | set(_PATSY_BUILTINS)
     return sorted(n for n in names if n not in known and "." not in n)

@@ -328,3 +328,13 @@ def test_determinism_across_blas_threads():
     assert (a.rank, a.structural_rank) == (b.rank, b.structural_rank)
     assert a.lam == pytest.approx(b.lam, rel=1e-10)
     np.testing.assert_allclose(a.coef, b.coef, rtol=0, atol=1e-10 * np.abs(a.coef).max())
+
+
+def test_formula_messages_do_not_blame_numpy():
+    df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "x": [1.0, 3, 2, 5, 4, 6],
+                       "g": list("ababab")})
+    with pytest.raises(ValueError, match="lacks column\\(s\\) named in the formula: xx$"):
+        mt.OLS.from_formula("y ~ np.log(xx) + C(g)", df)
+    C = 5  # noqa: F841  (a session variable that hides patsy's C())
+    with pytest.raises(ValueError, match=r"\['C'\].*hide the formula functions"):
+        mt.OLS.from_formula("y ~ np.log(x) + C(g)", df)
