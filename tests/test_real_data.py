@@ -338,3 +338,36 @@ def test_formula_messages_do_not_blame_numpy():
     C = 5  # noqa: F841  (a session variable that hides patsy's C())
     with pytest.raises(ValueError, match=r"\['C'\].*hide the formula functions"):
         mt.OLS.from_formula("y ~ np.log(x) + C(g)", df)
+
+
+LONGLEY_MULTI = "TOTEMP + GNP + ARMED ~ GNPDEFL + UNEMP + POP + YEAR"
+
+
+def test_nuclear_norm_solves_its_objective_on_longley(longley):
+    """Predictor scales 5 to 7000 and a near-collinear design: the proximal-gradient
+    path reaches the CVXPY optimum."""
+    mod = mt.NuclearNorm.from_formula(LONGLEY_MULTI, longley)
+    Sxx, Sxy, Syy = mod.moments()
+    lam = 0.05 * np.linalg.norm(Sxy, 2)
+    fast = mod.fit(lam=lam, tol=1e-10, max_iter=100000)
+    ref = mod.fit(lam=lam, backend="cvxpy")
+    assert fast.converged
+
+    def objective(C):
+        return 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C) + \
+            lam * np.linalg.norm(C, "nuc")
+
+    f, g = objective(fast.coef), objective(ref.coef)
+    assert f <= g * (1 + 1e-10)              # at least as good as the interior point
+    assert abs(f - g) <= 1e-8 * abs(g)
+    assert np.abs(fast.coef - ref.coef).max() <= 1e-5 * np.abs(ref.coef).max()
+
+
+def test_smart_special_case_on_longley_is_reduced_rank(longley):
+    rrr = mt.ReducedRank.from_formula(LONGLEY_MULTI, longley).fit(rank=1)
+    src = mt.ReducedRank.from_formula(LONGLEY_MULTI, longley).fit(rank=2).params * 1.1
+    res = mt.SMART.from_formula(LONGLEY_MULTI, longley, source=src).fit(
+        rank=1, structural_rank=(4, 3), lam=0.0, tol=1e-10)
+    np.testing.assert_allclose(res.coef, rrr.coef, rtol=1e-8,
+                               atol=1e-10 * np.abs(rrr.coef).max())
+    assert res.ssr == pytest.approx(rrr.ssr, rel=1e-10)
