@@ -371,3 +371,19 @@ def test_smart_special_case_on_longley_is_reduced_rank(longley):
     np.testing.assert_allclose(res.coef, rrr.coef, rtol=1e-8,
                                atol=1e-10 * np.abs(rrr.coef).max())
     assert res.ssr == pytest.approx(rrr.ssr, rel=1e-10)
+
+
+def test_shared_predict_nan_rows():
+    s = mt.datasets.simulate_shared(10, 12, 4, 2, random_state=6)
+    df = pd.DataFrame(s.X, columns=["a", "b", "c", "d"]).assign(
+        y=s.y, task=[f"t{t}" for t in s.task])
+    res = mt.SharedRepresentation.from_formula("y ~ a + b + c + d", df,
+                                               groups="task").fit(k=2)
+    new = df.iloc[:6].copy()
+    new.loc[1, "b"] = np.nan
+    new.loc[3, "task"] = None
+    pred = res.predict(new)
+    assert list(pred.index) == list(new.index)
+    assert pred.isna().tolist() == [False, True, False, True, False, False]
+    np.testing.assert_allclose(pred.drop([1, 3]), res.fittedvalues.iloc[[0, 2, 4, 5]],
+                               rtol=1e-12)

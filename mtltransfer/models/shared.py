@@ -360,13 +360,15 @@ class SharedRepresentationResults(Results):
             groups = newdata[m.groups_name]
         labels = design.groups_for(groups, newdata if isinstance(
             newdata, (pd.DataFrame, pd.Series)) else X)
+        missing = np.asarray(pd.isna(labels))
         labels = np.asarray(pd.Series(labels).astype(str))
         codes = pd.Index(m.task_names).get_indexer(labels)
-        if (codes < 0).any():
-            unknown = sorted(set(labels[codes < 0]))
+        unknown = sorted(set(labels[(codes < 0) & ~missing]))
+        if unknown:
             raise ValueError(f"exog has tasks not seen in fitting: {unknown[:10]}; use "
                              "adapt() for a new task")
-        return X, const, codes.astype(np.int64), index
+        X = np.where(missing[:, None], np.nan, X)     # a missing label: a NaN row
+        return X, const, np.where(missing, 0, codes).astype(np.int64), index
 
     def predict(self, exog=None, transform=True, *, groups=None, newdata=None):
         """Predictions for new rows of known tasks (each row by its own task).
