@@ -113,35 +113,22 @@ class Ridge(MultiResponseModel):
             alpha = check_positive("alpha", alpha)
         warn_penalty_scale(self)
         Xc, Yc = self.centred_rows
-        # X_c = U diag(s) V^T: Sxx = V diag(s^2/n) V^T and V^T Sxy = diag(s) U^T Y_c / n
-        U, s, Vt = linalg.svd(Xc, full_matrices=False, lapack_driver="gesdd")
-        w = s * s / self.nobs
-        tuning, how = {}, "given"
-        if alpha is None:
-            UtY = U.T @ Yc
-            alpha, tuning["gcv"] = self._gcv(w, s[:, None] * UtY / self.nobs,
-                                             float(np.sum(Yc * Yc)) / self.nobs, n_alphas)
-            how = "GCV"
+        tuning, how = {}, "given" if alpha is not None else "GCV"
+        if alpha == 0:
+            self.warn_design()
+            C, _ = lin.ols_rows(self.design_svd, Yc)
+            df = float(self.design_svd.rank)
+        else:
+            C, alpha, df, trace = lin.ridge_rows(Xc, Yc, alpha, n_alphas=n_alphas,
+                                                 n_fixed=int(self.center))
+            if trace is not None:
+                tuning["gcv"] = pd.DataFrame(trace)
         if backend == "cvxpy":
             from ..solvers.cvx import ridge_cvx
             C, _ = ridge_cvx(*self.moments(), alpha)
-        elif alpha > 0:
-            C = Vt.T @ ((s / (s * s + self.nobs * alpha))[:, None] * (U.T @ Yc))
-        else:
-            self.warn_design()
-            C, _ = lin.ols_rows(self.design_svd, Yc)
-        df = float(np.sum(w / (w + alpha))) if alpha > 0 else float(self.design_svd.rank)
         return PenalizedResults(self, C, hyperparameters={"alpha": alpha},
                                 chosen_by={"alpha": how}, df_model=df * self.k_endog,
                                 tuning=tuning)
-
-    def _gcv(self, w, VtSxy, trSyy, n_alphas):
-        alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
-        rss, df, gcv = lin.ridge_gcv(w, VtSxy, trSyy, self.nobs, alphas,
-                                     n_fixed=int(self.center))
-        table = pd.DataFrame({"alpha": alphas, "df": df, "rss": rss, "gcv": gcv})
-        # ties: the larger alpha (alphas ascend)
-        return float(alphas[len(alphas) - 1 - argmin_simplest(gcv[::-1])]), table
 
 
 class ReducedRank(MultiResponseModel):

@@ -1,10 +1,11 @@
 """Closed-form multi-response least squares, ridge and reduced-rank regression.
 
 Two paths. Where the rows are at hand, :func:`design_svd` factors the centred design in
-an equilibrated basis (every column scaled to unit norm) and :func:`ols_rows`,
-:func:`reduced_rank_rows` and :func:`ridge_rows` solve from that factorisation: their
-answers do not depend on the units of the predictors, and the condition number that
-matters is the equilibrated one. The moment functions (:func:`ols`, :func:`ridge`,
+an equilibrated basis (every column scaled to unit norm) and :func:`ols_rows` and
+:func:`reduced_rank_rows` solve from that factorisation: their answers do not depend on
+the units of the predictors, and the condition number that matters is the equilibrated
+one. :func:`ridge_rows` solves ridge (whose penalty is tied to the units) from an SVD of
+the rows, never from the normal equations. The moment functions (:func:`ols`, :func:`ridge`,
 :func:`reduced_rank`) serve cross-validation folds and chunked statistics, which only
 have ``Sxx = X^T X / n`` and ``Sxy = X^T Y / n`` (:mod:`mtltransfer.gram`); they
 equilibrate the moments the same way.
@@ -110,15 +111,40 @@ def reduced_rank_rows(dsvd, Y, rank):
     return (C_ols @ V_r) @ V_r.T, V_r, sv
 
 
-def ridge_rows(X, Y, alpha):
-    """Ridge ``C = (X^T X / n + alpha I)^{-1} X^T Y / n`` from the SVD of the centred rows.
+def ridge_rows(X, Y, alpha=None, *, n_alphas=50, n_fixed=0):
+    """Ridge ``C = (X^T X / n + alpha I)^{-1} X^T Y / n`` from the SVD of the (centred) rows,
+    alpha by generalised cross-validation when not given.
 
     With ``X = U diag(s) V^T``: ``C = V diag(s / (s^2 + n alpha)) U^T Y`` (backward stable,
-    no normal equations). Returns C (p x q).
+    no normal equations). ``alpha=None`` minimises the closed-form GCV curve of
+    :func:`ridge_gcv` over ``alpha = lambda_max(X^T X / n) * logspace(-6, 2, n_alphas)``;
+    near-ties go to the larger alpha (:func:`~mtltransfer.solvers._base.argmin_simplest`).
+
+    Returns
+    -------
+    C : ndarray, shape (p, q)
+    alpha : float
+    df : float
+        Effective degrees of freedom per response, ``sum_i w_i / (w_i + alpha)``.
+    trace : dict or None
+        ``alpha, df, rss, gcv`` along the grid when alpha was chosen.
     """
+    from ._base import argmin_simplest
+
     n = X.shape[0]
     U, s, Vt = linalg.svd(X, full_matrices=False, lapack_driver="gesdd")
-    return Vt.T @ ((s / (s * s + n * alpha))[:, None] * (U.T @ Y))
+    w = s * s / n                                    # eigenvalues of X^T X / n
+    UtY = U.T @ Y
+    trace = None
+    if alpha is None:
+        alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
+        # V^T Sxy = diag(s) U^T Y / n
+        rss, dfs, gcv = ridge_gcv(w, s[:, None] * UtY / n, float(np.sum(Y * Y)) / n, n,
+                                  alphas, n_fixed=n_fixed)
+        alpha = float(alphas[len(alphas) - 1 - argmin_simplest(gcv[::-1])])
+        trace = {"alpha": alphas, "df": dfs, "rss": rss, "gcv": gcv}
+    C = Vt.T @ ((s / (s * s + n * alpha))[:, None] * UtY)
+    return C, float(alpha), float(np.sum(w / (w + alpha))), trace
 
 
 def _sym_eigh(S):
