@@ -172,6 +172,21 @@ class SufficientStats:
         return (Sxx + Sxx.T) / 2, Sxy, (Syy + Syy.T) / 2
 
 
+def offset_moments(Sxx, Sxy, Syy, C0=None):
+    """Moments of the residual response ``Y - X C0``: a fit of ``D = C - C0`` on them is
+    a fit of C on the original data, since ``Y - X C = (Y - X C0) - X D``.
+
+        Sxy' = Sxy - Sxx C0,   Syy' = Syy - C0^T Sxy - Sxy^T C0 + C0^T Sxx C0.
+
+    ``C0=None`` returns the moments unchanged.
+    """
+    if C0 is None:
+        return Sxx, Sxy, Syy
+    SxxC0 = Sxx @ C0
+    Syy_off = Syy - C0.T @ Sxy - Sxy.T @ C0 + C0.T @ SxxC0
+    return Sxx, Sxy - SxxC0, 0.5 * (Syy_off + Syy_off.T)
+
+
 def quadratic_loss(Sxx, Sxy, Syy, C):
     """(1/2n)||Y - X C||_F^2 from the moments: tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2."""
     return 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)

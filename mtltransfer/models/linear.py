@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from ..gram import kfold_stats, total_stats, validation_loss
+from ..gram import kfold_stats, offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
@@ -92,6 +92,10 @@ class Ridge(MultiResponseModel):
 
     _method = "Ridge (L2-penalised least squares)"
 
+    def offset(self):
+        """The matrix the penalty shrinks towards (None: zero)."""
+        return None
+
     def fit(self, alpha=None, *, backend="fast", n_alphas=50, tol=None, max_iter=None,
             verbose=False):
         """Fit ridge regression.
@@ -113,19 +117,22 @@ class Ridge(MultiResponseModel):
             alpha = check_positive("alpha", alpha)
         warn_penalty_scale(self)
         Xc, Yc = self.centred_rows
+        C0 = self.offset()
+        R = Yc if C0 is None else Yc - Xc @ C0       # ridge towards C0: shrink C - C0
         tuning, how = {}, "given" if alpha is not None else "GCV"
         if alpha == 0:
             self.warn_design()
             C, _ = lin.ols_rows(self.design_svd, Yc)
             df = float(self.design_svd.rank)
         else:
-            C, alpha, df, trace = lin.ridge_rows(Xc, Yc, alpha, n_alphas=n_alphas,
+            C, alpha, df, trace = lin.ridge_rows(Xc, R, alpha, n_alphas=n_alphas,
                                                  n_fixed=int(self.center))
+            C = C if C0 is None else C0 + C
             if trace is not None:
                 tuning["gcv"] = pd.DataFrame(trace)
         if backend == "cvxpy":
             from ..solvers.cvx import ridge_cvx
-            C, _ = ridge_cvx(*self.moments(), alpha)
+            C, _ = ridge_cvx(*self.moments(), alpha, C0=C0)
         return PenalizedResults(self, C, hyperparameters={"alpha": alpha},
                                 chosen_by={"alpha": how}, df_model=df * self.k_endog,
                                 tuning=tuning)
@@ -188,6 +195,10 @@ class NuclearNorm(MultiResponseModel):
 
     _method = "Nuclear-norm penalised least squares"
 
+    def offset(self):
+        """The matrix the penalty is centred on (None: zero)."""
+        return None
+
     def fit(self, lam=None, *, backend="fast", tol=1e-8, max_iter=5000, n_lams=30,
             n_folds=5, verbose=False):
         """Fit nuclear-norm penalised regression.
@@ -210,22 +221,28 @@ class NuclearNorm(MultiResponseModel):
         if lam is not None:
             lam = check_positive("lam", lam)
         warn_penalty_scale(self)
+        C0 = self.offset()
         Sxx, Sxy, Syy = self.moments()
         how, tuning = "given", {}
         if lam is None:
             from ..selection import check_folds
-            n_folds = check_folds(n_folds, self.nobs, "NuclearNorm")
+            n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
             lam, tuning["lam_cv"] = self._cv(n_lams, n_folds, tol, max_iter, verbose)
             how = f"{n_folds}-fold CV"
         if backend == "cvxpy":
             from ..solvers.cvx import nuclear_norm_cvx
             from ..solvers._base import SolverResult
-            C, val = nuclear_norm_cvx(Sxx, Sxy, Syy, lam)
+            C, val = nuclear_norm_cvx(Sxx, Sxy, Syy, lam, C0=C0)
             sol = SolverResult(C, True, 0, {}, val)
+            D = C if C0 is None else C - C0
         else:
-            sol = prox.nuclear_norm_apg(Sxx, Sxy, Syy, lam, tol=tol, max_iter=max_iter)
-            C = sol.coef
-        s = linalg.svdvals(C)
+            # with an offset, the penalised part is D = C - C0: a nuclear-norm fit of the
+            # residual moments (gram.offset_moments)
+            sol = prox.nuclear_norm_apg(*offset_moments(Sxx, Sxy, Syy, C0), lam, tol=tol,
+                                        max_iter=max_iter)
+            D = sol.coef
+            C = D if C0 is None else C0 + D
+        s = linalg.svdvals(D)
         r = int(np.sum(s > 1e-8 * max(s.max(initial=0), 1e-300)))
         p, q = self.k_exog, self.k_endog
         return PenalizedResults(self, C, hyperparameters={"lam": lam, "rank": r},
@@ -242,13 +259,14 @@ class NuclearNorm(MultiResponseModel):
         minimum, only overfits further.
         """
         center = self.center
-        Sxx, Sxy, Syy = self.moments()
+        C0 = self.offset()
+        Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
         lam_max = prox.nuclear_norm_lam_max(Sxy)
         lams = lam_max * np.logspace(0, -3, n_lams)
         folds = kfold_stats(self.exog, self.endog, n_folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
-        moments = [t.moments(center=center) for t in trains]
+        moments = [offset_moments(*t.moments(center=center), C0) for t in trains]
         lips = [float(linalg.eigvalsh(m[0])[-1]) for m in moments]
         warm = [None] * n_folds
         err = []
@@ -259,7 +277,8 @@ class NuclearNorm(MultiResponseModel):
                                             tol=max(tol, 1e-5), max_iter=max_iter,
                                             lipschitz=lips[k], warn=False)
                 warm[k] = sol.coef
-                e += held.n * validation_loss(held, train, sol.coef, center=center)
+                C = sol.coef if C0 is None else C0 + sol.coef
+                e += held.n * validation_loss(held, train, C, center=center)
             err.append(e / (self.nobs * self.k_endog))
             if verbose:
                 print(f"NuclearNorm CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}", file=sys.stderr)

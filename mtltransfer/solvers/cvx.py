@@ -42,14 +42,16 @@ def _quadratic_loss_expr(Sxx, Sxy, Syy, C):
         0.5 * cp.sum_squares(R @ C)
 
 
-def ridge_cvx(Sxx, Sxy, Syy, alpha=0.0, **solver_opts):
-    """OLS (alpha = 0) or ridge: min (1/2n)||Y - XC||_F^2 + (alpha/2)||C||_F^2 in CVXPY.
+def ridge_cvx(Sxx, Sxy, Syy, alpha=0.0, C0=None, **solver_opts):
+    """OLS (alpha = 0) or ridge: min (1/2n)||Y - XC||_F^2 + (alpha/2)||C - C0||_F^2 in CVXPY
+    (``C0`` = 0 unless given: ridge towards a source).
 
     Returns ``(C, objective)``. With alpha = 0 and a singular Sxx the problem has many
     minimisers; CVXPY returns one of them.
     """
     C = cp.Variable(Sxy.shape)
-    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + 0.5 * alpha * cp.sum_squares(C)
+    centre = 0.0 if C0 is None else C0
+    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + 0.5 * alpha * cp.sum_squares(C - centre)
     val = _solve(cp.Problem(cp.Minimize(obj)), **solver_opts)
     return C.value, val
 
@@ -85,10 +87,12 @@ def reduced_rank_cvx(Sxx, Sxy, Syy, rank, **solver_opts):
     return C, float(val)
 
 
-def nuclear_norm_cvx(Sxx, Sxy, Syy, lam, **solver_opts):
-    """min (1/2n)||Y - XC||_F^2 + lam ||C||_* in CVXPY. Returns ``(C, objective)``."""
+def nuclear_norm_cvx(Sxx, Sxy, Syy, lam, C0=None, **solver_opts):
+    """min (1/2n)||Y - XC||_F^2 + lam ||C - C0||_* in CVXPY (``C0`` = 0 unless given: the
+    nuclear-norm contrast with a source). Returns ``(C, objective)``."""
     C = cp.Variable(Sxy.shape)
-    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + lam * cp.normNuc(C)
+    centre = 0.0 if C0 is None else C0
+    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + lam * cp.normNuc(C - centre)
     val = _solve(cp.Problem(cp.Minimize(obj)), **solver_opts)
     return C.value, val
 
