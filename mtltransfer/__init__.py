@@ -17,10 +17,12 @@ from .models.base import MultiResponseResults
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
 from .models.smart import SMART, SMARTResults
+from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
 from . import datasets
 
 __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
            "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
+           "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
            "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning"]
 __version__ = "0.1.0"

@@ -595,14 +595,12 @@ class PenalizedResults(MultiResponseResults):
     Attributes
     ----------
     hyperparameters : dict
-        Name to value (``rank``, ``lam``, ``alpha``, ``structural_rank`` as the model has
-        them); each is also an attribute (``res.rank``, ``res.lam`` ...).
+        Name to value (``rank``, ``lam``, ``alpha``, ``structural_rank``,
+        ``subspace_rank``, ``weight`` as the model has them); each is also an attribute
+        (``res.rank``, ``res.lam`` ...).
     chosen_by : dict
         Name to how it was chosen.
     """
-
-    #: hyperparameters a results object may have (exposed as attributes)
-    _HYPER = ("rank", "structural_rank", "lam", "alpha")
 
     def __init__(self, model, coef, *, hyperparameters, chosen_by, solver=None,
                  df_model=None, tuning=None, config=None):
@@ -627,6 +625,10 @@ class PenalizedResults(MultiResponseResults):
                                doc="(r_u, r_v) of SMART.")
     lam = property(lambda self: self._hyper("lam"), doc="The penalty.")
     alpha = property(lambda self: self._hyper("alpha"), doc="The ridge penalty.")
+    subspace_rank = property(lambda self: self._hyper("subspace_rank"),
+                             doc="(d_u, d_v) of SourceSubspaceRRR.")
+    weight = property(lambda self: self._hyper("weight"),
+                      doc="The source's share of SourceMixture.")
 
 
 def _fmt_value(value):

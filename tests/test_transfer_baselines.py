@@ -1,0 +1,113 @@
+"""The source-aware transfer baselines: closed forms, CVXPY twins, limits, tuning."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mtltransfer as mt
+from mtltransfer.gram import offset_moments
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return mt.datasets.simulate_smart(120, 12, 6, rank=2, source_rank=4, sigma0=0.05,
+                                      random_state=8)
+
+
+def _objective(res, C0, penalty):
+    Sxx, Sxy, Syy = res.model.moments()
+    C = res.coef
+    return 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C) + \
+        penalty(C - C0)
+
+
+def test_ridge_to_source_matches_cvxpy_and_its_limits(sim):
+    mod = mt.RidgeToSource(sim.Y, sim.X, source=sim.C0)
+    alpha = 0.3
+    fast = mod.fit(alpha=alpha)
+    ref = mod.fit(alpha=alpha, backend="cvxpy")
+
+    def pen(D):
+        return 0.5 * alpha * np.sum(D ** 2)
+
+    assert _objective(fast, sim.C0, pen) == pytest.approx(_objective(ref, sim.C0, pen),
+                                                          rel=1e-8)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-6)
+    # closed form (Sxx + alpha I)^{-1} (Sxy + alpha C0)
+    Sxx, Sxy, _ = mod.moments()
+    np.testing.assert_allclose(fast.coef, np.linalg.solve(Sxx + alpha * np.eye(12),
+                                                          Sxy + alpha * sim.C0), rtol=1e-10)
+    np.testing.assert_allclose(mod.fit(alpha=1e12).coef, sim.C0, atol=1e-9)
+    tuned = mod.fit()
+    assert tuned.chosen_by["alpha"] == "GCV" and 0 < tuned.alpha
+    g = tuned.tuning["gcv"]
+    assert tuned.alpha == pytest.approx(g.loc[g["gcv"].idxmin(), "alpha"])
+
+
+def test_nuclear_contrast_matches_cvxpy_and_is_the_source_above_lam_max(sim):
+    mod = mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)
+    Sxx, Sxy, Syy = offset_moments(*mod.moments(), sim.C0)
+    lam_max = np.linalg.norm(Sxy, 2)
+    lam = 0.1 * lam_max
+    fast = mod.fit(lam=lam, tol=1e-10, max_iter=50000)
+    ref = mod.fit(lam=lam, backend="cvxpy")
+
+    def pen(D):
+        return lam * np.linalg.norm(D, "nuc")
+
+    assert _objective(fast, sim.C0, pen) == pytest.approx(_objective(ref, sim.C0, pen),
+                                                          rel=1e-6)
+    np.testing.assert_allclose(fast.coef, ref.coef, atol=1e-4)
+    np.testing.assert_allclose(mod.fit(lam=1.01 * lam_max).coef, sim.C0, atol=1e-12)
+    assert mod.fit(lam=0.99 * lam_max).rank >= 1
+
+
+def test_subspace_rrr_is_smart_without_leakage_and_rrr_at_full_subspaces(sim):
+    mod = mt.SourceSubspaceRRR(sim.Y, sim.X, source=sim.C0)
+    res = mod.fit(rank=2, subspace_rank=4)
+    # SMART with an overwhelming penalty keeps U, V inside the same subspaces
+    smart = mt.SMART(sim.Y, sim.X, source=sim.C0).fit(rank=2, structural_rank=4, lam=1e3,
+                                                      tol=1e-10)
+    np.testing.assert_allclose(res.coef, smart.coef, atol=1e-7 * np.abs(res.coef).max())
+    full = mod.fit(rank=2, subspace_rank=(12, 6))
+    rrr = mt.ReducedRank(sim.Y, sim.X).fit(rank=2)
+    np.testing.assert_allclose(full.coef, rrr.coef, rtol=1e-9, atol=1e-12)
+    tuned = mod.fit()
+    cv = tuned.tuning["cv"]
+    best = cv["cv_mean"].idxmin()
+    assert tuned.subspace_rank == (cv.d_u[best], cv.d_v[best])
+    assert tuned.rank <= mod.source_rank
+    with pytest.raises(ValueError, match="d_u"):
+        mod.fit(rank=3, subspace_rank=2)
+
+
+def test_mixture_limits_and_cv(sim):
+    mod = mt.SourceMixture(sim.Y, sim.X, source=sim.C0)
+    rrr = mt.ReducedRank(sim.Y, sim.X).fit(rank=2)
+    np.testing.assert_allclose(mod.fit(weight=0.0, rank=2).coef, rrr.coef, rtol=1e-12)
+    np.testing.assert_allclose(mod.fit(weight=1.0, rank=2).coef, sim.C0, rtol=1e-12)
+    tuned = mod.fit(rank=2)
+    cv = tuned.tuning["cv"]
+    assert tuned.weight == pytest.approx(cv.loc[cv["cv_mse"].idxmin(), "weight"])
+    with pytest.raises(ValueError, match="weight"):
+        mod.fit(weight=1.5)
+
+
+def test_transfer_baselines_take_sources_like_smart(sim, tmp_path):
+    xn, yn = [f"x{j}" for j in range(12)], [f"Y{j}" for j in range(6)]
+    df = pd.concat([pd.DataFrame(sim.X, columns=xn), pd.DataFrame(sim.Y, columns=yn)],
+                   axis=1)
+    src = pd.DataFrame(sim.C0, index=xn, columns=yn).iloc[::-1]
+    formula = " + ".join(yn) + " ~ " + " + ".join(xn) + " - 1"
+    for model in (mt.RidgeToSource, mt.NuclearContrast, mt.SourceSubspaceRRR,
+                  mt.SourceMixture):
+        with pytest.raises(TypeError, match="needs source="):
+            model(sim.Y, sim.X)
+        a = model.from_formula(formula, df, source=src)
+        np.testing.assert_array_equal(a.source, sim.C0)
+    res = mt.SourceSubspaceRRR.from_formula(formula, df, source=src).fit(rank=2,
+                                                                        subspace_rank=4)
+    res.save(tmp_path / "r.mtl")
+    back = mt.load(tmp_path / "r.mtl")
+    pd.testing.assert_frame_equal(back.predict(df.iloc[:5]), res.predict(df.iloc[:5]))
+    assert "Reduced rank inside the source" in res.summary().as_text()
