@@ -110,7 +110,11 @@ RANKS = [1, 3, 5, 7, 9, 11]
 STRUCTURAL_RANKS = [0, 3, 5, 7, 10, 15, 20]
 SIGMA0S = [0.0, 0.01, 0.02, 0.05, 0.1, 0.5]
 TRUE_RANK, BASE_STRUCTURAL_RANK, BASE_SIGMA0 = 5, 10, 0.01
-METHODS = ["SMART fixed", "SMART tuned", "RRR", "Ridge", "NuclearNorm", "source C0"]
+METHODS = ["SMART fixed", "SMART tuned", "RRR", "Ridge", "NuclearNorm", "source C0",
+           "RidgeToSource", "NuclearContrast", "SubspaceRRR", "Mixture"]
+# the source-aware transfer baselines (same source, no source rows), fully tuned
+TRANSFER = {"RidgeToSource": mt.RidgeToSource, "NuclearContrast": mt.NuclearContrast,
+            "SubspaceRRR": mt.SourceSubspaceRRR, "Mixture": mt.SourceMixture}
 SMART_METHODS = ("SMART fixed", "SMART tuned")
 EXPERIMENTS = {1: ("n", "sample size n"), 2: ("rank", "rank given to the methods"),
                3: ("structural_rank", "structural rank r_u = r_v"),
@@ -172,6 +176,8 @@ def fit_method(method, X, Y, C0, rank, srank, args):
             res = mt.NuclearNorm(Y, X, **kw).fit()
         elif method == "source C0":
             res = None
+        elif method in TRANSFER:
+            res = TRANSFER[method](Y, X, source=C0, **kw).fit()
         else:  # pragma: no cover - guarded by the argument parser
             raise ValueError(method)
         info["time"] = time.perf_counter() - t0
@@ -201,8 +207,13 @@ def fit_method(method, X, Y, C0, rank, srank, args):
     elif method == "NuclearNorm":
         info["rank_used"] = int(res.rank)
         info["lam_u"] = float(res.lam)
-    elif method == "Ridge":
-        info["lam_u"] = float(res.config.get("alpha", np.nan))
+    elif method in ("Ridge", "RidgeToSource"):
+        info["lam_u"] = float(res.alpha)
+    elif method == "NuclearContrast":
+        info["rank_used"] = int(res.rank)
+        info["lam_u"] = float(res.lam)
+    elif method in ("SubspaceRRR", "Mixture"):
+        info["rank_used"] = int(res.rank)
     return res.coef, info
 
 
