@@ -145,7 +145,7 @@ class MultiResponseModel(DataViews):
     endog : array_like or DataFrame, shape (n, q)
         Responses.
     exog : array_like or DataFrame, shape (n, p)
-        Predictors. A constant column is recognised as the intercept and removed.
+        Predictors. A constant column is the intercept (see ``intercept``).
     intercept : bool or None, default None
         As statsmodels: ``None`` fits an intercept when ``exog`` has a constant column
         (that column is the intercept) and none otherwise; ``True`` always fits one,
