@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from .. import design
 from .. import plotting as _plotting
-from ..solvers.admm import smart_admm, smart_verify, source_rank, source_svd
-from .base import (MultiResponseModel, PenalizedResults, check_backend, check_int,
-                   check_positive, warn_penalty_scale)
+from ..solvers.admm import smart_admm, smart_verify
+from .base import PenalizedResults, check_backend, check_int, check_positive, \
+    warn_penalty_scale
+from .source import SourceModel
 
 
 def _pair(name, value, caster):
@@ -38,7 +38,7 @@ def _pair(name, value, caster):
     return (caster(name, a), caster(name, b))
 
 
-class SMART(MultiResponseModel):
+class SMART(SourceModel):
     """Spectral transfer regression (SMART).
 
     Parameters
@@ -69,25 +69,6 @@ class SMART(MultiResponseModel):
     """
 
     _method = "SMART (spectral transfer, ADMM)"
-
-    def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise"):
-        if source is None:
-            raise TypeError("SMART() needs source=: the source study's fitted results (of "
-                            "mtltransfer or statsmodels), a DataFrame of its coefficients "
-                            "or a p x q array")
-        super().__init__(endog, exog, intercept=intercept, missing=missing)
-        self.source = design.align_source(source, self.data.xnames, self.data.ynames)
-        self.source_svd = source_svd(self.source)
-
-    @property
-    def source_params(self):
-        """The source coefficient matrix aligned to the target (DataFrame p x q)."""
-        return pd.DataFrame(self.source, index=self.exog_names, columns=self.endog_names)
-
-    @property
-    def source_rank(self):
-        """Numerical rank of the source (see :func:`~mtltransfer.solvers.admm.source_rank`)."""
-        return source_rank(self.source_svd[1])
 
     def fit(self, rank=None, structural_rank=None, lam=None, *, backend="fast", tol=1e-6,
             max_iter=2000, n_folds=5, init=None, verbose=False):

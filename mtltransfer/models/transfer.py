@@ -18,65 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import design
-from ..gram import kfold_stats, total_stats, validation_loss
+from ..gram import total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers._base import argmin_simplest
-from ..solvers.admm import source_rank, source_svd
-from .base import MultiResponseModel, PenalizedResults, check_backend, check_int
+from .base import PenalizedResults, check_int
 from .linear import NuclearNorm, Ridge
-
-
-class SourceModel(MultiResponseModel):
-    """A multi-response model that borrows a source study's coefficient matrix.
-
-    Parameters
-    ----------
-    endog, exog
-        Target responses and predictors (see
-        :class:`~mtltransfer.models.base.MultiResponseModel`).
-    source : results, DataFrame or array_like
-        The source's coefficient matrix, exactly as for :class:`~mtltransfer.SMART`:
-        fitted results of mtltransfer or statsmodels, a DataFrame of coefficients aligned
-        by name, or a p x q array. A zero or non-finite source is an error.
-    intercept : bool or None
-    missing : {"raise", "drop"}
-    """
-
-    def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise"):
-        if source is None:
-            raise TypeError(f"{type(self).__name__}() needs source=: the source study's "
-                            "fitted results (of mtltransfer or statsmodels), a DataFrame of "
-                            "its coefficients or a p x q array")
-        super().__init__(endog, exog, intercept=intercept, missing=missing)
-        self.source = design.align_source(source, self.data.xnames, self.data.ynames)
-        self.source_svd = source_svd(self.source)
-
-    @property
-    def source_params(self):
-        """The source coefficient matrix aligned to the target (DataFrame p x q)."""
-        return pd.DataFrame(self.source, index=self.exog_names, columns=self.endog_names)
-
-    @property
-    def source_rank(self):
-        """Numerical rank of the source (see :func:`~mtltransfer.solvers.admm.source_rank`)."""
-        return source_rank(self.source_svd[1])
-
-    def folds(self, n_folds):
-        """Per-fold statistics for K-fold cross-validation (checked against the rows)."""
-        from ..selection import check_folds
-
-        n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-        return kfold_stats(self.exog, self.endog, n_folds), n_folds
-
-    def target_rank(self):
-        """The rank by the rank selection criterion, capped by the source's rank (as
-        SMART does), and its trace."""
-        from ..selection import rank_table, select_rank_rsc
-
-        rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
-                                     center=self.center, cap=max(self.source_rank, 1))
-        return rank, rank_table(info, rank)
+from .source import SourceModel
 
 
 class RidgeToSource(SourceModel, Ridge):
