@@ -124,6 +124,22 @@ class ModelData:
         index = pd.RangeIndex(X.shape[0]) if index is None else pd.Index(index)
         return X, const, index
 
+    def take(self, rows=None, endog=None):
+        """A copy on the rows ``rows`` (an index array, repeats allowed) and/or with new
+        responses ``endog`` (same shape as the kept ones). Names, formula and design
+        information are shared; the rows are relabelled 0..n-1."""
+        from dataclasses import replace
+
+        Y = self.endog if endog is None else np.asarray(endog, dtype=float).reshape(
+            self.endog.shape)
+        X = self.exog
+        if rows is not None:
+            rows = np.asarray(rows)
+            Y, X = Y[rows], X[rows]
+        n = Y.shape[0]
+        return replace(self, endog=Y, exog=X, row_labels=pd.RangeIndex(n),
+                       extra={"kept": np.ones(n, dtype=bool)})
+
     def _formula_design(self, frame, name):
         import patsy
 

@@ -202,6 +202,15 @@ class MultiResponseModel(DataViews):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
         return self.stats.moments(center=self.center)
 
+    def replace_data(self, rows=None, endog=None):
+        """The same model (same options and source) on rows ``rows`` of the data and/or
+        with responses ``endog`` (n x q): the refits of the bootstrap."""
+        return type(self)(self.data.take(rows, endog), **self.init_options())
+
+    def init_options(self):
+        """Constructor keywords besides the data (a source, for instance)."""
+        return {}
+
     def intercept_for(self, C):
         """The intercept that goes with coefficients C: ``b = ybar - C^T xbar`` when the
         model fits one (centring), else zeros."""
@@ -361,6 +370,47 @@ class Results:
             h = h.iloc[1:]
         h.index = pd.RangeIndex(1, len(h) + 1, name="iteration")
         return h
+
+    # -- bootstrap --------------------------------------------------------------------
+    def bootstrap(self, n_boot=200, method=None, random_state=None, n_jobs=1,
+                  refit_tuning=False):
+        """Bootstrap draws of the fit and intervals from them.
+
+        Parameters
+        ----------
+        n_boot : int
+            Number of replicates.
+        method : {"residual", "pairs"} or None
+            Residual bootstrap (the design kept, responses redrawn from the fitted values
+            and resampled residuals; the default) or pairs (rows resampled; within each
+            task for a shared representation). See :mod:`mtltransfer.bootstrap`.
+        random_state : int, numpy SeedSequence or None
+            Replicate b uses the b-th child seed: the draws do not depend on ``n_jobs``.
+        n_jobs : int
+            Parallel workers (joblib).
+        refit_tuning : bool
+            Re-tune every replicate (the selection's variability is then counted);
+            otherwise the full-data hyperparameters are kept and the solvers warm-start.
+
+        Returns
+        -------
+        mtltransfer.bootstrap.BootstrapResults
+            ``bse``, ``conf_int(alpha, kind)``, ``predict(exog, alpha, kind)`` and the
+            draws.
+        """
+        from ..bootstrap import bootstrap
+        return bootstrap(self, n_boot, method, random_state, n_jobs, refit_tuning)
+
+    def default_bootstrap_method(self):
+        return "residual"
+
+    def warm_start_kwargs(self):
+        """``fit`` keywords that start a refit near this solution (none by default)."""
+        return {}
+
+    def bootstrap_extra(self, rep):
+        """Model-specific quantities of a bootstrap replicate ``rep`` (dict of arrays)."""
+        return {}
 
     # -- persistence ------------------------------------------------------------------
     def save(self, path, remove_data=False):
@@ -528,6 +578,27 @@ class MultiResponseResults(Results):
 
     def _ssr_groups(self):
         return self.ssr_per_response.to_numpy(), np.full(self.model.k_endog, self.nobs)
+
+    # -- bootstrap hooks (see mtltransfer.bootstrap) -----------------------------------
+    def coefficient_arrays(self):
+        """(coef p x q, intercept q) as plain arrays."""
+        return self._coef, self._intercept
+
+    def predict_draws(self, exog, coef, intercept, transform=True):
+        """Predictions of new data for stacks of coefficients (n_draws, n_new, q)."""
+        X, const, _ = self.model.data.exog_for(exog, "exog", transform=transform)
+        return np.einsum("np,bpq->bnq", X, coef) + const[None, :, None] * intercept[:, None]
+
+    def bootstrap_spec(self, method):
+        from ..bootstrap import Resampler
+
+        fitted = self._fitted
+        resid = self.model.endog - fitted
+        resid = resid - resid.mean(0)
+        dof = self.df_resid
+        if dof > 0:                  # unbiased variance rather than the in-sample one
+            resid = resid * np.sqrt(self.nobs / dof)
+        return Resampler(self, fitted, resid, method)
 
     @property
     def k_params(self):

@@ -114,6 +114,13 @@ class SharedRepresentation(DataViews):
     def endog(self):
         return self.data.endog[:, 0]
 
+    def replace_data(self, rows=None, endog=None):
+        """The same model on rows ``rows`` and/or with responses ``endog`` (bootstrap)."""
+        labels = np.asarray(self.task_names, dtype=object)[self.task_codes]
+        if rows is not None:
+            labels = labels[np.asarray(rows)]
+        return type(self)(self.data.take(rows, endog), groups=labels)
+
     @property
     def n_tasks(self):
         return len(self.task_names)
@@ -298,6 +305,47 @@ class SharedRepresentationResults(Results):
 
     #: row-dependent statistics kept by ``save(..., remove_data=True)``
     _row_cached = ("ssr", "rsquared")
+
+    @property
+    def hyperparameters(self):
+        """The configuration of the fit (``k``, ``method``, and ``lam`` for the
+        nuclear-norm relaxation)."""
+        out = {"k": self.k, "method": self.method}
+        if self.lam is not None:
+            out["lam"] = self.lam
+        return out
+
+    # -- bootstrap hooks (see mtltransfer.bootstrap) -----------------------------------
+    def coefficient_arrays(self):
+        """(task coefficients d x T, intercepts T) as plain arrays."""
+        return self._theta, self._b
+
+    def predict_draws(self, exog, coef, intercept, transform=True, groups=None):
+        """Predictions of new rows for stacks of task coefficients (n_draws, n_new, 1)."""
+        X, const, codes, _ = self._new_design(exog, groups=groups, transform=transform)
+        pred = np.einsum("nd,bdn->bn", X, coef[:, :, codes]) + const * intercept[:, codes]
+        return pred[:, :, None]
+
+    def warm_start_kwargs(self):
+        return {"init": self._B} if self._B is not None and self.method in ("gd", "altmin") \
+            else {}
+
+    def bootstrap_extra(self, rep):
+        """The sin-theta distance of a replicate's representation to this one."""
+        if self._B is None or rep._B is None:
+            return {}
+        return {"subspace_distance": np.array([rep.subspace_distance(self._B)])}
+
+    def bootstrap_spec(self, method):
+        from ..bootstrap import Resampler
+
+        fitted = self.fittedvalues.to_numpy()[:, None]
+        resid = self.model.endog[:, None] - fitted
+        resid = resid - resid.mean(0)
+        if self.df_resid > 0:
+            resid = resid * np.sqrt(self.nobs / self.df_resid)
+        strata = self.model.task_codes if method == "pairs" else None
+        return Resampler(self, fitted, resid, method, strata)
 
     @cached_property
     def ssr(self):

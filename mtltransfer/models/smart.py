@@ -202,6 +202,14 @@ class SMARTResults(PenalizedResults):
         """How each hyperparameter was chosen (same as ``chosen_by``)."""
         return self.chosen_by
 
+    def warm_start_kwargs(self):
+        return {"init": self.state}
+
+    def bootstrap_extra(self, rep):
+        """Principal angles (degrees) of a replicate to the source subspaces."""
+        angles = rep.principal_angles()
+        return {"angles_u": angles["left"].to_numpy(), "angles_v": angles["right"].to_numpy()}
+
     # -- factors ----------------------------------------------------------------------
     def _components(self):
         return [f"comp{j + 1}" for j in range(self.rank)]

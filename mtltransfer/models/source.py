@@ -35,6 +35,9 @@ class SourceModel(MultiResponseModel):
         self.source = design.align_source(source, self.data.xnames, self.data.ynames)
         self.source_svd = source_svd(self.source)
 
+    def init_options(self):
+        return {"source": self.source}
+
     @property
     def source_params(self):
         """The source coefficient matrix aligned to the target (DataFrame p x q)."""

@@ -1,0 +1,261 @@
+"""Bootstrap uncertainty for every estimator: ``res.bootstrap(...)``.
+
+A replicate draws a new data set from the fitted one and refits the same model:
+
+* ``method="residual"`` (default for the multi-response models) keeps the design and
+  draws ``Y* = Yhat + E*``, the rows of ``E*`` resampled (with replacement, jointly over
+  the responses) from the centred residuals inflated by ``sqrt(n / df_resid)`` (so that
+  their variance is the unbiased one rather than the shrunk in-sample one);
+* ``method="pairs"`` resamples whole rows ``(x_i, y_i)`` (within each task for a shared
+  representation, so every task keeps its size).
+
+Hyperparameters are those of the full-data fit (``refit_tuning=False``: fast, and the
+replicates warm-start from the full-data solution where the solver allows it), or tuned
+again in every replicate (``refit_tuning=True``: the selection's variability is counted).
+Replicate ``b`` uses the ``b``-th child of ``numpy.random.SeedSequence(random_state)``, so
+the draws are identical whatever ``n_jobs`` is.
+
+Intervals from the draws ``theta*_b`` of a quantity with full-data estimate ``theta``,
+``q(a)`` the ``a``-quantile of the draws and ``Phi`` the normal distribution function:
+
+* ``"percentile"``: ``[q(alpha/2), q(1 - alpha/2)]``;
+* ``"basic"``: ``[2 theta - q(1 - alpha/2), 2 theta - q(alpha/2)]`` (corrects a shift of
+  the estimator, e.g. the shrinkage of a penalised fit, to first order);
+* ``"bc"`` (bias-corrected percentile): ``[q(Phi(2 z0 + z_{alpha/2})), q(Phi(2 z0 +
+  z_{1-alpha/2}))]`` with ``z0 = Phi^{-1}(share of draws below theta)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METHODS = ("residual", "pairs")
+KINDS = ("percentile", "basic", "bc")
+
+
+@dataclass
+class BootstrapResults:
+    """Bootstrap draws of a fit and the intervals computed from them.
+
+    Attributes
+    ----------
+    results
+        The full-data results the draws belong to.
+    coef : ndarray, shape (n_boot, p, q)
+        Draws of the coefficient matrix (``d x T`` task coefficients for a shared
+        representation).
+    intercept : ndarray, shape (n_boot, q)
+    extra : dict of str to ndarray
+        Draws of model-specific quantities: SMART's principal angles to the source
+        subspaces (``"angles_u"``, ``"angles_v"``, degrees, shape (n_boot, r)); a shared
+        representation's sin-theta distance to the full-data B (``"subspace_distance"``).
+    method : str
+    refit_tuning : bool
+    n_failed : int
+        Replicates whose fit raised (they are left out of the draws).
+    """
+
+    results: object
+    coef: np.ndarray
+    intercept: np.ndarray
+    extra: dict = field(default_factory=dict)
+    method: str = "residual"
+    refit_tuning: bool = False
+    n_failed: int = 0
+
+    @property
+    def n_boot(self):
+        return self.coef.shape[0]
+
+    def _frame(self, values):
+        p = self.results.params
+        return pd.DataFrame(values, index=p.index, columns=p.columns)
+
+    @property
+    def bse(self):
+        """Bootstrap standard errors of ``params`` (DataFrame like ``params``)."""
+        return self._frame(self.coef.std(axis=0, ddof=1))
+
+    @property
+    def bse_intercept(self):
+        return pd.Series(self.intercept.std(axis=0, ddof=1),
+                         index=self.results.intercept.index)
+
+    def conf_int(self, alpha=0.05, kind="percentile"):
+        """Intervals for every coefficient.
+
+        Returns
+        -------
+        DataFrame
+            Rows: a MultiIndex (predictor, response) (``Intercept`` rows first); columns
+            ``lower``, ``upper``.
+        """
+        est = np.vstack([self.results.intercept.to_numpy()[None, :],
+                         self.results.params.to_numpy()])
+        draws = np.concatenate([self.intercept[:, None, :], self.coef], axis=1)
+        lo, hi = interval(draws, est, alpha, kind)
+        names = ["Intercept"] + list(self.results.params.index)
+        index = pd.MultiIndex.from_product([names, list(self.results.params.columns)],
+                                           names=["predictor", "response"])
+        return pd.DataFrame({"lower": lo.ravel(), "upper": hi.ravel()}, index=index)
+
+    def predict(self, exog, alpha=0.05, kind="percentile", **kwargs):
+        """Predictions of E[y | x] with bootstrap intervals.
+
+        Parameters
+        ----------
+        exog : DataFrame or array_like
+            New data, as for ``results.predict``.
+        alpha : float
+        kind : {"percentile", "basic", "bc"}
+        **kwargs
+            Passed to the results' design of new data (``groups=`` for a shared
+            representation).
+
+        Returns
+        -------
+        DataFrame
+            Columns: a MultiIndex (response, ``mean`` / ``lower`` / ``upper``); ``mean``
+            is the full-data prediction. Rows with a missing value are NaN.
+        """
+        point = self.results.predict(exog, **kwargs)
+        draws = self.results.predict_draws(exog, self.coef, self.intercept, **kwargs)
+        lo, hi = interval(draws, np.asarray(point, dtype=float).reshape(draws.shape[1:]),
+                          alpha, kind)
+        point = point.to_frame() if isinstance(point, pd.Series) else point
+        parts = {}
+        for j, name in enumerate(point.columns):
+            parts[(name, "mean")] = point.iloc[:, j].to_numpy()
+            parts[(name, "lower")] = lo.reshape(len(point), -1)[:, j]
+            parts[(name, "upper")] = hi.reshape(len(point), -1)[:, j]
+        return pd.DataFrame(parts, index=point.index)
+
+
+def interval(draws, estimate, alpha=0.05, kind="percentile"):
+    """Lower and upper bounds along axis 0 of ``draws`` (see the module docstring)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    draws = np.asarray(draws, dtype=float)
+    if kind == "bc":
+        below = np.mean(draws < estimate, axis=0) + 0.5 * np.mean(draws == estimate, axis=0)
+        z0 = stats.norm.ppf(np.clip(below, 1.0 / (2 * len(draws)),
+                                    1 - 1.0 / (2 * len(draws))))
+        z = stats.norm.ppf([alpha / 2, 1 - alpha / 2])
+        qs = [stats.norm.cdf(2 * z0 + zz) for zz in z]
+        lo, hi = (_quantile_per_entry(draws, q) for q in qs)
+        return lo, hi
+    lo = np.quantile(draws, alpha / 2, axis=0)
+    hi = np.quantile(draws, 1 - alpha / 2, axis=0)
+    if kind == "basic":
+        return 2 * estimate - hi, 2 * estimate - lo
+    return lo, hi
+
+
+def _quantile_per_entry(draws, q):
+    """The q[entry]-quantile of the draws of every entry (q an array over entries)."""
+    flat = draws.reshape(len(draws), -1)
+    qq = np.broadcast_to(q, draws.shape[1:]).ravel()
+    sorted_ = np.sort(flat, axis=0)
+    pos = np.clip(qq * (len(draws) - 1), 0, len(draws) - 1)
+    lo_i = np.floor(pos).astype(int)
+    hi_i = np.minimum(lo_i + 1, len(draws) - 1)
+    cols = np.arange(flat.shape[1])
+    frac = pos - lo_i
+    out = sorted_[lo_i, cols] * (1 - frac) + sorted_[hi_i, cols] * frac
+    return out.reshape(draws.shape[1:])
+
+
+def fixed_fit_kwargs(res):
+    """The ``fit`` keywords that reproduce ``res`` with its tuning fixed: its
+    hyperparameters that the model's ``fit`` accepts, plus the results' own warm start."""
+    params = inspect.signature(res.model.fit).parameters
+    hyper = dict(getattr(res, "hyperparameters", {}))
+    kwargs = {k: v for k, v in hyper.items() if k in params}
+    kwargs.update(res.warm_start_kwargs())
+    return kwargs
+
+
+def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
+              refit_tuning=False):
+    """Bootstrap a fitted model; see :meth:`mtltransfer.models.base.Results.bootstrap`."""
+    from joblib import Parallel, delayed
+
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
+    method = res.default_bootstrap_method() if method is None else method
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    kwargs = {} if refit_tuning else fixed_fit_kwargs(res)
+    children = np.random.SeedSequence(random_state).spawn(int(n_boot))
+    batches = np.array_split(np.arange(n_boot), max(1, min(int(n_boot), 4 * abs(n_jobs))))
+    spec = res.bootstrap_spec(method)
+    out = Parallel(n_jobs=n_jobs)(
+        delayed(_run_batch)(spec, [children[b] for b in batch], kwargs) for batch in batches
+        if len(batch))
+    draws = [d for batch in out for d in batch]
+    ok = [d for d in draws if d is not None]
+    if len(ok) < 2:
+        raise RuntimeError(f"only {len(ok)} of {n_boot} bootstrap replicates could be "
+                           "fitted")
+    extra = {key: np.stack([d[2][key] for d in ok]) for key in ok[0][2]}
+    return BootstrapResults(res, np.stack([d[0] for d in ok]), np.stack([d[1] for d in ok]),
+                            extra, method, bool(refit_tuning), len(draws) - len(ok))
+
+
+def _run_batch(spec, seeds, kwargs):
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # replicates: the full fit has warned
+            try:
+                out.append(spec.replicate(rng, kwargs))
+            except (ValueError, np.linalg.LinAlgError):
+                out.append(None)
+    return out
+
+
+@dataclass
+class Resampler:
+    """What a replicate needs: the model, its fitted values and residuals, and the
+    full-data results (for the model-specific draws). Picklable, for joblib workers."""
+
+    results: object
+    fitted: np.ndarray
+    resid: np.ndarray
+    method: str
+    strata: np.ndarray | None = None
+
+    def rows(self, rng):
+        """Row indices drawn with replacement (within each stratum, keeping its size)."""
+        n = len(self.fitted)
+        if self.strata is None:
+            return rng.integers(0, n, size=n)
+        order = np.argsort(self.strata, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(self.strata[order]) != 0])
+        sizes = np.diff(np.r_[starts, n])
+        offsets = np.repeat(starts, sizes)
+        draw = offsets + (rng.random(n) * np.repeat(sizes, sizes)).astype(int)
+        rows = np.empty(n, dtype=int)
+        rows[order] = order[draw]
+        return rows
+
+    def replicate(self, rng, kwargs):
+        """One bootstrap fit: (coef, intercept, extra draws)."""
+        rows = self.rows(rng)
+        model = self.results.model
+        if self.method == "residual":
+            new = model.replace_data(endog=self.fitted + self.resid[rows])
+        else:
+            new = model.replace_data(rows=rows)
+        rep = new.fit(**kwargs)
+        coef, intercept = rep.coefficient_arrays()
+        return coef, intercept, self.results.bootstrap_extra(rep)
