@@ -51,6 +51,15 @@ def check_int(name, value, low, high):
     return int(value)
 
 
+def new_data_argument(exog, newdata):
+    """statsmodels names new data ``exog``; ``newdata`` is accepted as another name."""
+    if newdata is not None:
+        if exog is not None:
+            raise TypeError("give new data as exog or as newdata, not both")
+        return newdata
+    return exog
+
+
 #: column scales (standard deviations) further apart than this make a penalty's meaning
 #: depend on the predictors' units: a warning says so
 SCALE_RATIO_WARN = 1e6
@@ -527,10 +536,7 @@ class MultiResponseResults(Results):
         DataFrame, shape (n_new, q)
             Indexed like the input; rows with a missing value are NaN.
         """
-        if newdata is not None:
-            if exog is not None:
-                raise TypeError("give new data as exog or as newdata, not both")
-            exog = newdata
+        exog = new_data_argument(exog, newdata)
         if exog is None:
             return self.fittedvalues
         X, const, index = self.model.data.exog_for(exog, "exog", transform=transform)

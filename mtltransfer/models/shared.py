@@ -19,7 +19,7 @@ from ..solvers import shared_rep as sr
 from functools import cached_property
 
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
-                   warn_penalty_scale)
+                   new_data_argument, warn_penalty_scale)
 
 _METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
 
@@ -439,10 +439,7 @@ class SharedRepresentationResults(Results):
         Series
             Indexed like the input; rows with a missing value are NaN.
         """
-        if newdata is not None:
-            if exog is not None:
-                raise TypeError("give new data as exog or as newdata, not both")
-            exog = newdata
+        exog = new_data_argument(exog, newdata)
         if exog is None:
             return self.fittedvalues
         X, const, codes, index = self._new_design(exog, groups=groups, transform=transform)
