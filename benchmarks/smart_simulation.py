@@ -230,7 +230,7 @@ def cache_key(method, rank, srank, X, Y, C, C0):
     reuse is correct whatever the seeding."""
     if method == "SMART fixed":
         return (method, rank, srank, _digest(X, Y, C, C0))
-    if method == "SMART tuned":
+    if method == "SMART tuned" or method in TRANSFER:
         return (method, _digest(X, Y, C, C0))
     if method == "source C0":
         return (method, _digest(C, C0))
