@@ -5,29 +5,31 @@
 * :func:`kfold_stats` / :func:`cv_structural_rank` -- structural ranks (r_u, r_v) by K-fold
   cross-validation, each fold's training statistics being ``total - fold`` (no pass over
   the rows after the per-fold statistics are gathered).
-* :func:`tune_smart` -- fixes whatever is given and tunes the rest.
+* :func:`tune_smart` -- fixes whatever is given and tunes the rest (a :class:`TuningResult`).
 
 Everything here takes and returns plain arrays, numbers, dicts and
 :class:`~mtltransfer.solvers.SolverResult`; tuning traces are dicts of equal-length lists.
+The fits of a path or a fold share one
+:class:`~mtltransfer.solvers.smart_problem.SmartProblem` (``problem=``).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import linalg
 
 from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
-from .solvers._base import SolverResult, argmin_simplest
-from .solvers.admm import (_d_opt, _Problem, _rrr_factors, smart_admm, source_rank,
-                           source_svd)
+from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
+from .solvers.admm import smart_admm
 from .solvers.linear import reduced_rank, ridge_gcv
-from .solvers.stiefel import riemannian_gradient
+from .solvers.smart_problem import SmartProblem, source_rank, source_svd
 
 __all__ = ["select_rank_rsc", "smart_lambda_path", "kfold_stats", "cv_structural_rank",
-           "validation_loss", "tune_smart", "numerical_rank"]
+           "validation_loss", "tune_smart", "TuningResult", "numerical_rank"]
 
 
 def _moments(stats, Sxy=None, Syy=None, n=None, center=True):
@@ -184,21 +186,14 @@ def _lam_max(prob, rank, r_u, r_v):
     """Smallest tied lambda at which the restricted reduced-rank fit is stationary.
 
     At the reduced-rank fit restricted to ``U in span U0[:, :r_u]``, ``V in span
-    V0[:, :r_v]`` (so ``Omega = 0``), the SMART KKT conditions hold iff every entry of the
-    Riemannian gradient of the data term on the penalised rows is at most lambda in
-    magnitude; lam_max is the largest such entry. Needs r <= min(r_u, r_v) (otherwise Omega
-    can never vanish and the path starts at 10 max|H| instead).
+    V0[:, :r_v]`` (so ``Omega = 0``; :meth:`SmartProblem.restricted_rrr`), the SMART KKT
+    conditions hold iff every entry of the Riemannian gradient of the data term on the
+    penalised rows is at most lambda in magnitude; lam_max is the largest such entry.
+    Needs r <= min(r_u, r_v) (otherwise Omega can never vanish and the path starts at
+    10 max|H| instead).
     """
-    p, q = prob.p, prob.q
-    _, Pt, _, Qt = _rrr_factors(prob.G[:r_u, :r_u], prob.H[:r_u, :r_v], rank)
-    A = np.zeros((p, rank))
-    B = np.zeros((q, rank))
-    A[:r_u], B[:r_v] = np.linalg.qr(Pt)[0], np.linalg.qr(Qt)[0]
-    d = _d_opt(prob, A, B)
-    sgn = np.where(d < 0, -1.0, 1.0)
-    d, B = np.abs(d), B * sgn
-    g_u = riemannian_gradient(A, (prob.G @ A) * (d * d) - (prob.H @ B) * d)
-    g_v = riemannian_gradient(B, -(prob.H.T @ A) * d)
+    A, B = prob.restricted_rrr(rank, r_u, r_v)
+    _, _, g_u, g_v = prob.profiled_gradients(A, B)
     m = max(np.abs(g_u[r_u:]).max(initial=0.0), np.abs(g_v[r_v:]).max(initial=0.0))
     return float(m)
 
@@ -209,10 +204,22 @@ def _bic(rss, nnz, n, q):
     return float(np.log(max(rss, 1e-300) / nq) + nnz * np.log(nq) / nq)
 
 
+def _lambda_pairs(lams, tied):
+    """The (lam_u, lam_v) pairs of a path: 1-D lams tied or as a product grid, or (k, 2)."""
+    lams = np.asarray(lams, float)
+    if lams.ndim == 2 and lams.shape[1] == 2:
+        return [(float(lu), float(lv)) for lu, lv in lams], False
+    if lams.ndim != 1:
+        raise ValueError(f"lams must be 1-D or of shape (k, 2); got shape {lams.shape}")
+    if tied:
+        return [(float(l), float(l)) for l in lams], False
+    return [(float(lu), float(lv)) for lu in lams for lv in lams], True
+
+
 def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                       lam_ratio=1e-3, lams=None, tied=True, svd0=None, tol=1e-6,
                       path_tol=1e-4, max_iter=2000, backend="fast", patience=None,
-                      _problem=None):
+                      problem=None, solver_opts=None):
     """Choose lambda by BIC along a warm-started, log-spaced path.
 
     ``lam_k = lam_max * lam_ratio^(k/(n_lam-1))``, k = 0..n_lam-1, then ``lam = 0``; lam_max
@@ -222,45 +229,80 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     With ``tied=False`` the grid is the product of the path with itself for
     ``(lam_u, lam_v)`` (n_lam^2 fits; each row of the grid warm-started along lam_v).
 
+    The path is solved to ``path_tol``; when ``path_tol > tol`` the chosen fit is then
+    polished to ``tol`` from its path solution.
+
+    Parameters
+    ----------
+    Sxx, Sxy, Syy : ndarray or None
+        Centred moments (None when ``problem`` is given).
+    n : int
+        Number of rows (for the BIC).
+    C0 : ndarray (p, q) or None
+        Source coefficient matrix (None when ``svd0`` or ``problem`` is given).
+    rank : int
+    structural_rank : (int, int)
+    n_lam, lam_ratio : int, float
+        The default grid (see above).
+    lams : array_like or None
+        The grid instead: 1-D values (tied, or the product grid with ``tied=False``), or
+        a (k, 2) array of ``(lam_u, lam_v)`` pairs, fitted in that order.
+    tied : bool
+    svd0 : (U0, s0, V0) or None
+    tol, path_tol : float
+        Tolerances of the chosen fit and of the path.
+    max_iter : int
+    backend : {"fast", "cvxpy"}
+    patience : int or None
+        Stop a tied path after ``patience`` lambdas without a better BIC.
+    problem : SmartProblem or None
+        The problem built once (then Sxx, Sxy, Syy, C0 and svd0 must be None).
+    solver_opts : dict or None
+        CVXPY options (``backend="cvxpy"``).
+
     Returns
     -------
     dict
-        ``lam`` (chosen (lam_u, lam_v)), ``result`` (its SolverResult), ``index``, and
-        ``trace``: dict of lists ``lam_u, lam_v, bic, rss, nnz, objective, n_iter,
-        converged``.
+        ``lam`` (chosen (lam_u, lam_v)), ``result`` (its SolverResult: ``n_iter`` and
+        ``history`` are the final fit's own, the polishing when there is one; the path's
+        iterations are in the trace), ``index``, and ``trace``: dict of lists ``lam_u,
+        lam_v, bic, rss, nnz, objective, n_iter, converged``.
     """
-    Sxx, Sxy, Syy = (np.asarray(M, float) for M in (Sxx, Sxy, Syy))
-    p, q = Sxy.shape
+    if problem is None:
+        if svd0 is None:
+            svd0 = source_svd(C0)
+        problem = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
+    elif any(v is not None for v in (Sxx, Sxy, Syy, C0, svd0)):
+        raise ValueError("pass either the moments and the source (Sxx, Sxy, Syy, C0/svd0) "
+                         "or problem=, not both")
+    p, q = problem.p, problem.q
     r_u, r_v = structural_rank
-    if svd0 is None and _problem is None:
-        svd0 = source_svd(C0)
-    prob = _problem if _problem is not None else _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
     if lams is None:
         if r_u >= p and r_v >= q:
             lams = np.array([0.0])
         else:
-            lmax = _lam_max(prob, rank, r_u, r_v) if rank <= min(r_u, r_v) else \
-                float(np.abs(prob.H).max()) * 10
+            lmax = _lam_max(problem, rank, r_u, r_v) if rank <= min(r_u, r_v) else \
+                float(np.abs(problem.H).max()) * 10
             lmax = max(lmax * 1.0001, 1e-12)
             lams = np.append(lmax * np.logspace(0, np.log10(lam_ratio), n_lam), 0.0)
-    lams = np.asarray(lams, float)
-    pairs = [(l, l) for l in lams] if tied else [(lu, lv) for lu in lams for lv in lams]
+    pairs, grid = _lambda_pairs(lams, tied)
+    n_row = int(np.sqrt(len(pairs))) if grid else len(pairs)
     trace = {k: [] for k in ("lam_u", "lam_v", "bic", "rss", "nnz", "objective", "n_iter",
                              "converged")}
     results = []
+    fit = dict(problem=problem, max_iter=max_iter, backend=backend, solver_opts=solver_opts)
     init = None
     for k, (lu, lv) in enumerate(pairs):
-        if not tied and k % len(lams) == 0:
-            init = results[k - len(lams)].extra if k else None
+        if grid and k % n_row == 0:
+            init = results[k - n_row].extra if k else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = smart_admm(Sxx, Sxy, Syy, None, rank, (r_u, r_v), (lu, lv),
-                             tol=max(tol, path_tol), max_iter=max_iter, init=init,
-                             backend=backend, _problem=prob)
+            res = smart_admm(None, None, None, None, rank, (r_u, r_v), (lu, lv),
+                             tol=max(tol, path_tol), init=init, **fit)
         init = res.extra
         rss = 2.0 * n * res.extra["data_term"]
-        trace["lam_u"].append(float(lu))
-        trace["lam_v"].append(float(lv))
+        trace["lam_u"].append(lu)
+        trace["lam_v"].append(lv)
         trace["bic"].append(_bic(rss, res.extra["nnz"], n, q))
         trace["rss"].append(float(rss))
         trace["nnz"].append(res.extra["nnz"])
@@ -268,7 +310,7 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
         trace["n_iter"].append(res.n_iter)
         trace["converged"].append(res.converged)
         results.append(res)
-        if patience and tied and len(trace["bic"]) > patience:
+        if patience and not grid and len(trace["bic"]) > patience:
             b = trace["bic"]
             if min(b[-patience:]) > min(b[:-patience]):
                 break
@@ -277,11 +319,8 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     if path_tol > tol:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            polished = smart_admm(Sxx, Sxy, Syy, None, rank, (r_u, r_v), pairs[best],
-                                  tol=tol, max_iter=max_iter, init=result.extra,
-                                  backend=backend, _problem=prob)
-        polished.n_iter += result.n_iter
-        result = polished
+            result = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
+                                tol=tol, init=result.extra, **fit)
     return {"lam": pairs[best], "result": result, "index": best, "trace": trace}
 
 
@@ -347,18 +386,18 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
                 lams_used.append(0.0)
             else:
                 if k not in probs:
-                    probs[k] = _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
+                    probs[k] = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
                 if lam is None:
-                    out = smart_lambda_path(Sxx, Sxy, Syy, train.n, None, rank, (r_u, r_v),
-                                            n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
-                                            path_tol=tol, max_iter=max_iter,
-                                            patience=patience, _problem=probs[k])
+                    out = smart_lambda_path(None, None, None, train.n, None, rank,
+                                            (r_u, r_v), n_lam=n_lam, lam_ratio=lam_ratio,
+                                            tol=tol, path_tol=tol, max_iter=max_iter,
+                                            patience=patience, problem=probs[k])
                     C, lu = out["result"].coef, out["lam"][0]
                 else:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", ConvergenceWarning)
-                        C = smart_admm(Sxx, Sxy, Syy, None, rank, (r_u, r_v), lam, tol=tol,
-                                       max_iter=max_iter, _problem=probs[k]).coef
+                        C = smart_admm(None, None, None, None, rank, (r_u, r_v), lam,
+                                       tol=tol, max_iter=max_iter, problem=probs[k]).coef
                     lu = float(np.atleast_1d(lam)[0])
                 lams_used.append(lu)
             losses.append(validation_loss(fold, train, C, center=center))
@@ -377,15 +416,73 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
 # ---------------------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------------------
+@dataclass
+class TuningResult:
+    """What :func:`tune_smart` returns: the configuration, how it was chosen, the fit.
+
+    Attributes
+    ----------
+    rank : int
+        Rank r of the fit.
+    structural_rank : (int, int)
+        ``(r_u, r_v)``.
+    lam : (float, float)
+        ``(lam_u, lam_v)``.
+    how : dict of str to str
+        How each of ``"rank"``, ``"structural_rank"``, ``"lam"`` was chosen: ``"given"``,
+        ``"rsc"`` (rank selection criterion), ``"cv"`` (K-fold cross-validation) or
+        ``"bic"`` (BIC).
+    result : SolverResult
+        The final fit (:func:`mtltransfer.solvers.admm.smart_admm`), solved to ``tol``.
+    rank_info : dict or None
+        The trace of :func:`select_rank_rsc` when the rank was tuned.
+    cv : dict of lists
+        The trace of :func:`cv_structural_rank` (empty if not run).
+    bic_path : dict of lists
+        The trace of :func:`smart_lambda_path` on the full statistics (empty if not run).
+    """
+
+    rank: int
+    structural_rank: tuple
+    lam: tuple
+    how: dict
+    result: SolverResult
+    rank_info: dict | None = None
+    cv: dict = field(default_factory=dict)
+    bic_path: dict = field(default_factory=dict)
+
+
+def _lam_pair(lam):
+    """A scalar or a pair -> (lam_u, lam_v) as floats."""
+    return tuple(float(v) for v in np.broadcast_to(np.asarray(lam, float), (2,)))
+
+
+def _structural_rank_by_bic(prob, n, rank, grid, lam_pair, *, n_lam, lam_ratio, path_tol,
+                            max_iter):
+    """The candidate of ``grid`` whose lambda path (or fit at ``lam_pair``) has the
+    smallest BIC (ties: the earlier candidate)."""
+    best = None
+    for s in grid:
+        out = smart_lambda_path(None, None, None, n, None, rank, s, n_lam=n_lam,
+                                lam_ratio=lam_ratio, tol=path_tol, path_tol=path_tol,
+                                max_iter=max_iter, problem=prob,
+                                lams=None if lam_pair is None else [lam_pair])
+        b = out["trace"]["bic"][out["index"]]
+        if best is None or b < best[0]:
+            best = (b, tuple(s))
+    return best[1]
+
+
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
-               max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None):
+               max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None,
+               solver_opts=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
     * structural_rank: :func:`cv_structural_rank` on ``fold_stats`` (per-fold statistics,
       e.g. from :func:`kfold_stats`); without them, the candidate of the same grid with
-      the smallest BIC (after its lambda path) is taken.
+      the smallest BIC (after its lambda path, or at the given ``lam``) is taken.
     * lam: :func:`smart_lambda_path` (BIC) on the full statistics.
 
     Lambda paths and the cross-validation fits are solved to ``path_tol``; the final fit
@@ -398,20 +495,31 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         (their sum is used).
     C0 : ndarray (p, q)
     rank, structural_rank, lam : optional
-        Fixed values (``lam`` a float or a pair).
+        Fixed values (``structural_rank`` a pair, ``lam`` a float or a pair).
     fold_stats : list of SufficientStats or None
+    theta : float
+        Margin of the rank selection criterion.
+    grid : list of (int, int) or None
+        Structural-rank candidates (default :func:`default_structural_grid`).
+    n_lam, lam_ratio : int, float
+        The lambda grid (:func:`smart_lambda_path`).
+    tol, path_tol : float
+        Tolerances of the final fit and of the paths and cross-validation fits.
+    max_iter : int
+    backend : {"fast", "cvxpy"}
+        Backend of the final lambda path and fit.
+    center : bool
+        Whether the moments are centred (the model has an intercept).
     svd0 : (U0, s0, V0) or None
-        Precomputed :func:`mtltransfer.solvers.admm.source_svd` of C0.
+        Precomputed :func:`mtltransfer.solvers.smart_problem.source_svd` of C0.
     rank_rows : (DesignSVD, ndarray) or None
         The rows' factorisation for the rank criterion (see :func:`select_rank_rsc`).
+    solver_opts : dict or None
+        CVXPY options (``backend="cvxpy"``).
 
     Returns
     -------
-    dict
-        ``rank``, ``structural_rank``, ``lam`` (pair), ``how`` (dict: "given", "rsc",
-        "cv", "bic"), ``result`` (SolverResult of the final fit), ``rank_info`` (dict or
-        None), ``cv`` (dict of lists, empty if not run), ``bic_path`` (dict of lists,
-        empty if not run).
+    TuningResult
     """
     if stats is None:
         if not fold_stats:
@@ -424,6 +532,7 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         raise ValueError(f"C0 must have shape (p, q) = {(p, q)}; got {C0.shape}")
     if svd0 is None:
         svd0 = source_svd(C0)
+    lam_pair = None if lam is None else _lam_pair(lam)
     how, rank_info, cv_trace, bic_trace = {}, None, {}, {}
     C0_rank = source_rank(svd0[1])
     if rank is None:
@@ -433,48 +542,38 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         how["rank"] = "rsc"
     else:
         how["rank"] = "given"
-    prob = _Problem(Sxx, Sxy, Syy, svd0[0], svd0[2])
+    prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
     if structural_rank is None:
         if grid is None:
             grid = default_structural_grid(rank, p, q, C0_rank)
         if fold_stats is not None:
             structural_rank, cv_trace = cv_structural_rank(
-                fold_stats, C0, rank, grid=grid, lam=lam, n_lam=n_lam, lam_ratio=lam_ratio,
-                tol=path_tol, max_iter=max_iter, center=center, svd0=svd0)
+                fold_stats, C0, rank, grid=grid, lam=lam_pair, n_lam=n_lam,
+                lam_ratio=lam_ratio, tol=path_tol, max_iter=max_iter, center=center,
+                svd0=svd0)
             how["structural_rank"] = "cv"
         else:
-            best = None
-            for s in grid:
-                out = smart_lambda_path(Sxx, Sxy, Syy, n, None, rank, s, n_lam=n_lam,
-                                        lam_ratio=lam_ratio, tol=path_tol,
-                                        path_tol=path_tol, max_iter=max_iter,
-                                        _problem=prob,
-                                        lams=None if lam is None else [lam])
-                b = out["trace"]["bic"][out["index"]]
-                if best is None or b < best[0]:
-                    best = (b, tuple(s))
-            structural_rank = best[1]
+            structural_rank = _structural_rank_by_bic(
+                prob, n, rank, grid, lam_pair, n_lam=n_lam, lam_ratio=lam_ratio,
+                path_tol=path_tol, max_iter=max_iter)
             how["structural_rank"] = "bic"
     else:
         how["structural_rank"] = "given"
     structural_rank = (int(structural_rank[0]), int(structural_rank[1]))
-    if lam is None:
-        out = smart_lambda_path(Sxx, Sxy, Syy, n, None, rank, structural_rank, n_lam=n_lam,
-                                lam_ratio=lam_ratio, tol=tol, path_tol=path_tol,
-                                max_iter=max_iter,
-                                backend=backend, _problem=prob)
+    fit = dict(problem=prob, tol=tol, max_iter=max_iter, backend=backend,
+               solver_opts=solver_opts)
+    if lam_pair is None:
+        out = smart_lambda_path(None, None, None, n, None, rank, structural_rank,
+                                n_lam=n_lam, lam_ratio=lam_ratio, path_tol=path_tol, **fit)
         lam_pair, result, bic_trace = out["lam"], out["result"], out["trace"]
         how["lam"] = "bic"
         if not result.converged:
-            from .solvers._base import warn_not_converged
             warn_not_converged("SMART ADMM (chosen lambda)", result.n_iter,
                                result.extra["criterion"], tol)
     else:
-        lam_pair = tuple(float(v) for v in np.broadcast_to(np.asarray(lam, float), (2,)))
-        result = smart_admm(Sxx, Sxy, Syy, None, rank, structural_rank, lam_pair, tol=tol,
-                            max_iter=max_iter, backend=backend, _problem=prob)
+        result = smart_admm(None, None, None, None, rank, structural_rank, lam_pair, **fit)
         how["lam"] = "given"
-    return {"rank": int(rank), "structural_rank": structural_rank,
-            "lam": (float(lam_pair[0]), float(lam_pair[1])), "how": how,
-            "result": result, "rank_info": rank_info, "cv": cv_trace,
-            "bic_path": bic_trace}
+    return TuningResult(rank=int(rank), structural_rank=structural_rank,
+                        lam=(float(lam_pair[0]), float(lam_pair[1])), how=how,
+                        result=result, rank_info=rank_info, cv=cv_trace,
+                        bic_path=bic_trace)

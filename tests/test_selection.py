@@ -91,12 +91,12 @@ def test_bic_path_model1_accuracy(model1):
 def test_tune_fixed_parts_and_traces(model1):
     sim, st = model1
     out = sel.tune_smart(st, sim.C0, rank=5, structural_rank=(10, 10))
-    assert out["how"] == {"rank": "given", "structural_rank": "given", "lam": "bic"}
-    assert out["cv"] == {} and len(out["bic_path"]["bic"]) == 13
-    assert _err(out["result"].coef, sim.C) < 0.01
-    out2 = sel.tune_smart(st, sim.C0, structural_rank=(10, 10), lam=out["lam"])
-    assert out2["how"]["rank"] == "rsc" and out2["rank"] == 5
-    np.testing.assert_allclose(out2["result"].coef, out["result"].coef, atol=1e-4)
+    assert out.how == {"rank": "given", "structural_rank": "given", "lam": "bic"}
+    assert out.cv == {} and len(out.bic_path["bic"]) == 13
+    assert _err(out.result.coef, sim.C) < 0.01
+    out2 = sel.tune_smart(st, sim.C0, structural_rank=(10, 10), lam=out.lam)
+    assert out2.how["rank"] == "rsc" and out2.rank == 5
+    np.testing.assert_allclose(out2.result.coef, out.result.coef, atol=1e-4)
 
 
 def _tuned_vs_rrr(n, p, q, sigma0, seed):
@@ -105,23 +105,23 @@ def _tuned_vs_rrr(n, p, q, sigma0, seed):
     st = SufficientStats.from_arrays(X, Y)
     out = sel.tune_smart(st, C0, fold_stats=sel.kfold_stats(X, Y, 5, seed=0))
     Sxx, Sxy, _ = st.moments()
-    return out, _err(out["result"].coef, C), _err(reduced_rank(Sxx, Sxy, 3)[0], C)
+    return out, _err(out.result.coef, C), _err(reduced_rank(Sxx, Sxy, 3)[0], C)
 
 
 def test_fully_tuned_uses_a_good_source():
     out, e, e_rrr = _tuned_vs_rrr(120, 40, 30, 0.01, 0)
-    assert out["how"] == {"rank": "rsc", "structural_rank": "cv", "lam": "bic"}
-    assert out["rank"] == 3
-    assert out["structural_rank"] != (40, 30)
+    assert out.how == {"rank": "rsc", "structural_rank": "cv", "lam": "bic"}
+    assert out.rank == 3
+    assert out.structural_rank != (40, 30)
     assert e < 0.7 * e_rrr
-    cv = out["cv"]
+    cv = out.cv
     assert len({len(v) for v in cv.values()}) == 1 and (40, 30) in zip(cv["r_u"], cv["r_v"])
 
 
 @pytest.mark.parametrize("sigma0", [0.1, 0.5])
 def test_fully_tuned_not_worse_than_rrr_with_misleading_source(sigma0):
     out, e, e_rrr = _tuned_vs_rrr(120, 40, 30, sigma0, 1)
-    assert out["rank"] == 3
+    assert out.rank == 3
     assert e <= 1.02 * e_rrr
 
 

@@ -141,19 +141,19 @@ class SMART(SourceModel):
                              tol=tol, max_iter=max_iter, backend=backend,
                              center=self.center, svd0=self.source_svd,
                              rank_rows=(self.design_svd, self.centred_rows[1]))
-            sol = out["result"]
+            sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}
-            how = {key: names.get(out["how"][key], out["how"][key]) for key in how}
-            if out["rank_info"] is not None:
-                tuning["rank"] = rank_table(out["rank_info"], len(sol.extra["d"]))
-            if out["cv"]:
-                cv = dict(out["cv"])
+            how = {key: names.get(out.how[key], out.how[key]) for key in how}
+            if out.rank_info is not None:
+                tuning["rank"] = rank_table(out.rank_info, len(sol.extra["d"]))
+            if out.cv:
+                cv = dict(out.cv)
                 folds = np.array(cv.pop("fold_loss"), dtype=float)   # candidates x folds
                 tuning["cv"] = pd.DataFrame(cv).join(pd.DataFrame(
                     folds, columns=[f"fold{k + 1}" for k in range(folds.shape[1])]))
-            if out["bic_path"]:
-                tuning["bic_path"] = pd.DataFrame(out["bic_path"])
+            if out.bic_path:
+                tuning["bic_path"] = pd.DataFrame(out.bic_path)
         return SMARTResults(self, sol, how, tuning)
 
 
@@ -266,8 +266,14 @@ class SMARTResults(PenalizedResults):
     plot_alignment = _plotting.plot_alignment
 
     # -- verification -----------------------------------------------------------------
-    def verify(self):
+    def verify(self, solver_opts=None):
         """Re-solve the convex subproblems at the solution in CVXPY; measure optimality.
+
+        Parameters
+        ----------
+        solver_opts : dict or None
+            Options of the CVXPY solves (default: Clarabel with tight tolerances). A
+            solve that ends ``optimal_inaccurate`` raises ``RuntimeError``.
 
         Returns
         -------
@@ -279,7 +285,8 @@ class SMARTResults(PenalizedResults):
             (``kkt_u``, ``kkt_v``), and the orthonormality errors.
         """
         Sxx, Sxy, Syy = self.model.moments()
-        out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd)
+        out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd,
+                           solver_opts=solver_opts)
         return pd.DataFrame({"value": pd.Series(out)})
 
     # -- reporting --------------------------------------------------------------------

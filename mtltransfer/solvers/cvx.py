@@ -3,28 +3,93 @@
 Each function poses one convex problem (a whole convex model, or one convex subproblem of
 a nonconvex solver) and returns plain arrays. They are the reference ("cvxpy") backend
 against which the fast closed-form / proximal kernels are tested.
+
+Problems solved many times are built once with ``cp.Parameter`` placeholders following
+the DPP rules (disciplined parametrised programming, ``problem.is_dpp()``), so a re-solve
+only updates parameter values and skips CVXPY's compilation: the SMART d- and
+Omega-steps (one problem per size and thread, re-used along ADMM iterations and lambda
+paths) and the ridge and nuclear-norm grids (:func:`ridge_cvx_path`,
+:func:`nuclear_norm_cvx_path`). Every twin takes ``solver_opts`` (passed to
+``Problem.solve``; the default is Clarabel with tight tolerances). A solve that ends
+``optimal_inaccurate`` gives a ``UserWarning`` (an error with ``inaccurate="raise"``, as
+in :func:`mtltransfer.solvers.admm.smart_verify`); any other non-optimal status is an
+error.
 """
 
 from __future__ import annotations
 
+import threading
+import warnings
+from collections import OrderedDict
+
+import cvxpy as cp
 import numpy as np
 
-try:  # cvxpy is a core dependency; imported lazily by callers that need it
-    import cvxpy as cp
-except ImportError:  # pragma: no cover
-    cp = None
+#: default solver options (used when no ``solver`` is given)
+_CLARABEL_OPTS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
+                  "max_iter": 500}
 
 
-def _solve(prob, solver=None, **opts):
-    """Solve ``prob`` with Clarabel (tight tolerances) and check the status."""
+def _solve(prob, solver=None, *, inaccurate="warn", **opts):
+    """Solve ``prob`` (Clarabel with tight tolerances by default) and check its status.
+
+    ``cp.OPTIMAL`` returns the optimal value; ``cp.OPTIMAL_INACCURATE`` warns
+    (``inaccurate="warn"``, a ``UserWarning``) or raises (``"raise"``); any other status
+    raises ``RuntimeError``.
+    """
+    if inaccurate not in ("warn", "raise"):
+        raise ValueError(f"inaccurate must be 'warn' or 'raise'; got {inaccurate!r}")
     if solver is None:
         solver = cp.CLARABEL
-        opts = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
-                "max_iter": 500, **opts}
+        opts = {**_CLARABEL_OPTS, **opts}
     prob.solve(solver=solver, **opts)
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        raise RuntimeError(f"CVXPY returned status {prob.status!r}")
-    return prob.value
+    if prob.status == cp.OPTIMAL:
+        return prob.value
+    if prob.status == cp.OPTIMAL_INACCURATE:
+        msg = (f"CVXPY ({solver}) returned status {prob.status!r}: the reference solution "
+               "is inaccurate; tighten the solver options or try another solver")
+        if inaccurate == "raise":
+            raise RuntimeError(msg)
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        return prob.value
+    raise RuntimeError(f"CVXPY returned status {prob.status!r}")
+
+
+# ---- parametrised problems, built once ----------------------------------------------
+class _Twin:
+    """A parametrised CVXPY problem: the problem, its variable and its parameters."""
+
+    __slots__ = ("problem", "variable", "params")
+
+    def __init__(self, problem, variable, **params):
+        if not problem.is_dpp():  # pragma: no cover - a formulation error
+            raise AssertionError("a cached CVXPY twin must follow the DPP rules")
+        self.problem, self.variable, self.params = problem, variable, params
+
+    def solve(self, solver_opts, inaccurate="warn", **values):
+        """Set the parameters' values, solve, return the optimal value."""
+        for name, value in values.items():
+            self.params[name].value = value
+        return _solve(self.problem, inaccurate=inaccurate, **solver_opts)
+
+
+_local = threading.local()
+_CACHE_SIZE = 64
+
+
+def _cached_twin(key, build):
+    """The twin stored under ``key`` in this thread's cache, built on first use."""
+    cache = getattr(_local, "twins", None)
+    if cache is None:
+        cache = _local.twins = OrderedDict()
+    twin = cache.get(key)
+    if twin is None:
+        twin = cache[key] = build()
+        if len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return twin
 
 
 # ---- baselines (OLS, Ridge, ReducedRank pieces, NuclearNorm) -------------------------
@@ -42,18 +107,55 @@ def _quadratic_loss_expr(Sxx, Sxy, Syy, C):
         0.5 * cp.sum_squares(R @ C)
 
 
+def _penalty_path(Sxx, Sxy, Syy, penalty, values, name, solver_opts):
+    """Solve ``loss(C) + t * penalty(C)`` for each t in ``values``, compiled once."""
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    if values.ndim != 1 or not np.all(values >= 0) or not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite and >= 0; got {values!r}")
+    C = cp.Variable(Sxy.shape)
+    t = cp.Parameter(nonneg=True)
+    twin = _Twin(cp.Problem(cp.Minimize(_quadratic_loss_expr(Sxx, Sxy, Syy, C)
+                                        + t * penalty(C))), C, t=t)
+    out = []
+    for v in values:
+        val = twin.solve(solver_opts, t=v)
+        out.append((C.value.copy(), val))
+    return out
+
+
+def ridge_cvx_path(Sxx, Sxy, Syy, alphas, C0=None, **solver_opts):
+    """Ridge along a grid: ``min (1/2n)||Y - XC||_F^2 + (alpha/2)||C - C0||_F^2`` for each
+    alpha, one CVXPY problem with alpha a ``cp.Parameter`` (compiled once).
+
+    Parameters
+    ----------
+    Sxx, Sxy, Syy : ndarray
+        Centred moments.
+    alphas : array_like
+        Penalties, >= 0.
+    C0 : ndarray (p, q) or None
+        Centre of the penalty (0 unless given: ridge towards a source).
+    **solver_opts
+        Passed to ``Problem.solve``.
+
+    Returns
+    -------
+    list of (ndarray (p, q), float)
+        ``(C, objective)`` per alpha.
+    """
+    centre = 0.0 if C0 is None else C0
+    return _penalty_path(Sxx, Sxy, Syy, lambda C: 0.5 * cp.sum_squares(C - centre),
+                         alphas, "alpha", solver_opts)
+
+
 def ridge_cvx(Sxx, Sxy, Syy, alpha=0.0, C0=None, **solver_opts):
     """OLS (alpha = 0) or ridge: min (1/2n)||Y - XC||_F^2 + (alpha/2)||C - C0||_F^2 in CVXPY
     (``C0`` = 0 unless given: ridge towards a source).
 
     Returns ``(C, objective)``. With alpha = 0 and a singular Sxx the problem has many
-    minimisers; CVXPY returns one of them.
+    minimisers; CVXPY returns one of them. A grid of alphas: :func:`ridge_cvx_path`.
     """
-    C = cp.Variable(Sxy.shape)
-    centre = 0.0 if C0 is None else C0
-    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + 0.5 * alpha * cp.sum_squares(C - centre)
-    val = _solve(cp.Problem(cp.Minimize(obj)), **solver_opts)
-    return C.value, val
+    return ridge_cvx_path(Sxx, Sxy, Syy, [alpha], C0, **solver_opts)[0]
 
 
 def top_subspace_cvx(M, rank, **solver_opts):
@@ -87,49 +189,123 @@ def reduced_rank_cvx(Sxx, Sxy, Syy, rank, **solver_opts):
     return C, float(val)
 
 
+def nuclear_norm_cvx_path(Sxx, Sxy, Syy, lams, C0=None, **solver_opts):
+    """Nuclear-norm regression along a grid: ``min (1/2n)||Y - XC||_F^2 + lam ||C - C0||_*``
+    for each lam, one CVXPY problem with lam a ``cp.Parameter`` (compiled once).
+
+    Parameters
+    ----------
+    Sxx, Sxy, Syy : ndarray
+        Centred moments.
+    lams : array_like
+        Penalties, >= 0.
+    C0 : ndarray (p, q) or None
+        Centre of the penalty (0 unless given: the nuclear-norm contrast with a source).
+    **solver_opts
+        Passed to ``Problem.solve``.
+
+    Returns
+    -------
+    list of (ndarray (p, q), float)
+        ``(C, objective)`` per lam.
+    """
+    centre = 0.0 if C0 is None else C0
+    return _penalty_path(Sxx, Sxy, Syy, lambda C: cp.normNuc(C - centre), lams, "lam",
+                         solver_opts)
+
+
 def nuclear_norm_cvx(Sxx, Sxy, Syy, lam, C0=None, **solver_opts):
     """min (1/2n)||Y - XC||_F^2 + lam ||C - C0||_* in CVXPY (``C0`` = 0 unless given: the
-    nuclear-norm contrast with a source). Returns ``(C, objective)``."""
-    C = cp.Variable(Sxy.shape)
-    centre = 0.0 if C0 is None else C0
-    obj = _quadratic_loss_expr(Sxx, Sxy, Syy, C) + lam * cp.normNuc(C - centre)
-    val = _solve(cp.Problem(cp.Minimize(obj)), **solver_opts)
-    return C.value, val
-
+    nuclear-norm contrast with a source). Returns ``(C, objective)``. A grid of lams:
+    :func:`nuclear_norm_cvx_path`."""
+    return nuclear_norm_cvx_path(Sxx, Sxy, Syy, [lam], C0, **solver_opts)[0]
 
 
 # ---- SMART subproblems ---------------------------------------------------------------
-def smart_d_step(c, g):
+def _smart_d_twin(k):
+    """``min_d 1/2 sum_j g_j d_j^2 - sum_j c_j d_j`` with parameters c and g >= 0."""
+    d = cp.Variable(k)
+    c, g = cp.Parameter(k), cp.Parameter(k, nonneg=True)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum(cp.multiply(g, cp.square(d))) - c @ d))
+    return _Twin(prob, d, c=c, g=g)
+
+
+def _smart_omega_twin(shape):
+    """``min_Omega lam ||Omega||_1 + (rho/2) ||D||_F^2`` s.t. ``D = Omega - V``, with
+    parameters V, lam >= 0 and rho >= 0.
+
+    (The split D keeps the objective DPP, which ``rho ||Omega - V||^2`` with both rho and V
+    parameters is not, and the problem's scale is the Omega-step's own: dividing by rho
+    instead loses about an order of magnitude of the interior-point accuracy.)
+    """
+    Om, D = cp.Variable(shape), cp.Variable(shape)
+    V = cp.Parameter(shape)
+    lam, rho = cp.Parameter(nonneg=True), cp.Parameter(nonneg=True)
+    prob = cp.Problem(cp.Minimize(lam * cp.sum(cp.abs(Om)) + 0.5 * rho * cp.sum_squares(D)),
+                      [D == Om - V])
+    return _Twin(prob, Om, V=V, lam=lam, rho=rho)
+
+
+def smart_d_step(c, g, *, inaccurate="warn", **solver_opts):
     """SMART d-step: ``argmin_d 1/2 sum_j g_j d_j^2 - sum_j c_j d_j``.
 
     ``c_j = [A^T H B]_jj`` and ``g_j = [A^T G A]_jj >= 0`` (source coordinates). Components
-    with ``g_j <= 1e-300`` are set to 0, as in the closed form.
+    with ``g_j <= 1e-300`` are set to 0, as in the closed form. The problem is built once
+    per number of components (and thread) and re-solved with new parameter values.
+
+    Parameters
+    ----------
+    c, g : array_like (r,)
+    inaccurate : {"warn", "raise"}
+        What an ``optimal_inaccurate`` status does.
+    **solver_opts
+        Passed to ``Problem.solve``.
+
+    Returns
+    -------
+    ndarray (r,)
     """
     c, g = np.asarray(c, dtype=float), np.asarray(g, dtype=float)
     d_out = np.zeros_like(c)
     ok = g > 1e-300
-    if not ok.any():
+    k = int(ok.sum())
+    if not k:
         return d_out
-    d = cp.Variable(int(ok.sum()))
-    _solve(cp.Problem(cp.Minimize(0.5 * cp.sum(cp.multiply(g[ok], cp.square(d)))
-                                  - c[ok] @ d)))
-    d_out[ok] = d.value
+    twin = _cached_twin(("smart_d", k), lambda: _smart_d_twin(k))
+    twin.solve(solver_opts, inaccurate, c=c[ok], g=g[ok])
+    d_out[ok] = twin.variable.value
     return d_out
 
 
-def smart_omega_step(V, lam, rho):
+def smart_omega_step(V, lam, rho, *, inaccurate="warn", **solver_opts):
     """SMART Omega-step: ``argmin_Omega lam ||Omega||_1 + (rho/2) ||Omega - V||_F^2``.
 
     ``V = A[r_u:] + Z_u`` (or the V-side analogue). Entries below 1e-9 in magnitude are
-    returned as exact zeros (the interior-point solution is accurate to ~1e-10).
+    returned as exact zeros (the interior-point solution is accurate to ~1e-10). The
+    problem is built once per shape (and thread) and re-solved with new parameter values.
+
+    Parameters
+    ----------
+    V : array_like (m, r)
+    lam : float
+        >= 0.
+    rho : float
+        > 0.
+    inaccurate : {"warn", "raise"}
+        What an ``optimal_inaccurate`` status does.
+    **solver_opts
+        Passed to ``Problem.solve``.
+
+    Returns
+    -------
+    ndarray (m, r)
     """
     V = np.asarray(V, dtype=float)
     if V.size == 0:
         return V.copy()
-    Om = cp.Variable(V.shape)
-    _solve(cp.Problem(cp.Minimize(lam * cp.sum(cp.abs(Om))
-                                  + 0.5 * rho * cp.sum_squares(Om - V))))
-    out = np.asarray(Om.value, dtype=float)
+    twin = _cached_twin(("smart_omega", V.shape), lambda: _smart_omega_twin(V.shape))
+    twin.solve(solver_opts, inaccurate, V=V, lam=float(lam), rho=float(rho))
+    out = np.array(twin.variable.value, dtype=float)
     out[np.abs(out) < 1e-9] = 0.0
     return out
 

@@ -1,14 +1,31 @@
-"""Small kernels on the Stiefel manifold ``St(m, r) = {X in R^{m x r} : X^T X = I_r}``.
+"""The Stiefel toolkit: kernels on ``St(m, r) = {X in R^{m x r} : X^T X = I_r}``.
 
-Only NumPy/SciPy linear algebra: no manifold library, no autodiff. The one nontrivial
-solver, :func:`mm_quadratic`, minimises the quadratic subproblems of the SMART ADMM
-(:mod:`mtltransfer.solvers.admm`) by majorise-minimise steps whose minimiser is a polar
-factor (one thin SVD of an m x r matrix per step).
+Only NumPy linear algebra: no manifold library, no autodiff. With the embedded metric,
+
+* :func:`tangent_projection` -- ``P_X(Z) = Z - X sym(X^T Z)``, the orthogonal projection on
+  the tangent space at X (:func:`riemannian_gradient` applies it to a Euclidean gradient);
+* :func:`retract_polar`, :func:`retract_qr` -- the polar and QR retractions
+  ``R_X(xi) = polar(X + xi)`` and ``qf(X + xi)`` (:func:`polar`, :func:`qr_pos`: the
+  orthonormal factors, the QR one with a positive diagonal of R so that it is unique);
+* :func:`armijo_search` -- backtracking along a retraction curve under the (possibly
+  nonmonotone) Armijo rule, with a stop reason;
+* :func:`mm_quadratic` -- the one nontrivial solver: it minimises the quadratic subproblems
+  of the SMART ADMM (:mod:`mtltransfer.solvers.admm`) by Riemannian gradient steps with
+  Barzilai-Borwein lengths and a majorise-minimise fallback whose minimiser is a polar
+  factor (one thin SVD of an m x r matrix per step).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
+
+
+__all__ = ["polar", "qr_pos", "sym", "tangent_projection", "riemannian_gradient",
+           "retract_polar", "retract_qr", "LineSearchResult", "armijo_search",
+           "mm_quadratic"]
 
 
 def polar(M):
@@ -23,18 +40,141 @@ def polar(M):
     return P @ Qt
 
 
+def qr_pos(M):
+    """Thin QR factorisation ``M = Q R`` with ``diag(R) >= 0``.
+
+    The sign convention makes Q unique when M has full column rank (it is then the
+    Gram-Schmidt orthonormalisation of M's columns, a smooth function of M).
+
+    Returns
+    -------
+    Q : ndarray (m, r)
+        Orthonormal columns.
+    R : ndarray (r, r)
+        Upper triangular with a nonnegative diagonal.
+    """
+    Q, R = np.linalg.qr(M)
+    s = np.where(np.diag(R) < 0, -1.0, 1.0)
+    return Q * s, R * s[:, None]
+
+
 def sym(S):
     """Symmetric part ``(S + S^T) / 2`` of a square matrix."""
     return 0.5 * (S + S.T)
 
 
-def riemannian_gradient(X, egrad):
-    """Projection of a Euclidean gradient on the tangent space of St(m, r) at ``X``.
+def tangent_projection(X, Z):
+    """Orthogonal projection of ``Z`` (m x r) on the tangent space of St(m, r) at ``X``.
 
-    ``grad = egrad - X sym(X^T egrad)`` (embedded metric); it vanishes exactly at the
-    first-order stationary points of a smooth function restricted to the manifold.
+    ``P_X(Z) = Z - X sym(X^T Z)`` (embedded metric): the tangent space at X is
+    ``{xi : X^T xi + xi^T X = 0}``.
     """
-    return egrad - X @ sym(X.T @ egrad)
+    return Z - X @ sym(X.T @ Z)
+
+
+def riemannian_gradient(X, egrad):
+    """Riemannian gradient ``P_X(egrad)`` of a function with Euclidean gradient ``egrad``.
+
+    It vanishes exactly at the first-order stationary points of a smooth function
+    restricted to the manifold (see :func:`tangent_projection`).
+    """
+    return tangent_projection(X, egrad)
+
+
+def retract_polar(X, xi):
+    """Polar retraction ``R_X(xi) = polar(X + xi)`` (the closest point of St(m, r))."""
+    return polar(X + xi)
+
+
+def retract_qr(X, xi):
+    """QR retraction ``R_X(xi) = Q`` of ``X + xi = Q R``, ``diag(R) >= 0`` (:func:`qr_pos`)."""
+    return qr_pos(X + xi)[0]
+
+
+@dataclass
+class LineSearchResult:
+    """Outcome of :func:`armijo_search`.
+
+    Attributes
+    ----------
+    X : ndarray
+        The last trial point (the accepted one when ``stop_reason == "armijo"``).
+    value : float
+        The objective at X.
+    aux : object
+        Whatever the evaluation returned beside the value at X (gradients, products).
+    step : float
+        Step length of the last trial.
+    n_trials : int
+        Number of trial points evaluated.
+    stop_reason : str
+        ``"armijo"`` (sufficient decrease) or ``"max_backtracks"`` (the budget of
+        backtracking steps ran out: X is then the last, shortest trial).
+    """
+
+    X: np.ndarray
+    value: float
+    aux: Any
+    step: float
+    n_trials: int
+    stop_reason: str
+
+    @property
+    def accepted(self):
+        """Whether the last trial satisfied the Armijo rule."""
+        return self.stop_reason == "armijo"
+
+
+def armijo_search(evaluate, X, direction, step, decrease, *, reference,
+                  retraction=retract_polar, c1=1e-4, shrink=0.5, max_backtracks=3):
+    """Backtracking line search along a retraction curve under the Armijo rule.
+
+    Trial points ``X_t = R_X(t D)`` for ``t = step, shrink step, shrink^2 step, ...`` are
+    evaluated until
+
+        F(X_t) <= reference - c1 t decrease,
+
+    with ``decrease = -<grad F(X), D> >= 0`` (``||g||^2`` for the steepest-descent direction
+    ``D = -g``). ``reference = F(X)`` is the classical monotone rule; a running average of
+    past values (Zhang and Hager, 2004) gives the nonmonotone one.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(Y) -> (value, aux)``: F at a trial point and anything the caller wants
+        to keep from that evaluation.
+    X : ndarray (m, r)
+        Current point on the manifold.
+    direction : ndarray (m, r)
+        Search direction D (a tangent vector at X).
+    step : float
+        First trial step length.
+    decrease : float
+        ``-<grad F(X), D>``.
+    reference : float
+        Reference value of the rule.
+    retraction : callable
+        ``retraction(X, xi)``: :func:`retract_polar` (default) or :func:`retract_qr`.
+    c1 : float
+        Sufficient-decrease constant.
+    shrink : float
+        Factor applied to t after a failed trial.
+    max_backtracks : int
+        At most ``max_backtracks + 1`` trial points are evaluated.
+
+    Returns
+    -------
+    LineSearchResult
+    """
+    t = step
+    for trial in range(max_backtracks + 1):
+        Y = retraction(X, t * direction)
+        value, aux = evaluate(Y)
+        if value <= reference - c1 * t * decrease:
+            return LineSearchResult(Y, value, aux, t, trial + 1, "armijo")
+        if trial < max_backtracks:
+            t *= shrink
+    return LineSearchResult(Y, value, aux, t, max_backtracks + 1, "max_backtracks")
 
 
 def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
@@ -47,13 +187,15 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
 
     (``Q`` symmetric positive semidefinite, ``w >= 0``; ``Q=None`` means no quadratic term).
     Its Euclidean gradient is ``egrad = Q X diag(w) - C + rho E_k(X[k:] - W)`` (``E_k`` pads
-    k zero rows on top) and its Riemannian gradient ``g = egrad - X sym(X^T egrad)``.
+    k zero rows on top) and its Riemannian gradient ``g = P_X(egrad)``
+    (:func:`tangent_projection`).
 
-    Each step is ``X+ = polar(X - t g)`` (polar retraction of a Riemannian gradient step)
-    with the alternating Barzilai-Borwein length ``t = <S,S>/|<S,D>|`` or ``|<S,D>|/<D,D>``
-    (``S = X+ - X``, ``D = g+ - g``), accepted under the nonmonotone Armijo rule of Zhang and
-    Hager (2004), ``F(X+) <= C_t - 1e-4 t ||g||^2`` (``C_t`` a running average of past
-    values); otherwise t is halved (at most 3 times) and, failing that, the
+    Each step is ``X+ = polar(X - t g)`` (:func:`retract_polar` of a Riemannian gradient
+    step) with the alternating Barzilai-Borwein length ``t = <S,S>/|<S,D>|`` or
+    ``|<S,D>|/<D,D>`` (``S = X+ - X``, ``D = g+ - g``), accepted under the nonmonotone Armijo
+    rule of Zhang and Hager (2004), ``F(X+) <= C_t - 1e-4 t ||g||^2`` (``C_t = (0.85 q C_t +
+    F) / (0.85 q + 1)`` a running average of past values, :func:`armijo_search`);
+    otherwise t is halved (at most 3 times) and, failing that, the
     majorise-minimise step is taken, which always decreases F: with
     ``L = L_Q + rho >= lambda_max(Q) max w + rho``, F is majorised at X by
     ``F(X) + <egrad, Y - X> + (L/2)||Y - X||^2``, minimised over the manifold
@@ -96,8 +238,8 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
     L = max(L_Q + rho, 1e-12)
     vdot = np.vdot
 
-    def evaluate(X, QX):
-        # gradient, Riemannian gradient and value of F at X, with few array passes
+    def evaluate(X, QX=None):
+        # value of F and (QX, g_data, egrad, rg) at X, with few array passes
         if Q is not None:
             if QX is None:
                 QX = Q @ X
@@ -110,29 +252,23 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         R = X[k:] - W
         egrad = g_data.copy()
         egrad[k:] += rho * R
-        XtE = X.T @ egrad
-        rg = egrad - X @ (0.5 * (XtE + XtE.T))
         value = quad - vdot(C, X) + 0.5 * rho * vdot(R, R)
-        return QX, g_data, egrad, rg, value
+        return value, (QX, g_data, egrad, tangent_projection(X, egrad))
 
-    QX, g_data, egrad, rg, F = evaluate(X, QX)
+    F, (QX, g_data, egrad, rg) = evaluate(X, QX)
     rr = vdot(rg, rg)
     steps = 0
     t = 1.0 / L
     C_ref, q_ref = F, 1.0          # Zhang-Hager reference value and weight
     tol2 = tol * tol
     while rr > tol2 and steps < max_steps:
-        accepted = False
-        for _ in range(4):
-            Xn = polar(X - t * rg)
-            QXn, g_datan, egradn, rgn, Fn = evaluate(Xn, None)
-            if Fn <= C_ref - 1e-4 * t * rr:
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:       # majorise-minimise step: guaranteed decrease
+        ls = armijo_search(evaluate, X, -rg, t, rr, reference=C_ref, max_backtracks=3)
+        if ls.accepted:
+            Xn, Fn, aux = ls.X, ls.value, ls.aux
+        else:                  # majorise-minimise step: guaranteed decrease
             Xn = polar(L * X - egrad)
-            QXn, g_datan, egradn, rgn, Fn = evaluate(Xn, None)
+            Fn, aux = evaluate(Xn)
+        rgn = aux[3]
         S, D = Xn - X, rgn - rg
         sd = abs(vdot(S, D))
         steps += 1
@@ -141,7 +277,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
             t = min(max(t, 1e-3 / L), 1e3 / L)
         else:
             t = 1.0 / L
-        X, QX, g_data, egrad, rg, F = Xn, QXn, g_datan, egradn, rgn, Fn
+        X, F, (QX, g_data, egrad, rg) = Xn, Fn, aux
         rr = vdot(rg, rg)
         q_new = 0.85 * q_ref + 1.0
         C_ref = (0.85 * q_ref * C_ref + F) / q_new

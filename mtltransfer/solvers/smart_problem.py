@@ -1,0 +1,361 @@
+"""The SMART problem in the source's singular coordinates (see docs/smart.rst).
+
+Given the centred target moments ``Sxx = X^T X / n``, ``Sxy = X^T Y / n``,
+``Syy = Y^T Y / n`` and the full SVD ``C0 = U0 S0 V0^T`` of the source coefficient matrix
+(:func:`source_svd`), write ``U = U0 A`` and ``V = V0 B`` and let
+
+    G = U0^T Sxx U0 (p x p),    H = U0^T Sxy V0 (p x q).
+
+Because ``B^T B = I`` the data term of SMART is exactly
+
+    f(A, d, B) = tr(Syy)/2 - sum_j d_j c_j + 1/2 sum_j d_j^2 g_j,
+    c_j = a_j^T H b_j,  g_j = a_j^T G a_j,
+
+with the Euclidean gradients
+
+    grad_A f = G A diag(d^2) - H B diag(d),    grad_B f = -H^T A diag(d),
+
+and, for fixed (A, B), the minimiser ``d_j = c_j / g_j`` over d (the closed-form d-step).
+:class:`SmartProblem` holds G, H and these formulas, each written once; the ADMM
+(:mod:`mtltransfer.solvers.admm`) and the tuning (:mod:`mtltransfer.selection`) share it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from .linear import reduced_rank
+from .stiefel import tangent_projection
+
+__all__ = ["SOURCE_RTOL", "source_svd", "source_rank", "complement_basis",
+           "check_source_svd", "closed_form_d", "SmartProblem"]
+
+#: singular values of C0 below this fraction of the largest are taken as zero: a fitted
+#: source carries no information there (a reduced-rank source is exactly low rank up to
+#: rounding at ~1e-15, which must not decide the basis of U_perp)
+SOURCE_RTOL = 1e-10
+
+_TINY = 1e-300
+
+
+# ---------------------------------------------------------------------------------------
+# the source's singular coordinates
+# ---------------------------------------------------------------------------------------
+def source_svd(C0):
+    """Full SVD of the source matrix: ``C0 = U0 diag(s0) V0[:, :len(s0)]^T``.
+
+    Beyond the numerical rank r0 of C0 (:func:`source_rank`: singular values above
+    ``SOURCE_RTOL * s_max``) the singular vectors are not determined by C0: any orthonormal
+    basis of the complement will do, and LAPACK's choice jumps under perturbations at
+    rounding level. Because the SMART penalty is the entrywise L1 norm of ``U_perp^T U`` in
+    that basis, a fixed, canonical basis is used instead (:func:`complement_basis`: the
+    standard basis vectors projected on the complement and orthonormalised in pivoted
+    order), so the fit depends continuously on C0 and leakage beyond rank(C0) is measured
+    along the predictors' (responses') own axes.
+
+    Parameters
+    ----------
+    C0 : ndarray (p, q)
+        Source coefficient matrix.
+
+    Returns
+    -------
+    U0 : ndarray (p, p)
+    s0 : ndarray (min(p, q),)
+    V0 : ndarray (q, q)
+        The bases are completed to square orthogonal matrices when p != q.
+    """
+    C0 = np.asarray(C0, dtype=float)
+    U0, s0, V0t = linalg.svd(C0, full_matrices=True, lapack_driver="gesdd")
+    V0 = V0t.T
+    r0 = source_rank(s0)
+    U0 = np.column_stack([U0[:, :r0], complement_basis(U0[:, :r0])])
+    V0 = np.column_stack([V0[:, :r0], complement_basis(V0[:, :r0])])
+    return U0, s0, V0
+
+
+def source_rank(s0):
+    """Numerical rank of the source: singular values above ``SOURCE_RTOL * s_max``.
+
+    Parameters
+    ----------
+    s0 : array_like
+        Singular values of C0, descending.
+
+    Returns
+    -------
+    int
+    """
+    s0 = np.asarray(s0, dtype=float)
+    if s0.size == 0 or s0[0] <= 0:
+        return 0
+    return int(np.sum(s0 > SOURCE_RTOL * s0[0]))
+
+
+def complement_basis(Q):
+    """A canonical orthonormal basis of the orthogonal complement of span(Q).
+
+    Q is m x r with orthonormal columns. The projections ``(I - Q Q^T) e_j`` of the
+    standard basis vectors are orthonormalised by a QR factorisation with column pivoting
+    (the most independent first), with signs fixed by a positive diagonal of R: a smooth,
+    deterministic function of span(Q) wherever the pivot order is strict.
+
+    Parameters
+    ----------
+    Q : ndarray (m, r)
+
+    Returns
+    -------
+    ndarray (m, m - r)
+    """
+    m, r = Q.shape
+    if r == m:
+        return np.zeros((m, 0))
+    P = np.eye(m) - Q @ Q.T
+    Qc, R, _ = linalg.qr(P, pivoting=True)
+    k = m - r
+    sign = np.where(np.diag(R)[:k] < 0, -1.0, 1.0)
+    return Qc[:, :k] * sign
+
+
+def check_source_svd(svd0, C0, p, q):
+    """The source's SVD ``(U0, s0, V0)``: ``svd0`` checked, or :func:`source_svd` of C0.
+
+    Parameters
+    ----------
+    svd0 : (U0, s0, V0) or None
+    C0 : ndarray (p, q) or None
+        Used when ``svd0`` is None.
+    p, q : int
+        Expected numbers of predictors and responses.
+
+    Returns
+    -------
+    U0 : ndarray (p, p)
+    s0 : ndarray
+    V0 : ndarray (q, q)
+    """
+    if svd0 is None:
+        if C0 is None:
+            raise ValueError("either C0 or svd0 must be given")
+        C0 = np.asarray(C0, dtype=float)
+        if C0.shape != (p, q):
+            raise ValueError(f"C0 must have shape (p, q) = {(p, q)}; got {C0.shape}")
+        return source_svd(C0)
+    U0, s0, V0 = svd0
+    if U0.shape != (p, p) or V0.shape != (q, q):
+        raise ValueError(f"svd0 must hold square U0 ({p}x{p}) and V0 ({q}x{q}); got "
+                         f"{U0.shape} and {V0.shape}")
+    return U0, np.asarray(s0), V0
+
+
+def closed_form_d(c, g):
+    """The d-step ``d_j = c_j / g_j``: the minimiser of ``1/2 sum g_j d_j^2 - sum c_j d_j``.
+
+    Components with ``g_j <= 1e-300`` (a column of A in the null space of G) are 0.
+
+    Parameters
+    ----------
+    c, g : ndarray (r,)
+        ``c_j = [A^T H B]_jj``, ``g_j = [A^T G A]_jj >= 0``.
+
+    Returns
+    -------
+    ndarray (r,)
+    """
+    return np.where(g > _TINY, c / np.maximum(g, _TINY), 0.0)
+
+
+def _rrr_factors(Sxx, Sxy, rank):
+    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit."""
+    C_r, _ = reduced_rank(Sxx, Sxy, rank)
+    P, _, Qt = np.linalg.svd(C_r, full_matrices=False)
+    return P[:, :rank], Qt[:rank].T
+
+
+# ---------------------------------------------------------------------------------------
+# the problem object
+# ---------------------------------------------------------------------------------------
+class SmartProblem:
+    """SMART's data in the source's singular coordinates, computed once.
+
+    Build it with :meth:`from_moments` and pass it to
+    :func:`mtltransfer.solvers.admm.smart_admm` and
+    :func:`mtltransfer.selection.smart_lambda_path` (``problem=``) to share G, H and the
+    Lipschitz bound between the fits of a path or a cross-validation fold.
+
+    Parameters
+    ----------
+    Sxx, Sxy, Syy : ndarray
+        Centred moments ``X^T X / n`` (p x p), ``X^T Y / n`` (p x q), ``Y^T Y / n`` (q x q).
+    U0 : ndarray (p, p)
+    V0 : ndarray (q, q)
+        Orthogonal bases of the source's singular coordinates (:func:`source_svd`).
+    s0 : ndarray or None
+        The source's singular values (kept for reference only).
+
+    Attributes
+    ----------
+    G : ndarray (p, p)
+        ``U0^T Sxx U0`` (symmetrised).
+    H : ndarray (p, q)
+        ``U0^T Sxy V0``.
+    half_tr_syy : float
+        ``tr(Syy) / 2``.
+    lmax_G : float
+        ``lambda_max(G)`` (>= 0), the curvature scale of the U-step.
+    p, q : int
+    Sxx, Sxy, Syy, U0, s0, V0
+        As given.
+    """
+
+    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None):
+        self.Sxx, self.Sxy, self.Syy = Sxx, Sxy, Syy
+        self.U0, self.s0, self.V0 = U0, s0, V0
+        G = U0.T @ Sxx @ U0
+        self.G = 0.5 * (G + G.T)
+        self.H = U0.T @ Sxy @ V0
+        self.half_tr_syy = 0.5 * float(np.trace(Syy))
+        p = G.shape[0]
+        self.lmax_G = float(max(linalg.eigvalsh(self.G, subset_by_index=[p - 1, p - 1])[0],
+                                0.0)) if p else 0.0
+        self.p, self.q = self.H.shape
+
+    @classmethod
+    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None):
+        """Build the problem from the moments and the source (C0 or its SVD).
+
+        Parameters
+        ----------
+        Sxx, Sxy, Syy : array_like
+            Centred moments (p x p, p x q, q x q).
+        C0 : array_like (p, q) or None
+            Source coefficient matrix (may be None when ``svd0`` is given).
+        svd0 : (U0, s0, V0) or None
+            Precomputed :func:`source_svd` of C0.
+
+        Returns
+        -------
+        SmartProblem
+        """
+        Sxx, Sxy, Syy = (np.asarray(M, dtype=float) for M in (Sxx, Sxy, Syy))
+        p, q = Sxy.shape
+        if Sxx.shape != (p, p) or Syy.shape != (q, q):
+            raise ValueError(f"Sxx must be {p}x{p} and Syy {q}x{q}; got {Sxx.shape}, "
+                             f"{Syy.shape}")
+        U0, s0, V0 = check_source_svd(svd0, C0, p, q)
+        return cls(Sxx, Sxy, Syy, U0, V0, s0)
+
+    # -- the data term and its derivatives ------------------------------------------------
+    def data_term_from(self, c, g, d):
+        """``f = tr(Syy)/2 - sum_j d_j c_j + 1/2 sum_j d_j^2 g_j`` from the diagonals c, g."""
+        return self.half_tr_syy - float(c @ d) + 0.5 * float(g @ (d * d))
+
+    def diagonals(self, A, B, GA=None):
+        """``c_j = a_j^T H b_j`` and ``g_j = a_j^T G a_j`` (``GA = G A`` if known)."""
+        if GA is None:
+            GA = self.G @ A
+        return np.einsum("ij,ij->j", A, self.H @ B), np.einsum("ij,ij->j", A, GA)
+
+    def data_term(self, A, d, B, GA=None):
+        """The data term ``f(A, d, B) = (1/2n)||Y - X U0 A diag(d) B^T V0^T||_F^2``.
+
+        Parameters
+        ----------
+        A : ndarray (p, r)
+        d : ndarray (r,)
+        B : ndarray (q, r)
+            Orthonormal columns (the formula uses ``B^T B = I``).
+        GA : ndarray (p, r) or None
+            ``G @ A`` if already known.
+
+        Returns
+        -------
+        float
+        """
+        c, g = self.diagonals(A, B, GA)
+        return self.data_term_from(c, g, d)
+
+    def data_gradient(self, A, d, B, *, GA=None, HB=None, HtA=None):
+        """Euclidean gradients of the data term in A and B.
+
+        ``grad_A = G A diag(d^2) - H B diag(d)``, ``grad_B = -H^T A diag(d)`` (the products
+        ``GA``, ``HB``, ``HtA`` are used when given).
+
+        Returns
+        -------
+        grad_A : ndarray (p, r)
+        grad_B : ndarray (q, r)
+        """
+        if GA is None:
+            GA = self.G @ A
+        if HB is None:
+            HB = self.H @ B
+        if HtA is None:
+            HtA = self.H.T @ A
+        return GA * (d * d) - HB * d, -HtA * d
+
+    def optimal_d(self, A, B):
+        """The closed-form d-step at (A, B), ``d_j = c_j / g_j`` (signed)."""
+        return closed_form_d(*self.diagonals(A, B))
+
+    def profiled_gradients(self, A, B):
+        """Riemannian gradients of the data term at (A, B) with d at its optimum.
+
+        The optimal d is made nonnegative by flipping the signs of B's columns (a symmetry
+        of the fit), and the gradients are taken at ``(A, |d|, B diag(sign))``.
+
+        Returns
+        -------
+        d : ndarray (r,)
+            ``|optimal d|``.
+        sign : ndarray (r,)
+            The column signs (+-1) applied to B.
+        rgrad_A : ndarray (p, r)
+        rgrad_B : ndarray (q, r)
+            Riemannian gradients (at A and at ``B diag(sign)``).
+        """
+        d = self.optimal_d(A, B)
+        sign = np.where(d < 0, -1.0, 1.0)
+        d = np.abs(d)
+        Bs = B * sign
+        grad_A, grad_B = self.data_gradient(A, d, Bs)
+        return d, sign, tangent_projection(A, grad_A), tangent_projection(Bs, grad_B)
+
+    def curvature(self, d):
+        """``lambda_max(G) max_j d_j^2``: a Lipschitz bound of the U-step's data part."""
+        return self.lmax_G * float((d * d).max(initial=0.0))
+
+    # -- reduced-rank starting points ---------------------------------------------------
+    def rrr_start(self, rank):
+        """The exact reduced-rank fit of rank r, its factors in source coordinates.
+
+        Returns
+        -------
+        A : ndarray (p, r)
+        B : ndarray (q, r)
+            Orthonormal bases of ``U0^T P`` and ``V0^T Q`` (``C_r = P s Q^T``).
+        """
+        P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank)
+        return np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0]
+
+    def restricted_rrr(self, rank, r_u, r_v):
+        """The reduced-rank fit restricted to the source's leading subspaces.
+
+        ``U in span U0[:, :r_u]``, ``V in span V0[:, :r_v]``: reduced-rank regression with
+        the moments ``G[:r_u, :r_u]``, ``H[:r_u, :r_v]`` (exact; needs
+        ``rank <= min(r_u, r_v)``). It is the SMART solution for a large lambda.
+
+        Returns
+        -------
+        A : ndarray (p, r)
+        B : ndarray (q, r)
+            Orthonormal, zero beyond the first r_u (r_v) rows.
+        """
+        Pt, Qt = _rrr_factors(self.G[:r_u, :r_u], self.H[:r_u, :r_v], rank)
+        A = np.zeros((self.p, rank))
+        B = np.zeros((self.q, rank))
+        A[:r_u] = np.linalg.qr(Pt)[0]
+        B[:r_v] = np.linalg.qr(Qt)[0]
+        return A, B
