@@ -211,9 +211,11 @@ class MultiPredictionResults:
 
 
 # ---- the results mixin ----------------------------------------------------------------
-#: cached inference quantities (recomputed from the data after loading)
-INFERENCE_CACHE = ("_layout", "_theta", "_factors", "_normalized_cov_tilde",
-                   "normalized_cov_params", "_cov_each", "_engines")
+#: cached inference quantities recomputed after loading (without the training rows
+#: those of ``INFERENCE_ROW_CACHED`` are kept, so that the per-response inference works)
+INFERENCE_CACHE = ("_layout", "_theta", "_factors", "normalized_cov_params", "_cov_each",
+                   "_engines")
+INFERENCE_ROW_CACHED = ("_cov_tilde_each", "_normalized_cov_tilde", "_sscp")
 
 
 class LeastSquaresInference:
@@ -371,10 +373,21 @@ class LeastSquaresInference:
         return np.einsum("ia,rasb,jb->risj", L, cov_t, L).reshape(m * k, m * k)
 
     @cached_property
+    def _cov_tilde_each(self):
+        """Per-response covariances in centred coordinates, q x k x k."""
+        return np.stack([self._cov_tilde([j]) for j in range(self.model.k_endog)])
+
+    @cached_property
     def _cov_each(self):
-        """Per-response covariance blocks, q x k x k."""
-        q = self.model.k_endog
-        return np.stack([self._cov([j]) for j in range(q)])
+        """Per-response covariance blocks of the full parameters, q x k x k."""
+        L = self._layout[1]
+        return np.einsum("ia,rab,jb->rij", L, self._cov_tilde_each, L)
+
+    @cached_property
+    def _sscp(self):
+        """Residual sums of squares and cross-products ``E^T E`` (q x q)."""
+        E = self.model.endog - self._fitted
+        return E.T @ E
 
     def _response_index(self, response):
         names = self.model.endog_names
@@ -590,7 +603,7 @@ class LeastSquaresInference:
         out = {}
         dist = "t" if self.use_t else "norm"
         for j, name in enumerate(self.model.endog_names):
-            cov_t = self._cov_tilde([j])
+            cov_t = self._cov_tilde_each[j]
             var_mean = np.einsum("ij,jk,ik->i", Zt, cov_t, Zt)
             out[name] = PredictionResults(mean[:, j], var_mean,
                                           float(self.mse_resid.iloc[j]), df=self.df_resid,
@@ -635,10 +648,9 @@ class LeastSquaresInference:
                 if skip_intercept_test and term in ("Intercept", intercept_name):
                     continue
                 hypotheses.append([term, np.eye(k)[sl, :], None])
-        E = self.model.endog - self._fitted
         L = self._layout[1]
         inv_cov = L @ self._normalized_cov_tilde @ L.T
-        fit = (self._theta, self.df_resid, inv_cov, E.T @ E)
+        fit = (self._theta, self.df_resid, inv_cov, self._sscp)
         results = _multivariate_ols_test(hypotheses, fit, names, ynames)
         return MultivariateTestResults(results, ynames, names)
 

@@ -472,3 +472,22 @@ def test_inference_after_save_and_load(tmp_path):
     back = mt.load(tmp_path / "fit.mtl")
     assert back.cov_type == "cluster"
     pd.testing.assert_frame_equal(back.bse, before, rtol=1e-14)
+
+
+def test_inference_without_the_training_rows(tmp_path):
+    """save(remove_data=True) keeps what the per-response inference needs."""
+    m = _macro()
+    res = mt.OLS.from_formula("realcons + realinv ~ gdp_dollars + cpi", m).fit(cov_type="HC3")
+    res.save(tmp_path / "fit.mtl", remove_data=True)
+    back = mt.load(tmp_path / "fit.mtl")
+    pd.testing.assert_frame_equal(back.bse, res.bse, rtol=1e-14)
+    pd.testing.assert_frame_equal(back.conf_int(), res.conf_int(), rtol=1e-14)
+    new = m.iloc[:3]
+    pd.testing.assert_frame_equal(back.get_prediction(new).summary_frame(),
+                                  res.get_prediction(new).summary_frame(), rtol=1e-14)
+    a = back.t_test("cpi = 0", response="realinv")
+    np.testing.assert_allclose(a.tvalue, res.tvalues.loc["cpi", "realinv"], rtol=1e-14)
+    got, ref = back.mv_test(), res.mv_test()
+    np.testing.assert_allclose(got.results["cpi"]["stat"].to_numpy(dtype=float),
+                               ref.results["cpi"]["stat"].to_numpy(dtype=float), rtol=1e-14)
+    assert "P>|z|" in back.summary().as_text()

@@ -19,7 +19,8 @@ from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
 from ..exceptions import ValueWarning
-from ..inference import INFERENCE_CACHE, LeastSquaresInference, check_cov_type
+from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
+                         check_cov_type)
 from .base import (MultiResponseModel, MultiResponseResults, PenalizedResults,
                    check_backend, check_int, check_positive, warn_penalty_scale)
 
@@ -72,6 +73,15 @@ class OLSResults(LeastSquaresInference, MultiResponseResults):
     ``get_prediction(exog)``, ``mv_test()``. A rank-deficient design has no
     closed-form standard errors: they raise ``ValueError`` naming the collinear columns.
     """
+
+    class _RowCached:
+        """The parent's row-cached statistics plus the inference's (read when saving)."""
+
+        def __get__(self, obj, cls):
+            return tuple(MultiResponseResults._row_cached) + INFERENCE_ROW_CACHED
+
+    #: row-dependent statistics kept by ``save(..., remove_data=True)``
+    _row_cached = _RowCached()
 
     def __init__(self, model, coef, *, cov_type="nonrobust", cov_kwds=None, use_t=True,
                  **kwargs):
