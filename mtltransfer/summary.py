@@ -123,7 +123,10 @@ def coefficient_block(res, smry, alpha=0.05):
     if p * q > MAX_COEF_CELLS:
         return _compact_block(res, smry)
     if callable(getattr(res, "t_test", None)) and hasattr(res, "param_names"):
-        return _inference_block(res, smry, alpha)
+        try:
+            return _inference_block(res, smry, alpha)
+        except ValueError as err:       # not identified: coefficients without errors
+            smry.add_extra_txt([f"No standard errors: {err}"])
     boot = getattr(res, "bootstrap_results", None)
     if boot is not None:
         return _bootstrap_block(res, smry, boot, alpha)

@@ -363,6 +363,9 @@ def test_rank_deficient_design_refused():
             getattr(res, attr)
     with pytest.raises(ValueError, match="identified"):
         res.get_prediction(d.iloc[:2])
+    # the summary shows the coefficients and says why there are no standard errors
+    text = res.summary().as_text()
+    assert "No standard errors" in text and "GNP, GNP2" in text and "P>|t|" not in text
 
 
 # ---- predictions ------------------------------------------------------------------------
