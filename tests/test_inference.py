@@ -494,3 +494,28 @@ def test_inference_without_the_training_rows(tmp_path):
     np.testing.assert_allclose(got.results["cpi"]["stat"].to_numpy(dtype=float),
                                ref.results["cpi"]["stat"].to_numpy(dtype=float), rtol=1e-14)
     assert "P>|z|" in back.summary().as_text()
+
+
+@pytest.mark.parametrize("cov_type", ["HC0", "cluster"])
+def test_joint_robust_covariance_is_the_stacked_regression(cov_type):
+    """The joint sandwich of several responses is statsmodels' cluster covariance of the
+    stacked regression [y1; y2] on blockdiag(Z, Z): clusters of one row's two
+    equations for HC0, of the given groups for "cluster" (no small-sample factor)."""
+    g = _grunfeld()
+    ys, rhs = ["invest", "value"], "capital + C(firm)"
+    groups = g["year"]
+    kw = {"groups": groups, "use_correction": False} if cov_type == "cluster" else None
+    ours = mt.OLS.from_formula(" + ".join(ys) + " ~ " + rhs, g).fit(cov_type=cov_type,
+                                                                   cov_kwds=kw)
+    Z = smf.ols(f"invest ~ {rhs}", g).fit().model.exog
+    n, k = Z.shape
+    Zs = np.zeros((2 * n, 2 * k))
+    Zs[:n, :k], Zs[n:, k:] = Z, Z
+    ystack = np.concatenate([g[y].to_numpy() for y in ys])
+    ids = np.tile(np.arange(n) if cov_type == "HC0" else pd.factorize(groups)[0], 2)
+    ref = sm.OLS(ystack, Zs).fit(cov_type="cluster",
+                                 cov_kwds={"groups": ids, "use_correction": False})
+    order = [(x, y) for y in ys for x in ours.param_names]     # stacked order
+    cov = ours.cov_params().loc[order, order].to_numpy()
+    sd = np.sqrt(np.diag(ref.cov_params()))
+    assert np.max(np.abs(cov - ref.cov_params()) / np.outer(sd, sd)) < 1e-8
