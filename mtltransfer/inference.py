@@ -215,7 +215,7 @@ class MultiPredictionResults:
 #: those of ``INFERENCE_ROW_CACHED`` are kept, so that the per-response inference works)
 INFERENCE_CACHE = ("_layout", "_theta", "_factors", "normalized_cov_params", "_cov_each",
                    "_engines")
-INFERENCE_ROW_CACHED = ("_cov_tilde_each", "_normalized_cov_tilde", "_sscp")
+INFERENCE_ROW_CACHED = ("_robust_cov_tilde", "_normalized_cov_tilde", "_sscp")
 
 
 class LeastSquaresInference:
@@ -336,11 +336,11 @@ class LeastSquaresInference:
 
         responses = list(responses)
         k = self._normalized_cov_tilde.shape[0]
-        E = (self.model.endog - self._fitted)[:, responses]
         n, df = self.nobs, self.df_resid
         if self.cov_type == "nonrobust":
-            Sigma = E.T @ E / df
+            Sigma = self._sscp[np.ix_(responses, responses)] / df
             return np.kron(Sigma, self._normalized_cov_tilde)
+        E = (self.model.endog - self._fitted)[:, responses]
         _, infl, lev = self._factors
         if self.cov_type == "HC0":
             a = np.ones(n)
@@ -373,9 +373,20 @@ class LeastSquaresInference:
         return np.einsum("ia,rasb,jb->risj", L, cov_t, L).reshape(m * k, m * k)
 
     @cached_property
+    def _robust_cov_tilde(self):
+        """Per-response sandwich covariances in centred coordinates, q x k x k (None
+        for ``"nonrobust"``, whose are ``s_j^2 (Z~^T Z~)^{-1}``)."""
+        if self.cov_type == "nonrobust":
+            return None
+        return np.stack([self._cov_tilde([j]) for j in range(self.model.k_endog)])
+
+    @property
     def _cov_tilde_each(self):
         """Per-response covariances in centred coordinates, q x k x k."""
-        return np.stack([self._cov_tilde([j]) for j in range(self.model.k_endog)])
+        if self._robust_cov_tilde is not None:
+            return self._robust_cov_tilde
+        s2 = np.diag(self._sscp) / self.df_resid
+        return s2[:, None, None] * self._normalized_cov_tilde[None]
 
     @cached_property
     def _cov_each(self):
@@ -602,8 +613,9 @@ class LeastSquaresInference:
         q = self.model.k_endog
         out = {}
         dist = "t" if self.use_t else "norm"
+        cov_each = self._cov_tilde_each
         for j, name in enumerate(self.model.endog_names):
-            cov_t = self._cov_tilde_each[j]
+            cov_t = cov_each[j]
             var_mean = np.einsum("ij,jk,ik->i", Zt, cov_t, Zt)
             out[name] = PredictionResults(mean[:, j], var_mean,
                                           float(self.mse_resid.iloc[j]), df=self.df_resid,

@@ -494,6 +494,14 @@ def test_inference_without_the_training_rows(tmp_path):
     np.testing.assert_allclose(got.results["cpi"]["stat"].to_numpy(dtype=float),
                                ref.results["cpi"]["stat"].to_numpy(dtype=float), rtol=1e-14)
     assert "P>|z|" in back.summary().as_text()
+    # nonrobust: the joint covariance and cross-equation tests too
+    res = mt.OLS.from_formula("realcons + realinv ~ gdp_dollars + cpi", m).fit()
+    res.save(tmp_path / "fit2.mtl", remove_data=True)
+    back = mt.load(tmp_path / "fit2.mtl")
+    pd.testing.assert_frame_equal(back.cov_params(), res.cov_params(), rtol=1e-14)
+    hyp = "yrealcons_cpi = yrealinv_cpi"
+    np.testing.assert_allclose(back.wald_test(hyp).statistic, res.wald_test(hyp).statistic,
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("cov_type", ["HC0", "cluster"])
