@@ -219,13 +219,21 @@ def test_array_input_names_and_constant_column(prepend, value):
     np.testing.assert_allclose(pred, refp, rtol=1e-8)
 
 
-def test_no_intercept_formula():
-    m = _macro()
-    formula = "realinv ~ realgdp + cpi - 1"
-    ours, ref = mt.OLS.from_formula(formula, m).fit(), smf.ols(formula, m).fit()
-    assert ours.param_names == ["realgdp", "cpi"]
+@pytest.mark.parametrize("make, formula, cov_type", [
+    (_macro, "realinv ~ realgdp + cpi - 1", "nonrobust"),
+    # a full set of dummies: no intercept parameter, but a constant in the span
+    (_grunfeld, "invest ~ C(firm) + capital - 1", "HC1"),
+])
+def test_no_intercept_formula(make, formula, cov_type):
+    d = make()
+    ours = mt.OLS.from_formula(formula, d).fit(cov_type=cov_type)
+    ref = smf.ols(formula, d).fit(cov_type=cov_type)
+    assert ours.param_names == list(ref.params.index)
+    assert ours.df_resid == ref.df_resid
     np.testing.assert_allclose(ours.bse, ref.bse, rtol=1e-8)
     np.testing.assert_allclose(ours.conf_int(), ref.conf_int(), rtol=1e-8)
+    np.testing.assert_allclose(ours.get_prediction(d.iloc[:3]).summary_frame(),
+                               ref.get_prediction(d.iloc[:3]).summary_frame(), rtol=1e-8)
 
 
 # ---- several responses: layout and cross-equation ---------------------------------------
