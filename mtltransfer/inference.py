@@ -46,7 +46,7 @@ stacked), so cross-equation hypotheses can be tested; their parameters are named
 from __future__ import annotations
 
 from functools import cached_property
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -229,20 +229,19 @@ class LeastSquaresInference:
     """
 
     cov_type = "nonrobust"
-    cov_kwds = {}
+    cov_kwds = MappingProxyType({})
     use_t = True
 
     # -- the parameter vector of each response ---------------------------------------
     @cached_property
     def _layout(self):
-        """(names, L, ctilde, pos): full parameter names; the map L from centred
+        """(names, L, pos): the full parameter names; the map L from centred
         coordinates (intercept first) to the full vector in statsmodels' order; the
-        centred-coordinate parameters (k x q)."""
+        intercept's position (None without one)."""
         model, data = self.model, self.model.data
         xnames = list(model.exog_names)
-        C = self._coef
         if not model.center:
-            return xnames, np.eye(len(xnames)), C, None
+            return xnames, np.eye(len(xnames)), None
         if data.formula is None and data.const_idx is not None:
             pos, cname, c = data.const_idx, data.exog_names_in[data.const_idx], \
                 data.const_value
@@ -256,8 +255,7 @@ class LeastSquaresInference:
         L0[1:, 1:] = np.eye(p)
         order = list(range(1, pos + 1)) + [0] + list(range(pos + 1, p + 1))
         names = xnames[:pos] + [cname] + xnames[pos:]
-        btilde = self._intercept + C.T @ xbar
-        return names, L0[order], np.vstack([btilde[None, :], C]), pos
+        return names, L0[order], pos
 
     @property
     def param_names(self):
@@ -269,15 +267,15 @@ class LeastSquaresInference:
     def _theta(self):
         """Full parameters, k x q, in statsmodels' order: the reported coefficients and
         the intercept (over the constant column's value)."""
-        _, L, _, pos = self._layout
+        _, L, pos = self._layout
         if pos is None:
             return self._coef.copy()
         return np.insert(self._coef, pos, self._intercept * L[pos, 0], axis=0)
 
     @cached_property
     def _factors(self):
-        """(M_full, P~^T, leverage): the unscaled covariance factor and the influence
-        scores in centred coordinates, from the design's SVD."""
+        """(M, P~^T, leverage): ``M M^T = (Xc^T Xc)^{-1}``, the influence rows in
+        centred coordinates (n x k) and the leverages, from the design's SVD."""
         model = self.model
         dsvd = identified_or_raise(model)
         n = model.nobs
@@ -324,9 +322,10 @@ class LeastSquaresInference:
 
     @property
     def mse_resid(self):
-        """Residual variance of each response, ``ssr_j / df_resid`` (statsmodels'
-        ``mse_resid``, equal to its ``scale``)."""
-        return self.ssr_per_response / self.df_resid
+        """Residual variance ``ssr_j / df_resid`` (statsmodels' ``mse_resid``, equal to
+        its ``scale``): a float for one response, a Series for several."""
+        mse = self.ssr_per_response / self.df_resid
+        return float(mse.iloc[0]) if len(mse) == 1 else mse
 
     # -- covariance --------------------------------------------------------------------
     def _cov_tilde(self, responses):
@@ -614,11 +613,12 @@ class LeastSquaresInference:
         out = {}
         dist = "t" if self.use_t else "norm"
         cov_each = self._cov_tilde_each
+        mse = (self.ssr_per_response / self.df_resid).to_numpy()
         for j, name in enumerate(self.model.endog_names):
             cov_t = cov_each[j]
             var_mean = np.einsum("ij,jk,ik->i", Zt, cov_t, Zt)
             out[name] = PredictionResults(mean[:, j], var_mean,
-                                          float(self.mse_resid.iloc[j]), df=self.df_resid,
+                                          mse[j], df=self.df_resid,
                                           dist=dist, row_labels=row_labels)
         return out[self.model.endog_names[0]] if q == 1 else MultiPredictionResults(out)
 
@@ -648,7 +648,7 @@ class LeastSquaresInference:
         if len(ynames) < 2:
             raise ValueError("mv_test needs several responses; use f_test for one")
         k = len(names)
-        intercept_name = names[self._layout[3]] if self._layout[3] is not None else None
+        intercept_name = names[self._layout[2]] if self._layout[2] is not None else None
         if hypotheses is None:
             hypotheses = []
             if self.model.data.formula is not None:
