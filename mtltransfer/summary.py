@@ -109,24 +109,88 @@ def add_frame(smry, frame, title=None):
     smry.tables.append(frame_table(frame, title))
 
 
-def coefficient_block(res, smry):
-    """The coefficient table: full when small, else compact per response."""
+def coefficient_block(res, smry, alpha=0.05):
+    """The coefficient tables.
+
+    Least squares (results with closed-form inference): statsmodels' parameter table
+    per response (coef, std err, t, P>|t| and the interval). Other models: with a
+    bootstrap stored in ``res.bootstrap_results``, coef, bootstrap std err and
+    percentile interval per response; otherwise the coefficients. Above
+    ``MAX_COEF_CELLS`` coefficients, a compact per-response table.
+    """
     params = res.params
     p, q = params.shape
-    if p * q <= MAX_COEF_CELLS:
-        table = params.copy()
-        if res.model.k_constant:
-            table = pd.concat([res.intercept.to_frame("Intercept").T, table])
-        add_frame(smry, table, "Coefficients (rows: predictors, columns: responses)")
-    else:
-        compact = pd.DataFrame({
-            "intercept": res.intercept,
-            "||coef||_2": np.sqrt((params ** 2).sum(axis=0)),
-            "max|coef|": params.abs().max(axis=0),
-            "nonzero": (params.abs() > 1e-10).sum(axis=0),
-            "R2": res.rsquared,
-        })
-        shown = compact if q <= 30 else compact.iloc[:30]
-        title = "Per-response summary" + ("" if q <= 30 else f" (first 30 of {q})")
-        add_frame(smry, shown, title + f"; {p} x {q} coefficients in .params")
+    if p * q > MAX_COEF_CELLS:
+        return _compact_block(res, smry)
+    if callable(getattr(res, "t_test", None)) and hasattr(res, "param_names"):
+        try:
+            return _inference_block(res, smry, alpha)
+        except ValueError as err:       # not identified: coefficients without errors
+            smry.add_extra_txt([f"No standard errors: {err}"])
+    boot = getattr(res, "bootstrap_results", None)
+    if boot is not None:
+        return _bootstrap_block(res, smry, boot, alpha)
+    table = params.copy()
+    if res.model.k_constant:
+        table = pd.concat([res.intercept.to_frame("Intercept").T, table])
+    add_frame(smry, table, "Coefficients (rows: predictors, columns: responses)")
+    return smry
+
+
+def _compact_block(res, smry):
+    params = res.params
+    p, q = params.shape
+    compact = pd.DataFrame({
+        "intercept": res.intercept,
+        "||coef||_2": np.sqrt((params ** 2).sum(axis=0)),
+        "max|coef|": params.abs().max(axis=0),
+        "nonzero": (params.abs() > 1e-10).sum(axis=0),
+        "R2": res.rsquared,
+    })
+    shown = compact if q <= 30 else compact.iloc[:30]
+    title = "Per-response summary" + ("" if q <= 30 else f" (first 30 of {q})")
+    add_frame(smry, shown, title + f"; {p} x {q} coefficients in .params")
+    return smry
+
+
+def _latex_ready(table):
+    table.output_formats["latex"]["replacements"] = dict(_LATEX_REPLACEMENTS)
+    return table
+
+
+def _inference_block(res, smry, alpha):
+    """statsmodels' parameter table (``summary_params``) for each response."""
+    from statsmodels.iolib.summary import summary_params
+
+    names = res.param_names
+    ynames = res.model.endog_names
+    for j, yname in enumerate(ynames):
+        engine = res._engine(j)
+        title = f"{yname} ({res.cov_type} covariance)" if len(ynames) > 1 else None
+        table = summary_params(engine, yname=yname, xname=names, alpha=alpha,
+                               use_t=res.use_t, title=title)
+        smry.tables.append(_latex_ready(table))
+    return smry
+
+
+def _bootstrap_block(res, smry, boot, alpha):
+    """coef, bootstrap std err and percentile interval of each response."""
+    lo_name, hi_name = f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"
+    ci = boot.conf_int(alpha)
+    bse = boot.bse
+    bse_b = getattr(boot, "bse_intercept", None)
+    n_boot = getattr(boot, "n_boot", None)
+    method = getattr(boot, "method", "")
+    for yname in res.model.endog_names:
+        coef = res.params[yname]
+        se = bse[yname]
+        if res.model.k_constant and bse_b is not None:
+            coef = pd.concat([pd.Series({"Intercept": res.intercept[yname]}), coef])
+            se = pd.concat([pd.Series({"Intercept": bse_b[yname]}), se])
+        bounds = ci.xs(yname, level="response").reindex(coef.index)
+        frame = pd.DataFrame({"coef": coef, "std err (bootstrap)": se,
+                              lo_name: bounds.iloc[:, 0], hi_name: bounds.iloc[:, 1]})
+        title = (f"{yname}: bootstrap ({method}, {n_boot} replicates) std err and "
+                 f"percentile interval")
+        add_frame(smry, frame, title)
     return smry

@@ -640,16 +640,17 @@ class MultiResponseResults(Results):
             right += [("Iterations:", self.n_iter), ("Converged:", self.converged)]
         return left, right
 
-    def summary(self):
+    def summary(self, alpha=0.05):
         """A :class:`statsmodels.iolib.summary.Summary` of the fit.
 
-        Print it, or use ``.as_text()``, ``.as_html()``, ``.as_latex()``.
+        Print it, or use ``.as_text()``, ``.as_html()``, ``.as_latex()``. ``alpha``: the
+        level of the intervals shown (closed-form or a stored bootstrap's).
         """
         from ..summary import coefficient_block, new_summary
 
         left, right = self._summary_rows()
         smry = new_summary(self, f"{type(self.model).__name__} Results", left, right)
-        coefficient_block(self, smry)
+        coefficient_block(self, smry, alpha)
         return smry
 
     def __getstate__(self):

@@ -19,6 +19,8 @@ from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
 from ..exceptions import ValueWarning
+from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
+                         check_cov_type)
 from .base import (MultiResponseModel, MultiResponseResults, PenalizedResults,
                    check_backend, check_int, check_positive, warn_penalty_scale)
 
@@ -46,6 +48,60 @@ def warn_saturated(res):
                       ValueWarning, stacklevel=3)
 
 
+class OLSResults(LeastSquaresInference, MultiResponseResults):
+    """Results of :class:`OLS`: the multi-response results API plus statsmodels'
+    inference, per response (see :mod:`mtltransfer.inference` and the page "OLS
+    inference").
+
+    Attributes
+    ----------
+    cov_type : str
+        ``"nonrobust"``, ``"HC0"`` ... ``"HC3"`` or ``"cluster"``.
+    cov_kwds : dict
+        For ``"cluster"``: ``groups`` (integer codes of the rows used),
+        ``use_correction``, ``df_correction``.
+    use_t : bool
+        t (and F) reference distributions, else normal (and chi-square).
+    params_full, bse, tvalues, pvalues
+        Per parameter, the intercept included (``param_names``): Series for one
+        response, parameters x responses DataFrame for several.
+
+    Notes
+    -----
+    Methods: ``conf_int(alpha)``, ``cov_params(response=None)``,
+    ``t_test``/``f_test``/``wald_test(r_matrix, response=None)``,
+    ``get_prediction(exog)``, ``mv_test()``. A rank-deficient design has no
+    closed-form standard errors: they raise ``ValueError`` naming the collinear columns.
+    """
+
+    class _RowCached:
+        """The parent's row-cached statistics plus the inference's (read when saving)."""
+
+        def __get__(self, obj, cls):
+            return tuple(MultiResponseResults._row_cached) + INFERENCE_ROW_CACHED
+
+    #: row-dependent statistics kept by ``save(..., remove_data=True)``
+    _row_cached = _RowCached()
+
+    def __init__(self, model, coef, *, cov_type="nonrobust", cov_kwds=None, use_t=True,
+                 **kwargs):
+        super().__init__(model, coef, **kwargs)
+        self.cov_type = cov_type
+        self.cov_kwds = dict(cov_kwds or {})
+        self.use_t = bool(use_t)
+
+    def _summary_rows(self):
+        left, right = super()._summary_rows()
+        left.append(("Covariance Type:", self.cov_type))
+        return left, right
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for key in INFERENCE_CACHE:
+            state.pop(key, None)
+        return state
+
+
 class OLS(MultiResponseModel):
     """Multi-response least squares: minimise ||Y - 1 b^T - X C||_F^2.
 
@@ -54,22 +110,34 @@ class OLS(MultiResponseModel):
     so the answer does not depend on the predictors' units. A rank-deficient design (rank
     by the scale-free rule of :mod:`mtltransfer.solvers.linear`) gives a
     ``SingularMatrixWarning`` naming the collinear columns and the minimum-norm solution
-    in that equilibrated basis.
+    in that equilibrated basis. The results carry statsmodels' inference per response
+    (:class:`OLSResults`).
     """
 
     _method = "Least squares"
 
-    def fit(self, *, backend="fast", tol=None, max_iter=None, verbose=False):
+    def fit(self, *, cov_type="nonrobust", cov_kwds=None, use_t=None, backend="fast",
+            tol=None, max_iter=None, verbose=False):
         """Fit by least squares.
 
         Parameters
-        ----------""" + _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
+        ----------
+        cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
+            Covariance of the estimates, as statsmodels' ``OLS.fit``.
+        cov_kwds : dict, optional
+            For ``"cluster"``: ``{"groups": labels}`` (a Series is aligned to the rows
+            by index; an array is positional, one label per row given), and optionally
+            ``use_correction`` and ``df_correction`` (default True, as statsmodels).
+        use_t : bool, optional
+            t/F reference distributions (default: for ``"nonrobust"`` only, as
+            statsmodels).""" + _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
 
         Returns
         -------
-        MultiResponseResults
+        OLSResults
         """
         check_backend(backend)
+        cov_type, cov_kwds, use_t = check_cov_type(cov_type, cov_kwds, use_t, self.data)
         self.warn_design()
         dsvd = self.design_svd
         if backend == "cvxpy":
@@ -77,8 +145,9 @@ class OLS(MultiResponseModel):
             C, _ = ridge_cvx(*self.moments(), 0.0)
         else:
             C, _ = lin.ols_rows(dsvd, self.centred_rows[1])
-        res = MultiResponseResults(self, C, config={"rank(X)": dsvd.rank},
-                                   df_model=dsvd.rank * self.k_endog)
+        res = OLSResults(self, C, config={"rank(X)": dsvd.rank},
+                         df_model=dsvd.rank * self.k_endog, cov_type=cov_type,
+                         cov_kwds=cov_kwds, use_t=use_t)
         warn_saturated(res)
         return res
 
