@@ -51,8 +51,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from mtltransfer.datasets import simulate_shared  # noqa: E402
 from mtltransfer.exceptions import ConvergenceWarning  # noqa: E402
-from mtltransfer.solvers.shared_rep import (adapt, fit_nuclear_norm,  # noqa: E402
-                                            fit_per_task, fit_shared_representation)
+from mtltransfer.solvers.shared_baselines import (adapt, fit_nuclear_norm,  # noqa: E402
+                                                  fit_per_task)
+from mtltransfer.solvers.shared_fit import fit_shared_representation  # noqa: E402
 
 
 MAX_ITER = 5000          # gd and altmin are both run to their stopping rule

@@ -1,4 +1,4 @@
-"""Tests of mtltransfer.solvers.shared_rep (the shared-representation kernels)."""
+"""Tests of the shared-representation solvers (mtltransfer.solvers.shared_*)."""
 
 import warnings
 
@@ -8,7 +8,11 @@ import pytest
 from mtltransfer.datasets import simulate_shared
 from mtltransfer.exceptions import ConvergenceWarning
 from mtltransfer.solvers import cvx
-from mtltransfer.solvers import shared_rep as sr
+from mtltransfer.solvers import shared_baselines as sb
+from mtltransfer.solvers import shared_data as sd
+from mtltransfer.solvers import shared_fit as sf
+from mtltransfer.solvers import shared_select as ss
+from mtltransfer.solvers import stiefel
 
 
 def sin2(B1, B2):
@@ -32,7 +36,7 @@ def medium():
 @pytest.mark.parametrize("route", ["rows", "stats"])
 def test_loss_and_gradient_match_definition_and_finite_differences(small, route):
     X, y, task, B, W = small
-    data = sr._TaskData(X, y, task, route=route)
+    data = sd.TaskData(X, y, task, route=route)
     rng = np.random.default_rng(0)
     B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
     W0 = rng.standard_normal((2, 12))
@@ -64,9 +68,9 @@ def test_loss_and_gradient_match_definition_and_finite_differences(small, route)
 def test_rows_and_stats_routes_agree():
     sim = simulate_shared(20, [60] * 15 + [5] * 5, 10, 2, random_state=5)
     X, y, task = sim.X, sim.y, sim.task
-    assert sr._TaskData(X, y, task).route == "stats"        # mean N_t > d
-    rows = sr._TaskData(X, y, task, route="rows")
-    stats = sr._TaskData(X, y, task, route="stats")
+    assert sd.TaskData(X, y, task).route == "stats"        # mean N_t > d
+    rows = sd.TaskData(X, y, task, route="rows")
+    stats = sd.TaskData(X, y, task, route="stats")
     rng = np.random.default_rng(7)
     B0 = np.linalg.qr(rng.standard_normal((10, 2)))[0]
     W0 = rng.standard_normal((2, 20))
@@ -80,8 +84,8 @@ def test_rows_and_stats_routes_agree():
         np.testing.assert_allclose(a, b, rtol=1e-10)
     assert rows.max_task_eig() == pytest.approx(stats.max_task_eig(), rel=1e-10)
     alpha = np.full(20, 0.1)
-    np.testing.assert_allclose(sr._per_task_ridge(rows, alpha),
-                               sr._per_task_ridge(stats, alpha), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sd.per_task_ridge(rows, alpha),
+                               sd.per_task_ridge(stats, alpha), rtol=1e-9, atol=1e-12)
     assert rows.rss(B0 @ W0) == pytest.approx(stats.rss(B0 @ W0), rel=1e-10)
 
 
@@ -91,9 +95,9 @@ def test_w_step_equals_per_task_lstsq_and_cvxpy(small):
     X, y, task, _, _ = small
     rng = np.random.default_rng(1)
     B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
-    data = sr._TaskData(X, y, task)
+    data = sd.TaskData(X, y, task)
     G, b, _ = data.w_system(B0)
-    W_fast = sr._solve_w(G, b)
+    W_fast = sd.solve_w(G, b)
     W_ls = np.column_stack([np.linalg.lstsq(X[task == t] @ B0, y[task == t], rcond=None)[0]
                             for t in range(12)])
     np.testing.assert_allclose(W_fast, W_ls, rtol=1e-9, atol=1e-10)
@@ -104,8 +108,8 @@ def test_w_step_equals_per_task_lstsq_and_cvxpy(small):
 @pytest.mark.parametrize("w_ridge", [None, "auto"])
 def test_cvxpy_backend_gives_the_same_fit(small, w_ridge):
     X, y, task, _, _ = small
-    a = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=w_ridge)
-    b = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, backend="cvxpy",
+    a = sf.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=w_ridge)
+    b = sf.fit_shared_representation(X, y, task, 2, tol=1e-10, backend="cvxpy",
                                      w_ridge=w_ridge)
     assert a.converged and b.converged
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-6, atol=1e-6)
@@ -115,10 +119,10 @@ def test_ridge_w_step_is_the_posterior_mean_and_matches_cvxpy(small):
     X, y, task, _, _ = small
     rng = np.random.default_rng(2)
     B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
-    data = sr._TaskData(X, y, task)
+    data = sd.TaskData(X, y, task)
     lam = 0.7 / data.N                                     # lambda_t = c / N_t
     G, b, _ = data.w_system(B0)
-    W_fast = sr._solve_w(G, b, lam)
+    W_fast = sd.solve_w(G, b, lam)
     W_ref = np.column_stack([
         np.linalg.solve((X[task == t] @ B0).T @ (X[task == t] @ B0) / data.N[t]
                         + lam[t] * np.eye(2),
@@ -128,28 +132,28 @@ def test_ridge_w_step_is_the_posterior_mean_and_matches_cvxpy(small):
     W_cvx = cvx.shared_rep_w_step(X @ B0, y, task, 12, ridge=lam)
     np.testing.assert_allclose(W_cvx, W_ref, rtol=1e-6, atol=1e-6)
     # the ridge pulls every w_t towards 0 relative to least squares
-    W_ls = sr._solve_w(G, b)
+    W_ls = sd.solve_w(G, b)
     assert np.all(np.linalg.norm(W_fast, axis=0) < np.linalg.norm(W_ls, axis=0))
 
 
 def test_w_ridge_off_is_the_unchanged_pure_likelihood(small, medium):
     X, y, task, _, _ = small
     # objectives of the pure-likelihood fits recorded before w_ridge existed
-    a = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=None)
+    a = sf.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=None)
     assert a.objective == pytest.approx(1.0381690545700355, rel=1e-9)
     assert a.n_iter == 42 and a.extra["ridge"] is None and a.extra["w_ridge"] == 0
     assert a.extra["likelihood_loss"] == pytest.approx(a.objective, rel=1e-14)
-    z = sr.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=0.0)
+    z = sf.fit_shared_representation(X, y, task, 2, tol=1e-10, w_ridge=0.0)
     np.testing.assert_array_equal(a.coef, z.coef)
     Xm, ym, tm, _, _ = medium
     for method, ref in (("gd", 124.49061969059132), ("altmin", 124.4906200499336)):
-        r = sr.fit_shared_representation(Xm, ym, tm, 3, method=method, w_ridge=None)
+        r = sf.fit_shared_representation(Xm, ym, tm, 3, method=method, w_ridge=None)
         assert r.objective == pytest.approx(ref, rel=1e-9)
     # the ridge fit: objective = likelihood + penalty, lambda_t = c / N_t with the
     # empirical-Bayes c = sigma2_hat k / tau2_hat
-    b = sr.fit_shared_representation(X, y, task, 2, tol=1e-10)
-    data = sr._TaskData(X, y, task)
-    s2, tau2 = sr._moment_noise_signal(data)
+    b = sf.fit_shared_representation(X, y, task, 2, tol=1e-10)
+    data = sd.TaskData(X, y, task)
+    s2, tau2 = sd.moment_noise_signal(data)
     assert b.extra["w_ridge"] == pytest.approx(s2 * 2 / tau2, rel=1e-12)
     np.testing.assert_allclose(b.extra["ridge"], b.extra["w_ridge"] / data.N, rtol=1e-12)
     W = b.extra["W"]
@@ -161,13 +165,13 @@ def test_w_ridge_off_is_the_unchanged_pure_likelihood(small, medium):
 @pytest.mark.parametrize("route", ["rows", "stats"])
 def test_ridge_gradient_is_the_slope_of_the_profile_along_the_retraction(route):
     sim = simulate_shared(20, [60] * 15 + [5] * 5, 10, 2, random_state=5)
-    B0 = sr.spectral_init(sim.X, sim.y, sim.task, 2)
-    data = sr._TaskData(sim.X, sim.y, sim.task, route=route)
+    B0 = sf.spectral_init(sim.X, sim.y, sim.task, 2)
+    data = sd.TaskData(sim.X, sim.y, sim.task, route=route)
     lam = 3.0 / data.N
 
     def profile(B):
         G, b, cache = data.w_system(B)
-        W = sr._solve_w(G, b, lam)
+        W = sd.solve_w(G, b, lam)
         loss, g = data.loss_grad(B, W, cache)
         return loss + 0.5 * np.dot(lam, np.sum(W ** 2, axis=0)), g, W
 
@@ -176,8 +180,8 @@ def test_ridge_gradient_is_the_slope_of_the_profile_along_the_retraction(route):
     g_perp = g - B0 @ (B0.T @ g)
     D = np.linalg.solve(data.pooled_cov(), g_perp) @ np.linalg.inv(W @ W.T)
     h = 1e-6
-    fp = profile(sr._qr_pos(B0 - h * D)[0])[0]
-    fm = profile(sr._qr_pos(B0 + h * D)[0])[0]
+    fp = profile(stiefel.qr_pos(B0 - h * D)[0])[0]
+    fm = profile(stiefel.qr_pos(B0 + h * D)[0])[0]
     assert (fp - fm) / (2 * h) == pytest.approx(-np.sum(g_perp * D), rel=1e-5)
 
 
@@ -188,12 +192,12 @@ def test_ridge_removes_the_blow_up_at_N_equal_2k():
     Theta = sim.B @ sim.W
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gd = sr.fit_shared_representation(sim.X, sim.y, sim.task, 5, max_iter=3000)
-        alt = sr.fit_shared_representation(sim.X, sim.y, sim.task, 5, method="altmin",
+        gd = sf.fit_shared_representation(sim.X, sim.y, sim.task, 5, max_iter=3000)
+        alt = sf.fit_shared_representation(sim.X, sim.y, sim.task, 5, method="altmin",
                                            max_iter=3000)
-        raw = sr.fit_shared_representation(sim.X, sim.y, sim.task, 5, w_ridge=None,
+        raw = sf.fit_shared_representation(sim.X, sim.y, sim.task, 5, w_ridge=None,
                                            max_iter=3000)
-    ls = sr.fit_per_task(sim.X, sim.y, sim.task)
+    ls = sb.fit_per_task(sim.X, sim.y, sim.task)
 
     def err(coef):
         return np.mean(np.sum((coef - Theta) ** 2, axis=0))
@@ -213,7 +217,7 @@ def test_ridge_removes_the_blow_up_at_N_equal_2k():
 def test_objective_decreases_monotonically_and_history_is_complete(medium, method,
                                                                     w_ridge):
     X, y, task, _, _ = medium
-    res = sr.fit_shared_representation(X, y, task, 3, method=method, init="mom",
+    res = sf.fit_shared_representation(X, y, task, 3, method=method, init="mom",
                                        w_ridge=w_ridge)
     obj = np.array(res.history["objective"])
     assert res.converged and res.n_iter >= 2
@@ -229,9 +233,9 @@ def test_objective_decreases_monotonically_and_history_is_complete(medium, metho
 
 def test_recovery_beats_method_of_moments_and_matches_altmin(medium):
     X, y, task, B, _ = medium
-    gd = sr.fit_shared_representation(X, y, task, 3)
-    alt = sr.fit_shared_representation(X, y, task, 3, method="altmin")
-    mom = sr.fit_shared_representation(X, y, task, 3, method="mom")
+    gd = sf.fit_shared_representation(X, y, task, 3)
+    alt = sf.fit_shared_representation(X, y, task, 3, method="altmin")
+    mom = sf.fit_shared_representation(X, y, task, 3, method="mom")
     pred = 30 * 3 / (300 * 20)                      # dk / (TN) = 0.015
     e_gd, e_alt, e_mom = (sin2(r.extra["B"], B) for r in (gd, alt, mom))
     assert e_gd < 3 * pred
@@ -245,14 +249,14 @@ def test_iterations_do_not_grow_with_T():
     its = []
     for T in (200, 800):
         sim = simulate_shared(T, 20, 30, 3, random_state=T)
-        its.append(sr.fit_shared_representation(sim.X, sim.y, sim.task, 3).n_iter)
+        its.append(sf.fit_shared_representation(sim.X, sim.y, sim.task, 3).n_iter)
     assert its[1] <= its[0] + 2, its
 
 
 def test_preconditioning_is_insensitive_to_the_conditioning_of_W():
     sim = simulate_shared(200, 20, 20, 3, condition_number=10.0, random_state=2)
-    gd = sr.fit_shared_representation(sim.X, sim.y, sim.task, 3, max_iter=1000)
-    alt = sr.fit_shared_representation(sim.X, sim.y, sim.task, 3, method="altmin",
+    gd = sf.fit_shared_representation(sim.X, sim.y, sim.task, 3, max_iter=1000)
+    alt = sf.fit_shared_representation(sim.X, sim.y, sim.task, 3, method="altmin",
                                        max_iter=1000)
     assert gd.converged and alt.converged
     assert 3 * gd.n_iter < alt.n_iter
@@ -263,26 +267,26 @@ def test_unsorted_rows_and_centring(medium):
     perm = np.random.default_rng(4).permutation(len(y))
     Xp, yp, tp = X[perm], y[perm], task[perm]
     Xc, yc = Xp.copy(), yp.copy()
-    a = sr.fit_shared_representation(X, y, task, 3)
-    b = sr.fit_shared_representation(Xp, yp, tp, 3)
+    a = sf.fit_shared_representation(X, y, task, 3)
+    b = sf.fit_shared_representation(Xp, yp, tp, 3)
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-7, atol=1e-9)
     np.testing.assert_array_equal(Xp, Xc)                     # input not modified
     np.testing.assert_array_equal(yp, yc)
     # per-task intercepts removed by center=True
     shift_x = np.random.default_rng(5).standard_normal((300, 30))
     shift_y = np.random.default_rng(6).standard_normal(300)
-    c = sr.fit_shared_representation(X + shift_x[task], y + shift_y[task], task, 3,
+    c = sf.fit_shared_representation(X + shift_x[task], y + shift_y[task], task, 3,
                                      center=True)
     Xm = X - (np.add.reduceat(X, np.arange(0, 6000, 20)) / 20)[task]
     ym = y - (np.add.reduceat(y, np.arange(0, 6000, 20)) / 20)[task]
-    d = sr.fit_shared_representation(Xm, ym, task, 3)
+    d = sf.fit_shared_representation(Xm, ym, task, 3)
     np.testing.assert_allclose(c.coef, d.coef, rtol=1e-7, atol=1e-9)
 
 
 def test_non_convergence_warns_and_returns_finite(medium):
     X, y, task, _, _ = medium
     with pytest.warns(ConvergenceWarning):
-        res = sr.fit_shared_representation(X, y, task, 3, max_iter=1, init="mom")
+        res = sf.fit_shared_representation(X, y, task, 3, max_iter=1, init="mom")
     assert not res.converged and res.n_iter == 1
     assert np.all(np.isfinite(res.coef)) and np.isfinite(res.objective)
 
@@ -290,18 +294,18 @@ def test_non_convergence_warns_and_returns_finite(medium):
 def test_spectral_starts(medium):
     X, y, task, B, _ = medium
     for init in ("mom", "ridge"):
-        B0 = sr.spectral_init(X, y, task, 3, init=init)
+        B0 = sf.spectral_init(X, y, task, 3, init=init)
         np.testing.assert_allclose(B0.T @ B0, np.eye(3), atol=1e-10)
         assert sin2(B0, B) < 1.0
-    assert sin2(sr.spectral_init(X, y, task, 3, init="ridge"), B) < \
-        sin2(sr.spectral_init(X, y, task, 3, init="mom"), B)
+    assert sin2(sf.spectral_init(X, y, task, 3, init="ridge"), B) < \
+        sin2(sf.spectral_init(X, y, task, 3, init="mom"), B)
 
 
 # ---- baselines -----------------------------------------------------------------------
 
 def test_per_task_least_squares_and_ridge(small):
     X, y, task, _, _ = small
-    res = sr.fit_per_task(X, y, task)
+    res = sb.fit_per_task(X, y, task)
     alpha = res.extra["alpha"]
     for t in range(12):
         Xt, yt = X[task == t], y[task == t]
@@ -313,7 +317,7 @@ def test_per_task_least_squares_and_ridge(small):
             assert alpha[t] > 0
             ref = np.linalg.solve(Xt.T @ Xt / n + alpha[t] * np.eye(8), Xt.T @ yt / n)
         np.testing.assert_allclose(res.coef[:, t], ref, rtol=1e-8, atol=1e-10)
-    fixed = sr.fit_per_task(X, y, task, alpha=0.3)
+    fixed = sb.fit_per_task(X, y, task, alpha=0.3)
     t = 3
     Xt, yt = X[task == t], y[task == t]
     ref = np.linalg.solve(Xt.T @ Xt / 6 + 0.3 * np.eye(8), Xt.T @ yt / 6)
@@ -323,14 +327,14 @@ def test_per_task_least_squares_and_ridge(small):
 @pytest.mark.parametrize("lam", [0.02, 0.3])
 def test_nuclear_norm_prox_matches_cvxpy(small, lam):
     X, y, task, _, _ = small
-    fast = sr.fit_nuclear_norm(X, y, task, lam, tol=1e-12, max_iter=20000)
-    ref = sr.fit_nuclear_norm(X, y, task, lam, backend="cvxpy")
+    fast = sb.fit_nuclear_norm(X, y, task, lam, tol=1e-12, max_iter=20000)
+    ref = sb.fit_nuclear_norm(X, y, task, lam, backend="cvxpy")
     assert fast.converged
     assert abs(fast.objective - ref.objective) <= 1e-6 * abs(ref.objective)
     assert np.linalg.norm(fast.coef - ref.coef) <= 1e-4 * np.linalg.norm(ref.coef)
     # optimality: the objective is not improved by a small perturbation
     E = np.random.default_rng(0).standard_normal(fast.coef.shape) * 1e-3
-    data = sr._TaskData(X, y, task)
+    data = sd.TaskData(X, y, task)
     pert = data.theta_loss_grad(fast.coef + E, False)[0] + \
         lam * np.linalg.svd(fast.coef + E, compute_uv=False).sum()
     assert pert >= fast.objective
@@ -338,7 +342,7 @@ def test_nuclear_norm_prox_matches_cvxpy(small, lam):
 
 def test_nuclear_norm_large_penalty_gives_zero(small):
     X, y, task, _, _ = small
-    res = sr.fit_nuclear_norm(X, y, task, 1e3)
+    res = sb.fit_nuclear_norm(X, y, task, 1e3)
     assert np.all(res.coef == 0) and res.extra["rank"] == 0
 
 
@@ -346,13 +350,13 @@ def test_nuclear_norm_large_penalty_gives_zero(small):
 
 def test_select_k_picks_true_k():
     sim = simulate_shared(150, 25, 15, 3, sigma=0.5, random_state=8)
-    k_bic, scores = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), patience=None)
+    k_bic, scores = ss.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), patience=None)
     assert k_bic == 3 and set(scores) == set(range(1, 7))
     # the early-stopped scan (default patience=2) ends after k = 5 with the same choice
-    k_fast, fast = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7))
+    k_fast, fast = ss.select_k(sim.X, sim.y, sim.task, ks=range(1, 7))
     assert k_fast == 3 and set(fast) == {1, 2, 3, 4, 5}
     assert all(fast[k] == pytest.approx(scores[k], rel=1e-9) for k in fast)
-    k_cv, _ = sr.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), criterion="cv",
+    k_cv, _ = ss.select_k(sim.X, sim.y, sim.task, ks=range(1, 7), criterion="cv",
                           n_folds=3)
     assert k_cv == 3
 
@@ -362,18 +366,18 @@ def test_adapt_is_least_squares_on_fixed_B_and_shrinks(medium):
     B = medium.B
     Xn = rng.standard_normal((12, 30))
     yn = Xn @ B @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.standard_normal(12)
-    w = sr.adapt(B, Xn, yn)
+    w = sb.adapt(B, Xn, yn)
     np.testing.assert_allclose(w, np.linalg.lstsq(Xn @ B, yn, rcond=None)[0], rtol=1e-10)
     m = np.array([3.0, 3.0, 3.0])
-    np.testing.assert_allclose(sr.adapt(B, Xn, yn, shrink=1e9, w_mean=m), m, atol=1e-6)
+    np.testing.assert_allclose(sb.adapt(B, Xn, yn, shrink=1e9, w_mean=m), m, atol=1e-6)
     C = np.diag([1.0, 2.0, 4.0])
     Z = Xn @ B
     ref = np.linalg.solve(Z.T @ Z / 12 + 0.5 * np.linalg.inv(C),
                           Z.T @ yn / 12 + 0.5 * np.linalg.inv(C) @ m)
-    np.testing.assert_allclose(sr.adapt(B, Xn, yn, shrink=0.5, w_mean=m, w_cov=C), ref,
+    np.testing.assert_allclose(sb.adapt(B, Xn, yn, shrink=0.5, w_mean=m, w_cov=C), ref,
                                rtol=1e-10)
     # shrinkage moves the fit between least squares and the target
-    ws = sr.adapt(B, Xn, yn, shrink=0.5, w_mean=m)
+    ws = sb.adapt(B, Xn, yn, shrink=0.5, w_mean=m)
     assert np.linalg.norm(ws - m) < np.linalg.norm(w - m)
 
 
@@ -384,15 +388,15 @@ def test_subspace_distance_identities():
     B2 = np.linalg.qr(rng.standard_normal((d, k)))[0]
     Q_full = np.linalg.qr(np.column_stack([B1, rng.standard_normal((d, d - k))]))[0]
     B1_perp = Q_full[:, k:]
-    dist = sr.subspace_distance(B1, B2)
+    dist = sb.subspace_distance(B1, B2)
     assert dist == pytest.approx(np.linalg.norm(B1_perp.T @ B2), rel=1e-10)
-    assert dist == pytest.approx(sr.subspace_distance(B2, B1), rel=1e-10)
+    assert dist == pytest.approx(sb.subspace_distance(B2, B1), rel=1e-10)
     R = np.linalg.qr(rng.standard_normal((k, k)))[0]
-    assert sr.subspace_distance(B1, B1 @ R) == pytest.approx(0.0, abs=1e-7)
-    assert sr.subspace_distance(B1, B2 @ R) == pytest.approx(dist, rel=1e-10)
-    assert sr.subspace_distance(B1, B1_perp[:, :k]) == pytest.approx(np.sqrt(k))
+    assert sb.subspace_distance(B1, B1 @ R) == pytest.approx(0.0, abs=1e-7)
+    assert sb.subspace_distance(B1, B2 @ R) == pytest.approx(dist, rel=1e-10)
+    assert sb.subspace_distance(B1, B1_perp[:, :k]) == pytest.approx(np.sqrt(k))
     with pytest.raises(ValueError, match="B2 must have orthonormal"):
-        sr.subspace_distance(B1, 2 * B2)
+        sb.subspace_distance(B1, 2 * B2)
 
 
 def test_simulate_shared():
@@ -429,21 +433,21 @@ def test_bad_input_names_the_argument(small, change, exc, match):
     args = change({"X": small.X, "y": small.y, "task": small.task, "k": 2})
     kw = {key: v for key, v in args.items() if key not in ("X", "y", "task", "k")}
     with pytest.raises(exc, match=match):
-        sr.fit_shared_representation(args["X"], args["y"], args["task"], args["k"], **kw)
+        sf.fit_shared_representation(args["X"], args["y"], args["task"], args["k"], **kw)
 
 
 def test_bad_input_other_functions(small):
     X, y, task, B, _ = small
     with pytest.raises(ValueError, match="lam"):
-        sr.fit_nuclear_norm(X, y, task, -1.0)
+        sb.fit_nuclear_norm(X, y, task, -1.0)
     with pytest.raises(ValueError, match="alpha"):
-        sr.fit_per_task(X, y, task, alpha=-1.0)
+        sb.fit_per_task(X, y, task, alpha=-1.0)
     with pytest.raises(ValueError, match="X_new"):
-        sr.adapt(B, X[:, :5], y)
+        sb.adapt(B, X[:, :5], y)
     with pytest.raises(ValueError, match="shrink"):
-        sr.adapt(B, X, y, shrink=-1.0)
+        sb.adapt(B, X, y, shrink=-1.0)
     with pytest.raises(ValueError, match="criterion"):
-        sr.select_k(X, y, task, criterion="aic")
+        ss.select_k(X, y, task, criterion="aic")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sr.adapt(B, X, y)                              # a valid call does not warn
+        sb.adapt(B, X, y)                              # a valid call does not warn

@@ -15,7 +15,10 @@ import pandas as pd
 from .. import design
 from ..exceptions import ValueWarning
 from .. import plotting as _plotting
-from ..solvers import shared_rep as sr
+from ..solvers.shared_baselines import (adapt, fit_nuclear_norm, fit_per_task,
+                                        subspace_distance)
+from ..solvers.shared_fit import fit_shared_representation
+from ..solvers.shared_select import select_k
 from functools import cached_property
 
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
@@ -45,7 +48,7 @@ class SharedRepresentation(DataViews):
     -----
     The estimator minimises ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with
     orthonormal columns and W = [w_1 ... w_T] by a preconditioned first-order method from a
-    spectral start (:func:`mtltransfer.solvers.shared_rep.fit_shared_representation`).
+    spectral start (:func:`mtltransfer.solvers.shared_fit.fit_shared_representation`).
     """
 
     _formula_max_endog = 1
@@ -150,7 +153,7 @@ class SharedRepresentation(DataViews):
         ----------
         k : int or None
             Representation dimension, 1 <= k <= min(d, T). None: chosen by ``criterion``
-            (:func:`mtltransfer.solvers.shared_rep.select_k`).
+            (:func:`mtltransfer.solvers.shared_select.select_k`).
         method : {"gd", "altmin", "mom", "per_task", "nuclear"}
             ``"gd"``: the likelihood estimator (preconditioned first-order method);
             baselines: ``"altmin"`` (alternating minimisation), ``"mom"`` (method of
@@ -170,7 +173,7 @@ class SharedRepresentation(DataViews):
             How k is chosen when ``k=None``.
         w_ridge : "auto", float or None
             Random-effects penalty of the W-step (see
-            :func:`mtltransfer.solvers.shared_rep.fit_shared_representation`); None fits
+            :func:`mtltransfer.solvers.shared_fit.fit_shared_representation`); None fits
             the pure likelihood.
         verbose : bool
 
@@ -195,28 +198,28 @@ class SharedRepresentation(DataViews):
         how, scores = "given", None
         B = W = None
         if method == "per_task":
-            sol = sr.fit_per_task(X, y, task, center=center)
+            sol = fit_per_task(X, y, task, center=center)
             k = None
         elif method == "nuclear":
             if lam is None:
                 raise ValueError("method='nuclear' needs lam= (the nuclear-norm penalty)")
             lam = check_positive("lam", lam)
-            sol = sr.fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=max_iter,
-                                      backend=backend, center=center)
+            sol = fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=max_iter,
+                                   backend=backend, center=center)
             k = None
         else:
             if k is None:
                 # candidates are screened at a moderate tolerance; the chosen k is then
                 # fitted to ``tol`` below
-                k, scores = sr.select_k(X, y, task, criterion=criterion, center=center,
-                                        method=method, tol=max(tol, 1e-6),
-                                        max_iter=max_iter, w_ridge=w_ridge)
+                k, scores = select_k(X, y, task, criterion=criterion, center=center,
+                                     method=method, tol=max(tol, 1e-6),
+                                     max_iter=max_iter, w_ridge=w_ridge)
                 how = criterion.upper()
             k = check_int("k", k, 1, min(d, T))
-            sol = sr.fit_shared_representation(X, y, task, k, method=method, init=init,
-                                               tol=tol, max_iter=max_iter, backend=backend,
-                                               center=center, verbose=verbose,
-                                               w_ridge=w_ridge)
+            sol = fit_shared_representation(X, y, task, k, method=method, init=init,
+                                            tol=tol, max_iter=max_iter, backend=backend,
+                                            center=center, verbose=verbose,
+                                            w_ridge=w_ridge)
             B, W = sol.extra["B"], sol.extra["W"]
         return SharedRepresentationResults(self, sol, method, k, how, scores, B, W, lam)
 
@@ -451,7 +454,7 @@ class SharedRepresentationResults(Results):
         representation (orthonormal d x k array or DataFrame)."""
         if self._B is None:
             raise ValueError(f"method={self.method!r} has no representation")
-        return sr.subspace_distance(self._B, np.asarray(B_other, dtype=float))
+        return subspace_distance(self._B, np.asarray(B_other, dtype=float))
 
     def adapt(self, new_task_data, endog=None, *, shrink=None):
         """Fit a new task's weights w on the learned representation B.
@@ -514,8 +517,8 @@ class SharedRepresentationResults(Results):
         if s is None and len(y) < self._B.shape[1] + int(m.center):
             raise ValueError(f"new_task_data has {len(y)} rows, fewer than k + intercept "
                              f"({self._B.shape[1] + int(m.center)}); pass shrink='auto'")
-        w = sr.adapt(self._B, Xc, yc, shrink=s, w_mean=w_mean if s else None,
-                     w_cov=w_cov if s else None)
+        w = adapt(self._B, Xc, yc, shrink=s, w_mean=w_mean if s else None,
+                  w_cov=w_cov if s else None)
         theta = self._B @ w
         b = float(ym - xm @ theta) if m.center else 0.0
         return AdaptedTask(self, w, theta, b)

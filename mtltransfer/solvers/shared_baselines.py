@@ -1,0 +1,240 @@
+"""Baselines of the shared-representation model and the transfer to a new task.
+
+fit_per_task        per-task least squares / ridge
+fit_nuclear_norm    convex relaxation, accelerated proximal gradient
+adapt               a new task's w on a fixed B
+subspace_distance   sin-theta distance between two column spaces
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy import linalg
+
+from ._base import SolverResult, warn_not_converged
+from .prox import svt
+from .shared_data import TaskData, as_float_matrix, bayes_ridge_alpha, per_task_ridge
+
+__all__ = ["fit_per_task", "fit_nuclear_norm", "adapt", "subspace_distance"]
+
+
+def fit_per_task(X, y, task, *, alpha=None, center=False):
+    """Per-task least squares, with ridge for the tasks that have fewer rows than d.
+
+    For each task,
+    ``theta_t = argmin (1/2N_t)||y_t - X_t theta||^2 + (alpha_t/2)||theta||^2``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+    y : ndarray, shape (N,)
+    task : ndarray of int, shape (N,)
+        Task label of each row, 0..T-1, every task present.
+    alpha : None, float or ndarray of shape (T,)
+        Ridge penalty per task. ``None``: 0 (least squares) for tasks with N_t >= d, and
+        for N_t < d the data-driven posterior-mean penalty
+        ``alpha_t = sigma2_hat d / (N_t tau2_hat)`` from pooled moment estimates of the
+        noise variance and of E||theta_t||^2.
+    center : bool
+        Centre X and y within each task first.
+
+    Returns
+    -------
+    SolverResult
+        ``coef`` = Theta (d x T); ``extra["alpha"]`` the penalties used.
+    """
+    data = TaskData(X, y, task, center=center)
+    if alpha is None:
+        alpha = np.where(data.N < data.d, bayes_ridge_alpha(data), 0.0)
+    else:
+        alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (data.T,)).copy()
+        if np.any(alpha < 0) or not np.all(np.isfinite(alpha)):
+            raise ValueError("alpha must be finite and >= 0")
+    Theta = per_task_ridge(data, alpha)
+    obj = data.theta_loss_grad(Theta, grad=False)[0]
+    return SolverResult(coef=Theta, objective=float(obj), extra={"alpha": alpha})
+
+
+
+def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast",
+                     center=False, Theta0=None, verbose=False):
+    """Convex relaxation: minimise ``L(Theta) + lam ||Theta||_*`` over Theta (d x T).
+
+    ``L(Theta) = sum_t (1/(2N_t)) ||y_t - X_t theta_t||^2`` and ``||.||_*`` is the nuclear
+    norm (sum of singular values). ``backend="fast"``: accelerated proximal gradient
+    (FISTA) with singular value thresholding,
+
+        Theta_{j+1} = SVT_{lam/Lip}(V_j - grad L(V_j) / Lip),
+        V_{j+1} = Theta_{j+1} + ((a_j - 1)/a_{j+1}) (Theta_{j+1} - Theta_j),
+        a_{j+1} = (1 + sqrt(1 + 4 a_j^2)) / 2,
+
+    with ``Lip = max_t lambda_max(X_t^T X_t / N_t)`` (the Lipschitz constant of grad L; the
+    task blocks of the Hessian are separate), restarting the momentum whenever the
+    objective increases. Stops when
+    ``||Theta_{j+1} - Theta_j||_F <= tol max(1, ||Theta_{j+1}||_F)``.
+    ``backend="cvxpy"``: the same problem in CVXPY (:func:`..cvx.shared_rep_nuclear_norm`).
+
+    Parameters
+    ----------
+    X, y, task : ndarray
+        Stacked rows, responses and task labels (see
+        :func:`~mtltransfer.solvers.shared_fit.fit_shared_representation`).
+    lam : float
+        Penalty, >= 0.
+    tol : float
+    max_iter : int
+    backend : {"fast", "cvxpy"}
+    center : bool
+    Theta0 : ndarray of shape (d, T), optional
+        Warm start.
+    verbose : bool
+
+    Returns
+    -------
+    SolverResult
+        ``coef`` = Theta; ``objective`` = L + lam ||Theta||_*; ``history`` with
+        ``objective`` and ``rel_change`` per iteration; ``extra["rank"]``,
+        ``extra["singular_values"]``.
+    """
+    data = TaskData(X, y, task, center=center)
+    if not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
+    if backend not in ("fast", "cvxpy"):
+        raise ValueError(f"backend must be 'fast' or 'cvxpy'; got {backend!r}")
+    d, T = data.d, data.T
+
+    def objective(Theta):
+        return data.theta_loss_grad(Theta, grad=False)[0] + \
+            lam * linalg.svdvals(Theta).sum()
+
+    if backend == "cvxpy":
+        from .cvx import shared_rep_nuclear_norm
+        Theta = shared_rep_nuclear_norm(data.X, data.y, data.task, T, lam)
+        sv = linalg.svdvals(Theta)
+        return SolverResult(coef=Theta, objective=float(objective(Theta)),
+                            extra={"rank": int(np.sum(sv > 1e-8 * max(sv.max(), 1e-300))),
+                                   "singular_values": sv})
+    Lip = 1.0001 * data.max_task_eig() + 1e-300
+    Theta = np.zeros((d, T)) if Theta0 is None else \
+        as_float_matrix(Theta0, "Theta0", 2).copy()
+    if Theta.shape != (d, T):
+        raise ValueError(f"Theta0 must have shape (d, T) = ({d}, {T})")
+    V, a = Theta.copy(), 1.0
+    obj = objective(Theta)
+    hist = {"objective": [float(obj)], "rel_change": [np.nan]}
+    converged, n_iter, change = False, 0, np.inf
+    for it in range(1, max_iter + 1):
+        g = data.theta_loss_grad(V)[1]
+        Theta_new, sv = svt(V - g / Lip, lam / Lip)
+        obj_new = data.theta_loss_grad(Theta_new, grad=False)[0] + lam * sv.sum()
+        if obj_new > obj and a > 1.0:          # adaptive restart of the momentum
+            V, a = Theta.copy(), 1.0
+            continue
+        a_new = (1 + np.sqrt(1 + 4 * a * a)) / 2
+        diff = Theta_new - Theta
+        V = Theta_new + ((a - 1) / a_new) * diff
+        change = np.linalg.norm(diff) / max(1.0, np.linalg.norm(Theta_new))
+        Theta, obj, a, n_iter = Theta_new, obj_new, a_new, it
+        hist["objective"].append(float(obj))
+        hist["rel_change"].append(float(change))
+        if verbose:
+            print(f"iter {it:5d}  objective={obj:.12g}  rel_change={change:.3e}")
+        if change <= tol:
+            converged = True
+            break
+    if not converged:
+        warn_not_converged("fit_nuclear_norm", n_iter, change, tol)
+    sv = linalg.svdvals(Theta)
+    return SolverResult(coef=Theta, converged=converged, n_iter=n_iter, history=hist,
+                        objective=float(objective(Theta)),
+                        extra={"rank": int(np.sum(sv > 1e-8 * max(sv.max(), 1e-300))),
+                               "singular_values": sv})
+
+
+
+def adapt(B, X_new, y_new, shrink=None, w_mean=None, w_cov=None):
+    """Fit a new task's coefficients w on a fixed representation B.
+
+    Solves ``min_w (1/(2n)) ||y - X B w||^2 + (shrink/2) (w - w_mean)^T w_cov^{-1}
+    (w - w_mean)``, i.e. ``w = (Z^T Z / n + shrink P)^{-1} (Z^T y / n + shrink P w_mean)``
+    with ``Z = X B`` and ``P = w_cov^{-1}``. ``shrink=None`` (or 0) is least squares on
+    the k columns of Z. With ``w_mean``, ``w_cov`` the mean and covariance of the learned
+    w's and ``shrink = sigma2 / n``, this is the Gaussian posterior mean of w.
+
+    Parameters
+    ----------
+    B : ndarray, shape (d, k)
+    X_new : ndarray, shape (n, d)
+    y_new : ndarray, shape (n,)
+    shrink : None or float >= 0
+    w_mean : ndarray, shape (k,), optional
+        Shrinkage target; default 0.
+    w_cov : ndarray, shape (k, k), optional
+        Positive definite; default I_k.
+
+    Returns
+    -------
+    w : ndarray, shape (k,)
+        The new task's coefficients are ``B @ w``.
+    """
+    B = as_float_matrix(B, "B", 2)
+    X_new = as_float_matrix(X_new, "X_new", 2)
+    y_new = as_float_matrix(y_new, "y_new", 1)
+    d, k = B.shape
+    n = X_new.shape[0]
+    if X_new.shape[1] != d:
+        raise ValueError(f"X_new must have d = {d} columns (rows of B); got "
+                         f"{X_new.shape[1]}")
+    if y_new.shape[0] != n or n == 0:
+        raise ValueError(f"y_new must have as many entries as X_new has rows (>= 1); got "
+                         f"{y_new.shape[0]} and {n}")
+    shrink = 0.0 if shrink is None else shrink
+    if not (isinstance(shrink, numbers.Real) and np.isfinite(shrink) and shrink >= 0):
+        raise ValueError(f"shrink must be None or a finite number >= 0; got {shrink!r}")
+    m = np.zeros(k) if w_mean is None else as_float_matrix(w_mean, "w_mean", 1)
+    if m.shape != (k,):
+        raise ValueError(f"w_mean must have shape ({k},); got {m.shape}")
+    if w_cov is None:
+        P = np.eye(k)
+    else:
+        C = as_float_matrix(w_cov, "w_cov", 2)
+        if C.shape != (k, k):
+            raise ValueError(f"w_cov must have shape ({k}, {k}); got {C.shape}")
+        try:
+            P = linalg.cho_solve(linalg.cho_factor((C + C.T) / 2), np.eye(k))
+        except linalg.LinAlgError:
+            raise ValueError("w_cov must be positive definite") from None
+    Z = X_new @ B
+    if shrink == 0:
+        return linalg.lstsq(Z, y_new)[0]
+    A = Z.T @ Z / n + shrink * P
+    return linalg.solve(A, Z.T @ y_new / n + shrink * (P @ m), assume_a="pos")
+
+
+def subspace_distance(B1, B2):
+    """sin-theta distance between the column spaces of two orthonormal d x k matrices.
+
+    ``||B1_perp^T B2||_F = sqrt(k - ||B1^T B2||_F^2)``: the Frobenius norm of the sines
+    of the principal angles. Symmetric, 0 iff the spans agree, at most sqrt(k).
+
+    Parameters
+    ----------
+    B1, B2 : ndarray, shape (d, k)
+        Orthonormal columns (checked to 1e-6).
+
+    Returns
+    -------
+    float
+    """
+    B1 = as_float_matrix(B1, "B1", 2)
+    B2 = as_float_matrix(B2, "B2", 2)
+    if B1.shape != B2.shape:
+        raise ValueError(f"B1 and B2 must have the same shape; got {B1.shape} and "
+                         f"{B2.shape}")
+    k = B1.shape[1]
+    for name, Bm in (("B1", B1), ("B2", B2)):
+        if not np.allclose(Bm.T @ Bm, np.eye(k), atol=1e-6):
+            raise ValueError(f"{name} must have orthonormal columns")
+    return float(np.sqrt(max(k - np.linalg.norm(B1.T @ B2) ** 2, 0.0)))

@@ -1,0 +1,158 @@
+"""Choice of the representation dimension k (BIC or row-wise cross-validation)."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from ..exceptions import ConvergenceWarning
+from ._base import argmin_simplest
+from .shared_data import TaskData, check_k
+from .shared_fit import fit_shared_representation
+
+__all__ = ["select_k"]
+
+
+def _n_params(d, k, T):
+    """Free parameters of (B, W): a k-dim subspace of R^d (dk - k(k+1)/2) plus kT."""
+    return d * k - k * (k + 1) // 2 + k * T
+
+
+def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
+             center=False, patience=2, **fit_kw):
+    """Choose the representation dimension k.
+
+    ``criterion="bic"``: fit each k and minimise the Gaussian BIC with sigma^2 profiled
+    out,
+
+        BIC(k) = N log(RSS_k / N) + (d k - k(k+1)/2 + k T) log N,
+
+    ``RSS_k = sum_t ||y_t - X_t B_k w_t||^2`` and N = sum_t N_t. ``criterion="cv"``: split
+    each task's rows into ``n_folds`` folds at random, fit on the other folds and minimise
+    the held-out loss ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` summed over folds.
+
+    Parameters
+    ----------
+    X, y, task : ndarray
+        Stacked rows, responses and task labels (see
+        :func:`~mtltransfer.solvers.shared_fit.fit_shared_representation`).
+    ks : iterable of int, optional
+        Candidates; default ``1 .. min(d, T, 10)``.
+    criterion : {"bic", "cv"}
+    n_folds : int
+        Folds for ``"cv"`` (>= 2).
+    random_state : int, Generator or None
+        Fold assignment for ``"cv"``.
+    center : bool
+    patience : int or None
+        Candidates are scanned in increasing order and the scan stops once ``patience``
+        consecutive candidates score worse than the best so far (the criterion is
+        unimodal in k in regular cases, and fits with k above the truth are the slow,
+        ill-conditioned ones). None scans every candidate.
+    **fit_kw
+        Passed to :func:`~mtltransfer.solvers.shared_fit.fit_shared_representation`
+        (method, tol, max_iter, ...).
+
+    Returns
+    -------
+    k : int
+        The chosen dimension.
+    scores : dict of int to float
+        The criterion for each candidate (smaller is better).
+    """
+    if criterion not in ("bic", "cv"):
+        raise ValueError(f"criterion must be 'bic' or 'cv'; got {criterion!r}")
+    data = TaskData(X, y, task, center=center)
+    d, T = data.d, data.T
+    if ks is None:
+        ks = range(1, min(d, T, 10) + 1)
+    ks = [check_k(k, d, T, name="ks") for k in ks]
+    if not ks:
+        raise ValueError("ks must hold at least one candidate")
+    ks = sorted(set(ks))
+    scan = _Scan(data, patience, fit_kw)
+    if criterion == "bic":
+        _bic_scores(scan, ks)
+    else:
+        if isinstance(n_folds, bool) or not isinstance(n_folds, numbers.Integral) \
+                or n_folds < 2:
+            raise ValueError(f"n_folds must be an integer >= 2; got {n_folds!r}")
+        _cv_scores(scan, ks, n_folds, random_state)
+    if scan.not_converged:
+        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
+                      "converge (often a sign that k is too large for the data); their "
+                      "scores are those of the last iterate", ConvergenceWarning,
+                      stacklevel=2)
+    return _best_k(scan.scores), scan.scores
+
+
+class _Scan:
+    """Scores of the candidates fitted so far, the fits' convergence, the early stop."""
+
+    def __init__(self, data, patience, fit_kw):
+        self.data, self.patience, self.fit_kw = data, patience, fit_kw
+        self.scores, self.not_converged = {}, set()
+
+    def done(self):
+        """True once ``patience`` candidates above the best k have been scored."""
+        if self.patience is None:
+            return False
+        best = _best_k(self.scores)
+        return sum(1 for k in self.scores if k > best) >= self.patience
+
+    def fit(self, k, rows=slice(None)):
+        """The fit with k on ``rows``; a ConvergenceWarning is noted, not re-raised."""
+        data = self.data
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            res = fit_shared_representation(data.X[rows], data.y[rows], data.task[rows],
+                                            k, **self.fit_kw)
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                self.not_converged.add(k)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return res
+
+
+def _bic_scores(scan, ks):
+    """BIC(k) = N log(RSS_k / N) + (d k - k(k+1)/2 + k T) log N for each candidate."""
+    d, T, n = scan.data.d, scan.data.T, scan.data.n
+    for k in ks:
+        res = scan.fit(k)
+        rss = max(res.extra["rss"], 1e-300)
+        scan.scores[k] = float(n * np.log(rss / n) + _n_params(d, k, T) * np.log(n))
+        if scan.done():
+            break
+
+
+def _cv_scores(scan, ks, n_folds, random_state):
+    """Held-out ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` summed over row-wise folds."""
+    data, n = scan.data, scan.data.n
+    rng = np.random.default_rng(random_state)
+    # random order within each task, then folds dealt round-robin; a task with a
+    # single row is never held out, so every task keeps training rows
+    order = np.lexsort((rng.random(n), data.task))
+    fold = np.empty(n, dtype=np.int64)
+    fold[order] = (np.arange(n) - data.starts[data.task]) % n_folds
+    fold[data.N[data.task] < 2] = -1
+    for k in ks:
+        total = 0.0
+        for f in range(n_folds):             # loop over folds, not tasks
+            tr, te = fold != f, fold == f
+            res = scan.fit(k, tr)
+            r = data.y[te] - np.einsum("id,di->i", data.X[te],
+                                       res.coef[:, data.task[te]])
+            total += 0.5 * np.dot(r * r, data.inv_N_row[te])
+        scan.scores[k] = float(total)
+        if scan.done():
+            break
+
+
+def _best_k(scores):
+    """The k with the best score; near-ties go to the smaller k (``argmin_simplest``)."""
+    ks = sorted(scores)
+    return ks[argmin_simplest([scores[k] for k in ks])]
+
