@@ -186,12 +186,17 @@ def _empty_stats(p, q):
     return SufficientStats.from_arrays(np.zeros((0, p)), np.zeros((0, q)))
 
 
-def partition_design(part, formula, template, missing):
+#: rows of a partition turned into a design matrix at a time (bounds a worker's memory
+#: to the partition plus one chunk's design)
+CHUNK_ROWS = 1 << 16
+
+
+def partition_design(part, formula, template, missing, infos=None):
     """(X, Y, ok) of one partition: the design built with the template's design info,
     and the mask of complete rows (NaN or inf anywhere in a row makes it incomplete)."""
     import patsy
 
-    lhs, rhs = _design_infos(formula, template)
+    lhs, rhs = _design_infos(formula, template) if infos is None else infos
     work = part.reset_index(drop=True)
     n = len(work)
     keep = [c for c in rhs.column_names if c not in design._INTERCEPT_NAMES]
@@ -212,13 +217,19 @@ def partition_design(part, formula, template, missing):
 
 
 def _partition_stats(part, formula, template, used, missing, n_folds):
-    """Per-fold statistics of one partition (a list of ``n_folds`` SufficientStats)."""
-    X, Y, ok = partition_design(part, formula, template, missing)
-    if len(ok) == 0:
-        return [_empty_stats(X.shape[1], Y.shape[1])] * n_folds
-    fold = design.hash_folds(design.row_hash(part, used), n_folds)[ok]
-    X, Y = X[ok], Y[ok]
-    return [SufficientStats.from_arrays(X[fold == k], Y[fold == k]) for k in range(n_folds)]
+    """Per-fold statistics of one partition (a list of ``n_folds`` SufficientStats),
+    built ``CHUNK_ROWS`` rows at a time."""
+    infos = _design_infos(formula, template)
+    p = len([c for c in infos[1].column_names if c not in design._INTERCEPT_NAMES])
+    folds = [_empty_stats(p, len(infos[0].column_names))] * n_folds
+    for start in range(0, len(part), CHUNK_ROWS):
+        chunk = part.iloc[start:start + CHUNK_ROWS]
+        X, Y, ok = partition_design(chunk, formula, template, missing, infos)
+        fold = design.hash_folds(design.row_hash(chunk, used), n_folds)[ok]
+        X, Y = X[ok], Y[ok]
+        folds = [f + SufficientStats.from_arrays(X[fold == k], Y[fold == k])
+                 for k, f in enumerate(folds)]
+    return folds
 
 
 def _merge_folds(a, b):
