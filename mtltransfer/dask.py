@@ -46,7 +46,7 @@ from .models.smart import SMART
 
 __all__ = ["StatsModel", "DaskOLS", "DaskRidge", "DaskReducedRank", "DaskNuclearNorm",
            "DaskSMART", "RowsOnCluster", "model_from_dask", "predict_partitions",
-           "formula_stats", "DEFAULT_FOLDS"]
+           "formula_stats", "formula_template", "DEFAULT_FOLDS"]
 
 #: the number of hashed folds whose statistics the first pass computes (``fit``'s default
 #: ``n_folds``); another number of folds takes one more pass over the data

@@ -272,6 +272,9 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     if "~" not in formula:
         raise ValueError(f"formula has no response: expected 'Y1 + Y2 ~ x1 + x2', got "
                          f"{formula!r}")
+    if is_dask_frame(data):
+        raise TypeError("this model does not take a Dask DataFrame; OLS, Ridge, "
+                        "ReducedRank, NuclearNorm and SMART do (see mtltransfer.dask)")
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, dict):
             data = pd.DataFrame(data)
