@@ -6,9 +6,9 @@ writer never holds the data, then on a ``LocalCluster`` (``--workers`` processes
 thread, each with ``memory_limit`` below the size of the data) fits ReducedRank (rank by
 RSC) and a SMART source model (ranks by RSC and hashed-fold CV, lambda by BIC; the source
 is a reduced-rank fit of the same data) from ``dd.read_parquet``, for 1, 2 and 4
-partitions per worker (and 8). A partition is read whole into a worker (pandas), so a
-configuration whose partitions do not fit a worker's memory_limit fails, and is reported
-as such. For each it prints the rows per second (wall), the workers' CPU
+partitions per worker (and 8): the files are grouped into partitions read by pyarrow
+(``dd.from_map``). A partition is read whole into a worker (pandas), so a configuration
+whose partitions do not fit a worker's memory_limit fails, and is reported as such. For each it prints the rows per second (wall), the workers' CPU
 seconds, and the peak resident memory of any worker (sampled every 0.2 s).
 
     python benchmarks/dask_scaling.py --rows 2000000
@@ -59,6 +59,27 @@ def write_data(path, rows, p, q, n_files, seed=0):
         writer.close()
     formula = " + ".join(ynames) + " ~ " + " + ".join(xnames)
     return formula, C
+
+
+def read_files(files):
+    """One partition: parquet files read by pyarrow and converted column by column (each
+    Arrow column freed once converted, so the partition is held about once)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def partitions(path, n_partitions):
+    """A Dask DataFrame of the parquet files of ``path`` in ``n_partitions`` groups."""
+    import dask.dataframe as dd
+    import pyarrow.parquet as pq
+
+    files = sorted(str(f) for f in Path(path).glob("*.parquet"))
+    groups = [list(g) for g in np.array_split(np.array(files, dtype=object), n_partitions)]
+    meta = pq.read_schema(files[0]).empty_table().to_pandas()
+    return dd.from_map(read_files, groups, meta=meta)
 
 
 class PeakMemory:
@@ -115,7 +136,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import dask
-    import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
     # a task that kills its worker (out of memory) fails at once instead of being retried
@@ -131,10 +151,18 @@ def main(argv=None):
     limit = int(args.memory_fraction * nbytes)
     t0 = time.perf_counter()
     try:
-        formula, _ = write_data(path, args.rows, args.p, args.q, n_files)
-        print(f"wrote {args.rows:,} rows x {args.p + args.q} columns ({nbytes / 1e9:.2f} GB "
+        if path.exists():          # --dir of an earlier run with --keep
+            import pyarrow.parquet as pq
+            files = sorted(path.glob("*.parquet"))
+            assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == args.rows
+            assert len(files) == n_files
+            formula = (" + ".join(f"y{j + 1}" for j in range(args.q)) + " ~ " +
+                       " + ".join(f"x{j + 1}" for j in range(args.p)))
+        else:
+            formula, _ = write_data(path, args.rows, args.p, args.q, n_files)
+        print(f"data: {args.rows:,} rows x {args.p + args.q} columns ({nbytes / 1e9:.2f} GB "
               f"in memory, {sum(f.stat().st_size for f in path.iterdir()) / 1e9:.2f} GB "
-              f"parquet) in {time.perf_counter() - t0:.0f} s")
+              f"parquet) ready in {time.perf_counter() - t0:.0f} s", flush=True)
         print(f"LocalCluster: {args.workers} workers x 1 thread, memory_limit "
               f"{limit / 1e9:.2f} GB each (data {nbytes / 1e9:.2f} GB)")
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
@@ -142,9 +170,7 @@ def main(argv=None):
                 Client(cluster) as client:
             rows = []
             for k in args.per_worker:
-                ddf = dd.read_parquet(path)
-                if ddf.npartitions != k * args.workers:
-                    ddf = ddf.repartition(npartitions=k * args.workers)
+                ddf = partitions(path, k * args.workers)
                 part_gb = nbytes / ddf.npartitions / 1e9
                 for name in ("ReducedRank", "SMART source"):
                     row = {"partitions/worker": k, "partitions": ddf.npartitions,

@@ -251,9 +251,15 @@ def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT
 
     parts = [dask.delayed(_partition_stats, pure=True)(p, formula, template, used, missing,
                                                        n_folds)
-             for p in ddf[used].to_delayed()]
+             for p in _columns(ddf, used).to_delayed()]
     (folds,) = dask.compute(_tree(parts, _merge_folds))
     return folds
+
+
+def _columns(ddf, used):
+    """``ddf[used]``, or ``ddf`` itself when it has no other column (a projection of
+    every column would copy each partition on the workers)."""
+    return ddf if list(used) == list(ddf.columns) else ddf[used]
 
 
 def _total(folds):
