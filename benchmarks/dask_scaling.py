@@ -166,7 +166,7 @@ def main(argv=None):
         print(f"LocalCluster: {args.workers} workers x 1 thread, memory_limit "
               f"{limit / 1e9:.2f} GB each (data {nbytes / 1e9:.2f} GB)")
         with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          memory_limit=limit, dashboard_address=None) as cluster, \
+                          memory_limit=limit, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             rows = []
             for k in args.per_worker:

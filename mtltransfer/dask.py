@@ -233,7 +233,24 @@ def _partition_stats(part, formula, template, used, missing, n_folds):
 
 
 def _merge_folds(a, b):
+    a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
     return [x + y for x, y in zip(a, b)]
+
+
+class _Spec:
+    """What every partition needs to compute its statistics (one picklable argument)."""
+
+    def __init__(self, formula, template, used, missing, n_folds):
+        self.formula, self.template, self.used = formula, template, used
+        self.missing, self.n_folds = missing, n_folds
+
+
+def _stats_series(part, spec):
+    """The per-fold statistics of one partition in a one-element Series: as a
+    ``map_partitions`` function it runs in the same task as the partition's reading, so
+    a worker holds one partition at a time."""
+    return pd.Series([_partition_stats(part, spec.formula, spec.template, spec.used,
+                                       spec.missing, spec.n_folds)], dtype=object)
 
 
 def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT_FOLDS):
@@ -249,10 +266,12 @@ def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT
     """
     import dask
 
-    parts = [dask.delayed(_partition_stats, pure=True)(p, formula, template, used, missing,
-                                                       n_folds)
-             for p in _columns(ddf, used).to_delayed()]
-    (folds,) = dask.compute(_tree(parts, _merge_folds))
+    spec = _Spec(formula, template, used, missing, n_folds)
+    per_partition = _columns(ddf, used).map_partitions(_stats_series, spec,
+                                                       meta=pd.Series(dtype=object))
+    (folds,) = dask.compute(_tree(per_partition.to_delayed(), _merge_folds))
+    if isinstance(folds, pd.Series):         # a single partition
+        folds = folds.iloc[0]
     return folds
 
 

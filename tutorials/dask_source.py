@@ -65,7 +65,7 @@ print(f"source: {len(list(folder.glob('*.parquet')))} parquet files; target {tar
 
 # %%
 cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                       dashboard_address=None)
+                       dashboard_address=":0")
 client = Client(cluster)
 
 # %% [markdown]
