@@ -5,11 +5,12 @@ Writes ``--rows`` rows (default 20 million) of p = 50 predictors and q = 10 resp
 writer never holds the data, then on a ``LocalCluster`` (``--workers`` processes of one
 thread, each with ``memory_limit`` below the size of the data) fits ReducedRank (rank by
 RSC) and a SMART source model (ranks by RSC and hashed-fold CV, lambda by BIC; the source
-is a reduced-rank fit of the same data) from ``dd.read_parquet``, for 1, 2 and 4
-partitions per worker (and 8): the files are grouped into partitions read by pyarrow
-(``dd.from_map``). A partition is read whole into a worker (pandas), so a configuration
-whose partitions do not fit a worker's memory_limit fails, and is reported as such. For each it prints the rows per second (wall), the workers' CPU
-seconds, and the peak resident memory of any worker (sampled every 0.2 s).
+is a reduced-rank fit of the same data), for 1, 2, 4 and 8 partitions per worker: the
+files are grouped into partitions read by pyarrow (``dd.from_map``). A partition is read
+whole into a worker (pandas), so a configuration whose partitions do not fit a worker's
+memory_limit fails, and is reported as such. For each it prints the rows per second
+(wall), the workers' CPU seconds, and the peak resident memory of any worker (sampled
+every 0.2 s).
 
     python benchmarks/dask_scaling.py --rows 2000000
     python benchmarks/dask_scaling.py                       # the full 20 million rows
