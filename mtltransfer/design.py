@@ -256,11 +256,13 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
                      const_value=const_value, implicit_constant=implicit)
 
 
-def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=None):
+def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=None,
+                 hash_rows=False):
     """Build :class:`ModelData` from a patsy formula such as ``"Y1 + Y2 ~ x1 + C(g)"``.
 
     The intercept (present unless the formula says ``- 1`` or ``0 +``) is not a column of
     ``exog``: the model centres X and Y instead and reports it separately.
+    ``hash_rows=True`` keeps each used row's :func:`row_hash` in ``extra["row_hash"]``.
     """
     import patsy
 
@@ -270,6 +272,9 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     if "~" not in formula:
         raise ValueError(f"formula has no response: expected 'Y1 + Y2 ~ x1 + x2', got "
                          f"{formula!r}")
+    if is_dask_frame(data):
+        raise TypeError("this model does not take a Dask DataFrame; OLS, Ridge, "
+                        "ReducedRank, NuclearNorm and SMART do (see mtltransfer.dask)")
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, dict):
             data = pd.DataFrame(data)
@@ -339,12 +344,57 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     implicit = (not intercept) and (bool(_constant_columns(X)) or _spans_constant(X))
     # the formula's columns of the data are kept to rebuild the design after loading
     # (patsy objects cannot be stored): the same categories and transformations
-    used = [c for c in data.columns if str(c) in formula]
+    used = formula_columns(formula, data.columns)
     template = data[used].copy()
+    extra = {"kept": kept}
+    if hash_rows:
+        extra["row_hash"] = row_hash(data, used)[kept]
     return ModelData(Y, X, [str(c) for c in Yf.columns], [str(c) for c in Xf.columns],
                      intercept, data.index[Xf.index.to_numpy()], formula=formula,
-                     design_info=rhs_info, data_template=template, extra={"kept": kept},
+                     design_info=rhs_info, data_template=template, extra=extra,
                      implicit_constant=implicit)
+
+
+def formula_columns(formula, columns):
+    """The columns of the data a formula may read (in the data's order)."""
+    return [c for c in columns if str(c) in formula]
+
+
+# ---- hashed folds ----------------------------------------------------------------------
+def is_dask_frame(obj):
+    """Whether ``obj`` is a Dask DataFrame (by its type's module: Dask is not imported)."""
+    return any(k.__module__.split(".")[0] in ("dask", "dask_expr") and
+               k.__name__ == "DataFrame" for k in type(obj).__mro__)
+
+
+def row_hash(frame, columns):
+    """A deterministic 64-bit hash of each row's values in ``columns``.
+
+    It depends on the row's content only (not its index or position): numeric columns
+    are hashed as float64, every other column as the text of its values, so a row read
+    back from parquet, in any partition, hashes as it did in memory. Identical rows
+    share a hash (and so a fold).
+    """
+    parts = {}
+    for c in columns:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col.dtype) and not \
+                pd.api.types.is_bool_dtype(col.dtype):
+            parts[str(c)] = col.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            parts[str(c)] = np.array([str(v) for v in col.astype(object)], dtype=object)
+    table = pd.DataFrame(parts, index=pd.RangeIndex(len(frame)))
+    return pd.util.hash_pandas_object(table, index=False).to_numpy(dtype=np.uint64)
+
+
+def hash_folds(hashes, n_folds):
+    """Fold of each row for K-fold cross-validation: ``row_hash mod n_folds``.
+
+    Each row's fold follows from its own content, so the per-fold statistics of data
+    spread over partitions (or machines) need no shuffle, and the same rows give the
+    same folds in memory and on Dask.
+    """
+    return (np.asarray(hashes, dtype=np.uint64) % np.uint64(n_folds)).astype(np.int64)
 
 
 def groups_for(groups, rows_like, kept=None, name="groups"):

@@ -26,6 +26,7 @@ WANTED = {
     "verify_with_cvxpy": ["backend_table", "tolerance", "kkt_default", "kkt_tight",
                           "smart_backend_diff", "rrr_diff", "shared_diff", "nuclear_diff",
                           "obj_fast", "obj_cvx"],
+    "dask_source": ["source_rank", "relative", "n_partitions", "dask_vs_memory"],
 }
 
 DRIVER = textwrap.dedent("""
@@ -153,3 +154,14 @@ def test_verify_with_cvxpy(runs):
     assert v["rrr_diff"] < 1e-5
     assert v["shared_diff"] < 1e-6 and v["nuclear_diff"] < 1e-4
     assert "KKT residual" in stdout
+
+
+def test_dask_source(runs):
+    _, v = _ok(runs, "dask_source")
+    assert v["n_partitions"] == 8
+    assert v["dask_vs_memory"] < 1e-8                  # the statistics merge exactly
+    rel = v["relative"]
+    for other in ("OLS", "ReducedRank"):
+        assert rel.loc["SMART (source on Dask)", "test MSE"] < rel.loc[other, "test MSE"]
+    assert rel.loc["SMART (source on Dask)", "test MSE"] < 1.15     # noise floor 1.0
+    assert 6 <= v["source_rank"] <= 20

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import design
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning
-from ..gram import SufficientStats
+from ..gram import SufficientStats, kfold_stats
 from ..solvers.linear import design_svd
 
 FIT_BACKENDS = ("fast", "cvxpy")
@@ -67,7 +67,7 @@ SCALE_RATIO_WARN = 1e6
 
 def warn_penalty_scale(model):
     """Warn when a penalised model's predictors have wildly different scales."""
-    sd = np.std(model.exog, axis=0)
+    sd = model.exog_sd()
     live = sd > 0
     if live.sum() < 2:
         return
@@ -99,14 +99,24 @@ class DataViews:
         return design.from_arrays(endog, exog, intercept=intercept, missing=missing)
 
     @classmethod
-    def _formula_data(cls, formula, data, missing, eval_env):
-        """ModelData of a formula; ``eval_env`` counts frames above from_formula's caller."""
+    def _formula_data(cls, formula, data, missing, eval_env, folds=None):
+        """ModelData of a formula; ``eval_env`` counts frames above from_formula's caller.
+
+        ``folds="hash"`` records each row's content hash, so that cross-validation uses
+        the hashed folds of :func:`mtltransfer.design.hash_folds` (as on Dask)."""
         import patsy
 
+        if folds not in (None, "random", "hash"):
+            raise ValueError(f"folds must be 'random' or 'hash'; got {folds!r}")
         env = patsy.EvalEnvironment.capture(eval_env + 2).with_outer_namespace(
             {"np": np, "numpy": np})
         return design.from_formula(formula, data, missing=missing,
-                                   max_endog=cls._formula_max_endog, eval_env=env)
+                                   max_endog=cls._formula_max_endog, eval_env=env,
+                                   hash_rows=folds == "hash")
+
+    def exog_sd(self):
+        """Standard deviation of each predictor column (ddof 0)."""
+        return np.std(self.exog, axis=0)
 
     #: how many response columns the formula may have (None: any)
     _formula_max_endog = None
@@ -176,7 +186,8 @@ class MultiResponseModel(DataViews):
         self.data = self._validated(endog, exog, intercept, missing)
 
     @classmethod
-    def from_formula(cls, formula, data, *, missing="raise", eval_env=0, **kwargs):
+    def from_formula(cls, formula, data, *, missing="raise", eval_env=0, folds=None,
+                     **kwargs):
         """Build the model from a patsy formula and a DataFrame.
 
         Parameters
@@ -184,14 +195,25 @@ class MultiResponseModel(DataViews):
         formula : str
             ``"Y1 + Y2 ~ x1 + np.log(x2) + C(group)"``: responses on the left. The
             intercept (dropped with ``- 1``) is handled by centring.
-        data : DataFrame
+        data : DataFrame or dask.dataframe.DataFrame
+            A Dask DataFrame is fitted where it lives, from sufficient statistics
+            (:mod:`mtltransfer.dask`; needs ``pip install "mtltransfer[dask]"``).
         missing : {"raise", "drop"}
         eval_env : int
             Frames above the caller whose names the formula may use (as in patsy).
+        folds : {"random", "hash"} or None
+            The folds of cross-validation: a seeded random permutation of the rows
+            (``"random"``, the default in memory) or a hash of each row's content
+            (``"hash"``, the only rule on Dask and its default): the same rows then
+            give the same folds in memory and on Dask.
         **kwargs
             Passed to the model's constructor (for example ``source=`` for SMART).
         """
-        return cls(cls._formula_data(formula, data, missing, eval_env), **kwargs)
+        if design.is_dask_frame(data):
+            from ..dask import model_from_dask
+            return model_from_dask(cls, formula, data, missing=missing,
+                                   eval_env=eval_env + 1, folds=folds, **kwargs)
+        return cls(cls._formula_data(formula, data, missing, eval_env, folds), **kwargs)
 
     # -- data views (shared with SharedRepresentation via DataViews) -------------------
     @property
@@ -210,6 +232,41 @@ class MultiResponseModel(DataViews):
     def moments(self):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
         return self.stats.moments(center=self.center)
+
+    def fold_stats(self, n_folds):
+        """Per-fold statistics of K-fold cross-validation: the seeded permutation of
+        :func:`~mtltransfer.gram.kfold_stats`, or the hashed folds of
+        :func:`~mtltransfer.design.hash_folds` for a model built with ``folds="hash"``."""
+        row_hash = self.data.extra.get("row_hash")
+        if row_hash is None:
+            return kfold_stats(self.exog, self.endog, n_folds)
+        fold = design.hash_folds(row_hash, n_folds)
+        return [SufficientStats.from_arrays(self.exog[fold == k], self.endog[fold == k])
+                for k in range(n_folds)]
+
+    def rank_rows(self):
+        """(DesignSVD, centred Y) for the rank selection criterion; None where the model
+        has statistics only (the criterion then runs on the moments)."""
+        return self.design_svd, self.centred_rows[1]
+
+    def select_rank(self, cap=None):
+        """:func:`~mtltransfer.selection.select_rank_rsc` on this model's data."""
+        from ..selection import select_rank_rsc
+
+        rows = self.rank_rows()
+        return select_rank_rsc(self.stats if rows is None else None, rows=rows,
+                               center=self.center, cap=cap)
+
+    def residual_ss(self, coef, intercept):
+        """Residual sum of squares of each response of the fit (coef, intercept)."""
+        r = self.endog - (self.exog @ coef + intercept)
+        return (r ** 2).sum(0)
+
+    def total_ss(self):
+        """Total sum of squares of each response, centred when the model has a constant."""
+        Y = self.endog
+        centre = Y.mean(0) if self.k_constant else 0.0
+        return ((Y - centre) ** 2).sum(0)
 
     def replace_data(self, rows=None, endog=None):
         """The same model (same options and source) on rows ``rows`` of the data and/or
@@ -539,6 +596,9 @@ class MultiResponseResults(Results):
         exog = new_data_argument(exog, newdata)
         if exog is None:
             return self.fittedvalues
+        if design.is_dask_frame(exog):       # lazy, partition by partition
+            from ..dask import predict_partitions
+            return predict_partitions(self, exog, transform=transform)
         X, const, index = self.model.data.exog_for(exog, "exog", transform=transform)
         return pd.DataFrame(self._predict_array(X, const), index=index,
                             columns=self.model.endog_names)
@@ -546,8 +606,8 @@ class MultiResponseResults(Results):
     @cached_property
     def ssr_per_response(self):
         """Residual sum of squares of each response (Series)."""
-        r = self.model.endog - self._fitted
-        return pd.Series((r ** 2).sum(0), index=self.model.endog_names)
+        return pd.Series(self.model.residual_ss(self._coef, self._intercept),
+                         index=self.model.endog_names)
 
     @property
     def ssr(self):
@@ -557,9 +617,7 @@ class MultiResponseResults(Results):
     @cached_property
     def centered_tss(self):
         """Per-response total sum of squares, centred when the model has a constant."""
-        Y = self.model.endog
-        centre = Y.mean(0) if self.model.k_constant else 0.0
-        return pd.Series(((Y - centre) ** 2).sum(0), index=self.model.endog_names)
+        return pd.Series(self.model.total_ss(), index=self.model.endog_names)
 
     @cached_property
     def rsquared(self):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from ..gram import kfold_stats, offset_moments, total_stats, validation_loss
+from ..gram import offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
@@ -237,9 +237,8 @@ class ReducedRank(MultiResponseModel):
         self.warn_design()
         how, tuning = "given", {}
         if rank is None:
-            from ..selection import rank_table, select_rank_rsc
-            rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
-                                         center=self.center)
+            from ..selection import rank_table
+            rank, info = self.select_rank()
             tuning["rank"] = rank_table(info, rank)
             how = "RSC"
         if backend == "cvxpy":
@@ -332,7 +331,7 @@ class NuclearNorm(MultiResponseModel):
         Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
         lam_max = prox.nuclear_norm_lam_max(Sxy)
         lams = lam_max * np.logspace(0, -3, n_lams)
-        folds = kfold_stats(self.exog, self.endog, n_folds)
+        folds = self.fold_stats(n_folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
         moments = [offset_moments(*t.moments(center=center), C0) for t in trains]

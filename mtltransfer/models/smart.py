@@ -122,7 +122,6 @@ class SMART(SourceModel):
             sol = smart_admm(Sxx, Sxy, Syy, None, rank, structural_rank, lam, tol=tol,
                              max_iter=max_iter, init=init, backend=backend, svd0=self.source_svd)
         else:
-            from ..gram import kfold_stats
             from ..selection import tune_smart
 
             from ..selection import check_folds, rank_table
@@ -131,7 +130,7 @@ class SMART(SourceModel):
             if structural_rank is None:
                 n_folds = check_folds(n_folds, self.nobs, "SMART",
                                       "cross-validation of the structural ranks")
-                folds = kfold_stats(self.exog, self.endog, n_folds)
+                folds = self.fold_stats(n_folds)
             if verbose:
                 print("SMART: tuning " + ", ".join(k for k, v in (
                     ("rank (RSC)", rank), ("structural ranks (CV)", structural_rank),
@@ -140,7 +139,7 @@ class SMART(SourceModel):
                              structural_rank=structural_rank, lam=lam, fold_stats=folds,
                              tol=tol, max_iter=max_iter, backend=backend,
                              center=self.center, svd0=self.source_svd,
-                             rank_rows=(self.design_svd, self.centred_rows[1]))
+                             rank_rows=self.rank_rows())
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}

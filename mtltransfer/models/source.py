@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import design
-from ..gram import kfold_stats
 from ..solvers.admm import source_rank, source_svd
 from .base import MultiResponseModel
 
@@ -53,13 +52,12 @@ class SourceModel(MultiResponseModel):
         from ..selection import check_folds
 
         n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-        return kfold_stats(self.exog, self.endog, n_folds), n_folds
+        return self.fold_stats(n_folds), n_folds
 
     def target_rank(self):
         """The rank by the rank selection criterion, capped by the source's rank (as
         SMART does), and its trace."""
-        from ..selection import rank_table, select_rank_rsc
+        from ..selection import rank_table
 
-        rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
-                                     center=self.center, cap=max(self.source_rank, 1))
+        rank, info = self.select_rank(cap=max(self.source_rank, 1))
         return rank, rank_table(info, rank)
