@@ -71,7 +71,7 @@ class SMART(SourceModel):
     _method = "SMART (spectral transfer, ADMM)"
 
     def fit(self, rank=None, structural_rank=None, lam=None, *, backend="fast", tol=1e-6,
-            max_iter=2000, n_folds=5, init=None, verbose=False):
+            max_iter=2000, n_folds=5, init=None, verbose=False, n_jobs=None):
         """Fit SMART; every hyperparameter left as None is tuned.
 
         Parameters
@@ -97,6 +97,9 @@ class SMART(SourceModel):
             are used and ``init`` is not.
         verbose : bool
             Report tuning progress on stderr.
+        n_jobs : int or None
+            Parallel jobs (joblib) for the cross-validation fits of the structural ranks;
+            None or 1 runs them in this process. The result does not depend on it.
 
         Returns
         -------
@@ -140,7 +143,8 @@ class SMART(SourceModel):
                              structural_rank=structural_rank, lam=lam, fold_stats=folds,
                              tol=tol, max_iter=max_iter, backend=backend,
                              center=self.center, svd0=self.source_svd,
-                             rank_rows=(self.design_svd, self.centred_rows[1]))
+                             rank_rows=(self.design_svd, self.centred_rows[1]),
+                             n_jobs=n_jobs)
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}

@@ -125,6 +125,8 @@ _AA_SLACK, _AA_REG = 1.2, 1e-10
 _AA_GIVE_UP = 5
 # iterations without a 1% improvement of the best merit after which AA is switched off
 _AA_PATIENCE = 30
+# plain iterations of a warm start before Anderson acceleration is switched on ("auto")
+_AA_WARM_START = 150
 _HISTORY_KEYS = ("objective", "primal_residual", "dual_residual", "stationarity", "rho",
                  "inner_steps")
 
@@ -465,14 +467,17 @@ def _record(hist, res, it, verbose):
               f"inner {res.inner_steps}")
 
 
-def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbose):
+def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbose,
+              aa_start=0):
     """Iterate from ``state``; returns (state, history, converged, criterion).
 
     Plain ADMM, or (``accelerate``) the safeguarded Anderson rules of the module docstring:
     a step's pair (input, output) enters the memory unless the step flipped a sign or rho
     changed (both clear the memory), and the next input is then the extrapolated point.
     The rho bounds of step 6 use the d the step started from (or, after a rejected
-    extrapolation, the restored plain iterate's d).
+    extrapolation, the restored plain iterate's d). Acceleration starts after
+    ``aa_start`` plain iterations (0 for a cold start; a warm start that has not converged
+    after ``aa_start`` iterations is no longer next to its solution).
     """
     hist = {k: [] for k in _HISTORY_KEYS}
     state = _first_d_step(problem, state, params)
@@ -487,7 +492,7 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
             state, converged = new, True
             break
         d_kappa, pair_usable = state.d, not res.flipped
-        if aa is not None and aa.active:
+        if aa is not None and aa.active and it >= aa_start:
             if res.flipped:
                 aa.reset()      # a sign flip changes the coordinates of Omega_v, Z_v
             new, res, merit, restored = aa.review(res.merit, new, res)
@@ -495,7 +500,7 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
                 d_kappa, pair_usable, crit = new.d, False, res.criterion
         inner_tol = res.inner_tolerance(params.tol)
         balanced = balance_rho(new, res, problem.curvature(d_kappa), params)
-        if aa is not None and aa.active:
+        if aa is not None and aa.active and it >= aa_start:
             if balanced.rho != new.rho:
                 aa.reset()      # the scaled duals changed coordinates
             elif pair_usable:
@@ -660,8 +665,9 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     rank, r_u, r_v, lam_u, lam_v = _check_config(prob.p, prob.q, rank, structural_rank, lam)
     if not rho > 0:
         raise ValueError(f"rho must be > 0; got {rho!r}")
+    aa_start = 0
     if accelerate == "auto":
-        accelerate = init is None
+        accelerate, aa_start = True, (0 if init is None else _AA_WARM_START)
     elif not isinstance(accelerate, (bool, np.bool_)):
         raise ValueError(f"accelerate must be True, False or 'auto'; got {accelerate!r}")
     if init is None:
@@ -674,7 +680,8 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
                         d_step=d_step, omega_step=omega_step)
     state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
                                              accelerate=bool(accelerate),
-                                             aa_memory=aa_memory, verbose=verbose)
+                                             aa_memory=aa_memory, verbose=verbose,
+                                             aa_start=aa_start)
     if not converged:
         warn_not_converged("SMART ADMM", len(hist["objective"]), crit, tol)
     return _pack(prob, state, hist, converged, crit, params)
