@@ -24,7 +24,7 @@ from scipy import linalg
 from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
-from .solvers.admm import smart_admm
+from .solvers.admm import _iteration_threads, smart_admm
 from .solvers.linear import reduced_rank, ridge_gcv
 from .solvers.smart_problem import SmartProblem, source_rank, source_svd
 
@@ -217,13 +217,14 @@ def _lambda_pairs(lams, tied):
 
 
 #: iteration cap of one fit along a lambda path (the chosen fit is then polished)
-_PATH_MAX_ITER = 300
+_PATH_MAX_ITER = 100
 
 
 def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                       lam_ratio=1e-3, lams=None, tied=True, svd0=None, tol=1e-6,
                       path_tol=1e-4, max_iter=2000, backend="fast", patience=None,
-                      problem=None, solver_opts=None, path_max_iter=_PATH_MAX_ITER):
+                      problem=None, solver_opts=None, path_max_iter=_PATH_MAX_ITER,
+                      polish=True):
     """Choose lambda by BIC along a warm-started, log-spaced path.
 
     ``lam_k = lam_max * lam_ratio^(k/(n_lam-1))``, k = 0..n_lam-1, then ``lam = 0``; lam_max
@@ -233,8 +234,12 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     With ``tied=False`` the grid is the product of the path with itself for
     ``(lam_u, lam_v)`` (n_lam^2 fits; each row of the grid warm-started along lam_v).
 
-    The path is solved to ``path_tol``; when ``path_tol > tol`` the chosen fit is then
-    polished to ``tol`` from its path solution.
+    The path is solved inexactly, to ``path_tol`` and at most ``path_max_iter``
+    iterations per lambda (the BIC only needs the fit and its support); the chosen fit is
+    then polished to ``tol`` (at most ``max_iter`` iterations) from its path solution,
+    with safeguarded Anderson acceleration, when ``path_tol > tol`` or its path fit
+    stopped at the cap (``polish=False`` keeps the path fit, as the cross-validation
+    does).
 
     Parameters
     ----------
@@ -263,6 +268,10 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
         The problem built once (then Sxx, Sxy, Syy, C0 and svd0 must be None).
     solver_opts : dict or None
         CVXPY options (``backend="cvxpy"``).
+    path_max_iter : int or None
+        Iteration cap of each fit along the path (None: ``max_iter``).
+    polish : bool
+        Whether the chosen fit is polished (see above).
 
     Returns
     -------
@@ -279,6 +288,18 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     elif any(v is not None for v in (Sxx, Sxy, Syy, C0, svd0)):
         raise ValueError("pass either the moments and the source (Sxx, Sxy, Syy, C0/svd0) "
                          "or problem=, not both")
+    with _iteration_threads(problem.p, rank):
+        return _lambda_path(problem, n, rank, structural_rank, n_lam=n_lam,
+                            lam_ratio=lam_ratio, lams=lams, tied=tied, tol=tol,
+                            path_tol=path_tol, max_iter=max_iter, backend=backend,
+                            patience=patience, solver_opts=solver_opts,
+                            path_max_iter=path_max_iter, polish=polish)
+
+
+def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, tied, tol,
+                 path_tol, max_iter, backend, patience, solver_opts, path_max_iter,
+                 polish):
+    """The body of :func:`smart_lambda_path` (arguments checked)."""
     p, q = problem.p, problem.q
     r_u, r_v = structural_rank
     if lams is None:
@@ -323,7 +344,7 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                 break
     best = argmin_simplest(trace["bic"])
     result = results[best]
-    if path_tol > tol or not result.converged:
+    if polish and (path_tol > tol or not result.converged):
         # polish from the path's solution, with safeguarded Anderson acceleration from
         # the first iteration (the tail of a warm-started polish is where it pays most)
         with warnings.catch_warnings():
@@ -378,7 +399,7 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
             out = smart_lambda_path(None, None, None, train.n, None, rank, srank,
                                     n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
                                     path_tol=tol, max_iter=max_iter, patience=patience,
-                                    problem=problem)
+                                    problem=problem, polish=False)
             C, lu = out["result"].coef, out["lam"][0]
         else:
             with warnings.catch_warnings():

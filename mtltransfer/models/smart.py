@@ -139,12 +139,15 @@ class SMART(SourceModel):
                 print("SMART: tuning " + ", ".join(k for k, v in (
                     ("rank (RSC)", rank), ("structural ranks (CV)", structural_rank),
                     ("lambda (BIC path)", lam)) if v is None), file=sys.stderr)
-            out = tune_smart(self.stats, self.source, rank=rank,
-                             structural_rank=structural_rank, lam=lam, fold_stats=folds,
-                             tol=tol, max_iter=max_iter, backend=backend,
-                             center=self.center, svd0=self.source_svd,
-                             rank_rows=(self.design_svd, self.centred_rows[1]),
-                             n_jobs=n_jobs)
+            from ..solvers.admm import _iteration_threads
+
+            with _iteration_threads(p, rank or min(p, q)):
+                out = tune_smart(self.stats, self.source, rank=rank,
+                                 structural_rank=structural_rank, lam=lam, fold_stats=folds,
+                                 tol=tol, max_iter=max_iter, backend=backend,
+                                 center=self.center, svd0=self.source_svd,
+                                 rank_rows=(self.design_svd, self.centred_rows[1]),
+                                 n_jobs=n_jobs)
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}

@@ -678,13 +678,36 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     params = AdmmParams(r_u=r_u, r_v=r_v, lam_u=lam_u, lam_v=lam_v, tol=tol,
                         inner_steps=inner_steps, mu=mu, tau=tau, adapt_rho=adapt_rho,
                         d_step=d_step, omega_step=omega_step)
-    state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
-                                             accelerate=bool(accelerate),
-                                             aa_memory=aa_memory, verbose=verbose,
-                                             aa_start=aa_start)
+    with _iteration_threads(prob.p, rank):
+        state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
+                                                 accelerate=bool(accelerate),
+                                                 aa_memory=aa_memory, verbose=verbose,
+                                                 aa_start=aa_start)
     if not converged:
         warn_not_converged("SMART ADMM", len(hist["objective"]), crit, tol)
     return _pack(prob, state, hist, converged, crit, params)
+
+
+#: below this many flops per product ``G @ A`` (2 p^2 r) the iterations run on one BLAS
+#: thread: thread start-up costs more than it saves on such small products
+_SMALL_PRODUCT_FLOPS = 2e7
+
+
+def _iteration_threads(p, rank):
+    """Context of the ADMM iterations: one BLAS thread when the products are small.
+
+    The set-up (G, H, the source SVD) is outside it and uses every BLAS thread; a large
+    problem (``2 p^2 r >= _SMALL_PRODUCT_FLOPS``) keeps them during the iterations too.
+    BLAS results do not depend on the thread count here (each entry of a product is one
+    dot product in a fixed order), so neither does the fit.
+    """
+    from contextlib import nullcontext
+
+    if 2.0 * p * p * rank >= _SMALL_PRODUCT_FLOPS:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _pack(problem, state, hist, converged, crit, params):
