@@ -16,7 +16,7 @@ from mtltransfer.solvers.smart_problem import SmartProblem, source_svd
 @pytest.fixture(scope="module")
 def misleading():
     """Model-I sized problem with a very noisy source: SMART candidates are dominated."""
-    X, Y, C, C0 = mt.datasets.simulate_smart(120, 40, 20, rank=3, source_rank=6,
+    X, Y, C, C0 = mt.datasets.simulate_smart(100, 24, 12, rank=3, source_rank=6,
                                              sigma0=0.5, random_state=3)
     return X, Y, C, C0
 
@@ -25,7 +25,8 @@ def _cv(X, Y, C0, **kw):
     folds = kfold_stats(X, Y, 5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return cv_structural_rank(folds, C0, 3, center=False, **kw)
+        return cv_structural_rank(folds, C0, 3, center=False, n_lam=6,
+                                  grid=[(3, 3), (5, 5), (6, 6), (9, 9), (24, 12)], **kw)
 
 
 def test_dropped_candidates_do_not_change_the_choice(misleading):
