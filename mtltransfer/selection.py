@@ -597,7 +597,7 @@ def _structural_rank_by_bic(prob, n, rank, grid, lam_pair, *, n_lam, lam_ratio, 
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
                max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None,
-               solver_opts=None, n_jobs=None, drop=True):
+               solver_opts=None, n_jobs=None, drop=True, rows=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
@@ -642,6 +642,9 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     drop : bool
         Drop dominated cross-validation candidates (the rule of
         :func:`cv_structural_rank`).
+    rows : ndarray (n, p) or None
+        The centred rows behind ``stats``: the full-data fits then take their products
+        through the rows (:meth:`SmartProblem.from_moments`), worth it when n < p / 2.
 
     Returns
     -------
@@ -668,7 +671,7 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         how["rank"] = "rsc"
     else:
         how["rank"] = "given"
-    prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
+    prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0, rows=rows)
     if structural_rank is None:
         if grid is None:
             grid = default_structural_grid(rank, p, q, C0_rank)

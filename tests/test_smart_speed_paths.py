@@ -9,7 +9,7 @@ import pytest
 import mtltransfer as mt
 from mtltransfer.gram import kfold_stats
 from mtltransfer.selection import cv_structural_rank, smart_lambda_path, tune_smart
-from mtltransfer.solvers.admm import smart_verify
+from mtltransfer.solvers.admm import smart_admm, smart_verify
 from mtltransfer.solvers.smart_problem import SmartProblem, source_svd
 
 
@@ -161,3 +161,36 @@ def test_screening_rejects_bad_arguments():
         mt.MarginalScreening(kind="spearman")
     with pytest.raises(ValueError, match="m must"):
         mt.MarginalScreening(m=0)
+
+
+def test_rows_path_agrees_with_moments_path():
+    """n < p: products through the rows give the same fit as through Sxx."""
+    X, Y, _, C0 = mt.datasets.simulate_smart(30, 70, 12, rank=2, source_rank=4,
+                                             sigma0=0.01, random_state=9)
+    n = X.shape[0]
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    mom = (Xc.T @ Xc / n, Xc.T @ Yc / n, Yc.T @ Yc / n)
+    svd0 = source_svd(C0)
+    dense = SmartProblem.from_moments(*mom, svd0=svd0)
+    thin = SmartProblem.from_moments(*mom, svd0=svd0, rows=Xc)
+    A = np.linalg.qr(np.random.default_rng(0).standard_normal((70, 2)))[0]
+    np.testing.assert_allclose(thin.gram(A), dense.G @ A, atol=1e-12)
+    np.testing.assert_allclose(thin.G, dense.G, atol=1e-12)
+    assert thin.lmax_G == pytest.approx(dense.lmax_G, rel=1e-12)
+    # the same iterates (rounding only) for a fixed number of plain iterations ...
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = [smart_admm(None, None, None, None, 2, (4, 4), 0.05, tol=1e-14,
+                           max_iter=100, accelerate=False, problem=pr)
+                for pr in (dense, thin)]
+    np.testing.assert_allclose(runs[1].coef, runs[0].coef, rtol=0, atol=1e-10)
+    # ... and the same solution at convergence, to the tolerance's scale
+    fits = [smart_admm(None, None, None, None, 2, (4, 4), 0.05, tol=1e-11, max_iter=5000,
+                       problem=pr) for pr in (dense, thin)]
+    assert all(f.converged for f in fits)
+    np.testing.assert_allclose(fits[1].coef, fits[0].coef, rtol=0, atol=1e-8)
+    # through the model (n < p / 2 switches the rows path on)
+    res = mt.SMART(Y, X, source=C0, intercept=True).fit(rank=2, structural_rank=4,
+                                                        lam=0.05, tol=1e-11,
+                                                        max_iter=5000)
+    np.testing.assert_allclose(res.params.to_numpy(), fits[0].coef, rtol=0, atol=1e-8)

@@ -20,6 +20,7 @@ from scipy import linalg
 
 from .. import plotting as _plotting
 from ..solvers.admm import smart_admm, smart_verify
+from ..solvers.smart_problem import SmartProblem
 from .base import PenalizedResults, check_backend, check_int, check_positive, \
     warn_penalty_scale
 from .source import SourceModel
@@ -121,9 +122,14 @@ class SMART(SourceModel):
         how = {"rank": "given", "structural_rank": "given", "lam": "given"}
         Sxx, Sxy, Syy = self.moments()
         tuning = {}
+        # with fewer rows than predictors, products with G = U0^T Sxx U0 go through the
+        # rows (4 n p r flops against 2 p^2 r; docs/smart.rst, "Where the time goes")
+        rows = self.centred_rows[0] if 2 * self.nobs < p else None
         if rank is not None and structural_rank is not None and lam is not None:
-            sol = smart_admm(Sxx, Sxy, Syy, None, rank, structural_rank, lam, tol=tol,
-                             max_iter=max_iter, init=init, backend=backend, svd0=self.source_svd)
+            prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.source_svd,
+                                             rows=rows)
+            sol = smart_admm(None, None, None, None, rank, structural_rank, lam, tol=tol,
+                             max_iter=max_iter, init=init, backend=backend, problem=prob)
         else:
             from ..gram import kfold_stats
             from ..selection import tune_smart
@@ -147,7 +153,7 @@ class SMART(SourceModel):
                                  tol=tol, max_iter=max_iter, backend=backend,
                                  center=self.center, svd0=self.source_svd,
                                  rank_rows=(self.design_svd, self.centred_rows[1]),
-                                 n_jobs=n_jobs)
+                                 n_jobs=n_jobs, rows=rows)
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}

@@ -345,11 +345,11 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     new_state : AdmmState
     residuals : StepResiduals
     """
-    G, H, rho, d = problem.G, problem.H, state.rho, state.d
+    H, rho, d = problem.H, state.rho, state.d
     r_u, r_v = params.r_u, params.r_v
     # 1. U-step: min_A f(A, d, B) + (rho/2)||A[r_u:] - Omega_u + Z_u||^2 on St(p, r)
     A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
-                                 state.Omega_u - state.Z_u, Q=G, w=d * d,
+                                 state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
                                  L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
                                  max_steps=params.inner_steps)
     # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
@@ -445,7 +445,7 @@ def _first_d_step(problem, state, params):
     """A cold start (d = 0) gets a d-step first, so the first U-step sees the right scale."""
     if np.any(state.d):
         return state
-    GA = problem.G @ state.A
+    GA = problem.gram(state.A)
     d = np.asarray(params.d_step(*problem.diagonals(state.A, state.B, GA)), dtype=float)
     if np.any(d < 0):
         sign = np.where(d < 0, -1.0, 1.0)
@@ -777,7 +777,7 @@ def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_op
     r_u, r_v = state["r_u"], state["r_v"]
     lam_u, lam_v, rho = state["lam_u"], state["lam_v"], state["rho"]
     Om_u, Om_v, Z_u, Z_v = state["Omega_u"], state["Omega_v"], state["Z_u"], state["Z_v"]
-    GA, HB, HtA = prob.G @ A, prob.H @ B, prob.H.T @ A
+    GA, HB, HtA = prob.gram(A), prob.H @ B, prob.H.T @ A
     out = {}
     d_cvx = np.abs(cvx.smart_d_step(np.einsum("ij,ij->j", A, HB),
                                     np.einsum("ij,ij->j", A, GA), inaccurate="raise",

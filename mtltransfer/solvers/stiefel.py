@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.linalg.lapack import dgesdd as _dgesdd
 
 
 __all__ = ["polar", "qr_pos", "sym", "tangent_projection", "riemannian_gradient",
@@ -36,6 +37,12 @@ def polar(M):
     """
     if M.shape[1] == 0:
         return M.copy()
+    if M.dtype == np.float64 and M.shape[0] >= M.shape[1]:
+        # LAPACK's gesdd called directly: the same factorisation as np.linalg.svd,
+        # without its wrapper's overhead (these SVDs are small and very many)
+        P, _, Qt, info = _dgesdd(M, full_matrices=0)
+        if info == 0:
+            return P @ Qt
     P, _, Qt = np.linalg.svd(M, full_matrices=False)
     return P @ Qt
 
@@ -214,7 +221,9 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         Number of unpenalised leading rows (0 <= k <= m).
     W : ndarray (m - k, r)
         Centre of the proximal term.
-    Q : ndarray (m, m) or None
+    Q : ndarray (m, m), callable or None
+        The quadratic's matrix, or a function ``X -> Q X`` (e.g. a product through a
+        factor, ``Q = W^T W``).
     w : ndarray (r,) or None
         Column weights of the quadratic term.
     L_Q : float
@@ -242,7 +251,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         # value of F and (QX, g_data, egrad, rg) at X, with few array passes
         if Q is not None:
             if QX is None:
-                QX = Q @ X
+                QX = Q(X) if callable(Q) else Q @ X
             g_data = QX * w
             g_data -= C
             quad = 0.5 * float(np.einsum("ij,ij->j", QX, X) @ w)
