@@ -235,7 +235,9 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     ``(lam_u, lam_v)`` (n_lam^2 fits; each row of the grid warm-started along lam_v).
 
     The path is solved inexactly, to ``path_tol`` and at most ``path_max_iter``
-    iterations per lambda (the BIC only needs the fit and its support); the chosen fit is
+    iterations per lambda (the BIC only needs the fit and its support); while the fit with
+    the smallest BIC is one stopped by that cap, it is solved to ``path_tol`` (at most
+    ``max_iter`` iterations, accelerated) and its BIC recomputed; the chosen fit is
     then polished to ``tol`` (at most ``max_iter`` iterations) from its path solution,
     with safeguarded Anderson acceleration, when ``path_tol > tol`` or its path fit
     stopped at the cap (``polish=False`` keeps the path fit, as the cross-validation
@@ -342,7 +344,27 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
             b = trace["bic"]
             if min(b[-patience:]) > min(b[:-patience]):
                 break
-    best = argmin_simplest(trace["bic"])
+    # a fit stopped by the iteration cap has an approximate BIC: while such a fit is the
+    # best, it is solved to path_tol (accelerated) and its BIC recomputed
+    finished = set()
+    while True:
+        best = argmin_simplest(trace["bic"])
+        if trace["converged"][best] or best in finished:
+            break
+        finished.add(best)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
+                             tol=max(tol, path_tol), init=results[best].extra,
+                             accelerate=True, **dict(fit, max_iter=max_iter))
+        rss = 2.0 * n * res.extra["data_term"]
+        trace["bic"][best] = _bic(rss, res.extra["nnz"], n, q)
+        trace["rss"][best] = float(rss)
+        trace["nnz"][best] = res.extra["nnz"]
+        trace["objective"][best] = res.objective
+        trace["n_iter"][best] += res.n_iter
+        trace["converged"][best] = res.converged
+        results[best] = res
     result = results[best]
     if polish and (path_tol > tol or not result.converged):
         # polish from the path's solution, with safeguarded Anderson acceleration from

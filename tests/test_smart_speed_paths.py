@@ -75,7 +75,11 @@ def test_capped_path_is_polished_to_stationarity():
         warnings.simplefilter("ignore")
         out = smart_lambda_path(None, None, None, n, None, 3, (0, 0), problem=prob,
                                 path_max_iter=5, tol=1e-6)
-    assert max(out["trace"]["n_iter"]) <= 5
+    its = out["trace"]["n_iter"]
+    # only fits that had the best BIC at some point are solved beyond the cap
+    over = [i for i, k in enumerate(its) if k > 5]
+    assert 0 < len(over) < len(its) // 2
+    assert out["index"] in over
     res = out["result"]
     assert res.converged
     chk = smart_verify(None, None, None, None, res.extra, problem=prob)
@@ -181,7 +185,7 @@ def test_rows_path_agrees_with_moments_path():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         runs = [smart_admm(None, None, None, None, 2, (4, 4), 0.05, tol=1e-14,
-                           max_iter=100, accelerate=False, problem=pr)
+                           max_iter=20, accelerate=False, problem=pr)
                 for pr in (dense, thin)]
     np.testing.assert_allclose(runs[1].coef, runs[0].coef, rtol=0, atol=1e-10)
     # ... and the same solution at convergence, to the tolerance's scale

@@ -223,6 +223,7 @@ class AdmmState:
     Z_v: np.ndarray
     rho: float
     GA: np.ndarray | None = None
+    t_u: float | None = None
 
 
 #: the blocks of the state stacked into the fixed-point vector of Anderson acceleration
@@ -355,7 +356,7 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
                                  state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
                                  L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
-                                 max_steps=params.inner_steps)
+                                 max_steps=params.inner_steps, step0=state.t_u)
     # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
     HtA = H.T @ A
     exact_v = r_v in (0, problem.q)
@@ -378,7 +379,8 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     Om_v_new = params.omega_step(B_low + Z_v, params.lam_v, rho)
     Ru, Rv = A_low - Om_u_new, B_low - Om_v_new
     Z_u_new, Z_v_new = state.Z_u + Ru, Z_v + Rv
-    new = AdmmState(A, B, d, Om_u_new, Om_v_new, Z_u_new, Z_v_new, rho, GA)
+    new = AdmmState(A, B, d, Om_u_new, Om_v_new, Z_u_new, Z_v_new, rho, GA,
+                    info_u["step"] if info_u["steps"] else state.t_u)
     return new, _residuals(problem, params, new, state.Omega_u, Om_v, Ru, Rv, c, g,
                            info_u, info_v, flipped)
 

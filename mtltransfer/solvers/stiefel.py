@@ -185,7 +185,7 @@ def armijo_search(evaluate, X, direction, step, decrease, *, reference,
 
 
 def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
-                 max_steps=50):
+                 max_steps=50, step0=None):
     """Minimise a quadratic over St(m, r) by polar steps with Barzilai-Borwein lengths.
 
     The subproblem is
@@ -267,7 +267,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
     F, (QX, g_data, egrad, rg) = evaluate(X, QX)
     rr = vdot(rg, rg)
     steps = 0
-    t = 1.0 / L
+    t = 1.0 / L if step0 is None else min(max(step0, 1e-3 / L), 1e3 / L)
     C_ref, q_ref = F, 1.0          # Zhang-Hager reference value and weight
     tol2 = tol * tol
     while rr > tol2 and steps < max_steps:
@@ -292,5 +292,5 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         C_ref = (0.85 * q_ref * C_ref + F) / q_new
         q_ref = q_new
     rr = float(rr)
-    return X, QX, {"steps": steps, "rgrad": float(np.sqrt(rr)),
+    return X, QX, {"steps": steps, "rgrad": float(np.sqrt(rr)), "step": float(t),
                    "egrad": float(np.sqrt(vdot(g_data, g_data))), "value": float(F)}
