@@ -26,8 +26,10 @@ ADMM (scaled duals). Split ``Omega_u = A[r_u:]``, ``Omega_v = B[r_v:]`` with sca
 1. U-step: ``A <- argmin_{A in St(p, r)} f(A, d, B) + (rho/2)||A[r_u:] - Omega_u + Z_u||^2``,
    solved by majorise-minimise polar steps (:func:`mtltransfer.solvers.stiefel.mm_quadratic`
    with ``Q = G``, ``w = d^2``, ``C = H B diag(d)``, ``L = lambda_max(G) max d^2 + rho``),
-   warm-started at the current A and run until its Riemannian gradient norm is below an
+   warm-started at the current A, with the previous U-step's last Barzilai-Borwein length
+   as its first trial step, and run until its Riemannian gradient norm is below an
    inner tolerance tied to the current ADMM residuals (at most ``inner_steps`` steps).
+   With ``SmartProblem(rows=X)`` the products ``G A`` are ``W^T (W A)``, ``W = X U0/sqrt(n)``.
 2. V-step: ``B <- argmin_{B in St(q, r)} -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2``
    (the quadratic part of f does not depend on B on the manifold), the same polar MM with
    ``L = rho``; it is exact in one step when r_v = q or r_v = 0.
@@ -212,6 +214,9 @@ class AdmmState:
         ADMM penalty.
     GA : ndarray (p, r) or None
         ``G @ A`` when known (a cache; None after A changed otherwise).
+    t_u : float or None
+        The U-step's last Barzilai-Borwein step length, the first trial step of the next
+        U-step (None: ``1 / L``).
     """
 
     A: np.ndarray

@@ -232,6 +232,9 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         ``Q @ X`` if already known (saves one product).
     tol : float
     max_steps : int
+    step0 : float or None
+        First trial step length (e.g. the last one of a previous, similar subproblem;
+        clipped to ``[1e-3, 1e3] / L``); None: ``1 / L``.
 
     Returns
     -------
@@ -242,7 +245,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
     info : dict
         ``steps`` (polar steps taken), ``rgrad`` (Riemannian gradient norm at X),
         ``egrad`` (Euclidean gradient norm of the smooth data part ``Q X w - C``),
-        ``value`` (F at X).
+        ``value`` (F at X), ``step`` (the next Barzilai-Borwein length).
     """
     L = max(L_Q + rho, 1e-12)
     vdot = np.vdot
