@@ -405,6 +405,8 @@ def default_structural_grid(rank, p, q, C0_rank=None):
 #: a candidate is dropped from the cross-validation once its total loss on the first
 #: _DROP_FOLDS folds exceeds the incumbent's on the same folds by more than this factor
 _DROP_FACTOR, _DROP_FOLDS = 1.05, 2
+#: tolerance of the cross-validation fits (only their held-out losses are used)
+_CV_TOL = 1e-3
 
 
 def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, max_iter,
@@ -700,7 +702,7 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         if fold_stats is not None:
             structural_rank, cv_trace = cv_structural_rank(
                 fold_stats, C0, rank, grid=grid, lam=lam_pair, n_lam=n_lam,
-                lam_ratio=lam_ratio, tol=path_tol, max_iter=max_iter, center=center,
+                lam_ratio=lam_ratio, tol=_CV_TOL, max_iter=max_iter, center=center,
                 svd0=svd0, drop=drop, n_jobs=n_jobs)
             how["structural_rank"] = "cv"
         else:
