@@ -630,8 +630,8 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
       the smallest BIC (after its lambda path, or at the given ``lam``) is taken.
     * lam: :func:`smart_lambda_path` (BIC) on the full statistics.
 
-    Lambda paths and the cross-validation fits are solved to ``path_tol``; the final fit
-    to ``tol``.
+    Lambda paths are solved to ``path_tol``, the cross-validation fits to ``1e-3`` (only
+    their held-out losses are used; ``_CV_TOL``), the final fit to ``tol``.
 
     Parameters
     ----------
