@@ -19,10 +19,12 @@ from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentati
 from .models.smart import SMART, SMARTResults
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
 from . import datasets
+from .screening import MarginalScreening
 
 __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
            "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
            "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
-           "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning"]
+           "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning",
+           "MarginalScreening"]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from scipy import linalg
 from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
-from .solvers.admm import smart_admm
+from .solvers.admm import _iteration_threads, smart_admm
 from .solvers.linear import reduced_rank, ridge_gcv
 from .solvers.smart_problem import SmartProblem, source_rank, source_svd
 
@@ -216,10 +216,15 @@ def _lambda_pairs(lams, tied):
     return [(float(lu), float(lv)) for lu in lams for lv in lams], True
 
 
+#: iteration cap of one fit along a lambda path (the chosen fit is then polished)
+_PATH_MAX_ITER = 100
+
+
 def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                       lam_ratio=1e-3, lams=None, tied=True, svd0=None, tol=1e-6,
                       path_tol=1e-4, max_iter=2000, backend="fast", patience=None,
-                      problem=None, solver_opts=None):
+                      problem=None, solver_opts=None, path_max_iter=_PATH_MAX_ITER,
+                      polish=True):
     """Choose lambda by BIC along a warm-started, log-spaced path.
 
     ``lam_k = lam_max * lam_ratio^(k/(n_lam-1))``, k = 0..n_lam-1, then ``lam = 0``; lam_max
@@ -229,8 +234,14 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     With ``tied=False`` the grid is the product of the path with itself for
     ``(lam_u, lam_v)`` (n_lam^2 fits; each row of the grid warm-started along lam_v).
 
-    The path is solved to ``path_tol``; when ``path_tol > tol`` the chosen fit is then
-    polished to ``tol`` from its path solution.
+    The path is solved inexactly, to ``path_tol`` and at most ``path_max_iter``
+    iterations per lambda (the BIC only needs the fit and its support); while the fit with
+    the smallest BIC is one stopped by that cap, it is solved to ``path_tol`` (at most
+    ``max_iter`` iterations, accelerated) and its BIC recomputed; the chosen fit is
+    then polished to ``tol`` (at most ``max_iter`` iterations) from its path solution,
+    with safeguarded Anderson acceleration, when ``path_tol > tol`` or its path fit
+    stopped at the cap (``polish=False`` keeps the path fit, as the cross-validation
+    does).
 
     Parameters
     ----------
@@ -259,6 +270,10 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
         The problem built once (then Sxx, Sxy, Syy, C0 and svd0 must be None).
     solver_opts : dict or None
         CVXPY options (``backend="cvxpy"``).
+    path_max_iter : int or None
+        Iteration cap of each fit along the path (None: ``max_iter``).
+    polish : bool
+        Whether the chosen fit is polished (see above).
 
     Returns
     -------
@@ -275,6 +290,18 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     elif any(v is not None for v in (Sxx, Sxy, Syy, C0, svd0)):
         raise ValueError("pass either the moments and the source (Sxx, Sxy, Syy, C0/svd0) "
                          "or problem=, not both")
+    with _iteration_threads(problem.p, rank):
+        return _lambda_path(problem, n, rank, structural_rank, n_lam=n_lam,
+                            lam_ratio=lam_ratio, lams=lams, tied=tied, tol=tol,
+                            path_tol=path_tol, max_iter=max_iter, backend=backend,
+                            patience=patience, solver_opts=solver_opts,
+                            path_max_iter=path_max_iter, polish=polish)
+
+
+def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, tied, tol,
+                 path_tol, max_iter, backend, patience, solver_opts, path_max_iter,
+                 polish):
+    """The body of :func:`smart_lambda_path` (arguments checked)."""
     p, q = problem.p, problem.q
     r_u, r_v = structural_rank
     if lams is None:
@@ -290,7 +317,10 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     trace = {k: [] for k in ("lam_u", "lam_v", "bic", "rss", "nnz", "objective", "n_iter",
                              "converged")}
     results = []
-    fit = dict(problem=problem, max_iter=max_iter, backend=backend, solver_opts=solver_opts)
+    if path_max_iter is None:
+        path_max_iter = max_iter
+    fit = dict(problem=problem, max_iter=path_max_iter, backend=backend,
+               solver_opts=solver_opts)
     init = None
     for k, (lu, lv) in enumerate(pairs):
         if grid and k % n_row == 0:
@@ -314,13 +344,36 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
             b = trace["bic"]
             if min(b[-patience:]) > min(b[:-patience]):
                 break
-    best = argmin_simplest(trace["bic"])
+    # a fit stopped by the iteration cap has an approximate BIC: while such a fit is the
+    # best, it is solved to path_tol (accelerated) and its BIC recomputed
+    finished = set()
+    while True:
+        best = argmin_simplest(trace["bic"])
+        if trace["converged"][best] or best in finished:
+            break
+        finished.add(best)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
+                             tol=max(tol, path_tol), init=results[best].extra,
+                             accelerate=True, **dict(fit, max_iter=max_iter))
+        rss = 2.0 * n * res.extra["data_term"]
+        trace["bic"][best] = _bic(rss, res.extra["nnz"], n, q)
+        trace["rss"][best] = float(rss)
+        trace["nnz"][best] = res.extra["nnz"]
+        trace["objective"][best] = res.objective
+        trace["n_iter"][best] += res.n_iter
+        trace["converged"][best] = res.converged
+        results[best] = res
     result = results[best]
-    if path_tol > tol:
+    if polish and (path_tol > tol or not result.converged):
+        # polish from the path's solution, with safeguarded Anderson acceleration from
+        # the first iteration (the tail of a warm-started polish is where it pays most)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
-                                tol=tol, init=result.extra, **fit)
+                                tol=tol, init=result.extra, accelerate=True,
+                                **dict(fit, max_iter=max_iter))
     return {"lam": pairs[best], "result": result, "index": best, "trace": trace}
 
 
@@ -349,65 +402,157 @@ def default_structural_grid(rank, p, q, C0_rank=None):
     return grid + [(p, q)]
 
 
+#: a candidate is dropped from the cross-validation once its total loss on the first
+#: _DROP_FOLDS folds exceeds the incumbent's on the same folds by more than this factor
+_DROP_FACTOR, _DROP_FOLDS = 1.05, 2
+#: tolerance of the cross-validation fits (only their held-out losses are used)
+_CV_TOL = 1e-3
+
+
+def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, max_iter,
+                 center, patience):
+    """One candidate on one fold: fit on ``train`` (lambda by BIC or given), score on
+    ``fold``. Returns (validation loss, lam_u used). Runs with one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        if problem is None:            # the target-only candidate: reduced rank
+            Sxx, Sxy, _ = train.moments(center=center)
+            C, lu = reduced_rank(Sxx, Sxy, rank)[0], 0.0
+        elif lam is None:
+            out = smart_lambda_path(None, None, None, train.n, None, rank, srank,
+                                    n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
+                                    path_tol=tol, max_iter=max_iter, patience=patience,
+                                    problem=problem, polish=False)
+            C, lu = out["result"].coef, out["lam"][0]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                C = smart_admm(None, None, None, None, rank, srank, lam, tol=tol,
+                               max_iter=max_iter, problem=problem).coef
+            lu = float(np.atleast_1d(lam)[0])
+        return float(validation_loss(fold, train, C, center=center)), float(lu)
+
+
+def _dominated(losses, ref_losses, n_folds):
+    """The dropping rule of :func:`cv_structural_rank` on the folds evaluated so far."""
+    k = len(losses)
+    if ref_losses is None or k == 0:
+        return False
+    if sum(losses) > sum(ref_losses):          # exact: losses are >= 0
+        return True
+    return k >= _DROP_FOLDS and sum(losses) > _DROP_FACTOR * sum(ref_losses[:k])
+
+
 def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
                        lam_ratio=1e-3, tol=1e-4, max_iter=2000, center=True, svd0=None,
-                       patience=2):
+                       patience=2, drop=True, n_jobs=None):
     """Structural ranks (r_u, r_v) by K-fold cross-validation.
 
     For every candidate and fold, SMART is fitted on the training statistics
     ``total - fold`` (lambda by BIC on the training part, or the given ``lam``; the
     candidate ``(p, q)`` is the reduced-rank fit) and scored by :func:`validation_loss` on
-    the fold. The candidate with the smallest mean loss wins (ties: the earlier one).
+    the fold. The candidate with the smallest mean loss wins (near-ties: the earlier one).
     The per-fold lambda paths stop early after ``patience`` lambdas without a better BIC.
+
+    Dropping rule (``drop=True``). The target-only candidate ``(p, q)`` is scored first
+    (it is cheap) and is the first *incumbent*; afterwards the incumbent is the complete
+    candidate with the smallest mean loss so far. The folds of every other candidate are
+    fitted in two batches, the first ``2`` folds and then the rest, and after the first
+    batch the candidate is dropped when either
+
+    * the sum of its losses so far exceeds the sum of the incumbent's losses over all K
+      folds (exact: losses are nonnegative, so its mean cannot be smaller), or
+    * its total loss on those 2 folds exceeds the incumbent's total on the same folds by
+      more than 5% (a paired comparison on the same rows: a candidate this much worse on
+      two folds is not expected to recover on the remaining ones; the near-tie rule of
+      the final choice works at a far smaller scale).
+
+    A dropped candidate has ``cv_mean = nan`` in the trace (``dropped`` true, and nan
+    losses for the folds not fitted) and cannot be chosen. The batches do not depend on
+    ``n_jobs``, so neither does the result.
+
+    Parameters
+    ----------
+    fold_stats : list of SufficientStats
+    C0 : ndarray (p, q) or None
+    rank : int
+    grid : list of (int, int) or None
+        Candidates (default :func:`default_structural_grid`).
+    lam : float, pair or None
+        Fixed penalties; None: BIC path on each training part.
+    n_lam, lam_ratio, tol, max_iter, center, svd0, patience
+        As for :func:`smart_lambda_path`.
+    drop : bool
+        Apply the dropping rule.
+    n_jobs : int or None
+        Parallel fold fits (joblib; None or 1: sequential). Each fit runs with one BLAS
+        thread.
 
     Returns
     -------
     best : (int, int)
     trace : dict of lists
-        ``r_u, r_v, cv_mean, cv_se, lam_mean`` per candidate (plus ``fold_loss`` lists).
+        ``r_u, r_v, cv_mean, cv_se, lam_mean, dropped`` per candidate (plus
+        ``fold_loss`` lists).
     """
     total = total_stats(fold_stats)
     p, q = total.p, total.q
+    K = len(fold_stats)
     if svd0 is None:
         svd0 = source_svd(C0)
     if grid is None:
         grid = default_structural_grid(rank, p, q, numerical_rank(C0) if C0 is not None
                                        else None)
-    trace = {k: [] for k in ("r_u", "r_v", "cv_mean", "cv_se", "lam_mean", "fold_loss")}
+    grid = [(int(a), int(b)) for a, b in grid]
     trains = [total - f for f in fold_stats]
-    moments = [t.moments(center=center) for t in trains]
-    probs = {}
-    for (r_u, r_v) in grid:
-        losses, lams_used = [], []
-        for k, (fold, train) in enumerate(zip(fold_stats, trains)):
-            Sxx, Sxy, Syy = moments[k]
-            if r_u >= p and r_v >= q:
-                C = reduced_rank(Sxx, Sxy, rank)[0]
-                lams_used.append(0.0)
-            else:
-                if k not in probs:
-                    probs[k] = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
-                if lam is None:
-                    out = smart_lambda_path(None, None, None, train.n, None, rank,
-                                            (r_u, r_v), n_lam=n_lam, lam_ratio=lam_ratio,
-                                            tol=tol, path_tol=tol, max_iter=max_iter,
-                                            patience=patience, problem=probs[k])
-                    C, lu = out["result"].coef, out["lam"][0]
-                else:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", ConvergenceWarning)
-                        C = smart_admm(None, None, None, None, rank, (r_u, r_v), lam,
-                                       tol=tol, max_iter=max_iter, problem=probs[k]).coef
-                    lu = float(np.atleast_1d(lam)[0])
-                lams_used.append(lu)
-            losses.append(validation_loss(fold, train, C, center=center))
-        losses = np.asarray(losses)
-        trace["r_u"].append(int(r_u))
-        trace["r_v"].append(int(r_v))
-        trace["cv_mean"].append(float(losses.mean()))
-        trace["cv_se"].append(float(losses.std(ddof=1) / np.sqrt(len(losses)))
-                              if len(losses) > 1 else 0.0)
-        trace["lam_mean"].append(float(np.mean(lams_used)))
+    probs = [None] * K
+
+    def problem(k):
+        if probs[k] is None:
+            probs[k] = SmartProblem.from_moments(*trains[k].moments(center=center),
+                                                 svd0=svd0)
+        return probs[k]
+
+    def run(srank, folds):
+        full = srank[0] >= p and srank[1] >= q
+        jobs = [(None if full else problem(k), fold_stats[k], trains[k], rank, srank, lam,
+                 n_lam, lam_ratio, tol, max_iter, center, patience) for k in folds]
+        if n_jobs is None or n_jobs == 1 or len(jobs) == 1:
+            return [_cv_fold_fit(*a) for a in jobs]
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=n_jobs)(delayed(_cv_fold_fit)(*a) for a in jobs)
+
+    order = sorted(range(len(grid)), key=lambda i: grid[i] != (p, q))   # (p, q) first
+    scores = {}
+    ref = None                                     # the incumbent's fold losses
+    for i in order:
+        srank = grid[i]
+        first = list(range(min(_DROP_FOLDS, K))) if drop and ref is not None else \
+            list(range(K))
+        out = run(srank, first)
+        dropped = drop and len(first) < K and _dominated([o[0] for o in out], ref, K)
+        if not dropped and len(first) < K:
+            out += run(srank, list(range(len(first), K)))
+        scores[i] = (out, dropped)
+        if not dropped:
+            losses = [o[0] for o in out]
+            if ref is None or np.mean(losses) < np.mean(ref):
+                ref = losses
+    trace = {k: [] for k in ("r_u", "r_v", "cv_mean", "cv_se", "lam_mean", "dropped",
+                             "fold_loss")}
+    for i, (r_u, r_v) in enumerate(grid):
+        out, dropped = scores[i]
+        losses = np.full(K, np.nan)
+        losses[:len(out)] = [o[0] for o in out]
+        trace["r_u"].append(r_u)
+        trace["r_v"].append(r_v)
+        trace["cv_mean"].append(float("nan") if dropped else float(losses.mean()))
+        trace["cv_se"].append(float("nan") if dropped or K < 2 else
+                              float(losses.std(ddof=1) / np.sqrt(K)))
+        trace["lam_mean"].append(float(np.mean([o[1] for o in out])))
+        trace["dropped"].append(bool(dropped))
         trace["fold_loss"].append(losses.tolist())
     best = argmin_simplest(trace["cv_mean"])
     return (trace["r_u"][best], trace["r_v"][best]), trace
@@ -476,7 +621,7 @@ def _structural_rank_by_bic(prob, n, rank, grid, lam_pair, *, n_lam, lam_ratio, 
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
                max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None,
-               solver_opts=None):
+               solver_opts=None, n_jobs=None, drop=True, rows=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
@@ -485,8 +630,8 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
       the smallest BIC (after its lambda path, or at the given ``lam``) is taken.
     * lam: :func:`smart_lambda_path` (BIC) on the full statistics.
 
-    Lambda paths and the cross-validation fits are solved to ``path_tol``; the final fit
-    to ``tol``.
+    Lambda paths are solved to ``path_tol``, the cross-validation fits to ``1e-3`` (only
+    their held-out losses are used; ``_CV_TOL``), the final fit to ``tol``.
 
     Parameters
     ----------
@@ -516,6 +661,14 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         The rows' factorisation for the rank criterion (see :func:`select_rank_rsc`).
     solver_opts : dict or None
         CVXPY options (``backend="cvxpy"``).
+    n_jobs : int or None
+        Parallel cross-validation fits (joblib); the result does not depend on it.
+    drop : bool
+        Drop dominated cross-validation candidates (the rule of
+        :func:`cv_structural_rank`).
+    rows : ndarray (n, p) or None
+        The centred rows behind ``stats``: the full-data fits then take their products
+        through the rows (:meth:`SmartProblem.from_moments`), worth it when n < p / 2.
 
     Returns
     -------
@@ -542,15 +695,15 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
         how["rank"] = "rsc"
     else:
         how["rank"] = "given"
-    prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
+    prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0, rows=rows)
     if structural_rank is None:
         if grid is None:
             grid = default_structural_grid(rank, p, q, C0_rank)
         if fold_stats is not None:
             structural_rank, cv_trace = cv_structural_rank(
                 fold_stats, C0, rank, grid=grid, lam=lam_pair, n_lam=n_lam,
-                lam_ratio=lam_ratio, tol=path_tol, max_iter=max_iter, center=center,
-                svd0=svd0)
+                lam_ratio=lam_ratio, tol=_CV_TOL, max_iter=max_iter, center=center,
+                svd0=svd0, drop=drop, n_jobs=n_jobs)
             how["structural_rank"] = "cv"
         else:
             structural_rank = _structural_rank_by_bic(

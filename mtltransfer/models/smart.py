@@ -20,6 +20,7 @@ from scipy import linalg
 
 from .. import plotting as _plotting
 from ..solvers.admm import smart_admm, smart_verify
+from ..solvers.smart_problem import SmartProblem
 from .base import PenalizedResults, check_backend, check_int, check_positive, \
     warn_penalty_scale
 from .source import SourceModel
@@ -71,7 +72,7 @@ class SMART(SourceModel):
     _method = "SMART (spectral transfer, ADMM)"
 
     def fit(self, rank=None, structural_rank=None, lam=None, *, backend="fast", tol=1e-6,
-            max_iter=2000, n_folds=5, init=None, verbose=False):
+            max_iter=2000, n_folds=5, init=None, verbose=False, n_jobs=None):
         """Fit SMART; every hyperparameter left as None is tuned.
 
         Parameters
@@ -97,6 +98,9 @@ class SMART(SourceModel):
             are used and ``init`` is not.
         verbose : bool
             Report tuning progress on stderr.
+        n_jobs : int or None
+            Parallel jobs (joblib) for the cross-validation fits of the structural ranks;
+            None or 1 runs them in this process. The result does not depend on it.
 
         Returns
         -------
@@ -118,9 +122,16 @@ class SMART(SourceModel):
         how = {"rank": "given", "structural_rank": "given", "lam": "given"}
         Sxx, Sxy, Syy = self.moments()
         tuning = {}
+        # with fewer rows than predictors, products with G = U0^T Sxx U0 go through the
+        # rows (4 n p r flops against 2 p^2 r; docs/smart.rst, "Where the time goes")
+        # (a model built from statistics only, e.g. on Dask, has no rows in memory)
+        rows = (self.centred_rows[0]
+                if 2 * self.nobs < p and isinstance(self.exog, np.ndarray) else None)
         if rank is not None and structural_rank is not None and lam is not None:
-            sol = smart_admm(Sxx, Sxy, Syy, None, rank, structural_rank, lam, tol=tol,
-                             max_iter=max_iter, init=init, backend=backend, svd0=self.source_svd)
+            prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.source_svd,
+                                             rows=rows)
+            sol = smart_admm(None, None, None, None, rank, structural_rank, lam, tol=tol,
+                             max_iter=max_iter, init=init, backend=backend, problem=prob)
         else:
             from ..selection import tune_smart
 
@@ -135,11 +146,15 @@ class SMART(SourceModel):
                 print("SMART: tuning " + ", ".join(k for k, v in (
                     ("rank (RSC)", rank), ("structural ranks (CV)", structural_rank),
                     ("lambda (BIC path)", lam)) if v is None), file=sys.stderr)
-            out = tune_smart(self.stats, self.source, rank=rank,
-                             structural_rank=structural_rank, lam=lam, fold_stats=folds,
-                             tol=tol, max_iter=max_iter, backend=backend,
-                             center=self.center, svd0=self.source_svd,
-                             rank_rows=self.rank_rows())
+            from ..solvers.admm import _iteration_threads
+
+            with _iteration_threads(p, rank or min(p, q)):
+                out = tune_smart(self.stats, self.source, rank=rank,
+                                 structural_rank=structural_rank, lam=lam, fold_stats=folds,
+                                 tol=tol, max_iter=max_iter, backend=backend,
+                                 center=self.center, svd0=self.source_svd,
+                                 rank_rows=self.rank_rows(),
+                                 n_jobs=n_jobs, rows=rows)
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
                      "given": "given"}

@@ -26,8 +26,10 @@ ADMM (scaled duals). Split ``Omega_u = A[r_u:]``, ``Omega_v = B[r_v:]`` with sca
 1. U-step: ``A <- argmin_{A in St(p, r)} f(A, d, B) + (rho/2)||A[r_u:] - Omega_u + Z_u||^2``,
    solved by majorise-minimise polar steps (:func:`mtltransfer.solvers.stiefel.mm_quadratic`
    with ``Q = G``, ``w = d^2``, ``C = H B diag(d)``, ``L = lambda_max(G) max d^2 + rho``),
-   warm-started at the current A and run until its Riemannian gradient norm is below an
+   warm-started at the current A, with the previous U-step's last Barzilai-Borwein length
+   as its first trial step, and run until its Riemannian gradient norm is below an
    inner tolerance tied to the current ADMM residuals (at most ``inner_steps`` steps).
+   With ``SmartProblem(rows=X)`` the products ``G A`` are ``W^T (W A)``, ``W = X U0/sqrt(n)``.
 2. V-step: ``B <- argmin_{B in St(q, r)} -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2``
    (the quadratic part of f does not depend on B on the manifold), the same polar MM with
    ``L = rho``; it is exact in one step when r_v = q or r_v = 0.
@@ -42,10 +44,14 @@ ADMM (scaled duals). Split ``Omega_u = A[r_u:]``, ``Omega_v = B[r_v:]`` with sca
    ``rho <- rho / tau`` if ``rd > mu rp`` (mu = 10, tau = 2), the scaled duals divided /
    multiplied by tau so that the unscaled duals ``rho Z`` are unchanged.
 
-Anderson acceleration (``accelerate="auto"``, the default, uses it for a cold start and not
-for a warm start: measured on the paper's Model-I/II, it cuts a cold fit's iterations
-3-5x, while along the warm-started lambda paths and cross-validation fits of the tuning,
-which start next to the solution, it cost more than it saved). Steps 1-5 define a fixed-point
+Anderson acceleration (``accelerate="auto"``, the default, uses it from the first iteration
+of a cold start and after ``_AA_WARM_START = 150`` plain iterations of a warm start:
+measured on the paper's Model-I/II, it cuts a cold fit's iterations 3-5x, while a
+warm-started fit of a lambda path or of the cross-validation starts next to its solution,
+where extrapolation cost more than it saved; a warm start still running after 150
+iterations is no longer next to it (Model-I, r_u = 0: path fits that took 2000 plain
+iterations take 160-170). ``accelerate=True`` accelerates from the first iteration, as the
+polishing of a lambda path's chosen fit does). Steps 1-5 define a fixed-point
 map ``x+ = T(x)`` of the stacked state ``x = (A, B, d, Omega_u, Omega_v, Z_u, Z_v)``. After a
 step from ``x_k`` (when rho was not changed by step 6) the pair ``(x_k, T(x_k))`` enters a
 type-II Anderson memory of ``aa_memory`` (default 5) pairs
@@ -125,6 +131,8 @@ _AA_SLACK, _AA_REG = 1.2, 1e-10
 _AA_GIVE_UP = 5
 # iterations without a 1% improvement of the best merit after which AA is switched off
 _AA_PATIENCE = 30
+# plain iterations of a warm start before Anderson acceleration is switched on ("auto")
+_AA_WARM_START = 150
 _HISTORY_KEYS = ("objective", "primal_residual", "dual_residual", "stationarity", "rho",
                  "inner_steps")
 
@@ -206,6 +214,9 @@ class AdmmState:
         ADMM penalty.
     GA : ndarray (p, r) or None
         ``G @ A`` when known (a cache; None after A changed otherwise).
+    t_u : float or None
+        The U-step's last Barzilai-Borwein step length, the first trial step of the next
+        U-step (None: ``1 / L``).
     """
 
     A: np.ndarray
@@ -217,6 +228,7 @@ class AdmmState:
     Z_v: np.ndarray
     rho: float
     GA: np.ndarray | None = None
+    t_u: float | None = None
 
 
 #: the blocks of the state stacked into the fixed-point vector of Anderson acceleration
@@ -343,13 +355,13 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     new_state : AdmmState
     residuals : StepResiduals
     """
-    G, H, rho, d = problem.G, problem.H, state.rho, state.d
+    H, rho, d = problem.H, state.rho, state.d
     r_u, r_v = params.r_u, params.r_v
     # 1. U-step: min_A f(A, d, B) + (rho/2)||A[r_u:] - Omega_u + Z_u||^2 on St(p, r)
     A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
-                                 state.Omega_u - state.Z_u, Q=G, w=d * d,
+                                 state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
                                  L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
-                                 max_steps=params.inner_steps)
+                                 max_steps=params.inner_steps, step0=state.t_u)
     # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
     HtA = H.T @ A
     exact_v = r_v in (0, problem.q)
@@ -372,7 +384,8 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     Om_v_new = params.omega_step(B_low + Z_v, params.lam_v, rho)
     Ru, Rv = A_low - Om_u_new, B_low - Om_v_new
     Z_u_new, Z_v_new = state.Z_u + Ru, Z_v + Rv
-    new = AdmmState(A, B, d, Om_u_new, Om_v_new, Z_u_new, Z_v_new, rho, GA)
+    new = AdmmState(A, B, d, Om_u_new, Om_v_new, Z_u_new, Z_v_new, rho, GA,
+                    info_u["step"] if info_u["steps"] else state.t_u)
     return new, _residuals(problem, params, new, state.Omega_u, Om_v, Ru, Rv, c, g,
                            info_u, info_v, flipped)
 
@@ -443,7 +456,7 @@ def _first_d_step(problem, state, params):
     """A cold start (d = 0) gets a d-step first, so the first U-step sees the right scale."""
     if np.any(state.d):
         return state
-    GA = problem.G @ state.A
+    GA = problem.gram(state.A)
     d = np.asarray(params.d_step(*problem.diagonals(state.A, state.B, GA)), dtype=float)
     if np.any(d < 0):
         sign = np.where(d < 0, -1.0, 1.0)
@@ -465,14 +478,17 @@ def _record(hist, res, it, verbose):
               f"inner {res.inner_steps}")
 
 
-def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbose):
+def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbose,
+              aa_start=0):
     """Iterate from ``state``; returns (state, history, converged, criterion).
 
     Plain ADMM, or (``accelerate``) the safeguarded Anderson rules of the module docstring:
     a step's pair (input, output) enters the memory unless the step flipped a sign or rho
     changed (both clear the memory), and the next input is then the extrapolated point.
     The rho bounds of step 6 use the d the step started from (or, after a rejected
-    extrapolation, the restored plain iterate's d).
+    extrapolation, the restored plain iterate's d). Acceleration starts after
+    ``aa_start`` plain iterations (0 for a cold start; a warm start that has not converged
+    after ``aa_start`` iterations is no longer next to its solution).
     """
     hist = {k: [] for k in _HISTORY_KEYS}
     state = _first_d_step(problem, state, params)
@@ -487,7 +503,7 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
             state, converged = new, True
             break
         d_kappa, pair_usable = state.d, not res.flipped
-        if aa is not None and aa.active:
+        if aa is not None and aa.active and it >= aa_start:
             if res.flipped:
                 aa.reset()      # a sign flip changes the coordinates of Omega_v, Z_v
             new, res, merit, restored = aa.review(res.merit, new, res)
@@ -495,7 +511,7 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
                 d_kappa, pair_usable, crit = new.d, False, res.criterion
         inner_tol = res.inner_tolerance(params.tol)
         balanced = balance_rho(new, res, problem.curvature(d_kappa), params)
-        if aa is not None and aa.active:
+        if aa is not None and aa.active and it >= aa_start:
             if balanced.rho != new.rho:
                 aa.reset()      # the scaled duals changed coordinates
             elif pair_usable:
@@ -635,8 +651,9 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
         Print one line per iteration.
     accelerate : bool or "auto"
         Safeguarded type-II Anderson acceleration of the ADMM fixed-point map (see the
-        module docstring); False gives the plain ADMM iteration; "auto" accelerates a cold
-        start (``init=None``) only.
+        module docstring); False gives the plain ADMM iteration; True accelerates from the
+        first iteration; "auto" accelerates a cold start (``init=None``) from the first
+        iteration and a warm start after 150 plain iterations.
     aa_memory : int
         Number of stored pairs of the Anderson memory.
     problem : SmartProblem or None
@@ -660,8 +677,9 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     rank, r_u, r_v, lam_u, lam_v = _check_config(prob.p, prob.q, rank, structural_rank, lam)
     if not rho > 0:
         raise ValueError(f"rho must be > 0; got {rho!r}")
+    aa_start = 0
     if accelerate == "auto":
-        accelerate = init is None
+        accelerate, aa_start = True, (0 if init is None else _AA_WARM_START)
     elif not isinstance(accelerate, (bool, np.bool_)):
         raise ValueError(f"accelerate must be True, False or 'auto'; got {accelerate!r}")
     if init is None:
@@ -672,12 +690,36 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     params = AdmmParams(r_u=r_u, r_v=r_v, lam_u=lam_u, lam_v=lam_v, tol=tol,
                         inner_steps=inner_steps, mu=mu, tau=tau, adapt_rho=adapt_rho,
                         d_step=d_step, omega_step=omega_step)
-    state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
-                                             accelerate=bool(accelerate),
-                                             aa_memory=aa_memory, verbose=verbose)
+    with _iteration_threads(prob.p, rank):
+        state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
+                                                 accelerate=bool(accelerate),
+                                                 aa_memory=aa_memory, verbose=verbose,
+                                                 aa_start=aa_start)
     if not converged:
         warn_not_converged("SMART ADMM", len(hist["objective"]), crit, tol)
     return _pack(prob, state, hist, converged, crit, params)
+
+
+#: below this many flops per product ``G @ A`` (2 p^2 r) the iterations run on one BLAS
+#: thread: thread start-up costs more than it saves on such small products
+_SMALL_PRODUCT_FLOPS = 2e7
+
+
+def _iteration_threads(p, rank):
+    """Context of the ADMM iterations: one BLAS thread when the products are small.
+
+    The set-up (G, H, the source SVD) is outside it and uses every BLAS thread; a large
+    problem (``2 p^2 r >= _SMALL_PRODUCT_FLOPS``) keeps them during the iterations too.
+    BLAS results do not depend on the thread count here (each entry of a product is one
+    dot product in a fixed order), so neither does the fit.
+    """
+    from contextlib import nullcontext
+
+    if 2.0 * p * p * rank >= _SMALL_PRODUCT_FLOPS:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _pack(problem, state, hist, converged, crit, params):
@@ -747,7 +789,7 @@ def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_op
     r_u, r_v = state["r_u"], state["r_v"]
     lam_u, lam_v, rho = state["lam_u"], state["lam_v"], state["rho"]
     Om_u, Om_v, Z_u, Z_v = state["Omega_u"], state["Omega_v"], state["Z_u"], state["Z_v"]
-    GA, HB, HtA = prob.G @ A, prob.H @ B, prob.H.T @ A
+    GA, HB, HtA = prob.gram(A), prob.H @ B, prob.H.T @ A
     out = {}
     d_cvx = np.abs(cvx.smart_d_step(np.einsum("ij,ij->j", A, HB),
                                     np.einsum("ij,ij->j", A, GA), inaccurate="raise",

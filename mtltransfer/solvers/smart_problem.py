@@ -198,7 +198,9 @@ class SmartProblem:
     Attributes
     ----------
     G : ndarray (p, p)
-        ``U0^T Sxx U0`` (symmetrised).
+        ``U0^T Sxx U0`` (symmetrised; with ``rows``, ``W^T W`` formed on first use).
+    W : ndarray (n, p) or None
+        ``X U0 / sqrt(n)`` when built with ``rows`` (then ``G = W^T W``).
     H : ndarray (p, q)
         ``U0^T Sxy V0``.
     half_tr_syy : float
@@ -210,20 +212,56 @@ class SmartProblem:
         As given.
     """
 
-    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None):
+    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None, *, rows=None):
         self.Sxx, self.Sxy, self.Syy = Sxx, Sxy, Syy
         self.U0, self.s0, self.V0 = U0, s0, V0
-        G = U0.T @ Sxx @ U0
-        self.G = 0.5 * (G + G.T)
         self.H = U0.T @ Sxy @ V0
         self.half_tr_syy = 0.5 * float(np.trace(Syy))
-        p = G.shape[0]
-        self.lmax_G = float(max(linalg.eigvalsh(self.G, subset_by_index=[p - 1, p - 1])[0],
-                                0.0)) if p else 0.0
         self.p, self.q = self.H.shape
+        p = self.p
+        self._G = None
+        self.W = None
+        if rows is not None:
+            # G = W^T W with W = X U0 / sqrt(n) (n x p): products through the rows
+            Xc = np.asarray(rows, dtype=float)
+            if Xc.ndim != 2 or Xc.shape[1] != p:
+                raise ValueError(f"rows must be an n x p = n x {p} array; got shape "
+                                 f"{Xc.shape}")
+            self.W = (Xc @ U0) / np.sqrt(Xc.shape[0])
+            WWt = self.W @ self.W.T
+            m = WWt.shape[0]
+            self.lmax_G = float(max(linalg.eigvalsh(WWt, subset_by_index=[m - 1, m - 1])[0],
+                                    0.0)) if m and p else 0.0
+        else:
+            G = U0.T @ Sxx @ U0
+            self._G = 0.5 * (G + G.T)
+            self.lmax_G = float(max(linalg.eigvalsh(self._G,
+                                                    subset_by_index=[p - 1, p - 1])[0],
+                                    0.0)) if p else 0.0
+
+    @property
+    def G(self):
+        """``U0^T Sxx U0`` (p x p; formed on first use when the rows path is used)."""
+        if self._G is None:
+            self._G = self.W.T @ self.W
+        return self._G
+
+    def gram(self, A):
+        """``G @ A``: through the rows, ``W^T (W A)`` (4 n p r flops), when they are held,
+        else the p x p product (2 p^2 r flops)."""
+        if self.W is not None:
+            return self.W.T @ (self.W @ A)
+        return self._G @ A
+
+    def gram_block(self, k):
+        """The leading block ``G[:k, :k]``."""
+        if self.W is not None:
+            Wk = self.W[:, :k]
+            return Wk.T @ Wk
+        return self._G[:k, :k]
 
     @classmethod
-    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None):
+    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None, rows=None):
         """Build the problem from the moments and the source (C0 or its SVD).
 
         Parameters
@@ -234,6 +272,11 @@ class SmartProblem:
             Source coefficient matrix (may be None when ``svd0`` is given).
         svd0 : (U0, s0, V0) or None
             Precomputed :func:`source_svd` of C0.
+        rows : ndarray (n, p) or None
+            The centred rows X with ``Sxx = X^T X / n``: the products ``G A`` then go
+            through ``W = X U0 / sqrt(n)`` (``W^T (W A)``, 4 n p r flops instead of
+            2 p^2 r) and G is never formed unless asked for; worth it when ``n < p / 2``.
+            The result is the same up to rounding.
 
         Returns
         -------
@@ -245,7 +288,7 @@ class SmartProblem:
             raise ValueError(f"Sxx must be {p}x{p} and Syy {q}x{q}; got {Sxx.shape}, "
                              f"{Syy.shape}")
         U0, s0, V0 = check_source_svd(svd0, C0, p, q)
-        return cls(Sxx, Sxy, Syy, U0, V0, s0)
+        return cls(Sxx, Sxy, Syy, U0, V0, s0, rows=rows)
 
     # -- the data term and its derivatives ------------------------------------------------
     def data_term_from(self, c, g, d):
@@ -255,7 +298,7 @@ class SmartProblem:
     def diagonals(self, A, B, GA=None):
         """``c_j = a_j^T H b_j`` and ``g_j = a_j^T G a_j`` (``GA = G A`` if known)."""
         if GA is None:
-            GA = self.G @ A
+            GA = self.gram(A)
         return np.einsum("ij,ij->j", A, self.H @ B), np.einsum("ij,ij->j", A, GA)
 
     def data_term(self, A, d, B, GA=None):
@@ -289,7 +332,7 @@ class SmartProblem:
         grad_B : ndarray (q, r)
         """
         if GA is None:
-            GA = self.G @ A
+            GA = self.gram(A)
         if HB is None:
             HB = self.H @ B
         if HtA is None:
@@ -353,7 +396,7 @@ class SmartProblem:
         B : ndarray (q, r)
             Orthonormal, zero beyond the first r_u (r_v) rows.
         """
-        Pt, Qt = _rrr_factors(self.G[:r_u, :r_u], self.H[:r_u, :r_v], rank)
+        Pt, Qt = _rrr_factors(self.gram_block(r_u), self.H[:r_u, :r_v], rank)
         A = np.zeros((self.p, rank))
         B = np.zeros((self.q, rank))
         A[:r_u] = np.linalg.qr(Pt)[0]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.linalg.lapack import dgesdd as _dgesdd
 
 
 __all__ = ["polar", "qr_pos", "sym", "tangent_projection", "riemannian_gradient",
@@ -36,6 +37,12 @@ def polar(M):
     """
     if M.shape[1] == 0:
         return M.copy()
+    if M.dtype == np.float64 and M.shape[0] >= M.shape[1]:
+        # LAPACK's gesdd called directly: the same factorisation as np.linalg.svd,
+        # without its wrapper's overhead (these SVDs are small and very many)
+        P, _, Qt, info = _dgesdd(M, full_matrices=0)
+        if info == 0:
+            return P @ Qt
     P, _, Qt = np.linalg.svd(M, full_matrices=False)
     return P @ Qt
 
@@ -178,7 +185,7 @@ def armijo_search(evaluate, X, direction, step, decrease, *, reference,
 
 
 def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
-                 max_steps=50):
+                 max_steps=50, step0=None):
     """Minimise a quadratic over St(m, r) by polar steps with Barzilai-Borwein lengths.
 
     The subproblem is
@@ -214,7 +221,9 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         Number of unpenalised leading rows (0 <= k <= m).
     W : ndarray (m - k, r)
         Centre of the proximal term.
-    Q : ndarray (m, m) or None
+    Q : ndarray (m, m), callable or None
+        The quadratic's matrix, or a function ``X -> Q X`` (e.g. a product through a
+        factor, ``Q = W^T W``).
     w : ndarray (r,) or None
         Column weights of the quadratic term.
     L_Q : float
@@ -223,6 +232,9 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         ``Q @ X`` if already known (saves one product).
     tol : float
     max_steps : int
+    step0 : float or None
+        First trial step length (e.g. the last one of a previous, similar subproblem;
+        clipped to ``[1e-3, 1e3] / L``); None: ``1 / L``.
 
     Returns
     -------
@@ -233,7 +245,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
     info : dict
         ``steps`` (polar steps taken), ``rgrad`` (Riemannian gradient norm at X),
         ``egrad`` (Euclidean gradient norm of the smooth data part ``Q X w - C``),
-        ``value`` (F at X).
+        ``value`` (F at X), ``step`` (the next Barzilai-Borwein length).
     """
     L = max(L_Q + rho, 1e-12)
     vdot = np.vdot
@@ -242,7 +254,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         # value of F and (QX, g_data, egrad, rg) at X, with few array passes
         if Q is not None:
             if QX is None:
-                QX = Q @ X
+                QX = Q(X) if callable(Q) else Q @ X
             g_data = QX * w
             g_data -= C
             quad = 0.5 * float(np.einsum("ij,ij->j", QX, X) @ w)
@@ -258,7 +270,7 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
     F, (QX, g_data, egrad, rg) = evaluate(X, QX)
     rr = vdot(rg, rg)
     steps = 0
-    t = 1.0 / L
+    t = 1.0 / L if step0 is None else min(max(step0, 1e-3 / L), 1e3 / L)
     C_ref, q_ref = F, 1.0          # Zhang-Hager reference value and weight
     tol2 = tol * tol
     while rr > tol2 and steps < max_steps:
@@ -283,5 +295,5 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
         C_ref = (0.85 * q_ref * C_ref + F) / q_new
         q_ref = q_new
     rr = float(rr)
-    return X, QX, {"steps": steps, "rgrad": float(np.sqrt(rr)),
+    return X, QX, {"steps": steps, "rgrad": float(np.sqrt(rr)), "step": float(t),
                    "egrad": float(np.sqrt(vdot(g_data, g_data))), "value": float(F)}

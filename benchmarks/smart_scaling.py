@@ -1,0 +1,168 @@
+"""How SMART's cost grows with p and n, against the floor; tuning with a noisy source.
+
+Three tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
+
+1. **Against p** (n fixed, ``--n-fixed``, default 2000): for p in ``--p`` (default
+   100 200 500 1000 2000), q = max(50, p / 10), a rank-8 target inside a rank-20 source
+   (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source SVD and the
+   source-coordinate moments G = U0^T Sxx U0, H = U0^T Sxy V0), the fixed-rank fit
+   (r = 8, r_u = r_v = 20, lambda by the BIC path), its ADMM iterations over the whole
+   path, and the **floor**: the path's iterations times the time of one product ``G @ A``
+   (p x p by p x r, the one pass over the p x p moments that any method working from Sxx
+   makes per iteration). Log-log slopes of time against p are printed below the table.
+2. **Against n** (p fixed, ``--p-fixed``, default 500): the same columns for n in ``--ns``.
+3. **Noisy-source tuning** at Model-I (p = 100, q = 50, n = 200, rank-5 target in a
+   rank-10 source): the fully tuned ``SMART.fit()`` for sigma0 in 0.01, 0.1, 0.5 over
+   ``--reps`` draws (median time) with its error beside target-only reduced-rank
+   regression's (true rank).
+
+Usage::
+
+    python benchmarks/smart_scaling.py [--p 100,200,500] [--ns 500,1000,2000]
+        [--reps 3] [--quick] [--skip-tuning] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _limit_threads(argv):
+    n = "1"
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.startswith("--threads="):
+            n = a.split("=", 1)[1]
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, n)
+
+
+if __name__ == "__main__":
+    _limit_threads(sys.argv[1:])
+
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import mtltransfer as mt  # noqa: E402
+from mtltransfer.selection import smart_lambda_path  # noqa: E402
+from mtltransfer.solvers.smart_problem import SmartProblem, source_svd  # noqa: E402
+
+
+class Clock:
+    """Wall and CPU seconds of a block."""
+
+    def __enter__(self):
+        self.w, self.c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.w
+        self.cpu = time.process_time() - self.c
+
+
+def one_size(n, p, q, rank=8, source_rank=20, seed=0):
+    """Set-up, fixed-rank path fit and floor at one size."""
+    X, Y, C, C0 = mt.datasets.simulate_smart(n, p, q, rank=rank, source_rank=source_rank,
+                                             sigma0=0.01, random_state=seed)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    with Clock() as t_mom:
+        Sxx, Sxy, Syy = Xc.T @ Xc / n, Xc.T @ Yc / n, Yc.T @ Yc / n
+    with Clock() as t_set:
+        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=source_svd(C0))
+    with Clock() as t_fit, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = smart_lambda_path(None, None, None, n, None, rank,
+                                (source_rank, source_rank), problem=prob)
+    its = int(sum(out["trace"]["n_iter"]) + out["result"].n_iter)
+    A = np.linalg.qr(np.random.default_rng(0).standard_normal((p, rank)))[0]
+    reps = max(3, int(2e8 / (2 * p * p * rank)))
+    with Clock() as t_ga:
+        for _ in range(reps):
+            prob.G @ A
+    per = t_ga.cpu / reps
+    err = float(np.linalg.norm(out["result"].coef - C) / np.sqrt(p * q))
+    return {"n": n, "p": p, "q": q, "moments cpu": t_mom.cpu, "setup cpu": t_set.cpu,
+            "fit wall": t_fit.wall, "fit cpu": t_fit.cpu, "iterations": its,
+            "G@A ms": 1e3 * per, "floor cpu": its * per,
+            "fit/floor": t_fit.cpu / max(its * per, 1e-12), "error": err}
+
+
+def slopes(df, x):
+    """Log-log slopes of the columns against x (least squares over the rows)."""
+    lx = np.log(df[x].to_numpy(float))
+    out = {}
+    for col in ("setup cpu", "fit cpu", "iterations", "floor cpu"):
+        y = df[col].to_numpy(float)
+        ok = y > 0
+        if ok.sum() >= 2:
+            out[col] = float(np.polyfit(lx[ok], np.log(y[ok]), 1)[0])
+    return out
+
+
+def tuning_table(reps):
+    rows = []
+    for sigma0 in (0.01, 0.1, 0.5):
+        for rep in range(reps):
+            X, Y, C, C0 = mt.datasets.simulate_smart(200, 100, 50, rank=5, source_rank=10,
+                                                     sigma0=sigma0, random_state=1000 * rep + 10)
+            with Clock() as t, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = mt.SMART(Y, X, source=C0, intercept=False).fit()
+            rrr = mt.ReducedRank(Y, X, intercept=False).fit(rank=5)
+            e = float(np.linalg.norm(res.params.to_numpy() - C) / np.sqrt(C.size))
+            e0 = float(np.linalg.norm(rrr.params.to_numpy() - C) / np.sqrt(C.size))
+            rows.append({"sigma0": sigma0, "rep": rep, "wall": t.wall, "cpu": t.cpu,
+                         "error": e, "RRR error": e0, "ratio": e / e0,
+                         "structural rank": res.structural_rank})
+    df = pd.DataFrame(rows)
+    return df, df.groupby("sigma0")[["wall", "cpu", "error", "RRR error", "ratio"]].median()
+
+
+def _ints(s):
+    return [int(v) for v in s.split(",") if v]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--p", default="100,200,500,1000,2000")
+    ap.add_argument("--n-fixed", type=int, default=2000)
+    ap.add_argument("--ns", default="500,1000,2000,4000")
+    ap.add_argument("--p-fixed", type=int, default=500)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="p in 100,200,500,1000; n in 500,1000,2000; 1 tuning draw")
+    ap.add_argument("--skip-tuning", action="store_true")
+    ap.add_argument("--threads", default="1")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.p, args.ns, args.reps = "100,200,500,1000", "500,1000,2000", 1
+    pd.set_option("display.width", 160)
+    pd.set_option("display.precision", 4)
+    rows = [one_size(args.n_fixed, p, max(50, p // 10)) for p in _ints(args.p)]
+    df = pd.DataFrame(rows)
+    print(f"== against p (n = {args.n_fixed}, q = max(50, p/10), r = 8, r_u = r_v = 20) ==")
+    print(df.to_string(index=False))
+    print("log-log slopes against p:", {k: round(v, 2) for k, v in slopes(df, "p").items()})
+    rows = [one_size(n, args.p_fixed, max(50, args.p_fixed // 10)) for n in _ints(args.ns)]
+    df = pd.DataFrame(rows)
+    print(f"\n== against n (p = {args.p_fixed}) ==")
+    print(df.to_string(index=False))
+    print("log-log slopes against n:", {k: round(v, 2) for k, v in slopes(df, "n").items()})
+    if not args.skip_tuning:
+        full, med = tuning_table(args.reps)
+        print(f"\n== fully tuned SMART.fit() at Model-I n = 200, {args.reps} draw(s): "
+              "medians ==")
+        print(med.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
