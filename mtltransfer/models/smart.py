@@ -202,6 +202,21 @@ class SMARTResults(PenalizedResults):
         """How each hyperparameter was chosen (same as ``chosen_by``)."""
         return self.chosen_by
 
+    def default_bootstrap_method(self):
+        """``"residual"``: the design kept, responses redrawn from the fitted values and
+        the resampled (unbiased-scale) residuals, and, through ``source_sd=None``, the
+        source redrawn about the observed one with its estimated standard error.
+
+        The source's redraw is what makes the intervals honest: SMART shrinks towards the
+        observed source subspaces, so its error carries the source's error as a bias that
+        resampling the target alone cannot see (nominal 95% intervals for E[y | x] then
+        cover 0.78 with a good source, sigma0 = 0.01, at p=20, q=8, n=150); with the
+        redraw they cover at the nominal rate (``benchmarks/coverage.py``, the
+        Uncertainty page). The residual bootstrap is preferred to pairs because it keeps
+        the design, whose leverage SMART's fit depends on, and is as fast.
+        """
+        return "residual"
+
     def warm_start_kwargs(self):
         # none: SMART's deterministic start (the better of two exact reduced-rank fits) is
         # closer to a replicate's solution than the full-data state with its duals and
