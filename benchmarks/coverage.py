@@ -26,7 +26,8 @@ source is redrawn in every replicate with its estimated standard error (the defa
 ``residual, source exact`` (``source_sd=0``) shows what happens without.
 
     python benchmarks/coverage.py [--reps 200] [--boot 200] [--quick] [--csv out.csv]
-        [--cases smart_good,rrr] [--start 0] [--table a.csv,b.csv]
+        [--cases smart_good,rrr] [--methods residual,pairs] [--start 0]
+        [--table a.csv,b.csv]
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def bootstrap_case(case, seed, x_new, args):
     point = res.predict(x_new).to_numpy()
     rows = []
     for label, kw in methods.items():
+        if args.methods and label not in args.methods:
+            continue
         boot, wall, cpu = _timed(lambda: res.bootstrap(n_boot=args.boot, random_state=seed,
                                                        **kw))
         draws = res.predict_draws(x_new, boot.coef, boot.intercept)
@@ -149,6 +152,8 @@ def main(argv=None):
     ap.add_argument("--points", type=int, default=10)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--methods", default=None,
+                    help="comma-separated bootstrap method labels (default: all)")
     ap.add_argument("--quick", action="store_true", help="20 data sets, 50 draws")
     ap.add_argument("--csv", default=None, help="write the per-data-set rows here")
     ap.add_argument("--table", default=None,
@@ -162,6 +167,8 @@ def main(argv=None):
     if args.quick:
         args.reps, args.boot = 20, 50
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if args.methods:
+        args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         ap.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
