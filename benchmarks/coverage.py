@@ -23,7 +23,7 @@ noise sigma=0.5):
 
 Methods (bootstrap, ``refit_tuning=False``): ``residual`` and ``pairs``; for SMART the
 source is redrawn in every replicate with its estimated standard error (the default), and
-``residual, source exact`` (``source_sd=0``) shows what happens without.
+``residual (source exact)`` (``source_sd=0``) shows what happens without.
 
     python benchmarks/coverage.py [--reps 200] [--boot 200] [--quick] [--csv out.csv]
         [--cases smart_good,rrr] [--methods residual,pairs] [--start 0]
@@ -53,7 +53,7 @@ CASES = {"smart_good": 0.01, "smart_misleading": 0.5, "rrr": None, "shared_adapt
 # method label -> res.bootstrap keywords
 SMART_METHODS = {"residual": dict(method="residual"),
                  "pairs": dict(method="pairs"),
-                 "residual, source exact": dict(method="residual", source_sd=0.0)}
+                 "residual (source exact)": dict(method="residual", source_sd=0.0)}
 RRR_METHODS = {"residual": dict(method="residual"), "pairs": dict(method="pairs")}
 # SharedRepresentation: tasks, rows per task, d, k, new tasks
 T_SHARED, N_SHARED, D_SHARED, K_SHARED, NEW_TASKS = 40, 20, 10, 2, 5
