@@ -592,7 +592,10 @@ class AdaptedTask:
     ``Z = X_c B`` (centred rows when there is an intercept), ``A = Z^T Z + n s P`` (``s P``
     the shrinkage, zero for least squares) and ``s2 = ||y_c - Z w||^2 / df_resid``,
 
-        Var(w) = s2 A^{-1} Z^T Z A^{-1},   Var(x^T B w + b) = s2/n + (x - xbar)^T B Var(w) B^T (x - xbar),
+        Var(w) = s2 A^{-1} Z^T Z A^{-1},
+        Var(x^T B w + b) = s2/n + (x - xbar)^T B Var(w) B^T (x - xbar)
+
+    (the ``s2/n`` term and the centring only with an intercept),
 
     with Student-t quantiles on ``df_resid``. This is exact for least squares when B spans
     the true representation; B's own error (learned from the other tasks) and the shrinkage
