@@ -11,14 +11,15 @@ A replicate draws a new data set from the fitted one and refits the same model:
 
 For a model that borrows a source study's coefficients (SMART, the transfer baselines),
 the source is an estimate too, and an interval that treats it as exact is too narrow: at
-the SMART paper's design with a good source (sigma0 = 0.01, p=20, q=8, n=150) 0.78 of
-nominal 95% intervals for E[y | x] cover, because SMART shrinks towards the *observed*
+the SMART paper's design with a good source (sigma0 = 0.01, p=20, q=8, n=150) only 0.81
+of nominal 95% intervals for E[y | x] cover, because SMART shrinks towards the *observed*
 source subspaces and the bias this leaves is of the size of the source's error, which no
 resampling of the target's rows reproduces. Every replicate therefore also redraws the
 source, ``C0* = C0 + source_sd * N(0, 1)`` entrywise; ``source_sd`` is the source's
 standard error (a scalar or a p x q array, e.g. the source fit's ``bse``), estimated from
 the source's trailing singular values when not given (:func:`source_noise_sd`), and 0
-treats the source as exact. With it the coverage is 0.94 (see ``docs/uncertainty.rst``).
+treats the source as exact. With it the coverage is 0.92 (200 data sets; the table is in
+``docs/uncertainty.rst``).
 
 Hyperparameters are those of the full-data fit (``refit_tuning=False``: fast, and the
 replicates warm-start from the full-data solution where the solver allows it), or tuned
