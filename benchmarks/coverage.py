@@ -1,24 +1,33 @@
-"""Empirical coverage of bootstrap intervals (``res.bootstrap``).
+"""Empirical coverage of nominal 95% intervals (``res.bootstrap`` and ``AdaptedTask``).
 
 For each case, ``--reps`` data sets are simulated; on each, the model is fitted (tuned on
-the full data), bootstrapped with each resampling method, and intervals of every kind are
-formed for
+the full data as ``fit()`` does), and intervals are formed by every method for
 
-* the regression function ``E[y | x] = x^T C*`` at ``--points`` new points (x drawn from
-  the design's distribution, fixed across data sets), every response;
-* every coefficient entry of ``C*``.
+* the regression function ``E[y | x]`` at ``--points`` new points (x drawn from the
+  design's distribution, fixed across data sets), every response;
+* every coefficient entry.
 
-The table gives, per case, method and kind, the share of intervals that contain the
-truth (nominal ``1 - alpha``), their mean width, and the seconds per bootstrap.
+The table gives, per case, method and interval kind, the share of intervals that contain
+the truth, its Monte Carlo standard error over the data sets (``se``), the mean widths,
+and the seconds (wall and CPU) per interval computation (one bootstrap).
 
-Cases (the SMART paper's design at a small size: p=20, q=8, n=150, rank 2, source rank 4):
+Cases (the SMART paper's design at a small size: p=20, q=8, n=150, rank 2, source rank 4,
+noise sigma=0.5):
 
 * ``smart_good``: SMART with a good source (sigma0 = 0.01);
 * ``smart_misleading``: SMART with a misleading source (sigma0 = 0.5);
-* ``rrr``: ReducedRank at its true rank.
+* ``rrr``: ReducedRank at its true rank (2);
+* ``shared_adapt``: SharedRepresentation (T=40 tasks of 20 rows, d=10, k=2, noise 1)
+  learned with k tuned, then ``adapt()`` on 5 new tasks of 2k = 4 rows each; intervals
+  from ``AdaptedTask.predict_interval`` / ``conf_int`` (Student-t, the learned B fixed).
+
+Methods (bootstrap, ``refit_tuning=False``): ``residual`` and ``pairs``; for SMART the
+source is redrawn in every replicate with its estimated standard error (the default), and
+``residual (source exact)`` (``source_sd=0``) shows what happens without.
 
     python benchmarks/coverage.py [--reps 200] [--boot 200] [--quick] [--csv out.csv]
-        [--cases smart_good,rrr] [--methods residual,pairs] [--refit-tuning]
+        [--cases smart_good,rrr] [--methods residual,pairs] [--start 0]
+        [--table a.csv,b.csv]
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small dense products: one thread
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import time
@@ -38,10 +49,23 @@ import mtltransfer as mt
 from mtltransfer.bootstrap import KINDS, interval
 
 P, Q, N, RANK, SOURCE_RANK = 20, 8, 150, 2, 4
-CASES = {"smart_good": 0.01, "smart_misleading": 0.5, "rrr": None}
+CASES = {"smart_good": 0.01, "smart_misleading": 0.5, "rrr": None, "shared_adapt": None}
+# method label -> res.bootstrap keywords
+SMART_METHODS = {"residual": dict(method="residual"),
+                 "pairs": dict(method="pairs"),
+                 "residual (source exact)": dict(method="residual", source_sd=0.0)}
+RRR_METHODS = {"residual": dict(method="residual"), "pairs": dict(method="pairs")}
+# SharedRepresentation: tasks, rows per task, d, k, new tasks
+T_SHARED, N_SHARED, D_SHARED, K_SHARED, NEW_TASKS = 40, 20, 10, 2, 5
 
 
-def one_replication(case, seed, x_new, args):
+def _timed(fn):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def bootstrap_case(case, seed, x_new, args):
     """Coverage indicators and widths of one simulated data set, per method and kind."""
     sigma0 = CASES[case] if CASES[case] is not None else 0.01
     sim = mt.datasets.simulate_smart(N, P, Q, rank=RANK, source_rank=SOURCE_RANK,
@@ -50,47 +74,101 @@ def one_replication(case, seed, x_new, args):
         warnings.simplefilter("ignore")
         if case == "rrr":
             res = mt.ReducedRank(sim.Y, sim.X).fit(rank=RANK)
+            methods = RRR_METHODS
         else:
             res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit()
+            methods = SMART_METHODS
     mean_truth = x_new @ sim.C
+    point = res.predict(x_new).to_numpy()
     rows = []
-    for method in args.methods:
-        t0 = time.perf_counter()
-        boot = res.bootstrap(n_boot=args.boot, method=method, random_state=seed,
-                             refit_tuning=args.refit_tuning)
-        seconds = time.perf_counter() - t0
+    for label, kw in methods.items():
+        if args.methods and label not in args.methods:
+            continue
+        boot, wall, cpu = _timed(lambda: res.bootstrap(n_boot=args.boot, random_state=seed,
+                                                       **kw))
         draws = res.predict_draws(x_new, boot.coef, boot.intercept)
-        point = res.predict(x_new).to_numpy()
         for kind in KINDS:
             lo, hi = interval(draws, point, args.alpha, kind)
             clo, chi = interval(boot.coef, res.coef, args.alpha, kind)
             rows.append({
-                "case": case, "method": method, "kind": kind,
+                "case": case, "method": label, "kind": kind,
                 "cover_mean": float(np.mean((lo <= mean_truth) & (mean_truth <= hi))),
                 "width_mean": float(np.mean(hi - lo)),
                 "cover_coef": float(np.mean((clo <= sim.C) & (sim.C <= chi))),
                 "width_coef": float(np.mean(chi - clo)),
-                "seconds": seconds})
+                "seconds": wall, "cpu_seconds": cpu})
     return rows
+
+
+def shared_case(seed, args):
+    """SharedRepresentation learned on T tasks, adapted to new tasks of 2k rows."""
+    k = K_SHARED
+    sim = mt.datasets.simulate_shared(T_SHARED + NEW_TASKS, N_SHARED, D_SHARED, k,
+                                      random_state=seed)
+    old = sim.task < T_SHARED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mt.SharedRepresentation(sim.y[old], sim.X[old], sim.task[old]).fit()
+    rng = np.random.default_rng(seed)
+    x_new = rng.standard_normal((args.points, D_SHARED))
+    hits, widths, chits, cwidths, wall, cpu = [], [], [], [], 0.0, 0.0
+    for t in range(T_SHARED, T_SHARED + NEW_TASKS):
+        rows = np.flatnonzero(sim.task == t)[:2 * k]
+        theta = sim.B @ sim.W[:, t]
+        (pi, ci), w_, c_ = _timed(lambda: (
+            (a := res.adapt(sim.X[rows], sim.y[rows])).predict_interval(x_new, args.alpha),
+            a.conf_int(args.alpha)))
+        wall, cpu = wall + w_, cpu + c_
+        f = x_new @ theta
+        hits.append(np.mean((pi["lower"] <= f) & (f <= pi["upper"])))
+        widths.append(np.mean(pi["upper"] - pi["lower"]))
+        chits.append(np.mean((ci["lower"] <= theta) & (theta <= ci["upper"])))
+        cwidths.append(np.mean(ci["upper"] - ci["lower"]))
+    return [{"case": "shared_adapt", "method": "t, B fixed", "kind": "analytic",
+             "cover_mean": float(np.mean(hits)), "width_mean": float(np.mean(widths)),
+             "cover_coef": float(np.mean(chits)), "width_coef": float(np.mean(cwidths)),
+             "seconds": wall / NEW_TASKS, "cpu_seconds": cpu / NEW_TASKS}]
+
+
+def table(df):
+    """Mean coverage and width per case, method and kind, with the Monte Carlo s.e."""
+    keys = ["case", "method", "kind"]
+    out = df.groupby(keys, sort=False).agg(
+        reps=("cover_mean", "size"), cover_mean=("cover_mean", "mean"),
+        width_mean=("width_mean", "mean"), cover_coef=("cover_coef", "mean"),
+        width_coef=("width_coef", "mean"), seconds=("seconds", "mean"),
+        cpu_seconds=("cpu_seconds", "mean"))
+    # Monte Carlo standard error of a coverage share over the data sets
+    out.insert(2, "se", df.groupby(keys, sort=False)["cover_mean"].sem())
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--start", type=int, default=0,
+                    help="first data set (to split a run across processes)")
     ap.add_argument("--points", type=int, default=10)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--cases", default=",".join(CASES))
-    ap.add_argument("--methods", default="residual,pairs")
-    ap.add_argument("--refit-tuning", action="store_true",
-                    help="re-tune every replicate (slow)")
+    ap.add_argument("--methods", default=None,
+                    help="comma-separated bootstrap method labels (default: all)")
     ap.add_argument("--quick", action="store_true", help="20 data sets, 50 draws")
-    ap.add_argument("--csv", default=None)
+    ap.add_argument("--csv", default=None, help="write the per-data-set rows here")
+    ap.add_argument("--table", default=None,
+                    help="only print the table of these comma-separated csv files")
     args = ap.parse_args(argv)
+    if args.table:
+        df = pd.concat([pd.read_csv(f) for f in args.table.split(",")], ignore_index=True)
+        tab = table(df)
+        print(tab.round(3).to_string())
+        return tab
     if args.quick:
         args.reps, args.boot = 20, 50
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.methods:
+        args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         ap.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
@@ -98,26 +176,24 @@ def main(argv=None):
     # new points from the design's distribution: rows N(0, Sigma), Sigma_ij = 0.5^|i-j|
     Sigma = 0.5 ** np.abs(np.subtract.outer(np.arange(P), np.arange(P)))
     x_new = rng.standard_normal((args.points, P)) @ np.linalg.cholesky(Sigma).T
-    print(f"coverage of nominal {1 - args.alpha:.0%} bootstrap intervals; {args.reps} data "
-          f"sets, {args.boot} draws; p={P}, q={Q}, n={N}, rank {RANK}; "
-          f"refit_tuning={args.refit_tuning}", flush=True)
-    rows, t0 = [], time.perf_counter()
+    print(f"coverage of nominal {1 - args.alpha:.0%} intervals; {args.reps} data sets, "
+          f"{args.boot} bootstrap draws; SMART/RRR: p={P}, q={Q}, n={N}, rank {RANK}",
+          flush=True)
+    rows, t0, c0 = [], time.perf_counter(), time.process_time()
     for case in args.cases:
-        for rep in range(args.reps):
-            rows += one_replication(case, 1000 + rep, x_new, args)
-        print(f"  {case}: done, {time.perf_counter() - t0:.0f} s", flush=True)
+        for rep in range(args.start, args.start + args.reps):
+            rows += (shared_case(1000 + rep, args) if case == "shared_adapt"
+                     else bootstrap_case(case, 1000 + rep, x_new, args))
+            if args.csv and (rep - args.start) % 20 == 19:
+                pd.DataFrame(rows).to_csv(args.csv, index=False)
+        print(f"  {case}: done, {time.perf_counter() - t0:.0f} s wall, "
+              f"{time.process_time() - c0:.0f} s CPU", flush=True)
     df = pd.DataFrame(rows)
-    table = df.groupby(["case", "method", "kind"], sort=False).agg(
-        cover_mean=("cover_mean", "mean"), width_mean=("width_mean", "mean"),
-        cover_coef=("cover_coef", "mean"), width_coef=("width_coef", "mean"),
-        seconds=("seconds", "mean"))
-    # Monte Carlo standard error of a coverage share over the data sets
-    se = df.groupby(["case", "method", "kind"], sort=False)["cover_mean"].sem()
-    table.insert(1, "se", se)
-    print(table.round(4).to_string())
     if args.csv:
         df.to_csv(args.csv, index=False)
-    return table
+    tab = table(df)
+    print(tab.round(3).to_string())
+    return tab
 
 
 if __name__ == "__main__":

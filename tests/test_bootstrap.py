@@ -7,7 +7,8 @@ import pytest
 import statsmodels.api as sm
 
 import mtltransfer as mt
-from mtltransfer.bootstrap import interval
+from mtltransfer.bootstrap import interval, source_noise_sd
+from scipy import stats
 
 from conftest import make_problem
 
@@ -111,3 +112,114 @@ def test_percentile_coverage_of_ols_mean_is_near_nominal():
         truth = 2.0 + x_new @ beta
         hits += list((pred[("y", "lower")] <= truth) & (truth <= pred[("y", "upper")]))
     assert 0.8 <= np.mean(hits) <= 0.97
+
+
+def test_residual_bootstrap_se_of_ols_equals_closed_form():
+    """Two responses with an intercept: the residual bootstrap's draws of OLS have
+    covariance s_j^2 (X'X)^{-1} (X with its constant column, s_j^2 = SSR_j / (n - p - 1));
+    their standard deviations agree within Monte Carlo error (relative s.e. 1/sqrt(2B))."""
+    X, Y, _ = make_problem(30, 3, 2, noise=0.5, seed=12)
+    res = mt.OLS(Y, X, intercept=True).fit()
+    Xc = np.column_stack([np.ones(len(X)), X])
+    G = np.linalg.lstsq(Xc, Y, rcond=None)[0]
+    s2 = ((Y - Xc @ G) ** 2).sum(0) / (len(X) - Xc.shape[1])
+    se = np.sqrt(np.outer(np.diag(np.linalg.inv(Xc.T @ Xc)), s2))   # (p + 1) x q
+    B = 2000
+    boot = res.bootstrap(n_boot=B, random_state=3)
+    assert res.bootstrap_results is boot
+    ratio = np.vstack([boot.bse_intercept.to_numpy()[None], boot.bse.to_numpy()]) / se
+    assert np.all(np.abs(ratio - 1) < 4 / np.sqrt(2 * B)), ratio
+
+
+def test_bootstrap_results_is_none_until_a_bootstrap(small):
+    X, Y = small
+    res = mt.ReducedRank(Y, X, intercept=True).fit(rank=2)
+    assert res.bootstrap_results is None
+    first = res.bootstrap(n_boot=5, random_state=0)
+    assert res.bootstrap_results is first
+    second = res.bootstrap(n_boot=6, method="pairs", random_state=0)
+    assert res.bootstrap_results is second and second.n_boot == 6
+    assert second.source_sd is None          # no source
+
+
+def test_source_noise_sd_recovers_the_entrywise_noise():
+    sd = [source_noise_sd(mt.datasets.simulate_smart(50, 20, 8, rank=2, source_rank=4,
+                                                     sigma0=s0, random_state=i).C0) / s0
+          for s0 in (0.01, 0.5) for i in range(10)]
+    # the trailing singular values carry (p - k)(q - k) = 64 squared noise entries:
+    # relative s.e. of the estimate ~ 1/sqrt(2 * 64) = 0.09
+    assert np.all(np.abs(np.array(sd) - 1) < 0.35) and abs(np.mean(sd) - 1) < 0.1
+    rng = np.random.default_rng(0)
+    low_rank = rng.standard_normal((12, 3)) @ rng.standard_normal((3, 7))
+    assert source_noise_sd(low_rank) == pytest.approx(0, abs=1e-12)
+
+
+def test_smart_replicates_redraw_the_source():
+    """Redrawing the source widens the draws; same seed, same draws whatever n_jobs;
+    source_sd is checked."""
+    sim = mt.datasets.simulate_smart(120, 12, 6, rank=2, source_rank=3, sigma0=0.1,
+                                     random_state=4)
+    res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit(rank=2, structural_rank=2, lam=0.5)
+    exact = res.bootstrap(n_boot=40, random_state=1, source_sd=0)
+    redrawn = res.bootstrap(n_boot=40, random_state=1)
+    assert exact.source_sd == 0
+    assert redrawn.source_sd == pytest.approx(0.1, rel=0.3)
+    assert redrawn.bse.to_numpy().mean() > 1.5 * exact.bse.to_numpy().mean()
+    again = res.bootstrap(n_boot=40, random_state=1, n_jobs=2)
+    np.testing.assert_array_equal(again.coef, redrawn.coef)
+    with pytest.raises(ValueError, match="source_sd"):
+        res.bootstrap(n_boot=4, source_sd=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="source_sd"):
+        res.bootstrap(n_boot=4, source_sd=-1.0)
+    X, Y, _ = make_problem(40, 4, 3, seed=2)
+    with pytest.raises(ValueError, match="source_sd"):
+        mt.OLS(Y, X).fit().bootstrap(n_boot=4, source_sd=0.1)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_adapted_task_intervals_are_ols_on_the_representation(intercept):
+    """With B fixed, a new task is OLS of y on X B: the intervals equal statsmodels'."""
+    s = mt.datasets.simulate_shared(30, 15, 8, 2, random_state=9)
+    res = mt.SharedRepresentation(s.y, s.X, s.task, intercept=intercept).fit(k=2)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((7, 8))
+    y = 0.7 * intercept + X @ s.B @ np.array([1.0, -0.5]) + rng.standard_normal(7)
+    task = res.adapt(X, y)
+    B = res._B
+    Z = X @ B
+    x_new = rng.standard_normal((4, 8))
+    Zn = x_new @ B
+    if intercept:
+        Z, Zn = sm.add_constant(Z), sm.add_constant(Zn, has_constant="add")
+    ref = sm.OLS(y, Z).fit()
+    frame = ref.get_prediction(Zn).summary_frame(alpha=0.1)
+    got = task.predict_interval(x_new, alpha=0.1)
+    np.testing.assert_allclose(got["mean"], frame["mean"], rtol=1e-8)
+    np.testing.assert_allclose(got["lower"], frame["mean_ci_lower"], rtol=1e-8)
+    np.testing.assert_allclose(got["upper"], frame["mean_ci_upper"], rtol=1e-8)
+    assert task.df_resid == ref.df_resid
+    # coefficients B w: standard errors sqrt(diag(B Var(w) B^T))
+    cov_w = ref.cov_params()[int(intercept):, int(intercept):]
+    se = np.sqrt(np.diag(B @ cov_w @ B.T))
+    ci = task.conf_int(alpha=0.1)
+    np.testing.assert_allclose((ci["upper"] - ci["lower"]) / 2,
+                               se * stats.t.ppf(0.95, ref.df_resid), rtol=1e-8)
+
+
+def test_adapted_task_interval_coverage_is_near_nominal():
+    """New tasks of 2k = 4 rows on a representation learned from 40 tasks: nominal 90%
+    Student-t intervals for E[y | x] cover near nominal (wide band: 150 tasks x 5 points,
+    correlated within a task)."""
+    s = mt.datasets.simulate_shared(40, 20, 10, 2, random_state=5)
+    res = mt.SharedRepresentation(s.y, s.X, s.task).fit(k=2)
+    rng = np.random.default_rng(0)
+    x_new = rng.standard_normal((5, 10))
+    hits = []
+    for _ in range(150):
+        w = rng.standard_normal(2)
+        X = rng.standard_normal((4, 10))
+        task = res.adapt(X, X @ s.B @ w + rng.standard_normal(4))
+        pi = task.predict_interval(x_new, alpha=0.1)
+        truth = x_new @ s.B @ w
+        hits += list((pi["lower"] <= truth) & (truth <= pi["upper"]))
+    assert 0.82 <= np.mean(hits) <= 0.97

@@ -27,6 +27,7 @@ WANTED = {
                           "smart_backend_diff", "rrr_diff", "shared_diff", "nuclear_diff",
                           "obj_fast", "obj_cvx"],
     "dask_source": ["source_rank", "relative", "n_partitions", "dask_vs_memory"],
+    "smart_uncertainty": ["coverage", "row", "truth0", "source_sd_hat", "ci"],
 }
 
 DRIVER = textwrap.dedent("""
@@ -165,3 +166,17 @@ def test_dask_source(runs):
         assert rel.loc["SMART (source on Dask)", "test MSE"] < rel.loc[other, "test MSE"]
     assert rel.loc["SMART (source on Dask)", "test MSE"] < 1.15     # noise floor 1.0
     assert 6 <= v["source_rank"] <= 20
+
+
+def test_smart_uncertainty(runs):
+    stdout, v = _ok(runs, "smart_uncertainty")
+    cov = v["coverage"]
+    redrawn, exact = cov.loc["source redrawn (default)"], cov.loc["source exact"]
+    # the text's claims: redrawing the source widens the intervals and they miss less
+    assert redrawn["mean width"] > exact["mean width"]
+    assert redrawn["covered"] > exact["covered"]
+    assert 0.0075 < v["source_sd_hat"] < 0.0125          # simulated 0.01
+    row = v["row"]
+    assert row["lower"] < row["mean"] < row["upper"]
+    assert "95% interval [" in stdout and f"{v['truth0']:.3f}" in stdout
+    assert (v["ci"]["lower"] < v["ci"]["upper"]).all() and len(v["ci"]) == 21 * 8

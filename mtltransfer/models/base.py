@@ -357,6 +357,9 @@ class Results:
         Per-iteration diagnostics of the solver (empty for closed forms), indexed from 1.
     stop_reason : str
         ``"converged"``, ``"max_iter"``, ``"stalled"`` or ``"closed_form"``.
+    bootstrap_results : mtltransfer.bootstrap.BootstrapResults or None
+        The draws of the latest :meth:`bootstrap` call (None before any): their standard
+        errors and intervals, for the summary and the user.
 
     Notes
     -----
@@ -376,6 +379,8 @@ class Results:
 
     #: row-dependent statistics kept by ``save(..., remove_data=True)``
     _row_cached = ()
+    #: the latest ``bootstrap()`` (None before any)
+    bootstrap_results = None
 
     def __init__(self, model, *, solver=None, tuning=None):
         self.model = model
@@ -439,7 +444,7 @@ class Results:
 
     # -- bootstrap --------------------------------------------------------------------
     def bootstrap(self, n_boot=200, method=None, random_state=None, n_jobs=1,
-                  refit_tuning=False):
+                  refit_tuning=False, source_sd=None):
         """Bootstrap draws of the fit and intervals from them.
 
         Parameters
@@ -457,15 +462,24 @@ class Results:
         refit_tuning : bool
             Re-tune every replicate (the selection's variability is then counted);
             otherwise the full-data hyperparameters are kept and the solvers warm-start.
+        source_sd : None, float or array_like (p, q)
+            Models with a source only: the source's entrywise standard error, with which
+            every replicate redraws the source (``C0 + source_sd N(0, 1)``), so that the
+            intervals count the source's own error. None estimates it from the source's
+            trailing singular values (:func:`mtltransfer.bootstrap.source_noise_sd`); 0
+            treats the source as exact (intervals then under-cover, see the Uncertainty
+            page of the documentation).
 
         Returns
         -------
         mtltransfer.bootstrap.BootstrapResults
             ``bse``, ``conf_int(alpha, kind)``, ``predict(exog, alpha, kind)`` and the
-            draws.
+            draws; also stored as ``self.bootstrap_results``.
         """
         from ..bootstrap import bootstrap
-        return bootstrap(self, n_boot, method, random_state, n_jobs, refit_tuning)
+        self.bootstrap_results = bootstrap(self, n_boot, method, random_state, n_jobs,
+                                           refit_tuning, source_sd)
+        return self.bootstrap_results
 
     def default_bootstrap_method(self):
         return "residual"

@@ -521,7 +521,11 @@ class SharedRepresentationResults(Results):
                   w_cov=w_cov if s else None)
         theta = self._B @ w
         b = float(ym - xm @ theta) if m.center else 0.0
-        return AdaptedTask(self, w, theta, b)
+        Z = Xc @ self._B
+        gram = Z.T @ Z + (len(y) * s * np.linalg.inv(w_cov if w_cov is not None else
+                                                     np.eye(len(w))) if s else 0.0)
+        return AdaptedTask(self, w, theta, b, fit=(Z, yc - Z @ w, gram,
+                                                   xm if m.center else None))
 
     def _response_of(self, frame):
         """The formula's response evaluated on new rows (NaN kept, checked by adapt)."""
@@ -582,13 +586,76 @@ class AdaptedTask:
     params : Series (d,)
         The task's coefficients B w.
     intercept : float
+    df_resid : int
+        ``n_new - k - 1 (intercept)``: the degrees of freedom of the intervals.
+
+    Notes
+    -----
+    Intervals (:meth:`conf_int`, :meth:`predict_interval`) hold the learned B fixed: with
+    ``Z = X_c B`` (centred rows when there is an intercept), ``A = Z^T Z + n s P`` (``s P``
+    the shrinkage, zero for least squares) and ``s2 = ||y_c - Z w||^2 / df_resid``,
+
+        Var(w) = s2 A^{-1} Z^T Z A^{-1},
+        Var(x^T B w + b) = s2/n + (x - xbar)^T B Var(w) B^T (x - xbar)
+
+    (the ``s2/n`` term and the centring only with an intercept),
+
+    with Student-t quantiles on ``df_resid``. This is exact for least squares when B spans
+    the true representation; B's own error (learned from the other tasks) and the shrinkage
+    bias are left out.
     """
 
-    def __init__(self, parent, w, theta, b):
+    def __init__(self, parent, w, theta, b, fit=None):
         self._parent = parent
         self.w = w
         self.params = pd.Series(theta, index=parent.model.exog_names)
         self.intercept = b
+        self._fit = fit
+        if fit is not None:
+            Z, e, _, xm = fit
+            self.df_resid = int(len(e) - Z.shape[1] - (xm is not None))
+
+    def cov_w(self):
+        """Var(w) (k x k) with B fixed (see the Notes)."""
+        if self._fit is None or self.df_resid < 1:
+            raise ValueError("intervals need at least k + 2 rows (k + 1 without an "
+                             "intercept) in the new task")
+        Z, e, gram, _ = self._fit
+        s2 = float(e @ e) / self.df_resid
+        Ainv = np.linalg.inv(gram)
+        return s2 * Ainv @ (Z.T @ Z) @ Ainv, s2
+
+    def conf_int(self, alpha=0.05):
+        """Intervals for the coefficients ``B w`` (DataFrame: lower, upper)."""
+        from scipy import stats
+
+        cov_w, _ = self.cov_w()
+        B = self._parent._B
+        se = np.sqrt(np.einsum("ik,kl,il->i", B, cov_w, B))
+        t = stats.t.ppf(1 - alpha / 2, self.df_resid)
+        return pd.DataFrame({"lower": self.params - t * se, "upper": self.params + t * se})
+
+    def predict_interval(self, exog, alpha=0.05, transform=True):
+        """Predictions of E[y | x] for the new task with intervals (B fixed).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``mean``, ``lower``, ``upper``.
+        """
+        from scipy import stats
+
+        X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
+        cov_w, s2 = self.cov_w()
+        xm = self._fit[3]
+        G = (X - (xm if xm is not None else 0.0)) @ self._parent._B
+        var = np.einsum("ik,kl,il->i", G, cov_w, G) + (s2 / len(self._fit[1])
+                                                        if xm is not None else 0.0)
+        mean = X @ self.params.to_numpy() + const * self.intercept
+        t = stats.t.ppf(1 - alpha / 2, self.df_resid)
+        half = t * np.sqrt(var)
+        return pd.DataFrame({"mean": mean, "lower": mean - half, "upper": mean + half},
+                            index=index)
 
     def predict(self, exog, transform=True):
         """Predictions for the new task's rows (DataFrame for a formula model, else X);
