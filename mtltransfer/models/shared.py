@@ -16,12 +16,13 @@ from .. import design
 from ..exceptions import ValueWarning
 from .. import plotting as _plotting
 from ..solvers import shared_rep as sr
+from ..solvers import shared_marginal as smg
 from functools import cached_property
 
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
                    new_data_argument, warn_penalty_scale)
 
-_METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
+_METHODS = ("marginal", "gd", "altmin", "mom", "per_task", "nuclear")
 
 
 class SharedRepresentation(DataViews):
@@ -142,7 +143,7 @@ class SharedRepresentation(DataViews):
         ym = np.bincount(codes, y, self.n_tasks) / cnt
         return xm, ym
 
-    def fit(self, k=None, *, method="gd", lam=None, init=None, backend="fast", tol=1e-8,
+    def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast", tol=1e-8,
             max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
         """Fit the shared representation (or one of its baselines).
 
@@ -150,9 +151,16 @@ class SharedRepresentation(DataViews):
         ----------
         k : int or None
             Representation dimension, 1 <= k <= min(d, T). None: chosen by ``criterion``
-            (:func:`mtltransfer.solvers.shared_rep.select_k`).
-        method : {"gd", "altmin", "mom", "per_task", "nuclear"}
-            ``"gd"``: the likelihood estimator (preconditioned first-order method);
+            (for ``method="marginal"``, BIC on the marginal likelihood,
+            :func:`mtltransfer.solvers.shared_marginal.select_k_marginal`; otherwise
+            :func:`mtltransfer.solvers.shared_rep.select_k`).
+        method : {"marginal", "gd", "altmin", "mom", "per_task", "nuclear"}
+            ``"marginal"`` (default): the random-effects model ``w_t ~ N(mu_w,
+            Sigma_w)`` fitted by maximum marginal likelihood (EM,
+            :func:`mtltransfer.solvers.shared_marginal.fit_marginal`); the task weights
+            are posterior means and ``task_params_cov`` their posterior covariances.
+            ``"gd"``: the joint likelihood estimator over (B, W) (preconditioned
+            first-order method);
             baselines: ``"altmin"`` (alternating minimisation), ``"mom"`` (method of
             moments), ``"per_task"`` (least squares / ridge per task), ``"nuclear"``
             (nuclear-norm relaxation over Theta = B W, penalty ``lam``).
@@ -194,7 +202,21 @@ class SharedRepresentation(DataViews):
         center = self.center
         how, scores = "given", None
         B = W = None
-        if method == "per_task":
+        if method == "marginal":
+            if backend != "fast" or criterion != "bic":
+                raise ValueError("method='marginal' supports backend='fast' and "
+                                 "criterion='bic' only")
+            init_B = init if isinstance(init, np.ndarray) else None
+            if k is None:
+                k, scores, sol = smg.select_k_marginal(X, y, task, center=center, tol=tol,
+                                                       max_iter=max_iter)
+                how = "BIC"
+            else:
+                k = check_int("k", k, 1, min(d, T))
+                sol = smg.fit_marginal(X, y, task, k, center=center, init=init_B,
+                                       tol=tol, max_iter=max_iter)
+            B, W = sol.extra["B"], sol.extra["W"]
+        elif method == "per_task":
             sol = sr.fit_per_task(X, y, task, center=center)
             k = None
         elif method == "nuclear":
@@ -229,7 +251,13 @@ class SharedRepresentationResults(Results):
     representation : DataFrame (d x k) or None
         B, orthonormal columns (None for the per-task and nuclear-norm baselines).
     task_params : DataFrame (k x T) or None
-        W.
+        W (for ``method="marginal"``, the posterior means E[w_t | y]).
+    task_params_cov : ndarray (T x k x k) or None
+        ``method="marginal"``: posterior covariance of each w_t under the fitted model,
+        ``(Sigma_w^{-1} + B^T X_t^T X_t B / sigma^2)^{-1}``, tasks in the order of
+        ``task_params``' columns; None for the other methods.
+    w_mean, w_cov : Series (k,), DataFrame (k x k) or None
+        ``method="marginal"``: the fitted mu_w and Sigma_w.
     params : DataFrame (d x T)
         Each task's coefficients B w_t.
     intercept : Series (T,)
@@ -272,6 +300,24 @@ class SharedRepresentationResults(Results):
         if self._W is None:
             return None
         return pd.DataFrame(self._W, index=self._comp(), columns=self.model.task_names)
+
+    @property
+    def task_params_cov(self):
+        V = self._solver.extra.get("W_cov") if self.method == "marginal" else None
+        return None if V is None else np.array(V)
+
+    @property
+    def w_mean(self):
+        if self.method != "marginal":
+            return None
+        return pd.Series(self._solver.extra["mu_w"], index=self._comp(), name="mu_w")
+
+    @property
+    def w_cov(self):
+        if self.method != "marginal":
+            return None
+        return pd.DataFrame(self._solver.extra["Sigma_w"], index=self._comp(),
+                            columns=self._comp())
 
     @property
     def params(self):
@@ -361,6 +407,15 @@ class SharedRepresentationResults(Results):
         return np.array([self.ssr]), np.array([float(self.nobs)])
 
     @property
+    def llf(self):
+        """Log-likelihood: for ``method="marginal"`` the log marginal likelihood (task
+        weights integrated out; with intercepts, the restricted likelihood of the
+        within-task centred rows), else the Gaussian likelihood of the residuals."""
+        if self.method == "marginal":
+            return float(self._solver.extra["loglik"])
+        return super().llf
+
+    @property
     def df_model(self):
         """Free coefficients without the intercepts: k (d - k) for the subspace of B
         (a point of the Grassmannian) plus k T task weights; d T for the baselines
@@ -368,6 +423,8 @@ class SharedRepresentationResults(Results):
         d, T = self.model.k_exog, self.model.n_tasks
         if self.k is None:
             return float(d * T)
+        if self.method == "marginal":       # B, mu_w, Sigma_w, sigma^2 (see bic_n_params)
+            return float(smg.bic_n_params(d, self.k) - 1)
         return float(self.k * (d - self.k) + self.k * T)
 
     @property
@@ -377,6 +434,8 @@ class SharedRepresentationResults(Results):
     @property
     def k_params(self):
         """Parameters counted by the information criteria (intercepts included)."""
+        if self.method == "marginal":        # intercepts integrated out
+            return self.df_model + 1
         return self.df_model + self.model.n_tasks * int(self.model.center)
 
     @cached_property
@@ -464,7 +523,10 @@ class SharedRepresentationResults(Results):
         endog : array_like, optional
             The new task's responses when ``new_task_data`` holds predictors only.
         shrink : None, "auto" or float
-            None: least squares of y on X B. A float s >= 0: ridge towards the mean of the
+            None: for ``method="marginal"``, the Gaussian posterior mean of w under the
+            fitted mu_w, Sigma_w and sigma^2 (the result then has a posterior covariance
+            and :meth:`AdaptedTask.get_prediction` gives intervals); for the other
+            methods, least squares of y on X B. A float s >= 0: ridge towards the mean of the
             learned w's, penalty s (w - wbar)^T Sigma_w^{-1} (w - wbar)/2 (Sigma_w their
             covariance). "auto": s = sigma^2 / n_new, the Gaussian posterior mean.
 
@@ -501,6 +563,15 @@ class SharedRepresentationResults(Results):
             Xc, yc = X - xm, y - ym
         else:
             Xc, yc = X, y
+        if shrink is None and self.method == "marginal":
+            ex = self._solver.extra
+            w, V = smg.posterior_new_task(self._B, Xc, yc, ex["mu_w"], ex["Sigma_w"],
+                                          ex["sigma2"])
+            theta = self._B @ w
+            b = float(ym - xm @ theta) if m.center else 0.0
+            post = {"w_cov": V, "sigma2": float(ex["sigma2"]), "n": len(y),
+                    "xm": xm if m.center else None}
+            return AdaptedTask(self, w, theta, b, posterior=post)
         w_mean = self._W.mean(1)
         w_cov = np.cov(self._W) if self._W.shape[1] > self._W.shape[0] else None
         if np.ndim(w_cov) == 0 and w_cov is not None:
@@ -546,7 +617,7 @@ class SharedRepresentationResults(Results):
 
         m = self.model
         left = [("Dep. Variable:", m.endog_names[0]), ("Model:", "SharedRepresentation"),
-                ("Method:", {"gd": "first-order joint likelihood" + (
+                ("Method:", {"marginal": "marginal likelihood (EM)", "gd": "first-order joint likelihood" + (
                     ", random-effects W-step" if self._solver.extra.get("w_ridge", 0) > 0
                     else ""), "altmin":
                              "alternating minimisation", "mom": "method of moments",
@@ -579,13 +650,54 @@ class AdaptedTask:
     params : Series (d,)
         The task's coefficients B w.
     intercept : float
+    w_cov : ndarray (k x k) or None
+        Posterior covariance of w (when fitted as a posterior mean under
+        ``method="marginal"``).
     """
 
-    def __init__(self, parent, w, theta, b):
+    def __init__(self, parent, w, theta, b, posterior=None):
         self._parent = parent
         self.w = w
         self.params = pd.Series(theta, index=parent.model.exog_names)
         self.intercept = b
+        self._post = posterior
+        self.w_cov = None if posterior is None else posterior["w_cov"]
+
+    def get_prediction(self, exog, alpha=0.05, transform=True):
+        """Predictions for the new task's rows with posterior intervals.
+
+        For a row x, with z = B^T (x - xbar) (xbar the new task's predictor means when
+        the model has an intercept, else 0): the mean ``x^T B w + b`` has variance
+        ``z^T V z + sigma^2 / n`` (V the posterior covariance of w; the second term, the
+        intercept's, only with an intercept), a new observation ``+ sigma^2``.
+
+        Returns
+        -------
+        DataFrame
+            ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
+            ``obs_ci_lower``, ``obs_ci_upper`` (statsmodels' names), normal quantiles.
+        """
+        from scipy import stats
+
+        if self._post is None:
+            raise ValueError("intervals need the posterior of w: adapt() with shrink=None "
+                             "on a method='marginal' fit")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
+        mean = X @ self.params.to_numpy() + const * self.intercept
+        p = self._post
+        Xc = X - p["xm"] if p["xm"] is not None else X
+        Z = Xc @ self._parent._B
+        var = np.einsum("ik,kl,il->i", Z, p["w_cov"], Z)
+        if p["xm"] is not None:
+            var = var + p["sigma2"] / p["n"]
+        q = stats.norm.ppf(1 - alpha / 2)
+        se, se_obs = np.sqrt(var), np.sqrt(var + p["sigma2"])
+        return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
+                             "mean_ci_upper": mean + q * se,
+                             "obs_ci_lower": mean - q * se_obs,
+                             "obs_ci_upper": mean + q * se_obs}, index=index)
 
     def predict(self, exog, transform=True):
         """Predictions for the new task's rows (DataFrame for a formula model, else X);

@@ -33,7 +33,7 @@ from scipy import linalg, sparse
 from ._base import SolverResult, warn_not_converged
 
 __all__ = ["fit_marginal", "select_k_marginal", "marginal_loglik", "posterior_w",
-           "bic_n_params"]
+           "posterior_new_task", "bic_n_params"]
 
 _LOG2PI = np.log(2 * np.pi)
 _CHUNK = 1 << 16
@@ -398,6 +398,18 @@ def posterior_w(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
     Wbar, V, _ = _estep(M, m, data.c, data.n_eff, np.asarray(mu_w, float),
                         np.atleast_2d(np.asarray(Sigma_w, float)), float(sigma2))
     return Wbar, V
+
+
+def posterior_new_task(B, X, y, mu_w, Sigma_w, sigma2):
+    """Posterior mean (k,) and covariance (k x k) of a new task's w from its rows
+    (already centred when the model has an intercept): the formulas of
+    :func:`posterior_w` with ``M = B^T X^T X B`` and ``m = B^T X^T y``."""
+    Z = np.asarray(X, float) @ np.asarray(B, float)
+    y = np.asarray(y, float).ravel()
+    Wbar, V, _ = _estep((Z.T @ Z)[None], (Z.T @ y)[None], np.array([y @ y]),
+                        np.array([float(len(y))]), np.asarray(mu_w, float),
+                        np.atleast_2d(np.asarray(Sigma_w, float)), float(sigma2))
+    return Wbar[0], V[0]
 
 
 def bic_n_params(d, k):
