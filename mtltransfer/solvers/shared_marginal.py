@@ -325,7 +325,9 @@ def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, to
     if extra:
         ex.update(extra)
     if not converged:
-        warn_not_converged("fit_marginal", n_iter, float("nan"), tol, stacklevel=4)
+        h = hist["loglik"]
+        crit = abs(h[-1] - h[-2]) / abs(h[-1]) if len(h) > 1 else float("inf")
+        warn_not_converged("fit_marginal", n_iter, crit, tol, stacklevel=4)
     return SolverResult(coef=B @ W, converged=converged, n_iter=n_iter, history=hist,
                         objective=-ll, extra=ex)
 
