@@ -637,6 +637,10 @@ class SharedRepresentationResults(Results):
         add_frame(smry, r2.to_frame("per-task R2").T, "Per-task R-squared")
         if self._W is not None and m.n_tasks <= 12:
             add_frame(smry, self.task_params, "Task weights W (k x T)")
+        if self.tuning.get("k") is not None:
+            add_frame(smry, self.tuning["k"].set_index("k")[["score"]].T.rename(
+                index={"score": self.k_chosen_by}), "k selection (score by k; smallest "
+                "chosen)")
         return smry
 
 

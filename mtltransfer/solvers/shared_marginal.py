@@ -421,7 +421,7 @@ def bic_n_params(d, k):
 
 
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, refine_iter=5):
+                      screen_tol=1e-6, screen_max_iter=10, refine_iter=0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
     BIC(k) = -2 loglik_k + p(k) log n, p(k) from :func:`bic_n_params`, n the number of
@@ -481,7 +481,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         fits[k] = (np.vstack([out[0], np.zeros((K - Kp, k))]),) + out[1:]
         C_prev = out[0]
         best = min(scores, key=scores.get)
-        if k - best >= 2:                # BIC has risen twice past the best: stop
+        if k - best >= 1:                # BIC has risen past the best: stop
             break
     k_best = min(scores, key=scores.get)
     Cb = fits[k_best][0]
