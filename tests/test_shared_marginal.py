@@ -144,3 +144,26 @@ def test_results_posterior_and_adapt_default():
                                rtol=1e-8)
     with pytest.raises(ValueError, match="alpha"):
         new.get_prediction(Xq, alpha=1.5)
+
+
+def test_integer_group_labels_keep_their_type():
+    X, y, task, _, _ = simulate_shared(30, 6, 5, 1, random_state=10)
+    res = mt.SharedRepresentation(y, X, groups=task).fit(k=1)
+    assert list(res.params.columns) == list(range(30))
+    np.testing.assert_allclose(res.params[0], res.params.iloc[:, 0])
+    pred = res.predict(X[:3], groups=task[:3])
+    np.testing.assert_allclose(pred, res.fittedvalues.iloc[:3])
+    with pytest.raises(ValueError, match="not seen"):
+        res.predict(X[:1], groups=[99])
+
+
+def test_summary_shows_the_k_selection_and_marginal_llf():
+    X, y, task, B, _ = simulate_shared(200, 10, 8, 2, random_state=11)
+    res = mt.SharedRepresentation(y, X, groups=task).fit()
+    text = res.summary().as_text()
+    for words in ("marginal likelihood (EM)", "k selection", "2 (BIC)"):
+        assert words in text, words
+    ex = res._solver.extra
+    assert res.llf == pytest.approx(smg.marginal_loglik(
+        X, y, task, ex["B"], ex["mu_w"], ex["Sigma_w"], ex["sigma2"]), rel=1e-10)
+    assert res.k_scores[2] == pytest.approx(min(res.k_scores.values()))
