@@ -74,7 +74,9 @@ class SharedRepresentation(DataViews):
         codes, names = pd.factorize(labels, sort=True)
         self.data = data
         self.task_codes = codes.astype(np.int64)
-        self.task_names = [str(t) for t in names]
+        # integer labels keep their type (res.params[0] is task 0); others as strings
+        self.task_names = names.tolist() if names.dtype.kind in "iu" else \
+            [str(t) for t in names]
         self.N = np.bincount(self.task_codes, minlength=len(names))
         single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
         if single:
@@ -373,7 +375,8 @@ class SharedRepresentationResults(Results):
         return pred[:, :, None]
 
     def warm_start_kwargs(self):
-        return {"init": self._B} if self._B is not None and self.method in ("gd", "altmin") \
+        return {"init": self._B} if self._B is not None and self.method in (
+            "gd", "altmin", "marginal") \
             else {}
 
     def bootstrap_extra(self, rep):
@@ -469,7 +472,7 @@ class SharedRepresentationResults(Results):
             newdata, (pd.DataFrame, pd.Series)) else X)
         missing = np.asarray(pd.isna(labels))
         labels = np.asarray(pd.Series(labels).astype(str))
-        codes = pd.Index(m.task_names).get_indexer(labels)
+        codes = pd.Index([str(t) for t in m.task_names]).get_indexer(labels)
         unknown = sorted(set(labels[(codes < 0) & ~missing]))
         if unknown:
             raise ValueError(f"exog has tasks not seen in fitting: {unknown[:10]}; use "

@@ -98,13 +98,15 @@ class _Rows:
     def proj(self, B):
         """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B."""
         k = B.shape[1]
-        M = np.zeros((self.T, k * k))
+        M = np.zeros((self.T, k, k))
         m = np.zeros((self.T, k))
         for s, e, Hc in self._chunks():
             Z = self.X[s:e] @ B
-            M += Hc @ (Z[:, :, None] * Z[:, None, :]).reshape(e - s, k * k)
+            for a in range(k):                        # upper triangle, column by column
+                M[:, a, a:] += Hc @ (Z[:, a:] * Z[:, a:a + 1])
             m += Hc @ (Z * self.y[s:e, None])
-        M = M.reshape(self.T, k, k)
+        iu = np.triu_indices(k, 1)
+        M[:, iu[1], iu[0]] = M[:, iu[0], iu[1]]
         if self.center:
             zb = self.xbar @ B
             M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
