@@ -423,7 +423,8 @@ def bic_n_params(d, k):
 
 
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, refine_iter=0):
+                      screen_tol=1e-6, screen_max_iter=10, refine_iter=0,
+                      check_next=True, check_iter=6):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
     BIC(k) = -2 loglik_k + p(k) log n, p(k) from :func:`bic_n_params`, n the number of
@@ -485,9 +486,39 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         best = min(scores, key=scores.get)
         if k - best >= 1:                # BIC has risen past the best: stop
             break
-    k_best = min(scores, key=scores.get)
-    Cb = fits[k_best][0]
-    B0 = U @ Cb
-    _, mu, Sigma, s2 = fits[k_best][:4]
-    out = _em(data, B0, mu, Sigma, s2, tol, max_iter, n_cg=1)
+    k0 = min(scores, key=scores.get)
+    if not check_next or k0 == max(ks):
+        B0 = U @ fits[k0][0]
+        _, mu, Sigma, s2 = fits[k0][:4]
+        out = _em(data, B0, mu, Sigma, s2, tol, max_iter, n_cg=1)
+        return k0, scores, _result(data, *out, t0, tol, {"k_scores": scores})
+    # stage 2: a full fit at k0 + 1 from the screened k0 + 1 solution; the candidates
+    # k <= k0 + 1 are rescored inside its representation (where the likelihood's own
+    # directions, including weak ones the spectral basis misses, are available)
+    k1 = k0 + 1
+    if k1 not in fits:
+        k1 = k0
+    _, mu, Sigma, s2 = fits[k1][:4]
+    out1 = _em(data, U @ fits[k1][0], mu, Sigma, s2, screen_tol, check_iter, n_cg=1)
+    B1, Sig1 = out1[0], out1[2]
+    ev, Qs = np.linalg.eigh(Sig1)
+    U1 = B1 @ Qs[:, ::-1]
+    S1, b1, _ = data.proj(U1)
+    small1 = _Stats(S1, b1, data.c, data.n_eff)
+    scores2, fits2 = {k1: -2 * out1[6] + bic_n_params(d, k1) * np.log(n)}, {}
+    for k in [k for k in ks if k < k1]:
+        C0 = np.eye(k1)[:, :k]
+        mu, Sigma, s2 = _initial_moments(small1, C0)
+        fits2[k] = _em(small1, C0, mu, Sigma, s2, screen_tol, 2 * screen_max_iter, n_cg=2)
+        scores2[k] = -2 * fits2[k][6] + bic_n_params(d, k) * np.log(n)
+    scores.update(scores2)
+    k_best = min(scores2, key=scores2.get)
+    if k_best == k1:
+        B1, mu, Sigma, s2 = out1[:4]
+        out = _em(data, B1, mu, Sigma, s2, tol, max_iter, n_cg=1)
+        scores[k_best] = -2 * out[6] + bic_n_params(d, k_best) * np.log(n)
+    else:
+        _, mu, Sigma, s2 = fits2[k_best][:4]
+        out = _em(data, U1 @ fits2[k_best][0], mu, Sigma, s2, tol, max_iter, n_cg=1)
+        scores[k_best] = -2 * out[6] + bic_n_params(d, k_best) * np.log(n)
     return k_best, scores, _result(data, *out, t0, tol, {"k_scores": scores})
