@@ -429,15 +429,35 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
 
     BIC(k) = -2 loglik_k + p(k) log n, p(k) from :func:`bic_n_params`, n the number of
     rows (minus one per task with an intercept). To keep the cost near that of a single
-    fit, the candidates are screened in a K-dimensional spectral basis U (K the largest
-    candidate): with B = U C, every quantity of the model depends on the data only through
-    U^T S_t U, U^T b_t and c_t, so each candidate's EM runs on T x K x K statistics. The
-    chosen k is then fitted on the full data from the screened solution.
+    fit:
+
+    1. the candidates are screened in a K-dimensional spectral basis U (K the largest
+       candidate): with B = U C every quantity of the model depends on the data only
+       through U^T S_t U, U^T b_t and c_t, so each candidate's EM runs on T x K' x K'
+       statistics (K' = k + 2 leading columns of U); the scan stops once BIC rises;
+    2. the screened choice k0 is checked by a short full-data EM at k0 + 1 (``check_iter``
+       iterations from the screened solution) and the candidates k <= k0 + 1 are
+       rescored inside its representation: weak directions that the spectral basis
+       misses at few rows per task are found by the likelihood itself;
+    3. the chosen k is fitted on the rows to ``tol`` from its screened solution.
+
+    The scores of the candidates are lower bounds of their maximised BIC terms (maximised
+    within a subspace), exact for the chosen k.
 
     Parameters
     ----------
     ks : sequence of int, optional
         Candidates; default 1..min(d, T - 1, 12).
+    center, tol, max_iter
+        As :func:`fit_marginal`.
+    screen_tol, screen_max_iter : float, int
+        Tolerance and iteration cap of the screening fits.
+    refine_iter : int
+        EM iterations at K on the rows before screening (0: the spectral basis as is).
+    check_next : bool
+        Whether to run step 2.
+    check_iter : int
+        Iterations of the check fit at k0 + 1.
 
     Returns
     -------
