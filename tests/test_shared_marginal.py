@@ -1,14 +1,12 @@
 """The random-effects SharedRepresentation (marginal likelihood, EM, BIC on k, posteriors)."""
 
 import numpy as np
-import pandas as pd
 import pytest
-from scipy import linalg, stats
+from scipy import stats
 
 import mtltransfer as mt
 from mtltransfer.datasets import simulate_shared
 from mtltransfer.solvers import shared_marginal as smg
-from mtltransfer.solvers.shared_rep import subspace_distance
 
 
 def _dense_loglik(X, y, task, B, mu, Sigma, s2, center):

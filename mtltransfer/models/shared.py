@@ -620,7 +620,8 @@ class SharedRepresentationResults(Results):
 
         m = self.model
         left = [("Dep. Variable:", m.endog_names[0]), ("Model:", "SharedRepresentation"),
-                ("Method:", {"marginal": "marginal likelihood (EM)", "gd": "first-order joint likelihood" + (
+                ("Method:", {"marginal": "marginal likelihood (EM)",
+                             "gd": "first-order joint likelihood" + (
                     ", random-effects W-step" if self._solver.extra.get("w_ridge", 0) > 0
                     else ""), "altmin":
                              "alternating minimisation", "mom": "method of moments",

@@ -217,13 +217,16 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1):
     C = float(np.sum(data.c))
     G = data.G / n_tot
     Gi = linalg.pinvh(G)
-    hist = {"loglik": [], "sigma2": []}
+    # objective: minus the log marginal likelihood; criterion: its relative change
+    hist = {"objective": [], "criterion": [], "loglik": [], "sigma2": []}
     ll_old = -np.inf
     converged = False
     it = 0
     for it in range(max_iter + 1):
         M, m, cache = data.proj(B)
         Wbar, V, ll = _estep(M, m, data.c, data.n_eff, mu, Sigma, s2)
+        hist["objective"].append(-ll)
+        hist["criterion"].append(abs(ll - ll_old) / abs(ll) if it else np.nan)
         hist["loglik"].append(ll)
         hist["sigma2"].append(s2)
         if abs(ll - ll_old) <= tol * abs(ll):
