@@ -44,9 +44,14 @@ class SharedRepresentation(DataViews):
 
     Notes
     -----
-    The estimator minimises ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with
-    orthonormal columns and W = [w_1 ... w_T] by a preconditioned first-order method from a
-    spectral start (:func:`mtltransfer.solvers.shared_rep.fit_shared_representation`).
+    The default fit (``method="marginal"``) treats the task weights as random effects,
+    ``w_t ~ N(mu_w, Sigma_w)``, ``eps_t ~ N(0, sigma^2 I)``, and maximises the marginal
+    likelihood by EM (:func:`mtltransfer.solvers.shared_marginal.fit_marginal`); with
+    ``k=None`` it chooses k by BIC on that likelihood, whose parameter count does not grow
+    with T (right also when the tasks have few rows). ``method="gd"`` minimises
+    ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with orthonormal columns and
+    W = [w_1 ... w_T] by a preconditioned first-order method from a spectral start
+    (:func:`mtltransfer.solvers.shared_rep.fit_shared_representation`).
     """
 
     _formula_max_endog = 1
