@@ -174,7 +174,8 @@ class SharedRepresentation(DataViews):
         lam : float, optional
             Penalty of ``method="nuclear"`` (required there).
         init : {"ridge", "mom"} or ndarray, optional
-            Spectral start.
+            Spectral start (``method="marginal"`` uses its own spectral start unless
+            given a d x k array).
         backend : {"fast", "cvxpy"}
             How each convex subproblem is solved (W-step, nuclear-norm problem).
         tol, max_iter : float, int or None
