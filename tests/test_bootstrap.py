@@ -180,7 +180,7 @@ def test_smart_replicates_redraw_the_source():
 def test_adapted_task_intervals_are_ols_on_the_representation(intercept):
     """With B fixed, a new task is OLS of y on X B: the intervals equal statsmodels'."""
     s = mt.datasets.simulate_shared(30, 15, 8, 2, random_state=9)
-    res = mt.SharedRepresentation(s.y, s.X, s.task, intercept=intercept).fit(k=2)
+    res = mt.SharedRepresentation(s.y, s.X, s.task, intercept=intercept).fit(k=2, method="gd")
     rng = np.random.default_rng(1)
     X = rng.standard_normal((7, 8))
     y = 0.7 * intercept + X @ s.B @ np.array([1.0, -0.5]) + rng.standard_normal(7)
@@ -211,7 +211,7 @@ def test_adapted_task_interval_coverage_is_near_nominal():
     Student-t intervals for E[y | x] cover near nominal (wide band: 150 tasks x 5 points,
     correlated within a task)."""
     s = mt.datasets.simulate_shared(40, 20, 10, 2, random_state=5)
-    res = mt.SharedRepresentation(s.y, s.X, s.task).fit(k=2)
+    res = mt.SharedRepresentation(s.y, s.X, s.task).fit(k=2, method="gd")
     rng = np.random.default_rng(0)
     x_new = rng.standard_normal((5, 10))
     hits = []

@@ -259,7 +259,7 @@ def test_implicit_constant_follows_statsmodels(grunfeld):
 
 def test_shared_representation_criteria_on_one_scale():
     s = mt.datasets.simulate_shared(30, 12, 6, 2, random_state=1)
-    res = mt.SharedRepresentation(s.y, s.X, s.task, intercept=True).fit(k=2)
+    res = mt.SharedRepresentation(s.y, s.X, s.task, intercept=True).fit(k=2, method="gd")
     n = len(s.y)
     llf = -n / 2 * (np.log(2 * np.pi * res.ssr / n) + 1)
     k = 2 * (6 - 2) + 2 * 30 + 30

@@ -72,7 +72,7 @@ def test_predict_by_task_and_unknown_task(data):
 
 def test_adapt_new_task(data):
     sim, df, formula, _ = data
-    res = mt.SharedRepresentation.from_formula(formula, df, groups="task").fit(k=K)
+    res = mt.SharedRepresentation.from_formula(formula, df, groups="task").fit(k=K, method="gd")
     rng = np.random.default_rng(4)
     w = rng.standard_normal(K)
     Xn = rng.standard_normal((6, D))  # fewer rows than d: per-task OLS is impossible
@@ -98,7 +98,7 @@ def test_adapt_new_task(data):
 def test_select_k_and_summary(data):
     sim, df, formula, _ = data
     res = mt.SharedRepresentation.from_formula(formula, df, groups="task").fit(
-        k=None, tol=1e-6)
+        k=None, tol=1e-6, method="gd")
     assert res.k == K and res.k_chosen_by == "BIC"
     assert min(res.k_scores, key=res.k_scores.get) == K
     text = res.summary().as_text()

@@ -19,12 +19,13 @@ from ..solvers.shared_baselines import (adapt, fit_nuclear_norm, fit_per_task,
                                         subspace_distance)
 from ..solvers.shared_fit import fit_shared_representation
 from ..solvers.shared_select import select_k
+from ..solvers import shared_marginal as smg
 from functools import cached_property
 
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
                    new_data_argument, warn_penalty_scale)
 
-_METHODS = ("gd", "altmin", "mom", "per_task", "nuclear")
+_METHODS = ("marginal", "gd", "altmin", "mom", "per_task", "nuclear")
 
 
 class SharedRepresentation(DataViews):
@@ -46,9 +47,14 @@ class SharedRepresentation(DataViews):
 
     Notes
     -----
-    The estimator minimises ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with
-    orthonormal columns and W = [w_1 ... w_T] by a preconditioned first-order method from a
-    spectral start (:func:`mtltransfer.solvers.shared_fit.fit_shared_representation`).
+    The default fit (``method="marginal"``) treats the task weights as random effects,
+    ``w_t ~ N(mu_w, Sigma_w)``, ``eps_t ~ N(0, sigma^2 I)``, and maximises the marginal
+    likelihood by EM (:func:`mtltransfer.solvers.shared_marginal.fit_marginal`); with
+    ``k=None`` it chooses k by BIC on that likelihood, whose parameter count does not grow
+    with T (right also when the tasks have few rows). ``method="gd"`` minimises
+    ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with orthonormal columns and
+    W = [w_1 ... w_T] by a preconditioned first-order method from a spectral start
+    (:func:`mtltransfer.solvers.shared_fit.fit_shared_representation`).
     """
 
     _formula_max_endog = 1
@@ -76,7 +82,9 @@ class SharedRepresentation(DataViews):
         codes, names = pd.factorize(labels, sort=True)
         self.data = data
         self.task_codes = codes.astype(np.int64)
-        self.task_names = [str(t) for t in names]
+        # integer labels keep their type (res.params[0] is task 0); others as strings
+        self.task_names = names.tolist() if names.dtype.kind in "iu" else \
+            [str(t) for t in names]
         self.N = np.bincount(self.task_codes, minlength=len(names))
         single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
         if single:
@@ -145,7 +153,7 @@ class SharedRepresentation(DataViews):
         ym = np.bincount(codes, y, self.n_tasks) / cnt
         return xm, ym
 
-    def fit(self, k=None, *, method="gd", lam=None, init=None, backend="fast", tol=1e-8,
+    def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast", tol=1e-8,
             max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
         """Fit the shared representation (or one of its baselines).
 
@@ -153,16 +161,24 @@ class SharedRepresentation(DataViews):
         ----------
         k : int or None
             Representation dimension, 1 <= k <= min(d, T). None: chosen by ``criterion``
-            (:func:`mtltransfer.solvers.shared_select.select_k`).
-        method : {"gd", "altmin", "mom", "per_task", "nuclear"}
-            ``"gd"``: the likelihood estimator (preconditioned first-order method);
+            (for ``method="marginal"``, BIC on the marginal likelihood,
+            :func:`mtltransfer.solvers.shared_marginal.select_k_marginal`; otherwise
+            :func:`mtltransfer.solvers.shared_select.select_k`).
+        method : {"marginal", "gd", "altmin", "mom", "per_task", "nuclear"}
+            ``"marginal"`` (default): the random-effects model ``w_t ~ N(mu_w,
+            Sigma_w)`` fitted by maximum marginal likelihood (EM,
+            :func:`mtltransfer.solvers.shared_marginal.fit_marginal`); the task weights
+            are posterior means and ``task_params_cov`` their posterior covariances.
+            ``"gd"``: the joint likelihood estimator over (B, W) (preconditioned
+            first-order method);
             baselines: ``"altmin"`` (alternating minimisation), ``"mom"`` (method of
             moments), ``"per_task"`` (least squares / ridge per task), ``"nuclear"``
             (nuclear-norm relaxation over Theta = B W, penalty ``lam``).
         lam : float, optional
             Penalty of ``method="nuclear"`` (required there).
         init : {"ridge", "mom"} or ndarray, optional
-            Spectral start.
+            Spectral start (``method="marginal"`` uses its own spectral start unless
+            given a d x k array).
         backend : {"fast", "cvxpy"}
             How each convex subproblem is solved (W-step, nuclear-norm problem).
         tol, max_iter : float, int or None
@@ -197,7 +213,21 @@ class SharedRepresentation(DataViews):
         center = self.center
         how, scores = "given", None
         B = W = None
-        if method == "per_task":
+        if method == "marginal":
+            if backend != "fast" or criterion != "bic":
+                raise ValueError("method='marginal' supports backend='fast' and "
+                                 "criterion='bic' only")
+            init_B = init if isinstance(init, np.ndarray) else None
+            if k is None:
+                k, scores, sol = smg.select_k_marginal(X, y, task, center=center, tol=tol,
+                                                       max_iter=max_iter)
+                how = "BIC"
+            else:
+                k = check_int("k", k, 1, min(d, T))
+                sol = smg.fit_marginal(X, y, task, k, center=center, init=init_B,
+                                       tol=tol, max_iter=max_iter)
+            B, W = sol.extra["B"], sol.extra["W"]
+        elif method == "per_task":
             sol = fit_per_task(X, y, task, center=center)
             k = None
         elif method == "nuclear":
@@ -232,7 +262,13 @@ class SharedRepresentationResults(Results):
     representation : DataFrame (d x k) or None
         B, orthonormal columns (None for the per-task and nuclear-norm baselines).
     task_params : DataFrame (k x T) or None
-        W.
+        W (for ``method="marginal"``, the posterior means E[w_t | y]).
+    task_params_cov : ndarray (T x k x k) or None
+        ``method="marginal"``: posterior covariance of each w_t under the fitted model,
+        ``(Sigma_w^{-1} + B^T X_t^T X_t B / sigma^2)^{-1}``, tasks in the order of
+        ``task_params``' columns; None for the other methods.
+    w_mean, w_cov : Series (k,), DataFrame (k x k) or None
+        ``method="marginal"``: the fitted mu_w and Sigma_w.
     params : DataFrame (d x T)
         Each task's coefficients B w_t.
     intercept : Series (T,)
@@ -275,6 +311,24 @@ class SharedRepresentationResults(Results):
         if self._W is None:
             return None
         return pd.DataFrame(self._W, index=self._comp(), columns=self.model.task_names)
+
+    @property
+    def task_params_cov(self):
+        V = self._solver.extra.get("W_cov") if self.method == "marginal" else None
+        return None if V is None else np.array(V)
+
+    @property
+    def w_mean(self):
+        if self.method != "marginal":
+            return None
+        return pd.Series(self._solver.extra["mu_w"], index=self._comp(), name="mu_w")
+
+    @property
+    def w_cov(self):
+        if self.method != "marginal":
+            return None
+        return pd.DataFrame(self._solver.extra["Sigma_w"], index=self._comp(),
+                            columns=self._comp())
 
     @property
     def params(self):
@@ -330,7 +384,8 @@ class SharedRepresentationResults(Results):
         return pred[:, :, None]
 
     def warm_start_kwargs(self):
-        return {"init": self._B} if self._B is not None and self.method in ("gd", "altmin") \
+        return {"init": self._B} if self._B is not None and self.method in (
+            "gd", "altmin", "marginal") \
             else {}
 
     def bootstrap_extra(self, rep):
@@ -364,6 +419,15 @@ class SharedRepresentationResults(Results):
         return np.array([self.ssr]), np.array([float(self.nobs)])
 
     @property
+    def llf(self):
+        """Log-likelihood: for ``method="marginal"`` the log marginal likelihood (task
+        weights integrated out; with intercepts, the restricted likelihood of the
+        within-task centred rows), else the Gaussian likelihood of the residuals."""
+        if self.method == "marginal":
+            return float(self._solver.extra["loglik"])
+        return super().llf
+
+    @property
     def df_model(self):
         """Free coefficients without the intercepts: k (d - k) for the subspace of B
         (a point of the Grassmannian) plus k T task weights; d T for the baselines
@@ -371,6 +435,8 @@ class SharedRepresentationResults(Results):
         d, T = self.model.k_exog, self.model.n_tasks
         if self.k is None:
             return float(d * T)
+        if self.method == "marginal":       # B, mu_w, Sigma_w, sigma^2 (see bic_n_params)
+            return float(smg.bic_n_params(d, self.k) - 1)
         return float(self.k * (d - self.k) + self.k * T)
 
     @property
@@ -380,6 +446,8 @@ class SharedRepresentationResults(Results):
     @property
     def k_params(self):
         """Parameters counted by the information criteria (intercepts included)."""
+        if self.method == "marginal":        # intercepts integrated out
+            return self.df_model + 1
         return self.df_model + self.model.n_tasks * int(self.model.center)
 
     @cached_property
@@ -413,7 +481,7 @@ class SharedRepresentationResults(Results):
             newdata, (pd.DataFrame, pd.Series)) else X)
         missing = np.asarray(pd.isna(labels))
         labels = np.asarray(pd.Series(labels).astype(str))
-        codes = pd.Index(m.task_names).get_indexer(labels)
+        codes = pd.Index([str(t) for t in m.task_names]).get_indexer(labels)
         unknown = sorted(set(labels[(codes < 0) & ~missing]))
         if unknown:
             raise ValueError(f"exog has tasks not seen in fitting: {unknown[:10]}; use "
@@ -467,7 +535,10 @@ class SharedRepresentationResults(Results):
         endog : array_like, optional
             The new task's responses when ``new_task_data`` holds predictors only.
         shrink : None, "auto" or float
-            None: least squares of y on X B. A float s >= 0: ridge towards the mean of the
+            None: for ``method="marginal"``, the Gaussian posterior mean of w under the
+            fitted mu_w, Sigma_w and sigma^2 (the result then has a posterior covariance
+            and :meth:`AdaptedTask.get_prediction` gives intervals); for the other
+            methods, least squares of y on X B. A float s >= 0: ridge towards the mean of the
             learned w's, penalty s (w - wbar)^T Sigma_w^{-1} (w - wbar)/2 (Sigma_w their
             covariance). "auto": s = sigma^2 / n_new, the Gaussian posterior mean.
 
@@ -504,6 +575,19 @@ class SharedRepresentationResults(Results):
             Xc, yc = X - xm, y - ym
         else:
             Xc, yc = X, y
+        if shrink is None and self.method == "marginal":
+            ex = self._solver.extra
+            w, V = smg.posterior_new_task(self._B, Xc, yc, ex["mu_w"], ex["Sigma_w"],
+                                          ex["sigma2"])
+            theta = self._B @ w
+            b = float(ym - xm @ theta) if m.center else 0.0
+            post = {"w_cov": V, "sigma2": float(ex["sigma2"]), "n": len(y),
+                    "xm": xm if m.center else None}
+            # the B-fixed intervals too: a ridge towards mu_w with A = Z^T Z + sigma^2 Sigma_w^-1
+            Z = Xc @ self._B
+            gram = Z.T @ Z + float(ex["sigma2"]) * np.linalg.inv(ex["Sigma_w"])
+            return AdaptedTask(self, w, theta, b, posterior=post,
+                               fit=(Z, yc - Z @ w, gram, xm if m.center else None))
         w_mean = self._W.mean(1)
         w_cov = np.cov(self._W) if self._W.shape[1] > self._W.shape[0] else None
         if np.ndim(w_cov) == 0 and w_cov is not None:
@@ -553,7 +637,8 @@ class SharedRepresentationResults(Results):
 
         m = self.model
         left = [("Dep. Variable:", m.endog_names[0]), ("Model:", "SharedRepresentation"),
-                ("Method:", {"gd": "first-order joint likelihood" + (
+                ("Method:", {"marginal": "marginal likelihood (EM)",
+                             "gd": "first-order joint likelihood" + (
                     ", random-effects W-step" if self._solver.extra.get("w_ridge", 0) > 0
                     else ""), "altmin":
                              "alternating minimisation", "mom": "method of moments",
@@ -573,6 +658,10 @@ class SharedRepresentationResults(Results):
         add_frame(smry, r2.to_frame("per-task R2").T, "Per-task R-squared")
         if self._W is not None and m.n_tasks <= 12:
             add_frame(smry, self.task_params, "Task weights W (k x T)")
+        if self.tuning.get("k") is not None:
+            add_frame(smry, self.tuning["k"].set_index("k")[["score"]].T.rename(
+                index={"score": self.k_chosen_by}), "k selection (score by k; smallest "
+                "chosen)")
         return smry
 
 
@@ -587,10 +676,15 @@ class AdaptedTask:
         The task's coefficients B w.
     intercept : float
     df_resid : int
-        ``n_new - k - 1 (intercept)``: the degrees of freedom of the intervals.
+        ``n_new - k - 1 (intercept)``: the degrees of freedom of the B-fixed intervals.
+    w_cov : ndarray (k x k) or None
+        Posterior covariance of w (when fitted as a posterior mean under
+        ``method="marginal"``).
 
     Notes
     -----
+    Two kinds of intervals. :meth:`get_prediction` (fits of ``method="marginal"``) uses the
+    Gaussian posterior of w under the fitted ``mu_w, Sigma_w, sigma^2``.
     Intervals (:meth:`conf_int`, :meth:`predict_interval`) hold the learned B fixed: with
     ``Z = X_c B`` (centred rows when there is an intercept), ``A = Z^T Z + n s P`` (``s P``
     the shrinkage, zero for least squares) and ``s2 = ||y_c - Z w||^2 / df_resid``,
@@ -605,7 +699,7 @@ class AdaptedTask:
     bias are left out.
     """
 
-    def __init__(self, parent, w, theta, b, fit=None):
+    def __init__(self, parent, w, theta, b, fit=None, posterior=None):
         self._parent = parent
         self.w = w
         self.params = pd.Series(theta, index=parent.model.exog_names)
@@ -614,6 +708,8 @@ class AdaptedTask:
         if fit is not None:
             Z, e, _, xm = fit
             self.df_resid = int(len(e) - Z.shape[1] - (xm is not None))
+        self._post = posterior
+        self.w_cov = None if posterior is None else posterior["w_cov"]
 
     def cov_w(self):
         """Var(w) (k x k) with B fixed (see the Notes)."""
@@ -656,6 +752,42 @@ class AdaptedTask:
         half = t * np.sqrt(var)
         return pd.DataFrame({"mean": mean, "lower": mean - half, "upper": mean + half},
                             index=index)
+
+    def get_prediction(self, exog, alpha=0.05, transform=True):
+        """Predictions for the new task's rows with posterior intervals.
+
+        For a row x, with z = B^T (x - xbar) (xbar the new task's predictor means when
+        the model has an intercept, else 0): the mean ``x^T B w + b`` has variance
+        ``z^T V z + sigma^2 / n`` (V the posterior covariance of w; the second term, the
+        intercept's, only with an intercept), a new observation ``+ sigma^2``.
+
+        Returns
+        -------
+        DataFrame
+            ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
+            ``obs_ci_lower``, ``obs_ci_upper`` (statsmodels' names), normal quantiles.
+        """
+        from scipy import stats
+
+        if self._post is None:
+            raise ValueError("intervals need the posterior of w: adapt() with shrink=None "
+                             "on a method='marginal' fit")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
+        mean = X @ self.params.to_numpy() + const * self.intercept
+        p = self._post
+        Xc = X - p["xm"] if p["xm"] is not None else X
+        Z = Xc @ self._parent._B
+        var = np.einsum("ik,kl,il->i", Z, p["w_cov"], Z)
+        if p["xm"] is not None:
+            var = var + p["sigma2"] / p["n"]
+        q = stats.norm.ppf(1 - alpha / 2)
+        se, se_obs = np.sqrt(var), np.sqrt(var + p["sigma2"])
+        return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
+                             "mean_ci_upper": mean + q * se,
+                             "obs_ci_lower": mean - q * se_obs,
+                             "obs_ci_upper": mean + q * se_obs}, index=index)
 
     def predict(self, exog, transform=True):
         """Predictions for the new task's rows (DataFrame for a formula model, else X);
