@@ -5,8 +5,6 @@ here independently of the solver (a prox-gradient mapping, the nuclear norm's
 optimality conditions, a hand-made cross-validation split).
 """
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +14,7 @@ from mtltransfer.datasets import simulate_shared
 from mtltransfer.exceptions import ConvergenceWarning
 from mtltransfer.gram import quadratic_loss
 from mtltransfer.solvers import prox
-from mtltransfer.solvers.shared_baselines import adapt, fit_nuclear_norm
+from mtltransfer.solvers.shared_baselines import fit_nuclear_norm
 from mtltransfer.solvers.shared_data import TaskData, task_statistics
 from mtltransfer.solvers.shared_fit import fit_shared_representation
 from mtltransfer.solvers.shared_select import select_k
@@ -225,18 +223,3 @@ def test_per_task_statistics_are_the_sufficient_statistics():
     # the "stats" route of the loss is built from them
     data = TaskData(X, y, task, route="stats")
     np.testing.assert_allclose(data.S, st.XtX / st.n[:, None, None], rtol=1e-12)
-
-
-def test_per_task_method_honours_backend_and_nuclear_max_iter_is_not_scaled():
-    df = _frame()
-    mod = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3", df, groups="task")
-    fast = mod.fit(method="per_task")
-    with pytest.raises(ValueError, match="backend"):
-        mod.fit(method="per_task", backend="nonsense")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        nuc = mod.fit(method="nuclear", lam=1e-4, max_iter=3, tol=1e-14)
-    assert nuc.n_iter <= 3
-    assert np.isfinite(np.asarray(fast.params)).all()
-    w = adapt(np.eye(3)[:, :2], np.eye(3), np.ones(3))
-    np.testing.assert_allclose(w, [1.0, 1.0])
