@@ -1,4 +1,4 @@
-"""Rate study of the shared-representation estimator (DESIGN §1.2, issue 4).
+"""Rate study of the shared-representation estimator (docs/shared_representation.rst).
 
 Simulated data (``mtltransfer.datasets.simulate_shared``: B* orthonormal, w_t ~ N(0, I_k),
 x ~ N(0, I_d), sigma = 1). For every setting and repetition it fits

@@ -64,6 +64,8 @@ class ModelData:
     const_idx: int | None = None
     const_value: float = 1.0
     implicit_constant: bool = False
+    #: left-hand side design information of a formula (None after loading)
+    response_info: object = None
 
     @property
     def nobs(self):
@@ -181,6 +183,7 @@ class ModelData:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["design_info"] = None
+        state["response_info"] = None
         return state
 
 
@@ -352,7 +355,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     return ModelData(Y, X, [str(c) for c in Yf.columns], [str(c) for c in Xf.columns],
                      intercept, data.index[Xf.index.to_numpy()], formula=formula,
                      design_info=rhs_info, data_template=template, extra=extra,
-                     implicit_constant=implicit)
+                     implicit_constant=implicit, response_info=lhs_info)
 
 
 def formula_columns(formula, columns):

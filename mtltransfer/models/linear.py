@@ -258,7 +258,9 @@ class NuclearNorm(MultiResponseModel):
 
     Solved by accelerated proximal gradient with singular value thresholding
     (:func:`mtltransfer.solvers.prox.nuclear_norm_apg`); ``fit(lam=None)`` chooses lam
-    by K-fold cross-validation along a warm-started log-spaced path.
+    by K-fold cross-validation along a warm-started log-spaced path. The reported rank
+    is that of the penalised part: the number of its singular values above 1e-8 times
+    the largest (:func:`mtltransfer.solvers.prox.nuclear_rank`), for both backends.
     """
 
     _method = "Nuclear-norm penalised least squares"
@@ -310,8 +312,10 @@ class NuclearNorm(MultiResponseModel):
                                         max_iter=max_iter)
             D = sol.coef
             C = D if C0 is None else C0 + D
-        s = linalg.svdvals(D)
-        r = int(np.sum(s > 1e-8 * max(s.max(initial=0), 1e-300)))
+        # the rank of the penalised part D, one rule for both backends (prox.nuclear_rank)
+        s = sol.extra["singular_values"] if "singular_values" in sol.extra else \
+            linalg.svdvals(D)
+        r = prox.nuclear_rank(s)
         p, q = self.k_exog, self.k_endog
         return PenalizedResults(self, C, hyperparameters={"lam": lam, "rank": r},
                                 chosen_by={"lam": how}, solver=sol,

@@ -44,6 +44,8 @@ class SharedRepresentation(DataViews):
         A per-task, unpenalised intercept (centring within each task). ``None``: as
         statsmodels, when ``exog`` has a constant column.
     missing : {"raise", "drop"}
+        Rows with a missing value: an error, or dropped (also the new task's rows in
+        ``adapt``).
 
     Notes
     -----
@@ -61,6 +63,7 @@ class SharedRepresentation(DataViews):
 
     def __init__(self, endog, exog=None, groups=None, *, intercept=None, missing="raise"):
         data = self._validated(endog, exog, intercept, missing)
+        self.missing = missing          # also how adapt() treats incomplete new rows
         kept = data.extra["kept"]
         if isinstance(endog, design.ModelData):        # from_formula: the data's rows
             rows_like = pd.RangeIndex(len(kept)) if not isinstance(groups, pd.Series) \
@@ -118,7 +121,7 @@ class SharedRepresentation(DataViews):
         elif isinstance(groups, pd.Series):
             design.check_aligned(("data", data), ("groups", groups))
         md = cls._formula_data(formula, data, missing, eval_env)
-        return cls(md, groups=groups)
+        return cls(md, groups=groups, missing=missing)
 
     # -- data views (the rest from DataViews) -------------------------------------
     @property
@@ -556,6 +559,9 @@ class SharedRepresentationResults(Results):
                 raise ValueError(f"new_task_data holds rows of {len(tasks)} tasks "
                                  f"({list(tasks[:5])} in column {m.groups_name!r}); adapt() "
                                  "fits one new task: call it once per task")
+        # both sides of the formula are evaluated the same way: with the design's
+        # environment, incomplete rows kept as NaN, then the model's missing handling
+        X, _, _ = m.data.exog_for(new_task_data, "new_task_data")
         if m.data.formula is not None and isinstance(new_task_data, pd.DataFrame) \
                 and endog is None:
             y = self._response_of(new_task_data)
@@ -563,13 +569,15 @@ class SharedRepresentationResults(Results):
             if endog is None:
                 raise ValueError("endog= is required when new_task_data holds predictors")
             y = np.asarray(endog, dtype=float).ravel()
-        X, _, _ = m.data.exog_for(new_task_data, "new_task_data")
         if len(y) != X.shape[0]:
             raise ValueError(f"endog has {len(y)} rows; new_task_data has {X.shape[0]}")
         bad = ~(np.isfinite(X).all(1) & np.isfinite(y))
-        if bad.any():
+        if bad.any() and getattr(m, "missing", "raise") == "drop" and not bad.all():
+            X, y = X[~bad], y[~bad]
+        elif bad.any():
             raise ValueError(f"new_task_data has missing values in {int(bad.sum())} row(s) "
-                             f"(positions {list(np.flatnonzero(bad)[:5])}); drop them first")
+                             f"(positions {list(np.flatnonzero(bad)[:5])}); drop them first"
+                             " or build the model with missing='drop'")
         if m.center:
             xm, ym = X.mean(0), y.mean()
             Xc, yc = X - xm, y - ym
@@ -612,14 +620,23 @@ class SharedRepresentationResults(Results):
                                                    xm if m.center else None))
 
     def _response_of(self, frame):
-        """The formula's response evaluated on new rows (NaN kept, checked by adapt)."""
+        """The formula's response evaluated on new rows (NaN kept, checked by adapt), in
+        the environment the predictors' design is evaluated in (the caller's, captured
+        by ``from_formula``)."""
         import patsy
 
-        lhs = self.model.data.formula.split("~", 1)[0].strip()
+        data = self.model.data
+        lhs = data.formula.split("~", 1)[0].strip()
+        work = frame.reset_index(drop=True)
+        keep_nan = patsy.NAAction(NA_types=[])
         try:
-            y = patsy.dmatrix(lhs + " - 1", frame, eval_env=design._default_env(),
-                              NA_action=patsy.NAAction(NA_types=[]),
-                              return_type="dataframe")
+            if data.response_info is not None:       # the fitted response's own design
+                (y,) = patsy.build_design_matrices([data.response_info], work,
+                                                   NA_action=keep_nan,
+                                                   return_type="dataframe")
+            else:                # after loading: as the predictors, from the stored data
+                y = patsy.dmatrix(lhs + " - 1", work, eval_env=design._default_env(),
+                                  NA_action=keep_nan, return_type="dataframe")
         except (patsy.PatsyError, NameError) as err:
             lacking = [v for v in design._formula_variables(lhs) if v not in frame.columns
                        and v not in ("np", "numpy", "I", "log", "exp")]

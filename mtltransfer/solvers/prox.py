@@ -29,6 +29,123 @@ def svt(Z, t):
     return (U[:, :k] * s[:k]) @ Vt[:k], s
 
 
+#: relative threshold of the one rank rule (:func:`nuclear_rank`)
+RANK_RTOL = 1e-8
+
+
+def nuclear_rank(s, rtol=RANK_RTOL):
+    """Rank of a nuclear-norm estimate from its singular values ``s``.
+
+    The number of singular values above ``rtol * max(s)``. For the fast solvers ``s`` are
+    the thresholded values that :func:`svt` returns for the final iterate (the values it
+    sets to zero are exactly zero); for a CVXPY solution, the singular values of its
+    coefficient matrix, whose discarded directions are only approximately zero.
+    """
+    s = np.asarray(s, dtype=float)
+    if s.size == 0:
+        return 0
+    return int(np.count_nonzero(s > rtol * max(float(s.max()), np.finfo(float).tiny)))
+
+
+def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
+                                  name="accelerated proximal gradient", warn=True,
+                                  verbose=False):
+    """Minimise ``F(x) = f(x) + h(x)`` by FISTA with a monotone restart.
+
+    ``f`` is smooth with an ``L``-Lipschitz gradient (``L = lipschitz``), ``h`` has a
+    computable prox. From ``x_0`` and ``v_0 = x_0``, ``a_0 = 1``, each iteration is
+
+        x+ = prox_{h/L}(v - grad f(v) / L),      G = L (v - x+),
+        if F(x+) > F(x) and a > 1:  v <- x, a <- 1, and the step is redone  (restart),
+        a+ = (1 + sqrt(1 + 4 a^2)) / 2,   v+ = x+ + ((a - 1) / a+) (x+ - x).
+
+    The restart (O'Donoghue and Candes, 2015, function-value scheme) makes the accepted
+    objective values non-increasing; a step from ``v = x`` without momentum always
+    decreases F, so a restart is never repeated.
+
+    Stopping rule (optimality): ``G = L (v - x+)`` is the prox-gradient mapping, zero
+    exactly at a minimiser, and ``G + grad f(x+) - grad f(v)`` is a subgradient of F at
+    ``x+``, so ``dist(0, dF(x+)) <= 2 ||G||``. The solver stops when the relative
+    residual
+
+        ||G||_F / max(||grad f(0)||_F, tiny) <= tol
+
+    (``grad f(0)`` fixes the scale of the gradients, independently of the start) and
+    returns ``x+``; ``stop_reason`` is then ``"converged"``, otherwise ``"max_iter"``
+    with a ConvergenceWarning (when ``warn``).
+
+    Parameters
+    ----------
+    smooth : callable
+        ``smooth(x, grad) -> (f(x), grad f(x) or None)``.
+    prox : callable
+        ``prox(z, step) -> (x, h(x), aux)``: the prox of ``step * h`` at z, the value of
+        h at its output and anything the caller wants back for the final iterate (for
+        :func:`svt`, the singular values).
+    x0 : ndarray
+        Start (not modified).
+    lipschitz : float
+        The Lipschitz constant L of grad f (> 0).
+    tol : float
+    max_iter : int
+    name : str
+        Used in the warning.
+    warn, verbose : bool
+
+    Returns
+    -------
+    SolverResult
+        ``coef`` = x; ``history`` with ``objective`` and ``criterion`` per accepted
+        iteration; ``extra`` with ``lipschitz``, ``aux`` (the prox's ``aux`` at the
+        returned x, None when no step was taken) and ``restarts``.
+    """
+    L = max(float(lipschitz), np.finfo(float).tiny)
+    x = np.array(x0, dtype=float)
+    g0 = smooth(np.zeros_like(x), True)[1]
+    scale = max(float(np.linalg.norm(g0)), np.finfo(float).tiny)
+    F = smooth(x, False)[0] + prox(x, 0.0)[1]
+    v, a = x.copy(), 1.0
+    hist = {"objective": [], "criterion": []}
+    aux, n_iter, crit, restarts, stop = None, 0, np.inf, 0, "max_iter"
+    for _ in range(max_iter):
+        g = smooth(v, True)[1]
+        x_new, h_new, aux_new = prox(v - g / L, 1.0 / L)
+        F_new = smooth(x_new, False)[0] + h_new
+        if F_new > F and a > 1.0:                 # restart: drop the momentum, redo
+            v, a, restarts = x.copy(), 1.0, restarts + 1
+            continue
+        crit = L * float(np.linalg.norm(v - x_new)) / scale
+        a_new = (1.0 + np.sqrt(1.0 + 4.0 * a * a)) / 2.0
+        v = x_new + ((a - 1.0) / a_new) * (x_new - x)
+        x, F, a, aux, n_iter = x_new, F_new, a_new, aux_new, n_iter + 1
+        hist["objective"].append(float(F))
+        hist["criterion"].append(crit)
+        if verbose:
+            print(f"iter {n_iter:5d}  objective={F:.12g}  criterion={crit:.3e}")
+        if crit <= tol:
+            stop = "converged"
+            break
+    converged = stop == "converged"
+    if not converged and warn:
+        warn_not_converged(name, n_iter, crit, tol, stacklevel=4)
+    return SolverResult(coef=x, converged=converged, n_iter=n_iter, history=hist,
+                        objective=float(F), stop_reason=stop,
+                        extra={"lipschitz": L, "aux": aux, "restarts": restarts})
+
+
+def nuclear_prox(lam):
+    """The prox of ``lam ||.||_*`` in the form :func:`accelerated_proximal_gradient` takes.
+
+    ``prox(Z, step) = (SVT_{step lam}(Z), lam ||SVT(Z)||_*, s)`` with ``s`` the thresholded
+    singular values: the nuclear norm of the output comes from the SVD the threshold
+    already computed.
+    """
+    def prox(Z, step):
+        X, s = svt(Z, step * lam)
+        return X, lam * float(s.sum()), s
+    return prox
+
+
 def nuclear_norm_objective(Sxx, Sxy, Syy, C, lam):
     """(1/2n)||Y - XC||_F^2 + lam ||C||_* from the moments."""
     return quadratic_loss(Sxx, Sxy, Syy, C) + lam * np.linalg.norm(C, "nuc")
@@ -38,15 +155,10 @@ def nuclear_norm_apg(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter=5000
                      lipschitz=None, warn=True):
     """Minimise (1/2n)||Y - XC||_F^2 + lam ||C||_* by accelerated proximal gradient.
 
-    FISTA (Beck and Teboulle, 2009) with adaptive restart (O'Donoghue and Candes, 2015):
-    the smooth part f(C) = tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2 has gradient
-    Sxx C - Sxy and Lipschitz constant L = lambda_max(Sxx); each step is
-
-        C+ = SVT_{lam/L}(Z - (Sxx Z - Sxy)/L),   Z = C+ + (t_k - 1)/t_{k+1} (C+ - C).
-
-    It stops when the prox-gradient mapping, relative to ``max(1, ||C||_F)``, satisfies
-    ``L ||C+ - Z||_F / max(1, L ||C+||_F) < tol``: that mapping is the distance of the
-    subdifferential of the objective to zero, up to L, at the current point.
+    The smooth part ``f(C) = tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2`` has gradient
+    ``Sxx C - Sxy`` and Lipschitz constant ``L = lambda_max(Sxx)``; the prox is singular
+    value thresholding. Driver, restart and stopping rule (the prox-gradient mapping
+    relative to ``||Sxy||_F``): :func:`accelerated_proximal_gradient`.
 
     Parameters
     ----------
@@ -59,39 +171,39 @@ def nuclear_norm_apg(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter=5000
     tol, max_iter : float, int
     lipschitz : float, optional
         Precomputed lambda_max(Sxx) (saves an eigenvalue computation along a path).
+    warn : bool
+        Issue a ConvergenceWarning when ``tol`` is not met.
 
     Returns
     -------
     SolverResult
-        ``coef`` is C; ``history`` has the objective and the stopping criterion.
+        ``coef`` is C; ``history`` has the objective and the stopping criterion;
+        ``extra`` has ``lipschitz``, ``singular_values`` of C and ``rank``
+        (:func:`nuclear_rank`).
     """
     p, q = Sxy.shape
     L = lipschitz if lipschitz is not None else float(linalg.eigvalsh(Sxx)[-1])
-    L = max(L, np.finfo(float).tiny)
-    C = np.zeros((p, q)) if C_init is None else np.array(C_init, dtype=float)
-    Z, t = C.copy(), 1.0
-    hist = {"objective": [], "criterion": []}
-    obj_old = np.inf
-    converged = False
-    for it in range(1, max_iter + 1):
-        grad = Sxx @ Z - Sxy
-        C_new, _ = svt(Z - grad / L, lam / L)
-        crit = L * np.linalg.norm(C_new - Z) / max(1.0, L * np.linalg.norm(C_new))
-        obj = nuclear_norm_objective(Sxx, Sxy, Syy, C_new, lam)
-        hist["objective"].append(obj)
-        hist["criterion"].append(crit)
-        if obj > obj_old:  # adaptive restart: drop the momentum
-            t = 1.0
-        t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        Z = C_new + ((t - 1.0) / t_new) * (C_new - C)
-        C, t, obj_old = C_new, t_new, obj
-        if crit < tol:
-            converged = True
-            break
-    if not converged and warn:
-        warn_not_converged("NuclearNorm proximal gradient", it, crit, tol)
-    return SolverResult(C, converged, it, hist, hist["objective"][-1],
-                        {"lipschitz": L, "rank": int(np.linalg.matrix_rank(C))})
+    C0 = np.zeros((p, q)) if C_init is None else np.asarray(C_init, dtype=float)
+
+    def smooth(C, grad):
+        return quadratic_loss(Sxx, Sxy, Syy, C), (Sxx @ C - Sxy if grad else None)
+
+    res = accelerated_proximal_gradient(smooth, nuclear_prox(lam), C0, L, tol=tol,
+                                        max_iter=max_iter, warn=warn,
+                                        name="NuclearNorm proximal gradient")
+    return nuclear_extras(res)
+
+
+def nuclear_extras(res):
+    """Move the driver's ``aux`` (the final SVT's singular values) of a nuclear-norm fit
+    to ``res.extra["singular_values"]`` and add ``res.extra["rank"]``
+    (:func:`nuclear_rank`); returns ``res``."""
+    s = res.extra.pop("aux")
+    if s is None:                                  # no step taken: the start is returned
+        s = linalg.svdvals(res.coef)
+    res.extra["singular_values"] = s
+    res.extra["rank"] = nuclear_rank(s)
+    return res
 
 
 def nuclear_norm_lam_max(Sxy):

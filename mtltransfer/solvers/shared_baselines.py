@@ -13,8 +13,9 @@ import numbers
 import numpy as np
 from scipy import linalg
 
-from ._base import SolverResult, warn_not_converged
-from .prox import svt
+from ._base import SolverResult
+from .prox import (accelerated_proximal_gradient, nuclear_extras, nuclear_prox,
+                   nuclear_rank)
 from .shared_data import TaskData, as_float_matrix, bayes_ridge_alpha, per_task_ridge
 
 __all__ = ["fit_per_task", "fit_nuclear_norm", "adapt", "subspace_distance"]
@@ -63,18 +64,14 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
     """Convex relaxation: minimise ``L(Theta) + lam ||Theta||_*`` over Theta (d x T).
 
     ``L(Theta) = sum_t (1/(2N_t)) ||y_t - X_t theta_t||^2`` and ``||.||_*`` is the nuclear
-    norm (sum of singular values). ``backend="fast"``: accelerated proximal gradient
-    (FISTA) with singular value thresholding,
-
-        Theta_{j+1} = SVT_{lam/Lip}(V_j - grad L(V_j) / Lip),
-        V_{j+1} = Theta_{j+1} + ((a_j - 1)/a_{j+1}) (Theta_{j+1} - Theta_j),
-        a_{j+1} = (1 + sqrt(1 + 4 a_j^2)) / 2,
-
-    with ``Lip = max_t lambda_max(X_t^T X_t / N_t)`` (the Lipschitz constant of grad L; the
-    task blocks of the Hessian are separate), restarting the momentum whenever the
-    objective increases. Stops when
-    ``||Theta_{j+1} - Theta_j||_F <= tol max(1, ||Theta_{j+1}||_F)``.
-    ``backend="cvxpy"``: the same problem in CVXPY (:func:`..cvx.shared_rep_nuclear_norm`).
+    norm (sum of singular values). ``backend="fast"``: accelerated proximal gradient with
+    singular value thresholding
+    (:func:`~mtltransfer.solvers.prox.accelerated_proximal_gradient`: its restart rule,
+    and its stopping rule, the prox-gradient mapping relative to ``||grad L(0)||_F``
+    below ``tol``), with
+    ``Lip = max_t lambda_max(X_t^T X_t / N_t)`` (the Lipschitz constant of grad L; the
+    task blocks of the Hessian are separate). ``backend="cvxpy"``: the same problem in
+    CVXPY (:func:`~mtltransfer.solvers.cvx.shared_rep_nuclear_norm`).
 
     Parameters
     ----------
@@ -95,8 +92,8 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
     -------
     SolverResult
         ``coef`` = Theta; ``objective`` = L + lam ||Theta||_*; ``history`` with
-        ``objective`` and ``rel_change`` per iteration; ``extra["rank"]``,
-        ``extra["singular_values"]``.
+        ``objective`` and ``criterion`` per iteration; ``extra["rank"]``
+        (:func:`~mtltransfer.solvers.prox.nuclear_rank`), ``extra["singular_values"]``.
     """
     data = TaskData(X, y, task, center=center)
     if not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam >= 0):
@@ -104,54 +101,21 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
     if backend not in ("fast", "cvxpy"):
         raise ValueError(f"backend must be 'fast' or 'cvxpy'; got {backend!r}")
     d, T = data.d, data.T
-
-    def objective(Theta):
-        return data.theta_loss_grad(Theta, grad=False)[0] + \
-            lam * linalg.svdvals(Theta).sum()
-
     if backend == "cvxpy":
         from .cvx import shared_rep_nuclear_norm
         Theta = shared_rep_nuclear_norm(data.X, data.y, data.task, T, lam)
         sv = linalg.svdvals(Theta)
-        return SolverResult(coef=Theta, objective=float(objective(Theta)),
-                            extra={"rank": int(np.sum(sv > 1e-8 * max(sv.max(), 1e-300))),
-                                   "singular_values": sv})
-    Lip = 1.0001 * data.max_task_eig() + 1e-300
-    Theta = np.zeros((d, T)) if Theta0 is None else \
-        as_float_matrix(Theta0, "Theta0", 2).copy()
+        obj = data.theta_loss_grad(Theta, grad=False)[0] + lam * sv.sum()
+        return SolverResult(coef=Theta, objective=float(obj),
+                            extra={"rank": nuclear_rank(sv), "singular_values": sv})
+    Theta = np.zeros((d, T)) if Theta0 is None else as_float_matrix(Theta0, "Theta0", 2)
     if Theta.shape != (d, T):
         raise ValueError(f"Theta0 must have shape (d, T) = ({d}, {T})")
-    V, a = Theta.copy(), 1.0
-    obj = objective(Theta)
-    hist = {"objective": [float(obj)], "rel_change": [np.nan]}
-    converged, n_iter, change = False, 0, np.inf
-    for it in range(1, max_iter + 1):
-        g = data.theta_loss_grad(V)[1]
-        Theta_new, sv = svt(V - g / Lip, lam / Lip)
-        obj_new = data.theta_loss_grad(Theta_new, grad=False)[0] + lam * sv.sum()
-        if obj_new > obj and a > 1.0:          # adaptive restart of the momentum
-            V, a = Theta.copy(), 1.0
-            continue
-        a_new = (1 + np.sqrt(1 + 4 * a * a)) / 2
-        diff = Theta_new - Theta
-        V = Theta_new + ((a - 1) / a_new) * diff
-        change = np.linalg.norm(diff) / max(1.0, np.linalg.norm(Theta_new))
-        Theta, obj, a, n_iter = Theta_new, obj_new, a_new, it
-        hist["objective"].append(float(obj))
-        hist["rel_change"].append(float(change))
-        if verbose:
-            print(f"iter {it:5d}  objective={obj:.12g}  rel_change={change:.3e}")
-        if change <= tol:
-            converged = True
-            break
-    if not converged:
-        warn_not_converged("fit_nuclear_norm", n_iter, change, tol)
-    sv = linalg.svdvals(Theta)
-    return SolverResult(coef=Theta, converged=converged, n_iter=n_iter, history=hist,
-                        objective=float(objective(Theta)),
-                        extra={"rank": int(np.sum(sv > 1e-8 * max(sv.max(), 1e-300))),
-                               "singular_values": sv})
-
+    res = accelerated_proximal_gradient(
+        lambda Th, grad: data.theta_loss_grad(Th, grad=grad), nuclear_prox(lam), Theta,
+        1.0001 * data.max_task_eig() + 1e-300, tol=tol, max_iter=max_iter,
+        name="fit_nuclear_norm", verbose=verbose)
+    return nuclear_extras(res)
 
 
 def adapt(B, X_new, y_new, shrink=None, w_mean=None, w_cov=None):

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 from scipy import linalg
 
+from ..exceptions import ConvergenceWarning
 from ._base import SolverResult, warn_not_converged
 from .shared_data import (TaskData, as_float_matrix, bayes_ridge_alpha, check_k,
                           per_task_ridge, solve_w, w_ridge_penalty)
 from .stiefel import qr_pos
 
 __all__ = ["fit_shared_representation", "spectral_init"]
+
+#: a relative decrease of F below this is no decrease at working precision (a stall)
+_STALL = 4 * np.finfo(float).eps
 
 
 # ---------------------------------------------------------------------------------------
@@ -96,9 +101,13 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
     the preconditioner and of the default ``w_ridge`` are in the documentation page
     "Shared representation" (``docs/shared_representation.rst``).
 
-    Stopping (gd and altmin): the relative scaled gradient
-    ``<grad_B, D_B> / (2 F) <= tol``, or a relative decrease ``(F_prev - F) / F_prev <=
-    tol`` in the last iteration.
+    Stopping (gd and altmin): converged when the relative scaled gradient
+    ``<grad_B, D_B> / (2 F) <= tol`` (a squared norm of the Riemannian gradient of the
+    profile, in the metric of the preconditioner, relative to F: zero exactly at a
+    stationary point). The fit stops as ``"stalled"`` (not converged, with a
+    ConvergenceWarning) when F no longer decreases at working precision -- a relative
+    decrease ``(F_prev - F) / F_prev`` below 4 machine epsilons, or none at all -- while
+    that criterion is above ``tol``, and as ``"max_iter"`` after ``max_iter`` iterations.
 
     Parameters
     ----------
@@ -147,11 +156,17 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
     B_init = B.copy()
     lam, c_ridge = w_ridge_penalty(data, k, w_ridge)
     prof = _Profile(data, lam, backend)
-    B, W, cache, loss, converged, n_iter, crit, hist = _descend(
+    B, W, cache, loss, stop, n_iter, crit, hist = _descend(
         prof, B, method, tol, max_iter, verbose)
-    if method != "mom" and not converged:
-        warn_not_converged(f"fit_shared_representation(method={method!r})",
-                           n_iter, crit, tol)
+    name = f"fit_shared_representation(method={method!r})"
+    if stop == "max_iter":
+        warn_not_converged(name, n_iter, crit, tol)
+    elif stop == "stalled":
+        warnings.warn(f"{name} stalled after {n_iter} iterations: the objective no longer "
+                      f"decreases while the stopping criterion is {crit:.3g} > tol={tol:.3g}"
+                      " (often k too large for the data: W W^T nearly singular). The "
+                      "results object has converged=False and stop_reason='stalled'.",
+                      ConvergenceWarning, stacklevel=2)
 
     coef = B @ W
     rss = data.rss(coef)
@@ -160,8 +175,9 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
              "w_ridge": c_ridge, "ridge": lam,
              "time": time.perf_counter() - t0, "route": data.route,
              "final_criterion": float(crit)}
-    return SolverResult(coef=coef, converged=converged, n_iter=n_iter, history=hist,
-                        objective=float(loss), extra=extra)
+    return SolverResult(coef=coef, converged=stop in ("converged", "closed_form"),
+                        n_iter=n_iter, history=hist, objective=float(loss), extra=extra,
+                        stop_reason=stop)
 
 
 def _check_options(method, backend, tol, max_iter):
@@ -235,12 +251,13 @@ class _Profile:
 def _descend(prof, B, method, tol, max_iter, verbose):
     """The gd / altmin iterations from B (none for ``method="mom"``).
 
-    Returns ``(B, W, cache, F, converged, n_iter, criterion, history)``.
+    Returns ``(B, W, cache, F, stop_reason, n_iter, criterion, history)``, stop_reason
+    one of "converged" (criterion <= tol), "stalled", "max_iter", "closed_form" (mom).
     """
     W, cache = prof.exact_w(B)
     loss, g = prof.value(B, W, cache)
     hist = {"objective": [], "criterion": [], "step": [], "n_backtracks": []}
-    converged, n_iter, crit = method == "mom", 0, float("nan")
+    stop, n_iter, crit = "closed_form" if method == "mom" else "max_iter", 0, float("nan")
     eta, nb = 0.0, 0                   # step and backtracks that produced the iterate
     rel_change = np.inf                # relative decrease of F in the last iteration
     for it in range(max_iter + 1 if method != "mom" else 0):
@@ -248,8 +265,11 @@ def _descend(prof, B, method, tol, max_iter, verbose):
         decr = float(np.sum(g * D))                            # <grad_B, D_B> >= 0
         crit = decr / (2 * max(loss, 1e-300))
         _record(hist, loss, crit, eta, nb, verbose)
-        if crit <= tol or rel_change <= tol:
-            converged = True
+        if crit <= tol:
+            stop = "converged"
+            break
+        if rel_change <= _STALL:       # F no longer decreases at working precision
+            stop = "stalled"
             break
         if it == max_iter:
             break
@@ -261,6 +281,7 @@ def _descend(prof, B, method, tol, max_iter, verbose):
         B_new, W_new, cache_new, loss_new, eta, nb = _backtrack(
             prof, B, direction, eta, loss, slope)
         if loss_new > loss:            # no decrease even for a tiny step: stop here
+            stop = "stalled"
             break
         rel_change = (loss - loss_new) / max(loss, 1e-300)
         B, W, cache = B_new, W_new, cache_new
@@ -268,7 +289,7 @@ def _descend(prof, B, method, tol, max_iter, verbose):
         n_iter = it + 1
     if method == "mom":
         _record(hist, loss, crit, eta, nb, verbose)
-    return B, W, cache, loss, converged, n_iter, crit, hist
+    return B, W, cache, loss, stop, n_iter, crit, hist
 
 
 def _backtrack(prof, B, direction, eta, loss, slope):

@@ -64,7 +64,8 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
     """
     if criterion not in ("bic", "cv"):
         raise ValueError(f"criterion must be 'bic' or 'cv'; got {criterion!r}")
-    data = TaskData(X, y, task, center=center)
+    # BIC fits the centred rows; CV centres each fit with its training rows only
+    data = TaskData(X, y, task, center=center and criterion == "bic")
     d, T = data.d, data.T
     if ks is None:
         ks = range(1, min(d, T, 10) + 1)
@@ -79,7 +80,7 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
         if isinstance(n_folds, bool) or not isinstance(n_folds, numbers.Integral) \
                 or n_folds < 2:
             raise ValueError(f"n_folds must be an integer >= 2; got {n_folds!r}")
-        _cv_scores(scan, ks, n_folds, random_state)
+        _cv_scores(scan, ks, n_folds, random_state, center)
     if scan.not_converged:
         warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
                       "converge (often a sign that k is too large for the data); their "
@@ -102,13 +103,13 @@ class _Scan:
         best = _best_k(self.scores)
         return sum(1 for k in self.scores if k > best) >= self.patience
 
-    def fit(self, k, rows=slice(None)):
+    def fit(self, k, rows=slice(None), center=False):
         """The fit with k on ``rows``; a ConvergenceWarning is noted, not re-raised."""
         data = self.data
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             res = fit_shared_representation(data.X[rows], data.y[rows], data.task[rows],
-                                            k, **self.fit_kw)
+                                            k, center=center, **self.fit_kw)
         for w in caught:
             if issubclass(w.category, ConvergenceWarning):
                 self.not_converged.add(k)
@@ -128,8 +129,12 @@ def _bic_scores(scan, ks):
             break
 
 
-def _cv_scores(scan, ks, n_folds, random_state):
-    """Held-out ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` summed over row-wise folds."""
+def _cv_scores(scan, ks, n_folds, random_state, center):
+    """Held-out ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` summed over row-wise folds.
+
+    With ``center``, each fit centres its training rows per task and the held-out rows
+    are centred with those training means: no held-out row enters a fit.
+    """
     data, n = scan.data, scan.data.n
     rng = np.random.default_rng(random_state)
     # random order within each task, then folds dealt round-robin; a task with a
@@ -142,9 +147,14 @@ def _cv_scores(scan, ks, n_folds, random_state):
         total = 0.0
         for f in range(n_folds):             # loop over folds, not tasks
             tr, te = fold != f, fold == f
-            res = scan.fit(k, tr)
-            r = data.y[te] - np.einsum("id,di->i", data.X[te],
-                                       res.coef[:, data.task[te]])
+            res = scan.fit(k, tr, center)
+            Xte, yte, tte = data.X[te], data.y[te], data.task[te]
+            if center:
+                n_tr = data.segsum(tr.astype(float))
+                x_bar = data.segsum(data.X * tr[:, None]) / n_tr[:, None]
+                y_bar = data.segsum(data.y * tr) / n_tr
+                Xte, yte = Xte - x_bar[tte], yte - y_bar[tte]
+            r = yte - np.einsum("id,di->i", Xte, res.coef[:, tte])
             total += 0.5 * np.dot(r * r, data.inv_N_row[te])
         scan.scores[k] = float(total)
         if scan.done():
