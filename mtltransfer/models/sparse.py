@@ -151,7 +151,8 @@ class SOFAR(_RankedModel):
     algorithm is the paper's ADMM on the splitting ``A = U D``, ``B = V D``, ``o = d``
     (:func:`mtltransfer.solvers.sofar.sofar_admm`): Procrustes-type U- and V-steps,
     a closed-form d-step and soft-thresholding of the split variables. The rank r is an
-    upper bound: a singular value may be thresholded to zero.
+    upper bound: a singular value may be thresholded to zero
+    (``res.hyperparameters["fitted_rank"]`` counts those left).
 
     Tuning: one scale t for the three penalties, ``lam = t lam_max`` for t in
     ``logspace(-6, 0, n_lams)``, ascending and warm-started. The default,
@@ -247,9 +248,8 @@ class SOFAR(_RankedModel):
         df = max(nnz_u * xrank / p + nnz_v - r_fit ** 2, 0.0)
         return PenalizedResults(
             self, sol.coef, hyperparameters={"lam": tuple(float(v) for v in lams),
-                                             "rank": r_fit, "max_rank": rank},
-            chosen_by={"lam": how["lam"], "max_rank": how["rank"]}, solver=sol,
-            df_model=df, tuning=tuning)
+                                             "rank": rank, "fitted_rank": r_fit},
+            chosen_by=how, solver=sol, df_model=df, tuning=tuning)
 
     def _cv(self, rank, ts, n_folds, common, patience=3):
         """K-fold CV along ``ts`` (ascending), all folds in lockstep and warm-started; the
@@ -305,17 +305,21 @@ class RSSVD(_RankedModel):
     Tuning (rrpack's ``rssvd``): per layer, lam along ``lam_max * logspace(log10 0.9, -5,
     n_lams - 1)`` followed by 0, warm-started, chosen by BIC
     ``log SSE_k + log(nq) df_k / (nq)`` with ``df_k = nnz(u) + nnz(v) - 1`` (an empty layer
-    competes with df = 0). The rank is an upper bound (layers may vanish).
+    competes with df = 0). The rank is an upper bound (layers may vanish);
+    ``res.hyperparameters["fitted_rank"]`` counts the nonempty layers.
     """
 
     _method = "Reduced-rank regression with a sparse SVD"
 
-    def fit(self, rank=None, *, criterion="BIC", n_lams=25, gamma=2.0, backend="fast",
-            tol=1e-6, max_iter=200, verbose=False):
-        """Fit; the rank left as None is chosen by the rank selection criterion.
+    def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=25, gamma=2.0,
+            backend="fast", tol=1e-6, max_iter=200, verbose=False):
+        """Fit; lam and rank left as None are tuned.
 
         Parameters
         ----------
+        lam : sequence of float or None
+            One penalty per layer (NaN: the layer is empty); None: each chosen by
+            ``criterion`` along its path.
         rank : int or None
             Number of layers (an upper bound of the fitted rank).
         criterion : {"BIC", "GIC"}
@@ -340,9 +344,14 @@ class RSSVD(_RankedModel):
         warn_penalty_scale(self)
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)
+        if lam is not None:
+            lam = np.asarray(lam, dtype=float).ravel()
+            if lam.size != rank or np.any(lam[np.isfinite(lam)] < 0):
+                raise ValueError(f"lam must hold {rank} penalties >= 0 (one per layer, NaN "
+                                 f"for an empty layer); got {lam!r}")
         Sxx, Sxy, Syy = self.moments()
         sol = sr.rssvd(Sxx, Sxy, Syy, rank, self.nobs, gamma=gamma, n_lams=n_lams,
-                       criterion=criterion, tol=tol, max_iter=max_iter)
+                       criterion=criterion, layer_lams=lam, tol=tol, max_iter=max_iter)
         e = sol.extra
         tuning["ic_path"] = pd.concat(
             [pd.DataFrame(pth).assign(layer=k + 1) for k, pth in enumerate(e["paths"]) if pth],
@@ -352,6 +361,6 @@ class RSSVD(_RankedModel):
                            stop_reason="converged" if sol.converged else "max_iter")
         return PenalizedResults(
             self, sol.coef, hyperparameters={"lam": tuple(float(v) for v in e["lam"]),
-                                             "rank": r_fit, "max_rank": rank},
-            chosen_by={"lam": criterion, "max_rank": how["rank"]}, solver=sol,
-            df_model=float(e["df"]), tuning=tuning)
+                                             "rank": rank, "fitted_rank": r_fit},
+            chosen_by={"lam": criterion if lam is None else "given", "rank": how["rank"]},
+            solver=sol, df_model=float(e["df"]), tuning=tuning)

@@ -349,8 +349,8 @@ def rssvd_layer_kkt(Sxx, Sxy, d, u, v, lam, wd, wu, wv):
             "c_step": float(np.linalg.norm(c - d * v) / scale)}
 
 
-def rssvd(Sxx, Sxy, Syy, rank, n, *, gamma=2.0, n_lams=30, lam_min_ratio=1e-5,
-          criterion="BIC", lams=None, tol=1e-6, max_iter=200):
+def rssvd(Sxx, Sxy, Syy, rank, n, *, gamma=2.0, n_lams=25, lam_min_ratio=1e-5,
+          criterion="BIC", layer_lams=None, tol=1e-6, max_iter=200):
     """Reduced-rank regression with a sparse SVD, layer by layer (Chen, Chan and
     Stenseth, 2012), each layer's lam by rrpack's criterion.
 
@@ -362,7 +362,8 @@ def rssvd(Sxx, Sxy, Syy, rank, n, *, gamma=2.0, n_lams=30, lam_min_ratio=1e-5,
     (warm-started from the largest lam, where ``lam_max = max_ij |Sxy_k|_ij / (w_d w_u_i
     w_v_j)`` and the start is the indicator of the arg max). The criterion of a layer with
     ``df = nnz(u) + nnz(v) - 1`` is BIC (or GIC) on its own residuals; an empty layer
-    competes with ``df = 0``.
+    competes with ``df = 0``. ``layer_lams`` (one lam per layer; NaN: an empty layer)
+    fixes the penalties instead: each layer is then fitted at its lam only.
 
     Returns
     -------
@@ -395,15 +396,20 @@ def rssvd(Sxx, Sxy, Syy, rank, n, *, gamma=2.0, n_lams=30, lam_min_ratio=1e-5,
         ratio = np.abs(Sxy_k) / (wd * np.outer(wu, wv))
         i, j = np.unravel_index(np.argmax(ratio), ratio.shape)
         lam_max = float(ratio[i, j])
+        fixed = layer_lams is not None
+        if fixed and not np.isfinite(layer_lams[k]):
+            lam_out.append(np.nan)
+            paths.append({})
+            continue
         grid = (lam_max * np.append(np.logspace(np.log10(0.9), np.log10(lam_min_ratio),
-                                                n_lams - 1), 0.0)) if lams is None \
-            else np.asarray(lams, dtype=float)
+                                                n_lams - 1), 0.0)) if not fixed \
+            else np.array([float(layer_lams[k])])
         u0, v0 = np.zeros(p), np.zeros(q)
         u0[i], v0[j] = 1.0, 1.0
         sse0 = float(n * max(np.trace(Syy_k), 0.0))
         path = {"lam": [], "df": [], "sse": [], "ic": [], "d": [], "n_iter": []}
-        best = (information_criterion(sse0, 0, n, q, criterion, p), 0.0, np.zeros(p),
-                np.zeros(q), np.inf, 0)
+        best = (np.inf if fixed else information_criterion(sse0, 0, n, q, criterion, p),
+                0.0, np.zeros(p), np.zeros(q), np.nan, 0)
         for lam in grid:
             d, u, v, it, conv = unit_rank_fit(Sxx_k, Sxy_k, Syy_k, lam, wd, wu, wv, u0, v0,
                                               L=L, tol=tol, max_iter=max_iter)
