@@ -183,3 +183,23 @@ def test_results_api(model, sim, tmp_path):
         model(sim.Y, sim.X).fit(rank=2, backend="cvxpy")
     with pytest.raises(ValueError, match="rank"):
         model(sim.Y, sim.X).fit(rank=7)
+
+
+# ---- NuclearContrast's faster path -----------------------------------------------------
+def test_gram_svt_and_nuclear_contrast_cv_match_the_reference(sim):
+    from mtltransfer.models.linear import NuclearNorm
+    from mtltransfer.solvers.contrast import svt_gram
+    from mtltransfer.solvers.prox import svt
+
+    Z = np.random.default_rng(2).normal(size=(10, 6))
+    for M in (Z, Z.T):
+        for t in (0.0, 1.0, 2.5, 100.0):
+            C_ref, s_ref = svt(M, t)
+            C, s = svt_gram(M, t)
+            np.testing.assert_allclose(C, C_ref, atol=1e-12)
+            np.testing.assert_allclose(s, s_ref[s_ref > 0], rtol=1e-12)
+    mod = mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)
+    lam, table = mod._cv(12, 4, 1e-8, 5000, False)
+    lam_ref, table_ref = NuclearNorm._cv(mod, 12, 4, 1e-8, 5000, False)
+    assert lam == lam_ref
+    np.testing.assert_allclose(table.cv_mse, table_ref.cv_mse, rtol=1e-9)
