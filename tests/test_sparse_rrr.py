@@ -197,7 +197,7 @@ def test_gram_svt_and_nuclear_contrast_cv_match_the_reference(sim):
             C_ref, s_ref = svt(M, t)
             C, s = svt_gram(M, t)
             np.testing.assert_allclose(C, C_ref, atol=1e-12)
-            np.testing.assert_allclose(s, s_ref[s_ref > 0], rtol=1e-12)
+            np.testing.assert_allclose(np.sort(s)[::-1], s_ref[s_ref > 0], rtol=1e-12)
     mod = mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)
     lam, table = mod._cv(12, 4, 1e-8, 5000, False)
     lam_ref, table_ref = NuclearNorm._cv(mod, 12, 4, 1e-8, 5000, False)
