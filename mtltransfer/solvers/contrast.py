@@ -7,7 +7,8 @@ same stopping rule) with two savings per iteration:
 * singular value thresholding from the eigendecomposition of the small Gram matrix
   (``Z^T Z`` or ``Z Z^T``; :func:`svt_gram`), about half the cost of an SVD;
 * the nuclear norm of the objective is the sum of the thresholded singular values
-  (no second SVD).
+  (no second SVD), and ``Sxx Z`` of the extrapolated point follows from ``Sxx C`` by
+  linearity (one p x p by p x q product a step instead of two).
 
 Squaring the matrix loses no accuracy that matters here: an eigenvalue ``s^2`` is
 computed to ``eps s_max^2``, so a kept singular value ``s >= t`` to
@@ -20,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from ..gram import quadratic_loss
 from ._base import SolverResult, warn_not_converged
 
 
@@ -69,17 +69,25 @@ def nuclear_norm_apg_gram(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter
     converged = False
     crit = np.inf
     it = 0
+    SxxC = Sxx @ C
+    SxxZ = SxxC.copy()
+    trSyy = 0.5 * float(np.trace(Syy))
     for it in range(1, max_iter + 1):
-        C_new, s = svt_gram(Z - (Sxx @ Z - Sxy) / L, lam / L)
+        C_new, s = svt_gram(Z - (SxxZ - Sxy) / L, lam / L)
+        SxxC_new = Sxx @ C_new      # one product a step: Sxx Z follows by linearity
         crit = L * np.linalg.norm(C_new - Z) / max(1.0, L * np.linalg.norm(C_new))
-        obj = quadratic_loss(Sxx, Sxy, Syy, C_new) + lam * float(s.sum())
+        # (1/2n)||Y - XC||^2 = tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2, plus lam ||C||_*
+        obj = trSyy - np.sum(Sxy * C_new) + 0.5 * np.sum(SxxC_new * C_new) + \
+            lam * float(s.sum())
         hist["objective"].append(obj)
         hist["criterion"].append(crit)
         if obj > obj_old:  # adaptive restart: drop the momentum
             t = 1.0
         t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        Z = C_new + ((t - 1.0) / t_new) * (C_new - C)
-        C, t, obj_old = C_new, t_new, obj
+        beta = (t - 1.0) / t_new
+        Z = C_new + beta * (C_new - C)
+        SxxZ = SxxC_new + beta * (SxxC_new - SxxC)
+        C, SxxC, t, obj_old = C_new, SxxC_new, t_new, obj
         if crit < tol:
             converged = True
             break
