@@ -171,6 +171,10 @@ def test_results_api(model, sim, tmp_path):
     arr = model(sim.Y, np.column_stack([np.ones(80), sim.X])).fit(rank=2)
     np.testing.assert_allclose(arr.coef, res.coef, atol=1e-8)   # the constant: intercept
     assert model._method in res.summary().as_text()
+    assert res.bic == pytest.approx(-2 * res.llf + np.log(80) * res.k_params, rel=1e-12)
+    assert all(isinstance(v, pd.DataFrame) for v in res.tuning.values())
+    h = res.history
+    assert len(h) == 0 or (h.index[0] == 1 and h.index[-1] == len(h) == res.n_iter)
     # the intercept makes the mean prediction the mean response
     np.testing.assert_allclose(res.fittedvalues.mean().to_numpy(), sim.Y.mean(0),
                                atol=1e-10)
