@@ -353,6 +353,14 @@ class RSSVD(_RankedModel):
         sol = sr.rssvd(Sxx, Sxy, Syy, rank, self.nobs, gamma=gamma, n_lams=n_lams,
                        criterion=criterion, layer_lams=lam, tol=tol, max_iter=max_iter)
         e = sol.extra
+        if not sol.converged:
+            import warnings
+
+            from ..exceptions import ConvergenceWarning
+            warnings.warn(f"RSSVD: some unit-rank fits along the layers' paths did not "
+                          f"converge in max_iter={max_iter} alternations (tol={tol:.3g}); "
+                          "increase max_iter or loosen tol", ConvergenceWarning,
+                          stacklevel=2)
         tuning["ic_path"] = pd.concat(
             [pd.DataFrame(pth).assign(layer=k + 1) for k, pth in enumerate(e["paths"]) if pth],
             ignore_index=True) if any(e["paths"]) else pd.DataFrame()
