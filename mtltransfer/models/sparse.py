@@ -203,7 +203,7 @@ class SOFAR(_RankedModel):
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)
         Sxx, Sxy, Syy = self.moments()
-        p, q, n = self.k_exog, self.k_endog, self.nobs
+        p, n = self.k_exog, self.nobs
         xrank = self.design_svd.rank
         start, weights, lam_max = sf.sofar_start(Sxx, Sxy, rank, gamma)
         ts = np.logspace(-6, 0, n_lams)
