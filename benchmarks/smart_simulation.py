@@ -24,12 +24,17 @@ Methods:
                   r_u = r_v = 10, lambda by the BIC path (``--smart-lam`` fixes lambda)
     SMART tuned   SMART(...).fit(): rank by RSC, (r_u, r_v) by CV, lambda by BIC
     RRR           ReducedRank(Y, X).fit(rank=5) (the true rank; exp2: the given rank)
+    SRRR, SOFAR, RSSVD
+                  SparseReducedRank / SOFAR / RSSVD(Y, X).fit(rank=5): rrpack's sparse
+                  comparators, given the rank as RRR is, their penalties tuned
     Ridge         Ridge(Y, X).fit() (alpha by GCV)
     NuclearNorm   NuclearNorm(Y, X).fit() (lambda by 5-fold CV)
     source C0     the source matrix itself (no fit)
 
 Metric: average Frobenius error ||C_hat - C*||_F / sqrt(pq). Tables show mean +- standard
-error over the seeds, mean wall time per method (model construction, i.e. the one pass
+error over the seeds beside the published mean of the paper's figures and the ratio
+ours / published (``--published PATH``, by default ``shared/paper/
+smart_v1_published_means.csv`` beside the repository; "n/a" where there is none), mean wall time per method (model construction, i.e. the one pass
 over the rows, plus the fit, with all tuning) and, in parentheses, its CPU time (the
 honest measure on a shared machine: BLAS runs single-threaded), the mean number of ADMM
 iterations of the final SMART fit ("iter", as ``res.n_iter`` reports it; the fit is
@@ -66,6 +71,7 @@ Usage::
 
     python benchmarks/smart_simulation.py [--models I,II,III] [--experiments 1,2,3,4]
         [--reps 5] [--n 200,500] [--methods "SMART fixed,RRR"] [--csv DIR] [--quick]
+        [--published PATH]
 """
 
 from __future__ import annotations
