@@ -34,8 +34,9 @@ Methods:
 Metric: average Frobenius error ||C_hat - C*||_F / sqrt(pq). Tables show mean +- standard
 error over the seeds beside the published mean of the paper's figures and the ratio
 ours / published (``--published PATH``, by default ``shared/paper/
-smart_v1_published_means.csv`` beside the repository; "n/a" where there is none), mean wall time per method (model construction, i.e. the one pass
-over the rows, plus the fit, with all tuning) and, in parentheses, its CPU time (the
+smart_v1_published_means.csv`` beside the repository; "n/a" where there is none),
+mean wall time per method (model construction, i.e. the one pass over the rows, plus the
+fit, with all tuning) and, in parentheses, its CPU time (the
 honest measure on a shared machine: BLAS runs single-threaded), the mean number of ADMM
 iterations of the final SMART fit ("iter", as ``res.n_iter`` reports it; the fit is
 warm-started from the lambda path) and of the whole BIC lambda path on all rows ("path
