@@ -24,13 +24,19 @@ Methods:
                   r_u = r_v = 10, lambda by the BIC path (``--smart-lam`` fixes lambda)
     SMART tuned   SMART(...).fit(): rank by RSC, (r_u, r_v) by CV, lambda by BIC
     RRR           ReducedRank(Y, X).fit(rank=5) (the true rank; exp2: the given rank)
+    SRRR, SOFAR, RSSVD
+                  SparseReducedRank / SOFAR / RSSVD(Y, X).fit(rank=5): rrpack's sparse
+                  comparators, given the rank as RRR is, their penalties tuned
     Ridge         Ridge(Y, X).fit() (alpha by GCV)
     NuclearNorm   NuclearNorm(Y, X).fit() (lambda by 5-fold CV)
     source C0     the source matrix itself (no fit)
 
 Metric: average Frobenius error ||C_hat - C*||_F / sqrt(pq). Tables show mean +- standard
-error over the seeds, mean wall time per method (model construction, i.e. the one pass
-over the rows, plus the fit, with all tuning) and, in parentheses, its CPU time (the
+error over the seeds beside the published mean of the paper's figures and the ratio
+ours / published (``--published PATH``, by default ``shared/paper/
+smart_v1_published_means.csv`` beside the repository; "n/a" where there is none),
+mean wall time per method (model construction, i.e. the one pass over the rows, plus the
+fit, with all tuning) and, in parentheses, its CPU time (the
 honest measure on a shared machine: BLAS runs single-threaded), the mean number of ADMM
 iterations of the final SMART fit ("iter", as ``res.n_iter`` reports it; the fit is
 warm-started from the lambda path) and of the whole BIC lambda path on all rows ("path
@@ -66,6 +72,7 @@ Usage::
 
     python benchmarks/smart_simulation.py [--models I,II,III] [--experiments 1,2,3,4]
         [--reps 5] [--n 200,500] [--methods "SMART fixed,RRR"] [--csv DIR] [--quick]
+        [--published PATH]
 """
 
 from __future__ import annotations
@@ -110,8 +117,20 @@ RANKS = [1, 3, 5, 7, 9, 11]
 STRUCTURAL_RANKS = [0, 3, 5, 7, 10, 15, 20]
 SIGMA0S = [0.0, 0.01, 0.02, 0.05, 0.1, 0.5]
 TRUE_RANK, BASE_STRUCTURAL_RANK, BASE_SIGMA0 = 5, 10, 0.01
-METHODS = ["SMART fixed", "SMART tuned", "RRR", "Ridge", "NuclearNorm", "source C0",
-           "RidgeToSource", "NuclearContrast", "SubspaceRRR", "Mixture"]
+METHODS = ["SMART fixed", "SMART tuned", "RRR", "SRRR", "SOFAR", "RSSVD", "Ridge",
+           "NuclearNorm", "source C0", "RidgeToSource", "NuclearContrast", "SubspaceRRR",
+           "Mixture"]
+# rrpack's sparse reduced-rank comparators, given the rank as RRR is (their penalties tuned)
+SPARSE = {"SRRR": mt.SparseReducedRank, "SOFAR": mt.SOFAR, "RSSVD": mt.RSSVD}
+# the published means (Zhao, Kolar and Lv, v1): method -> column of the CSV
+PUBLISHED_COLUMNS = {"RRR": "RRR", "SRRR": "SRRR", "SOFAR": "SOFAR", "RSSVD": "RSSVD",
+                     "SMART fixed": "SMART_fixed", "SMART tuned": "SMART"}
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the project's shared folder sits beside the repository (or beside its worktree folder)
+DEFAULT_PUBLISHED = next(
+    (f for f in (os.path.join(_ROOT, *up, "shared", "paper", "smart_v1_published_means.csv")
+                 for up in (("..",), ("..", ".."))) if os.path.exists(f)),
+    os.path.join(_ROOT, "..", "shared", "paper", "smart_v1_published_means.csv"))
 # the source-aware transfer baselines (same source, no source rows), fully tuned
 TRANSFER = {"RidgeToSource": mt.RidgeToSource, "NuclearContrast": mt.NuclearContrast,
             "SubspaceRRR": mt.SourceSubspaceRRR, "Mixture": mt.SourceMixture}
@@ -178,6 +197,8 @@ def fit_method(method, X, Y, C0, rank, srank, args):
             res = None
         elif method in TRANSFER:
             res = TRANSFER[method](Y, X, source=C0, **kw).fit()
+        elif method in SPARSE:
+            res = SPARSE[method](Y, X, **kw).fit(rank=rank)
         else:  # pragma: no cover - guarded by the argument parser
             raise ValueError(method)
         info["time"] = time.perf_counter() - t0
@@ -214,6 +235,8 @@ def fit_method(method, X, Y, C0, rank, srank, args):
         info["lam_u"] = float(res.lam)
     elif method in ("SubspaceRRR", "Mixture"):
         info["rank_used"] = int(res.rank)
+    elif method in SPARSE:
+        info["rank_used"] = int(res.hyperparameters.get("fitted_rank", res.rank))
     return res.coef, info
 
 
@@ -234,7 +257,7 @@ def cache_key(method, rank, srank, X, Y, C, C0):
         return (method, _digest(X, Y, C, C0))
     if method == "source C0":
         return (method, _digest(C, C0))
-    if method == "RRR":
+    if method == "RRR" or method in SPARSE:
         return (method, rank, _digest(X, Y, C))
     return (method, _digest(X, Y, C))  # Ridge, NuclearNorm: target data only
 
@@ -299,12 +322,41 @@ def _se(x):
     return float(np.std(x, ddof=1) / np.sqrt(x.size)) if x.size > 1 else np.nan
 
 
-def tables(df, methods):
-    """Error table (mean +- s.e.) and time / iterations / non-convergence table.
+def load_published(path):
+    """The published means as ``{(model, experiment, value): {method: mean}}``, or None
+    when the file is absent. The CSV's columns: ``model`` ("ModelI"), ``experiment``
+    ("exp1"), ``x`` (the setting) and one column per method (:data:`PUBLISHED_COLUMNS`)."""
+    if not path or not os.path.exists(path):
+        return None
+    pub = pd.read_csv(path, comment="#")
+    out = {}
+    for _, row in pub.iterrows():
+        key = (str(row["model"]).replace("Model", ""), int(str(row["experiment"])[3:]),
+               float(row["x"]))
+        out[key] = {m: float(row[c]) for m, c in PUBLISHED_COLUMNS.items()
+                    if c in pub.columns and np.isfinite(row[c])}
+    return out
+
+
+def published_cell(published, model, exp, value, method, mean):
+    """``published (ours/published)``, or ``n/a`` when there is no published mean."""
+    if published is None:
+        return "n/a"
+    ref = published.get((model, exp, float(value)), {}).get(method)
+    if ref is None:
+        return "n/a"
+    ratio = mean / ref if np.isfinite(mean) else np.nan
+    return f"{ref:.4f} ({ratio:.2f})"
+
+
+def tables(df, methods, published=None):
+    """Error table (mean +- s.e. | published mean (ours / published)) and time /
+    iterations / non-convergence table.
 
     One row per setting; a cell averaged over fewer seeds than the most of the table
     shows that count in brackets.
     """
+    model, exp = df["model"].iloc[0], int(df["experiment"].iloc[0])
     setting = df["setting"].iloc[0]
     values = pd.Index(list(dict.fromkeys(df["value"])), name=setting)
     full = int(df.groupby(["value", "method"])["rep"].nunique().max())
@@ -324,7 +376,9 @@ def tables(df, methods):
             cells.append(f"{mu:.4f}" + (f" ± {se:.4f}" if np.isfinite(se) else "") +
                          (f" [{int(k)}]" if k < full else "") +
                          (f" ({int(size - k)} failed)" if size > k else ""))
-        err_tab[m] = cells
+        err_tab[m] = [c if c in ("-", "failed") else
+                      f"{c} | {published_cell(published, model, exp, v, m, mu)}"
+                      for c, v, mu in zip(cells, values, e["_mean"])]
         if m != "source C0":
             wall = d["time"].mean().reindex(values)
             cpu = (d["cpu"].mean() if "cpu" in df else wall * np.nan).reindex(values)
@@ -349,15 +403,17 @@ def tables(df, methods):
     return err_tab, tim
 
 
-def print_tables(df, exp, model, methods, reps, elapsed, what="wall"):
+def print_tables(df, exp, model, methods, reps, elapsed, what="wall", published=None):
     p, q, base_n = MODELS[model]
-    err_tab, tim = tables(df, methods)
+    err_tab, tim = tables(df, methods, published)
     head = (f"exp{exp} ({EXPERIMENTS[exp][1]}), Model-{model} (p={p}, q={q}"
             + ("" if exp == 1 else f", n={base_n}") + f"), {reps} seed(s), "
             f"{elapsed:.0f} s {what}")
     print("\n" + head + "\n" + "=" * len(head))
-    print("average Frobenius error ||C_hat - C*||_F / sqrt(pq), mean ± s.e.")
-    print(err_tab.to_string())
+    print("average Frobenius error ||C_hat - C*||_F / sqrt(pq): ours, mean ± s.e. | the "
+          "published mean over 100 repetitions (ours / published); one row per method")
+    with pd.option_context("display.width", 250, "display.max_colwidth", 60):
+        print(err_tab.T.to_string())
     print("mean wall time [s] (CPU time [s]); mean ADMM iterations of the final SMART "
           "fit (iter) and of its BIC lambda path (path it); non-converged fits")
     with pd.option_context("display.width", 200):
@@ -369,7 +425,7 @@ def print_tables(df, exp, model, methods, reps, elapsed, what="wall"):
     sys.stdout.flush()
 
 
-def report(folders):
+def report(folders, published=None):
     """Print the tables of every experiment x model found in the CSV folders."""
     import glob
 
@@ -387,7 +443,7 @@ def report(folders):
         reps = d["rep"].nunique()
         print_tables(d.drop_duplicates(["value", "rep", "method"], keep="last"), exp, model,
                      methods, reps, d.loc[~d["cached"].astype(bool), "time"].sum(),
-                     what="of fitting")
+                     what="of fitting", published=published)
 
 
 def _parse_list(s, cast=str):
@@ -417,9 +473,13 @@ def main(argv=None):
                     help="fit nothing: print the tables of the CSVs written by --csv "
                          "(rows of several directories are combined, e.g. runs of "
                          "different methods)")
+    ap.add_argument("--published", default=DEFAULT_PUBLISHED, metavar="PATH",
+                    help="CSV of the published means (default: %(default)s; 'n/a' is "
+                         "printed when it does not exist)")
     args = ap.parse_args(argv)
+    published = load_published(args.published)
     if args.report:
-        return report(_parse_list(args.report))
+        return report(_parse_list(args.report), published)
     models = _parse_list(args.models)
     exps = _parse_list(args.experiments, int)
     args.methods = _parse_list(args.methods)
@@ -443,7 +503,8 @@ def main(argv=None):
         for exp in exps:
             t0 = time.perf_counter()
             df = run(exp, model, args, cache, errors_seen)
-            print_tables(df, exp, model, args.methods, args.reps, time.perf_counter() - t0)
+            print_tables(df, exp, model, args.methods, args.reps, time.perf_counter() - t0,
+                         published=published)
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
 
 

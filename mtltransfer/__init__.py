@@ -8,6 +8,8 @@ SharedRepresentation
     Many regression tasks sharing a d x k linear representation; transfer to new tasks.
 OLS, Ridge, ReducedRank, NuclearNorm
     Target-only multi-response baselines with the same results API.
+SparseReducedRank, SOFAR, RSSVD
+    The sparse reduced-rank comparators of the R package rrpack.
 """
 
 from .exceptions import ConvergenceWarning, MtlWarning, SingularMatrixWarning, ValueWarning
@@ -18,12 +20,14 @@ from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
 from .models.smart import SMART, SMARTResults
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
+from .models.sparse import RSSVD, SOFAR, SparseReducedRank
 from . import datasets
 from .screening import MarginalScreening
 
 __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
            "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
            "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
+           "SparseReducedRank", "SOFAR", "RSSVD",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
            "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning",
            "MarginalScreening"]

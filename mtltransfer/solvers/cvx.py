@@ -392,3 +392,56 @@ def shared_rep_nuclear_norm(X, y, task, T, lam):
     prob = cp.Problem(cp.Minimize(fit + lam * cp.normNuc(Theta)))
     _solve(prob)
     return Theta.value
+
+
+# ---- SparseReducedRank subproblem ----------------------------------------------------
+def _srrr_u_twin(Sxx, weights, r):
+    """``min_U ||R U||_F^2 / 2 - <P, U> + lam sum_j w_j ||U_j.||_2`` (``R^T R = Sxx``) with
+    parameters P (= Sxy V) and lam >= 0."""
+    p = Sxx.shape[0]
+    U = cp.Variable((p, r))
+    P = cp.Parameter((p, r))
+    lam = cp.Parameter(nonneg=True)
+    R = _sqrt_psd(Sxx)
+    obj = 0.5 * cp.sum_squares(R @ U) - cp.sum(cp.multiply(P, U)) + \
+        lam * cp.sum(cp.multiply(np.asarray(weights, dtype=float), cp.norm(U, 2, axis=1)))
+    return _Twin(cp.Problem(cp.Minimize(obj)), U, P=P, lam=lam)
+
+
+def srrr_u_step_cvx(Sxx, SxyV, lam, weights=None, *, inaccurate="warn", **solver_opts):
+    """The convex U-step of SparseReducedRank at fixed V (``V^T V = I``), in CVXPY:
+
+        min_U  (1/2) tr(U^T Sxx U) - <Sxy V, U> + lam sum_j w_j ||U_j.||_2.
+
+    The problem is built once per (Sxx, weights, r) (and thread) with ``Sxy V`` and lam as
+    ``cp.Parameter`` s, so the block coordinate descent's repeated U-steps only re-solve.
+
+    Parameters
+    ----------
+    Sxx : ndarray (p, p)
+    SxyV : ndarray (p, r)
+    lam : float
+        >= 0.
+    weights : ndarray (p,), optional
+        Group weights (ones by default).
+    inaccurate : {"warn", "raise"}
+    **solver_opts
+        Passed to ``Problem.solve``.
+
+    Returns
+    -------
+    (U, objective) : (ndarray (p, r), float)
+        The optimal value of the problem above (no constant term).
+    """
+    import hashlib
+
+    Sxx = np.asarray(Sxx, dtype=float)
+    SxyV = np.asarray(SxyV, dtype=float)
+    p, r = SxyV.shape
+    w = np.ones(p) if weights is None else np.asarray(weights, dtype=float)
+    if lam < 0 or not np.isfinite(lam):
+        raise ValueError(f"lam must be finite and >= 0; got {lam!r}")
+    h = hashlib.sha1(np.ascontiguousarray(Sxx).tobytes() + w.tobytes()).hexdigest()
+    twin = _cached_twin(("srrr_u", p, r, h), lambda: _srrr_u_twin(Sxx, w, r))
+    val = twin.solve(solver_opts, inaccurate, P=SxyV, lam=float(lam))
+    return np.array(twin.variable.value, dtype=float), float(val)
