@@ -67,7 +67,7 @@ class NuclearContrast(SourceModel, NuclearNorm):
 
         from scipy import linalg
 
-        from ..gram import kfold_stats, offset_moments
+        from ..gram import offset_moments
         from ..solvers import prox
         from ..solvers.contrast import nuclear_norm_apg_gram
 
@@ -75,7 +75,7 @@ class NuclearContrast(SourceModel, NuclearNorm):
         C0 = self.offset()
         _, Sxy, _ = offset_moments(*self.moments(), C0)
         lams = prox.nuclear_norm_lam_max(Sxy) * np.logspace(0, -3, n_lams)
-        folds = kfold_stats(self.exog, self.endog, n_folds)
+        folds = self.fold_stats(n_folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
         moments = [offset_moments(*t.moments(center=center), C0) for t in trains]

@@ -49,7 +49,7 @@ def nuclear_rank(s, rtol=RANK_RTOL):
 
 def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
                                   name="accelerated proximal gradient", warn=True,
-                                  verbose=False):
+                                  verbose=False, affine_gradient=False):
     """Minimise ``F(x) = f(x) + h(x)`` by FISTA with a monotone restart.
 
     ``f`` is smooth with an ``L``-Lipschitz gradient (``L = lipschitz``), ``h`` has a
@@ -91,6 +91,11 @@ def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
     name : str
         Used in the warning.
     warn, verbose : bool
+    affine_gradient : bool
+        Whether ``grad f`` is affine (f quadratic). Then ``grad f(v+)`` is
+        ``grad f(x+) + ((a - 1) / a+) (grad f(x+) - grad f(x))``, formed from the gradients
+        at the iterates, so each iteration evaluates ``smooth`` once (at x+, with its
+        gradient) instead of twice.
 
     Returns
     -------
@@ -105,18 +110,23 @@ def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
     scale = max(float(np.linalg.norm(g0)), np.finfo(float).tiny)
     F = smooth(x, False)[0] + prox(x, 0.0)[1]
     v, a = x.copy(), 1.0
+    g_x = g_v = smooth(x, True)[1] if affine_gradient else None
     hist = {"objective": [], "criterion": []}
     aux, n_iter, crit, restarts, stop = None, 0, np.inf, 0, "max_iter"
     for _ in range(max_iter):
-        g = smooth(v, True)[1]
+        g = g_v if affine_gradient else smooth(v, True)[1]
         x_new, h_new, aux_new = prox(v - g / L, 1.0 / L)
-        F_new = smooth(x_new, False)[0] + h_new
+        f_new, g_new = smooth(x_new, affine_gradient)
+        F_new = f_new + h_new
         if F_new > F and a > 1.0:                 # restart: drop the momentum, redo
-            v, a, restarts = x.copy(), 1.0, restarts + 1
+            v, a, g_v, restarts = x.copy(), 1.0, g_x, restarts + 1
             continue
         crit = L * float(np.linalg.norm(v - x_new)) / scale
         a_new = (1.0 + np.sqrt(1.0 + 4.0 * a * a)) / 2.0
-        v = x_new + ((a - 1.0) / a_new) * (x_new - x)
+        beta = (a - 1.0) / a_new
+        v = x_new + beta * (x_new - x)
+        if affine_gradient:
+            g_v, g_x = g_new + beta * (g_new - g_x), g_new
         x, F, a, aux, n_iter = x_new, F_new, a_new, aux_new, n_iter + 1
         hist["objective"].append(float(F))
         hist["criterion"].append(crit)
@@ -133,15 +143,17 @@ def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
                         extra={"lipschitz": L, "aux": aux, "restarts": restarts})
 
 
-def nuclear_prox(lam):
+def nuclear_prox(lam, threshold=None):
     """The prox of ``lam ||.||_*`` in the form :func:`accelerated_proximal_gradient` takes.
 
     ``prox(Z, step) = (SVT_{step lam}(Z), lam ||SVT(Z)||_*, s)`` with ``s`` the thresholded
     singular values: the nuclear norm of the output comes from the SVD the threshold
-    already computed.
+    already computed. ``threshold`` replaces :func:`svt` (same signature).
     """
+    threshold = svt if threshold is None else threshold
+
     def prox(Z, step):
-        X, s = svt(Z, step * lam)
+        X, s = threshold(Z, step * lam)
         return X, lam * float(s.sum()), s
     return prox
 
@@ -152,7 +164,7 @@ def nuclear_norm_objective(Sxx, Sxy, Syy, C, lam):
 
 
 def nuclear_norm_apg(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter=5000,
-                     lipschitz=None, warn=True):
+                     lipschitz=None, warn=True, threshold=None):
     """Minimise (1/2n)||Y - XC||_F^2 + lam ||C||_* by accelerated proximal gradient.
 
     The smooth part ``f(C) = tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2`` has gradient
@@ -173,6 +185,10 @@ def nuclear_norm_apg(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter=5000
         Precomputed lambda_max(Sxx) (saves an eigenvalue computation along a path).
     warn : bool
         Issue a ConvergenceWarning when ``tol`` is not met.
+    threshold : callable, optional
+        ``threshold(Z, t) -> (SVT_t(Z), thresholded singular values)``: :func:`svt`
+        (default) or an equivalent such as
+        :func:`mtltransfer.solvers.contrast.svt_gram`.
 
     Returns
     -------
@@ -185,10 +201,15 @@ def nuclear_norm_apg(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter=5000
     L = lipschitz if lipschitz is not None else float(linalg.eigvalsh(Sxx)[-1])
     C0 = np.zeros((p, q)) if C_init is None else np.asarray(C_init, dtype=float)
 
-    def smooth(C, grad):
-        return quadratic_loss(Sxx, Sxy, Syy, C), (Sxx @ C - Sxy if grad else None)
+    half_tr_syy = 0.5 * float(np.trace(Syy))
 
-    res = accelerated_proximal_gradient(smooth, nuclear_prox(lam), C0, L, tol=tol,
+    def smooth(C, grad):
+        SxxC = Sxx @ C            # one product gives f and its gradient
+        f = half_tr_syy - float(np.sum(Sxy * C)) + 0.5 * float(np.sum(SxxC * C))
+        return f, (SxxC - Sxy if grad else None)
+
+    res = accelerated_proximal_gradient(smooth, nuclear_prox(lam, threshold), C0, L,
+                                        affine_gradient=True, tol=tol,
                                         max_iter=max_iter, warn=warn,
                                         name="NuclearNorm proximal gradient")
     return nuclear_extras(res)
