@@ -48,9 +48,10 @@ data.head(3)
 # %% [markdown]
 # ## Choosing k and fitting
 #
-# `fit(k=None)` chooses k by BIC, refitting for every candidate up to min(d, T). When
-# a plausible range is known, it is quicker to fit a few values and compare their BIC
-# (smaller is better) yourself.
+# `fit()` treats the task weights as random effects and chooses k by BIC on the
+# marginal likelihood (candidates screened on small per-task statistics, the choice
+# checked on the rows). The BIC of a few fixed values can also be compared directly
+# (smaller is better).
 
 # %%
 model = mt.SharedRepresentation.from_formula(formula, data, groups="task")
