@@ -390,7 +390,6 @@ def default_structural_grid(rank, p, q, C0_rank=None):
     (with a single response, r_v = q = 1 and only U is penalised). ``(p, q)`` is the
     target-only reduced-rank fit, the fallback that protects against a misleading source.
     """
-    m = max(p, q)
     cand = {rank, int(np.ceil(1.5 * rank)), 2 * rank, 3 * rank, 4 * rank}
     if C0_rank is not None and C0_rank < min(p, q):
         cand.add(int(C0_rank))

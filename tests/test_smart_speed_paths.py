@@ -8,7 +8,7 @@ import pytest
 
 import mtltransfer as mt
 from mtltransfer.gram import kfold_stats
-from mtltransfer.selection import cv_structural_rank, smart_lambda_path, tune_smart
+from mtltransfer.selection import cv_structural_rank, smart_lambda_path
 from mtltransfer.solvers.admm import smart_admm, smart_verify
 from mtltransfer.solvers.smart_problem import SmartProblem, source_svd
 

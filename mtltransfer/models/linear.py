@@ -321,6 +321,9 @@ class NuclearNorm(MultiResponseModel):
                                 chosen_by={"lam": how}, solver=sol,
                                 df_model=r * (p + q - r), tuning=tuning)
 
+    #: singular value thresholding of the CV path (None: :func:`prox.svt`)
+    _cv_threshold = None
+
     def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
         """K-fold CV along lam_max * logspace(0, -3, n_lams), all folds in lockstep.
 
@@ -347,13 +350,15 @@ class NuclearNorm(MultiResponseModel):
             for k, (held, train) in enumerate(zip(folds, trains)):
                 sol = prox.nuclear_norm_apg(*moments[k], lam, C_init=warm[k],
                                             tol=max(tol, 1e-5), max_iter=max_iter,
-                                            lipschitz=lips[k], warn=False)
+                                            lipschitz=lips[k], warn=False,
+                                            threshold=self._cv_threshold)
                 warm[k] = sol.coef
                 C = sol.coef if C0 is None else C0 + sol.coef
                 e += held.n * validation_loss(held, train, C, center=center)
             err.append(e / (self.nobs * self.k_endog))
             if verbose:
-                print(f"NuclearNorm CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}", file=sys.stderr)
+                print(f"{type(self).__name__} CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}",
+                      file=sys.stderr)
             best = argmin_simplest(err)
             if i - best >= patience:
                 break

@@ -56,48 +56,14 @@ class NuclearContrast(SourceModel, NuclearNorm):
     def offset(self):
         return self.source
 
-    def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
-        """K-fold CV along lam_max * logspace(0, -3, n_lams), as
-        :meth:`mtltransfer.NuclearNorm._cv` (folds in lockstep, warm-started, screened at
-        tolerance ``max(tol, 1e-5)``, stopped after ``patience`` rises), with the same
-        iterations thresholded through the small Gram matrix
-        (:func:`mtltransfer.solvers.contrast.nuclear_norm_apg_gram`).
-        """
-        import sys
+    @staticmethod
+    def _cv_threshold(Z, t):
+        """The CV path thresholds through the small Gram matrix
+        (:func:`mtltransfer.solvers.contrast.svt_gram`): the same iterates as
+        :func:`~mtltransfer.solvers.prox.svt` to 1e-9, at about half the cost."""
+        from ..solvers.contrast import svt_gram
 
-        from scipy import linalg
-
-        from ..gram import offset_moments
-        from ..solvers import prox
-        from ..solvers.contrast import nuclear_norm_apg_gram
-
-        center = self.center
-        C0 = self.offset()
-        _, Sxy, _ = offset_moments(*self.moments(), C0)
-        lams = prox.nuclear_norm_lam_max(Sxy) * np.logspace(0, -3, n_lams)
-        folds = self.fold_stats(n_folds)
-        total = total_stats(folds)
-        trains = [total - held for held in folds]
-        moments = [offset_moments(*t.moments(center=center), C0) for t in trains]
-        lips = [float(linalg.eigvalsh(m[0])[-1]) for m in moments]
-        warm = [None] * n_folds
-        err = []
-        for i, lam in enumerate(lams):
-            e = 0.0
-            for k, (held, train) in enumerate(zip(folds, trains)):
-                sol = nuclear_norm_apg_gram(*moments[k], lam, C_init=warm[k],
-                                            tol=max(tol, 1e-5), max_iter=max_iter,
-                                            lipschitz=lips[k], warn=False)
-                warm[k] = sol.coef
-                e += held.n * validation_loss(held, train, C0 + sol.coef, center=center)
-            err.append(e / (self.nobs * self.k_endog))
-            if verbose:
-                print(f"NuclearContrast CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}",
-                      file=sys.stderr)
-            if i - argmin_simplest(err) >= patience:
-                break
-        table = pd.DataFrame({"lam": lams[:len(err)], "cv_mse": err})
-        return float(lams[argmin_simplest(err)]), table
+        return svt_gram(Z, t)
 
 
 def _subspace_rrr(Sxx, Sxy, U0u, V0v, rank):
