@@ -259,6 +259,17 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
                      const_value=const_value, implicit_constant=implicit)
 
 
+def _check_numeric_responses(lhs_info):
+    """Refuse a response term that patsy dummy-codes (categorical, or several columns)."""
+    for term, cols in lhs_info.term_name_slices.items():
+        if cols.stop - cols.start != 1 or any(
+                f.type == "categorical" for f in
+                (lhs_info.factor_infos[fac] for fac in
+                 lhs_info.terms[list(lhs_info.term_names).index(term)].factors)):
+            raise TypeError(f"response {term!r} in the formula is not numeric (it would be "
+                            "dummy-coded into several columns); responses must be numeric")
+
+
 def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=None,
                  hash_rows=False):
     """Build :class:`ModelData` from a patsy formula such as ``"Y1 + Y2 ~ x1 + C(g)"``.
@@ -317,13 +328,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
         raise TypeError(f"a formula column is not numeric: {err}"
                         f"{_shadow_hint(formula, env.namespace)}") from None
     lhs_info = Yf.design_info
-    for term, cols in lhs_info.term_name_slices.items():
-        if cols.stop - cols.start != 1 or any(
-                f.type == "categorical" for f in
-                (lhs_info.factor_infos[fac] for fac in
-                 lhs_info.terms[list(lhs_info.term_names).index(term)].factors)):
-            raise TypeError(f"response {term!r} in the formula is not numeric (it would be "
-                            "dummy-coded into several columns); responses must be numeric")
+    _check_numeric_responses(lhs_info)
     if max_endog is not None and Yf.shape[1] > max_endog:
         raise ValueError(f"formula has {Yf.shape[1]} response columns; this model takes at "
                          f"most {max_endog}")
