@@ -56,10 +56,11 @@ class MarginalScreening:
     kind : {"regression", "correlation"}
         Marginal slope or marginal correlation.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
+    Attributes
+    ----------
     scores : Series
-        Score of every predictor, indexed by name.
+        Score of every predictor, indexed by name (this and the following are set by
+        :meth:`fit`).
     kept : list of str
         Names of the kept predictors, in their original order.
     support : ndarray of bool
