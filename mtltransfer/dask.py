@@ -39,6 +39,7 @@ from scipy import linalg
 
 from . import design
 from .gram import SufficientStats, offset_moments
+from .io import RemovedRows
 from .models.base import PenalizedResults, check_backend, check_positive, \
     warn_penalty_scale
 from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
@@ -66,7 +67,7 @@ def _require_dask():
                           f"{_EXTRA} (dask[dataframe,distributed] and pyarrow)") from err
 
 
-class RowsOnCluster:
+class RowsOnCluster(RemovedRows):
     """Stands in for the rows of a model fitted from a Dask DataFrame.
 
     Only the shape is known (``shape``, ``ndim``, ``len()``): the rows stay on the
@@ -75,31 +76,6 @@ class RowsOnCluster:
 
     _MESSAGE = ("the rows of a model fitted from a Dask DataFrame stay on the cluster; use "
                 "results.predict(ddf) for fitted values or residuals")
-
-    def __init__(self, shape):
-        self.shape = tuple(int(s) for s in shape)
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __repr__(self):
-        return f"<RowsOnCluster: shape {self.shape}>"
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raise ValueError(f"{self._MESSAGE} (.{name} needs them)")
-
-    def _refuse(self, *args, **kwargs):
-        raise ValueError(self._MESSAGE)
-
-    __array__ = __getitem__ = __iter__ = __neg__ = _refuse
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
-    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _refuse
 
 
 # ---- design ----------------------------------------------------------------------------

@@ -96,6 +96,9 @@ class RemovedRows:
         The shape of the array that was removed.
     """
 
+    #: why the values are not there (subclasses say it their way)
+    _MESSAGE = _ROWS_REMOVED
+
     def __init__(self, shape):
         self.shape = tuple(int(s) for s in shape)
 
@@ -107,15 +110,15 @@ class RemovedRows:
         return self.shape[0]
 
     def __repr__(self):
-        return f"<RemovedRows: shape {self.shape}; {_ROWS_REMOVED}>"
+        return f"<{type(self).__name__}: shape {self.shape}; {self._MESSAGE}>"
 
     def __getattr__(self, name):   # array methods (.mean, .T ...) need the values
         if name.startswith("_"):      # probes by other libraries (pandas' _typ ...)
             raise AttributeError(name)
-        raise ValueError(f"{_ROWS_REMOVED} (.{name} needs them)")
+        raise ValueError(f"{self._MESSAGE} (.{name} needs them)")
 
     def _refuse(self, *args, **kwargs):
-        raise ValueError(_ROWS_REMOVED)
+        raise ValueError(self._MESSAGE)
 
     __array__ = __getitem__ = __iter__ = __neg__ = _refuse
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
