@@ -48,6 +48,10 @@ class ModelData:
         The predictors span a constant without an intercept being fitted (a full set of
         dummies, or a constant column kept with ``intercept=False``): R-squared is then
         centred, as in statsmodels (``k_constant = 1``).
+    design_names : list of str or None
+        After :meth:`select_columns`, every predictor column of the design before the
+        selection (new data are built with all of them, then restricted); None when
+        ``xnames`` are all the design's columns.
     """
 
     endog: np.ndarray
@@ -66,6 +70,7 @@ class ModelData:
     implicit_constant: bool = False
     #: left-hand side design information of a formula (None after loading)
     response_info: object = None
+    design_names: list | None = None
 
     @property
     def nobs(self):
@@ -83,7 +88,9 @@ class ModelData:
         A formula model rebuilds the design from a DataFrame with the stored patsy design
         info (same categories and transformations); ``transform=False`` takes the design
         matrix itself. An array model takes exactly the columns it was fitted on (a
-        DataFrame by name, an array by position), the constant column included.
+        DataFrame by name, an array by position), the constant column included. After
+        :meth:`select_columns`, new data have every column of the design and the result
+        is restricted to the kept ones.
 
         Rows with a missing value give NaN rows (they are not dropped).
 
@@ -97,6 +104,40 @@ class ModelData:
         index : pandas.Index
             Row labels of the output (the input's index for a DataFrame).
         """
+        X, const, index = self._full_exog_for(newdata, name, transform)
+        if self.design_names is not None:
+            X = X[:, pd.Index(self.design_names).get_indexer(self.xnames)]
+        return X, const, index
+
+    def select_columns(self, names):
+        """A copy restricted to the predictor columns ``names`` (a subset of ``xnames``).
+
+        New data for :meth:`exog_for` still carry every column of the design (the
+        formula's design is rebuilt, or an array has all its columns) and are restricted
+        to ``names`` afterwards. Responses, rows and the intercept are unchanged.
+
+        Parameters
+        ----------
+        names : list of str
+            Kept predictor names, in the order of ``xnames``.
+
+        Returns
+        -------
+        ModelData
+        """
+        from dataclasses import replace
+
+        keep = {str(n) for n in names}
+        unknown = sorted(keep.difference(self.xnames))
+        if unknown or not keep:
+            raise ValueError(f"names must be a nonempty subset of the predictors; unknown: "
+                             f"{unknown[:5]}")
+        idx = [j for j, x in enumerate(self.xnames) if x in keep]
+        return replace(self, exog=self.exog[:, idx], xnames=[self.xnames[j] for j in idx],
+                       design_names=list(self.design_names or self.xnames))
+
+    def _full_exog_for(self, newdata, name, transform):
+        """:meth:`exog_for` with every column of the design (before a selection)."""
         if self.formula is not None and transform:
             if isinstance(newdata, dict):
                 newdata = pd.DataFrame(newdata)
@@ -107,7 +148,7 @@ class ModelData:
             return self._formula_design(newdata, name)
         index = newdata.index if isinstance(newdata, (pd.DataFrame, pd.Series)) else None
         if self.formula is not None:           # transform=False: the design matrix
-            wanted = list(self.xnames)
+            wanted = list(self.design_names or self.xnames)
             with_const = ["Intercept"] + wanted if self.intercept else wanted
             X = _select_columns(newdata, name, [wanted, with_const])
             if X.shape[1] == len(wanted) + 1:
@@ -174,9 +215,10 @@ class ModelData:
                                  f"{err} (a function of your session is not available; "
                                  f"define it in the formula's data instead)") from None
             names = [c for c in info.column_names if c not in _INTERCEPT_NAMES]
-            if names != list(self.xnames):
+            fitted = list(self.design_names or self.xnames)
+            if names != fitted:
                 raise ValueError("the formula's design rebuilt after loading does not match "
-                                 f"the fitted one: {names} vs {list(self.xnames)}")
+                                 f"the fitted one: {names} vs {fitted}")
             self.design_info = info
         return self.design_info
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["MarginalScreening"]
+__all__ = ["MarginalScreening", "screen_data"]
 
 _NORMS = ("l1", "l2", "linf")
 _KINDS = ("regression", "correlation")
@@ -211,6 +211,13 @@ class MarginalScreening:
                              "kept": self.support[order]},
                             index=self.scores.index[order])
 
+    def summary_text(self):
+        """One line for a results summary: ``"Screening: 150 of 3000 predictors kept (l2
+        of regression marginals)"``."""
+        self._check_fitted()
+        return (f"Screening: {self.m_} of {self.support.size} predictors kept "
+                f"({self.norm} of {self.kind} marginals)")
+
     def _check_fitted(self):
         if not hasattr(self, "support"):
             raise ValueError("call fit() (or fit_formula()) first")
@@ -218,3 +225,53 @@ class MarginalScreening:
     def __repr__(self):
         kept = f", kept {self.m_} of {self.support.size}" if hasattr(self, "support") else ""
         return f"MarginalScreening(m={self.m!r}, norm={self.norm!r}, kind={self.kind!r}{kept})"
+
+
+def check_screen(screen):
+    """A new, unfitted :class:`MarginalScreening` from a model's ``screen=`` argument.
+
+    ``screen`` is None (no screening), a positive int ``m`` (``MarginalScreening(m)``) or
+    a :class:`MarginalScreening` whose settings are copied (the model fits its own copy,
+    so the caller's object is never changed).
+    """
+    if screen is None:
+        return None
+    if isinstance(screen, MarginalScreening):
+        return MarginalScreening(screen.m, norm=screen.norm, kind=screen.kind)
+    if isinstance(screen, (int, np.integer)) and not isinstance(screen, (bool, np.bool_)):
+        if screen < 1:
+            raise ValueError(f"screen must be a positive number of predictors; got {screen}")
+        return MarginalScreening(int(screen))
+    raise TypeError("screen must be a MarginalScreening, a positive int (the number of "
+                    f"predictors kept) or None; got {type(screen).__name__}")
+
+
+def screen_data(screen, data):
+    """Screen a model's predictors on its own rows.
+
+    Parameters
+    ----------
+    screen : MarginalScreening, int or None
+        See :func:`check_screen`.
+    data : mtltransfer.design.ModelData
+        The model's data with every predictor.
+
+    Returns
+    -------
+    data : ModelData
+        ``data`` restricted to the kept predictors
+        (:meth:`~mtltransfer.design.ModelData.select_columns`); unchanged without
+        screening.
+    screening : MarginalScreening or None
+        The fitted screening.
+    """
+    scr = check_screen(screen)
+    if scr is None:
+        return data, None
+    if not isinstance(data.exog, np.ndarray):
+        raise ValueError("screen= needs the model's rows in memory (a model built from "
+                         "statistics only cannot be screened): screen the columns first, "
+                         "e.g. with MarginalScreening.fit_formula() on a sample")
+    scr.fit(pd.DataFrame(data.endog, columns=data.ynames),
+            pd.DataFrame(data.exog, columns=data.xnames))
+    return data.select_columns(scr.kept), scr

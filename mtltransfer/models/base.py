@@ -181,6 +181,9 @@ class MultiResponseModel(DataViews):
 
     #: a short name of the estimation method, shown in the summary
     _method = ""
+    #: the fitted :class:`~mtltransfer.MarginalScreening` of a model built with
+    #: ``screen=`` (None otherwise)
+    screening = None
 
     def __init__(self, endog, exog=None, *, intercept=None, missing="raise"):
         self.data = self._validated(endog, exog, intercept, missing)
@@ -567,6 +570,12 @@ class MultiResponseResults(Results):
         """The p x q coefficient matrix as a plain array (a copy)."""
         return self._coef.copy()
 
+    @property
+    def screening(self):
+        """The fitted :class:`~mtltransfer.MarginalScreening` of a model built with
+        ``screen=`` (its ``kept`` predictors are those of ``params``); None otherwise."""
+        return getattr(self.model, "screening", None)
+
     # -- fit --------------------------------------------------------------------------
     def _predict_array(self, X, const=1.0):
         return X @ self._coef + np.multiply.outer(const, self._intercept)
@@ -723,6 +732,9 @@ class MultiResponseResults(Results):
         left, right = self._summary_rows()
         smry = new_summary(self, f"{type(self.model).__name__} Results", left, right)
         coefficient_block(self, smry, alpha)
+        if self.screening is not None:       # add_extra_txt replaces: keep earlier notes
+            smry.add_extra_txt([t for t in (smry.extra_txt, self.screening.summary_text())
+                                if t])
         return smry
 
     def __getstate__(self):

@@ -212,9 +212,20 @@ class ReducedRank(MultiResponseModel):
 
     The exact solution is C_ols V_r V_r^T with V_r the top-r eigenvectors of the fitted
     values' covariance (see :func:`mtltransfer.solvers.linear.reduced_rank`).
+
+    ``screen=`` (a :class:`~mtltransfer.MarginalScreening` or an int m) screens the
+    predictors on the rows first, as :class:`~mtltransfer.SMART` does: the model then
+    holds the kept predictors, ``predict`` takes all the original columns, and the
+    selection is ``results.screening``.
     """
 
     _method = "Reduced-rank regression (closed form)"
+
+    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None):
+        from ..screening import screen_data
+
+        super().__init__(endog, exog, intercept=intercept, missing=missing)
+        self.data, self.screening = screen_data(screen, self.data)
 
     def fit(self, rank=None, *, backend="fast", tol=None, max_iter=None, verbose=False):
         """Fit reduced-rank regression.

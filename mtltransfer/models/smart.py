@@ -58,6 +58,14 @@ class SMART(SourceModel):
     intercept : bool or None, default None
         As statsmodels (see :class:`~mtltransfer.models.base.MultiResponseModel`).
     missing : {"raise", "drop"}
+    screen : MarginalScreening, int or None, default None
+        Screen the predictors on the target's rows before fitting
+        (:class:`~mtltransfer.MarginalScreening`; an int m is ``MarginalScreening(m)``,
+        a given screening's settings are used and the model fits its own copy). The
+        source is aligned to all predictors, then the model keeps the selected
+        predictors and the same rows of the source; ``predict`` takes new data with all
+        the original columns. The selection is ``results.screening`` and a line of the
+        summary.
 
     Notes
     -----
@@ -356,7 +364,8 @@ class SMARTResults(PenalizedResults):
         else:
             add_frame(smry, fit, "Per-response fit")
         coefficient_block(self, smry)
-        smry.add_extra_txt([
+        notes = [] if self.screening is None else [self.screening.summary_text()]
+        smry.add_extra_txt(notes + [
             "Only the source's coefficient matrix was used (no source rows).",
             "nnz Omega counts the target's singular-vector coordinates that leak outside the "
             "source's leading subspaces (U_perp^T U, V_perp^T V)."])

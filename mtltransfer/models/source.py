@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import design
+from ..screening import screen_data
 from ..solvers.admm import source_rank, source_svd
 from .base import MultiResponseModel
 
@@ -23,15 +24,24 @@ class SourceModel(MultiResponseModel):
         by name, or a p x q array. A zero or non-finite source is an error.
     intercept : bool or None
     missing : {"raise", "drop"}
+    screen : MarginalScreening, int or None
+        Marginal screening of the predictors on the target's rows
+        (:class:`~mtltransfer.MarginalScreening`; an int m is ``MarginalScreening(m)``).
+        The source is aligned to every predictor first; the model then holds the kept
+        predictors and the same rows of the source. The fitted screening is
+        ``model.screening`` (None without screening).
     """
 
-    def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise"):
+    def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise",
+                 screen=None):
         if source is None:
             raise TypeError(f"{type(self).__name__}() needs source=: the source study's "
                             "fitted results (of mtltransfer or statsmodels), a DataFrame of "
                             "its coefficients or a p x q array")
         super().__init__(endog, exog, intercept=intercept, missing=missing)
-        self.source = design.align_source(source, self.data.xnames, self.data.ynames)
+        source = design.align_source(source, self.data.xnames, self.data.ynames)
+        self.data, self.screening = screen_data(screen, self.data)
+        self.source = source if self.screening is None else source[self.screening.support]
         self.source_svd = source_svd(self.source)
 
     def init_options(self):
