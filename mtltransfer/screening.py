@@ -270,8 +270,9 @@ def screen_data(screen, data):
         return data, None
     if not isinstance(data.exog, np.ndarray):
         raise ValueError("screen= needs the model's rows in memory (a model built from "
-                         "statistics only cannot be screened): screen the columns first, "
-                         "e.g. with MarginalScreening.fit_formula() on a sample")
+                         "statistics only, as on Dask, cannot be screened): screen the "
+                         "columns first (MarginalScreening.fit_formula() on data in "
+                         "memory) and give the formula of the kept ones")
     scr.fit(pd.DataFrame(data.endog, columns=data.ynames),
             pd.DataFrame(data.exog, columns=data.xnames))
     return data.select_columns(scr.kept), scr

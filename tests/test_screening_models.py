@@ -163,3 +163,12 @@ def test_select_columns_restricts_new_data(study):
     np.testing.assert_array_equal(X, study["new"][["g2", "g5"]].to_numpy())
     with pytest.raises(ValueError, match="names"):
         data.select_columns(["nope"])
+
+
+def test_model_on_dask_refuses_screen(study):
+    import dask.dataframe as dd
+    data = pd.concat([study["Y"], study["X"]], axis=1)
+    formula = " + ".join(study["Y"].columns) + " ~ " + " + ".join(study["X"].columns)
+    with pytest.raises(ValueError, match="screen= needs the model's rows in memory"):
+        mt.SMART.from_formula(formula, dd.from_pandas(data, npartitions=2),
+                              source=study["C0"], screen=M)
