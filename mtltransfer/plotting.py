@@ -365,6 +365,25 @@ def _tuning_generic(ax, tab, res):
     ax.legend(fontsize="small")
 
 
+def _tuning_k(ax, tab, res):
+    """SharedRepresentation: the k-selection criterion of each candidate k."""
+    name = getattr(res, "k_chosen_by", "score")
+    x = tab["k"].to_numpy(dtype=float)
+    y = tab["score"].to_numpy(dtype=float)
+    ax.plot(x, y, "o-", color="C0", label=name)
+    k = getattr(res, "k", None)
+    if isinstance(k, (int, np.integer)):
+        ax.axvline(float(k), color="0.4", linestyle=":", label=f"chosen k = {k}")
+        hit = x == k
+        ax.plot(x[hit], y[hit], "o", color="C3", markersize=9, fillstyle="none",
+                label="chosen")
+    ax.set_xticks(x)
+    ax.set_xlabel("representation dimension k")
+    ax.set_ylabel(name)
+    ax.set_title(f"k selection ({name}; smallest chosen)")
+    ax.legend(fontsize="small")
+
+
 def plot_tuning(res, *, figsize=None):
     """The tuning curves of an automatically tuned fit.
 
@@ -376,28 +395,37 @@ def plot_tuning(res, *, figsize=None):
         ReducedRank's), ``"cv"`` (the cross-validation loss per structural rank) and
         ``"bic_path"`` (the criterion along the lambda path); Ridge's ``"gcv"`` (GCV over
         alpha), NuclearNorm's ``"lam_cv"`` (CV error over lambda), SharedRepresentation's
-        ``"k"`` (the score of each k).
+        ``"k"`` (the criterion of each candidate k: BIC on the marginal likelihood for
+        ``method="marginal"``, BIC or CV loss for ``"gd"``/``"altmin"``; the smallest
+        is chosen).
     figsize : (float, float), optional
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per tuning table present, in the order rank, CV, BIC; the chosen value
-        is marked by a dotted vertical line.
+        One panel per tuning table present, in the order rank, CV, BIC (then the
+        others); the chosen value is marked by a dotted vertical line (for k, also by
+        a circled point labelled "chosen").
 
     Raises
     ------
     ValueError
-        If nothing was tuned (every hyperparameter was given).
+        If nothing was tuned (every hyperparameter was given; for SharedRepresentation,
+        ``k`` was given to ``fit()``).
     """
     tuning = getattr(res, "tuning", None)
     panels = []
-    drawers = {"rank": _tuning_rank, "cv": _tuning_cv, "bic_path": _tuning_bic}
+    drawers = {"rank": _tuning_rank, "cv": _tuning_cv, "bic_path": _tuning_bic,
+               "k": _tuning_k}
     for key in sorted(tuning or {}, key=lambda k: list(drawers).index(k) if k in drawers
                       else len(drawers)):
         tab = _as_frame(tuning[key])
         if tab is not None and len(tab):
             panels.append((drawers.get(key, _tuning_generic), tab))
+    if not panels and getattr(res, "k_chosen_by", None) == "given":
+        raise ValueError(f"{type(res).__name__}: k={res.k} was given to fit(), so no k "
+                         "was selected and there is no criterion to plot; fit with "
+                         "k=None to select k")
     if not panels:
         raise ValueError(f"{type(res).__name__} has no tuning trace to plot (were all "
                          "hyperparameters given to fit()?)")

@@ -248,3 +248,43 @@ def test_methods_draw_what_the_functions_draw(smart_tuned, name):
         assert a.get_title() == b.get_title()
         for la, lb in zip(a.get_lines(), b.get_lines()):
             np.testing.assert_array_equal(la.get_ydata(), lb.get_ydata())
+
+
+# -- SharedRepresentation: the k-selection criterion ------------------------------------
+@pytest.fixture(scope="module")
+def shared_sim():
+    return mt.datasets.simulate_shared(40, 15, 8, 2, random_state=0)
+
+
+@pytest.mark.parametrize("method", ["marginal", "gd"])
+def test_tuning_of_shared_representation_is_the_k_table(shared_sim, method):
+    s = shared_sim
+    res = mt.SharedRepresentation(s.y, s.X, s.task).fit(method=method)
+    tab = res.tuning["k"]
+    assert res.k_chosen_by == "BIC" and len(tab) >= 2
+    fig = res.plot_tuning()
+    (ax,) = fig.axes
+    lines = _lines(ax)
+    curve = lines["BIC"]
+    np.testing.assert_array_equal(curve.get_xdata(), tab["k"].to_numpy(dtype=float))
+    np.testing.assert_array_equal(curve.get_ydata(), tab["score"].to_numpy(dtype=float))
+    # the chosen k: a vertical line at k and a circled point on the curve at (k, BIC(k))
+    vline = lines[f"chosen k = {res.k}"]
+    np.testing.assert_array_equal(vline.get_xdata(), [res.k, res.k])
+    point = lines["chosen"]
+    np.testing.assert_array_equal(point.get_xdata(), [res.k])
+    np.testing.assert_array_equal(point.get_ydata(), [res.k_scores[res.k]])
+    assert ax.get_xlabel() == "representation dimension k" and ax.get_ylabel() == "BIC"
+    # the function and the method draw the same
+    by_function = plotting.plot_tuning(res).axes[0]
+    np.testing.assert_array_equal(_lines(by_function)["BIC"].get_ydata(),
+                                  curve.get_ydata())
+
+
+@pytest.mark.parametrize("method", ["marginal", "gd"])
+def test_tuning_of_shared_representation_needs_a_selected_k(shared_sim, method):
+    s = shared_sim
+    res = mt.SharedRepresentation(s.y, s.X, s.task).fit(k=2, method=method)
+    assert res.tuning == {}
+    with pytest.raises(ValueError, match="k=2 was given to fit"):
+        res.plot_tuning()

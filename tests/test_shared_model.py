@@ -159,3 +159,38 @@ def test_missing_drop_with_non_default_index(data):
     assert mod.N.sum() == len(df) - 1
     assert mod.N[mod.task_names.index(df["task"].iloc[5])] == \
         (df["task"] == df["task"].iloc[5]).sum() - 1
+
+
+@pytest.mark.parametrize("method", ["marginal", "gd"])
+@pytest.mark.parametrize("k, max_iter", [(None, None), (2, None), (2, 3)])
+def test_iteration_counts_agree_in_summary_history_and_plot(method, k, max_iter):
+    import re
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    sim = mt.datasets.simulate_shared(40, 15, 8, 2, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = mt.SharedRepresentation(sim.y, sim.X, sim.task).fit(
+            k=k, method=method, max_iter=max_iter)
+    if max_iter is not None:                    # stopped at the cap, said so
+        assert not res.converged and res.n_iter == max_iter
+        assert any(issubclass(w.category, mt.exceptions.ConvergenceWarning)
+                   for w in caught)
+    shown = int(re.search(r"Iterations:\s+(\d+)", res.summary().as_text()).group(1))
+    fig = res.plot_convergence()
+    try:
+        x = fig.axes[0].get_lines()[0].get_xdata()
+        assert res.n_iter >= 1
+        assert shown == res.n_iter == len(res.history) == len(x)
+        np.testing.assert_array_equal(x, np.arange(1, res.n_iter + 1))
+        assert f"{res.n_iter} iterations" in fig._suptitle.get_text()
+    finally:
+        plt.close(fig)
+    if method == "marginal":
+        # the start point was dropped, not the last iterate: the last objective is
+        # minus the final log marginal likelihood
+        assert res.history["objective"].iloc[-1] == pytest.approx(-res.llf, rel=1e-12)

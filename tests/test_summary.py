@@ -257,3 +257,38 @@ def test_bootstrap_intervals_in_the_summary(how):
     # without a stored bootstrap: the plain coefficient table
     res.bootstrap_results = None
     assert "bootstrap" not in _export(res.summary(), how)
+
+
+@pytest.fixture(scope="module")
+def smart_boot():
+    """A SMART fit with a stored bootstrap (its own object: the shared fits stay clean)."""
+    df, formula, source = _frame(*SIZES["full"])
+    res = mt.SMART.from_formula(formula, df, source=source).fit(**SMART_CFG)
+    res.bootstrap(n_boot=20, random_state=0)
+    return res
+
+
+@pytest.mark.parametrize("how", FORMATS)
+def test_smart_summary_alpha_sets_the_bootstrap_interval(smart_boot, how):
+    res = smart_boot
+    se = res.bootstrap_results.bse
+    for alpha, lo, hi in ((0.1, "[0.05", "0.95]"), (0.05, "[0.025", "0.975]")):
+        smry = res.summary(alpha=alpha) if alpha != 0.05 else res.summary()
+        text = _export(smry, how)
+        ci = res.bootstrap_results.conf_int(alpha)
+        assert "bootstrap (residual, 20 replicates)" in text
+        for y in ("Y1", "Y3"):
+            part = text.split(f"{y}: bootstrap")[1]
+            header = _export(smry, "text").split(f"{y}: bootstrap")[1].splitlines()[2]
+            assert header.split()[-2:] == [lo, hi]
+            for x in ("Intercept", "x_2"):
+                coef = res.intercept[y] if x == "Intercept" else res.params.loc[x, y]
+                se_x = res.bootstrap_results.bse_intercept[y] if x == "Intercept" \
+                    else se.loc[x, y]
+                assert _row(part, how, x)[1:] == [fmt(coef), fmt(se_x),
+                                                  fmt(ci.loc[(x, y), "lower"]),
+                                                  fmt(ci.loc[(x, y), "upper"])]
+    # the level matters: the 90% interval lies inside the 95% one, and is narrower
+    ci90, ci95 = (res.bootstrap_results.conf_int(a) for a in (0.1, 0.05))
+    assert np.all(ci90["lower"] >= ci95["lower"]) and np.all(ci90["upper"] <= ci95["upper"])
+    assert np.any(ci90["upper"] - ci90["lower"] < ci95["upper"] - ci95["lower"])

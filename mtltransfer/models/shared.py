@@ -648,6 +648,7 @@ class SharedRepresentationResults(Results):
         return y.to_numpy(dtype=float).ravel()
 
     plot_convergence = _plotting.plot_convergence
+    plot_tuning = _plotting.plot_tuning
 
     def summary(self):
         """A statsmodels Summary: T, N range, d, k and how chosen, log-likelihood,

@@ -343,10 +343,23 @@ class SMARTResults(PenalizedResults):
                      self.nnz_alignment[1], self.state["Omega_v"].size))]
         return left, right
 
-    def summary(self):
+    def summary(self, alpha=0.05):
         """Summary: configuration and how it was chosen, fit criteria, convergence,
         singular values beside the source's, principal angles, alignment sparsity, and the
-        coefficients (or a per-response table)."""
+        coefficients (or a per-response table).
+
+        Parameters
+        ----------
+        alpha : float
+            Level of the intervals shown: with a stored bootstrap
+            (``res.bootstrap_results``, from :meth:`bootstrap`), the coefficient tables
+            show the bootstrap std err and the ``1 - alpha`` percentile interval, as
+            ``bootstrap_results.conf_int(alpha)``.
+
+        Returns
+        -------
+        statsmodels.iolib.summary.Summary
+        """
         from ..summary import add_frame, coefficient_block, new_summary
 
         left, right = self._summary_rows()
@@ -363,7 +376,7 @@ class SMARTResults(PenalizedResults):
             add_frame(smry, fit, "Per-response fit (distribution over responses)")
         else:
             add_frame(smry, fit, "Per-response fit")
-        coefficient_block(self, smry)
+        coefficient_block(self, smry, alpha)
         notes = [] if self.screening is None else [self.screening.summary_text()]
         smry.add_extra_txt(notes + [
             "Only the source's coefficient matrix was used (no source rows).",
