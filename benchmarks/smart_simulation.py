@@ -83,20 +83,10 @@ import os
 import sys
 
 
-def _limit_threads(argv):
-    """Set the BLAS thread count before NumPy is imported (``--threads``, default 1)."""
-    n = "1"
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
-            n = argv[i + 1]
-        elif a.startswith("--threads="):
-            n = a.split("=", 1)[1]
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, n)
-
-
 if __name__ == "__main__":
-    _limit_threads(sys.argv[1:])
+    from _threads import limit_threads
+
+    limit_threads(sys.argv[1:])
 
 import time  # noqa: E402
 import warnings  # noqa: E402
