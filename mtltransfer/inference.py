@@ -138,13 +138,8 @@ def identified_or_raise(model):
     p = model.k_exog
     if dsvd.rank == p:
         return dsvd
-    names = model.exog_names
-    groups = []
-    for v in dsvd.null:
-        cols = [names[j] for j in np.flatnonzero(np.abs(v) > 1e-8)]
-        if cols and cols not in groups:
-            groups.append(cols)
-    what = "; ".join(", ".join(g) for g in groups[:5]) or "more predictors than rows"
+    what = "; ".join(", ".join(g) for g in model.collinear_groups()[:5]) or \
+        "more predictors than rows"
     raise ValueError(f"standard errors and tests need an identified design: rank "
                      f"{dsvd.rank} of {p} predictors (collinear: {what}). Drop or "
                      "combine collinear columns and refit")

@@ -300,6 +300,18 @@ class MultiResponseModel(DataViews):
         equilibrated basis (units-free rank and least squares)."""
         return design_svd(self.centred_rows[0])
 
+    def collinear_groups(self):
+        """Names of the predictors in each collinear set: the nonzero entries of each
+        null-space vector of the equilibrated design (:attr:`design_svd`); empty when the
+        design has full column rank."""
+        names = self.exog_names
+        groups = []
+        for v in self.design_svd.null:
+            cols = [names[j] for j in np.flatnonzero(np.abs(v) > 1e-8)]
+            if cols and cols not in groups:
+                groups.append(cols)
+        return groups
+
     def warn_design(self):
         """Warn when least squares on this design is not identified.
 
@@ -316,13 +328,7 @@ class MultiResponseModel(DataViews):
                    f" ({n_eff}): least squares is not identified; the minimum-norm "
                    "solution (in the equilibrated basis) is reported")
         else:
-            names = self.exog_names
-            groups = []
-            for v in dsvd.null:
-                cols = [names[j] for j in np.flatnonzero(np.abs(v) > 1e-8)]
-                if cols and cols not in groups:
-                    groups.append(cols)
-            what = "; ".join(", ".join(g) for g in groups[:5])
+            what = "; ".join(", ".join(g) for g in self.collinear_groups()[:5])
             const = " (with the intercept)" if self.center and any(
                 np.ptp(self.exog[:, j]) == 0 for j in range(p)) else ""
             msg = (f"the design is rank deficient (rank {dsvd.rank} of {p} predictors): "

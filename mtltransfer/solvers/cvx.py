@@ -25,6 +25,8 @@ from collections import OrderedDict
 import cvxpy as cp
 import numpy as np
 
+from ..gram import quadratic_loss
+
 #: default solver options (used when no ``solver`` is given)
 _CLARABEL_OPTS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
                   "max_iter": 500}
@@ -185,8 +187,7 @@ def reduced_rank_cvx(Sxx, Sxy, Syy, rank, **solver_opts):
     M = C_ols.T @ Sxx @ C_ols
     V_r = top_subspace_cvx((M + M.T) / 2, rank, **solver_opts)
     C = C_ols @ V_r @ V_r.T
-    val = 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
-    return C, float(val)
+    return C, float(quadratic_loss(Sxx, Sxy, Syy, C))
 
 
 def nuclear_norm_cvx_path(Sxx, Sxy, Syy, lams, C0=None, **solver_opts):
