@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..gram import quadratic_loss
 from ._base import SolverResult, warn_not_converged
 from .prox import soft_threshold
 from .sparse_rrr import information_criterion, lipschitz, sse_from_moments
@@ -37,7 +38,7 @@ def sofar_objective(Sxx, Sxy, Syy, U, d, V, lams, weights):
     lam_a, lam_b, lam_d = lams
     W_A, W_B, w_d = weights
     C = (U * d) @ V.T
-    loss = 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
+    loss = quadratic_loss(Sxx, Sxy, Syy, C)
     return float(loss + lam_d * np.sum(w_d * np.abs(d)) + lam_a * np.sum(W_A * np.abs(U * d))
                  + lam_b * np.sum(W_B * np.abs(V * d)))
 

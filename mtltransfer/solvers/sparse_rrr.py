@@ -33,8 +33,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from ..gram import quadratic_loss
 from ._base import SolverResult, warn_not_converged
-from .prox import soft_threshold
+from .prox import accelerated_proximal_gradient, soft_threshold
 from .stiefel import polar
 
 
@@ -77,37 +78,30 @@ def group_soft_threshold(Z, t):
     return Z * scale[:, None]
 
 
-def _fista(grad, prox, x0, L, tol, max_iter):
-    """Accelerated proximal gradient with adaptive (gradient) restart.
+def _quadratic_lasso(Sxx, B, prox, penalty, x0, L, tol, max_iter):
+    """``min_x (1/2) tr(x^T Sxx x) - <B, x> + h(x)`` by the package's accelerated
+    proximal-gradient driver (:func:`mtltransfer.solvers.prox.accelerated_proximal_gradient`;
+    ``prox(z, step)`` is the prox of ``step h``, ``penalty(x) = h(x)``).
+    Returns ``(x, n_iter, criterion)``."""
+    def smooth(x, grad):
+        Sx = Sxx @ x
+        return 0.5 * float(np.sum(Sx * x)) - float(np.sum(B * x)), (Sx - B if grad else None)
 
-    Stops when ``L ||x+ - z|| / max(1, L ||x+||) < tol``: the prox-gradient mapping,
-    i.e. the distance of the subdifferential to zero up to L, relative to the iterate.
-    Returns ``(x, n_iter, criterion)``.
-    """
-    x = x0.copy()
-    z, t = x.copy(), 1.0
-    crit = np.inf
-    it = 0
-    for it in range(1, max_iter + 1):
-        x_new = prox(z - grad(z) / L, 1.0 / L)
-        step = x_new - z
-        crit = L * np.linalg.norm(step) / max(1.0, L * np.linalg.norm(x_new))
-        if crit < tol:
-            x = x_new
-            break
-        if np.sum(step * (x_new - x)) > 0:      # restart: momentum points uphill
-            t = 1.0
-        t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        z = x_new + ((t - 1.0) / t_new) * (x_new - x)
-        x, t = x_new, t_new
-    return x, it, crit
+    def prox_h(z, step):
+        x = prox(z, step)
+        return x, penalty(x), None
+
+    res = accelerated_proximal_gradient(smooth, prox_h, x0, L, tol=tol, max_iter=max_iter,
+                                        warn=False, affine_gradient=True)
+    crit = res.history["criterion"][-1] if res.history["criterion"] else 0.0
+    return res.coef, res.n_iter, crit
 
 
 # ---- SRRR -----------------------------------------------------------------------------
 def srrr_objective(Sxx, Sxy, Syy, U, V, lam, weights):
     """(1/2n)||Y - X U V^T||_F^2 + lam sum_j w_j ||U_j.||_2 from the moments."""
     C = U @ V.T
-    loss = 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
+    loss = quadratic_loss(Sxx, Sxy, Syy, C)
     return float(loss + lam * np.sum(weights * np.sqrt(np.einsum("ij,ij->i", U, U))))
 
 
@@ -123,8 +117,9 @@ def srrr_u_step(Sxx, SxyV, lam, weights, U_init=None, *, L=None, tol=1e-9, max_i
     L = lipschitz(Sxx) if L is None else L
     U0 = np.zeros((p, r)) if U_init is None else np.asarray(U_init, dtype=float)
     thr = lam * np.asarray(weights, dtype=float)
-    return _fista(lambda U: Sxx @ U - SxyV,
-                  lambda Z, s: group_soft_threshold(Z, s * thr), U0, L, tol, max_iter)
+    return _quadratic_lasso(Sxx, SxyV, lambda Z, s: group_soft_threshold(Z, s * thr),
+                            lambda U: float(thr @ np.sqrt(np.einsum("ij,ij->i", U, U))),
+                            U0, L, tol, max_iter)
 
 
 def srrr_v_step(Sxy, U):
@@ -273,7 +268,7 @@ def srrr_path(Sxx, Sxy, Syy, rank, n, lams, *, weights=None, criterion="BIC", to
 def unit_rank_objective(Sxx, Sxy, Syy, d, u, v, lam, wd, wu, wv):
     """(1/2n)||Y - X d u v^T||^2 + lam wd d ||wu o u||_1 ||wv o v||_1 from the moments."""
     C = d * np.outer(u, v)
-    loss = 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
+    loss = quadratic_loss(Sxx, Sxy, Syy, C)
     return float(loss + lam * wd * d * np.sum(wu * np.abs(u)) * np.sum(wv * np.abs(v)))
 
 
@@ -306,8 +301,9 @@ def unit_rank_fit(Sxx, Sxy, Syy, lam, wd, wu, wv, u_init, v_init, *, L=None, tol
         # b-step (v fixed, unit norm)
         thr_b = lam * wd * np.sum(wv * np.abs(v)) * wu
         Sxyv = Sxy @ v
-        b, _, _ = _fista(lambda z: Sxx @ z - Sxyv,
-                         lambda z, s: soft_threshold(z, s * thr_b), b, L, inner_tol, 5000)
+        b, _, _ = _quadratic_lasso(Sxx, Sxyv, lambda z, s: soft_threshold(z, s * thr_b),
+                                   lambda z: float(np.sum(thr_b * np.abs(z))), b, L,
+                                   inner_tol, 5000)
         nb = np.linalg.norm(b)
         if nb == 0:
             return 0.0, np.zeros_like(u), np.zeros_like(v), it, True
