@@ -16,18 +16,50 @@ aggregates it over the responses into one score per predictor,
 and keeps the ``m`` predictors with the largest scores (ties: the earlier column). The
 default ``m = floor(n / log n)`` is the sure independence screening size of Fan and Lv
 (2008); ``m`` may be given as a count instead (it is capped at p). A constant column
-(zero variance) scores 0.
+(zero variance, judged on the column's own scale) scores 0. Marginal slopes depend on the
+predictors' units: with scales differing by more than 1e6 a ``ValueWarning`` says so
+(correlations are units-free). pandas inputs must share their row index.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+
+from .design import check_aligned
+from .exceptions import ValueWarning
+from .models.base import SCALE_RATIO_WARN
 
 __all__ = ["MarginalScreening", "screen_data"]
 
 _NORMS = ("l1", "l2", "linf")
 _KINDS = ("regression", "correlation")
+
+
+def _varies(ss, A):
+    """Which columns of A vary: centred sum of squares ``ss`` above rounding,
+    ``(n eps max|a_j|)^2``, each column on its own scale (a column in dollars does not
+    make one in percent look constant)."""
+    n = A.shape[0]
+    tiny = (n * np.finfo(float).eps * np.abs(A).max(axis=0, initial=0.0)) ** 2
+    return (ss > tiny) & (ss > 0)
+
+
+def _warn_unit_dependence(X, names):
+    """Marginal slopes depend on the predictors' units: warn when their scales differ
+    by more than SCALE_RATIO_WARN (the rule of the penalised models)."""
+    if X.shape[1] < 2:
+        return
+    sd = X.std(axis=0)
+    hi, lo = int(np.argmax(sd)), int(np.argmin(sd))
+    if sd[hi] > SCALE_RATIO_WARN * sd[lo]:
+        warnings.warn(f"MarginalScreening: the predictors' scales differ by a factor "
+                      f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); marginal slopes "
+                      "(kind='regression') depend on the units, so the kept set does too. "
+                      "Use kind='correlation' (units-free) or standardise the predictors",
+                      ValueWarning, stacklevel=4)
 
 
 def _as_frame(data, prefix):
@@ -93,20 +125,25 @@ class MarginalScreening:
         -------
         DataFrame (p, q)
         """
+        check_aligned(("endog", endog), ("exog", exog))
         Y, X = _as_frame(endog, "y"), _as_frame(exog, "x")
         if len(X) != len(Y):
             raise ValueError(f"endog and exog must have the same rows; got {len(Y)} and "
                              f"{len(X)}")
-        Xc = X.to_numpy(float) - X.to_numpy(float).mean(axis=0)
-        Yc = Y.to_numpy(float) - Y.to_numpy(float).mean(axis=0)
+        Xa, Ya = X.to_numpy(float), Y.to_numpy(float)
+        Xc, Yc = Xa - Xa.mean(axis=0), Ya - Ya.mean(axis=0)
         cross = Xc.T @ Yc                                       # x_j^T y_k
         xx = np.einsum("ij,ij->j", Xc, Xc)
+        live_x = _varies(xx, Xa)              # each column judged on its own scale
         if self.kind == "regression":
+            _warn_unit_dependence(Xa[:, live_x], X.columns[live_x])
             den = np.broadcast_to(xx[:, None], cross.shape)
+            live = np.broadcast_to(live_x[:, None], cross.shape)
         else:
-            den = np.sqrt(np.outer(xx, np.einsum("ij,ij->j", Yc, Yc)))
-        scale = np.sqrt(np.finfo(float).eps) * max(float(den.max(initial=0.0)), 1e-300)
-        B = np.where(den > scale, cross / np.where(den > scale, den, 1.0), 0.0)
+            yy = np.einsum("ij,ij->j", Yc, Yc)
+            den = np.sqrt(np.outer(xx, yy))
+            live = np.outer(live_x, _varies(yy, Ya))
+        B = np.where(live, cross / np.where(live, den, 1.0), 0.0)
         return pd.DataFrame(B, index=X.columns, columns=Y.columns)
 
     def aggregate(self, B):

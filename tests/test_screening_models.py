@@ -172,3 +172,31 @@ def test_model_on_dask_refuses_screen(study):
     with pytest.raises(ValueError, match="screen= needs the model's rows in memory"):
         mt.SMART.from_formula(formula, dd.from_pandas(data, npartitions=2),
                               source=study["C0"], screen=M)
+
+
+def test_screening_on_badly_scaled_and_misaligned_real_data():
+    """macrodata with GDP in dollars: each column is judged on its own scale (the large
+    column does not zero the others' statistics), correlations are units-free, slopes warn
+    that they are not; misaligned pandas rows are refused."""
+    import statsmodels.api as sm
+
+    from mtltransfer.exceptions import ValueWarning
+
+    m = sm.datasets.macrodata.load_pandas().data
+    X0 = m[["realgdp", "unemp", "infl", "realint", "pop"]]
+    X = X0.assign(realgdp=X0["realgdp"] * 1e9)
+    Y = m[["realcons", "realinv"]]
+    corr = mt.MarginalScreening(2, kind="correlation").fit(Y, X)
+    corr0 = mt.MarginalScreening(2, kind="correlation").fit(Y, X0)
+    np.testing.assert_allclose(corr.scores, corr0.scores, rtol=1e-12)
+    assert corr.kept == corr0.kept
+    with pytest.warns(ValueWarning, match="units"):
+        slope = mt.MarginalScreening(2, kind="regression").fit(Y, X)
+    slope0 = mt.MarginalScreening(2, kind="regression").fit(Y, X0)
+    others = ["unemp", "infl", "realint", "pop"]
+    np.testing.assert_allclose(slope.scores[others], slope0.scores[others], rtol=1e-12)
+    assert (slope.scores[others] > 0).all()
+    np.testing.assert_allclose(slope.scores["realgdp"], slope0.scores["realgdp"] * 1e-9,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="not aligned"):
+        mt.MarginalScreening(2).fit(Y, X.sample(frac=1, random_state=0))
