@@ -133,10 +133,17 @@ def _group_codes(groups, data):
 
 
 def identified_or_raise(model):
-    """Refuse closed-form inference on a design whose coefficients are not identified."""
+    """Refuse closed-form inference on a design whose coefficients are not identified, or
+    that leaves no residual degrees of freedom (the scale would be 0/0)."""
     dsvd = model.design_svd
     p = model.k_exog
     if dsvd.rank == p:
+        df_resid = model.nobs - p - int(model.center)
+        if df_resid < 1:
+            raise ValueError(f"standard errors and tests need residual degrees of freedom: "
+                             f"{model.nobs} rows for {p} predictors"
+                             f"{' and the intercept' if model.center else ''} leave "
+                             f"{df_resid}; the fit is saturated")
         return dsvd
     what = "; ".join(", ".join(g) for g in model.collinear_groups()[:5]) or \
         "more predictors than rows"
@@ -379,8 +386,9 @@ class LeastSquaresInference:
         """Per-response covariances in centred coordinates, q x k x k."""
         if self._robust_cov_tilde is not None:
             return self._robust_cov_tilde
+        normalized = self._normalized_cov_tilde      # refuses a saturated fit first
         s2 = np.diag(self._sscp) / self.df_resid
-        return s2[:, None, None] * self._normalized_cov_tilde[None]
+        return s2[:, None, None] * normalized[None]
 
     @cached_property
     def _cov_each(self):

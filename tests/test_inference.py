@@ -19,7 +19,7 @@ from scipy import stats
 from statsmodels.multivariate.multivariate_ols import MultivariateLS, _MultivariateOLS
 
 import mtltransfer as mt
-from mtltransfer.exceptions import SingularMatrixWarning
+from mtltransfer.exceptions import SingularMatrixWarning, ValueWarning
 
 RTOL = 1e-8
 COV_TYPES = ["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
@@ -535,3 +535,14 @@ def test_joint_robust_covariance_is_the_stacked_regression(cov_type):
     cov = ours.cov_params().loc[order, order].to_numpy()
     sd = np.sqrt(np.diag(ref.cov_params()))
     assert np.max(np.abs(cov - ref.cov_params()) / np.outer(sd, sd)) < 1e-8
+
+
+def test_saturated_fit_refuses_inference_instead_of_nan():
+    """Longley's first 4 rows with 3 predictors and an intercept: no residual degrees of
+    freedom. statsmodels returns inf standard errors; here a clear error, never NaN."""
+    d = sm.datasets.longley.load_pandas().data.iloc[:4]
+    with pytest.warns(ValueWarning, match="saturated"):
+        res = mt.OLS.from_formula("TOTEMP ~ GNPDEFL + GNP + UNEMP", d).fit()
+    for attr in ("bse", "pvalues"):
+        with pytest.raises(ValueError, match="residual degrees of freedom"):
+            getattr(res, attr)
