@@ -34,7 +34,11 @@ Intervals from the draws ``theta*_b`` of a quantity with full-data estimate ``th
 * ``"basic"``: ``[2 theta - q(1 - alpha/2), 2 theta - q(alpha/2)]`` (corrects a shift of
   the estimator, e.g. the shrinkage of a penalised fit, to first order);
 * ``"bc"`` (bias-corrected percentile): ``[q(Phi(2 z0 + z_{alpha/2})), q(Phi(2 z0 +
-  z_{1-alpha/2}))]`` with ``z0 = Phi^{-1}(share of draws below theta)``.
+  z_{1-alpha/2}))]`` with ``z0 = Phi^{-1}(share of draws below theta)``;
+* ``"normal"``: ``theta -+ t_{B-1}(1 - alpha/2) sd*``, ``sd*`` the standard deviation of
+  the B draws (ddof 1) and ``t_{B-1}`` Student's quantile, which counts the Monte Carlo
+  error of ``sd*`` (for B = 200 it is the normal quantile to 1%); the interval to use
+  with few replicates, e.g. when every replicate is re-tuned.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import pandas as pd
 from scipy import stats
 
 METHODS = ("residual", "pairs")
-KINDS = ("percentile", "basic", "bc")
+KINDS = ("percentile", "basic", "bc", "normal")
 
 
 @dataclass
@@ -129,7 +133,7 @@ class BootstrapResults:
         exog : DataFrame or array_like
             New data, as for ``results.predict``.
         alpha : float
-        kind : {"percentile", "basic", "bc"}
+        kind : {"percentile", "basic", "bc", "normal"}
         **kwargs
             Passed to the results' design of new data (``groups=`` for a shared
             representation).
@@ -160,6 +164,9 @@ def interval(draws, estimate, alpha=0.05, kind="percentile"):
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     draws = np.asarray(draws, dtype=float)
+    if kind == "normal":
+        half = stats.t.ppf(1 - alpha / 2, len(draws) - 1) * draws.std(axis=0, ddof=1)
+        return estimate - half, estimate + half
     if kind == "bc":
         below = np.mean(draws < estimate, axis=0) + 0.5 * np.mean(draws == estimate, axis=0)
         z0 = stats.norm.ppf(np.clip(below, 1.0 / (2 * len(draws)),

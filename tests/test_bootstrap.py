@@ -68,6 +68,24 @@ def test_intervals_and_predictions(small):
         boot.conf_int(kind="studentised")
 
 
+def test_normal_interval_is_student_t_on_the_draws_standard_deviation():
+    """kind="normal": estimate -+ t_{B-1}(1 - alpha/2) sd(draws). For an estimate
+    N(theta, 1) and B draws N(estimate, 1) about it, (estimate - theta) / sd is exactly
+    t_{B-1}: the interval covers 95% even with B = 10, where the percentile one does not."""
+    rng = np.random.default_rng(5)
+    B, M = 10, 4000
+    est = rng.standard_normal(M)                       # theta = 0
+    draws = est + rng.standard_normal((B, M))
+    lo, hi = interval(draws, est, 0.05, "normal")
+    half = stats.t.ppf(0.975, B - 1) * draws.std(axis=0, ddof=1)
+    np.testing.assert_allclose(hi - lo, 2 * half)
+    np.testing.assert_allclose(lo + hi, 2 * est)
+    cover = np.mean((lo <= 0) & (0 <= hi))
+    assert abs(cover - 0.95) < 4 * np.sqrt(0.95 * 0.05 / M), cover
+    plo, phi = interval(draws, est, 0.05, "percentile")
+    assert np.mean((plo <= 0) & (0 <= phi)) < cover - 0.03
+
+
 def test_bias_corrected_interval_is_percentile_for_a_median_unbiased_draw():
     rng = np.random.default_rng(3)
     draws = rng.standard_normal((4001, 2))
