@@ -217,7 +217,11 @@ class MultiPredictionResults:
 #: those of ``INFERENCE_ROW_CACHED`` are kept, so that the per-response inference works)
 INFERENCE_CACHE = ("_layout", "_theta", "_factors", "normalized_cov_params", "_cov_each",
                    "_engines")
-INFERENCE_ROW_CACHED = ("_robust_cov_tilde", "_normalized_cov_tilde", "_sscp")
+INFERENCE_ROW_CACHED = ("_robust_cov_tilde", "_robust_cov_tilde_joint",
+                        "_normalized_cov_tilde", "_sscp")
+#: the joint sandwich covariance of several responses is kept without the training rows
+#: up to this many parameters (q k); beyond, its (q k)^2 entries (over 128 MB) are not
+JOINT_KEPT_MAX = 4000
 
 
 class LeastSquaresInference:
@@ -367,8 +371,14 @@ class LeastSquaresInference:
     def _cov(self, responses):
         """Covariance of the full parameters of ``responses`` (response-major)."""
         L = self._layout[1]
-        m = len(list(responses))
-        cov_t = self._cov_tilde(responses)
+        responses = list(responses)
+        m = len(responses)
+        if self.cov_type != "nonrobust" and m == 1:
+            cov_t = self._robust_cov_tilde[responses[0]]
+        elif self.cov_type != "nonrobust" and responses == list(range(self.model.k_endog)):
+            cov_t = self._joint_robust_cov_tilde()
+        else:
+            cov_t = self._cov_tilde(responses)
         k = L.shape[0]
         cov_t = cov_t.reshape(m, k, m, k)
         return np.einsum("ia,rasb,jb->risj", L, cov_t, L).reshape(m * k, m * k)
@@ -380,6 +390,39 @@ class LeastSquaresInference:
         if self.cov_type == "nonrobust":
             return None
         return np.stack([self._cov_tilde([j]) for j in range(self.model.k_endog)])
+
+    @cached_property
+    def _robust_cov_tilde_joint(self):
+        """The sandwich covariance of all responses' centred-coordinate parameters,
+        (q k) x (q k), response-major, with its cross-response blocks (None for
+        ``"nonrobust"``, whose joint covariance is ``Sigma kron (Z~^T Z~)^{-1}`` from the
+        kept ``E^T E``, for one response, and beyond ``JOINT_KEPT_MAX`` parameters).
+
+        It is what cross-equation inference needs of the rows: kept by
+        ``save(..., remove_data=True)`` in place of the rows, so that ``cov_params()``
+        and the joint ``t_test``/``f_test``/``wald_test`` work after it.
+        """
+        q = self.model.k_endog
+        if self.cov_type == "nonrobust" or q == 1 or \
+                q * self._normalized_cov_tilde.shape[0] > JOINT_KEPT_MAX:
+            return None
+        return self._cov_tilde(range(q))
+
+    def _joint_robust_cov_tilde(self):
+        """The joint sandwich covariance (see ``_robust_cov_tilde_joint``), from the
+        rows when it is too large to be kept."""
+        joint = self._robust_cov_tilde_joint
+        if joint is not None:
+            return joint
+        from .io import RemovedRows
+
+        if isinstance(self.model.data.endog, RemovedRows):
+            q, k = self.model.k_endog, self._normalized_cov_tilde.shape[0]
+            raise ValueError(f"the joint robust covariance of the {q} responses ({q * k} "
+                             f"parameters) was too large to keep without the training "
+                             f"rows (over {JOINT_KEPT_MAX}); per-response inference "
+                             "(response=...) is available")
+        return self._cov_tilde(range(self.model.k_endog))
 
     @property
     def _cov_tilde_each(self):

@@ -546,3 +546,100 @@ def test_saturated_fit_refuses_inference_instead_of_nan():
     for attr in ("bse", "pvalues"):
         with pytest.raises(ValueError, match="residual degrees of freedom"):
             getattr(res, attr)
+
+
+# ---- the joint robust covariance without the training rows ----------------------------
+def _stacked_reference(g, ys, rhs, cov_type, groups):
+    """statsmodels' cluster covariance of the stacked regression [y1; y2] on
+    blockdiag(Z, Z) (see test_joint_robust_covariance_is_the_stacked_regression)."""
+    Z = smf.ols(f"{ys[0]} ~ {rhs}", g).fit().model.exog
+    n, k = Z.shape
+    Zs = np.zeros((2 * n, 2 * k))
+    Zs[:n, :k], Zs[n:, k:] = Z, Z
+    ystack = np.concatenate([g[y].to_numpy() for y in ys])
+    ids = np.tile(np.arange(n) if cov_type == "HC0" else pd.factorize(groups)[0], 2)
+    return sm.OLS(ystack, Zs).fit(cov_type="cluster",
+                                  cov_kwds={"groups": ids, "use_correction": False})
+
+
+@pytest.mark.parametrize("cov_type", ["HC0", "HC3", "cluster"])
+@pytest.mark.parametrize("how", ["remove_data()", "save"])
+def test_joint_robust_inference_after_remove_data(cov_type, how, tmp_path):
+    """Without the rows the joint (cross-response) sandwich covariance, cov_params and
+    the cross-equation t/F/Wald tests are those of the full results to 1e-12, and
+    (HC0, cluster without correction) statsmodels' stacked regression's."""
+    g = _grunfeld()
+    ys, rhs = ["invest", "value"], "capital + C(firm)"
+    kw = {"groups": g["year"], "use_correction": False} if cov_type == "cluster" else None
+    res = mt.OLS.from_formula(" + ".join(ys) + " ~ " + rhs, g).fit(cov_type=cov_type,
+                                                                  cov_kwds=kw)
+    hyp = "yinvest_capital = yvalue_capital, yinvest_C(firm)[T.Chrysler] = 0"
+    before = dict(cov=res.cov_params(), bse=res.bse,
+                  t=res.t_test("yinvest_capital - yvalue_capital = 0"),
+                  f=res.f_test(hyp), w=res.wald_test(hyp, use_f=False, scalar=True))
+    if how == "save":
+        res.save(tmp_path / "fit.mtl", remove_data=True)
+        light = mt.load(tmp_path / "fit.mtl")
+    else:
+        light = mt.OLS.from_formula(" + ".join(ys) + " ~ " + rhs, g).fit(
+            cov_type=cov_type, cov_kwds=kw)
+        light.remove_data()
+        with pytest.raises(ValueError, match="removed"):
+            light.resid
+    tol = dict(rtol=1e-12, atol=0)
+    np.testing.assert_allclose(light.cov_params().to_numpy(), before["cov"].to_numpy(),
+                               atol=1e-12 * np.abs(before["cov"].to_numpy()).max())
+    pd.testing.assert_frame_equal(light.bse, before["bse"], rtol=1e-12)
+    t = light.t_test("yinvest_capital - yvalue_capital = 0")
+    np.testing.assert_allclose([t.effect[0], t.sd[0, 0], t.pvalue],
+                               [before["t"].effect[0], before["t"].sd[0, 0],
+                                before["t"].pvalue], **tol)
+    np.testing.assert_allclose([light.f_test(hyp).fvalue, light.f_test(hyp).pvalue],
+                               [before["f"].fvalue, before["f"].pvalue], **tol)
+    w = light.wald_test(hyp, use_f=False, scalar=True)
+    np.testing.assert_allclose(w.statistic, before["w"].statistic, **tol)
+    if cov_type == "HC3":
+        return
+    ref = _stacked_reference(g, ys, rhs, cov_type, g["year"])
+    order = [(x, y) for y in ys for x in light.param_names]      # stacked order
+    cov = light.cov_params().loc[order, order].to_numpy()
+    sd = np.sqrt(np.diag(ref.cov_params()))
+    assert np.max(np.abs(cov - ref.cov_params()) / np.outer(sd, sd)) < 1e-8
+    # the same hypothesis on the stacked parameters: statsmodels' chi-square Wald statistic
+    names = [f"y{y}_{x}" for y in ys for x in light.param_names]
+    R = np.zeros((2, len(names)))
+    R[0, names.index("yinvest_capital")], R[0, names.index("yvalue_capital")] = 1, -1
+    R[1, names.index("yinvest_C(firm)[T.Chrysler]")] = 1
+    ref_w = ref.wald_test(R, use_f=False, scalar=True).statistic
+    assert abs(w.statistic - ref_w) < 1e-8 * ref_w
+
+
+def test_too_large_joint_robust_covariance_is_not_kept(monkeypatch):
+    """Beyond JOINT_KEPT_MAX parameters the joint sandwich is not kept: without the rows
+    the cross-equation covariance is refused with a clear error, per response it works."""
+    import mtltransfer.inference as inference
+
+    g = _grunfeld()
+    res = mt.OLS.from_formula("invest + value ~ capital + C(firm)", g).fit(cov_type="HC1")
+    before = res.cov_params(response="value")
+    monkeypatch.setattr(inference, "JOINT_KEPT_MAX", 10)
+    res.remove_data()
+    with pytest.raises(ValueError, match="too large to keep"):
+        res.cov_params()
+    pd.testing.assert_frame_equal(res.cov_params(response="value"), before, rtol=1e-12)
+
+
+def test_remove_data_leaves_the_fitted_model_alone():
+    """remove_data() swaps in a copy of the model without rows: predictions and params
+    are unchanged, the model the user fitted still has its rows."""
+    d = _longley()
+    model = mt.OLS.from_formula("TOTEMP + GNP ~ UNEMP + ARMED", d)
+    res = model.fit()
+    pred, params = res.predict(d.iloc[:5]), res.params
+    res.remove_data()
+    assert res.model is not model
+    np.testing.assert_array_equal(model.endog, d[["TOTEMP", "GNP"]].to_numpy())
+    pd.testing.assert_frame_equal(res.predict(d.iloc[:5]), pred, rtol=1e-15)
+    pd.testing.assert_frame_equal(res.params, params)
+    with pytest.raises(ValueError, match="removed"):
+        res.fittedvalues

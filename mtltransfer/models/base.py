@@ -516,6 +516,30 @@ class Results:
         from ..io import save
         save(self, path, remove_data=remove_data)
 
+    def remove_data(self):
+        """Drop the training rows from these results, in place (statsmodels' name).
+
+        The results become exactly what ``save(path, remove_data=True)`` and
+        :func:`mtltransfer.load` give: the statistics computed from the rows that
+        inference needs (for least squares the residual cross-products and the sandwich
+        covariances, joint across the responses) are kept, so ``params``, ``predict``,
+        ``summary``, ``bse``, ``cov_params``, ``conf_int`` and the tests work; the rows
+        themselves (and so ``fittedvalues``, ``resid`` and refitting) are gone. The
+        model the results were fitted from is not changed: the results hold a copy
+        without the rows.
+        """
+        import io
+
+        from ..io import load, save
+        buffer = io.BytesIO()
+        save(self, buffer, remove_data=True)
+        buffer.seek(0)
+        light = load(buffer)
+        self.__dict__.clear()
+        self.__dict__.update(light.__dict__)
+        if self.bootstrap_results is not None:
+            self.bootstrap_results.results = self
+
 
 class MultiResponseResults(Results):
     """Results of a multi-response linear model (statsmodels-style).
