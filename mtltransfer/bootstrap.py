@@ -69,7 +69,9 @@ class BootstrapResults:
     intercept : ndarray, shape (n_boot, q)
     extra : dict of str to ndarray
         Draws of model-specific quantities: SMART's principal angles to the source
-        subspaces (``"angles_u"``, ``"angles_v"``, degrees, shape (n_boot, r)); a shared
+        subspaces (``"angles_u"``, ``"angles_v"``, degrees, shape (n_boot, r); with
+        ``refit_tuning=True`` a replicate may select another rank, and the rows are
+        padded with NaN to the largest); a shared
         representation's sin-theta distance to the full-data B (``"subspace_distance"``).
     method : str
     refit_tuning : bool
@@ -281,10 +283,24 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
     if len(ok) < 2:
         raise RuntimeError(f"only {len(ok)} of {n_boot} bootstrap replicates could be "
                            "fitted")
-    extra = {key: np.stack([d[2][key] for d in ok]) for key in ok[0][2]}
+    extra = {key: stack_padded([d[2][key] for d in ok]) for key in ok[0][2]}
     return BootstrapResults(res, np.stack([d[0] for d in ok]), np.stack([d[1] for d in ok]),
                             extra, method, bool(refit_tuning), len(draws) - len(ok),
                             spec.source_sd)
+
+
+def stack_padded(arrays):
+    """Stack the replicates' draws of a quantity along a new first axis; draws of
+    different shapes (SMART's principal angles when a re-tuned replicate selects another
+    rank) are padded with NaN to the largest along every axis."""
+    arrays = [np.asarray(a, dtype=float) for a in arrays]
+    shape = tuple(np.max([a.shape for a in arrays], axis=0)) if arrays[0].ndim else ()
+    if all(a.shape == shape for a in arrays):
+        return np.stack(arrays)
+    out = np.full((len(arrays),) + shape, np.nan)
+    for b, a in enumerate(arrays):
+        out[(b,) + tuple(slice(0, m) for m in a.shape)] = a
+    return out
 
 
 def _run_batch(spec, seeds, kwargs):

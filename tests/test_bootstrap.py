@@ -241,3 +241,16 @@ def test_adapted_task_interval_coverage_is_near_nominal():
         truth = x_new @ s.B @ w
         hits += list((pi["lower"] <= truth) & (truth <= pi["upper"]))
     assert 0.82 <= np.mean(hits) <= 0.97
+
+
+def test_draws_of_different_lengths_are_padded_with_nan():
+    """Re-tuned replicates may select different ranks: their principal angles have
+    different lengths and are stacked with NaN padding (equal shapes: a plain stack)."""
+    from mtltransfer.bootstrap import stack_padded
+
+    out = stack_padded([np.array([1.0, 2.0]), np.array([3.0]), np.array([4.0, 5.0, 6.0])])
+    expected = np.array([[1, 2, np.nan], [3, np.nan, np.nan], [4, 5, 6]])
+    np.testing.assert_array_equal(out, expected)
+    same = stack_padded([np.ones((2, 3)), np.zeros((2, 3))])
+    np.testing.assert_array_equal(same, np.stack([np.ones((2, 3)), np.zeros((2, 3))]))
+    np.testing.assert_array_equal(stack_padded([np.array(1.5), np.array(2.5)]), [1.5, 2.5])
