@@ -18,6 +18,7 @@ from ..gram import offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
+from ..solvers.contrast import svt_gram
 from ..exceptions import ValueWarning
 from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
                          check_cov_type)
@@ -337,6 +338,9 @@ class NuclearNorm(MultiResponseModel):
                                 chosen_by={"lam": how}, solver=sol,
                                 df_model=r * (p + q - r), tuning=tuning)
 
+    #: singular value thresholding of the CV path (None: :func:`prox.svt`)
+    _cv_threshold = staticmethod(svt_gram)
+
     def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
         """K-fold CV along lam_max * logspace(0, -3, n_lams), all folds in lockstep.
 
@@ -362,8 +366,6 @@ class NuclearNorm(MultiResponseModel):
         start : ndarray
             The folds' mean solution at the chosen lam (the final fit's start).
         """
-        from ..solvers.contrast import svt_gram
-
         center = self.center
         C0 = self.offset()
         Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
@@ -384,7 +386,7 @@ class NuclearNorm(MultiResponseModel):
                 sol = prox.nuclear_norm_apg(*moments[k], lam, C_init=D_init,
                                             tol=max(tol, 1e-5), max_iter=max_iter,
                                             lipschitz=lips[k], warn=False,
-                                            threshold=svt_gram)
+                                            threshold=self._cv_threshold)
                 path[k] = path[k][-1:] + [sol.coef]
                 solutions.append(sol.coef)
                 C = sol.coef if C0 is None else C0 + sol.coef
