@@ -202,9 +202,9 @@ def test_gram_svt_and_nuclear_contrast_cv_match_the_reference(sim):
             np.testing.assert_allclose(C, C_ref, atol=1e-12)
             np.testing.assert_allclose(np.sort(s)[::-1], s_ref[s_ref > 0], rtol=1e-12)
     mod = mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)
-    lam, table = mod._cv(12, 4, 1e-8, 5000, False)
+    lam, table, _ = mod._cv(12, 4, 1e-8, 5000, False)
     ref = mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)
     ref._cv_threshold = None                       # the reference path: prox.svt
-    lam_ref, table_ref = ref._cv(12, 4, 1e-8, 5000, False)
+    lam_ref, table_ref, _ = ref._cv(12, 4, 1e-8, 5000, False)
     assert lam == lam_ref
     np.testing.assert_allclose(table.cv_mse, table_ref.cv_mse, rtol=1e-9)

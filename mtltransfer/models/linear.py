@@ -18,6 +18,7 @@ from ..gram import offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
+from ..solvers.contrast import svt_gram
 from ..exceptions import ValueWarning
 from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
                          check_cov_type)
@@ -308,8 +309,11 @@ class NuclearNorm(MultiResponseModel):
         if lam is None:
             from ..selection import check_folds
             n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-            lam, tuning["lam_cv"] = self._cv(n_lams, n_folds, tol, max_iter, verbose)
+            lam, tuning["lam_cv"], start = self._cv(n_lams, n_folds, tol, max_iter,
+                                                    verbose)
             how = f"{n_folds}-fold CV"
+        else:
+            start = None
         if backend == "cvxpy":
             from ..solvers.cvx import nuclear_norm_cvx
             from ..solvers._base import SolverResult
@@ -319,8 +323,10 @@ class NuclearNorm(MultiResponseModel):
         else:
             # with an offset, the penalised part is D = C - C0: a nuclear-norm fit of the
             # residual moments (gram.offset_moments)
+            # after CV, started from the folds' mean solution at the chosen lam (the
+            # minimiser is unique, so the start changes only the iteration count)
             sol = prox.nuclear_norm_apg(*offset_moments(Sxx, Sxy, Syy, C0), lam, tol=tol,
-                                        max_iter=max_iter)
+                                        max_iter=max_iter, C_init=start)
             D = sol.coef
             C = D if C0 is None else C0 + D
         # the rank of the penalised part D, one rule for both backends (prox.nuclear_rank)
@@ -333,16 +339,32 @@ class NuclearNorm(MultiResponseModel):
                                 df_model=r * (p + q - r), tuning=tuning)
 
     #: singular value thresholding of the CV path (None: :func:`prox.svt`)
-    _cv_threshold = None
+    _cv_threshold = staticmethod(svt_gram)
 
     def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
         """K-fold CV along lam_max * logspace(0, -3, n_lams), all folds in lockstep.
 
-        Each fold's path is warm-started and screened at a moderate tolerance (held-out
-        errors do not move at the 1e-5 level; the chosen lam is solved to ``tol`` by the
-        caller). The path stops once the mean held-out error has risen for ``patience``
-        consecutive lams: the small-lam end is the slowest to solve and, past the
-        minimum, only overfits further.
+        Each fold's path is screened at a moderate tolerance (held-out errors do not move
+        at the 1e-5 level; the chosen lam is solved to ``tol`` by the caller) and
+        thresholds through the small Gram matrix
+        (:func:`mtltransfer.solvers.contrast.svt_gram`). Each solve starts from the
+        first-order extrapolation of the fold's path: on the uniform grid in log lam,
+
+            D_start(lam_{i+1}) = D(lam_i) + (D(lam_i) - D(lam_{i-1})),
+
+        about half the iterations of starting from ``D(lam_i)`` (the problems are
+        strongly convex, so the start changes only the iteration count). The path stops
+        once the mean held-out error has risen for ``patience`` consecutive lams: the
+        small-lam end is the slowest to solve and, past the minimum, only overfits
+        further.
+
+        Returns
+        -------
+        lam : float
+        table : DataFrame
+            ``lam`` and ``cv_mse`` of the lams visited.
+        start : ndarray
+            The folds' mean solution at the chosen lam (the final fit's start).
         """
         center = self.center
         C0 = self.offset()
@@ -354,16 +376,19 @@ class NuclearNorm(MultiResponseModel):
         trains = [total - held for held in folds]
         moments = [offset_moments(*t.moments(center=center), C0) for t in trains]
         lips = [float(linalg.eigvalsh(m[0])[-1]) for m in moments]
-        warm = [None] * n_folds
-        err = []
+        path = [[] for _ in range(n_folds)]          # each fold's last two solutions
+        err, start = [], None
         for i, lam in enumerate(lams):
-            e = 0.0
+            e, solutions = 0.0, []
             for k, (held, train) in enumerate(zip(folds, trains)):
-                sol = prox.nuclear_norm_apg(*moments[k], lam, C_init=warm[k],
+                D_init = None if not path[k] else path[k][-1] if len(path[k]) == 1 else \
+                    2.0 * path[k][-1] - path[k][-2]
+                sol = prox.nuclear_norm_apg(*moments[k], lam, C_init=D_init,
                                             tol=max(tol, 1e-5), max_iter=max_iter,
                                             lipschitz=lips[k], warn=False,
                                             threshold=self._cv_threshold)
-                warm[k] = sol.coef
+                path[k] = path[k][-1:] + [sol.coef]
+                solutions.append(sol.coef)
                 C = sol.coef if C0 is None else C0 + sol.coef
                 e += held.n * validation_loss(held, train, C, center=center)
             err.append(e / (self.nobs * self.k_endog))
@@ -371,7 +396,9 @@ class NuclearNorm(MultiResponseModel):
                 print(f"{type(self).__name__} CV: lam {i + 1}/{n_lams}: {err[-1]:.5g}",
                       file=sys.stderr)
             best = argmin_simplest(err)
+            if best == i:
+                start = np.mean(solutions, axis=0)
             if i - best >= patience:
                 break
         table = pd.DataFrame({"lam": lams[:len(err)], "cv_mse": err})
-        return float(lams[argmin_simplest(err)]), table
+        return float(lams[argmin_simplest(err)]), table, start

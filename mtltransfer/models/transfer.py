@@ -56,15 +56,6 @@ class NuclearContrast(SourceModel, NuclearNorm):
     def offset(self):
         return self.source
 
-    @staticmethod
-    def _cv_threshold(Z, t):
-        """The CV path thresholds through the small Gram matrix
-        (:func:`mtltransfer.solvers.contrast.svt_gram`): the same iterates as
-        :func:`~mtltransfer.solvers.prox.svt` to 1e-9, at about half the cost."""
-        from ..solvers.contrast import svt_gram
-
-        return svt_gram(Z, t)
-
 
 def _subspace_rrr(Sxx, Sxy, U0u, V0v, rank):
     """Reduced-rank fit restricted to ``C = U0u M V0v^T`` from moments (folds)."""

@@ -1,4 +1,5 @@
-"""A faster nuclear-norm proximal gradient for warm-started paths (NuclearContrast's CV).
+"""A faster nuclear-norm proximal gradient for warm-started paths (the CV paths of
+NuclearNorm and NuclearContrast).
 
 :func:`nuclear_norm_apg_gram` is :func:`mtltransfer.solvers.prox.nuclear_norm_apg` (the
 package's one FISTA driver, its restart and stopping rules) with singular value
