@@ -79,13 +79,24 @@ class RowsOnCluster(RemovedRows):
 
 
 # ---- design ----------------------------------------------------------------------------
+_INFO_CACHE = {}
+
+
 def _design_infos(formula, template):
-    """(lhs, rhs) patsy design infos of the formula built on the template."""
+    """(lhs, rhs) patsy design infos of the formula built on the template (kept for the
+    last few (formula, template) pairs: a worker builds them once, not per partition)."""
     import patsy
 
+    key = (formula, pd.util.hash_pandas_object(template, index=True).sum(),
+           tuple(map(str, template.columns)), tuple(map(str, template.dtypes)))
+    if key in _INFO_CACHE:
+        return _INFO_CACHE[key]
     Yf, Xf = patsy.dmatrices(formula, template, eval_env=design._default_env(),
                              NA_action="drop", return_type="dataframe")
-    return Yf.design_info, Xf.design_info
+    if len(_INFO_CACHE) >= 8:
+        _INFO_CACHE.clear()
+    _INFO_CACHE[key] = Yf.design_info, Xf.design_info
+    return _INFO_CACHE[key]
 
 
 def _partition_levels(part, columns):
@@ -163,8 +174,8 @@ def _empty_stats(p, q):
 
 
 #: rows of a partition turned into a design matrix at a time (bounds a worker's memory
-#: to the partition plus one chunk's design)
-CHUNK_ROWS = 1 << 16
+#: to the partition plus one chunk's design: 2**18 rows of p + q = 60 columns is 126 MB)
+CHUNK_ROWS = 1 << 18
 
 
 def partition_design(part, formula, template, missing, infos=None):
@@ -185,26 +196,109 @@ def partition_design(part, formula, template, missing, infos=None):
     Y = Yf.reindex(index).to_numpy(dtype=float)
     X = Xf.reindex(index)[keep].to_numpy(dtype=float)
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+    _check_complete(ok, missing)
+    return X, Y, ok
+
+
+def _check_complete(ok, missing):
     if missing == "raise" and not ok.all():
         raise ValueError(f"data has missing values (NaN or inf) in {int((~ok).sum())} row(s) "
                          "of a partition in the formula's columns; pass missing='drop' to "
                          "drop those rows")
-    return X, Y, ok
 
 
-def _partition_stats(part, formula, template, used, missing, n_folds):
+def plain_columns(info, columns):
+    """The data column behind each non-intercept column of a patsy design, when every
+    term is one numeric column used as it is (``y1 + y2 ~ x1 + x2``): the design is then
+    the columns themselves and patsy need not run on the rows. None otherwise."""
+    names = []
+    for term in info.terms:
+        if not term.factors:                    # the intercept
+            continue
+        if len(term.factors) != 1:
+            return None
+        factor = term.factors[0]
+        finfo = info.factor_infos[factor]
+        code = getattr(factor, "code", None)
+        if finfo.type != "numerical" or finfo.num_columns != 1 or code not in columns:
+            return None
+        names.append(code)
+    expected = [c for c in info.column_names if c not in design._INTERCEPT_NAMES]
+    return names if names == expected else None
+
+
+def _chunk_columns(chunk, spec, infos, plain):
+    """The design columns (predictors then responses, 1-d arrays) of one chunk of rows
+    and the mask of complete rows."""
+    if plain is not None:
+        cols = [chunk[c].to_numpy(dtype=float, na_value=np.nan) for c in plain]
+        ok = np.logical_and.reduce([np.isfinite(v) for v in cols])
+        _check_complete(ok, spec.missing)
+        return cols, ok
+    X, Y, ok = partition_design(chunk, spec.formula, spec.template, spec.missing, infos)
+    return list(X.T) + list(Y.T), ok
+
+
+def grouped_stats(cols, label, n_groups, p):
+    """:class:`SufficientStats` of the rows of each group, in one sorted pass.
+
+    ``cols`` are the p predictor then q response columns (1-d arrays of the same
+    length), ``label`` the group of each row (0..n_groups-1; any other value drops the
+    row). The rows are gathered once, sorted by group, into a column-major matrix Z
+    shifted by its column means ``m``; each group's block then gives its statistics
+    from two products: with ``s_g = sum_i (z_i - m)`` and ``S_g = sum_i (z_i - m)(z_i -
+    m)^T`` over its ``n_g`` rows, the mean is ``m + s_g / n_g`` and the centred cross
+    products ``S_g - s_g s_g^T / n_g`` (the shift keeps ``s_g / n_g`` small, so no
+    precision is lost).
+    """
+    r = len(cols)
+    label = np.asarray(label, dtype=np.int64)
+    live = (label >= 0) & (label < n_groups)
+    counts = np.bincount(label[live], minlength=n_groups)
+    order = np.argsort(np.where(live, label, n_groups), kind="stable")[:int(counts.sum())]
+    m = len(order)
+    Z = np.empty((m, r), order="F")
+    for j, v in enumerate(cols):
+        np.take(v, order, out=Z[:, j])
+    shift = Z.mean(axis=0) if m else np.zeros(r)
+    Z -= shift
+    out = []
+    a = 0
+    for n_g in counts:
+        b = a + int(n_g)
+        if n_g == 0:
+            out.append(_empty_stats(p, r - p))
+        else:
+            Zg = Z[a:b]
+            s = Zg.sum(axis=0)
+            M = Zg.T @ Zg - np.outer(s, s / n_g)
+            M = 0.5 * (M + M.T)
+            mean = shift + s / n_g
+            out.append(SufficientStats(int(n_g), mean[:p], mean[p:], M[:p, :p],
+                                       M[:p, p:], M[p:, p:]))
+        a = b
+    return out
+
+
+def _partition_stats(part, spec):
     """Per-fold statistics of one partition (a list of ``n_folds`` SufficientStats),
-    built ``CHUNK_ROWS`` rows at a time."""
-    infos = _design_infos(formula, template)
-    p = len([c for c in infos[1].column_names if c not in design._INTERCEPT_NAMES])
-    folds = [_empty_stats(p, len(infos[0].column_names))] * n_folds
+    ``CHUNK_ROWS`` rows at a time: the design columns (read straight from the data when
+    the formula is plain numeric columns, else patsy's design), the hashed fold of each
+    row, then the statistics of every fold in one sorted pass (:func:`grouped_stats`)."""
+    infos = _design_infos(spec.formula, spec.template)
+    lhs, rhs = infos
+    p = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    q = len(lhs.column_names)
+    yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
+    plain = None if yplain is None or xplain is None else xplain + yplain
+    K = spec.n_folds
+    folds = [_empty_stats(p, q)] * K
     for start in range(0, len(part), CHUNK_ROWS):
         chunk = part.iloc[start:start + CHUNK_ROWS]
-        X, Y, ok = partition_design(chunk, formula, template, missing, infos)
-        fold = design.hash_folds(design.row_hash(chunk, used), n_folds)[ok]
-        X, Y = X[ok], Y[ok]
-        folds = [f + SufficientStats.from_arrays(X[fold == k], Y[fold == k])
-                 for k, f in enumerate(folds)]
+        cols, ok = _chunk_columns(chunk, spec, infos, plain)
+        label = design.hash_folds(design.row_hash(chunk, spec.used), K)
+        label[~ok] = K
+        folds = [f + g for f, g in zip(folds, grouped_stats(cols, label, K, p))]
     return folds
 
 
@@ -225,8 +319,7 @@ def _stats_series(part, spec):
     """The per-fold statistics of one partition in a one-element Series: as a
     ``map_partitions`` function it runs in the same task as the partition's reading, so
     a worker holds one partition at a time."""
-    return pd.Series([_partition_stats(part, spec.formula, spec.template, spec.used,
-                                       spec.missing, spec.n_folds)], dtype=object)
+    return pd.Series([_partition_stats(part, spec)], dtype=object)
 
 
 def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT_FOLDS):
