@@ -5,7 +5,7 @@ Writes ``--rows`` rows (default 20 million) of p = 50 predictors and q = 10 resp
 writer never holds the data, then on a ``LocalCluster`` (``--workers`` processes of one
 thread, each with ``memory_limit`` below the size of the data) fits ReducedRank (rank by
 RSC) and a SMART source model (ranks by RSC and hashed-fold CV, lambda by BIC; the source
-is a reduced-rank fit of the same data), for 1, 2, 4 and 8 partitions per worker: the
+is a reduced-rank fit of the same data), for 1, 2 and 4 partitions per worker: the
 files are grouped into partitions read by pyarrow (``dd.from_map``). A partition is read
 whole into a worker (pandas), so a configuration whose partitions do not fit a worker's
 memory_limit fails, and is reported as such. For each it prints the rows per second
@@ -68,8 +68,9 @@ def read_files(files):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(f) for f in files])
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+    # one thread: a worker of the cluster has one, and the machine's cores are the workers'
+    table = pa.concat_tables([pq.read_table(f, use_threads=False) for f in files])
+    return table.to_pandas(self_destruct=True, split_blocks=True, use_threads=False)
 
 
 def partitions(path, n_partitions):
@@ -129,9 +130,10 @@ def main(argv=None):
     ap.add_argument("--p", type=int, default=50)
     ap.add_argument("--q", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--per-worker", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--memory-fraction", type=float, default=0.75,
-                    help="each worker's memory_limit as a fraction of the data's size")
+    ap.add_argument("--per-worker", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--memory-fraction", type=float, default=0.4,
+                    help="each worker's memory_limit as a fraction of the data's size "
+                         "(0.4 with 2 workers: the whole cluster has less than the data)")
     ap.add_argument("--dir", default=None, help="where to write the parquet data")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     args = ap.parse_args(argv)
@@ -187,6 +189,7 @@ def main(argv=None):
                                                             source=source).fit()
                     except Exception as err:   # a partition larger than a worker can hold
                         row.update({"rank": None, "wall s": None, "rows/s": None,
+                                    "rows/worker-CPU-s": None,
                                     "worker CPU s": None, "client CPU s": None,
                                     "peak worker GB": round(mem.peak / 1e9, 2),
                                     "failed": type(err).__name__})
@@ -195,15 +198,18 @@ def main(argv=None):
                         client.restart()
                         break
                     wall = time.perf_counter() - w0
+                    wcpu = worker_cpu(client) - cpu0
                     row.update({"rank": res.rank, "wall s": round(wall, 1),
                                 "rows/s": round(res.nobs / wall),
-                                "worker CPU s": round(worker_cpu(client) - cpu0, 1),
+                                "rows/worker-CPU-s": round(res.nobs / wcpu),
+                                "worker CPU s": round(wcpu, 1),
                                 "client CPU s": round(time.process_time() - c0, 1),
                                 "peak worker GB": round(mem.peak / 1e9, 2), "failed": ""})
                     rows.append(row)
                     print(row, flush=True)
             print()
             print(pd.DataFrame(rows).to_string(index=False))
+            print(f"total {time.perf_counter() - t0:.0f} s (data written and every fit)")
     finally:
         if not args.keep:
             shutil.rmtree(base if args.dir is None else path, ignore_errors=True)
