@@ -662,7 +662,11 @@ def _spectral_partition(part, spec, labels, weight):
     for start in range(0, len(part), CHUNK_ROWS):
         chunk = part.iloc[start:start + CHUNK_ROWS]
         X, y, lab = _design_and_labels(chunk, spec, infos, plain, d)
-        w = weight[index.get_indexer(lab)] * y ** 2
+        code = index.get_indexer(lab)
+        if np.any(code < 0):
+            raise ValueError("the data changed between the passes over it: a task label "
+                             "not seen in the first pass")
+        w = weight[code] * y ** 2
         V += X.T @ (w[:, None] * X)
     return pd.Series([V], dtype=object)
 
