@@ -254,6 +254,21 @@ def grouped_stats(cols, label, n_groups, p):
     m)^T`` over its ``n_g`` rows, the mean is ``m + s_g / n_g`` and the centred cross
     products ``S_g - s_g s_g^T / n_g`` (the shift keeps ``s_g / n_g`` small, so no
     precision is lost).
+
+    Parameters
+    ----------
+    cols : list of ndarray, each shape (n,)
+        The p predictor columns, then the q response columns.
+    label : ndarray of int, shape (n,)
+        Group of each row; rows labelled outside 0..n_groups-1 are left out.
+    n_groups : int
+    p : int
+        How many of ``cols`` are predictors.
+
+    Returns
+    -------
+    list of SufficientStats
+        One per group (empty statistics for a group without rows).
     """
     r = len(cols)
     label = np.asarray(label, dtype=np.int64)
@@ -700,7 +715,23 @@ def _check_shared_formula(formula, ddf, groups):
 def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
     """``SharedRepresentation.from_formula(formula, ddf, groups="col")`` for a Dask
     DataFrame: one pass for the categorical levels (if any), one for the per-task
-    statistics (:class:`DaskSharedRepresentation`)."""
+    sums, reduced over the partitions task by task.
+
+    Parameters
+    ----------
+    cls : type
+        SharedRepresentation (or a subclass).
+    formula : str
+        ``"y ~ x1 + x2 + C(z)"`` (the data's columns and NumPy only).
+    ddf : dask.dataframe.DataFrame
+    groups : str
+        The column holding each row's task label.
+    missing : {"raise", "drop"}
+
+    Returns
+    -------
+    DaskSharedRepresentation
+    """
     _require_dask()
     design._check_missing(missing)
     if not issubclass(cls, SharedRepresentation):
