@@ -6,9 +6,10 @@ writer never holds the data, then on a ``LocalCluster`` (``--workers`` processes
 thread, each with ``memory_limit`` below the size of the data) fits ReducedRank (rank by
 RSC) and a SMART source model (ranks by RSC and hashed-fold CV, lambda by BIC; the source
 is a reduced-rank fit of the same data), for 1, 2 and 4 partitions per worker: the
-files are grouped into partitions read by pyarrow (``dd.from_map``). A partition is read
-whole into a worker (pandas), so a configuration whose partitions do not fit a worker's
-memory_limit fails, and is reported as such. For each it prints the rows per second
+files are grouped into partitions read by pyarrow (``dd.from_map``), one row group at a
+time into the partition's columns. A partition is a pandas DataFrame held whole by its
+worker, so a configuration whose partitions do not fit a worker's memory_limit fails,
+and is reported as such. For each it prints the rows per second
 (wall), the workers' CPU seconds, and the peak resident memory of any worker (sampled
 every 0.2 s).
 
@@ -63,14 +64,24 @@ def write_data(path, rows, p, q, n_files, seed=0):
 
 
 def read_files(files):
-    """One partition: parquet files read by pyarrow and converted column by column (each
-    Arrow column freed once converted, so the partition is held about once)."""
-    import pyarrow as pa
+    """One partition: the parquet files' rows, read one row group at a time into columns
+    allocated once, so that a worker holds the partition plus one row group (pyarrow's
+    ``read_table`` of a whole file holds about three times the file while decoding)."""
     import pyarrow.parquet as pq
 
-    # one thread: a worker of the cluster has one, and the machine's cores are the workers'
-    table = pa.concat_tables([pq.read_table(f, use_threads=False) for f in files])
-    return table.to_pandas(self_destruct=True, split_blocks=True, use_threads=False)
+    sources = [pq.ParquetFile(f) for f in files]
+    names = sources[0].schema_arrow.names
+    n = sum(s.metadata.num_rows for s in sources)
+    block = np.empty((n, len(names)), order="F")     # one pandas block, no copy below
+    start = 0
+    for source in sources:
+        for g in range(source.num_row_groups):
+            table = source.read_row_group(g, use_threads=False)
+            stop = start + table.num_rows
+            for j, name in enumerate(names):
+                block[start:stop, j] = table.column(name).to_numpy()
+            start = stop
+    return pd.DataFrame(block, columns=names, copy=False)
 
 
 def partitions(path, n_partitions):
