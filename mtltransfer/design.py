@@ -330,7 +330,8 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                          f"{formula!r}")
     if is_dask_frame(data):
         raise TypeError("this model does not take a Dask DataFrame; OLS, Ridge, "
-                        "ReducedRank, NuclearNorm and SMART do (see mtltransfer.dask)")
+                        "ReducedRank, NuclearNorm, SMART and SharedRepresentation do "
+                        "(see mtltransfer.dask)")
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, dict):
             data = pd.DataFrame(data)
