@@ -123,6 +123,30 @@ def _tree(items, combine):
     return items[0]
 
 
+def _typed_sample(formula, ddf, used):
+    """A two-row template from the columns' types alone (values 1 and 2), when
+    every column the formula reads is numeric and every factor numerical: a numerical
+    factor's design depends on its type, not its values, so no partition is read (a
+    partition may be large). None otherwise, or when the formula fails on that row."""
+    import patsy
+
+    meta = ddf._meta
+    if not all(pd.api.types.is_numeric_dtype(meta[c].dtype) and
+               not pd.api.types.is_bool_dtype(meta[c].dtype) for c in used):
+        return None
+    sample = pd.DataFrame({c: pd.Series([1, 2], dtype=meta[c].dtype) for c in used})
+    try:
+        Yf, Xf = patsy.dmatrices(formula, sample, eval_env=design._default_env(),
+                                 NA_action="drop", return_type="dataframe")
+    except Exception:       # the formula's own error is raised from a sample of rows
+        return None
+    infos = (Yf.design_info, Xf.design_info)
+    if len(Xf) != 2 or any(f.type != "numerical" or f.state.get("transforms")
+                           for info in infos for f in info.factor_infos.values()):
+        return None
+    return sample
+
+
 def formula_template(formula, ddf, sample_rows=200):
     """A small DataFrame on which the formula's patsy design equals that of all the data.
 
@@ -135,6 +159,9 @@ def formula_template(formula, ddf, sample_rows=200):
     used = design.formula_columns(formula, ddf.columns)
     if not used:
         raise ValueError(f"data has none of the columns of the formula {formula!r}")
+    complete = _typed_sample(formula, ddf, used)
+    if complete is not None:         # numeric columns only: no read of the data needed
+        return complete, used
     sample = ddf[used].head(sample_rows, npartitions=1, compute=True)
     complete = sample.dropna()
     if len(complete) == 0:

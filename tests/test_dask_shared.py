@@ -152,3 +152,31 @@ def test_grouped_stats_equal_each_groups_own_statistics():
         for attr in ("x_mean", "y_mean", "Cxx", "Cxy", "Cyy"):
             np.testing.assert_allclose(getattr(out[g], attr), getattr(want, attr),
                                        rtol=1e-12, atol=1e-12)
+
+
+def test_plain_numeric_formula_reads_columns_directly(data):
+    """``y ~ x1 + x2 + x4``: the template comes from the columns' types (no partition is
+    read for it), the design is the columns themselves (no patsy on the rows), and the
+    fits, hashed-fold tuning included, equal the in-memory ones."""
+    frame, ddf = data
+    formula = "y ~ x1 + x2 + x4"
+    template, used = mdask.formula_template(formula, ddf)
+    assert len(template) == 2 and sorted(used) == ["x1", "x2", "x4", "y"]
+    info = mdask._design_infos(formula, template)
+    assert mdask.plain_columns(info[1], ddf.columns) == ["x1", "x2", "x4"]
+    # a second response with a pooled signal (z = 2 x1 - x2 + a deterministic wiggle)
+    two = "z + y ~ x1 + x2 + x4"
+    frame2 = frame.assign(z=2 * frame.x1 - frame.x2 + 0.5 * np.sin(40 * frame.x4))
+    ddf2 = ddf.assign(z=2 * ddf.x1 - ddf.x2 + 0.5 * np.sin(40 * ddf.x4))
+    for cls in (mt.OLS, mt.NuclearNorm):
+        on_dask = cls.from_formula(two, ddf2, missing="drop").fit()
+        in_memory = cls.from_formula(two, frame2, missing="drop", folds="hash").fit()
+        assert _close(on_dask.params, in_memory.params), cls.__name__
+        assert _close(on_dask.ssr, in_memory.ssr), cls.__name__
+    lam = on_dask.hyperparameters["lam"]       # NuclearNorm's, chosen by hashed-fold CV
+    assert lam == pytest.approx(in_memory.hyperparameters["lam"], rel=RTOL)
+    shared = mt.SharedRepresentation.from_formula(formula, ddf, groups="g",
+                                                  missing="drop").fit(k=1)
+    want = mt.SharedRepresentation.from_formula(formula, frame, groups="g",
+                                                missing="drop").fit(k=1)
+    assert _close(shared.params, want.params) and _close(shared.llf, want.llf)
