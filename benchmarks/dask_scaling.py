@@ -153,8 +153,13 @@ def main(argv=None):
     from distributed import Client, LocalCluster
 
     # a task that kills its worker (out of memory) fails at once instead of being retried
-    # no statistical profiler in the workers (it samples their stacks every 10 ms)
+    # no statistical profiler in the workers (it samples their stacks every 10 ms); glibc
+    # thresholds of 64 MiB: Dask's default MALLOC_TRIM_THRESHOLD_ alone pins the mmap
+    # threshold at 128 KiB, so that every array above it is fresh memory and page-faults
+    # (half the workers' CPU time here)
+    malloc = {"MALLOC_TRIM_THRESHOLD_": 1 << 26, "MALLOC_MMAP_THRESHOLD_": 1 << 26}
     dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                     "distributed.nanny.pre-spawn-environ": malloc,
                      "distributed.worker.profile.enabled": False,
                      "distributed.logging.distributed": "error"})
 

@@ -205,8 +205,9 @@ def _empty_stats(p, q):
 
 
 #: rows of a partition turned into a design matrix at a time (bounds a worker's memory
-#: to the partition plus one chunk's design: 2**18 rows of p + q = 60 columns is 126 MB)
-CHUNK_ROWS = 1 << 18
+#: to the partition plus one chunk's design: 2**17 rows of p + q = 60 columns is 63 MB,
+#: below the 64 MiB malloc thresholds suggested in docs/larger_than_memory.rst)
+CHUNK_ROWS = 1 << 17
 
 
 def partition_design(part, formula, template, missing, infos=None):
