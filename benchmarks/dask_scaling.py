@@ -5,12 +5,13 @@ Writes ``--rows`` rows (default 20 million) of p = 50 predictors and q = 10 resp
 writer never holds the data, then on a ``LocalCluster`` (``--workers`` processes of one
 thread, each with ``memory_limit`` below the size of the data) fits ReducedRank (rank by
 RSC) and a SMART source model (ranks by RSC and hashed-fold CV, lambda by BIC; the source
-is a reduced-rank fit of the same data), for 1, 2, 4 and 8 partitions per worker: the
-files are grouped into partitions read by pyarrow (``dd.from_map``). A partition is read
-whole into a worker (pandas), so a configuration whose partitions do not fit a worker's
-memory_limit fails, and is reported as such. For each it prints the rows per second
-(wall), the workers' CPU seconds, and the peak resident memory of any worker (sampled
-every 0.2 s).
+is a reduced-rank fit of the same data), for 1, 2 and 4 partitions per worker: the
+files are grouped into partitions read by pyarrow (``dd.from_map``), one row group at a
+time into the partition's columns. A partition is a pandas DataFrame held whole by its
+worker, so a configuration whose partitions do not fit a worker's memory_limit fails,
+and is reported as such. For each it prints the rows per second
+(wall) and per worker CPU second, the workers' CPU seconds, and the peak resident memory
+of any worker (sampled every 0.5 s).
 
     python benchmarks/dask_scaling.py --rows 2000000
     python benchmarks/dask_scaling.py                       # the full 20 million rows
@@ -63,13 +64,24 @@ def write_data(path, rows, p, q, n_files, seed=0):
 
 
 def read_files(files):
-    """One partition: parquet files read by pyarrow and converted column by column (each
-    Arrow column freed once converted, so the partition is held about once)."""
-    import pyarrow as pa
+    """One partition: the parquet files' rows, read one row group at a time into columns
+    allocated once, so that a worker holds the partition plus one row group (pyarrow's
+    ``read_table`` of a whole file holds about three times the file while decoding)."""
     import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(f) for f in files])
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+    sources = [pq.ParquetFile(f) for f in files]
+    names = sources[0].schema_arrow.names
+    n = sum(s.metadata.num_rows for s in sources)
+    block = np.empty((n, len(names)), order="F")     # one pandas block, no copy below
+    start = 0
+    for source in sources:
+        for g in range(source.num_row_groups):
+            table = source.read_row_group(g, use_threads=False)
+            stop = start + table.num_rows
+            for j, name in enumerate(names):
+                block[start:stop, j] = table.column(name).to_numpy()
+            start = stop
+    return pd.DataFrame(block, columns=names, copy=False)
 
 
 def partitions(path, n_partitions):
@@ -129,9 +141,10 @@ def main(argv=None):
     ap.add_argument("--p", type=int, default=50)
     ap.add_argument("--q", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--per-worker", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--memory-fraction", type=float, default=0.75,
-                    help="each worker's memory_limit as a fraction of the data's size")
+    ap.add_argument("--per-worker", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--memory-fraction", type=float, default=0.4,
+                    help="each worker's memory_limit as a fraction of the data's size "
+                         "(0.4 with 2 workers: the whole cluster has less than the data)")
     ap.add_argument("--dir", default=None, help="where to write the parquet data")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     args = ap.parse_args(argv)
@@ -140,7 +153,14 @@ def main(argv=None):
     from distributed import Client, LocalCluster
 
     # a task that kills its worker (out of memory) fails at once instead of being retried
+    # no statistical profiler in the workers (it samples their stacks every 10 ms); glibc
+    # thresholds of 64 MiB: Dask's default MALLOC_TRIM_THRESHOLD_ alone pins the mmap
+    # threshold at 128 KiB, so that every array above it is fresh memory and page-faults
+    # (half the workers' CPU time here)
+    malloc = {"MALLOC_TRIM_THRESHOLD_": 1 << 26, "MALLOC_MMAP_THRESHOLD_": 1 << 26}
     dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                     "distributed.nanny.pre-spawn-environ": malloc,
+                     "distributed.worker.profile.enabled": False,
                      "distributed.logging.distributed": "error"})
 
     import mtltransfer as mt
@@ -178,7 +198,7 @@ def main(argv=None):
                            "partition GB": round(part_gb, 2), "model": name}
                     cpu0, w0, c0 = worker_cpu(client), time.perf_counter(), time.process_time()
                     try:
-                        with PeakMemory(client) as mem:
+                        with PeakMemory(client, every=0.5) as mem:
                             if name == "ReducedRank":
                                 res = source = mt.ReducedRank.from_formula(formula,
                                                                            ddf).fit()
@@ -187,6 +207,7 @@ def main(argv=None):
                                                             source=source).fit()
                     except Exception as err:   # a partition larger than a worker can hold
                         row.update({"rank": None, "wall s": None, "rows/s": None,
+                                    "rows/worker-CPU-s": None,
                                     "worker CPU s": None, "client CPU s": None,
                                     "peak worker GB": round(mem.peak / 1e9, 2),
                                     "failed": type(err).__name__})
@@ -195,15 +216,18 @@ def main(argv=None):
                         client.restart()
                         break
                     wall = time.perf_counter() - w0
+                    wcpu = worker_cpu(client) - cpu0
                     row.update({"rank": res.rank, "wall s": round(wall, 1),
                                 "rows/s": round(res.nobs / wall),
-                                "worker CPU s": round(worker_cpu(client) - cpu0, 1),
+                                "rows/worker-CPU-s": round(res.nobs / wcpu),
+                                "worker CPU s": round(wcpu, 1),
                                 "client CPU s": round(time.process_time() - c0, 1),
                                 "peak worker GB": round(mem.peak / 1e9, 2), "failed": ""})
                     rows.append(row)
                     print(row, flush=True)
             print()
             print(pd.DataFrame(rows).to_string(index=False))
+            print(f"total {time.perf_counter() - t0:.0f} s (data written and every fit)")
     finally:
         if not args.keep:
             shutil.rmtree(base if args.dir is None else path, ignore_errors=True)

@@ -43,11 +43,15 @@ from .io import RemovedRows
 from .models.base import PenalizedResults, check_backend, check_positive, \
     warn_penalty_scale
 from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
+from .models.shared import SharedRepresentation, SharedRepresentationResults
 from .models.smart import SMART
+from .solvers import shared_marginal as smg
 
 __all__ = ["StatsModel", "DaskOLS", "DaskRidge", "DaskReducedRank", "DaskNuclearNorm",
            "DaskSMART", "RowsOnCluster", "model_from_dask", "predict_partitions",
-           "formula_stats", "formula_template", "DEFAULT_FOLDS"]
+           "formula_stats", "formula_template", "DEFAULT_FOLDS", "DaskSharedRepresentation",
+           "DaskSharedRepresentationResults", "shared_from_dask", "grouped_stats",
+           "plain_columns"]
 
 #: the number of hashed folds whose statistics the first pass computes (``fit``'s default
 #: ``n_folds``); another number of folds takes one more pass over the data
@@ -79,13 +83,24 @@ class RowsOnCluster(RemovedRows):
 
 
 # ---- design ----------------------------------------------------------------------------
+_INFO_CACHE = {}
+
+
 def _design_infos(formula, template):
-    """(lhs, rhs) patsy design infos of the formula built on the template."""
+    """(lhs, rhs) patsy design infos of the formula built on the template (kept for the
+    last few (formula, template) pairs: a worker builds them once, not per partition)."""
     import patsy
 
+    key = (formula, pd.util.hash_pandas_object(template, index=True).sum(),
+           tuple(map(str, template.columns)), tuple(map(str, template.dtypes)))
+    if key in _INFO_CACHE:
+        return _INFO_CACHE[key]
     Yf, Xf = patsy.dmatrices(formula, template, eval_env=design._default_env(),
                              NA_action="drop", return_type="dataframe")
-    return Yf.design_info, Xf.design_info
+    if len(_INFO_CACHE) >= 8:
+        _INFO_CACHE.clear()
+    _INFO_CACHE[key] = Yf.design_info, Xf.design_info
+    return _INFO_CACHE[key]
 
 
 def _partition_levels(part, columns):
@@ -108,6 +123,30 @@ def _tree(items, combine):
     return items[0]
 
 
+def _typed_sample(formula, ddf, used):
+    """A two-row template from the columns' types alone (values 1 and 2), when
+    every column the formula reads is numeric and every factor numerical: a numerical
+    factor's design depends on its type, not its values, so no partition is read (a
+    partition may be large). None otherwise, or when the formula fails on that row."""
+    import patsy
+
+    meta = ddf._meta
+    if not all(pd.api.types.is_numeric_dtype(meta[c].dtype) and
+               not pd.api.types.is_bool_dtype(meta[c].dtype) for c in used):
+        return None
+    sample = pd.DataFrame({c: pd.Series([1, 2], dtype=meta[c].dtype) for c in used})
+    try:
+        Yf, Xf = patsy.dmatrices(formula, sample, eval_env=design._default_env(),
+                                 NA_action="drop", return_type="dataframe")
+    except Exception:       # the formula's own error is raised from a sample of rows
+        return None
+    infos = (Yf.design_info, Xf.design_info)
+    if len(Xf) != 2 or any(f.type != "numerical" or f.state.get("transforms")
+                           for info in infos for f in info.factor_infos.values()):
+        return None
+    return sample
+
+
 def formula_template(formula, ddf, sample_rows=200):
     """A small DataFrame on which the formula's patsy design equals that of all the data.
 
@@ -120,6 +159,9 @@ def formula_template(formula, ddf, sample_rows=200):
     used = design.formula_columns(formula, ddf.columns)
     if not used:
         raise ValueError(f"data has none of the columns of the formula {formula!r}")
+    complete = _typed_sample(formula, ddf, used)
+    if complete is not None:         # numeric columns only: no read of the data needed
+        return complete, used
     sample = ddf[used].head(sample_rows, npartitions=1, compute=True)
     complete = sample.dropna()
     if len(complete) == 0:
@@ -163,8 +205,9 @@ def _empty_stats(p, q):
 
 
 #: rows of a partition turned into a design matrix at a time (bounds a worker's memory
-#: to the partition plus one chunk's design)
-CHUNK_ROWS = 1 << 16
+#: to the partition plus one chunk's design: 2**17 rows of p + q = 60 columns is 63 MB,
+#: below the 64 MiB malloc thresholds suggested in docs/larger_than_memory.rst)
+CHUNK_ROWS = 1 << 17
 
 
 def partition_design(part, formula, template, missing, infos=None):
@@ -185,26 +228,124 @@ def partition_design(part, formula, template, missing, infos=None):
     Y = Yf.reindex(index).to_numpy(dtype=float)
     X = Xf.reindex(index)[keep].to_numpy(dtype=float)
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+    _check_complete(ok, missing)
+    return X, Y, ok
+
+
+def _check_complete(ok, missing):
     if missing == "raise" and not ok.all():
         raise ValueError(f"data has missing values (NaN or inf) in {int((~ok).sum())} row(s) "
                          "of a partition in the formula's columns; pass missing='drop' to "
                          "drop those rows")
-    return X, Y, ok
 
 
-def _partition_stats(part, formula, template, used, missing, n_folds):
+def plain_columns(info, columns):
+    """The data column behind each non-intercept column of a patsy design, when every
+    term is one numeric column used as it is (``y1 + y2 ~ x1 + x2``): the design is then
+    the columns themselves and patsy need not run on the rows. None otherwise."""
+    names = []
+    for term in info.terms:
+        if not term.factors:                    # the intercept
+            continue
+        if len(term.factors) != 1:
+            return None
+        factor = term.factors[0]
+        finfo = info.factor_infos[factor]
+        code = getattr(factor, "code", None)
+        if finfo.type != "numerical" or finfo.num_columns != 1 or code not in columns:
+            return None
+        names.append(code)
+    expected = [c for c in info.column_names if c not in design._INTERCEPT_NAMES]
+    return names if names == expected else None
+
+
+def _chunk_columns(chunk, spec, infos, plain):
+    """The design columns (predictors then responses, 1-d arrays) of one chunk of rows
+    and the mask of complete rows."""
+    if plain is not None:
+        cols = [chunk[c].to_numpy(dtype=float, na_value=np.nan) for c in plain]
+        ok = np.logical_and.reduce([np.isfinite(v) for v in cols])
+        _check_complete(ok, spec.missing)
+        return cols, ok
+    X, Y, ok = partition_design(chunk, spec.formula, spec.template, spec.missing, infos)
+    return list(X.T) + list(Y.T), ok
+
+
+def grouped_stats(cols, label, n_groups, p):
+    """:class:`SufficientStats` of the rows of each group, in one sorted pass.
+
+    ``cols`` are the p predictor then q response columns (1-d arrays of the same
+    length), ``label`` the group of each row (0..n_groups-1; any other value drops the
+    row). The rows are gathered once, sorted by group, into a column-major matrix Z
+    shifted by its column means ``m``; each group's block then gives its statistics
+    from two products: with ``s_g = sum_i (z_i - m)`` and ``S_g = sum_i (z_i - m)(z_i -
+    m)^T`` over its ``n_g`` rows, the mean is ``m + s_g / n_g`` and the centred cross
+    products ``S_g - s_g s_g^T / n_g`` (the shift keeps ``s_g / n_g`` small, so no
+    precision is lost).
+
+    Parameters
+    ----------
+    cols : list of ndarray, each shape (n,)
+        The p predictor columns, then the q response columns.
+    label : ndarray of int, shape (n,)
+        Group of each row; rows labelled outside 0..n_groups-1 are left out.
+    n_groups : int
+    p : int
+        How many of ``cols`` are predictors.
+
+    Returns
+    -------
+    list of SufficientStats
+        One per group (empty statistics for a group without rows).
+    """
+    r = len(cols)
+    label = np.asarray(label, dtype=np.int64)
+    live = (label >= 0) & (label < n_groups)
+    counts = np.bincount(label[live], minlength=n_groups)
+    order = np.argsort(np.where(live, label, n_groups), kind="stable")[:int(counts.sum())]
+    m = len(order)
+    Z = np.empty((m, r), order="F")
+    for j, v in enumerate(cols):
+        np.take(v, order, out=Z[:, j])
+    shift = Z.mean(axis=0) if m else np.zeros(r)
+    Z -= shift
+    out = []
+    a = 0
+    for n_g in counts:
+        b = a + int(n_g)
+        if n_g == 0:
+            out.append(_empty_stats(p, r - p))
+        else:
+            Zg = Z[a:b]
+            s = Zg.sum(axis=0)
+            M = Zg.T @ Zg - np.outer(s, s / n_g)
+            M = 0.5 * (M + M.T)
+            mean = shift + s / n_g
+            out.append(SufficientStats(int(n_g), mean[:p], mean[p:], M[:p, :p],
+                                       M[:p, p:], M[p:, p:]))
+        a = b
+    return out
+
+
+def _partition_stats(part, spec):
     """Per-fold statistics of one partition (a list of ``n_folds`` SufficientStats),
-    built ``CHUNK_ROWS`` rows at a time."""
-    infos = _design_infos(formula, template)
-    p = len([c for c in infos[1].column_names if c not in design._INTERCEPT_NAMES])
-    folds = [_empty_stats(p, len(infos[0].column_names))] * n_folds
+    ``CHUNK_ROWS`` rows at a time: the design columns (read straight from the data when
+    the formula is plain numeric columns, else patsy's design), the hashed fold of each
+    row, then the statistics of every fold in one sorted pass (:func:`grouped_stats`)."""
+    infos = _design_infos(spec.formula, spec.template)
+    lhs, rhs = infos
+    p = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    q = len(lhs.column_names)
+    yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
+    plain = None if yplain is None or xplain is None else xplain + yplain
+    K = spec.n_folds
+    folds = [_empty_stats(p, q)] * K
     for start in range(0, len(part), CHUNK_ROWS):
         chunk = part.iloc[start:start + CHUNK_ROWS]
-        X, Y, ok = partition_design(chunk, formula, template, missing, infos)
-        fold = design.hash_folds(design.row_hash(chunk, used), n_folds)[ok]
-        X, Y = X[ok], Y[ok]
-        folds = [f + SufficientStats.from_arrays(X[fold == k], Y[fold == k])
-                 for k, f in enumerate(folds)]
+        cols, ok = _chunk_columns(chunk, spec, infos, plain)
+        label = design.hash_folds(design.row_hash(chunk, spec.used), K)
+        label[~ok] = K
+        folds = [f + g for f, g in zip(folds, grouped_stats(cols, label, K, p))]
     return folds
 
 
@@ -225,8 +366,7 @@ def _stats_series(part, spec):
     """The per-fold statistics of one partition in a one-element Series: as a
     ``map_partitions`` function it runs in the same task as the partition's reading, so
     a worker holds one partition at a time."""
-    return pd.Series([_partition_stats(part, spec.formula, spec.template, spec.used,
-                                       spec.missing, spec.n_folds)], dtype=object)
+    return pd.Series([_partition_stats(part, spec)], dtype=object)
 
 
 def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT_FOLDS):
@@ -467,3 +607,461 @@ def predict_partitions(results, ddf, transform=True):
     meta = pd.DataFrame({y: pd.Series(dtype=float) for y in names},
                         index=ddf._meta.index[:0])
     return ddf.map_partitions(_predict_partition, results, transform, meta=meta)
+
+
+# ---- SharedRepresentation: per-task statistics -----------------------------------------
+#: per-task sums reduced over the partitions (raw: not centred), each of shape (T, ...):
+#: ``n`` rows, ``sx`` = sum x, ``sy`` = sum y, ``XtX``, ``Xty``, ``yty``, and for the
+#: noise moment of the W-step penalty ``xx_yy`` = sum ||x||^2 y^2, ``xx_y`` = sum ||x||^2 y,
+#: ``xx`` = sum ||x||^2, ``x_yy`` = sum x y^2
+_TASK_SUMS = ("n", "sx", "sy", "XtX", "Xty", "yty", "xx_yy", "xx_y", "xx", "x_yy")
+
+
+class _TaskSpec(_Spec):
+    """What every partition needs for the per-task statistics (one picklable argument)."""
+
+    def __init__(self, formula, template, used, missing, groups):
+        super().__init__(formula, template, used, missing, 0)
+        self.groups = groups
+
+
+def _no_tasks(d):
+    return {"labels": np.zeros(0, dtype=object), "n": np.zeros(0), "sx": np.zeros((0, d)),
+            "sy": np.zeros(0), "XtX": np.zeros((0, d, d)), "Xty": np.zeros((0, d)),
+            "yty": np.zeros(0), "xx_yy": np.zeros(0), "xx_y": np.zeros(0),
+            "xx": np.zeros(0), "x_yy": np.zeros((0, d))}
+
+
+def _design_and_labels(chunk, spec, infos, plain, d):
+    """(X, y, labels) of the complete rows of a chunk; a complete row without a task
+    label raises ``ValueError`` (as in memory)."""
+    cols, ok = _chunk_columns(chunk, spec, infos, plain)
+    labels = chunk[spec.groups]
+    if bool((pd.isna(labels).to_numpy() & ok).any()):
+        raise ValueError(f"groups contains missing labels (column {spec.groups!r})")
+    X = np.column_stack(cols[:d])[ok] if d else np.zeros((int(ok.sum()), 0))
+    return X, cols[d][ok], labels.to_numpy()[ok]
+
+
+def _chunk_tasks(X, y, labels):
+    """The per-task sums of ``_TASK_SUMS`` of some rows: rows sorted by task once, d x d
+    products batched over tasks of similar size (:meth:`TaskData.statistics`)."""
+    from .solvers.shared_data import TaskData
+
+    codes, uniques = pd.factorize(labels)
+    td = TaskData(X, y, codes, route="rows")
+    st = td.statistics()
+    xx = np.sum(td.X ** 2, axis=1)
+    return {"labels": np.asarray(uniques, dtype=object), "n": td.N, "sx": td.segsum(td.X),
+            "sy": td.segsum(td.y), "XtX": st.XtX, "Xty": st.Xty, "yty": st.yty,
+            "xx_yy": td.segsum(xx * td.y ** 2), "xx_y": td.segsum(xx * td.y),
+            "xx": td.segsum(xx), "x_yy": td.segsum(td.X * (td.y ** 2)[:, None])}
+
+
+def _merge_tasks(a, b):
+    """The per-task sums of two row sets (a task may be in both)."""
+    a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
+    if len(b["labels"]) == 0:
+        return a
+    if len(a["labels"]) == 0:
+        return b
+    union = pd.Index(a["labels"]).append(pd.Index(b["labels"])).unique()
+    ia, ib = union.get_indexer(a["labels"]), union.get_indexer(b["labels"])
+    out = {"labels": np.asarray(union, dtype=object)}
+    for key in _TASK_SUMS:
+        arr = np.zeros((len(union),) + a[key].shape[1:])
+        arr[ia] += a[key]
+        arr[ib] += b[key]
+        out[key] = arr
+    return out
+
+
+def _task_partition(part, spec):
+    """Per-task sums of one partition (in a one-element Series), ``CHUNK_ROWS`` rows at a
+    time."""
+    infos = _design_infos(spec.formula, spec.template)
+    lhs, rhs = infos
+    d = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
+    plain = None if yplain is None or xplain is None else xplain + yplain
+    out = _no_tasks(d)
+    for start in range(0, len(part), CHUNK_ROWS):
+        chunk = part.iloc[start:start + CHUNK_ROWS]
+        X, y, labels = _design_and_labels(chunk, spec, infos, plain, d)
+        if len(y):
+            out = _merge_tasks(out, _chunk_tasks(X, y, labels))
+    return pd.Series([out], dtype=object)
+
+
+def _spectral_partition(part, spec, labels, weight):
+    """``sum_i weight[task_i] y_i^2 x_i x_i^T`` over one partition (in a Series)."""
+    infos = _design_infos(spec.formula, spec.template)
+    lhs, rhs = infos
+    d = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
+    plain = None if yplain is None or xplain is None else xplain + yplain
+    V = np.zeros((d, d))
+    index = pd.Index(labels)
+    for start in range(0, len(part), CHUNK_ROWS):
+        chunk = part.iloc[start:start + CHUNK_ROWS]
+        X, y, lab = _design_and_labels(chunk, spec, infos, plain, d)
+        code = index.get_indexer(lab)
+        if np.any(code < 0):
+            raise ValueError("the data changed between the passes over it: a task label "
+                             "not seen in the first pass")
+        w = weight[code] * y ** 2
+        V += X.T @ (w[:, None] * X)
+    return pd.Series([V], dtype=object)
+
+
+def _add(a, b):
+    a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
+    return a + b
+
+
+def _reduce(ddf, func, *args):
+    """``func(partition, *args)`` on every partition (in the task reading it), its
+    one-element Series results merged pairwise in a tree."""
+    import dask
+
+    merge = _merge_tasks if func is _task_partition else _add
+    parts = ddf.map_partitions(func, *args, meta=pd.Series(dtype=object))
+    (out,) = dask.compute(_tree(parts.to_delayed(), merge))
+    return out.iloc[0] if isinstance(out, pd.Series) else out
+
+
+def _check_shared_formula(formula, ddf, groups):
+    if not isinstance(groups, str):
+        raise TypeError("on a Dask DataFrame, groups must be the name of the column "
+                        f"holding the task labels; got {type(groups).__name__}")
+    if groups not in ddf.columns:
+        raise ValueError(f"groups={groups!r} is not a column of data")
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"formula must be a str 'y ~ x1 + x2'; got {formula!r}")
+
+
+def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
+    """``SharedRepresentation.from_formula(formula, ddf, groups="col")`` for a Dask
+    DataFrame: one pass for the categorical levels (if any), one for the per-task
+    sums, reduced over the partitions task by task.
+
+    Parameters
+    ----------
+    cls : type
+        SharedRepresentation (or a subclass).
+    formula : str
+        ``"y ~ x1 + x2 + C(z)"`` (the data's columns and NumPy only).
+    ddf : dask.dataframe.DataFrame
+    groups : str
+        The column holding each row's task label.
+    missing : {"raise", "drop"}
+
+    Returns
+    -------
+    DaskSharedRepresentation
+    """
+    _require_dask()
+    design._check_missing(missing)
+    if not issubclass(cls, SharedRepresentation):
+        raise TypeError(f"{cls.__name__} is not a SharedRepresentation")
+    _check_shared_formula(formula, ddf, groups)
+    template, used = formula_template(formula, ddf)
+    info = design.from_formula(formula, template, missing="drop", max_endog=1,
+                               eval_env=design._default_env())
+    read = list(used) + ([groups] if groups not in used else [])
+    spec = _TaskSpec(formula, template, used, missing, groups)
+    sums = _reduce(_columns(ddf, read), _task_partition, spec)
+    if len(sums["labels"]) == 0:
+        raise ValueError("data has no complete row")
+    labels = pd.Index(sums["labels"])
+    try:
+        order = np.argsort(np.asarray(labels), kind="stable")
+    except TypeError:                 # labels of mixed types: as pandas sorts them
+        order = np.argsort(np.asarray(labels.astype(str)), kind="stable")
+    sums = {k: (v[order] if k != "labels" else np.asarray(labels)[order])
+            for k, v in sums.items()}
+    n = int(round(float(sums["n"].sum())))
+    design._check_rows(n)
+    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums["sx"].shape[1])),
+                            list(info.ynames), list(info.xnames), info.intercept,
+                            pd.RangeIndex(n), formula=formula,
+                            design_info=info.design_info, data_template=template,
+                            extra={}, implicit_constant=False)
+    return DaskSharedRepresentation._from_sums(data, sums, groups, missing,
+                                               (ddf[read] if read != list(ddf.columns)
+                                                else ddf, spec))
+
+
+class _MarginalTaskStats(smg._Rows):
+    """The marginal-likelihood solver's data from per-task sums instead of rows.
+
+    The same quantities as from the rows: ``M_t = B^T S_t B``, ``m_t = B^T b_t``
+    (raw ``S_t = X_t^T X_t``, ``b_t = X_t^T y_t``, less ``N_t xbar_t xbar_t^T`` terms
+    with an intercept), ``G = sum_t S_t``; the spectral start's fourth moment
+    ``sum_i w_t y_i^2 x_i x_i^T`` (``w_t = 1 / (N_t (N_t - 1))``) by one more pass
+    over the data (``spectral``).
+    """
+
+    def __init__(self, sums, center, spectral):
+        self.S, self.bt = sums["XtX"], sums["Xty"]
+        self.T, self.d = self.bt.shape
+        self.N = sums["n"].astype(float)
+        self.n = int(round(float(self.N.sum())))
+        self.center = bool(center)
+        self.n_eff = self.N - 1.0 if center else self.N.copy()
+        self.c = sums["yty"].copy()
+        if center:
+            self.xbar = sums["sx"] / self.N[:, None]
+            self.ybar = sums["sy"] / self.N
+            self.c = self.c - self.N * self.ybar ** 2
+        G = self.S.sum(axis=0)
+        if center:
+            G -= self.xbar.T @ (self.N[:, None] * self.xbar)
+        self.G = (G + G.T) / 2
+        self._spectral = spectral
+
+    def proj(self, B):
+        SB = self.S @ B                                  # T x d x k
+        M = np.matmul(B.T, SB)
+        M = 0.5 * (M + np.swapaxes(M, 1, 2))
+        m = self.bt @ B
+        if self.center:
+            zb = self.xbar @ B
+            M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
+            m -= (self.N * self.ybar)[:, None] * zb
+        return M, m, B
+
+    def _xt(self, B, P, Wbar=None):
+        AB = np.einsum("tdk,tkl->dl", self.S @ B, P)     # sum_t S_t B P_t
+        return AB if Wbar is None else np.hstack([self.bt.T @ Wbar, AB])
+
+    def spectral_moment(self):
+        N = self.N
+        wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
+        bt = self.bt - (N * self.ybar)[:, None] * self.xbar if self.center else self.bt
+        return bt.T @ (wt[:, None] * bt) - self._spectral(wt)
+
+class DaskSharedRepresentation(SharedRepresentation):
+    """:class:`~mtltransfer.SharedRepresentation` fitted from the per-task statistics
+    of a Dask DataFrame (``from_formula(formula, ddf, groups="column")``).
+
+    Holds, per task, the sums ``N_t``, ``sum x``, ``sum y``, ``X_t^T X_t``,
+    ``X_t^T y_t``, ``y_t^T y_t`` (and three fourth-order sums for the W-step
+    penalty of ``method="gd"``), reduced over the partitions so that a task may
+    span partitions. ``method="marginal"`` (default; k given or by BIC) and
+    ``"gd"``/``"altmin"`` (k given or by BIC) fit from them; the spectral start of
+    the marginal fit takes one more pass over the data.
+    """
+
+    @classmethod
+    def _from_sums(cls, data, sums, groups, missing, frame):
+        self = cls.__new__(cls)
+        self.data, self.missing, self.groups_name = data, missing, groups
+        self.sums = sums
+        self._frame = frame
+        self._spectral_cache = {}
+        labels = pd.Index(sums["labels"])
+        self._labels = np.asarray(labels, dtype=object)
+        self.task_names = [int(t) for t in labels] if labels.inferred_type == \
+            "integer" else [str(t) for t in labels]
+        self.N = sums["n"].astype(np.int64)
+        self.task_codes = RowsOnCluster((data.nobs,)) if hasattr(data, "nobs") else \
+            RowsOnCluster((int(self.N.sum()),))
+        single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
+        if single:
+            from .exceptions import ValueWarning
+            warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
+                          ValueWarning, stacklevel=4)
+        return self
+
+    # -- statistics in place of rows -------------------------------------------------
+    def exog_sd(self):
+        s, n = self.sums, float(self.N.sum())
+        mean = s["sx"].sum(0) / n
+        return np.sqrt(np.clip(np.einsum("tdd->d", s["XtX"]) / n - mean ** 2, 0, None))
+
+    def task_means(self, X=None, y=None, codes=None):
+        if X is not None or y is not None or codes is not None:
+            raise ValueError(RowsOnCluster._MESSAGE)
+        N = self.N.astype(float)
+        return self.sums["sx"] / N[:, None], self.sums["sy"] / N
+
+    def task_stats(self):
+        """Per-task statistics of the rows as fitted (centred within each task when
+        the model has an intercept) and ``sum_i ||x_i||^2 y_i^2`` of those rows."""
+        from .solvers.shared_data import TaskStats
+
+        s, N = self.sums, self.N.astype(float)
+        if not self.center:
+            return TaskStats(s["XtX"], s["Xty"], s["yty"], N), s["xx_yy"]
+        xb, yb = s["sx"] / N[:, None], s["sy"] / N
+        XtX = s["XtX"] - N[:, None, None] * xb[:, :, None] * xb[:, None, :]
+        Xty = s["Xty"] - (N * yb)[:, None] * xb
+        yty = s["yty"] - N * yb ** 2
+        # sum_i ||x_i - xb||^2 (y_i - yb)^2, expanded in the raw sums
+        xbxb = np.sum(xb ** 2, 1)
+        cross = (s["xx_yy"] - 2 * yb * s["xx_y"] + yb ** 2 * s["xx"]
+                 - 2 * np.sum(xb * s["x_yy"], 1) + 4 * yb * np.sum(xb * s["Xty"], 1)
+                 - 2 * yb ** 2 * np.sum(xb * s["sx"], 1)
+                 + xbxb * (s["yty"] - 2 * yb * s["sy"] + N * yb ** 2))
+        return TaskStats(XtX, Xty, yty, N), cross
+
+    def _spectral(self, wt):
+        key = wt.tobytes()
+        if key not in self._spectral_cache:
+            if getattr(self, "_frame", None) is None:
+                raise ValueError("the spectral start needs one more pass over the data "
+                                 "and the Dask DataFrame is not at hand (a loaded "
+                                 "model); pass init= a d x k array")
+            ddf, spec = self._frame
+            self._spectral_cache = {key: _reduce(ddf, _spectral_partition, spec,
+                                                 self._labels, wt)}
+        return self._spectral_cache[key]
+
+    def replace_data(self, rows=None, endog=None):
+        raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
+                        "bootstrap needs the rows in memory")
+
+    # -- fit -------------------------------------------------------------------------
+    def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast",
+            tol=1e-8, max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
+        """As :meth:`SharedRepresentation.fit`, from the per-task statistics:
+        ``method`` "marginal", "gd" or "altmin", ``criterion="bic"``,
+        ``backend="fast"``; ``init`` "ridge" or a d x k array."""
+        from .models.base import check_int
+        from .solvers.shared_data import TaskData
+        from .solvers.shared_fit import fit_shared_representation
+
+        if method not in ("marginal", "gd", "altmin"):
+            raise ValueError(f"on a Dask DataFrame method must be 'marginal', 'gd' or "
+                             f"'altmin' (they fit from per-task statistics); got "
+                             f"{method!r}")
+        if backend != "fast" or criterion != "bic":
+            raise ValueError("on a Dask DataFrame the fit supports backend='fast' and "
+                             "criterion='bic' (cross-validation folds within tasks "
+                             "would need the rows)")
+        if isinstance(init, str) and init != "ridge":
+            raise ValueError("on a Dask DataFrame init must be 'ridge' or a d x k "
+                             f"array; got {init!r}")
+        warn_penalty_scale(self)
+        if max_iter is None:
+            max_iter = 2000 if method == "marginal" else 500
+        max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
+        d, T = self.k_exog, self.n_tasks
+        how, scores = "given", None
+        if method == "marginal":
+            data = _MarginalTaskStats(self.sums, self.center, self._spectral)
+            init_B = init if isinstance(init, np.ndarray) else None
+            if k is None:
+                k, scores, sol = smg.select_k_marginal(data, None, None,
+                                                       center=self.center, tol=tol,
+                                                       max_iter=max_iter)
+                how = "BIC"
+            else:
+                k = check_int("k", k, 1, min(d, T))
+                sol = smg.fit_marginal(data, None, None, k, center=self.center,
+                                       init=init_B, tol=tol, max_iter=max_iter)
+        else:
+            data = TaskData.from_statistics(*self.task_stats())
+            opts = dict(method=method, max_iter=max_iter, w_ridge=w_ridge)
+            if k is None:
+                k, scores = _select_k_stats(data, opts, tol)
+                how = "BIC"
+            k = check_int("k", k, 1, min(d, T))
+            sol = fit_shared_representation(data, None, None, k, init=init, tol=tol,
+                                            verbose=verbose, **opts)
+        return DaskSharedRepresentationResults(self, sol, method, k, how, scores,
+                                                sol.extra["B"], sol.extra["W"], lam)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_frame", None)
+        state["_spectral_cache"] = {}
+        return state
+
+class DaskSharedRepresentationResults(SharedRepresentationResults):
+    """Results of :class:`DaskSharedRepresentation`: the residual sums of squares
+    and R-squared from the per-task statistics; ``predict(ddf)`` lazy."""
+
+    @property
+    def fittedvalues(self):
+        raise ValueError(RowsOnCluster._MESSAGE)
+
+    @property
+    def resid(self):
+        raise ValueError(RowsOnCluster._MESSAGE)
+
+    def _task_ssr(self):
+        """``sum_i (y_i - b_t - x_i^T theta_t)^2`` per task, from the raw sums."""
+        s, th, b = self.model.sums, self._theta.T, self._b
+        return (s["yty"] - 2 * np.sum(th * s["Xty"], 1) - 2 * b * s["sy"]
+                + np.einsum("td,tde,te->t", th, s["XtX"], th)
+                + 2 * b * np.sum(th * s["sx"], 1) + s["n"] * b ** 2)
+
+    @cached_property
+    def ssr(self):
+        return float(np.sum(np.clip(self._task_ssr(), 0.0, None)))
+
+    @cached_property
+    def rsquared(self):
+        m, s = self.model, self.model.sums
+        tss = s["yty"] - (s["sy"] ** 2 / s["n"] if m.center else 0.0)
+        rss = np.clip(self._task_ssr(), 0.0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return pd.Series(np.where(tss > 0, 1 - rss / tss, np.nan),
+                             index=m.task_names, name="R2")
+
+    def bootstrap_spec(self, method):
+        raise TypeError("the bootstrap needs the rows in memory")
+
+    def predict(self, exog=None, transform=True, *, groups=None, newdata=None):
+        from .models.base import new_data_argument
+
+        exog = new_data_argument(exog, newdata)
+        if design.is_dask_frame(exog):
+            if groups is not None:
+                raise ValueError("for a Dask DataFrame the task labels are read from "
+                                 f"its column {self.model.groups_name!r}; groups= is "
+                                 "not taken")
+            _require_dask()
+            meta = pd.Series(dtype=float, name=self.model.endog_names[0],
+                             index=exog._meta.index[:0])
+            return exog.map_partitions(_predict_shared_partition, self, transform,
+                                       meta=meta)
+        return super().predict(exog, transform, groups=groups)
+
+
+
+def _select_k_stats(data, opts, tol):
+    """k for ``method="gd"``/``"altmin"`` by the BIC of
+    :func:`mtltransfer.solvers.shared_select.select_k`, each candidate fitted from the
+    per-task statistics ``data`` (a :class:`TaskData` built from statistics)."""
+    from .exceptions import ConvergenceWarning
+    from .solvers import shared_select as sel
+    from .solvers.shared_fit import fit_shared_representation
+
+    class _StatsScan(sel._Scan):
+        def fit(self, k, rows=None, center=False):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                res = fit_shared_representation(self.data, None, None, k, **self.fit_kw)
+            for w in caught:
+                if issubclass(w.category, ConvergenceWarning):
+                    self.not_converged.add(k)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return res
+
+    ks = list(range(1, min(data.d, data.T, 10) + 1))
+    scan = _StatsScan(data, 2, dict(opts, tol=max(tol, 1e-6)))
+    sel._bic_scores(scan, ks)
+    if scan.not_converged:
+        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
+                      "converge (often a sign that k is too large for the data); their "
+                      "scores are those of the last iterate", ConvergenceWarning,
+                      stacklevel=3)
+    return sel._best_k(scan.scores), scan.scores
+
+
+def _predict_shared_partition(part, results, transform):
+    return results.predict(part, transform).astype(float)

@@ -330,7 +330,8 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                          f"{formula!r}")
     if is_dask_frame(data):
         raise TypeError("this model does not take a Dask DataFrame; OLS, Ridge, "
-                        "ReducedRank, NuclearNorm and SMART do (see mtltransfer.dask)")
+                        "ReducedRank, NuclearNorm, SMART and SharedRepresentation do "
+                        "(see mtltransfer.dask)")
     if not isinstance(data, pd.DataFrame):
         if isinstance(data, dict):
             data = pd.DataFrame(data)
@@ -425,6 +426,10 @@ def row_hash(frame, columns):
     back from parquet, in any partition, hashes as it did in memory. Identical rows
     share a hash (and so a fold).
     """
+    columns = list(columns)
+    if all(frame[c].dtype == np.float64 for c in columns):    # hashed as they are
+        return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(
+            dtype=np.uint64)
     parts = {}
     for c in columns:
         col = frame[c]

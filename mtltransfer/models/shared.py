@@ -106,7 +106,10 @@ class SharedRepresentation(DataViews):
         ----------
         formula : str
             ``"y ~ x1 + x2 + C(z)"``; the intercept (default) is per task.
-        data : DataFrame
+        data : DataFrame or dask.dataframe.DataFrame
+            A Dask DataFrame is fitted from per-task statistics computed on the
+            cluster (:class:`mtltransfer.dask.DaskSharedRepresentation`; ``groups``
+            must then be a column name).
         groups : str, Series or array_like
             Name of the column holding the task labels (then ``predict`` reads the same
             column of new data), or the labels themselves (a Series aligned with
@@ -114,6 +117,9 @@ class SharedRepresentation(DataViews):
         missing : {"raise", "drop"}
         eval_env : int
         """
+        if design.is_dask_frame(data):       # per-task statistics on the cluster
+            from ..dask import shared_from_dask
+            return shared_from_dask(cls, formula, data, groups, missing=missing)
         if isinstance(groups, str):
             if groups not in data.columns:
                 raise ValueError(f"groups={groups!r} is not a column of data")

@@ -196,8 +196,42 @@ class TaskData:
             self.s = st.Xty / self.N[:, None]
             self.q = st.yty / self.N
 
+    @classmethod
+    def from_statistics(cls, stats, cross):
+        """Per-task statistics in place of rows (route ``"stats"``): what the solvers need
+        when the rows are elsewhere (e.g. reduced from the partitions of a Dask
+        DataFrame).
+
+        Parameters
+        ----------
+        stats : TaskStats
+            Of the rows as fitted (already centred within each task for a per-task
+            intercept).
+        cross : ndarray, shape (T,)
+            ``sum_i ||x_ti||^2 y_ti^2`` per task, of the same rows (the one fourth-order
+            moment used, by :func:`moment_noise_signal`).
+        """
+        self = cls.__new__(cls)
+        self.T, self.d = stats.T, stats.d
+        self.N = np.asarray(stats.n, dtype=float).copy()
+        if np.any(self.N <= 0):
+            raise ValueError("every task must have at least one row")
+        self.n = int(round(float(self.N.sum())))
+        self.X = self.y = self.task = self.order = self.starts = self.inv_N_row = None
+        self._Sigma = None
+        self.route = "stats"
+        self.S = stats.XtX / self.N[:, None, None]
+        self.s = stats.Xty / self.N[:, None]
+        self.q = stats.yty / self.N
+        self.cross = np.asarray(cross, dtype=float)
+        return self
+
     def statistics(self):
         """The per-task sufficient statistics of these rows (:class:`TaskStats`)."""
+        if self.X is None:                        # built from statistics
+            return TaskStats(XtX=self.S * self.N[:, None, None],
+                             Xty=self.s * self.N[:, None], yty=self.q * self.N,
+                             n=self.N.copy())
         XtX = np.empty((self.T, self.d, self.d))
         for idx, Xp, _ in self.blocks():              # loop over size buckets, not tasks
             XtX[idx] = np.matmul(Xp.transpose(0, 2, 1), Xp)
@@ -333,10 +367,14 @@ def moment_noise_signal(data):
     with ``s = tr(Sigma_hat) / d``. Both are floored at 1e-3 of their scale.
     """
     s = np.trace(data.pooled_cov()) / data.d
-    v = np.mean(data.segsum(data.y ** 2) / data.N)
     two = data.N >= 2
-    Xty = data.segsum(data.X * data.y[:, None])
-    cross = data.segsum(np.sum(data.X ** 2, axis=1) * data.y ** 2)
+    if data.X is None:                            # built from statistics
+        v = np.mean(data.q)
+        Xty, cross = data.s * data.N[:, None], data.cross
+    else:
+        v = np.mean(data.segsum(data.y ** 2) / data.N)
+        Xty = data.segsum(data.X * data.y[:, None])
+        cross = data.segsum(np.sum(data.X ** 2, axis=1) * data.y ** 2)
     u_t = (np.sum(Xty ** 2, axis=1) - cross)[two] / (data.N[two] * (data.N[two] - 1))
     u = max(float(np.mean(u_t)) if u_t.size else 0.0, 1e-3 * v * s)
     tau2 = u / s ** 2

@@ -149,7 +149,8 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
         "stats").
     """
     t0 = time.perf_counter()
-    data = TaskData(X, y, task, center=center)
+    # a TaskData (e.g. TaskData.from_statistics) is used as it is
+    data = X if isinstance(X, TaskData) else TaskData(X, y, task, center=center)
     k = check_k(k, data.d, data.T)
     _check_options(method, backend, tol, max_iter)
     B = _start(data, k, method, init)

@@ -294,7 +294,10 @@ def _initial_moments(data, B):
 def _spectral_basis(data, K):
     """Top-K eigenvectors of G^{-1} U G^{-1}, U = sum_t (b_t b_t^T - sum_i y_ti^2 x_ti
     x_ti^T) / (N_t (N_t - 1)), whose expectation (isotropic-noise, uncentred data) is
-    proportional to Sigma_x (sum_t theta_t theta_t^T) Sigma_x."""
+    proportional to Sigma_x (sum_t theta_t theta_t^T) Sigma_x. Data held as statistics
+    give U by their ``spectral_moment()``."""
+    if hasattr(data, "spectral_moment"):
+        return _top_spectral(data, data.spectral_moment(), K)
     X, y, N, n = data.X, data.y, data.N, data.n
     wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
     bt = sparse.csr_matrix((y, (data.task, np.arange(n))), shape=(data.T, n)) @ X
@@ -305,6 +308,11 @@ def _spectral_basis(data, K):
     for s in range(0, n, _CHUNK):
         Xc = X[s:s + _CHUNK]
         U -= Xc.T @ (wr[s:s + _CHUNK, None] * Xc)
+    return _top_spectral(data, U, K)
+
+
+def _top_spectral(data, U, K):
+    """Top-K eigenvectors (and all eigenvalues, decreasing) of G^{-1} U G^{-1}."""
     Gs = data.G / float(np.sum(data.N))
     Gi = linalg.pinvh(Gs)
     A = Gi @ U @ Gi
@@ -471,7 +479,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         The fit at the chosen k (as :func:`fit_marginal`).
     """
     t0 = time.perf_counter()
-    data = _Rows(X, y, task, center)
+    data = X if isinstance(X, _Rows) else _Rows(X, y, task, center)
     d, T = data.d, data.T
     if ks is None:
         ks = range(1, max(1, min(d, T - 1, 12)) + 1)
