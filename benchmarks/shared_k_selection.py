@@ -23,7 +23,7 @@ import numpy as np                                                      # noqa: 
 
 from mtltransfer.datasets import simulate_shared                       # noqa: E402
 from mtltransfer.solvers.shared_marginal import fit_marginal, select_k_marginal  # noqa
-from mtltransfer.solvers.shared_rep import subspace_distance           # noqa: E402
+from mtltransfer.solvers.shared_baselines import subspace_distance     # noqa: E402
 
 # (T, N, d, k, sigma, condition number of Sigma_w)
 GRID = [

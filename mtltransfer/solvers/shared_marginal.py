@@ -86,6 +86,13 @@ class _Rows:
             G -= self.xbar.T @ (N[:, None] * self.xbar)
         self.G = (G + G.T) / 2
 
+    @property
+    def Gi(self):
+        """(sum_t S_t / n)^+ (cached), the preconditioner of the B-step."""
+        if not hasattr(self, "_Gi"):
+            self._Gi = linalg.pinvh(self.G / float(np.sum(self.n_eff)))
+        return self._Gi
+
     def _chunks(self):
         """Row chunks with their per-chunk task indicator (bounded working memory)."""
         if not hasattr(self, "_ind"):
@@ -98,15 +105,15 @@ class _Rows:
     def proj(self, B):
         """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B."""
         k = B.shape[1]
-        M = np.zeros((self.T, k, k))
-        m = np.zeros((self.T, k))
-        for s, e, Hc in self._chunks():
-            Z = self.X[s:e] @ B
-            for a in range(k):                        # upper triangle, column by column
-                M[:, a, a:] += Hc @ (Z[:, a:] * Z[:, a:a + 1])
-            m += Hc @ (Z * self.y[s:e, None])
-        iu = np.triu_indices(k, 1)
-        M[:, iu[1], iu[0]] = M[:, iu[0], iu[1]]
+        iu = np.triu_indices(k)
+        acc = np.zeros((self.T, len(iu[0]) + k))
+        for s, e, Hc in self._chunks():               # per-task sums of the upper
+            Z = self.X[s:e] @ B                       # triangle of z z^T and of z y
+            acc += Hc @ np.hstack([Z[:, iu[0]] * Z[:, iu[1]], Z * self.y[s:e, None]])
+        M = np.empty((self.T, k, k))
+        M[:, iu[0], iu[1]] = acc[:, :len(iu[0])]
+        M[:, iu[1], iu[0]] = acc[:, :len(iu[0])]
+        m = acc[:, len(iu[0]):]
         if self.center:
             zb = self.xbar @ B
             M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
@@ -118,14 +125,11 @@ class _Rows:
         k = B.shape[1]
         out = np.zeros((self.d, 2 * k if Wbar is not None else k))
         for s, e, _ in self._chunks():
-            Z = self.X[s:e] @ B
-            tc = self.task[s:e]
-            ZP = np.zeros_like(Z)
-            for a in range(k):
-                ZP += Z[:, a:a + 1] * P[tc, a, :]
+            Xc, tc = self.X[s:e], self.task[s:e]
+            ZP = np.einsum("ik,ikl->il", Xc @ B, np.take(P, tc, axis=0))
             if Wbar is not None:
-                ZP = np.hstack([self.y[s:e, None] * Wbar[tc], ZP])
-            out += self.X[s:e].T @ ZP
+                ZP = np.hstack([self.y[s:e, None] * np.take(Wbar, tc, axis=0), ZP])
+            out += Xc.T @ ZP
         return out
 
     def resid_ops(self, B, Wbar, P):
@@ -162,16 +166,30 @@ class _Stats:
         self.center = False
         self.G = S.sum(0)
         self.N = n_eff
+        self.Gi = linalg.pinvh(self.G / float(np.sum(n_eff)))
+
+    # batched products as single matrix products over the stacked tasks
+    def _SD(self, D):
+        T, K = self.T, self.d
+        return (self.S.reshape(T * K, K) @ D).reshape(T, K, D.shape[1])
+
+    @staticmethod
+    def _sum_SDP(SD, P):
+        """sum_t SD_t P_t."""
+        T, K, k = SD.shape
+        return SD.transpose(1, 0, 2).reshape(K, T * k) @ P.reshape(T * k, k)
 
     def proj(self, B):
-        SB = self.S @ B
-        return B.T @ SB, self.b @ B, SB
+        SB = self._SD(B)
+        T, K, k = SB.shape
+        M = (SB.transpose(0, 2, 1).reshape(T * k, K) @ B).reshape(T, k, k)
+        return M, self.b @ B, SB
 
     def resid_ops(self, SB, Wbar, P):
-        return self.b.T @ Wbar, (SB @ P).sum(0)
+        return self.b.T @ Wbar, self._sum_SDP(SB, P)
 
     def apply(self, D, P):
-        return ((self.S @ D) @ P).sum(0)
+        return self._sum_SDP(self._SD(D), P)
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,22 +205,47 @@ def _estep(M, m, c, n_eff, mu, Sigma, s2):
     Q_t = r^T r / sigma^2 - u^T V_t u / sigma^4 with r = y_t - Z_t mu, u = Z_t^T r
     (Woodbury: C_t^{-1} = I / sigma^2 - Z_t V_t Z_t^T / sigma^4).
     """
-    k = mu.size
-    Lc = linalg.cholesky(Sigma, lower=True)
-    Sinv = linalg.cho_solve((Lc, True), np.eye(k))
+    Lc = np.linalg.cholesky(Sigma)
+    Sinv = np.linalg.inv(Sigma)
     logdet_S = 2 * np.sum(np.log(np.diag(Lc)))
     Lam = Sinv[None] + M / s2
-    L = np.linalg.cholesky(Lam)
-    logdet_L = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    Li = np.linalg.inv(L)
-    V = np.swapaxes(Li, 1, 2) @ Li
-    Wbar = (V @ ((Sinv @ mu)[None] + m / s2)[:, :, None])[:, :, 0]
     Mmu = M @ mu
-    rr = c - 2 * m @ mu + Mmu @ mu
     u = m - Mmu
-    Q = rr / s2 - np.sum(u * (V @ u[:, :, None])[:, :, 0], 1) / s2 ** 2
+    h = (Sinv @ mu)[None] + m / s2
+    V, logdet_L = _inv_logdet(Lam)
+    Wbar = np.einsum("tkl,tl->tk", V, h)
+    uVu = np.einsum("tk,tkl,tl->t", u, V, u)
+    rr = c - 2 * m @ mu + Mmu @ mu
+    Q = rr / s2 - uVu / s2 ** 2
     ll = -0.5 * (n_eff * (_LOG2PI + np.log(s2)) + logdet_S + logdet_L + Q)
     return Wbar, V, float(ll.sum())
+
+
+def _inv_logdet(A):
+    """Inverses and log-determinants of symmetric positive definite A (T x k x k):
+    closed forms (adjugate / determinant) for k <= 3, LAPACK beyond."""
+    k = A.shape[1]
+    if k == 1:
+        a = A[:, 0, 0]
+        return (1.0 / a)[:, None, None], np.log(a)
+    if k == 2:
+        a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+        det = a * c - b * b
+        adj = np.stack([np.stack([c, -b], 1), np.stack([-b, a], 1)], 1)
+        return adj / det[:, None, None], np.log(det)
+    if k == 3:
+        a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 0, 2]
+        e, f, i = A[:, 1, 1], A[:, 1, 2], A[:, 2, 2]
+        c00, c01, c02 = e * i - f * f, c * f - b * i, b * f - c * e
+        c11, c12, c22 = a * i - c * c, b * c - a * f, a * e - b * b
+        det = a * c00 + b * c01 + c * c02
+        adj = np.stack([np.stack([c00, c01, c02], 1), np.stack([c01, c11, c12], 1),
+                        np.stack([c02, c12, c22], 1)], 1)
+        return adj / det[:, None, None], np.log(det)
+    L = np.linalg.cholesky(A)
+    V = np.linalg.inv(A)
+    return ((V + np.swapaxes(V, 1, 2)) / 2,
+            2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1))
 
 
 def _bounded_sigma(Sigma):
@@ -211,41 +254,84 @@ def _bounded_sigma(Sigma):
     return Sigma + floor * np.eye(Sigma.shape[0])
 
 
-def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1):
-    """Generalised EM; returns (B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist)."""
+def _grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, delta, Sbar, erss, T, n_tot):
+    """The stopping criterion of EM: lambda^2 / n, the squared norm of the gradient of the
+    log marginal likelihood l in the metric of the inverse complete-data information
+    (per row; the squared Newton decrement of EM's surrogate), summed over the blocks:
+
+    * B (Grassmann gradient, ``g_B = (I - B B^T) (R - A(B)) / sigma^2``, the horizontal
+      part of ``dl/dB = sum_t X_t^T E[(y_t - X_t B w_t) w_t^T] / sigma^2``; information
+      approximated by ``(Gbar (x) Pw) / sigma^2`` with ``Gbar = sum_t S_t / n`` and
+      ``Pw = sum_t N_t E[w_t w_t^T]``): ``sigma^2 tr(g_B^T Gbar^{-1} g_B Pw^{-1})``;
+    * mu_w (``g = Sigma^{-1} sum_t (wbar_t - mu)``, information ``T Sigma^{-1}``):
+      ``T delta^T Sigma^{-1} delta``, ``delta = mean_t wbar_t - mu``;
+    * Sigma_w (``g = T/2 Sigma^{-1} (Sbar - Sigma) Sigma^{-1}``, ``Sbar = mean_t E[(w_t -
+      mu)(w_t - mu)^T]``): ``T/2 ||Sigma^{-1/2} Sbar Sigma^{-1/2} - I||_F^2``;
+    * sigma^2 (``g = (E RSS - n sigma^2) / (2 sigma^4)``): ``n/2 (E RSS / (n sigma^2)
+      - 1)^2``.
+
+    Each block is the inner product of the gradient with the step an exact M-step
+    would take in that block, so lambda^2 / n is about the log-likelihood per row that
+    one more EM step could still gain; it is invariant to the units of X and y.
+    """
+    rp = r - B @ (B.T @ r)
+    lam_B = np.sum(rp * (Gi @ rp @ Pwi)) / s2
+    Lci = np.linalg.inv(np.linalg.cholesky(Sigma))
+    z = Lci @ delta
+    A = Lci @ Sbar @ Lci.T
+    lam_mu = T * float(z @ z)
+    lam_S = T / 2 * float(np.sum((A - np.eye(mu.size)) ** 2))
+    lam_s2 = n_tot / 2 * (erss / (n_tot * s2) - 1) ** 2
+    return float(max(lam_B, 0.0) + lam_mu + lam_S + lam_s2) / n_tot
+
+
+def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
+    """Generalised EM; returns (B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist).
+
+    Stops when :func:`_grad_criterion` <= ``tol`` at the current parameters (checked
+    after the E-step and the M-step's one pass over the rows, before the update), when
+    ``monitor(hist)`` returns True, or after ``max_iter`` M-steps. The returned
+    parameters, posteriors and log-likelihood belong together.
+    """
     n_tot = float(np.sum(data.n_eff))
     C = float(np.sum(data.c))
-    G = data.G / n_tot
-    Gi = linalg.pinvh(G)
-    # objective: minus the log marginal likelihood; criterion: its relative change
+    Gi = data.Gi
+    T = data.T
+    # objective: minus the log marginal likelihood; criterion: lambda^2 / n (see above)
     hist = {"objective": [], "criterion": [], "loglik": [], "sigma2": []}
-    ll_old = -np.inf
     converged = False
     it = 0
-    for it in range(max_iter + 1):
+    while True:
         M, m, cache = data.proj(B)
         Wbar, V, ll = _estep(M, m, data.c, data.n_eff, mu, Sigma, s2)
-        hist["objective"].append(-ll)
-        hist["criterion"].append(abs(ll - ll_old) / abs(ll) if it else np.nan)
-        hist["loglik"].append(ll)
-        hist["sigma2"].append(s2)
-        if abs(ll - ll_old) <= tol * abs(ll):
-            converged = True
-            break
-        if it == max_iter:
-            break
-        ll_old = ll
-        # M-step: mu, Sigma exactly
-        mu = Wbar.mean(0)
-        Dw = Wbar - mu
-        Sigma = _bounded_sigma(V.mean(0) + Dw.T @ Dw / data.T)
+        # the M-step's sufficient statistics, which also give the gradient
+        wmean = Wbar.mean(0)
+        D = Wbar - mu
+        Vmean = V.mean(0)
         P = V + Wbar[:, :, None] * Wbar[:, None, :]
-        # B: preconditioned CG on sum_t S_t B P_t = sum_t b_t wbar_t^T from the current B
         R, AB = data.resid_ops(cache, Wbar, P)
         AB = _center_AB(data, B, P, AB)
         Pw = np.einsum("t,tkl->kl", data.N, P)
-        Pwi = linalg.pinvh(Pw)
+        Pwi = np.linalg.inv(Pw)
         r = R - AB
+        erss = C - 2 * np.sum(B * R) + np.sum(B * AB)
+        crit = _grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, wmean - mu,
+                               Vmean + D.T @ D / T, erss, T, n_tot)
+        hist["objective"].append(-ll)
+        hist["criterion"].append(crit)
+        hist["loglik"].append(ll)
+        hist["sigma2"].append(s2)
+        if crit <= tol:
+            converged = True
+            break
+        if it == max_iter or (monitor is not None and monitor(hist)):
+            break
+        it += 1
+        # M-step: mu, Sigma exactly
+        mu = wmean
+        Dw = Wbar - mu
+        Sigma = _bounded_sigma(Vmean + Dw.T @ Dw / T)
+        # B: preconditioned CG on sum_t S_t B P_t = sum_t b_t wbar_t^T from the current B
         z = Gi @ r @ Pwi
         p = z.copy()
         rz = np.sum(r * z)
@@ -305,9 +391,7 @@ def _spectral_basis(data, K):
     for s in range(0, n, _CHUNK):
         Xc = X[s:s + _CHUNK]
         U -= Xc.T @ (wr[s:s + _CHUNK, None] * Xc)
-    Gs = data.G / float(np.sum(data.N))
-    Gi = linalg.pinvh(Gs)
-    A = Gi @ U @ Gi
+    A = data.Gi @ U @ data.Gi
     w, Vv = linalg.eigh((A + A.T) / 2)
     return Vv[:, ::-1][:, :K], w[::-1]
 
@@ -323,16 +407,40 @@ def _check_k(k, d, T):
     return int(k)
 
 
+    zb = data.xbar @ B
+    q = np.einsum("tk,tkl,tl->t", zb, V, zb)
+    return float(-0.5 * np.sum(_LOG2PI + np.log(s2 + data.N * q)))
+
+
+def _intercept_loglik(data, B, V, s2):
+    """Full minus restricted log-likelihood of a model with a per-task intercept a_t.
+
+    The full model is ``y_t ~ N(a_t 1 + X_t B mu_w, C_t)``; its Gaussian log-likelihood
+    at the GLS intercept (the fitted one, ``a_t = ybar_t - xbar_t^T B wbar_t``) and the
+    restricted one (the density of the within-task contrasts) differ by
+
+        l_full - l_R = -1/2 sum_t [log 2 pi + log N_t - log(1^T C_t^{-1} 1)]
+                     = -1/2 sum_t [log 2 pi + log(sigma^2 + N_t zbar_t^T V_t zbar_t)],
+
+    using ``1^T C_t^{-1} 1 = N_t / (sigma^2 + N_t zbar_t^T V_t zbar_t)`` (Woodbury and
+    Sherman-Morrison; ``zbar_t = B^T xbar_t``, V_t the posterior covariance of w_t given
+    the centred rows).
+    """
+    zb = data.xbar @ B
+    q = np.einsum("tk,tkl,tl->t", zb, V, zb)
+    return float(-0.5 * np.sum(_LOG2PI + np.log(s2 + data.N * q)))
+
+
 def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, tol, extra=None):
     W = Wbar.T                                                # k x T, posterior means
     ex = {"B": B, "W": W, "W_cov": V, "mu_w": mu, "Sigma_w": Sigma, "sigma2": s2,
           "loglik": ll, "time": time.perf_counter() - t0, "w_ridge": 0.0}
     if extra:
         ex.update(extra)
+    if data.center and isinstance(data, _Rows):
+        ex["loglik_full"] = ll + _intercept_loglik(data, B, V, s2)
     if not converged:
-        h = hist["loglik"]
-        crit = abs(h[-1] - h[-2]) / abs(h[-1]) if len(h) > 1 else float("inf")
-        warn_not_converged("fit_marginal", n_iter, crit, tol, stacklevel=4)
+        warn_not_converged("fit_marginal", n_iter, hist["criterion"][-1], tol, stacklevel=4)
     return SolverResult(coef=B @ W, converged=converged, n_iter=n_iter, history=hist,
                         objective=-ll, extra=ex)
 
@@ -425,27 +533,108 @@ def bic_n_params(d, k):
     return d * k - k * k + k + k * (k + 1) / 2 + 1
 
 
+class _Check:
+    """Decision on a larger candidate k1 during its EM on the rows (see
+    :func:`select_k_marginal`): k1 beats the current k by BIC once its log-likelihood
+    exceeds ``thresh``."""
+
+    def __init__(self, thresh, min_iter, max_iter, safety):
+        self.thresh, self.min_iter, self.max_iter = thresh, min_iter, max_iter
+        self.safety, self.decision = safety, None
+
+    def __call__(self, hist):
+        ll = hist["loglik"]
+        if self.decision == "accept":
+            return False                    # run on to convergence: the fit at k1
+        if ll[-1] > self.thresh:            # a lower bound of the maximum beats BIC
+            self.decision = "accept"
+            return False
+        m = len(ll) - 1
+        if m >= self.max_iter:
+            self.decision = "reject"
+            return True
+        if m >= self.min_iter:
+            d1, d0 = ll[-1] - ll[-2], ll[-2] - ll[-3]
+            if d1 <= 0:
+                self.decision = "reject"
+                return True
+            if 0 < d1 < d0:                 # linear convergence: Aitken's limit
+                rho = d1 / d0
+                if ll[-1] + self.safety * d1 * rho / (1 - rho) < self.thresh:
+                    self.decision = "reject"
+                    return True
+        return False
+
+
+def _grow(B, mu, Sigma, Bs, mus, Sigs, U, j):
+    """A start at k + j from the fit (B, mu, Sigma) at k: the j directions of the screened
+    fit ``Bs`` (or else of the spectral basis U) farthest from span(B), with the screened
+    mean and variance along them (at least the smallest variance of the fit)."""
+    k = B.shape[1]
+    cand = Bs if Bs is not None and Bs.shape[1] >= j else U
+    if cand is Bs:                       # the screened directions farthest from span(B)
+        Un = np.linalg.svd(Bs - B @ (B.T @ Bs), full_matrices=False)[0]
+        Bn = Un[:, :j] - B @ (B.T @ Un[:, :j])
+    else:                                # the leading spectral directions not in span(B)
+        Bn, Bc = [], B
+        for u in U.T:
+            v = u - Bc @ (Bc.T @ u)
+            nv = np.linalg.norm(v)
+            if nv > 0.5:
+                Bn.append(v / nv)
+                Bc = np.hstack([Bc, (v / nv)[:, None]])
+            if len(Bn) == j:
+                break
+        Bn = np.column_stack(Bn)
+    Bn = np.linalg.qr(Bn - B @ (B.T @ Bn))[0]
+    B1 = np.hstack([B, Bn])
+    vmin = float(np.linalg.eigvalsh(Sigma)[0])
+    if cand is Bs:
+        mun = Bn.T @ (Bs @ mus)
+        Sn = Bn.T @ Bs @ Sigs @ Bs.T @ Bn
+    else:
+        mun, Sn = np.zeros(j), np.zeros((j, j))
+    Sn = (Sn + Sn.T) / 2
+    w, Q = np.linalg.eigh(Sn)
+    Sn = (Q * np.maximum(w, vmin)) @ Q.T
+    Sigma1 = np.zeros((k + j, k + j))
+    Sigma1[:k, :k], Sigma1[k:, k:] = Sigma, Sn
+    return B1, np.concatenate([mu, mun]), _bounded_sigma(Sigma1)
+
+
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, refine_iter=0,
-                      check_next=True, check_iter=6):
+                      screen_tol=1e-6, screen_max_iter=10, check_min_iter=3,
+                      check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
     BIC(k) = -2 loglik_k + p(k) log n, p(k) from :func:`bic_n_params`, n the number of
     rows (minus one per task with an intercept). To keep the cost near that of a single
     fit:
 
-    1. the candidates are screened in a K-dimensional spectral basis U (K the largest
-       candidate): with B = U C every quantity of the model depends on the data only
-       through U^T S_t U, U^T b_t and c_t, so each candidate's EM runs on T x K' x K'
-       statistics (K' = k + 2 leading columns of U); the scan stops once BIC rises;
-    2. the screened choice k0 is checked by a short full-data EM at k0 + 1 (``check_iter``
-       iterations from the screened solution) and the candidates k <= k0 + 1 are
-       rescored inside its representation: weak directions that the spectral basis
-       misses at few rows per task are found by the likelihood itself;
-    3. the chosen k is fitted on the rows to ``tol`` from its screened solution.
+    1. **Screening.** In the spectral basis U (:func:`_spectral_basis`, leading
+       directions of the moment matrix) every quantity of the model depends on the data
+       only through ``U^T S_t U``, ``U^T b_t`` and ``c_t``; candidate k runs at most
+       ``screen_max_iter`` EM iterations on these T x (k+2) x (k+2) statistics (the
+       subspace of the k+2 leading directions), from the fit at k - 1 plus one
+       direction. The scan stops at the first candidate above the best; the best is k0.
+       The statistics are computed for the leading columns only as the scan needs them.
+    2. **The fit at k0** on the rows, from its screened solution, to ``tol``.
+    3. **Forward check.** The next candidate k1 starts from the fit at k0 plus the
+       screened directions it lacks, and runs EM on the rows. EM increases the
+       likelihood at every step, so its log-likelihood after m steps is a lower bound of
+       the maximum at k1: k1 is *accepted* as soon as that bound beats BIC(k0), and the
+       EM then runs on to convergence (it is the fit at k1, and k1 + 1 is checked the
+       same way). k1 is *rejected* when, after at least ``check_min_iter`` steps, the
+       likelihood has stopped rising, or Aitken's extrapolation of its linear
+       convergence, ``l_m + s . d_m rho / (1 - rho)`` (d_m the last increase, rho =
+       d_m / d_{m-1} < 1, s = ``check_safety``), stays below the BIC threshold, or after
+       ``check_max_iter`` steps. Rejection therefore rests on EM's linear convergence
+       having set in (with a safety factor on the remaining gain), not on a bound.
 
-    The scores of the candidates are lower bounds of their maximised BIC terms (maximised
-    within a subspace), exact for the chosen k.
+    Candidates below k0 are judged by the screening only. ``scores`` holds the BIC of
+    each candidate examined: for the fit returned, of its converged likelihood; for a
+    rejected k1, of the last likelihood of its check (an upper bound of its BIC); for the
+    others, of the screened fits (upper bounds, maximised within a subspace).
 
     Parameters
     ----------
@@ -454,19 +643,16 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
     center, tol, max_iter
         As :func:`fit_marginal`.
     screen_tol, screen_max_iter : float, int
-        Tolerance and iteration cap of the screening fits.
-    refine_iter : int
-        EM iterations at K on the rows before screening (0: the spectral basis as is).
-    check_next : bool
-        Whether to run step 2.
-    check_iter : int
-        Iterations of the check fit at k0 + 1.
+        Tolerance (criterion of :func:`fit_marginal`) and iteration cap of the
+        screening fits.
+    check_min_iter, check_max_iter, check_safety : int, int, float
+        The rejection rule of step 3.
 
     Returns
     -------
     k : int
     scores : dict
-        BIC of each candidate (screened).
+        BIC of each candidate examined.
     sol : SolverResult
         The fit at the chosen k (as :func:`fit_marginal`).
     """
@@ -477,71 +663,55 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         ks = range(1, max(1, min(d, T - 1, 12)) + 1)
     ks = sorted({_check_k(int(k), d, T) for k in ks})
     K = max(ks)
-    # the basis: the spectral start refined by a few EM iterations at k = K, its columns
-    # ordered by the fitted variance of w along them (weak true directions that the
-    # spectral start misses at small N_t are pulled in by the likelihood)
     U = _spectral_basis(data, K)[0]
-    if refine_iter > 0:
-        U, _, Sig_K = _em(data, U, *_initial_moments(data, U), 0.0, refine_iter)[:3]
-        ev, Qs = np.linalg.eigh(Sig_K)
-        U = U @ Qs[:, ::-1]
-    S, b, _ = data.proj(U)
-    small = _Stats(S, b, data.c, data.n_eff)
-    n = float(np.sum(data.n_eff))
+    logn = np.log(float(np.sum(data.n_eff)))
+
+    def bic(ll, k):
+        return -2 * ll + bic_n_params(d, k) * logn
+
+    # 1. screening in the leading columns of U
+    Kp_have, S, b = 0, None, None
     scores, fits = {}, {}
-    C_prev = None
+    prev = None
     for k in ks:
-        # candidate k is screened in the leading K' = k + 2 spectral directions (a
-        # sub-block of the statistics), from the (k - 1) solution plus the next direction
         Kp = min(K, k + 2)
+        if Kp > Kp_have:
+            Kp_have = min(K, max(Kp, 2 * Kp_have))
+            S, b, _ = data.proj(U[:, :Kp_have])
         small = _Stats(np.ascontiguousarray(S[:, :Kp, :Kp]),
                        np.ascontiguousarray(b[:, :Kp]), data.c, data.n_eff)
-        C0 = np.eye(Kp)[:, :k]
-        if C_prev is not None and C_prev.shape[1] == k - 1:
-            C0[:C_prev.shape[0], :k - 1] = C_prev
-            C0[:C_prev.shape[0], k - 1] = 0.0
-            C0 = np.linalg.qr(C0)[0]
-        mu, Sigma, s2 = _initial_moments(small, C0)
-        out = _em(small, C0, mu, Sigma, s2, screen_tol, screen_max_iter, n_cg=2)
-        scores[k] = -2 * out[6] + bic_n_params(d, k) * np.log(n)
-        fits[k] = (np.vstack([out[0], np.zeros((K - Kp, k))]),) + out[1:]
-        C_prev = out[0]
-        best = min(scores, key=scores.get)
-        if k - best >= 1:                # BIC has risen past the best: stop
+        if prev is not None and prev[0] == k - 1:
+            _, C_p, mu_p, Sig_p, s2 = prev
+            Cp = np.vstack([C_p, np.zeros((Kp - C_p.shape[0], k - 1))])
+            C0, mu0, Sig0 = _grow(Cp, mu_p, Sig_p, None, None, None, np.eye(Kp), 1)
+        else:
+            C0 = np.eye(Kp)[:, :k]
+            mu0, Sig0, s2 = _initial_moments(small, C0)
+        out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, n_cg=2)
+        scores[k] = bic(out[6], k)
+        fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
+        prev = (k, out[0], out[1], out[2], out[3])
+        if k > min(scores, key=scores.get):      # BIC has risen past the best: stop
             break
-    k0 = min(scores, key=scores.get)
-    if not check_next or k0 == max(ks):
-        B0 = U @ fits[k0][0]
-        _, mu, Sigma, s2 = fits[k0][:4]
-        out = _em(data, B0, mu, Sigma, s2, tol, max_iter, n_cg=1)
-        return k0, scores, _result(data, *out, t0, tol, {"k_scores": scores})
-    # stage 2: a full fit at k0 + 1 from the screened k0 + 1 solution; the candidates
-    # k <= k0 + 1 are rescored inside its representation (where the likelihood's own
-    # directions, including weak ones the spectral basis misses, are available)
-    k1 = k0 + 1
-    if k1 not in fits:
-        k1 = k0
-    _, mu, Sigma, s2 = fits[k1][:4]
-    out1 = _em(data, U @ fits[k1][0], mu, Sigma, s2, screen_tol, check_iter, n_cg=1)
-    B1, Sig1 = out1[0], out1[2]
-    ev, Qs = np.linalg.eigh(Sig1)
-    U1 = B1 @ Qs[:, ::-1]
-    S1, b1, _ = data.proj(U1)
-    small1 = _Stats(S1, b1, data.c, data.n_eff)
-    scores2, fits2 = {k1: -2 * out1[6] + bic_n_params(d, k1) * np.log(n)}, {}
-    for k in [k for k in ks if k < k1]:
-        C0 = np.eye(k1)[:, :k]
-        mu, Sigma, s2 = _initial_moments(small1, C0)
-        fits2[k] = _em(small1, C0, mu, Sigma, s2, screen_tol, 2 * screen_max_iter, n_cg=2)
-        scores2[k] = -2 * fits2[k][6] + bic_n_params(d, k) * np.log(n)
-    scores.update(scores2)
-    k_best = min(scores2, key=scores2.get)
-    if k_best == k1:
-        B1, mu, Sigma, s2 = out1[:4]
-        out = _em(data, B1, mu, Sigma, s2, tol, max_iter, n_cg=1)
-        scores[k_best] = -2 * out[6] + bic_n_params(d, k_best) * np.log(n)
-    else:
-        _, mu, Sigma, s2 = fits2[k_best][:4]
-        out = _em(data, U1 @ fits2[k_best][0], mu, Sigma, s2, tol, max_iter, n_cg=1)
-        scores[k_best] = -2 * out[6] + bic_n_params(d, k_best) * np.log(n)
-    return k_best, scores, _result(data, *out, t0, tol, {"k_scores": scores})
+    k_cur = min(scores, key=scores.get)
+    # 2. the fit at k0 on the rows
+    out = _em(data, *fits[k_cur], tol, max_iter)
+    scores[k_cur] = bic(out[6], k_cur)
+    # 3. forward check of the next candidates
+    while True:
+        nxt = [k for k in ks if k > k_cur]
+        if not nxt:
+            break
+        k1 = nxt[0]
+        Bs, mus, Sigs, _ = fits.get(k1, (None, None, None, None))
+        B1, mu1, Sig1 = _grow(out[0], out[1], out[2], Bs, mus, Sigs, U, k1 - k_cur)
+        check = _Check(out[6] + (bic_n_params(d, k1) - bic_n_params(d, k_cur)) * logn / 2,
+                       check_min_iter, check_max_iter, check_safety)
+        out1 = _em(data, B1, mu1, Sig1, out[3], tol, max_iter, monitor=check)
+        scores[k1] = bic(out1[6], k1)
+        if check.decision is None:           # converged before a decision
+            check.decision = "accept" if scores[k1] < scores[k_cur] else "reject"
+        if check.decision != "accept":
+            break
+        k_cur, out = k1, out1
+    return k_cur, scores, _result(data, *out, t0, tol, {"k_scores": scores})
