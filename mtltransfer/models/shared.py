@@ -426,10 +426,13 @@ class SharedRepresentationResults(Results):
     @property
     def llf(self):
         """Log-likelihood: for ``method="marginal"`` the log marginal likelihood (task
-        weights integrated out; with intercepts, the restricted likelihood of the
-        within-task centred rows), else the Gaussian likelihood of the residuals."""
+        weights integrated out) of every row; with intercepts, of the full model
+        ``y_t ~ N(a_t 1 + X_t B mu_w, C_t)`` at the fitted intercepts (statsmodels'
+        convention: the Gaussian likelihood at the estimates, the intercepts counted in
+        ``k_params``). Else the Gaussian likelihood of the residuals."""
         if self.method == "marginal":
-            return float(self._solver.extra["loglik"])
+            ex = self._solver.extra
+            return float(ex.get("loglik_full", ex["loglik"]))
         return super().llf
 
     @property
@@ -451,8 +454,8 @@ class SharedRepresentationResults(Results):
     @property
     def k_params(self):
         """Parameters counted by the information criteria (intercepts included)."""
-        if self.method == "marginal":        # intercepts integrated out
-            return self.df_model + 1
+        if self.method == "marginal":        # + sigma^2 and the intercepts
+            return self.df_model + 1 + self.model.n_tasks * int(self.model.center)
         return self.df_model + self.model.n_tasks * int(self.model.center)
 
     @cached_property

@@ -103,17 +103,50 @@ class _Rows:
         return self._ind
 
     def proj(self, B):
-        """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B."""
+        """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B (the last
+        result is kept for a repeated call with the same array)."""
+        last = getattr(self, "_last_proj", None)
+        if last is not None and last[0] is B:
+            return last[1]
+        out = self._proj(B)
+        self._last_proj = (B, out)
+        return out
+
+    def _blocks(self):
+        """Blocks of whole tasks with equal N_t (at most about _CHUNK rows each): (rows,
+        tasks, N) with rows a slice when the block's rows are contiguous in task order,
+        else their indices; per-task products are then batched matrix products."""
+        if hasattr(self, "_blk"):
+            return self._blk
+        t, Ni = self.task, self.N.astype(np.int64)
+        in_order = bool(np.all(t[1:] >= t[:-1]))
+        order = None if in_order else np.argsort(t, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(Ni)[:-1]])
+        blocks = []
+        for Nv in np.unique(Ni):
+            tasks = np.flatnonzero(Ni == Nv)
+            per = max(1, _CHUNK // int(Nv))
+            for j in range(0, len(tasks), per):
+                tb = tasks[j:j + per]
+                if in_order and tb[-1] - tb[0] == len(tb) - 1:
+                    rows = slice(int(starts[tb[0]]), int(starts[tb[0]] + len(tb) * Nv))
+                    tb = slice(int(tb[0]), int(tb[-1]) + 1)
+                else:
+                    rows = (starts[tb][:, None] + np.arange(Nv)).ravel()
+                    rows = rows if order is None else order[rows]
+                blocks.append((rows, tb, int(Nv)))
+        self._blk = blocks
+        return blocks
+
+    def _proj(self, B):
         k = B.shape[1]
-        iu = np.triu_indices(k)
-        acc = np.zeros((self.T, len(iu[0]) + k))
-        for s, e, Hc in self._chunks():               # per-task sums of the upper
-            Z = self.X[s:e] @ B                       # triangle of z z^T and of z y
-            acc += Hc @ np.hstack([Z[:, iu[0]] * Z[:, iu[1]], Z * self.y[s:e, None]])
         M = np.empty((self.T, k, k))
-        M[:, iu[0], iu[1]] = acc[:, :len(iu[0])]
-        M[:, iu[1], iu[0]] = acc[:, :len(iu[0])]
-        m = acc[:, len(iu[0]):]
+        m = np.empty((self.T, k))
+        for rows, tb, Nv in self._blocks():
+            Z = (self.X[rows] @ B).reshape(-1, Nv, k)
+            Zt = Z.transpose(0, 2, 1)
+            M[tb] = Zt @ Z
+            m[tb] = (Zt @ self.y[rows].reshape(-1, Nv, 1))[:, :, 0]
         if self.center:
             zb = self.xbar @ B
             M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
@@ -126,10 +159,16 @@ class _Rows:
         out = np.zeros((self.d, 2 * k if Wbar is not None else k))
         for s, e, _ in self._chunks():
             Xc, tc = self.X[s:e], self.task[s:e]
-            ZP = np.einsum("ik,ikl->il", Xc @ B, np.take(P, tc, axis=0))
+            Z = Xc @ B
+            if k <= 3:                              # (Z P_task)_i, column by column
+                ZP = Z[:, :1] * np.take(P[:, 0, :], tc, axis=0)
+                for a in range(1, k):
+                    ZP += Z[:, a:a + 1] * np.take(P[:, a, :], tc, axis=0)
+            else:
+                ZP = np.einsum("ik,ikl->il", Z, np.take(P, tc, axis=0))
             if Wbar is not None:
-                ZP = np.hstack([self.y[s:e, None] * np.take(Wbar, tc, axis=0), ZP])
-            out += Xc.T @ ZP
+                out[:, :k] += Xc.T @ (self.y[s:e, None] * np.take(Wbar, tc, axis=0))
+            out[:, -k:] += Xc.T @ ZP
         return out
 
     def resid_ops(self, B, Wbar, P):
@@ -290,7 +329,8 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
 
     Stops when :func:`_grad_criterion` <= ``tol`` at the current parameters (checked
     after the E-step and the M-step's one pass over the rows, before the update), when
-    ``monitor(hist)`` returns True, or after ``max_iter`` M-steps. The returned
+    ``monitor(hist)`` returns True (called after each E-step, with the log-likelihoods so
+    far), or after ``max_iter`` M-steps. The returned
     parameters, posteriors and log-likelihood belong together.
     """
     n_tot = float(np.sum(data.n_eff))
@@ -304,6 +344,16 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
     while True:
         M, m, cache = data.proj(B)
         Wbar, V, ll = _estep(M, m, data.c, data.n_eff, mu, Sigma, s2)
+        if monitor is not None:
+            hist["loglik"].append(ll)
+            stop = monitor(hist)
+            hist["loglik"].pop()
+            if stop:
+                hist["objective"].append(-ll)
+                hist["criterion"].append(np.nan)
+                hist["loglik"].append(ll)
+                hist["sigma2"].append(s2)
+                break
         # the M-step's sufficient statistics, which also give the gradient
         wmean = Wbar.mean(0)
         D = Wbar - mu
@@ -324,7 +374,7 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
         if crit <= tol:
             converged = True
             break
-        if it == max_iter or (monitor is not None and monitor(hist)):
+        if it == max_iter:
             break
         it += 1
         # M-step: mu, Sigma exactly
@@ -538,31 +588,34 @@ class _Check:
     :func:`select_k_marginal`): k1 beats the current k by BIC once its log-likelihood
     exceeds ``thresh``."""
 
-    def __init__(self, thresh, min_iter, max_iter, safety):
+    def __init__(self, thresh, min_iter, max_iter, safety, enough=None):
         self.thresh, self.min_iter, self.max_iter = thresh, min_iter, max_iter
-        self.safety, self.decision = safety, None
+        self.safety, self.enough, self.decision = safety, enough, None
+
+    def _remaining(self, ll):
+        """The log-likelihood still to gain if the increments decay geometrically at
+        their last rate rho (at most 0.95), times the safety factor."""
+        d1, d0 = ll[-1] - ll[-2], ll[-2] - ll[-3]
+        if d1 <= 0:
+            return 0.0
+        rho = min(d1 / d0, 0.95) if d0 > 0 else 0.95
+        return self.safety * d1 * rho / (1 - rho)
 
     def __call__(self, hist):
         ll = hist["loglik"]
-        if self.decision == "accept":
-            return False                    # run on to convergence: the fit at k1
-        if ll[-1] > self.thresh:            # a lower bound of the maximum beats BIC
-            self.decision = "accept"
-            return False
         m = len(ll) - 1
+        if self.decision == "accept" or ll[-1] > self.thresh:
+            # a lower bound of the maximum beats BIC: run on to convergence (the fit at
+            # k1), or, when screening, until the gain still expected is below `enough`
+            self.decision = "accept"
+            return (self.enough is not None and m >= self.min_iter
+                    and self._remaining(ll) < self.enough)
         if m >= self.max_iter:
             self.decision = "reject"
             return True
-        if m >= self.min_iter:
-            d1, d0 = ll[-1] - ll[-2], ll[-2] - ll[-3]
-            if d1 <= 0:
-                self.decision = "reject"
-                return True
-            if 0 < d1 < d0:                 # linear convergence: Aitken's limit
-                rho = d1 / d0
-                if ll[-1] + self.safety * d1 * rho / (1 - rho) < self.thresh:
-                    self.decision = "reject"
-                    return True
+        if m >= self.min_iter and ll[-1] + self._remaining(ll) < self.thresh:
+            self.decision = "reject"        # stalled, or Aitken's limit below threshold
+            return True
         return False
 
 
@@ -602,8 +655,52 @@ def _grow(B, mu, Sigma, Bs, mus, Sigs, U, j):
     return B1, np.concatenate([mu, mun]), _bounded_sigma(Sigma1)
 
 
+def _best_variance(data, B1, mu1, Sigma1, s2):
+    """The variance of w along the last column b of B1 that maximises the likelihood with
+    everything else at the fit in the other columns (and mean 0 along b).
+
+    Adding ``v z_t z_t^T`` (``z_t = X_t b``) to C_t changes the log-likelihood by
+    ``sum_t [-log(1 + v a_t) + v s_t^2 / (1 + v a_t)] / 2`` with ``a_t = z_t^T C_t^{-1}
+    z_t`` and ``s_t = z_t^T C_t^{-1} (y_t - X_t B mu)`` (Sherman-Morrison), a function of
+    the k x k statistics only; it is maximised over v by bisection on its derivative.
+    Returns (mu1, Sigma1) with that variance (floored at 1e-3 of the mean variance).
+    """
+    k = B1.shape[1] - 1
+    M, m, _ = data.proj(B1)
+    Sig, mu = Sigma1[:k, :k], mu1[:k]
+    V, _ = _inv_logdet(np.linalg.inv(Sig)[None] + M[:, :k, :k] / s2)
+    Mb = M[:, k, :k]                                   # b^T S_t B
+    VMb = np.einsum("tkl,tl->tk", V, Mb)
+    u = m[:, :k] - np.einsum("tkl,l->tk", M[:, :k, :k], mu)
+    a = M[:, k, k] / s2 - np.sum(Mb * VMb, 1) / s2 ** 2
+    s = (m[:, k] - Mb @ mu) / s2 - np.sum(VMb * u, 1) / s2 ** 2
+    a = np.maximum(a, 0.0)
+    s2t = s * s
+
+    def dfdv(v):                                       # 2 x the derivative
+        return float(np.sum((s2t - a * (1 + v * a)) / (1 + v * a) ** 2))
+
+    scale = float(np.trace(Sig)) / k
+    lo, hi = 1e-3 * scale, 1e3 * scale
+    if dfdv(lo) <= 0:
+        v = lo
+    elif dfdv(hi) >= 0:
+        v = hi
+    else:
+        for _ in range(40):
+            mid = np.sqrt(lo * hi)
+            lo, hi = (mid, hi) if dfdv(mid) > 0 else (lo, mid)
+        v = np.sqrt(lo * hi)
+    Sigma1 = Sigma1.copy()
+    Sigma1[k, :], Sigma1[:, k] = 0.0, 0.0
+    Sigma1[k, k] = v
+    mu1 = mu1.copy()
+    mu1[k] = 0.0
+    return mu1, Sigma1
+
+
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, check_min_iter=3,
+                      screen_tol=1e-6, screen_max_iter=10, check_min_iter=2,
                       check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
@@ -687,7 +784,14 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         else:
             C0 = np.eye(Kp)[:, :k]
             mu0, Sig0, s2 = _initial_moments(small, C0)
-        out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, n_cg=2)
+        # k must beat the best screened BIC; its screening stops once rejected, or once
+        # accepted and converged to within a tenth of the next penalty step
+        best = min(scores.values()) if scores else np.inf
+        check = _Check((bic_n_params(d, k) * logn - best) / 2, check_min_iter,
+                       screen_max_iter, check_safety,
+                       enough=0.05 * (bic_n_params(d, k + 1) - bic_n_params(d, k)) * logn)
+        out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, n_cg=2,
+                  monitor=check)
         scores[k] = bic(out[6], k)
         fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
         prev = (k, out[0], out[1], out[2], out[3])
@@ -705,6 +809,8 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         k1 = nxt[0]
         Bs, mus, Sigs, _ = fits.get(k1, (None, None, None, None))
         B1, mu1, Sig1 = _grow(out[0], out[1], out[2], Bs, mus, Sigs, U, k1 - k_cur)
+        if k1 == k_cur + 1:
+            mu1, Sig1 = _best_variance(data, B1, mu1, Sig1, out[3])
         check = _Check(out[6] + (bic_n_params(d, k1) - bic_n_params(d, k_cur)) * logn / 2,
                        check_min_iter, check_max_iter, check_safety)
         out1 = _em(data, B1, mu1, Sig1, out[3], tol, max_iter, monitor=check)
