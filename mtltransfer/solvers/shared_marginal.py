@@ -159,13 +159,7 @@ class _Rows:
         out = np.zeros((self.d, 2 * k if Wbar is not None else k))
         for s, e, _ in self._chunks():
             Xc, tc = self.X[s:e], self.task[s:e]
-            Z = Xc @ B
-            if k <= 3:                              # (Z P_task)_i, column by column
-                ZP = Z[:, :1] * np.take(P[:, 0, :], tc, axis=0)
-                for a in range(1, k):
-                    ZP += Z[:, a:a + 1] * np.take(P[:, a, :], tc, axis=0)
-            else:
-                ZP = np.einsum("ik,ikl->il", Z, np.take(P, tc, axis=0))
+            ZP = np.einsum("ik,ikl->il", Xc @ B, np.take(P, tc, axis=0))
             if Wbar is not None:
                 out[:, :k] += Xc.T @ (self.y[s:e, None] * np.take(Wbar, tc, axis=0))
             out[:, -k:] += Xc.T @ ZP
@@ -270,8 +264,9 @@ def _inv_logdet(A):
     if k == 2:
         a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
         det = a * c - b * b
-        adj = np.stack([np.stack([c, -b], 1), np.stack([-b, a], 1)], 1)
-        return adj / det[:, None, None], np.log(det)
+        V = np.empty_like(A)
+        V[:, 0, 0], V[:, 0, 1], V[:, 1, 0], V[:, 1, 1] = c / det, -b / det, -b / det, a / det
+        return V, np.log(det)
     if k == 3:
         a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 0, 2]
         e, f, i = A[:, 1, 1], A[:, 1, 2], A[:, 2, 2]
@@ -365,8 +360,10 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
         Pwi = np.linalg.inv(Pw)
         r = R - AB
         erss = C - 2 * np.sum(B * R) + np.sum(B * AB)
-        crit = _grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, wmean - mu,
-                               Vmean + D.T @ D / T, erss, T, n_tot)
+        # (not needed while a monitor is still deciding whether to stop)
+        crit = (_grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, wmean - mu,
+                                Vmean + D.T @ D / T, erss, T, n_tot)
+                if monitor is None or monitor.decision is not None else np.inf)
         hist["objective"].append(-ll)
         hist["criterion"].append(crit)
         hist["loglik"].append(ll)
@@ -595,7 +592,8 @@ class _Check:
     def _remaining(self, ll):
         """The log-likelihood still to gain if the increments decay geometrically at
         their last rate rho (at most 0.95), times the safety factor."""
-        d1, d0 = ll[-1] - ll[-2], ll[-2] - ll[-3]
+        d1 = ll[-1] - ll[-2]
+        d0 = ll[-2] - ll[-3] if len(ll) > 2 else 0.0
         if d1 <= 0:
             return 0.0
         rho = min(d1 / d0, 0.95) if d0 > 0 else 0.95
@@ -686,8 +684,8 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
         v = lo
     elif dfdv(hi) >= 0:
         v = hi
-    else:
-        for _ in range(40):
+    else:                                    # bisection on log v (to a factor of 1.25)
+        for _ in range(6):
             mid = np.sqrt(lo * hi)
             lo, hi = (mid, hi) if dfdv(mid) > 0 else (lo, mid)
         v = np.sqrt(lo * hi)
@@ -700,7 +698,7 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
 
 
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, check_min_iter=2,
+                      screen_tol=1e-6, screen_max_iter=10, check_min_iter=1,
                       check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
@@ -773,7 +771,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
     for k in ks:
         Kp = min(K, k + 2)
         if Kp > Kp_have:
-            Kp_have = min(K, max(Kp, 2 * Kp_have))
+            Kp_have = min(K, max(Kp + 1, 2 * Kp_have))
             S, b, _ = data.proj(U[:, :Kp_have])
         small = _Stats(np.ascontiguousarray(S[:, :Kp, :Kp]),
                        np.ascontiguousarray(b[:, :Kp]), data.c, data.n_eff)
@@ -781,6 +779,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
             _, C_p, mu_p, Sig_p, s2 = prev
             Cp = np.vstack([C_p, np.zeros((Kp - C_p.shape[0], k - 1))])
             C0, mu0, Sig0 = _grow(Cp, mu_p, Sig_p, None, None, None, np.eye(Kp), 1)
+            mu0, Sig0 = _best_variance(small, C0, mu0, Sig0, s2)
         else:
             C0 = np.eye(Kp)[:, :k]
             mu0, Sig0, s2 = _initial_moments(small, C0)
