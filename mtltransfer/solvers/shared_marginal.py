@@ -589,15 +589,18 @@ class _Check:
         self.thresh, self.min_iter, self.max_iter = thresh, min_iter, max_iter
         self.safety, self.enough, self.decision = safety, enough, None
 
-    def _remaining(self, ll):
+    def _remaining(self, ll, safety=None):
         """The log-likelihood still to gain if the increments decay geometrically at
         their last rate rho (at most 0.95), times the safety factor."""
+        if len(ll) < 2:
+            return 0.0
+        safety = self.safety if safety is None else safety
         d1 = ll[-1] - ll[-2]
         d0 = ll[-2] - ll[-3] if len(ll) > 2 else 0.0
         if d1 <= 0:
             return 0.0
         rho = min(d1 / d0, 0.95) if d0 > 0 else 0.95
-        return self.safety * d1 * rho / (1 - rho)
+        return safety * d1 * rho / (1 - rho)
 
     def __call__(self, hist):
         ll = hist["loglik"]
@@ -698,7 +701,7 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
 
 
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, check_min_iter=1,
+                      screen_tol=1e-6, screen_max_iter=5, check_min_iter=1,
                       check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
@@ -708,28 +711,35 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
 
     1. **Screening.** In the spectral basis U (:func:`_spectral_basis`, leading
        directions of the moment matrix) every quantity of the model depends on the data
-       only through ``U^T S_t U``, ``U^T b_t`` and ``c_t``; candidate k runs at most
-       ``screen_max_iter`` EM iterations on these T x (k+2) x (k+2) statistics (the
-       subspace of the k+2 leading directions), from the fit at k - 1 plus one
-       direction. The scan stops at the first candidate above the best; the best is k0.
-       The statistics are computed for the leading columns only as the scan needs them.
+       only through ``U^T S_t U``, ``U^T b_t`` and ``c_t``; candidate k runs EM on these
+       T x (k+2) x (k+2) statistics (the subspace of the k+2 leading directions), from
+       the fit at k - 1 plus one direction with the variance that maximises the
+       likelihood (:func:`_best_variance`). It must beat the best BIC so far; its EM
+       stops once it is rejected (rule of step 3), or once it is accepted and the gain
+       still expected is below 5% of the next penalty step, or after
+       ``screen_max_iter`` steps; its score is that of its extrapolated limit
+       ``l_m + d_m rho / (1 - rho)``. The scan stops at the first candidate above the
+       best; the best is k0. The statistics are computed for the leading columns only
+       as the scan needs them.
     2. **The fit at k0** on the rows, from its screened solution, to ``tol``.
     3. **Forward check.** The next candidate k1 starts from the fit at k0 plus the
-       screened directions it lacks, and runs EM on the rows. EM increases the
-       likelihood at every step, so its log-likelihood after m steps is a lower bound of
-       the maximum at k1: k1 is *accepted* as soon as that bound beats BIC(k0), and the
-       EM then runs on to convergence (it is the fit at k1, and k1 + 1 is checked the
-       same way). k1 is *rejected* when, after at least ``check_min_iter`` steps, the
-       likelihood has stopped rising, or Aitken's extrapolation of its linear
-       convergence, ``l_m + s . d_m rho / (1 - rho)`` (d_m the last increase, rho =
-       d_m / d_{m-1} < 1, s = ``check_safety``), stays below the BIC threshold, or after
-       ``check_max_iter`` steps. Rejection therefore rests on EM's linear convergence
-       having set in (with a safety factor on the remaining gain), not on a bound.
+       screened direction it lacks (with the likelihood-maximising variance) and runs EM
+       on the rows. EM increases the likelihood at every step, so its log-likelihood
+       after m steps is a lower bound of the maximum at k1: k1 is *accepted* as soon as
+       that bound beats BIC(k0), and the EM then runs on to convergence (it is the fit
+       at k1, and k1 + 1 is checked the same way). k1 is *rejected* when, after at
+       least ``check_min_iter`` steps, ``l_m + s d_m rho / (1 - rho)`` stays below the
+       BIC threshold (d_m the last increase of the log-likelihood, rho = d_m / d_{m-1}
+       capped at 0.95, and 0.95 after a single step; s = ``check_safety``), when the
+       likelihood stops rising, or after ``check_max_iter`` steps. Rejection therefore
+       rests on an assumption, not a bound: that the remaining increases decay at least
+       geometrically at the last observed rate (a direction whose gain is still slowly
+       accelerating would be missed).
 
     Candidates below k0 are judged by the screening only. ``scores`` holds the BIC of
     each candidate examined: for the fit returned, of its converged likelihood; for a
     rejected k1, of the last likelihood of its check (an upper bound of its BIC); for the
-    others, of the screened fits (upper bounds, maximised within a subspace).
+    others, of the extrapolated screened fits (maximised within a subspace).
 
     Parameters
     ----------
@@ -784,14 +794,15 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
             C0 = np.eye(Kp)[:, :k]
             mu0, Sig0, s2 = _initial_moments(small, C0)
         # k must beat the best screened BIC; its screening stops once rejected, or once
-        # accepted and converged to within a tenth of the next penalty step
+        # accepted and within 5% of the next penalty step of its limit, or after
+        # screen_max_iter steps; its score is that of the extrapolated limit
         best = min(scores.values()) if scores else np.inf
         check = _Check((bic_n_params(d, k) * logn - best) / 2, check_min_iter,
                        screen_max_iter, check_safety,
                        enough=0.05 * (bic_n_params(d, k + 1) - bic_n_params(d, k)) * logn)
         out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, n_cg=2,
                   monitor=check)
-        scores[k] = bic(out[6], k)
+        scores[k] = bic(out[6] + check._remaining(out[9]["loglik"], 1.0), k)
         fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
         prev = (k, out[0], out[1], out[2], out[3])
         if k > min(scores, key=scores.get):      # BIC has risen past the best: stop
