@@ -199,7 +199,11 @@ class _Stats:
         self.center = False
         self.G = S.sum(0)
         self.N = n_eff
-        self.Gi = linalg.pinvh(self.G / float(np.sum(n_eff)))
+        Gn = self.G / float(np.sum(n_eff))
+        try:                                 # positive definite in a spectral basis
+            self.Gi = np.linalg.inv(Gn)
+        except np.linalg.LinAlgError:
+            self.Gi = linalg.pinvh(Gn)
 
     # batched products as single matrix products over the stacked tasks
     def _SD(self, D):
@@ -622,38 +626,38 @@ class _Check:
 
 def _grow(B, mu, Sigma, Bs, mus, Sigs, U, j):
     """A start at k + j from the fit (B, mu, Sigma) at k: the j directions of the screened
-    fit ``Bs`` (or else of the spectral basis U) farthest from span(B), with the screened
-    mean and variance along them (at least the smallest variance of the fit)."""
+    fit ``Bs`` (or else of the ordered basis U) farthest from span(B), with the screened
+    mean and variance along them (at least the smallest variance of the fit; the caller
+    may then set the variance of a single new direction by :func:`_best_variance`)."""
     k = B.shape[1]
-    cand = Bs if Bs is not None and Bs.shape[1] >= j else U
-    if cand is Bs:                       # the screened directions farthest from span(B)
-        Un = np.linalg.svd(Bs - B @ (B.T @ Bs), full_matrices=False)[0]
-        Bn = Un[:, :j] - B @ (B.T @ Un[:, :j])
-    else:                                # the leading spectral directions not in span(B)
-        Bn, Bc = [], B
+    if Bs is not None and Bs.shape[1] >= j:    # the screened directions farthest from B
+        Un = np.linalg.svd(Bs - B @ (B.T @ Bs), full_matrices=False)[0][:, :j]
+    else:                                      # the leading columns of U not in span(B)
+        Un, Bc = [], B
         for u in U.T:
             v = u - Bc @ (Bc.T @ u)
             nv = np.linalg.norm(v)
             if nv > 0.5:
-                Bn.append(v / nv)
+                Un.append(v / nv)
                 Bc = np.hstack([Bc, (v / nv)[:, None]])
-            if len(Bn) == j:
+            if len(Un) == j:
                 break
-        Bn = np.column_stack(Bn)
-    Bn = np.linalg.qr(Bn - B @ (B.T @ Bn))[0]
-    B1 = np.hstack([B, Bn])
-    vmin = float(np.linalg.eigvalsh(Sigma)[0])
-    if cand is Bs:
-        mun = Bn.T @ (Bs @ mus)
-        Sn = Bn.T @ Bs @ Sigs @ Bs.T @ Bn
-    else:
-        mun, Sn = np.zeros(j), np.zeros((j, j))
-    Sn = (Sn + Sn.T) / 2
-    w, Q = np.linalg.eigh(Sn)
-    Sn = (Q * np.maximum(w, vmin)) @ Q.T
+        Un, Bs = np.column_stack(Un), None
+    Bn = Un - B @ (B.T @ Un)
+    Bn = Bn / np.linalg.norm(Bn, axis=0) if j == 1 else np.linalg.qr(Bn)[0]
     Sigma1 = np.zeros((k + j, k + j))
-    Sigma1[:k, :k], Sigma1[k:, k:] = Sigma, Sn
-    return B1, np.concatenate([mu, mun]), _bounded_sigma(Sigma1)
+    Sigma1[:k, :k] = Sigma
+    mu1 = np.concatenate([mu, np.zeros(j)])
+    vmin = float(np.linalg.eigvalsh(Sigma)[0])
+    if Bs is not None:
+        mu1[k:] = Bn.T @ (Bs @ mus)
+        BtBs = Bn.T @ Bs
+        Sn = BtBs @ Sigs @ BtBs.T
+        w, Q = np.linalg.eigh((Sn + Sn.T) / 2)
+        Sigma1[k:, k:] = (Q * np.maximum(w, vmin)) @ Q.T
+    else:
+        Sigma1[k:, k:] = vmin * np.eye(j)
+    return np.hstack([B, Bn]), mu1, _bounded_sigma(Sigma1)
 
 
 def _best_variance(data, B1, mu1, Sigma1, s2):
@@ -800,8 +804,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         check = _Check((bic_n_params(d, k) * logn - best) / 2, check_min_iter,
                        screen_max_iter, check_safety,
                        enough=0.05 * (bic_n_params(d, k + 1) - bic_n_params(d, k)) * logn)
-        out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, n_cg=2,
-                  monitor=check)
+        out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, monitor=check)
         scores[k] = bic(out[6] + check._remaining(out[9]["loglik"], 1.0), k)
         fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
         prev = (k, out[0], out[1], out[2], out[3])
