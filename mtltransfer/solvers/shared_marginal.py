@@ -12,7 +12,12 @@ likelihood): task t then contributes ``n_t = N_t - 1`` instead of ``N_t`` dimens
 Everything is computed from ``M_t = B^T S_t B``, ``m_t = B^T b_t`` and ``c_t = y_t^T y_t``
 (``S_t = X_t^T X_t``, ``b_t = X_t^T y_t``): k x k algebra per task, batched over tasks.
 The rows are touched through ``Z = X B`` and ``X^T (n x k)`` products (the per-task
-d x d moments are never stored), per-task sums through one sparse indicator matrix.
+d x d moments are never stored); the per-task ``Z_t^T Z_t`` are batched matrix products
+over blocks of tasks with equal N_t.
+
+EM stops on the gradient of the log marginal likelihood (:func:`_grad_criterion`), and
+with a per-task intercept the reported log-likelihood ``loglik_full`` is that of the full
+model at the fitted intercepts (:func:`_intercept_loglik`).
 
 Public functions
 ----------------
@@ -94,13 +99,8 @@ class _Rows:
         return self._Gi
 
     def _chunks(self):
-        """Row chunks with their per-chunk task indicator (bounded working memory)."""
-        if not hasattr(self, "_ind"):
-            self._ind = [(s, min(s + _CHUNK, self.n), sparse.csr_matrix(
-                (np.ones(min(_CHUNK, self.n - s)), (self.task[s:s + _CHUNK],
-                                                    np.arange(min(_CHUNK, self.n - s)))),
-                shape=(self.T, min(_CHUNK, self.n - s)))) for s in range(0, self.n, _CHUNK)]
-        return self._ind
+        """Row chunks (bounded working memory)."""
+        return [(s, min(s + _CHUNK, self.n)) for s in range(0, self.n, _CHUNK)]
 
     def proj(self, B):
         """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B (the last
@@ -157,7 +157,7 @@ class _Rows:
         """X^T [y * wbar_task, (X B)_i P_task] over row chunks."""
         k = B.shape[1]
         out = np.zeros((self.d, 2 * k if Wbar is not None else k))
-        for s, e, _ in self._chunks():
+        for s, e in self._chunks():
             Xc, tc = self.X[s:e], self.task[s:e]
             ZP = np.einsum("ik,ikl->il", Xc @ B, np.take(P, tc, axis=0))
             if Wbar is not None:
@@ -520,7 +520,10 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
     init : ndarray (d, k), optional
         Start for B; default the spectral start.
     tol : float
-        Stop when the relative change of the log-likelihood is below ``tol``.
+        Stop when lambda^2 / n <= ``tol``: the squared norm of the gradient of the log
+        marginal likelihood (Grassmann gradient in B; mu_w, Sigma_w, sigma^2) in the
+        metric of the inverse complete-data information, per row
+        (:func:`_grad_criterion`). Not met within ``max_iter``: ConvergenceWarning.
     max_iter : int
     n_cg : int
         Conjugate-gradient steps per M-step.
@@ -530,7 +533,9 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
     SolverResult
         ``coef`` = B W (d x T) with W the posterior means; ``objective`` = minus the log
         marginal likelihood; ``extra`` with ``B``, ``W`` (k x T), ``W_cov`` (T x k x k,
-        posterior covariances), ``mu_w``, ``Sigma_w``, ``sigma2``, ``loglik``, ``time``.
+        posterior covariances), ``mu_w``, ``Sigma_w``, ``sigma2``, ``loglik`` (restricted
+        with ``center``), ``loglik_full`` (with ``center``: the full log-likelihood at the
+        fitted intercepts), ``time``; ``history["criterion"]`` holds lambda^2 / n.
     """
     t0 = time.perf_counter()
     data = X if isinstance(X, (_Rows, _Stats)) else _Rows(X, y, task, center)
