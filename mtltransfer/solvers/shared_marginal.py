@@ -329,8 +329,8 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
     Stops when :func:`_grad_criterion` <= ``tol`` at the current parameters (checked
     after the E-step and the M-step's one pass over the rows, before the update), when
     ``monitor(hist)`` returns True (called after each E-step, with the log-likelihoods so
-    far), or after ``max_iter`` M-steps. The returned
-    parameters, posteriors and log-likelihood belong together.
+    far), or after ``max_iter`` M-steps; ``tol=None`` leaves the stop to the monitor and
+    ``max_iter``. The returned parameters, posteriors and log-likelihood belong together.
     """
     n_tot = float(np.sum(data.n_eff))
     C = float(np.sum(data.c))
@@ -364,15 +364,16 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
         Pwi = np.linalg.inv(Pw)
         r = R - AB
         erss = C - 2 * np.sum(B * R) + np.sum(B * AB)
-        # (not needed while a monitor is still deciding whether to stop)
+        # (not needed while a monitor is still deciding whether to stop, nor without tol)
         crit = (_grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, wmean - mu,
                                 Vmean + D.T @ D / T, erss, T, n_tot)
-                if monitor is None or monitor.decision is not None else np.inf)
+                if tol is not None and (monitor is None or monitor.decision is not None)
+                else np.inf)
         hist["objective"].append(-ll)
         hist["criterion"].append(crit)
         hist["loglik"].append(ll)
         hist["sigma2"].append(s2)
-        if crit <= tol:
+        if tol is not None and crit <= tol:
             converged = True
             break
         if it == max_iter:
@@ -710,7 +711,7 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
 
 
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=5, check_min_iter=1,
+                      screen_max_iter=5, check_min_iter=1,
                       check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
@@ -756,9 +757,9 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         Candidates; default 1..min(d, T - 1, 12).
     center, tol, max_iter
         As :func:`fit_marginal`.
-    screen_tol, screen_max_iter : float, int
-        Tolerance (criterion of :func:`fit_marginal`) and iteration cap of the
-        screening fits.
+    screen_max_iter : int
+        Iteration cap of the screening fits (which otherwise stop by the rules of
+        step 1).
     check_min_iter, check_max_iter, check_safety : int, int, float
         The rejection rule of step 3.
 
@@ -809,7 +810,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         check = _Check((bic_n_params(d, k) * logn - best) / 2, check_min_iter,
                        screen_max_iter, check_safety,
                        enough=0.05 * (bic_n_params(d, k + 1) - bic_n_params(d, k)) * logn)
-        out = _em(small, C0, mu0, Sig0, s2, screen_tol, screen_max_iter, monitor=check)
+        out = _em(small, C0, mu0, Sig0, s2, None, screen_max_iter, monitor=check)
         scores[k] = bic(out[6] + check._remaining(out[9]["loglik"], 1.0), k)
         fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
         prev = (k, out[0], out[1], out[2], out[3])
