@@ -185,7 +185,10 @@ class SharedRepresentation(DataViews):
         backend : {"fast", "cvxpy"}
             How each convex subproblem is solved (W-step, nuclear-norm problem).
         tol, max_iter : float, int or None
-            Tolerance and iteration cap of the iterative methods; ``max_iter=None`` is
+            Tolerance and iteration cap of the iterative methods (for ``"marginal"``,
+            ``tol`` bounds the per-row squared gradient norm of the marginal
+            log-likelihood, see :func:`~mtltransfer.solvers.shared_marginal.fit_marginal`);
+            ``max_iter=None`` is
             500 for ``"gd"``/``"altmin"``, 2000 for the EM of ``"marginal"`` (at a k
             above the true one a variance component tends to zero and EM slows down:
             about 1,100 iterations at T=200, N=15, d=20, k=6 for a true k of 3) and 5000

@@ -246,7 +246,7 @@ def _estep(M, m, c, n_eff, mu, Sigma, s2):
     Sinv = np.linalg.inv(Sigma)
     logdet_S = 2 * np.sum(np.log(np.diag(Lc)))
     Lam = Sinv[None] + M / s2
-    Mmu = M @ mu
+    Mmu = np.einsum("tkl,l->tk", M, mu)
     u = m - Mmu
     h = (Sinv @ mu)[None] + m / s2
     V, logdet_L = _inv_logdet(Lam)
@@ -786,7 +786,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
 
     # 1. screening in the leading columns of U
     Kp_have, S, b = 0, None, None
-    scores, fits = {}, {}
+    scores, fits, coefs = {}, {}, {}
     prev = None
     for k in ks:
         Kp = min(K, k + 2)
@@ -813,11 +813,17 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         out = _em(small, C0, mu0, Sig0, s2, None, screen_max_iter, monitor=check)
         scores[k] = bic(out[6] + check._remaining(out[9]["loglik"], 1.0), k)
         fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
+        coefs[k] = out[0]
         prev = (k, out[0], out[1], out[2], out[3])
         if k > min(scores, key=scores.get):      # BIC has risen past the best: stop
             break
     k_cur = min(scores, key=scores.get)
-    # 2. the fit at k0 on the rows
+    # 2. the fit at k0 on the rows; its first statistics come from those of the
+    # screening (B = U C: M_t = C^T (U^T S_t U) C, m_t = C^T U^T b_t), not from the rows
+    C, Kp = coefs[k_cur], coefs[k_cur].shape[0]
+    B0 = fits[k_cur][0]
+    data._last_proj = (B0, (np.einsum("ia,tij,jb->tab", C, S[:, :Kp, :Kp], C),
+                            b[:, :Kp] @ C, B0))
     out = _em(data, *fits[k_cur], tol, max_iter)
     scores[k_cur] = bic(out[6], k_cur)
     # 3. forward check of the next candidates
