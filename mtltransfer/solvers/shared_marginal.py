@@ -601,7 +601,7 @@ class _Check:
 
     def _remaining(self, ll, safety=None):
         """The log-likelihood still to gain if the increments decay geometrically at
-        their last rate rho (at most 0.95), times the safety factor."""
+        their last rate rho (at most 0.9), times the safety factor."""
         if len(ll) < 2:
             return 0.0
         safety = self.safety if safety is None else safety
@@ -609,7 +609,7 @@ class _Check:
         d0 = ll[-2] - ll[-3] if len(ll) > 2 else 0.0
         if d1 <= 0:
             return 0.0
-        rho = min(d1 / d0, 0.95) if d0 > 0 else 0.95
+        rho = min(d1 / d0, 0.9) if d0 > 0 else 0.9
         return safety * d1 * rho / (1 - rho)
 
     def __call__(self, hist):
@@ -740,7 +740,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
        at k1, and k1 + 1 is checked the same way). k1 is *rejected* when, after at
        least ``check_min_iter`` steps, ``l_m + s d_m rho / (1 - rho)`` stays below the
        BIC threshold (d_m the last increase of the log-likelihood, rho = d_m / d_{m-1}
-       capped at 0.95, and 0.95 after a single step; s = ``check_safety``), when the
+       capped at 0.9, and 0.9 after a single step; s = ``check_safety``), when the
        likelihood stops rising, or after ``check_max_iter`` steps. Rejection therefore
        rests on an assumption, not a bound: that the remaining increases decay at least
        geometrically at the last observed rate (a direction whose gain is still slowly
