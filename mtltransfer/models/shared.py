@@ -191,7 +191,10 @@ class SharedRepresentation(DataViews):
         backend : {"fast", "cvxpy"}
             How each convex subproblem is solved (W-step, nuclear-norm problem).
         tol, max_iter : float, int or None
-            Tolerance and iteration cap of the iterative methods; ``max_iter=None`` is
+            Tolerance and iteration cap of the iterative methods (for ``"marginal"``,
+            ``tol`` bounds the per-row squared gradient norm of the marginal
+            log-likelihood, see :func:`~mtltransfer.solvers.shared_marginal.fit_marginal`);
+            ``max_iter=None`` is
             500 for ``"gd"``/``"altmin"``, 2000 for the EM of ``"marginal"`` (at a k
             above the true one a variance component tends to zero and EM slows down:
             about 1,100 iterations at T=200, N=15, d=20, k=6 for a true k of 3) and 5000
@@ -432,10 +435,13 @@ class SharedRepresentationResults(Results):
     @property
     def llf(self):
         """Log-likelihood: for ``method="marginal"`` the log marginal likelihood (task
-        weights integrated out; with intercepts, the restricted likelihood of the
-        within-task centred rows), else the Gaussian likelihood of the residuals."""
+        weights integrated out) of every row; with intercepts, of the full model
+        ``y_t ~ N(a_t 1 + X_t B mu_w, C_t)`` at the fitted intercepts (statsmodels'
+        convention: the Gaussian likelihood at the estimates, the intercepts counted in
+        ``k_params``). Else the Gaussian likelihood of the residuals."""
         if self.method == "marginal":
-            return float(self._solver.extra["loglik"])
+            ex = self._solver.extra
+            return float(ex.get("loglik_full", ex["loglik"]))
         return super().llf
 
     @property
@@ -457,8 +463,8 @@ class SharedRepresentationResults(Results):
     @property
     def k_params(self):
         """Parameters counted by the information criteria (intercepts included)."""
-        if self.method == "marginal":        # intercepts integrated out
-            return self.df_model + 1
+        if self.method == "marginal":        # + sigma^2 and the intercepts
+            return self.df_model + 1 + self.model.n_tasks * int(self.model.center)
         return self.df_model + self.model.n_tasks * int(self.model.center)
 
     @cached_property

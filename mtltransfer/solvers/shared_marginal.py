@@ -12,7 +12,12 @@ likelihood): task t then contributes ``n_t = N_t - 1`` instead of ``N_t`` dimens
 Everything is computed from ``M_t = B^T S_t B``, ``m_t = B^T b_t`` and ``c_t = y_t^T y_t``
 (``S_t = X_t^T X_t``, ``b_t = X_t^T y_t``): k x k algebra per task, batched over tasks.
 The rows are touched through ``Z = X B`` and ``X^T (n x k)`` products (the per-task
-d x d moments are never stored), per-task sums through one sparse indicator matrix.
+d x d moments are never stored); the per-task ``Z_t^T Z_t`` are batched matrix products
+over blocks of tasks with equal N_t.
+
+EM stops on the gradient of the log marginal likelihood (:func:`_grad_criterion`), and
+with a per-task intercept the reported log-likelihood ``loglik_full`` is that of the full
+model at the fitted intercepts (:func:`_intercept_loglik`).
 
 Public functions
 ----------------
@@ -86,27 +91,62 @@ class _Rows:
             G -= self.xbar.T @ (N[:, None] * self.xbar)
         self.G = (G + G.T) / 2
 
+    @property
+    def Gi(self):
+        """(sum_t S_t / n)^+ (cached), the preconditioner of the B-step."""
+        if not hasattr(self, "_Gi"):
+            self._Gi = linalg.pinvh(self.G / float(np.sum(self.n_eff)))
+        return self._Gi
+
     def _chunks(self):
-        """Row chunks with their per-chunk task indicator (bounded working memory)."""
-        if not hasattr(self, "_ind"):
-            self._ind = [(s, min(s + _CHUNK, self.n), sparse.csr_matrix(
-                (np.ones(min(_CHUNK, self.n - s)), (self.task[s:s + _CHUNK],
-                                                    np.arange(min(_CHUNK, self.n - s)))),
-                shape=(self.T, min(_CHUNK, self.n - s)))) for s in range(0, self.n, _CHUNK)]
-        return self._ind
+        """Row chunks (bounded working memory)."""
+        return [(s, min(s + _CHUNK, self.n)) for s in range(0, self.n, _CHUNK)]
 
     def proj(self, B):
-        """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B."""
+        """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B (the last
+        result is kept for a repeated call with the same array)."""
+        last = getattr(self, "_last_proj", None)
+        if last is not None and last[0] is B:
+            return last[1]
+        out = self._proj(B)
+        self._last_proj = (B, out)
+        return out
+
+    def _blocks(self):
+        """Blocks of whole tasks with equal N_t (at most about _CHUNK rows each): (rows,
+        tasks, N) with rows a slice when the block's rows are contiguous in task order,
+        else their indices; per-task products are then batched matrix products."""
+        if hasattr(self, "_blk"):
+            return self._blk
+        t, Ni = self.task, self.N.astype(np.int64)
+        in_order = bool(np.all(t[1:] >= t[:-1]))
+        order = None if in_order else np.argsort(t, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(Ni)[:-1]])
+        blocks = []
+        for Nv in np.unique(Ni):
+            tasks = np.flatnonzero(Ni == Nv)
+            per = max(1, _CHUNK // int(Nv))
+            for j in range(0, len(tasks), per):
+                tb = tasks[j:j + per]
+                if in_order and tb[-1] - tb[0] == len(tb) - 1:
+                    rows = slice(int(starts[tb[0]]), int(starts[tb[0]] + len(tb) * Nv))
+                    tb = slice(int(tb[0]), int(tb[-1]) + 1)
+                else:
+                    rows = (starts[tb][:, None] + np.arange(Nv)).ravel()
+                    rows = rows if order is None else order[rows]
+                blocks.append((rows, tb, int(Nv)))
+        self._blk = blocks
+        return blocks
+
+    def _proj(self, B):
         k = B.shape[1]
-        M = np.zeros((self.T, k, k))
-        m = np.zeros((self.T, k))
-        for s, e, Hc in self._chunks():
-            Z = self.X[s:e] @ B
-            for a in range(k):                        # upper triangle, column by column
-                M[:, a, a:] += Hc @ (Z[:, a:] * Z[:, a:a + 1])
-            m += Hc @ (Z * self.y[s:e, None])
-        iu = np.triu_indices(k, 1)
-        M[:, iu[1], iu[0]] = M[:, iu[0], iu[1]]
+        M = np.empty((self.T, k, k))
+        m = np.empty((self.T, k))
+        for rows, tb, Nv in self._blocks():
+            Z = (self.X[rows] @ B).reshape(-1, Nv, k)
+            Zt = Z.transpose(0, 2, 1)
+            M[tb] = Zt @ Z
+            m[tb] = (Zt @ self.y[rows].reshape(-1, Nv, 1))[:, :, 0]
         if self.center:
             zb = self.xbar @ B
             M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
@@ -117,15 +157,12 @@ class _Rows:
         """X^T [y * wbar_task, (X B)_i P_task] over row chunks."""
         k = B.shape[1]
         out = np.zeros((self.d, 2 * k if Wbar is not None else k))
-        for s, e, _ in self._chunks():
-            Z = self.X[s:e] @ B
-            tc = self.task[s:e]
-            ZP = np.zeros_like(Z)
-            for a in range(k):
-                ZP += Z[:, a:a + 1] * P[tc, a, :]
+        for s, e in self._chunks():
+            Xc, tc = self.X[s:e], self.task[s:e]
+            ZP = np.einsum("ik,ikl->il", Xc @ B, np.take(P, tc, axis=0))
             if Wbar is not None:
-                ZP = np.hstack([self.y[s:e, None] * Wbar[tc], ZP])
-            out += self.X[s:e].T @ ZP
+                out[:, :k] += Xc.T @ (self.y[s:e, None] * np.take(Wbar, tc, axis=0))
+            out[:, -k:] += Xc.T @ ZP
         return out
 
     def resid_ops(self, B, Wbar, P):
@@ -162,16 +199,34 @@ class _Stats:
         self.center = False
         self.G = S.sum(0)
         self.N = n_eff
+        Gn = self.G / float(np.sum(n_eff))
+        try:                                 # positive definite in a spectral basis
+            self.Gi = np.linalg.inv(Gn)
+        except np.linalg.LinAlgError:
+            self.Gi = linalg.pinvh(Gn)
+
+    # batched products as single matrix products over the stacked tasks
+    def _SD(self, D):
+        T, K = self.T, self.d
+        return (self.S.reshape(T * K, K) @ D).reshape(T, K, D.shape[1])
+
+    @staticmethod
+    def _sum_SDP(SD, P):
+        """sum_t SD_t P_t."""
+        T, K, k = SD.shape
+        return SD.transpose(1, 0, 2).reshape(K, T * k) @ P.reshape(T * k, k)
 
     def proj(self, B):
-        SB = self.S @ B
-        return B.T @ SB, self.b @ B, SB
+        SB = self._SD(B)
+        T, K, k = SB.shape
+        M = (SB.transpose(0, 2, 1).reshape(T * k, K) @ B).reshape(T, k, k)
+        return M, self.b @ B, SB
 
     def resid_ops(self, SB, Wbar, P):
-        return self.b.T @ Wbar, (SB @ P).sum(0)
+        return self.b.T @ Wbar, self._sum_SDP(SB, P)
 
     def apply(self, D, P):
-        return ((self.S @ D) @ P).sum(0)
+        return self._sum_SDP(self._SD(D), P)
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,22 +242,48 @@ def _estep(M, m, c, n_eff, mu, Sigma, s2):
     Q_t = r^T r / sigma^2 - u^T V_t u / sigma^4 with r = y_t - Z_t mu, u = Z_t^T r
     (Woodbury: C_t^{-1} = I / sigma^2 - Z_t V_t Z_t^T / sigma^4).
     """
-    k = mu.size
-    Lc = linalg.cholesky(Sigma, lower=True)
-    Sinv = linalg.cho_solve((Lc, True), np.eye(k))
+    Lc = np.linalg.cholesky(Sigma)
+    Sinv = np.linalg.inv(Sigma)
     logdet_S = 2 * np.sum(np.log(np.diag(Lc)))
     Lam = Sinv[None] + M / s2
-    L = np.linalg.cholesky(Lam)
-    logdet_L = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    Li = np.linalg.inv(L)
-    V = np.swapaxes(Li, 1, 2) @ Li
-    Wbar = (V @ ((Sinv @ mu)[None] + m / s2)[:, :, None])[:, :, 0]
-    Mmu = M @ mu
-    rr = c - 2 * m @ mu + Mmu @ mu
+    Mmu = np.einsum("tkl,l->tk", M, mu)
     u = m - Mmu
-    Q = rr / s2 - np.sum(u * (V @ u[:, :, None])[:, :, 0], 1) / s2 ** 2
+    h = (Sinv @ mu)[None] + m / s2
+    V, logdet_L = _inv_logdet(Lam)
+    Wbar = np.einsum("tkl,tl->tk", V, h)
+    uVu = np.einsum("tk,tkl,tl->t", u, V, u)
+    rr = c - 2 * m @ mu + Mmu @ mu
+    Q = rr / s2 - uVu / s2 ** 2
     ll = -0.5 * (n_eff * (_LOG2PI + np.log(s2)) + logdet_S + logdet_L + Q)
     return Wbar, V, float(ll.sum())
+
+
+def _inv_logdet(A):
+    """Inverses and log-determinants of symmetric positive definite A (T x k x k):
+    closed forms (adjugate / determinant) for k <= 3, LAPACK beyond."""
+    k = A.shape[1]
+    if k == 1:
+        a = A[:, 0, 0]
+        return (1.0 / a)[:, None, None], np.log(a)
+    if k == 2:
+        a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+        det = a * c - b * b
+        V = np.empty_like(A)
+        V[:, 0, 0], V[:, 0, 1], V[:, 1, 0], V[:, 1, 1] = c / det, -b / det, -b / det, a / det
+        return V, np.log(det)
+    if k == 3:
+        a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 0, 2]
+        e, f, i = A[:, 1, 1], A[:, 1, 2], A[:, 2, 2]
+        c00, c01, c02 = e * i - f * f, c * f - b * i, b * f - c * e
+        c11, c12, c22 = a * i - c * c, b * c - a * f, a * e - b * b
+        det = a * c00 + b * c01 + c * c02
+        adj = np.stack([np.stack([c00, c01, c02], 1), np.stack([c01, c11, c12], 1),
+                        np.stack([c02, c12, c22], 1)], 1)
+        return adj / det[:, None, None], np.log(det)
+    L = np.linalg.cholesky(A)
+    V = np.linalg.inv(A)
+    return ((V + np.swapaxes(V, 1, 2)) / 2,
+            2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1))
 
 
 def _bounded_sigma(Sigma):
@@ -211,41 +292,98 @@ def _bounded_sigma(Sigma):
     return Sigma + floor * np.eye(Sigma.shape[0])
 
 
-def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1):
-    """Generalised EM; returns (B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist)."""
+def _grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, delta, Sbar, erss, T, n_tot):
+    """The stopping criterion of EM: lambda^2 / n, the squared norm of the gradient of the
+    log marginal likelihood l in the metric of the inverse complete-data information
+    (per row; the squared Newton decrement of EM's surrogate), summed over the blocks:
+
+    * B (Grassmann gradient, ``g_B = (I - B B^T) (R - A(B)) / sigma^2``, the horizontal
+      part of ``dl/dB = sum_t X_t^T E[(y_t - X_t B w_t) w_t^T] / sigma^2``; information
+      approximated by ``(Gbar (x) Pw) / sigma^2`` with ``Gbar = sum_t S_t / n`` and
+      ``Pw = sum_t N_t E[w_t w_t^T]``): ``sigma^2 tr(g_B^T Gbar^{-1} g_B Pw^{-1})``;
+    * mu_w (``g = Sigma^{-1} sum_t (wbar_t - mu)``, information ``T Sigma^{-1}``):
+      ``T delta^T Sigma^{-1} delta``, ``delta = mean_t wbar_t - mu``;
+    * Sigma_w (``g = T/2 Sigma^{-1} (Sbar - Sigma) Sigma^{-1}``, ``Sbar = mean_t E[(w_t -
+      mu)(w_t - mu)^T]``): ``T/2 ||Sigma^{-1/2} Sbar Sigma^{-1/2} - I||_F^2``;
+    * sigma^2 (``g = (E RSS - n sigma^2) / (2 sigma^4)``): ``n/2 (E RSS / (n sigma^2)
+      - 1)^2``.
+
+    Each block is the inner product of the gradient with the step an exact M-step
+    would take in that block, so lambda^2 / n is about the log-likelihood per row that
+    one more EM step could still gain; it is invariant to the units of X and y.
+    """
+    rp = r - B @ (B.T @ r)
+    lam_B = np.sum(rp * (Gi @ rp @ Pwi)) / s2
+    Lci = np.linalg.inv(np.linalg.cholesky(Sigma))
+    z = Lci @ delta
+    A = Lci @ Sbar @ Lci.T
+    lam_mu = T * float(z @ z)
+    lam_S = T / 2 * float(np.sum((A - np.eye(mu.size)) ** 2))
+    lam_s2 = n_tot / 2 * (erss / (n_tot * s2) - 1) ** 2
+    return float(max(lam_B, 0.0) + lam_mu + lam_S + lam_s2) / n_tot
+
+
+def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
+    """Generalised EM; returns (B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist).
+
+    Stops when :func:`_grad_criterion` <= ``tol`` at the current parameters (checked
+    after the E-step and the M-step's one pass over the rows, before the update), when
+    ``monitor(hist)`` returns True (called after each E-step, with the log-likelihoods so
+    far), or after ``max_iter`` M-steps; ``tol=None`` leaves the stop to the monitor and
+    ``max_iter``. The returned parameters, posteriors and log-likelihood belong together.
+    """
     n_tot = float(np.sum(data.n_eff))
     C = float(np.sum(data.c))
-    G = data.G / n_tot
-    Gi = linalg.pinvh(G)
-    # objective: minus the log marginal likelihood; criterion: its relative change
+    Gi = data.Gi
+    T = data.T
+    # objective: minus the log marginal likelihood; criterion: lambda^2 / n (see above)
     hist = {"objective": [], "criterion": [], "loglik": [], "sigma2": []}
-    ll_old = -np.inf
     converged = False
     it = 0
-    for it in range(max_iter + 1):
+    while True:
         M, m, cache = data.proj(B)
         Wbar, V, ll = _estep(M, m, data.c, data.n_eff, mu, Sigma, s2)
+        if monitor is not None:
+            hist["loglik"].append(ll)
+            stop = monitor(hist)
+            hist["loglik"].pop()
+            if stop:
+                hist["objective"].append(-ll)
+                hist["criterion"].append(np.nan)
+                hist["loglik"].append(ll)
+                hist["sigma2"].append(s2)
+                break
+        # the M-step's sufficient statistics, which also give the gradient
+        wmean = Wbar.mean(0)
+        D = Wbar - mu
+        Vmean = V.mean(0)
+        P = V + Wbar[:, :, None] * Wbar[:, None, :]
+        R, AB = data.resid_ops(cache, Wbar, P)
+        AB = _center_AB(data, B, P, AB)
+        Pw = np.einsum("t,tkl->kl", data.N, P)
+        Pwi = np.linalg.inv(Pw)
+        r = R - AB
+        erss = C - 2 * np.sum(B * R) + np.sum(B * AB)
+        # (not needed while a monitor is still deciding whether to stop, nor without tol)
+        crit = (_grad_criterion(B, r, Gi, Pwi, mu, Sigma, s2, wmean - mu,
+                                Vmean + D.T @ D / T, erss, T, n_tot)
+                if tol is not None and (monitor is None or monitor.decision is not None)
+                else np.inf)
         hist["objective"].append(-ll)
-        hist["criterion"].append(abs(ll - ll_old) / abs(ll) if it else np.nan)
+        hist["criterion"].append(crit)
         hist["loglik"].append(ll)
         hist["sigma2"].append(s2)
-        if abs(ll - ll_old) <= tol * abs(ll):
+        if tol is not None and crit <= tol:
             converged = True
             break
         if it == max_iter:
             break
-        ll_old = ll
+        it += 1
         # M-step: mu, Sigma exactly
-        mu = Wbar.mean(0)
+        mu = wmean
         Dw = Wbar - mu
-        Sigma = _bounded_sigma(V.mean(0) + Dw.T @ Dw / data.T)
-        P = V + Wbar[:, :, None] * Wbar[:, None, :]
+        Sigma = _bounded_sigma(Vmean + Dw.T @ Dw / T)
         # B: preconditioned CG on sum_t S_t B P_t = sum_t b_t wbar_t^T from the current B
-        R, AB = data.resid_ops(cache, Wbar, P)
-        AB = _center_AB(data, B, P, AB)
-        Pw = np.einsum("t,tkl->kl", data.N, P)
-        Pwi = linalg.pinvh(Pw)
-        r = R - AB
         z = Gi @ r @ Pwi
         p = z.copy()
         rz = np.sum(r * z)
@@ -313,9 +451,7 @@ def _spectral_basis(data, K):
 
 def _top_spectral(data, U, K):
     """Top-K eigenvectors (and all eigenvalues, decreasing) of G^{-1} U G^{-1}."""
-    Gs = data.G / float(np.sum(data.N))
-    Gi = linalg.pinvh(Gs)
-    A = Gi @ U @ Gi
+    A = data.Gi @ U @ data.Gi
     w, Vv = linalg.eigh((A + A.T) / 2)
     return Vv[:, ::-1][:, :K], w[::-1]
 
@@ -331,16 +467,40 @@ def _check_k(k, d, T):
     return int(k)
 
 
+    zb = data.xbar @ B
+    q = np.einsum("tk,tkl,tl->t", zb, V, zb)
+    return float(-0.5 * np.sum(_LOG2PI + np.log(s2 + data.N * q)))
+
+
+def _intercept_loglik(data, B, V, s2):
+    """Full minus restricted log-likelihood of a model with a per-task intercept a_t.
+
+    The full model is ``y_t ~ N(a_t 1 + X_t B mu_w, C_t)``; its Gaussian log-likelihood
+    at the GLS intercept (the fitted one, ``a_t = ybar_t - xbar_t^T B wbar_t``) and the
+    restricted one (the density of the within-task contrasts) differ by
+
+        l_full - l_R = -1/2 sum_t [log 2 pi + log N_t - log(1^T C_t^{-1} 1)]
+                     = -1/2 sum_t [log 2 pi + log(sigma^2 + N_t zbar_t^T V_t zbar_t)],
+
+    using ``1^T C_t^{-1} 1 = N_t / (sigma^2 + N_t zbar_t^T V_t zbar_t)`` (Woodbury and
+    Sherman-Morrison; ``zbar_t = B^T xbar_t``, V_t the posterior covariance of w_t given
+    the centred rows).
+    """
+    zb = data.xbar @ B
+    q = np.einsum("tk,tkl,tl->t", zb, V, zb)
+    return float(-0.5 * np.sum(_LOG2PI + np.log(s2 + data.N * q)))
+
+
 def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, tol, extra=None):
     W = Wbar.T                                                # k x T, posterior means
     ex = {"B": B, "W": W, "W_cov": V, "mu_w": mu, "Sigma_w": Sigma, "sigma2": s2,
           "loglik": ll, "time": time.perf_counter() - t0, "w_ridge": 0.0}
     if extra:
         ex.update(extra)
+    if data.center and isinstance(data, _Rows):
+        ex["loglik_full"] = ll + _intercept_loglik(data, B, V, s2)
     if not converged:
-        h = hist["loglik"]
-        crit = abs(h[-1] - h[-2]) / abs(h[-1]) if len(h) > 1 else float("inf")
-        warn_not_converged("fit_marginal", n_iter, crit, tol, stacklevel=4)
+        warn_not_converged("fit_marginal", n_iter, hist["criterion"][-1], tol, stacklevel=4)
     return SolverResult(coef=B @ W, converged=converged, n_iter=n_iter, history=hist,
                         objective=-ll, extra=ex)
 
@@ -369,7 +529,10 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
     init : ndarray (d, k), optional
         Start for B; default the spectral start.
     tol : float
-        Stop when the relative change of the log-likelihood is below ``tol``.
+        Stop when lambda^2 / n <= ``tol``: the squared norm of the gradient of the log
+        marginal likelihood (Grassmann gradient in B; mu_w, Sigma_w, sigma^2) in the
+        metric of the inverse complete-data information, per row
+        (:func:`_grad_criterion`). Not met within ``max_iter``: ConvergenceWarning.
     max_iter : int
     n_cg : int
         Conjugate-gradient steps per M-step.
@@ -379,7 +542,9 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
     SolverResult
         ``coef`` = B W (d x T) with W the posterior means; ``objective`` = minus the log
         marginal likelihood; ``extra`` with ``B``, ``W`` (k x T), ``W_cov`` (T x k x k,
-        posterior covariances), ``mu_w``, ``Sigma_w``, ``sigma2``, ``loglik``, ``time``.
+        posterior covariances), ``mu_w``, ``Sigma_w``, ``sigma2``, ``loglik`` (restricted
+        with ``center``), ``loglik_full`` (with ``center``: the full log-likelihood at the
+        fitted intercepts), ``time``; ``history["criterion"]`` holds lambda^2 / n.
     """
     t0 = time.perf_counter()
     data = X if isinstance(X, (_Rows, _Stats)) else _Rows(X, y, task, center)
@@ -433,27 +598,166 @@ def bic_n_params(d, k):
     return d * k - k * k + k + k * (k + 1) / 2 + 1
 
 
+class _Check:
+    """Decision on a larger candidate k1 during its EM on the rows (see
+    :func:`select_k_marginal`): k1 beats the current k by BIC once its log-likelihood
+    exceeds ``thresh``."""
+
+    def __init__(self, thresh, min_iter, max_iter, safety, enough=None):
+        self.thresh, self.min_iter, self.max_iter = thresh, min_iter, max_iter
+        self.safety, self.enough, self.decision = safety, enough, None
+
+    def _remaining(self, ll, safety=None):
+        """The log-likelihood still to gain if the increments decay geometrically at
+        their last rate rho (at most 0.9), times the safety factor."""
+        if len(ll) < 2:
+            return 0.0
+        safety = self.safety if safety is None else safety
+        d1 = ll[-1] - ll[-2]
+        d0 = ll[-2] - ll[-3] if len(ll) > 2 else 0.0
+        if d1 <= 0:
+            return 0.0
+        rho = min(d1 / d0, 0.9) if d0 > 0 else 0.9
+        return safety * d1 * rho / (1 - rho)
+
+    def __call__(self, hist):
+        ll = hist["loglik"]
+        m = len(ll) - 1
+        if self.decision == "accept" or ll[-1] > self.thresh:
+            # a lower bound of the maximum beats BIC: run on to convergence (the fit at
+            # k1), or, when screening, until the gain still expected is below `enough`
+            self.decision = "accept"
+            return (self.enough is not None and m >= self.min_iter
+                    and self._remaining(ll) < self.enough)
+        if m >= self.max_iter:
+            self.decision = "reject"
+            return True
+        if m >= self.min_iter and ll[-1] + self._remaining(ll) < self.thresh:
+            self.decision = "reject"        # stalled, or Aitken's limit below threshold
+            return True
+        return False
+
+
+def _grow(B, mu, Sigma, Bs, mus, Sigs, U, j):
+    """A start at k + j from the fit (B, mu, Sigma) at k: the j directions of the screened
+    fit ``Bs`` (or else of the ordered basis U) farthest from span(B), with the screened
+    mean and variance along them (at least the smallest variance of the fit; the caller
+    may then set the variance of a single new direction by :func:`_best_variance`)."""
+    k = B.shape[1]
+    if Bs is not None and Bs.shape[1] >= j:    # the screened directions farthest from B
+        Un = np.linalg.svd(Bs - B @ (B.T @ Bs), full_matrices=False)[0][:, :j]
+    else:                                      # the leading columns of U not in span(B)
+        Un, Bc = [], B
+        for u in U.T:
+            v = u - Bc @ (Bc.T @ u)
+            nv = np.linalg.norm(v)
+            if nv > 0.5:
+                Un.append(v / nv)
+                Bc = np.hstack([Bc, (v / nv)[:, None]])
+            if len(Un) == j:
+                break
+        Un, Bs = np.column_stack(Un), None
+    Bn = Un - B @ (B.T @ Un)
+    Bn = Bn / np.linalg.norm(Bn, axis=0) if j == 1 else np.linalg.qr(Bn)[0]
+    Sigma1 = np.zeros((k + j, k + j))
+    Sigma1[:k, :k] = Sigma
+    mu1 = np.concatenate([mu, np.zeros(j)])
+    vmin = float(np.linalg.eigvalsh(Sigma)[0])
+    if Bs is not None:
+        mu1[k:] = Bn.T @ (Bs @ mus)
+        BtBs = Bn.T @ Bs
+        Sn = BtBs @ Sigs @ BtBs.T
+        w, Q = np.linalg.eigh((Sn + Sn.T) / 2)
+        Sigma1[k:, k:] = (Q * np.maximum(w, vmin)) @ Q.T
+    else:
+        Sigma1[k:, k:] = vmin * np.eye(j)
+    return np.hstack([B, Bn]), mu1, _bounded_sigma(Sigma1)
+
+
+def _best_variance(data, B1, mu1, Sigma1, s2):
+    """The variance of w along the last column b of B1 that maximises the likelihood with
+    everything else at the fit in the other columns (and mean 0 along b).
+
+    Adding ``v z_t z_t^T`` (``z_t = X_t b``) to C_t changes the log-likelihood by
+    ``sum_t [-log(1 + v a_t) + v s_t^2 / (1 + v a_t)] / 2`` with ``a_t = z_t^T C_t^{-1}
+    z_t`` and ``s_t = z_t^T C_t^{-1} (y_t - X_t B mu)`` (Sherman-Morrison), a function of
+    the k x k statistics only; it is maximised over v by bisection on its derivative.
+    Returns (mu1, Sigma1) with that variance (floored at 1e-3 of the mean variance).
+    """
+    k = B1.shape[1] - 1
+    M, m, _ = data.proj(B1)
+    Sig, mu = Sigma1[:k, :k], mu1[:k]
+    V, _ = _inv_logdet(np.linalg.inv(Sig)[None] + M[:, :k, :k] / s2)
+    Mb = M[:, k, :k]                                   # b^T S_t B
+    VMb = np.einsum("tkl,tl->tk", V, Mb)
+    u = m[:, :k] - np.einsum("tkl,l->tk", M[:, :k, :k], mu)
+    a = M[:, k, k] / s2 - np.sum(Mb * VMb, 1) / s2 ** 2
+    s = (m[:, k] - Mb @ mu) / s2 - np.sum(VMb * u, 1) / s2 ** 2
+    a = np.maximum(a, 0.0)
+    s2t = s * s
+
+    def dfdv(v):                                       # 2 x the derivative
+        return float(np.sum((s2t - a * (1 + v * a)) / (1 + v * a) ** 2))
+
+    scale = float(np.trace(Sig)) / k
+    lo, hi = 1e-3 * scale, 1e3 * scale
+    if dfdv(lo) <= 0:
+        v = lo
+    elif dfdv(hi) >= 0:
+        v = hi
+    else:                                    # bisection on log v (to a factor of 1.25)
+        for _ in range(6):
+            mid = np.sqrt(lo * hi)
+            lo, hi = (mid, hi) if dfdv(mid) > 0 else (lo, mid)
+        v = np.sqrt(lo * hi)
+    Sigma1 = Sigma1.copy()
+    Sigma1[k, :], Sigma1[:, k] = 0.0, 0.0
+    Sigma1[k, k] = v
+    mu1 = mu1.copy()
+    mu1[k] = 0.0
+    return mu1, Sigma1
+
+
 def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_tol=1e-6, screen_max_iter=10, refine_iter=0,
-                      check_next=True, check_iter=6):
+                      screen_max_iter=5, check_min_iter=1,
+                      check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
     BIC(k) = -2 loglik_k + p(k) log n, p(k) from :func:`bic_n_params`, n the number of
     rows (minus one per task with an intercept). To keep the cost near that of a single
     fit:
 
-    1. the candidates are screened in a K-dimensional spectral basis U (K the largest
-       candidate): with B = U C every quantity of the model depends on the data only
-       through U^T S_t U, U^T b_t and c_t, so each candidate's EM runs on T x K' x K'
-       statistics (K' = k + 2 leading columns of U); the scan stops once BIC rises;
-    2. the screened choice k0 is checked by a short full-data EM at k0 + 1 (``check_iter``
-       iterations from the screened solution) and the candidates k <= k0 + 1 are
-       rescored inside its representation: weak directions that the spectral basis
-       misses at few rows per task are found by the likelihood itself;
-    3. the chosen k is fitted on the rows to ``tol`` from its screened solution.
+    1. **Screening.** In the spectral basis U (:func:`_spectral_basis`, leading
+       directions of the moment matrix) every quantity of the model depends on the data
+       only through ``U^T S_t U``, ``U^T b_t`` and ``c_t``; candidate k runs EM on these
+       T x (k+2) x (k+2) statistics (the subspace of the k+2 leading directions), from
+       the fit at k - 1 plus one direction with the variance that maximises the
+       likelihood (:func:`_best_variance`). It must beat the best BIC so far; its EM
+       stops once it is rejected (rule of step 3), or once it is accepted and the gain
+       still expected is below 5% of the next penalty step, or after
+       ``screen_max_iter`` steps; its score is that of its extrapolated limit
+       ``l_m + d_m rho / (1 - rho)``. The scan stops at the first candidate above the
+       best; the best is k0. The statistics are computed for the leading columns only
+       as the scan needs them.
+    2. **The fit at k0** on the rows, from its screened solution, to ``tol``.
+    3. **Forward check.** The next candidate k1 starts from the fit at k0 plus the
+       screened direction it lacks (with the likelihood-maximising variance) and runs EM
+       on the rows. EM increases the likelihood at every step, so its log-likelihood
+       after m steps is a lower bound of the maximum at k1: k1 is *accepted* as soon as
+       that bound beats BIC(k0), and the EM then runs on to convergence (it is the fit
+       at k1, and k1 + 1 is checked the same way). k1 is *rejected* when, after at
+       least ``check_min_iter`` steps, ``l_m + s d_m rho / (1 - rho)`` stays below the
+       BIC threshold (d_m the last increase of the log-likelihood, rho = d_m / d_{m-1}
+       capped at 0.9, and 0.9 after a single step; s = ``check_safety``), when the
+       likelihood stops rising, or after ``check_max_iter`` steps. Rejection therefore
+       rests on an assumption, not a bound: that the remaining increases decay at least
+       geometrically at the last observed rate (a direction whose gain is still slowly
+       accelerating would be missed).
 
-    The scores of the candidates are lower bounds of their maximised BIC terms (maximised
-    within a subspace), exact for the chosen k.
+    Candidates below k0 are judged by the screening only. ``scores`` holds the BIC of
+    each candidate examined: for the fit returned, of its converged likelihood; for a
+    rejected k1, of the last likelihood of its check (an upper bound of its BIC); for the
+    others, of the extrapolated screened fits (maximised within a subspace).
 
     Parameters
     ----------
@@ -461,20 +765,17 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         Candidates; default 1..min(d, T - 1, 12).
     center, tol, max_iter
         As :func:`fit_marginal`.
-    screen_tol, screen_max_iter : float, int
-        Tolerance and iteration cap of the screening fits.
-    refine_iter : int
-        EM iterations at K on the rows before screening (0: the spectral basis as is).
-    check_next : bool
-        Whether to run step 2.
-    check_iter : int
-        Iterations of the check fit at k0 + 1.
+    screen_max_iter : int
+        Iteration cap of the screening fits (which otherwise stop by the rules of
+        step 1).
+    check_min_iter, check_max_iter, check_safety : int, int, float
+        The rejection rule of step 3.
 
     Returns
     -------
     k : int
     scores : dict
-        BIC of each candidate (screened).
+        BIC of each candidate examined.
     sol : SolverResult
         The fit at the chosen k (as :func:`fit_marginal`).
     """
@@ -485,71 +786,71 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         ks = range(1, max(1, min(d, T - 1, 12)) + 1)
     ks = sorted({_check_k(int(k), d, T) for k in ks})
     K = max(ks)
-    # the basis: the spectral start refined by a few EM iterations at k = K, its columns
-    # ordered by the fitted variance of w along them (weak true directions that the
-    # spectral start misses at small N_t are pulled in by the likelihood)
     U = _spectral_basis(data, K)[0]
-    if refine_iter > 0:
-        U, _, Sig_K = _em(data, U, *_initial_moments(data, U), 0.0, refine_iter)[:3]
-        ev, Qs = np.linalg.eigh(Sig_K)
-        U = U @ Qs[:, ::-1]
-    S, b, _ = data.proj(U)
-    small = _Stats(S, b, data.c, data.n_eff)
-    n = float(np.sum(data.n_eff))
-    scores, fits = {}, {}
-    C_prev = None
+    logn = np.log(float(np.sum(data.n_eff)))
+
+    def bic(ll, k):
+        return -2 * ll + bic_n_params(d, k) * logn
+
+    # 1. screening in the leading columns of U
+    Kp_have, S, b = 0, None, None
+    scores, fits, coefs = {}, {}, {}
+    prev = None
     for k in ks:
-        # candidate k is screened in the leading K' = k + 2 spectral directions (a
-        # sub-block of the statistics), from the (k - 1) solution plus the next direction
         Kp = min(K, k + 2)
+        if Kp > Kp_have:
+            Kp_have = min(K, max(Kp + 1, 2 * Kp_have))
+            S, b, _ = data.proj(U[:, :Kp_have])
         small = _Stats(np.ascontiguousarray(S[:, :Kp, :Kp]),
                        np.ascontiguousarray(b[:, :Kp]), data.c, data.n_eff)
-        C0 = np.eye(Kp)[:, :k]
-        if C_prev is not None and C_prev.shape[1] == k - 1:
-            C0[:C_prev.shape[0], :k - 1] = C_prev
-            C0[:C_prev.shape[0], k - 1] = 0.0
-            C0 = np.linalg.qr(C0)[0]
-        mu, Sigma, s2 = _initial_moments(small, C0)
-        out = _em(small, C0, mu, Sigma, s2, screen_tol, screen_max_iter, n_cg=2)
-        scores[k] = -2 * out[6] + bic_n_params(d, k) * np.log(n)
-        fits[k] = (np.vstack([out[0], np.zeros((K - Kp, k))]),) + out[1:]
-        C_prev = out[0]
-        best = min(scores, key=scores.get)
-        if k - best >= 1:                # BIC has risen past the best: stop
+        if prev is not None and prev[0] == k - 1:
+            _, C_p, mu_p, Sig_p, s2 = prev
+            Cp = np.vstack([C_p, np.zeros((Kp - C_p.shape[0], k - 1))])
+            C0, mu0, Sig0 = _grow(Cp, mu_p, Sig_p, None, None, None, np.eye(Kp), 1)
+            mu0, Sig0 = _best_variance(small, C0, mu0, Sig0, s2)
+        else:
+            C0 = np.eye(Kp)[:, :k]
+            mu0, Sig0, s2 = _initial_moments(small, C0)
+        # k must beat the best screened BIC; its screening stops once rejected, or once
+        # accepted and within 5% of the next penalty step of its limit, or after
+        # screen_max_iter steps; its score is that of the extrapolated limit
+        best = min(scores.values()) if scores else np.inf
+        check = _Check((bic_n_params(d, k) * logn - best) / 2, check_min_iter,
+                       screen_max_iter, check_safety,
+                       enough=0.05 * (bic_n_params(d, k + 1) - bic_n_params(d, k)) * logn)
+        out = _em(small, C0, mu0, Sig0, s2, None, screen_max_iter, monitor=check)
+        scores[k] = bic(out[6] + check._remaining(out[9]["loglik"], 1.0), k)
+        fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
+        coefs[k] = out[0]
+        prev = (k, out[0], out[1], out[2], out[3])
+        if k > min(scores, key=scores.get):      # BIC has risen past the best: stop
             break
-    k0 = min(scores, key=scores.get)
-    if not check_next or k0 == max(ks):
-        B0 = U @ fits[k0][0]
-        _, mu, Sigma, s2 = fits[k0][:4]
-        out = _em(data, B0, mu, Sigma, s2, tol, max_iter, n_cg=1)
-        return k0, scores, _result(data, *out, t0, tol, {"k_scores": scores})
-    # stage 2: a full fit at k0 + 1 from the screened k0 + 1 solution; the candidates
-    # k <= k0 + 1 are rescored inside its representation (where the likelihood's own
-    # directions, including weak ones the spectral basis misses, are available)
-    k1 = k0 + 1
-    if k1 not in fits:
-        k1 = k0
-    _, mu, Sigma, s2 = fits[k1][:4]
-    out1 = _em(data, U @ fits[k1][0], mu, Sigma, s2, screen_tol, check_iter, n_cg=1)
-    B1, Sig1 = out1[0], out1[2]
-    ev, Qs = np.linalg.eigh(Sig1)
-    U1 = B1 @ Qs[:, ::-1]
-    S1, b1, _ = data.proj(U1)
-    small1 = _Stats(S1, b1, data.c, data.n_eff)
-    scores2, fits2 = {k1: -2 * out1[6] + bic_n_params(d, k1) * np.log(n)}, {}
-    for k in [k for k in ks if k < k1]:
-        C0 = np.eye(k1)[:, :k]
-        mu, Sigma, s2 = _initial_moments(small1, C0)
-        fits2[k] = _em(small1, C0, mu, Sigma, s2, screen_tol, 2 * screen_max_iter, n_cg=2)
-        scores2[k] = -2 * fits2[k][6] + bic_n_params(d, k) * np.log(n)
-    scores.update(scores2)
-    k_best = min(scores2, key=scores2.get)
-    if k_best == k1:
-        B1, mu, Sigma, s2 = out1[:4]
-        out = _em(data, B1, mu, Sigma, s2, tol, max_iter, n_cg=1)
-        scores[k_best] = -2 * out[6] + bic_n_params(d, k_best) * np.log(n)
-    else:
-        _, mu, Sigma, s2 = fits2[k_best][:4]
-        out = _em(data, U1 @ fits2[k_best][0], mu, Sigma, s2, tol, max_iter, n_cg=1)
-        scores[k_best] = -2 * out[6] + bic_n_params(d, k_best) * np.log(n)
-    return k_best, scores, _result(data, *out, t0, tol, {"k_scores": scores})
+    k_cur = min(scores, key=scores.get)
+    # 2. the fit at k0 on the rows; its first statistics come from those of the
+    # screening (B = U C: M_t = C^T (U^T S_t U) C, m_t = C^T U^T b_t), not from the rows
+    C, Kp = coefs[k_cur], coefs[k_cur].shape[0]
+    B0 = fits[k_cur][0]
+    data._last_proj = (B0, (np.einsum("ia,tij,jb->tab", C, S[:, :Kp, :Kp], C),
+                            b[:, :Kp] @ C, B0))
+    out = _em(data, *fits[k_cur], tol, max_iter)
+    scores[k_cur] = bic(out[6], k_cur)
+    # 3. forward check of the next candidates
+    while True:
+        nxt = [k for k in ks if k > k_cur]
+        if not nxt:
+            break
+        k1 = nxt[0]
+        Bs, mus, Sigs, _ = fits.get(k1, (None, None, None, None))
+        B1, mu1, Sig1 = _grow(out[0], out[1], out[2], Bs, mus, Sigs, U, k1 - k_cur)
+        if k1 == k_cur + 1:
+            mu1, Sig1 = _best_variance(data, B1, mu1, Sig1, out[3])
+        check = _Check(out[6] + (bic_n_params(d, k1) - bic_n_params(d, k_cur)) * logn / 2,
+                       check_min_iter, check_max_iter, check_safety)
+        out1 = _em(data, B1, mu1, Sig1, out[3], tol, max_iter, monitor=check)
+        scores[k1] = bic(out1[6], k1)
+        if check.decision is None:           # converged before a decision
+            check.decision = "accept" if scores[k1] < scores[k_cur] else "reject"
+        if check.decision != "accept":
+            break
+        k_cur, out = k1, out1
+    return k_cur, scores, _result(data, *out, t0, tol, {"k_scores": scores})
