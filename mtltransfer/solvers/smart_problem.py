@@ -380,8 +380,19 @@ class SmartProblem:
         B : ndarray (q, r)
             Orthonormal bases of ``U0^T P`` and ``V0^T Q`` (``C_r = P s Q^T``).
         """
-        P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank)
-        return np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0]
+        cache = self.__dict__.setdefault("_rrr_cache", {})
+        if rank not in cache:
+            P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank)
+            cache[rank] = (np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0])
+        A, B = cache[rank]
+        return A.copy(), B.copy()
+
+    def rrr_data_term(self, rank):
+        """The data term of the exact reduced-rank fit of rank r: its minimum over all
+        rank-r coefficient matrices, so a lower bound of the data term of every SMART fit
+        of rank r (whatever r_u, r_v and lambda)."""
+        A, B = self.rrr_start(rank)
+        return self.data_term(A, self.optimal_d(A, B), B)
 
     def restricted_rrr(self, rank, r_u, r_v):
         """The reduced-rank fit restricted to the source's leading subspaces.
