@@ -731,7 +731,7 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
 #: subspace U-step: below it a product costs less than the subspace step's small solves
 _SUBSPACE_FLOPS = 1e7
 #: subspace steps of a U-step run without a tolerance (the first iteration of a fit)
-_SUBSPACE_FIRST_STEPS = 5
+_SUBSPACE_FIRST_STEPS = 3
 
 
 def _resolve_u_step(u_step, p, rank):
