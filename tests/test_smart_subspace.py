@@ -148,3 +148,22 @@ def test_bic_bound_keeps_the_choice_and_is_a_bound(medium):
     assert fast["index"] == full["index"] and fast["lam"] == full["lam"]
     assert fast["result"].objective == pytest.approx(full["result"].objective, rel=1e-7)
     assert len(fast["trace"]["bic"]) == len(full["trace"]["bic"])
+
+
+def test_reduced_rank_start_through_rows_equals_moments():
+    # n < p: the least-squares fit is the minimum-norm one in the equilibrated basis
+    X, Y, C, C0 = simulate_smart(40, 70, 20, rank=3, source_rank=6, sigma0=0.01,
+                                 random_state=2)
+    X = X * np.linspace(0.5, 3.0, 70)          # unequal units: the equilibration matters
+    st = SufficientStats.from_arrays(X, Y)
+    Sxx, Sxy, Syy = st.moments()
+    svd0 = source_svd(C0)
+    a = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0)
+    b = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0, rows=X - X.mean(0))
+    assert b.rrr_data_term(3) == pytest.approx(a.rrr_data_term(3), rel=1e-9)
+    (Aa, Ba), (Ab, Bb) = a.rrr_start(3), b.rrr_start(3)
+    # the same subspaces (bases may differ by a rotation)
+    np.testing.assert_allclose(Aa @ Aa.T, Ab @ Ab.T, atol=1e-8)
+    np.testing.assert_allclose(Ba @ Ba.T, Bb @ Bb.T, atol=1e-8)
+    np.testing.assert_allclose(2 * st.n * a.rrr_data_term(3), np.sum(
+        (Y - Y.mean(0) - (X - X.mean(0)) @ reduced_rank(Sxx, Sxy, 3)[0]) ** 2), rtol=1e-9)

@@ -167,9 +167,29 @@ def closed_form_d(c, g):
     return np.where(g > _TINY, c / np.maximum(g, _TINY), 0.0)
 
 
-def _rrr_factors(Sxx, Sxy, rank):
-    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit."""
-    C_r, _ = reduced_rank(Sxx, Sxy, rank)
+def _ols_through_rows(Xc, Sxy):
+    """The least-squares fit of :func:`mtltransfer.solvers.linear.ols` from the rows.
+
+    With ``D = sqrt(diag Sxx)`` and the thin SVD ``X D^{-1} = U s V^T``,
+    ``C = D^{-1} V diag(n / s^2) V^T D^{-1} Sxy`` over the singular values with
+    ``s^2 / n > p eps max(s^2 / n)`` (the same pseudo-inverse in the same equilibrated
+    basis, from an n x p SVD, O(n^2 p), instead of a p x p eigendecomposition).
+    """
+    n, p = Xc.shape
+    D = np.sqrt(np.einsum("ij,ij->j", Xc, Xc) / n)
+    D = np.where(D > 0, D, 1.0)
+    _, sv, Vt = linalg.svd(Xc / D, full_matrices=False, lapack_driver="gesdd")
+    w = sv * sv / n
+    keep = w > p * np.finfo(float).eps * max(w.max(initial=0.0), np.finfo(float).tiny)
+    Vk = Vt[keep]
+    return (Vk.T @ ((Vk @ (Sxy / D[:, None])) / w[keep, None])) / D[:, None]
+
+
+def _rrr_factors(Sxx, Sxy, rank, rows=None):
+    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit
+    (its least-squares fit from the rows when they are given)."""
+    C_ols = None if rows is None else _ols_through_rows(rows, Sxy)
+    C_r, _ = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)
     P, _, Qt = np.linalg.svd(C_r, full_matrices=False)
     return P[:, :rank], Qt[:rank].T
 
@@ -221,12 +241,14 @@ class SmartProblem:
         p = self.p
         self._G = None
         self.W = None
+        self._rows = None
         if rows is not None:
             # G = W^T W with W = X U0 / sqrt(n) (n x p): products through the rows
             Xc = np.asarray(rows, dtype=float)
             if Xc.ndim != 2 or Xc.shape[1] != p:
                 raise ValueError(f"rows must be an n x p = n x {p} array; got shape "
                                  f"{Xc.shape}")
+            self._rows = Xc
             self.W = (Xc @ U0) / np.sqrt(Xc.shape[0])
             WWt = self.W @ self.W.T
             m = WWt.shape[0]
@@ -275,8 +297,10 @@ class SmartProblem:
         rows : ndarray (n, p) or None
             The centred rows X with ``Sxx = X^T X / n``: the products ``G A`` then go
             through ``W = X U0 / sqrt(n)`` (``W^T (W A)``, 4 n p r flops instead of
-            2 p^2 r) and G is never formed unless asked for; worth it when ``n < p / 2``.
-            The result is the same up to rounding.
+            2 p^2 r), G is never formed unless asked for, and the reduced-rank start's
+            least-squares fit comes from an n x p SVD instead of a p x p
+            eigendecomposition; worth it when ``n < p / 2``. The result is the same up
+            to rounding.
 
         Returns
         -------
@@ -382,7 +406,7 @@ class SmartProblem:
         """
         cache = self.__dict__.setdefault("_rrr_cache", {})
         if rank not in cache:
-            P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank)
+            P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank, rows=self._rows)
             cache[rank] = (np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0])
         A, B = cache[rank]
         return A.copy(), B.copy()
