@@ -167,3 +167,25 @@ def test_reduced_rank_start_through_rows_equals_moments():
     np.testing.assert_allclose(Ba @ Ba.T, Bb @ Bb.T, atol=1e-8)
     np.testing.assert_allclose(2 * st.n * a.rrr_data_term(3), np.sum(
         (Y - Y.mean(0) - (X - X.mean(0)) @ reduced_rank(Sxx, Sxy, 3)[0]) ** 2), rtol=1e-9)
+
+
+def test_large_p_shortcuts_agree_with_lapack():
+    # p >= 1000: lambda_max(G) by Lanczos, the reduced-rank start's least squares by
+    # Cholesky; both against the dense LAPACK results
+    from scipy import linalg
+
+    from mtltransfer.solvers import smart_problem as sp
+
+    rng = np.random.default_rng(4)
+    p, q, n = 1000, 12, 1500
+    X = rng.standard_normal((n, p)) * np.linspace(0.5, 2.0, p)
+    Y = X[:, :q] + rng.standard_normal((n, q))
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    Sxx, Sxy = Xc.T @ Xc / n, Xc.T @ Yc / n
+    lam = sp._lambda_max(Sxx)
+    exact = linalg.eigvalsh(Sxx, subset_by_index=[p - 1, p - 1])[0]
+    assert exact <= lam <= exact * (1 + 1e-8)
+    C_chol = sp._ols_cholesky(Sxx, Sxy)
+    np.testing.assert_allclose(C_chol, np.linalg.lstsq(Xc, Yc, rcond=None)[0], atol=1e-10)
+    # a singular Sxx (n < p) is left to the pseudo-inverse
+    assert sp._ols_cholesky(Sxx[:, :] * 0 + Xc[:50].T @ Xc[:50], Sxy) is None

@@ -185,13 +185,70 @@ def _ols_through_rows(Xc, Sxy):
     return (Vk.T @ ((Vk @ (Sxy / D[:, None])) / w[keep, None])) / D[:, None]
 
 
+#: from this many predictors on, the least-squares fit of a well-conditioned Sxx comes
+#: from a Cholesky factorisation (p^3 / 3 flops) instead of an eigendecomposition
+_CHOLESKY_P = 500
+
+
+def _ols_cholesky(Sxx, Sxy):
+    """The least-squares fit of :func:`mtltransfer.solvers.linear.ols` by Cholesky, or
+    None.
+
+    In the same equilibrated basis (``D = sqrt(diag Sxx)``), ``C = D^{-1} R^{-1} R^{-T}
+    D^{-1} Sxy`` with ``D^{-1} Sxx D^{-1} = R^T R``. Used only when the factorisation
+    exists and LAPACK's estimate of the reciprocal condition number exceeds ``1e4 p eps``,
+    so that every eigenvalue is far above the pseudo-inverse's cut-off ``p eps
+    lambda_max``: the pseudo-inverse is then the inverse, and the fit the same up to
+    rounding.
+    """
+    p = Sxx.shape[0]
+    D = np.sqrt(np.clip(np.diag(Sxx), 0.0, None))
+    D = np.where(D > 0, D, 1.0)
+    S = Sxx / np.outer(D, D)
+    try:
+        cf = linalg.cho_factor(S, lower=False, check_finite=False)
+    except linalg.LinAlgError:
+        return None
+    anorm = float(np.abs(S).sum(axis=0).max())
+    rcond, info = linalg.lapack.dpocon(cf[0], anorm)
+    if info != 0 or not rcond > 1e4 * p * np.finfo(float).eps:
+        return None
+    return linalg.cho_solve(cf, Sxy / D[:, None], check_finite=False) / D[:, None]
+
+
 def _rrr_factors(Sxx, Sxy, rank, rows=None):
     """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit
-    (its least-squares fit from the rows when they are given)."""
-    C_ols = None if rows is None else _ols_through_rows(rows, Sxy)
+    (its least-squares fit from the rows when they are given, by Cholesky when p is
+    large and Sxx well conditioned)."""
+    C_ols = None
+    if rows is not None:
+        C_ols = _ols_through_rows(rows, Sxy)
+    elif Sxx.shape[0] >= _CHOLESKY_P:
+        C_ols = _ols_cholesky(Sxx, Sxy)
     C_r, _ = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)
     P, _, Qt = np.linalg.svd(C_r, full_matrices=False)
     return P[:, :rank], Qt[:rank].T
+
+
+#: from this size on, lambda_max(G) comes from Lanczos iterations (O(p^2) each) instead
+#: of a tridiagonalisation (O(p^3))
+_LANCZOS_P = 1000
+
+
+def _lambda_max(G):
+    """``max(lambda_max(G), 0)`` of a symmetric matrix: LAPACK for ``p < 1000``, else
+    Lanczos (ARPACK, deterministic start, relative tolerance 1e-12), enlarged by a
+    factor ``1 + 1e-9`` so that it stays an upper bound."""
+    p = G.shape[0]
+    if p == 0:
+        return 0.0
+    if p < _LANCZOS_P:
+        return float(max(linalg.eigvalsh(G, subset_by_index=[p - 1, p - 1])[0], 0.0))
+    from scipy.sparse.linalg import eigsh
+
+    v0 = np.ones(p) / np.sqrt(p)
+    lam = eigsh(G, k=1, which="LA", tol=1e-12, v0=v0, return_eigenvectors=False)[0]
+    return float(max(lam * (1 + 1e-9), 0.0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,9 +314,7 @@ class SmartProblem:
         else:
             G = U0.T @ Sxx @ U0
             self._G = 0.5 * (G + G.T)
-            self.lmax_G = float(max(linalg.eigvalsh(self._G,
-                                                    subset_by_index=[p - 1, p - 1])[0],
-                                    0.0)) if p else 0.0
+            self.lmax_G = _lambda_max(self._G)
 
     @property
     def G(self):

@@ -370,6 +370,8 @@ def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_ste
     steps = 0
     t_small = None
     vdot = np.vdot
+    C_full = C.copy()                                 # C + rho E_k W: the linear term
+    C_full[k:] += rho * W
     if tol <= 0 and first_steps is not None:
         max_steps = min(max_steps, first_steps)
     while True:
@@ -402,12 +404,10 @@ def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_ste
         QS = np.hstack([QX, QK])
         Gs = S.T @ QS
         Gs = 0.5 * (Gs + Gs.T)
-        Sk = S[k:]
-        Ms = Sk.T @ Sk
-        Cs = S.T @ C
-        if rho:
-            Cs += rho * (Sk.T @ W)
         s = S.shape[1]
+        S_top = S[:k]
+        Ms = np.eye(s) - S_top.T @ S_top             # S[k:]^T S[k:], S orthonormal
+        Cs = S.T @ C_full
         Y0 = np.eye(s, r)
 
         def small_q(Y, Gs=Gs, Ms=Ms):
