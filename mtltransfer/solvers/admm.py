@@ -29,6 +29,13 @@ ADMM (scaled duals). Split ``Omega_u = A[r_u:]``, ``Omega_v = B[r_v:]`` with sca
    warm-started at the current A, with the previous U-step's last Barzilai-Borwein length
    as its first trial step, and run until its Riemannian gradient norm is below an
    inner tolerance tied to the current ADMM residuals (at most ``inner_steps`` steps).
+   For large p (``u_step="auto"``: ``2 p^2 r >= 1e7`` flops) the same subproblem is
+   solved to the same inner tolerance by Rayleigh-Ritz subspace steps instead
+   (:func:`mtltransfer.solvers.stiefel.subspace_quadratic`: one product of G with at most
+   2r columns per step, in the span of A, the Riemannian gradient and the previous move,
+   carried across iterations; each step decreases the subproblem at least as much as
+   the MM step, so the MM iteration's convergence carries over). At most 3 such steps
+   are taken when there is no inner tolerance yet (the first iteration of a fit).
    With ``SmartProblem(rows=X)`` the products ``G A`` are ``W^T (W A)``, ``W = X U0/sqrt(n)``.
 2. V-step: ``B <- argmin_{B in St(q, r)} -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2``
    (the quadratic part of f does not depend on B on the manifold), the same polar MM with

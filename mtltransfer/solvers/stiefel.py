@@ -12,7 +12,9 @@ Only NumPy linear algebra: no manifold library, no autodiff. With the embedded m
 * :func:`mm_quadratic` -- the one nontrivial solver: it minimises the quadratic subproblems
   of the SMART ADMM (:mod:`mtltransfer.solvers.admm`) by Riemannian gradient steps with
   Barzilai-Borwein lengths and a majorise-minimise fallback whose minimiser is a polar
-  factor (one thin SVD of an m x r matrix per step).
+  factor (one thin SVD of an m x r matrix per step);
+* :func:`subspace_quadratic` -- the same subproblems by Rayleigh-Ritz subspace steps (one
+  product with the quadratic's matrix per step), for a large, expensive matrix.
 """
 
 from __future__ import annotations
