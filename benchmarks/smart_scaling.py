@@ -1,10 +1,10 @@
 """How SMART's cost grows with p and n, against the floor; tuning with a noisy source.
 
-Three tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
+Four tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
 
 1. **Against p** (n fixed, ``--n-fixed``, default 2000): for p in ``--p`` (default
-   100 200 500 1000 2000), q = max(50, p / 10), a rank-8 target inside a rank-20 source
-   (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source SVD and the
+   100 200 500 1000 2000 5000), q = max(50, p / 10), a rank-8 target inside a rank-20
+   source (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source SVD and the
    source-coordinate moments G = U0^T Sxx U0, H = U0^T Sxy V0), the fixed-rank fit
    (r = 8, r_u = r_v = 20, lambda by the BIC path), its ADMM iterations over the whole
    path, and the **floor**: the path's iterations times the time of one product ``G @ A``
@@ -157,7 +157,7 @@ def _ints(s):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--p", default="100,200,500,1000,2000")
+    ap.add_argument("--p", default="100,200,500,1000,2000,5000")
     ap.add_argument("--n-fixed", type=int, default=2000)
     ap.add_argument("--ns", default="500,1000,2000,4000")
     ap.add_argument("--p-fixed", type=int, default=500)
