@@ -26,7 +26,8 @@ from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
 from .solvers.admm import _iteration_threads, smart_admm
 from .solvers.linear import reduced_rank, ridge_gcv
-from .solvers.smart_problem import SmartProblem, source_rank, source_svd
+from .solvers.smart_problem import (_CHOLESKY_P, SmartProblem, _ols_cholesky, source_rank,
+                                    source_svd)
 
 __all__ = ["select_rank_rsc", "smart_lambda_path", "kfold_stats", "cv_structural_rank",
            "validation_loss", "tune_smart", "TuningResult", "numerical_rank"]
@@ -438,7 +439,8 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
     with threadpool_limits(limits=1):
         if problem is None:            # the target-only candidate: reduced rank
             Sxx, Sxy, _ = train.moments(center=center)
-            C, lu = reduced_rank(Sxx, Sxy, rank)[0], 0.0
+            C_ols = _ols_cholesky(Sxx, Sxy) if Sxx.shape[0] >= _CHOLESKY_P else None
+            C, lu = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)[0], 0.0
         elif lam is None:
             out = smart_lambda_path(None, None, None, train.n, None, rank, srank,
                                     n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
