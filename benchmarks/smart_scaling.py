@@ -1,10 +1,10 @@
 """How SMART's cost grows with p and n, against the floor; tuning with a noisy source.
 
-Three tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
+Four tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
 
 1. **Against p** (n fixed, ``--n-fixed``, default 2000): for p in ``--p`` (default
-   100 200 500 1000 2000), q = max(50, p / 10), a rank-8 target inside a rank-20 source
-   (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source SVD and the
+   100 200 500 1000 2000 5000), q = max(50, p / 10), a rank-8 target inside a rank-20
+   source (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source SVD and the
    source-coordinate moments G = U0^T Sxx U0, H = U0^T Sxy V0), the fixed-rank fit
    (r = 8, r_u = r_v = 20, lambda by the BIC path), its ADMM iterations over the whole
    path, and the **floor**: the path's iterations times the time of one product ``G @ A``
@@ -16,10 +16,23 @@ Three tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
    ``--reps`` draws (median time) with its error beside target-only reduced-rank
    regression's (true rank).
 
+4. **Large sizes** (``--large``): the fixed-rank path fit at p = 2000, q = 200, n = 2000
+   and at p = 5000, q = 300, n = 1000 (n < p: the products go through the rows,
+   ``SmartProblem(rows=X)``), with the process's peak memory (``getrusage`` maxrss)
+   and, with ``--tuned``, the fully tuned ``SMART.fit()`` at p = 2000.
+
+The floor of a fit is its ADMM iterations times one pass over the p x p moments (or over
+the n x p rows when they are used), the cost of one product with r columns: every
+iteration of any method working from Sxx needs at least that. The U-step makes one
+product with at most 2r columns per subspace step (a single pass, at little more cost).
+
+Each part can be run alone (``--parts p,n,tuning,large``; the default runs p, n and
+tuning, about 10 minutes of CPU at the default sizes; ``large`` adds several minutes).
+
 Usage::
 
     python benchmarks/smart_scaling.py [--p 100,200,500] [--ns 500,1000,2000]
-        [--reps 3] [--quick] [--skip-tuning] [--threads 1]
+        [--reps 3] [--quick] [--parts p,n,tuning,large] [--tuned] [--threads 1]
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ if __name__ == "__main__":
 
     limit_threads(sys.argv[1:])
 
+import resource  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -59,31 +73,51 @@ class Clock:
         self.cpu = time.process_time() - self.c
 
 
-def one_size(n, p, q, rank=8, source_rank=20, seed=0):
-    """Set-up, fixed-rank path fit and floor at one size."""
+def one_size(n, p, q, rank=8, source_rank=20, seed=0, rows=None):
+    """Set-up, fixed-rank path fit and floor at one size (``rows``: products through the
+    rows; default when n < p / 2)."""
     X, Y, C, C0 = mt.datasets.simulate_smart(n, p, q, rank=rank, source_rank=source_rank,
                                              sigma0=0.01, random_state=seed)
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    del X, Y
+    if rows is None:
+        rows = n < p / 2
     with Clock() as t_mom:
         Sxx, Sxy, Syy = Xc.T @ Xc / n, Xc.T @ Yc / n, Yc.T @ Yc / n
     with Clock() as t_set:
-        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=source_svd(C0))
+        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=source_svd(C0),
+                                         rows=Xc if rows else None)
     with Clock() as t_fit, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = smart_lambda_path(None, None, None, n, None, rank,
                                 (source_rank, source_rank), problem=prob)
     its = int(sum(out["trace"]["n_iter"]) + out["result"].n_iter)
     A = np.linalg.qr(np.random.default_rng(0).standard_normal((p, rank)))[0]
-    reps = max(3, int(2e8 / (2 * p * p * rank)))
+    reps = max(3, int(2e8 / (2 * p * min(p, 2 * n) * rank)))
     with Clock() as t_ga:
         for _ in range(reps):
-            prob.G @ A
+            prob.gram(A)
     per = t_ga.cpu / reps
     err = float(np.linalg.norm(out["result"].coef - C) / np.sqrt(p * q))
-    return {"n": n, "p": p, "q": q, "moments cpu": t_mom.cpu, "setup cpu": t_set.cpu,
-            "fit wall": t_fit.wall, "fit cpu": t_fit.cpu, "iterations": its,
-            "G@A ms": 1e3 * per, "floor cpu": its * per,
-            "fit/floor": t_fit.cpu / max(its * per, 1e-12), "error": err}
+    return {"n": n, "p": p, "q": q, "rows": bool(rows), "moments cpu": t_mom.cpu,
+            "setup cpu": t_set.cpu, "fit wall": t_fit.wall, "fit cpu": t_fit.cpu,
+            "iterations": its, "G@A ms": 1e3 * per, "floor cpu": its * per,
+            "fit/floor": t_fit.cpu / max(its * per, 1e-12), "error": err,
+            "maxrss GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def tuned_size(n, p, q, rank=8, source_rank=20, seed=0):
+    """The fully tuned ``SMART.fit()`` (rank by RSC, structural ranks by 5-fold CV,
+    lambda by BIC) at one size, with its error beside reduced-rank regression's."""
+    X, Y, C, C0 = mt.datasets.simulate_smart(n, p, q, rank=rank, source_rank=source_rank,
+                                             sigma0=0.01, random_state=seed)
+    with Clock() as t, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mt.SMART(Y, X, source=C0, intercept=False).fit()
+    e = float(np.linalg.norm(res.params.to_numpy() - C) / np.sqrt(C.size))
+    return {"n": n, "p": p, "q": q, "wall": t.wall, "cpu": t.cpu, "rank": res.rank,
+            "structural rank": res.structural_rank, "error": e,
+            "maxrss GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
 def slopes(df, x):
@@ -123,7 +157,7 @@ def _ints(s):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--p", default="100,200,500,1000,2000")
+    ap.add_argument("--p", default="100,200,500,1000,2000,5000")
     ap.add_argument("--n-fixed", type=int, default=2000)
     ap.add_argument("--ns", default="500,1000,2000,4000")
     ap.add_argument("--p-fixed", type=int, default=500)
@@ -131,23 +165,44 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="p in 100,200,500,1000; n in 500,1000,2000; 1 tuning draw")
     ap.add_argument("--skip-tuning", action="store_true")
+    ap.add_argument("--parts", default="p,n,tuning",
+                    help="comma list of p, n, tuning, large")
+    ap.add_argument("--tuned", action="store_true",
+                    help="with 'large': also the fully tuned fit at p = 2000")
     ap.add_argument("--threads", default="1")
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if args.skip_tuning:
+        parts.discard("tuning")
     if args.quick:
         args.p, args.ns, args.reps = "100,200,500,1000", "500,1000,2000", 1
-    pd.set_option("display.width", 160)
+    pd.set_option("display.width", 200)
     pd.set_option("display.precision", 4)
-    rows = [one_size(args.n_fixed, p, max(50, p // 10)) for p in _ints(args.p)]
-    df = pd.DataFrame(rows)
-    print(f"== against p (n = {args.n_fixed}, q = max(50, p/10), r = 8, r_u = r_v = 20) ==")
-    print(df.to_string(index=False))
-    print("log-log slopes against p:", {k: round(v, 2) for k, v in slopes(df, "p").items()})
-    rows = [one_size(n, args.p_fixed, max(50, args.p_fixed // 10)) for n in _ints(args.ns)]
-    df = pd.DataFrame(rows)
-    print(f"\n== against n (p = {args.p_fixed}) ==")
-    print(df.to_string(index=False))
-    print("log-log slopes against n:", {k: round(v, 2) for k, v in slopes(df, "n").items()})
-    if not args.skip_tuning:
+    if "p" in parts:
+        rows = [one_size(args.n_fixed, p, max(50, p // 10)) for p in _ints(args.p)]
+        df = pd.DataFrame(rows)
+        print(f"== against p (n = {args.n_fixed}, q = max(50, p/10), r = 8, "
+              "r_u = r_v = 20) ==")
+        print(df.to_string(index=False), flush=True)
+        print("log-log slopes against p:",
+              {k: round(v, 2) for k, v in slopes(df, "p").items()}, flush=True)
+    if "n" in parts:
+        rows = [one_size(n, args.p_fixed, max(50, args.p_fixed // 10))
+                for n in _ints(args.ns)]
+        df = pd.DataFrame(rows)
+        print(f"\n== against n (p = {args.p_fixed}) ==")
+        print(df.to_string(index=False))
+        print("log-log slopes against n:",
+              {k: round(v, 2) for k, v in slopes(df, "n").items()}, flush=True)
+    if "large" in parts:
+        rows = [one_size(2000, 2000, 200), one_size(1000, 5000, 300)]
+        print("\n== large sizes (fixed ranks r = 8, r_u = r_v = 20, lambda by BIC) ==")
+        print(pd.DataFrame(rows).to_string(index=False), flush=True)
+        if args.tuned:
+            print("\n== fully tuned SMART.fit() ==")
+            print(pd.DataFrame([tuned_size(2000, 2000, 200)]).to_string(index=False),
+                  flush=True)
+    if "tuning" in parts:
         full, med = tuning_table(args.reps)
         print(f"\n== fully tuned SMART.fit() at Model-I n = 200, {args.reps} draw(s): "
               "medians ==")

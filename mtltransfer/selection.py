@@ -26,7 +26,8 @@ from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
 from .solvers.admm import _iteration_threads, smart_admm
 from .solvers.linear import reduced_rank, ridge_gcv
-from .solvers.smart_problem import SmartProblem, source_rank, source_svd
+from .solvers.smart_problem import (_CHOLESKY_P, SmartProblem, _ols_cholesky, source_rank,
+                                    source_svd)
 
 __all__ = ["select_rank_rsc", "smart_lambda_path", "kfold_stats", "cv_structural_rank",
            "validation_loss", "tune_smart", "TuningResult", "numerical_rank"]
@@ -218,13 +219,15 @@ def _lambda_pairs(lams, tied):
 
 #: iteration cap of one fit along a lambda path (the chosen fit is then polished)
 _PATH_MAX_ITER = 100
+#: iteration cap of the fits of a path after the BIC bound showed none of them can win
+_DOMINATED_MAX_ITER = 3
 
 
 def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                       lam_ratio=1e-3, lams=None, tied=True, svd0=None, tol=1e-6,
                       path_tol=1e-4, max_iter=2000, backend="fast", patience=None,
                       problem=None, solver_opts=None, path_max_iter=_PATH_MAX_ITER,
-                      polish=True):
+                      polish=True, dominated_max_iter=_DOMINATED_MAX_ITER):
     """Choose lambda by BIC along a warm-started, log-spaced path.
 
     ``lam_k = lam_max * lam_ratio^(k/(n_lam-1))``, k = 0..n_lam-1, then ``lam = 0``; lam_max
@@ -274,6 +277,16 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
         Iteration cap of each fit along the path (None: ``max_iter``).
     polish : bool
         Whether the chosen fit is polished (see above).
+    dominated_max_iter : int or None
+        Iteration cap of the fits of a tied path once no later lambda can have a smaller
+        BIC (None: no such cap). Every fit of rank r has ``RSS >= RSS_r``, the exact
+        reduced-rank fit's (the minimum over rank-r matrices), so a later fit's BIC is
+        at least ``log(RSS_r / (n q)) + nnz log(n q) / (n q)`` with nnz its support size;
+        taking the current support size as the bound (the supports grow as lambda
+        decreases, as along a lasso path), once that bound exceeds the best BIC so far
+        the rest of the path only needs rough fits: their BICs stay in the trace
+        (approximate, ``converged`` false), and should one of them still come out
+        best it is solved to ``path_tol`` by the rule above like any capped fit.
 
     Returns
     -------
@@ -295,12 +308,13 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                             lam_ratio=lam_ratio, lams=lams, tied=tied, tol=tol,
                             path_tol=path_tol, max_iter=max_iter, backend=backend,
                             patience=patience, solver_opts=solver_opts,
-                            path_max_iter=path_max_iter, polish=polish)
+                            path_max_iter=path_max_iter, polish=polish,
+                            dominated_max_iter=dominated_max_iter)
 
 
 def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, tied, tol,
                  path_tol, max_iter, backend, patience, solver_opts, path_max_iter,
-                 polish):
+                 polish, dominated_max_iter):
     """The body of :func:`smart_lambda_path` (arguments checked)."""
     p, q = problem.p, problem.q
     r_u, r_v = structural_rank
@@ -321,7 +335,7 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
         path_max_iter = max_iter
     fit = dict(problem=problem, max_iter=path_max_iter, backend=backend,
                solver_opts=solver_opts)
-    init = None
+    init, bic_floor, dominated = None, None, False
     for k, (lu, lv) in enumerate(pairs):
         if grid and k % n_row == 0:
             init = results[k - n_row].extra if k else None
@@ -344,6 +358,14 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
             b = trace["bic"]
             if min(b[-patience:]) > min(b[:-patience]):
                 break
+        if dominated_max_iter is not None and not grid and not dominated:
+            # no later lambda can win: its RSS is at least the reduced-rank RSS, its
+            # support at least this one (supports grow as lambda decreases)
+            if bic_floor is None:
+                bic_floor = 2.0 * n * problem.rrr_data_term(rank)
+            if _bic(bic_floor, res.extra["nnz"], n, q) > min(trace["bic"]):
+                dominated = True
+                fit["max_iter"] = min(dominated_max_iter, path_max_iter)
     # a fit stopped by the iteration cap has an approximate BIC: while such a fit is the
     # best, it is solved to path_tol (accelerated) and its BIC recomputed
     finished = set()
@@ -417,7 +439,8 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
     with threadpool_limits(limits=1):
         if problem is None:            # the target-only candidate: reduced rank
             Sxx, Sxy, _ = train.moments(center=center)
-            C, lu = reduced_rank(Sxx, Sxy, rank)[0], 0.0
+            C_ols = _ols_cholesky(Sxx, Sxy) if Sxx.shape[0] >= _CHOLESKY_P else None
+            C, lu = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)[0], 0.0
         elif lam is None:
             out = smart_lambda_path(None, None, None, train.n, None, rank, srank,
                                     n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,

@@ -29,6 +29,13 @@ ADMM (scaled duals). Split ``Omega_u = A[r_u:]``, ``Omega_v = B[r_v:]`` with sca
    warm-started at the current A, with the previous U-step's last Barzilai-Borwein length
    as its first trial step, and run until its Riemannian gradient norm is below an
    inner tolerance tied to the current ADMM residuals (at most ``inner_steps`` steps).
+   For large p (``u_step="auto"``: ``2 p^2 r >= 1e7`` flops) the same subproblem is
+   solved to the same inner tolerance by Rayleigh-Ritz subspace steps instead
+   (:func:`mtltransfer.solvers.stiefel.subspace_quadratic`: one product of G with at most
+   2r columns per step, in the span of A, the Riemannian gradient and the previous move,
+   carried across iterations; each step decreases the subproblem at least as much as
+   the MM step, so the MM iteration's convergence carries over). At most 3 such steps
+   are taken when there is no inner tolerance yet (the first iteration of a fit).
    With ``SmartProblem(rows=X)`` the products ``G A`` are ``W^T (W A)``, ``W = X U0/sqrt(n)``.
 2. V-step: ``B <- argmin_{B in St(q, r)} -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2``
    (the quadratic part of f does not depend on B on the manifold), the same polar MM with
@@ -113,7 +120,7 @@ from ._base import SolverResult, warn_not_converged
 from .prox import soft_threshold
 from .smart_problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
                             complement_basis, source_rank, source_svd)
-from .stiefel import mm_quadratic, polar, riemannian_gradient
+from .stiefel import mm_quadratic, polar, riemannian_gradient, subspace_quadratic
 
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
@@ -217,6 +224,9 @@ class AdmmState:
     t_u : float or None
         The U-step's last Barzilai-Borwein step length, the first trial step of the next
         U-step (None: ``1 / L``).
+    P_u : ndarray (p, r) or None
+        The subspace U-step's last move (the third block of its next subspace; None
+        after A changed otherwise).
     """
 
     A: np.ndarray
@@ -229,6 +239,7 @@ class AdmmState:
     rho: float
     GA: np.ndarray | None = None
     t_u: float | None = None
+    P_u: np.ndarray | None = None
 
 
 #: the blocks of the state stacked into the fixed-point vector of Anderson acceleration
@@ -262,6 +273,12 @@ class AdmmParams:
         ``d_step(c, g) -> d`` (closed form or CVXPY).
     omega_step : callable
         ``omega_step(V, lam, rho) -> argmin lam ||Omega||_1 + (rho/2)||Omega - V||_F^2``.
+    u_step : {"mm", "subspace"}
+        The U-step's solver: polar steps with Barzilai-Borwein lengths
+        (:func:`~mtltransfer.solvers.stiefel.mm_quadratic`, one product ``G A`` per trial
+        point) or Rayleigh-Ritz subspace steps
+        (:func:`~mtltransfer.solvers.stiefel.subspace_quadratic`, one product of G with
+        at most 2r columns per step).
     """
 
     r_u: int
@@ -275,6 +292,7 @@ class AdmmParams:
     adapt_rho: bool = True
     d_step: Callable = closed_form_d
     omega_step: Callable = _soft_threshold_step
+    u_step: str = "mm"
 
 
 @dataclass(frozen=True)
@@ -358,10 +376,19 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     H, rho, d = problem.H, state.rho, state.d
     r_u, r_v = params.r_u, params.r_v
     # 1. U-step: min_A f(A, d, B) + (rho/2)||A[r_u:] - Omega_u + Z_u||^2 on St(p, r)
-    A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
-                                 state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
-                                 L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
-                                 max_steps=params.inner_steps, step0=state.t_u)
+    P_u = state.P_u
+    if params.u_step == "subspace":
+        A, GA, info_u = subspace_quadratic(state.A, (H @ state.B) * d, rho, r_u,
+                                           state.Omega_u - state.Z_u, Q=problem.gram,
+                                           w=d * d, L_Q=problem.curvature(d), QX=state.GA,
+                                           tol=inner_tol, max_steps=params.inner_steps,
+                                           P=P_u, first_steps=_SUBSPACE_FIRST_STEPS)
+        P_u = info_u["P"]
+    else:
+        A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
+                                     state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
+                                     L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
+                                     max_steps=params.inner_steps, step0=state.t_u)
     # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
     HtA = H.T @ A
     exact_v = r_v in (0, problem.q)
@@ -385,7 +412,7 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
     Ru, Rv = A_low - Om_u_new, B_low - Om_v_new
     Z_u_new, Z_v_new = state.Z_u + Ru, Z_v + Rv
     new = AdmmState(A, B, d, Om_u_new, Om_v_new, Z_u_new, Z_v_new, rho, GA,
-                    info_u["step"] if info_u["steps"] else state.t_u)
+                    info_u["step"] if info_u["steps"] else state.t_u, P_u)
     return new, _residuals(problem, params, new, state.Omega_u, Om_v, Ru, Rv, c, g,
                            info_u, info_v, flipped)
 
@@ -449,7 +476,7 @@ def _unstack_retract(vec, like):
         blocks[name] = vec[i:i + a.size].reshape(a.shape)
         i += a.size
     blocks.update(A=polar(blocks["A"]), B=polar(blocks["B"]), d=np.abs(blocks["d"]))
-    return replace(like, GA=None, **blocks)
+    return replace(like, GA=None, P_u=None, **blocks)
 
 
 def _first_d_step(problem, state, params):
@@ -609,7 +636,8 @@ def _subproblem_kernels(backend, solver_opts):
 def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
                rho=1.0, tol=1e-6, max_iter=2000, init=None, backend="fast", svd0=None,
                inner_steps=20, mu=10.0, tau=2.0, adapt_rho=True, verbose=False,
-               accelerate="auto", aa_memory=5, problem=None, solver_opts=None):
+               accelerate="auto", aa_memory=5, problem=None, solver_opts=None,
+               u_step="auto"):
     """Fit SMART by ADMM from the centred moments (see the module docstring for the steps).
 
     Parameters
@@ -661,6 +689,11 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
         fits of a lambda path; then Sxx, Sxy, Syy, C0 and svd0 must be None.
     solver_opts : dict or None
         Options of the CVXPY solves (``backend="cvxpy"``), e.g. ``{"solver": "SCS"}``.
+    u_step : {"auto", "mm", "subspace"}
+        The U-step's solver (:class:`AdmmParams`); "auto" takes the subspace steps when a
+        product ``G @ A`` costs at least ``1e7`` flops (``2 p^2 r``, e.g. p >= 800 at r = 8),
+        where the products dominate the cost. Both solve the U-step to the same inner
+        tolerance, so the fit agrees to the solver tolerance.
 
     Returns
     -------
@@ -689,7 +722,8 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     d_step, omega_step = _subproblem_kernels(backend, solver_opts)
     params = AdmmParams(r_u=r_u, r_v=r_v, lam_u=lam_u, lam_v=lam_v, tol=tol,
                         inner_steps=inner_steps, mu=mu, tau=tau, adapt_rho=adapt_rho,
-                        d_step=d_step, omega_step=omega_step)
+                        d_step=d_step, omega_step=omega_step,
+                        u_step=_resolve_u_step(u_step, prob.p, rank))
     with _iteration_threads(prob.p, rank):
         state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
                                                  accelerate=bool(accelerate),
@@ -698,6 +732,22 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     if not converged:
         warn_not_converged("SMART ADMM", len(hist["objective"]), crit, tol)
     return _pack(prob, state, hist, converged, crit, params)
+
+
+#: from this many flops per product ``G @ A`` (2 p^2 r) on, ``u_step="auto"`` takes the
+#: subspace U-step: below it a product costs less than the subspace step's small solves
+_SUBSPACE_FLOPS = 1e7
+#: subspace steps of a U-step run without a tolerance (the first iteration of a fit)
+_SUBSPACE_FIRST_STEPS = 3
+
+
+def _resolve_u_step(u_step, p, rank):
+    """``"mm"`` or ``"subspace"``: the given one, or by the size of ``G @ A`` (auto)."""
+    if u_step == "auto":
+        return "subspace" if 2.0 * p * p * rank >= _SUBSPACE_FLOPS else "mm"
+    if u_step not in ("mm", "subspace"):
+        raise ValueError(f"u_step must be 'auto', 'mm' or 'subspace'; got {u_step!r}")
+    return u_step
 
 
 #: below this many flops per product ``G @ A`` (2 p^2 r) the iterations run on one BLAS

@@ -167,11 +167,88 @@ def closed_form_d(c, g):
     return np.where(g > _TINY, c / np.maximum(g, _TINY), 0.0)
 
 
-def _rrr_factors(Sxx, Sxy, rank):
-    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit."""
-    C_r, _ = reduced_rank(Sxx, Sxy, rank)
+def _ols_through_rows(Xc, Sxy):
+    """The least-squares fit of :func:`mtltransfer.solvers.linear.ols` from the rows.
+
+    With ``D = sqrt(diag Sxx)`` and the thin SVD ``X D^{-1} = U s V^T``,
+    ``C = D^{-1} V diag(n / s^2) V^T D^{-1} Sxy`` over the singular values with
+    ``s^2 / n > p eps max(s^2 / n)`` (the same pseudo-inverse in the same equilibrated
+    basis, from an n x p SVD, O(n^2 p), instead of a p x p eigendecomposition).
+    """
+    n, p = Xc.shape
+    D = np.sqrt(np.einsum("ij,ij->j", Xc, Xc) / n)
+    D = np.where(D > 0, D, 1.0)
+    _, sv, Vt = linalg.svd(Xc / D, full_matrices=False, lapack_driver="gesdd")
+    w = sv * sv / n
+    keep = w > p * np.finfo(float).eps * max(w.max(initial=0.0), np.finfo(float).tiny)
+    Vk = Vt[keep]
+    return (Vk.T @ ((Vk @ (Sxy / D[:, None])) / w[keep, None])) / D[:, None]
+
+
+#: from this many predictors on, the least-squares fit of a well-conditioned Sxx comes
+#: from a Cholesky factorisation (p^3 / 3 flops) instead of an eigendecomposition
+_CHOLESKY_P = 500
+
+
+def _ols_cholesky(Sxx, Sxy):
+    """The least-squares fit of :func:`mtltransfer.solvers.linear.ols` by Cholesky, or
+    None.
+
+    In the same equilibrated basis (``D = sqrt(diag Sxx)``), ``C = D^{-1} R^{-1} R^{-T}
+    D^{-1} Sxy`` with ``D^{-1} Sxx D^{-1} = R^T R``. Used only when the factorisation
+    exists and LAPACK's estimate of the reciprocal condition number exceeds ``1e4 p eps``,
+    so that every eigenvalue is far above the pseudo-inverse's cut-off ``p eps
+    lambda_max``: the pseudo-inverse is then the inverse, and the fit the same up to
+    rounding.
+    """
+    p = Sxx.shape[0]
+    D = np.sqrt(np.clip(np.diag(Sxx), 0.0, None))
+    D = np.where(D > 0, D, 1.0)
+    S = Sxx / np.outer(D, D)
+    try:
+        cf = linalg.cho_factor(S, lower=False, check_finite=False)
+    except linalg.LinAlgError:
+        return None
+    anorm = float(np.abs(S).sum(axis=0).max())
+    rcond, info = linalg.lapack.dpocon(cf[0], anorm)
+    if info != 0 or not rcond > 1e4 * p * np.finfo(float).eps:
+        return None
+    return linalg.cho_solve(cf, Sxy / D[:, None], check_finite=False) / D[:, None]
+
+
+def _rrr_factors(Sxx, Sxy, rank, rows=None):
+    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit
+    (its least-squares fit from the rows when they are given, by Cholesky when p is
+    large and Sxx well conditioned)."""
+    C_ols = None
+    if rows is not None:
+        C_ols = _ols_through_rows(rows, Sxy)
+    elif Sxx.shape[0] >= _CHOLESKY_P:
+        C_ols = _ols_cholesky(Sxx, Sxy)
+    C_r, _ = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)
     P, _, Qt = np.linalg.svd(C_r, full_matrices=False)
     return P[:, :rank], Qt[:rank].T
+
+
+#: from this size on, lambda_max(G) comes from Lanczos iterations (O(p^2) each) instead
+#: of a tridiagonalisation (O(p^3))
+_LANCZOS_P = 1000
+
+
+def _lambda_max(G):
+    """``max(lambda_max(G), 0)`` of a symmetric matrix: LAPACK for ``p < 1000``, else
+    Lanczos (ARPACK, deterministic start, relative tolerance 1e-12), enlarged by a
+    factor ``1 + 1e-9`` so that it stays an upper bound."""
+    p = G.shape[0]
+    if p == 0:
+        return 0.0
+    if p < _LANCZOS_P:
+        return float(max(linalg.eigvalsh(G, subset_by_index=[p - 1, p - 1])[0], 0.0))
+    from scipy.sparse.linalg import eigsh
+
+    v0 = np.ones(p) / np.sqrt(p)
+    lam = eigsh(G, k=1, which="LA", tol=1e-12, v0=v0, return_eigenvectors=False)[0]
+    return float(max(lam * (1 + 1e-9), 0.0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -221,12 +298,14 @@ class SmartProblem:
         p = self.p
         self._G = None
         self.W = None
+        self._rows = None
         if rows is not None:
             # G = W^T W with W = X U0 / sqrt(n) (n x p): products through the rows
             Xc = np.asarray(rows, dtype=float)
             if Xc.ndim != 2 or Xc.shape[1] != p:
                 raise ValueError(f"rows must be an n x p = n x {p} array; got shape "
                                  f"{Xc.shape}")
+            self._rows = Xc
             self.W = (Xc @ U0) / np.sqrt(Xc.shape[0])
             WWt = self.W @ self.W.T
             m = WWt.shape[0]
@@ -235,9 +314,7 @@ class SmartProblem:
         else:
             G = U0.T @ Sxx @ U0
             self._G = 0.5 * (G + G.T)
-            self.lmax_G = float(max(linalg.eigvalsh(self._G,
-                                                    subset_by_index=[p - 1, p - 1])[0],
-                                    0.0)) if p else 0.0
+            self.lmax_G = _lambda_max(self._G)
 
     @property
     def G(self):
@@ -275,8 +352,10 @@ class SmartProblem:
         rows : ndarray (n, p) or None
             The centred rows X with ``Sxx = X^T X / n``: the products ``G A`` then go
             through ``W = X U0 / sqrt(n)`` (``W^T (W A)``, 4 n p r flops instead of
-            2 p^2 r) and G is never formed unless asked for; worth it when ``n < p / 2``.
-            The result is the same up to rounding.
+            2 p^2 r), G is never formed unless asked for, and the reduced-rank start's
+            least-squares fit comes from an n x p SVD instead of a p x p
+            eigendecomposition; worth it when ``n < p / 2``. The result is the same up
+            to rounding.
 
         Returns
         -------
@@ -380,8 +459,19 @@ class SmartProblem:
         B : ndarray (q, r)
             Orthonormal bases of ``U0^T P`` and ``V0^T Q`` (``C_r = P s Q^T``).
         """
-        P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank)
-        return np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0]
+        cache = self.__dict__.setdefault("_rrr_cache", {})
+        if rank not in cache:
+            P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank, rows=self._rows)
+            cache[rank] = (np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0])
+        A, B = cache[rank]
+        return A.copy(), B.copy()
+
+    def rrr_data_term(self, rank):
+        """The data term of the exact reduced-rank fit of rank r: its minimum over all
+        rank-r coefficient matrices, so a lower bound of the data term of every SMART fit
+        of rank r (whatever r_u, r_v and lambda)."""
+        A, B = self.rrr_start(rank)
+        return self.data_term(A, self.optimal_d(A, B), B)
 
     def restricted_rrr(self, rank, r_u, r_v):
         """The reduced-rank fit restricted to the source's leading subspaces.

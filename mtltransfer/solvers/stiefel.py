@@ -12,7 +12,9 @@ Only NumPy linear algebra: no manifold library, no autodiff. With the embedded m
 * :func:`mm_quadratic` -- the one nontrivial solver: it minimises the quadratic subproblems
   of the SMART ADMM (:mod:`mtltransfer.solvers.admm`) by Riemannian gradient steps with
   Barzilai-Borwein lengths and a majorise-minimise fallback whose minimiser is a polar
-  factor (one thin SVD of an m x r matrix per step).
+  factor (one thin SVD of an m x r matrix per step);
+* :func:`subspace_quadratic` -- the same subproblems by Rayleigh-Ritz subspace steps (one
+  product with the quadratic's matrix per step), for a large, expensive matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from scipy.linalg.lapack import dgesdd as _dgesdd
 
 __all__ = ["polar", "qr_pos", "sym", "tangent_projection", "riemannian_gradient",
            "retract_polar", "retract_qr", "LineSearchResult", "armijo_search",
-           "mm_quadratic"]
+           "mm_quadratic", "subspace_quadratic"]
 
 
 def polar(M):
@@ -297,3 +299,140 @@ def mm_quadratic(X, C, rho, k, W, *, Q=None, w=None, L_Q=0.0, QX=None, tol=1e-8,
     rr = float(rr)
     return X, QX, {"steps": steps, "rgrad": float(np.sqrt(rr)), "step": float(t),
                    "egrad": float(np.sqrt(vdot(g_data, g_data))), "value": float(F)}
+
+
+def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_steps=50,
+                       P=None, small_tol=0.1, small_steps=30, first_steps=None):
+    """Minimise the quadratic of :func:`mm_quadratic` by Rayleigh-Ritz subspace steps.
+
+    Same subproblem as :func:`mm_quadratic`,
+
+        F(X) = 1/2 sum_j w_j x_j^T Q x_j - <C, X> + (rho/2) ||X[k:] - W||_F^2,  X^T X = I_r,
+
+    but built for a large, expensive ``Q`` (m x m): each step costs **one** product of Q
+    with at most 2r columns (for m in the thousands this costs about one pass over Q, as
+    a product with r columns does) plus O(m r^2) work, where a polar/Barzilai-Borwein
+    step costs one product per trial point.
+
+    One step. With the Riemannian gradient ``g = P_X(egrad)`` and the previous step's
+    move ``P`` (outside span X), the block ``[g, P]`` is orthogonalised against X and
+    orthonormalised (``K``, directions below ``1e-6`` of the largest dropped); with
+    ``S = [X, K]`` (orthonormal, at most 3r columns) and ``Q S`` (the product ``Q K``
+    computed, ``Q X`` carried), F is restricted to ``{S Y : Y in St(|S|, r)}``: the small
+    problem
+
+        F_S(Y) = 1/2 sum_j y_j^T (w_j S^T Q S + rho S_k^T S_k) y_j
+                 - <S^T C + rho S_k^T W, Y>,    S_k = S[k:],
+
+    is solved from ``Y0 = [I; 0]`` (that is X) by :func:`mm_quadratic` to a Riemannian
+    gradient norm of ``max(tol / 2, small_tol ||g||)``, and ``X+ = S Y``, ``Q X+ = (Q S) Y``
+    (so Q X is carried exactly, up to rounding, without a further product). This is the
+    locally optimal block step of LOBPCG (Knyazev, 2001) applied to a Stiefel-constrained
+    quadratic. Steps stop when ``||g||_F <= tol`` or after ``max_steps``.
+
+    Guarantee. The Euclidean gradient ``egrad`` at X lies in span S (its part outside
+    span X is the part of g outside span X), so S contains the Riemannian gradient step
+    and the majorise-minimise step ``polar(L X - egrad)`` of :func:`mm_quadratic`
+    (``polar(S M) = S polar(M)`` for orthonormal S). The step keeps the better (in F) of
+    the small solve's result and that MM step, so every step decreases F at least as
+    much as one MM step, and the convergence of the MM iteration (F decreasing, every
+    limit point stationary, ``||g|| -> 0``) carries over.
+
+    Parameters
+    ----------
+    X, C, rho, k, W, Q, w, L_Q, QX, tol, max_steps
+        As for :func:`mm_quadratic` (``Q`` required: a matrix or a function ``X -> Q X``).
+    P : ndarray (m, r) or None
+        The previous step's move (e.g. from a previous, similar subproblem).
+    small_tol : float
+        Relative tolerance of the small problems (their gradient norm below
+        ``small_tol ||g||``, or ``tol / 2``).
+    small_steps : int
+        Maximum polar steps per small problem.
+    first_steps : int or None
+        With ``tol <= 0`` (a fixed budget), at most this many steps.
+
+    Returns
+    -------
+    X : ndarray (m, r)
+    QX : ndarray (m, r)
+        ``Q @ X`` at the final point.
+    info : dict
+        As for :func:`mm_quadratic`, plus ``P`` (the last move, for a warm start) and
+        ``products`` (the number of columns multiplied by Q).
+    """
+    apply = Q if callable(Q) else Q.__matmul__
+    r = X.shape[1]
+    L = max(L_Q + rho, 1e-12)
+    if QX is None:
+        QX = apply(X)
+        n_cols = r
+    else:
+        n_cols = 0
+    steps = 0
+    t_small = None
+    vdot = np.vdot
+    C_full = C.copy()                                 # C + rho E_k W: the linear term
+    C_full[k:] += rho * W
+    if tol <= 0 and first_steps is not None:
+        max_steps = min(max_steps, first_steps)
+    while True:
+        g_data = QX * w
+        g_data -= C
+        R = X[k:] - W
+        egrad = g_data.copy()
+        egrad[k:] += rho * R
+        rg = tangent_projection(X, egrad)
+        rr = float(vdot(rg, rg))
+        if rr <= tol * tol or steps >= max_steps:
+            break
+        # the new directions: g and the previous move, orthogonal to X, orthonormal
+        blocks = [rg] if P is None else [rg, P]
+        K = np.hstack(blocks)
+        norms = np.sqrt(np.einsum("ij,ij->j", K, K))
+        K = K[:, norms > 1e-300] / norms[norms > 1e-300]
+        K -= X @ (X.T @ K)
+        K -= X @ (X.T @ K)
+        # an orthonormal basis of span K without its directions below 1e-6 of the
+        # largest (eigenvectors of K^T K), then orthogonalised again and by QR
+        lam, V = np.linalg.eigh(K.T @ K)
+        keep = lam > 1e-12 * max(lam[-1], 1e-300) if lam.size else lam > 0
+        Uk = K @ (V[:, keep] / np.sqrt(lam[keep]))
+        Uk -= X @ (X.T @ Uk)
+        Uk = np.linalg.qr(Uk)[0]
+        QK = apply(Uk)
+        n_cols += Uk.shape[1]
+        S = np.hstack([X, Uk])
+        QS = np.hstack([QX, QK])
+        Gs = S.T @ QS
+        Gs = 0.5 * (Gs + Gs.T)
+        s = S.shape[1]
+        S_top = S[:k]
+        Ms = np.eye(s) - S_top.T @ S_top             # S[k:]^T S[k:], S orthonormal
+        Cs = S.T @ C_full
+        Y0 = np.eye(s, r)
+
+        def small_q(Y, Gs=Gs, Ms=Ms):
+            return (Gs @ Y) * w + rho * (Ms @ Y)
+
+        Y, QY, info = mm_quadratic(Y0, Cs, 0.0, s, np.zeros((0, r)), Q=small_q,
+                                   w=np.ones(r), L_Q=L, tol=max(0.5 * tol,
+                                                                small_tol * np.sqrt(rr)),
+                                   max_steps=small_steps, step0=t_small)
+        t_small = info["step"]
+        # the majorise-minimise step of the full problem lies in the subspace
+        Y_mm = polar(L * Y0 - (small_q(Y0) - Cs))
+        QY_mm = small_q(Y_mm)
+        f_mm = 0.5 * float(np.einsum("ij,ij->", QY_mm, Y_mm)) - float(vdot(Cs, Y_mm))
+        if f_mm < info["value"]:
+            Y = Y_mm
+        Xn = S @ Y
+        P = Uk @ Y[r:]
+        QX = QS @ Y
+        X = Xn
+        steps += 1
+    return X, QX, {"steps": steps, "rgrad": float(np.sqrt(rr)),
+                   "egrad": float(np.sqrt(vdot(g_data, g_data))), "value": float(
+                       0.5 * float(np.einsum("ij,ij->j", QX, X) @ w) - vdot(C, X)
+                       + 0.5 * rho * vdot(R, R)),
+                   "step": None, "P": P, "products": n_cols}
