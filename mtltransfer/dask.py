@@ -848,9 +848,11 @@ class DaskSharedRepresentation(SharedRepresentation):
     Holds, per task, the sums ``N_t``, ``sum x``, ``sum y``, ``X_t^T X_t``,
     ``X_t^T y_t``, ``y_t^T y_t`` (and three fourth-order sums for the W-step
     penalty of ``method="gd"``), reduced over the partitions so that a task may
-    span partitions. ``method="marginal"`` (default; k given or by BIC) and
-    ``"gd"``/``"altmin"`` (k given or by BIC) fit from them; the spectral start of
-    the marginal fit takes one more pass over the data.
+    span partitions. ``method="marginal"`` (default; k given or by BIC),
+    ``"gd"``/``"altmin"`` (k given or by BIC) and the baselines ``"per_task"`` and
+    ``"nuclear"`` fit from them; the spectral start of the marginal fit takes one more
+    pass over the data. Cross-validated k, ``"mom"`` and ``backend="cvxpy"`` need the
+    rows and are refused.
     """
 
     @classmethod
