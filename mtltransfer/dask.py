@@ -848,9 +848,11 @@ class DaskSharedRepresentation(SharedRepresentation):
     Holds, per task, the sums ``N_t``, ``sum x``, ``sum y``, ``X_t^T X_t``,
     ``X_t^T y_t``, ``y_t^T y_t`` (and three fourth-order sums for the W-step
     penalty of ``method="gd"``), reduced over the partitions so that a task may
-    span partitions. ``method="marginal"`` (default; k given or by BIC) and
-    ``"gd"``/``"altmin"`` (k given or by BIC) fit from them; the spectral start of
-    the marginal fit takes one more pass over the data.
+    span partitions. ``method="marginal"`` (default; k given or by BIC),
+    ``"gd"``/``"altmin"`` (k given or by BIC) and the baselines ``"per_task"`` and
+    ``"nuclear"`` fit from them; the spectral start of the marginal fit takes one more
+    pass over the data. Cross-validated k, ``"mom"`` and ``backend="cvxpy"`` need the
+    rows and are refused.
     """
 
     @classmethod
@@ -926,16 +928,17 @@ class DaskSharedRepresentation(SharedRepresentation):
     def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast",
             tol=1e-8, max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
         """As :meth:`SharedRepresentation.fit`, from the per-task statistics:
-        ``method`` "marginal", "gd" or "altmin", ``criterion="bic"``,
-        ``backend="fast"``; ``init`` "ridge" or a d x k array."""
-        from .models.base import check_int
+        ``method`` "marginal", "gd", "altmin", "per_task" or "nuclear",
+        ``criterion="bic"``, ``backend="fast"``; ``init`` "ridge" or a d x k array."""
+        from .models.base import check_int, check_positive
+        from .solvers.shared_baselines import fit_nuclear_norm, fit_per_task
         from .solvers.shared_data import TaskData
         from .solvers.shared_fit import fit_shared_representation
 
-        if method not in ("marginal", "gd", "altmin"):
-            raise ValueError(f"on a Dask DataFrame method must be 'marginal', 'gd' or "
-                             f"'altmin' (they fit from per-task statistics); got "
-                             f"{method!r}")
+        if method not in ("marginal", "gd", "altmin", "per_task", "nuclear"):
+            raise ValueError(f"on a Dask DataFrame method must be 'marginal', 'gd', "
+                             f"'altmin', 'per_task' or 'nuclear' (they fit from per-task"
+                             f" statistics); got {method!r}")
         if backend != "fast" or criterion != "bic":
             raise ValueError("on a Dask DataFrame the fit supports backend='fast' and "
                              "criterion='bic' (cross-validation folds within tasks "
@@ -945,10 +948,23 @@ class DaskSharedRepresentation(SharedRepresentation):
                              f"array; got {init!r}")
         warn_penalty_scale(self)
         if max_iter is None:
-            max_iter = 2000 if method == "marginal" else 500
+            max_iter = {"nuclear": 5000, "marginal": 2000}.get(method, 500)
         max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
         d, T = self.k_exog, self.n_tasks
         how, scores = "given", None
+        if method in ("per_task", "nuclear"):       # baselines, no representation
+            data = TaskData.from_statistics(*self.task_stats())
+            if method == "per_task":
+                sol = fit_per_task(data, None, None)
+            else:
+                if lam is None:
+                    raise ValueError("method='nuclear' needs lam= (the nuclear-norm "
+                                     "penalty)")
+                lam = check_positive("lam", lam)
+                sol = fit_nuclear_norm(data, None, None, lam, tol=tol,
+                                       max_iter=max_iter)
+            return DaskSharedRepresentationResults(self, sol, method, None, how, None,
+                                                   None, None, lam)
         if method == "marginal":
             data = _MarginalTaskStats(self.sums, self.center, self._spectral)
             init_B = init if isinstance(init, np.ndarray) else None

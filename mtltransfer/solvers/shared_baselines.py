@@ -46,7 +46,8 @@ def fit_per_task(X, y, task, *, alpha=None, center=False):
     SolverResult
         ``coef`` = Theta (d x T); ``extra["alpha"]`` the penalties used.
     """
-    data = TaskData(X, y, task, center=center)
+    # a TaskData (e.g. TaskData.from_statistics) is used as it is
+    data = X if isinstance(X, TaskData) else TaskData(X, y, task, center=center)
     if alpha is None:
         alpha = np.where(data.N < data.d, bayes_ridge_alpha(data), 0.0)
     else:
@@ -95,7 +96,7 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
         ``objective`` and ``criterion`` per iteration; ``extra["rank"]``
         (:func:`~mtltransfer.solvers.prox.nuclear_rank`), ``extra["singular_values"]``.
     """
-    data = TaskData(X, y, task, center=center)
+    data = X if isinstance(X, TaskData) else TaskData(X, y, task, center=center)
     if not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
     if backend not in ("fast", "cvxpy"):
