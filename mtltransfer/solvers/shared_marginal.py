@@ -467,11 +467,6 @@ def _check_k(k, d, T):
     return int(k)
 
 
-    zb = data.xbar @ B
-    q = np.einsum("tk,tkl,tl->t", zb, V, zb)
-    return float(-0.5 * np.sum(_LOG2PI + np.log(s2 + data.N * q)))
-
-
 def _intercept_loglik(data, B, V, s2):
     """Full minus restricted log-likelihood of a model with a per-task intercept a_t.
 
@@ -607,7 +602,7 @@ class _Check:
         self.thresh, self.min_iter, self.max_iter = thresh, min_iter, max_iter
         self.safety, self.enough, self.decision = safety, enough, None
 
-    def _remaining(self, ll, safety=None):
+    def remaining(self, ll, safety=None):
         """The log-likelihood still to gain if the increments decay geometrically at
         their last rate rho (at most 0.9), times the safety factor."""
         if len(ll) < 2:
@@ -628,11 +623,11 @@ class _Check:
             # k1), or, when screening, until the gain still expected is below `enough`
             self.decision = "accept"
             return (self.enough is not None and m >= self.min_iter
-                    and self._remaining(ll) < self.enough)
+                    and self.remaining(ll) < self.enough)
         if m >= self.max_iter:
             self.decision = "reject"
             return True
-        if m >= self.min_iter and ll[-1] + self._remaining(ll) < self.thresh:
+        if m >= self.min_iter and ll[-1] + self.remaining(ll) < self.thresh:
             self.decision = "reject"        # stalled, or Aitken's limit below threshold
             return True
         return False
@@ -819,7 +814,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
                        screen_max_iter, check_safety,
                        enough=0.05 * (bic_n_params(d, k + 1) - bic_n_params(d, k)) * logn)
         out = _em(small, C0, mu0, Sig0, s2, None, screen_max_iter, monitor=check)
-        scores[k] = bic(out[6] + check._remaining(out[9]["loglik"], 1.0), k)
+        scores[k] = bic(out[6] + check.remaining(out[9]["loglik"], 1.0), k)
         fits[k] = (U[:, :Kp] @ out[0], out[1], out[2], out[3])
         coefs[k] = out[0]
         prev = (k, out[0], out[1], out[2], out[3])
