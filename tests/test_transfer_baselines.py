@@ -148,3 +148,14 @@ def test_nuclear_cv_path_is_the_minimisers_path(sim, model):
     np.testing.assert_allclose(res.coef, cold.coef, rtol=0, atol=1e-6 * np.abs(
         cold.coef).max())
     assert res.n_iter < cold.n_iter
+
+
+def test_nuclear_cv_fit_is_the_fit_at_its_lam_when_the_minimiser_is_not_unique():
+    """With p > n (Sxx singular) the minimiser need not be unique: the final fit then
+    starts from zero, exactly as fit(lam=...) does, and returns the same matrix."""
+    sim = mt.datasets.simulate_smart(30, 40, 6, rank=2, source_rank=4, sigma0=0.05,
+                                     random_state=3)
+    for mod in (mt.NuclearNorm(sim.Y, sim.X),
+                mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)):
+        res = mod.fit()
+        np.testing.assert_array_equal(res.coef, mod.fit(lam=res.lam).coef)

@@ -323,10 +323,17 @@ class NuclearNorm(MultiResponseModel):
         else:
             # with an offset, the penalised part is D = C - C0: a nuclear-norm fit of the
             # residual moments (gram.offset_moments)
-            # after CV, started from the folds' mean solution at the chosen lam (the
-            # minimiser is unique, so the start changes only the iteration count)
+            # after CV, started from the folds' mean solution at the chosen lam when the
+            # minimiser is unique (Sxx nonsingular): the start then changes only the
+            # iteration count, never which minimiser is returned
+            L = None
+            if start is not None:
+                w = linalg.eigvalsh(Sxx)
+                L = float(w[-1])                    # the solver's Lipschitz constant
+                if w[0] <= 1e-12 * max(L, np.finfo(float).tiny):
+                    start = None
             sol = prox.nuclear_norm_apg(*offset_moments(Sxx, Sxy, Syy, C0), lam, tol=tol,
-                                        max_iter=max_iter, C_init=start)
+                                        max_iter=max_iter, C_init=start, lipschitz=L)
             D = sol.coef
             C = D if C0 is None else C0 + D
         # the rank of the penalised part D, one rule for both backends (prox.nuclear_rank)
@@ -352,8 +359,9 @@ class NuclearNorm(MultiResponseModel):
 
             D_start(lam_{i+1}) = D(lam_i) + (D(lam_i) - D(lam_{i-1})),
 
-        about half the iterations of starting from ``D(lam_i)`` (the problems are
-        strongly convex, so the start changes only the iteration count). The path stops
+        about half the iterations of starting from ``D(lam_i)`` (where a fold's
+        ``Sxx`` is nonsingular its problem is strongly convex, and the start changes
+        only the iteration count). The path stops
         once the mean held-out error has risen for ``patience`` consecutive lams: the
         small-lam end is the slowest to solve and, past the minimum, only overfits
         further.
