@@ -58,6 +58,24 @@ def test_subspace_step_same_minimiser_as_polar_steps():
     np.testing.assert_allclose(X_c, X_s, atol=1e-12)
 
 
+def test_subspace_step_at_a_stationary_point_stays_on_the_manifold():
+    # X0 stationary by construction (egrad = X0 S, S symmetric, so g = 0 up to
+    # rounding); with no tolerance the steps still run: rounding noise must not enter
+    # the subspace (it is not orthogonal to X)
+    d = _quadratic(seed=6)
+    X0, Q, w, W, k, rho = d["X0"], d["Q"], d["w"], d["W"], d["k"], d["rho"]
+    M = np.random.default_rng(0).standard_normal((X0.shape[1],) * 2)
+    Cl = (Q @ X0) * w - X0 @ (M + M.T)
+    Cl[k:] += rho * (X0[k:] - W)
+    X1, _, info = subspace_quadratic(X0, Cl, rho, k, W, Q=Q, w=w, L_Q=d["L_Q"], tol=0.0,
+                                     max_steps=3)
+    assert info["steps"] == 3
+    np.testing.assert_allclose(X1.T @ X1, np.eye(X0.shape[1]), atol=1e-12)
+    g = (Q @ X1) * w - Cl
+    g[k:] += rho * (X1[k:] - W)
+    assert np.linalg.norm(riemannian_gradient(X1, g)) < 1e-10
+
+
 def test_subspace_step_decreases_at_least_as_much_as_the_mm_step():
     d = _quadratic(seed=5)
     X0 = d["X0"]
