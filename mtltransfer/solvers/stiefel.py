@@ -418,10 +418,10 @@ def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_ste
         def small_q(Y, Gs=Gs, Ms=Ms):
             return (Gs @ Y) * w + rho * (Ms @ Y)
 
-        Y, QY, info = mm_quadratic(Y0, Cs, 0.0, s, np.zeros((0, r)), Q=small_q,
-                                   w=np.ones(r), L_Q=L, tol=max(0.5 * tol,
-                                                                small_tol * np.sqrt(rr)),
-                                   max_steps=small_steps, step0=t_small)
+        Y, _, info = mm_quadratic(Y0, Cs, 0.0, s, np.zeros((0, r)), Q=small_q,
+                                  w=np.ones(r), L_Q=L,
+                                  tol=max(0.5 * tol, small_tol * np.sqrt(rr)),
+                                  max_steps=small_steps, step0=t_small)
         t_small = info["step"]
         # the majorise-minimise step of the full problem lies in the subspace
         Y_mm = polar(L * Y0 - (small_q(Y0) - Cs))
