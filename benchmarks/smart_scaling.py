@@ -4,8 +4,9 @@ Four tables (one BLAS thread unless ``--threads``; wall and CPU seconds):
 
 1. **Against p** (n fixed, ``--n-fixed``, default 2000): for p in ``--p`` (default
    100 200 500 1000 2000 5000), q = max(50, p / 10), a rank-8 target inside a rank-20
-   source (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source SVD and the
-   source-coordinate moments G = U0^T Sxx U0, H = U0^T Sxy V0), the fixed-rank fit
+   source (``mtltransfer.datasets.simulate_smart``, sigma0 = 0.01): the set-up (source
+   SVD and the source-coordinate moments G = U0^T Sxx U0, H = U0^T Sxy V0), the
+   fixed-rank fit
    (r = 8, r_u = r_v = 20, lambda by the BIC path), its ADMM iterations over the whole
    path, and the **floor**: the path's iterations times the time of one product ``G @ A``
    (p x p by p x r, the one pass over the p x p moments that any method working from Sxx

@@ -25,9 +25,8 @@ from .exceptions import ConvergenceWarning
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
 from .solvers.admm import _iteration_threads, smart_admm
-from .solvers.linear import reduced_rank, ridge_gcv
-from .solvers.smart_problem import (_CHOLESKY_P, SmartProblem, _ols_cholesky, source_rank,
-                                    source_svd)
+from .solvers.linear import ridge_gcv
+from .solvers.smart_problem import SmartProblem, source_rank, source_svd
 
 __all__ = ["select_rank_rsc", "smart_lambda_path", "kfold_stats", "cv_structural_rank",
            "validation_loss", "tune_smart", "TuningResult", "numerical_rank"]
@@ -437,10 +436,9 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        if problem is None:            # the target-only candidate: reduced rank
-            Sxx, Sxy, _ = train.moments(center=center)
-            C_ols = _ols_cholesky(Sxx, Sxy) if Sxx.shape[0] >= _CHOLESKY_P else None
-            C, lu = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)[0], 0.0
+        if srank[0] >= problem.p and srank[1] >= problem.q:
+            # the target-only candidate: reduced rank (shared with the fold's SMART start)
+            C, lu = problem.rrr_coef(rank), 0.0
         elif lam is None:
             out = smart_lambda_path(None, None, None, train.n, None, rank, srank,
                                     n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
@@ -537,8 +535,7 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
         return probs[k]
 
     def run(srank, folds):
-        full = srank[0] >= p and srank[1] >= q
-        jobs = [(None if full else problem(k), fold_stats[k], trains[k], rank, srank, lam,
+        jobs = [(problem(k), fold_stats[k], trains[k], rank, srank, lam,
                  n_lam, lam_ratio, tol, max_iter, center, patience) for k in folds]
         if n_jobs is None or n_jobs == 1 or len(jobs) == 1:
             return [_cv_fold_fit(*a) for a in jobs]

@@ -216,16 +216,21 @@ def _ols_cholesky(Sxx, Sxy):
     return linalg.cho_solve(cf, Sxy / D[:, None], check_finite=False) / D[:, None]
 
 
-def _rrr_factors(Sxx, Sxy, rank, rows=None):
-    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit
-    (its least-squares fit from the rows when they are given, by Cholesky when p is
-    large and Sxx well conditioned)."""
+def _rrr_fit(Sxx, Sxy, rank, rows=None):
+    """The exact reduced-rank fit of rank r (its least-squares fit from the rows when
+    they are given, by Cholesky when p is large and Sxx well conditioned)."""
     C_ols = None
     if rows is not None:
         C_ols = _ols_through_rows(rows, Sxy)
     elif Sxx.shape[0] >= _CHOLESKY_P:
         C_ols = _ols_cholesky(Sxx, Sxy)
-    C_r, _ = reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)
+    return reduced_rank(Sxx, Sxy, rank, C_ols=C_ols)[0]
+
+
+def _rrr_factors(Sxx, Sxy, rank, rows=None, C_r=None):
+    """Leading ``rank`` left and right singular vectors of the exact reduced-rank fit."""
+    if C_r is None:
+        C_r = _rrr_fit(Sxx, Sxy, rank, rows)
     P, _, Qt = np.linalg.svd(C_r, full_matrices=False)
     return P[:, :rank], Qt[:rank].T
 
@@ -461,10 +466,18 @@ class SmartProblem:
         """
         cache = self.__dict__.setdefault("_rrr_cache", {})
         if rank not in cache:
-            P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank, rows=self._rows)
+            P, Qv = _rrr_factors(self.Sxx, self.Sxy, rank, C_r=self.rrr_coef(rank))
             cache[rank] = (np.linalg.qr(self.U0.T @ P)[0], np.linalg.qr(self.V0.T @ Qv)[0])
         A, B = cache[rank]
         return A.copy(), B.copy()
+
+    def rrr_coef(self, rank):
+        """The exact reduced-rank fit ``C_r`` (p x q) of rank r, computed once per rank
+        (the cross-validation's target-only candidate shares it with the start)."""
+        cache = self.__dict__.setdefault("_rrr_coef", {})
+        if rank not in cache:
+            cache[rank] = _rrr_fit(self.Sxx, self.Sxy, rank, rows=self._rows)
+        return cache[rank]
 
     def rrr_data_term(self, rank):
         """The data term of the exact reduced-rank fit of rank r: its minimum over all

@@ -316,7 +316,8 @@ def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_ste
 
     One step. With the Riemannian gradient ``g = P_X(egrad)`` and the previous step's
     move ``P`` (outside span X), the block ``[g, P]`` is orthogonalised against X and
-    orthonormalised (``K``, directions below ``1e-6`` of the largest dropped); with
+    orthonormalised (``K``; a direction whose part outside span X is below ``1e-6`` of
+    its norm is dropped); with
     ``S = [X, K]`` (orthonormal, at most 3r columns) and ``Q S`` (the product ``Q K``
     computed, ``Q X`` carried), F is restricted to ``{S Y : Y in St(|S|, r)}``: the small
     problem
@@ -393,13 +394,15 @@ def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_ste
         K = K[:, norms > 1e-300] / norms[norms > 1e-300]
         K -= X @ (X.T @ K)
         K -= X @ (X.T @ K)
-        # an orthonormal basis of span K without its directions below 1e-6 of the
-        # largest (eigenvectors of K^T K), then orthogonalised again and by QR
+        # an orthonormal basis of span K (eigenvectors of K^T K) without the directions
+        # whose part outside span X is below 1e-6 of the unit columns they came from
+        # (rounding noise there is not orthogonal to X), orthogonalised again, by QR
         lam, V = np.linalg.eigh(K.T @ K)
-        keep = lam > 1e-12 * max(lam[-1], 1e-300) if lam.size else lam > 0
+        keep = lam > 1e-12
         Uk = K @ (V[:, keep] / np.sqrt(lam[keep]))
         Uk -= X @ (X.T @ Uk)
         Uk = np.linalg.qr(Uk)[0]
+        Uk -= X @ (X.T @ Uk)
         QK = apply(Uk)
         n_cols += Uk.shape[1]
         S = np.hstack([X, Uk])
@@ -415,10 +418,10 @@ def subspace_quadratic(X, C, rho, k, W, *, Q, w, L_Q, QX=None, tol=1e-8, max_ste
         def small_q(Y, Gs=Gs, Ms=Ms):
             return (Gs @ Y) * w + rho * (Ms @ Y)
 
-        Y, QY, info = mm_quadratic(Y0, Cs, 0.0, s, np.zeros((0, r)), Q=small_q,
-                                   w=np.ones(r), L_Q=L, tol=max(0.5 * tol,
-                                                                small_tol * np.sqrt(rr)),
-                                   max_steps=small_steps, step0=t_small)
+        Y, _, info = mm_quadratic(Y0, Cs, 0.0, s, np.zeros((0, r)), Q=small_q,
+                                  w=np.ones(r), L_Q=L,
+                                  tol=max(0.5 * tol, small_tol * np.sqrt(rr)),
+                                  max_steps=small_steps, step0=t_small)
         t_small = info["step"]
         # the majorise-minimise step of the full problem lies in the subspace
         Y_mm = polar(L * Y0 - (small_q(Y0) - Cs))
