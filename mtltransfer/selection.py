@@ -433,9 +433,9 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
                  center, patience):
     """One candidate on one fold: fit on ``train`` (lambda by BIC or given), score on
     ``fold``. Returns (validation loss, lam_u used). Runs with one BLAS thread."""
-    from threadpoolctl import threadpool_limits
+    from ._threads import one_blas_thread
 
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         if srank[0] >= problem.p and srank[1] >= problem.q:
             # the target-only candidate: reduced rank (shared with the fold's SMART start)
             C, lu = problem.rrr_coef(rank), 0.0

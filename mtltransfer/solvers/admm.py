@@ -767,9 +767,9 @@ def _iteration_threads(p, rank):
 
     if 2.0 * p * p * rank >= _SMALL_PRODUCT_FLOPS:
         return nullcontext()
-    from threadpoolctl import threadpool_limits
+    from .._threads import one_blas_thread
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return one_blas_thread()
 
 
 def _pack(problem, state, hist, converged, crit, params):
