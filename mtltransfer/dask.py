@@ -824,12 +824,7 @@ class _MarginalTaskStats(smg._Rows):
         SB = self.S @ B                                  # T x d x k
         M = np.matmul(B.T, SB)
         M = 0.5 * (M + np.swapaxes(M, 1, 2))
-        m = self.bt @ B
-        if self.center:
-            zb = self.xbar @ B
-            M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
-            m -= (self.N * self.ybar)[:, None] * zb
-        return M, m, B
+        return self._centred(M, self.bt @ B, B)
 
     def _xt(self, B, P, Wbar=None):
         AB = np.einsum("tdk,tkl->dl", self.S @ B, P)     # sum_t S_t B P_t
@@ -1057,16 +1052,8 @@ def _select_k_stats(data, opts, tol):
     from .solvers.shared_fit import fit_shared_representation
 
     class _StatsScan(sel._Scan):
-        def fit(self, k, rows=None, center=False):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                res = fit_shared_representation(self.data, None, None, k, **self.fit_kw)
-            for w in caught:
-                if issubclass(w.category, ConvergenceWarning):
-                    self.not_converged.add(k)
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            return res
+        def _fit(self, k, rows, center):
+            return fit_shared_representation(self.data, None, None, k, **self.fit_kw)
 
     ks = list(range(1, min(data.d, data.T, 10) + 1))
     scan = _StatsScan(data, 2, dict(opts, tol=max(tol, 1e-6)))

@@ -147,6 +147,11 @@ class _Rows:
             Zt = Z.transpose(0, 2, 1)
             M[tb] = Zt @ Z
             m[tb] = (Zt @ self.y[rows].reshape(-1, Nv, 1))[:, :, 0]
+        return self._centred(M, m, B)
+
+    def _centred(self, M, m, B):
+        """With an intercept, the raw M_t, m_t less their task-mean terms:
+        M_t - N_t (xbar_t B)^T (xbar_t B), m_t - N_t ybar_t (xbar_t B)^T."""
         if self.center:
             zb = self.xbar @ B
             M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]

@@ -105,17 +105,20 @@ class _Scan:
 
     def fit(self, k, rows=slice(None), center=False):
         """The fit with k on ``rows``; a ConvergenceWarning is noted, not re-raised."""
-        data = self.data
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            res = fit_shared_representation(data.X[rows], data.y[rows], data.task[rows],
-                                            k, center=center, **self.fit_kw)
+            res = self._fit(k, rows, center)
         for w in caught:
             if issubclass(w.category, ConvergenceWarning):
                 self.not_converged.add(k)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return res
+
+    def _fit(self, k, rows, center):
+        data = self.data
+        return fit_shared_representation(data.X[rows], data.y[rows], data.task[rows], k,
+                                         center=center, **self.fit_kw)
 
 
 def _bic_scores(scan, ks):
