@@ -67,7 +67,8 @@ def source_svd(C0):
         The bases are completed to square orthogonal matrices when p != q.
     """
     C0 = np.asarray(C0, dtype=float)
-    U0, s0, V0t = linalg.svd(C0, full_matrices=True, lapack_driver="gesdd")
+    # the thin SVD suffices: every column beyond the rank comes from complement_basis
+    U0, s0, V0t = linalg.svd(C0, full_matrices=False, lapack_driver="gesdd")
     V0 = V0t.T
     r0 = source_rank(s0)
     U0 = np.column_stack([U0[:, :r0], complement_basis(U0[:, :r0])])
@@ -93,13 +94,37 @@ def source_rank(s0):
     return int(np.sum(s0 > SOURCE_RTOL * s0[0]))
 
 
+#: from this many rows on (and for r <= m / 10), :func:`complement_basis` runs its
+#: O(m^2 r) pivot loop (one step per basis vector); otherwise LAPACK's O(m^3) pivoted QR
+#: is faster
+_COMPLEMENT_LOOP_M = 500
+
+
 def complement_basis(Q):
     """A canonical orthonormal basis of the orthogonal complement of span(Q).
 
-    Q is m x r with orthonormal columns. The projections ``(I - Q Q^T) e_j`` of the
-    standard basis vectors are orthonormalised by a QR factorisation with column pivoting
-    (the most independent first), with signs fixed by a positive diagonal of R: a smooth,
-    deterministic function of span(Q) wherever the pivot order is strict.
+    Q is m x r with orthonormal columns. The projections ``v_i = (I - Q Q^T) e_i`` of the
+    standard basis vectors are orthonormalised in pivoted order (at each step the one
+    with the largest residual after the previous ones, the first of equals in LAPACK's
+    swapping order), with positive diagonal: the basis of the QR factorisation with column
+    pivoting of ``I - Q Q^T`` (:func:`_complement_basis_qr`), a smooth, deterministic
+    function of span(Q) wherever the pivot order is strict.
+
+    From ``m = 500`` on, for ``r <= m / 10``, it is computed in O(m^2 r) instead of
+    O(m^3). With ``z_i = Q^T e_i`` and S the pivots chosen before ``j``, the Gram matrix
+    of ``v_S`` is ``I - Z_S Z_S^T``, and by the push-through identity the residual of
+    ``v_j`` after projection on ``v_S`` is
+
+        w_j = (I - E_S E_S^T) (e_j - Q y_j),   y_j = (I - Z_S^T Z_S)^{-1} z_j,
+        ||w_j||^2 = 1 - z_j^T y_j,
+
+    (rows of earlier pivots are exactly zero: the basis is lower triangular in pivot
+    order, its pivot rows being the Cholesky factor of ``I - Q Q^T`` permuted). The
+    residual norms of all candidates fall by ``(z_i^T y_j)^2 / ||w_j||^2`` per pivot, and
+    ``(I - Z_S^T Z_S)^{-1}`` is downdated by Sherman-Morrison, formed afresh every 64
+    pivots and at the last ``r + 16``. Where a pivot's residual falls below ``1e-8`` (Q
+    nearly containing a coordinate direction's complement) the QR factorisation is used
+    instead.
 
     Parameters
     ----------
@@ -109,6 +134,49 @@ def complement_basis(Q):
     -------
     ndarray (m, m - r)
     """
+    Q = np.asarray(Q, dtype=float)
+    m, r = Q.shape
+    k = m - r
+    if m < _COMPLEMENT_LOOP_M or 10 * r > m:
+        return _complement_basis_qr(Q)
+    if r == 0:
+        return np.eye(m)
+    Z = Q
+    resid = 1.0 - np.einsum("ij,ij->i", Z, Z)       # ||v_i||^2, then residual norms
+    perm = np.arange(m)
+    Y = np.empty((k, r))
+    for j in range(k):
+        pos = j + int(np.argmax(resid[perm[j:]]))
+        perm[j], perm[pos] = perm[pos], perm[j]
+        if j % 64 == 0 or m - j <= r + 16:
+            # M = (I - Z_S^T Z_S)^{-1} = (Z_R^T Z_R)^{-1} over the rows R not chosen
+            # before j (Q^T Q = I), formed afresh; between refreshes it is downdated
+            # by Sherman-Morrison, O(r^2) a step
+            Zr = Z[perm[j:]]
+            try:
+                M = linalg.inv(Zr.T @ Zr, check_finite=False)
+            except linalg.LinAlgError:
+                return _complement_basis_qr(Q)
+        z = Z[perm[j]]
+        y = M @ z
+        wj2 = 1.0 - z @ y
+        if not wj2 > 1e-8:
+            return _complement_basis_qr(Q)
+        Y[j] = y
+        M += np.outer(y, y / wj2)
+        resid -= (Z @ y) ** 2 / wj2
+    W = -(Z[perm] @ Y.T)                            # rows in pivot order
+    W[:k] = np.tril(W[:k])
+    W[np.arange(k), np.arange(k)] += 1.0
+    W /= np.linalg.norm(W, axis=0)
+    out = np.empty((m, k))
+    out[perm] = W
+    return out
+
+
+def _complement_basis_qr(Q):
+    """:func:`complement_basis` by LAPACK's QR factorisation with column pivoting of
+    ``I - Q Q^T`` (O(m^3)): the reference, and the fallback for degenerate Q."""
     m, r = Q.shape
     if r == m:
         return np.zeros((m, 0))
@@ -196,10 +264,14 @@ def _ols_cholesky(Sxx, Sxy):
 
     In the same equilibrated basis (``D = sqrt(diag Sxx)``), ``C = D^{-1} R^{-1} R^{-T}
     D^{-1} Sxy`` with ``D^{-1} Sxx D^{-1} = R^T R``. Used only when the factorisation
-    exists and LAPACK's estimate of the reciprocal condition number exceeds ``1e4 p eps``,
-    so that every eigenvalue is far above the pseudo-inverse's cut-off ``p eps
+    exists and every eigenvalue is far above the pseudo-inverse's cut-off ``p eps
     lambda_max``: the pseudo-inverse is then the inverse, and the fit the same up to
-    rounding.
+    rounding. That holds when LAPACK's estimate of the reciprocal condition number
+    exceeds ``1e4 p eps``; where the estimate (of the 1-norm ratio, which can be far below
+    the 2-norm one) does not, the extreme eigenvalues of ``R^T R`` are measured by Lanczos
+    iterations, lambda_min as ``1 / lambda_max(R^{-1} R^{-T})`` through the factor, and
+    the fit is accepted when ``lambda_min > 100 p eps lambda_max`` (the factorisation's
+    backward error, a few ``p eps lambda_max``, is well inside that margin).
     """
     p = Sxx.shape[0]
     D = np.sqrt(np.clip(np.diag(Sxx), 0.0, None))
@@ -211,8 +283,21 @@ def _ols_cholesky(Sxx, Sxy):
         return None
     anorm = float(np.abs(S).sum(axis=0).max())
     rcond, info = linalg.lapack.dpocon(cf[0], anorm)
-    if info != 0 or not rcond > 1e4 * p * np.finfo(float).eps:
+    eps = np.finfo(float).eps
+    if info != 0:
         return None
+    if not rcond > 1e4 * p * eps:
+        from scipy.sparse.linalg import LinearOperator, eigsh
+
+        inv = LinearOperator((p, p), dtype=float,
+                             matvec=lambda v: linalg.cho_solve(cf, v, check_finite=False))
+        try:
+            lmax_inv = eigsh(inv, k=1, which="LA", tol=1e-8, v0=np.ones(p) / np.sqrt(p),
+                             return_eigenvectors=False)[0]
+        except Exception:   # ARPACK's no-convergence: the eigendecomposition decides
+            return None
+        if not 1.0 / (lmax_inv * (1 + 1e-6)) > 1e2 * p * eps * _lambda_max(S):
+            return None
     return linalg.cho_solve(cf, Sxy / D[:, None], check_finite=False) / D[:, None]
 
 
