@@ -523,14 +523,7 @@ def test_joint_robust_covariance_is_the_stacked_regression(cov_type):
     kw = {"groups": groups, "use_correction": False} if cov_type == "cluster" else None
     ours = mt.OLS.from_formula(" + ".join(ys) + " ~ " + rhs, g).fit(cov_type=cov_type,
                                                                    cov_kwds=kw)
-    Z = smf.ols(f"invest ~ {rhs}", g).fit().model.exog
-    n, k = Z.shape
-    Zs = np.zeros((2 * n, 2 * k))
-    Zs[:n, :k], Zs[n:, k:] = Z, Z
-    ystack = np.concatenate([g[y].to_numpy() for y in ys])
-    ids = np.tile(np.arange(n) if cov_type == "HC0" else pd.factorize(groups)[0], 2)
-    ref = sm.OLS(ystack, Zs).fit(cov_type="cluster",
-                                 cov_kwds={"groups": ids, "use_correction": False})
+    ref = _stacked_reference(g, ys, rhs, cov_type, groups)
     order = [(x, y) for y in ys for x in ours.param_names]     # stacked order
     cov = ours.cov_params().loc[order, order].to_numpy()
     sd = np.sqrt(np.diag(ref.cov_params()))
