@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .exceptions import MtlWarning, user_stacklevel
+
 METHODS = ("residual", "pairs")
 KINDS = ("percentile", "basic", "bc", "normal")
 
@@ -163,8 +165,7 @@ def interval(draws, estimate, alpha=0.05, kind="percentile"):
     """Lower and upper bounds along axis 0 of ``draws`` (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    alpha = check_alpha(alpha)
     draws = np.asarray(draws, dtype=float)
     if kind == "normal":
         half = stats.t.ppf(1 - alpha / 2, len(draws) - 1) * draws.std(axis=0, ddof=1)
@@ -184,6 +185,14 @@ def interval(draws, estimate, alpha=0.05, kind="percentile"):
     return lo, hi
 
 
+def check_alpha(alpha):
+    """``alpha`` as a float in (0, 1), or a ValueError naming it."""
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)) \
+            or not 0 < float(alpha) < 1:
+        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
+    return float(alpha)
+
+
 def _quantile_per_entry(draws, q):
     """The q[entry]-quantile of the draws of every entry (q an array over entries)."""
     flat = draws.reshape(len(draws), -1)
@@ -198,12 +207,16 @@ def _quantile_per_entry(draws, q):
     return out.reshape(draws.shape[1:])
 
 
-def fixed_fit_kwargs(res):
-    """The ``fit`` keywords that reproduce ``res`` with its tuning fixed: its
-    hyperparameters that the model's ``fit`` accepts, plus the results' own warm start."""
+def replicate_fit_kwargs(res, refit_tuning=False):
+    """The ``fit`` keywords of a replicate: those of the full-data fit
+    (``res.fit_kwargs``), and unless ``refit_tuning`` its tuned hyperparameters that the
+    model's ``fit`` accepts, fixed, with the results' own warm start."""
+    kwargs = dict(getattr(res, "fit_kwargs", {}))
+    if refit_tuning:
+        return kwargs
     params = inspect.signature(res.model.fit).parameters
     hyper = dict(getattr(res, "hyperparameters", {}))
-    kwargs = {k: v for k, v in hyper.items() if k in params}
+    kwargs.update({k: v for k, v in hyper.items() if k in params})
     kwargs.update(res.warm_start_kwargs())
     return kwargs
 
@@ -270,8 +283,13 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
     method = res.default_bootstrap_method() if method is None else method
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    kwargs = {} if refit_tuning else fixed_fit_kwargs(res)
-    children = np.random.SeedSequence(random_state).spawn(int(n_boot))
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a nonzero integer (-1: every core); "
+                         f"got {n_jobs!r}")
+    if not isinstance(refit_tuning, (bool, np.bool_)):
+        raise TypeError(f"refit_tuning must be True or False; got {refit_tuning!r}")
+    kwargs = replicate_fit_kwargs(res, bool(refit_tuning))
+    children = _child_seeds(random_state, int(n_boot))
     batches = np.array_split(np.arange(n_boot), max(1, min(int(n_boot), 4 * abs(n_jobs))))
     spec = res.bootstrap_spec(method)
     spec.source_sd = resolve_source_sd(res, source_sd)
@@ -279,14 +297,33 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
         delayed(_run_batch)(spec, [children[b] for b in batch], kwargs) for batch in batches
         if len(batch))
     draws = [d for batch in out for d in batch]
-    ok = [d for d in draws if d is not None]
+    ok = [d for d in draws if not isinstance(d, str)]
+    failed = [d for d in draws if isinstance(d, str)]
     if len(ok) < 2:
         raise RuntimeError(f"only {len(ok)} of {n_boot} bootstrap replicates could be "
-                           "fitted")
+                           f"fitted; the first failure: {failed[0] if failed else None}")
+    if failed:
+        warnings.warn(f"{len(failed)} of {n_boot} bootstrap replicates could not be fitted "
+                      f"and are left out of the draws (the first: {failed[0]}); the "
+                      "intervals come from the other replicates", MtlWarning, stacklevel=user_stacklevel())
     extra = {key: stack_padded([d[2][key] for d in ok]) for key in ok[0][2]}
     return BootstrapResults(res, np.stack([d[0] for d in ok]), np.stack([d[1] for d in ok]),
-                            extra, method, bool(refit_tuning), len(draws) - len(ok),
-                            spec.source_sd)
+                            extra, method, bool(refit_tuning), len(failed), spec.source_sd)
+
+
+def _child_seeds(random_state, n):
+    """The replicates' seeds: children of ``SeedSequence(random_state)``, or of a
+    Generator's own seed sequence (spawned from it)."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state.spawn(n)
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state.spawn(n)
+    if random_state is not None and (
+            isinstance(random_state, (bool, np.bool_))
+            or not isinstance(random_state, (int, np.integer)) or random_state < 0):
+        raise TypeError(f"random_state must be None, a non-negative integer, a "
+                        f"numpy SeedSequence or Generator; got {random_state!r}")
+    return np.random.SeedSequence(random_state).spawn(n)
 
 
 def stack_padded(arrays):
@@ -304,15 +341,20 @@ def stack_padded(arrays):
 
 
 def _run_batch(spec, seeds, kwargs):
+    """Replicates of one batch: (coef, intercept, extra draws), or the reason a
+    replicate's fit raised (a degenerate resample: the draw is left out)."""
     out = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # replicates: the full fit has warned
             try:
-                out.append(spec.replicate(rng, kwargs))
-            except (ValueError, np.linalg.LinAlgError):
-                out.append(None)
+                rep = spec.fit_replicate(rng, kwargs)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                out.append(f"{type(exc).__name__}: {exc}")
+                continue
+        coef, intercept = rep.coefficient_arrays()
+        out.append((coef, intercept, spec.results.bootstrap_extra(rep)))
     return out
 
 
@@ -342,8 +384,8 @@ class Resampler:
         rows[order] = order[draw]
         return rows
 
-    def replicate(self, rng, kwargs):
-        """One bootstrap fit: (coef, intercept, extra draws)."""
+    def fit_replicate(self, rng, kwargs):
+        """One bootstrap fit: the results of the model refitted on a resample."""
         rows = self.rows(rng)
         model = self.results.model
         if self.method == "residual":
@@ -357,6 +399,4 @@ class Resampler:
                               **dict(model.init_options(), source=source))
         else:
             new = model.replace_data(**data)
-        rep = new.fit(**kwargs)
-        coef, intercept = rep.coefficient_arrays()
-        return coef, intercept, self.results.bootstrap_extra(rep)
+        return new.fit(**kwargs)

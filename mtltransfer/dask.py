@@ -46,6 +46,7 @@ from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
 from .models.shared import SharedRepresentation, SharedRepresentationResults
 from .models.smart import SMART
 from .solvers import shared_marginal as smg
+from .exceptions import user_stacklevel
 
 __all__ = ["StatsModel", "DaskOLS", "DaskRidge", "DaskReducedRank", "DaskNuclearNorm",
            "DaskSMART", "RowsOnCluster", "model_from_dask", "predict_partitions",
@@ -473,7 +474,7 @@ class StatsModel:
             from .exceptions import SingularMatrixWarning
             warnings.warn(f"the design is rank deficient (rank {self.design_svd.rank} of "
                           f"{self.k_exog} predictors): the minimum-norm solution is "
-                          "reported", SingularMatrixWarning, stacklevel=3)
+                          "reported", SingularMatrixWarning, stacklevel=user_stacklevel())
 
     def replace_data(self, rows=None, endog=None):
         raise TypeError(f"{type(self).__name__} holds statistics, not rows: the bootstrap "
@@ -868,7 +869,7 @@ class DaskSharedRepresentation(SharedRepresentation):
         if single:
             from .exceptions import ValueWarning
             warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
-                          ValueWarning, stacklevel=4)
+                          ValueWarning, stacklevel=user_stacklevel())
         return self
 
     # -- statistics in place of rows -------------------------------------------------
@@ -1062,7 +1063,7 @@ def _select_k_stats(data, opts, tol):
         warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
                       "converge (often a sign that k is too large for the data); their "
                       "scores are those of the last iterate", ConvergenceWarning,
-                      stacklevel=3)
+                      stacklevel=user_stacklevel())
     return sel._best_k(scan.scores), scan.scores
 
 

@@ -652,13 +652,39 @@ def _missing_message(blocks, labels, remedy):
             f"{_show_labels(pd.Index(labels)[bad_rows])}); pass {remedy} to drop those rows")
 
 
-def _spans_constant(X):
+def _spans_constant(X, chunk=65536):
     """Whether a column of ones lies in the span of the columns of X (statsmodels'
-    implicit-constant test: adding it does not raise the rank)."""
-    if X.shape[0] <= X.shape[1]:
+    implicit-constant test: adding it does not raise the rank).
+
+    statsmodels compares ``matrix_rank([1, X])`` with ``matrix_rank(X)``: singular values
+    above ``s_max max(n, d) eps``. The same singular values come here from the triangular
+    factor R of ``[1, X] = Q R``, built by QR factorisations of row chunks stacked on the
+    previous R (those of X are the singular values of ``R[:, 1:]``), so that no copy of
+    the whole design and no n-row SVD is made. A well-conditioned ``[1, X]`` (the
+    eigenvalues of its cross-product matrix within a factor 1e8 of each other, so that
+    every singular value is far above the cut-off) has full rank and X one less: the
+    answer is then read from that (d+1) x (d+1) matrix alone.
+    """
+    n, d = X.shape
+    if n <= d:
         return False
-    aug = np.column_stack([np.ones(X.shape[0]), X])
-    return np.linalg.matrix_rank(aug) == np.linalg.matrix_rank(X)
+    colsum = X.sum(axis=0)
+    gram = np.block([[np.array([[float(n)]]), colsum[None, :]],
+                     [colsum[:, None], X.T @ X]])
+    w = np.linalg.eigvalsh(gram)
+    if w[0] > 1e-8 * w[-1]:
+        return False
+    R = np.zeros((0, d + 1))
+    for start in range(0, n, chunk):
+        block = X[start:start + chunk]
+        block = np.column_stack([np.ones(len(block)), block])
+        R = np.linalg.qr(np.vstack([R, block]), mode="r")
+
+    def rank(A):
+        sv = np.linalg.svd(A, compute_uv=False)
+        return int(np.sum(sv > sv.max(initial=0.0) * n * np.finfo(float).eps))
+
+    return rank(R) == rank(R[:, 1:])
 
 
 def _select_columns(newdata, name, layouts):

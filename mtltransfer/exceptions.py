@@ -19,3 +19,20 @@ class SingularMatrixWarning(MtlWarning):
 
 class ValueWarning(MtlWarning):
     """A value makes the results questionable (for example a saturated fit: R^2 = 1)."""
+
+
+def user_stacklevel():
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first frame outside
+    this package (the user's call), however deep inside the package the warning is
+    issued: every warning names the user's line, not an internal one."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)          # the function that calls warnings.warn
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            package):
+        frame = frame.f_back
+        level += 1
+    return level

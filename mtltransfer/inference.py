@@ -51,6 +51,8 @@ from types import MappingProxyType, SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from .bootstrap import check_alpha as _check_alpha
+
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 
 
@@ -208,6 +210,7 @@ class MultiPredictionResults:
         """statsmodels' ``summary_frame`` of every response side by side: columns
         (response, mean / mean_se / mean_ci_lower / mean_ci_upper / obs_ci_lower /
         obs_ci_upper)."""
+        alpha = _check_alpha(alpha)
         return pd.concat({k: r.summary_frame(alpha=alpha) for k, r in self.results.items()},
                          axis=1, names=["response", None])
 
@@ -711,10 +714,3 @@ class LeastSquaresInference:
         fit = (self._theta, self.df_resid, inv_cov, self._sscp)
         results = _multivariate_ols_test(hypotheses, fit, names, ynames)
         return MultivariateTestResults(results, ynames, names)
-
-
-def _check_alpha(alpha):
-    if isinstance(alpha, (bool, np.bool_)) or not np.isscalar(alpha) or \
-            not 0 < float(alpha) < 1:
-        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
-    return float(alpha)

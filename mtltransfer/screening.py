@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .design import check_aligned
-from .exceptions import ValueWarning
+from .exceptions import ValueWarning, user_stacklevel
 from .models.base import SCALE_RATIO_WARN
 
 __all__ = ["MarginalScreening", "screen_data"]
@@ -59,7 +59,7 @@ def _warn_unit_dependence(X, names):
                       f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); marginal slopes "
                       "(kind='regression') depend on the units, so the kept set does too. "
                       "Use kind='correlation' (units-free) or standardise the predictors",
-                      ValueWarning, stacklevel=4)
+                      ValueWarning, stacklevel=user_stacklevel())
 
 
 def _as_frame(data, prefix):

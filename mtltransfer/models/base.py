@@ -7,6 +7,8 @@ plain arrays the solvers return.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from functools import cached_property
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from .. import design
 from .. import plotting as _plotting
-from ..exceptions import SingularMatrixWarning, ValueWarning
+from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..gram import SufficientStats, kfold_stats
 from ..solvers.linear import design_svd
 
@@ -79,13 +81,46 @@ def warn_penalty_scale(model):
                       f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); the penalty is "
                       "not invariant to units, so it shrinks small-scale columns far more. "
                       "Standardise the predictors (e.g. standardize() in the formula) for a "
-                      "penalty on a common scale", ValueWarning, stacklevel=3)
+                      "penalty on a common scale", ValueWarning, stacklevel=user_stacklevel())
+
+
+#: ``fit`` keywords not kept in ``results.fit_kwargs``: a start, reporting and
+#: parallelism options, and the covariance options of OLS (they may hold per-row arrays,
+#: and they do not change the coefficients a refit on resampled rows computes)
+_NOT_REPLAYED = ("init", "verbose", "n_jobs", "cov_type", "cov_kwds", "use_t")
+
+
+def _recording_fit(fit):
+    """``fit`` that also stores the keywords it was called with on its results
+    (``results.fit_kwargs``): a bootstrap replicate refits with the same options."""
+    signature = inspect.signature(fit)
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        res = fit(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs).arguments
+        call = {}
+        for name, value in list(bound.items())[1:]:
+            kind = signature.parameters[name].kind
+            call.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        if isinstance(res, Results):
+            res.fit_kwargs = {k: v for k, v in call.items() if k not in _NOT_REPLAYED}
+        return res
+
+    wrapper._records_call = True
+    return wrapper
 
 
 class DataViews:
     """Read-only views of a model's validated data (``self.data``, a ModelData), and the
     one construction path of every model: ``from_formula`` builds a
     :class:`~mtltransfer.design.ModelData` and hands it to ``__init__`` as ``endog``."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "_records_call", False):
+            cls.fit = _recording_fit(fit)
 
     @staticmethod
     def _validated(endog, exog, intercept, missing):
@@ -335,7 +370,7 @@ class MultiResponseModel(DataViews):
                    f"collinear columns{const}: {what}. The minimum-norm solution (in the "
                    "equilibrated basis) is reported; its coefficients for these columns "
                    "are not identified")
-        warnings.warn(msg, SingularMatrixWarning, stacklevel=3)
+        warnings.warn(msg, SingularMatrixWarning, stacklevel=user_stacklevel())
 
     def __getstate__(self):
         # row-sized caches are recomputed from the data when needed
@@ -369,6 +404,10 @@ class Results:
     bootstrap_results : mtltransfer.bootstrap.BootstrapResults or None
         The draws of the latest :meth:`bootstrap` call (None before any): their standard
         errors and intervals, for the summary and the user.
+    fit_kwargs : dict
+        The keywords the ``fit`` call was given (positional ones by name; not ``init``,
+        ``verbose``, ``n_jobs`` or OLS's covariance options). Bootstrap replicates refit
+        with them, the tuned hyperparameters fixed unless ``refit_tuning=True``.
 
     Notes
     -----
@@ -390,6 +429,7 @@ class Results:
     _row_cached = ()
     #: the latest ``bootstrap()`` (None before any)
     bootstrap_results = None
+    fit_kwargs = {}
 
     def __init__(self, model, *, solver=None, tuning=None):
         self.model = model

@@ -19,7 +19,7 @@ from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
 from ..solvers.contrast import svt_gram
-from ..exceptions import ValueWarning
+from ..exceptions import ValueWarning, user_stacklevel
 from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
                          check_cov_type)
 from .base import (MultiResponseModel, MultiResponseResults, PenalizedResults,
@@ -46,7 +46,7 @@ def warn_saturated(res):
         warnings.warn(f"saturated fit: the residuals of {exact} are zero up to rounding "
                       f"(R-squared = 1; n = {res.nobs}, p = {res.model.k_exog}); the scale, "
                       "log-likelihood and information criteria are degenerate",
-                      ValueWarning, stacklevel=3)
+                      ValueWarning, stacklevel=user_stacklevel())
 
 
 class OLSResults(LeastSquaresInference, MultiResponseResults):

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .. import design
-from ..exceptions import ValueWarning
+from ..bootstrap import check_alpha
+from ..exceptions import ValueWarning, user_stacklevel
 from .. import plotting as _plotting
 from ..solvers.shared_baselines import (adapt, fit_nuclear_norm, fit_per_task,
                                         subspace_distance)
@@ -96,7 +97,7 @@ class SharedRepresentation(DataViews):
                           "such a task carries no information about the slopes (its "
                           "residual is zero)" if data.intercept else
                           f"{len(single)} task(s) have a single row ({single[:5]})",
-                          ValueWarning, stacklevel=2)
+                          ValueWarning, stacklevel=user_stacklevel())
 
     @classmethod
     def from_formula(cls, formula, data, groups, *, missing="raise", eval_env=0):
@@ -757,6 +758,7 @@ class AdaptedTask:
         """Intervals for the coefficients ``B w`` (DataFrame: lower, upper)."""
         from scipy import stats
 
+        alpha = check_alpha(alpha)
         cov_w, _ = self.cov_w()
         B = self._parent._B
         se = np.sqrt(np.einsum("ik,kl,il->i", B, cov_w, B))
@@ -773,6 +775,7 @@ class AdaptedTask:
         """
         from scipy import stats
 
+        alpha = check_alpha(alpha)
         X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
         cov_w, s2 = self.cov_w()
         xm = self._fit[3]
@@ -804,8 +807,7 @@ class AdaptedTask:
         if self._post is None:
             raise ValueError("intervals need the posterior of w: adapt() with shrink=None "
                              "on a method='marginal' fit")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+        alpha = check_alpha(alpha)
         X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
         mean = X @ self.params.to_numpy() + const * self.intercept
         p = self._post

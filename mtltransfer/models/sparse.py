@@ -17,6 +17,7 @@ from ..gram import total_stats, validation_loss
 from ..solvers import sofar as sf
 from ..solvers import sparse_rrr as sr
 from ..solvers._base import SolverResult, warn_not_converged
+from ..exceptions import user_stacklevel
 from .base import (MultiResponseModel, PenalizedResults, check_int, check_positive,
                    warn_penalty_scale)
 
@@ -360,7 +361,7 @@ class RSSVD(_RankedModel):
             warnings.warn(f"RSSVD: some unit-rank fits along the layers' paths did not "
                           f"converge in max_iter={max_iter} alternations (tol={tol:.3g}); "
                           "increase max_iter or loosen tol", ConvergenceWarning,
-                          stacklevel=2)
+                          stacklevel=user_stacklevel())
         tuning["ic_path"] = pd.concat(
             [pd.DataFrame(pth).assign(layer=k + 1) for k, pth in enumerate(e["paths"]) if pth],
             ignore_index=True) if any(e["paths"]) else pd.DataFrame()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..exceptions import ConvergenceWarning
+from ..exceptions import ConvergenceWarning, user_stacklevel
 
 
 @dataclass
@@ -68,12 +68,13 @@ def argmin_simplest(scores, rtol=TIE_RTOL):
     return int(np.flatnonzero(within)[0])
 
 
-def warn_not_converged(name, n_iter, criterion, tol, stacklevel=3):
-    """Issue the package's single convergence warning, with the numbers and the remedy."""
+def warn_not_converged(name, n_iter, criterion, tol):
+    """Issue the package's single convergence warning, with the numbers and the remedy
+    (at the user's line, :func:`~mtltransfer.exceptions.user_stacklevel`)."""
     warnings.warn(
         f"{name} did not converge in {n_iter} iterations: stopping criterion "
         f"{criterion:.3g} > tol={tol:.3g}. Increase max_iter or loosen tol; "
         "the results object has converged=False and a per-iteration history.",
         ConvergenceWarning,
-        stacklevel=stacklevel,
+        stacklevel=user_stacklevel(),
     )

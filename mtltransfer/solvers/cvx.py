@@ -26,6 +26,7 @@ import cvxpy as cp
 import numpy as np
 
 from ..gram import quadratic_loss
+from ..exceptions import user_stacklevel
 
 #: default solver options (used when no ``solver`` is given)
 _CLARABEL_OPTS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
@@ -52,7 +53,7 @@ def _solve(prob, solver=None, *, inaccurate="warn", **opts):
                "is inaccurate; tighten the solver options or try another solver")
         if inaccurate == "raise":
             raise RuntimeError(msg)
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=user_stacklevel())
         return prob.value
     raise RuntimeError(f"CVXPY returned status {prob.status!r}")
 

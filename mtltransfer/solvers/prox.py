@@ -137,7 +137,7 @@ def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
             break
     converged = stop == "converged"
     if not converged and warn:
-        warn_not_converged(name, n_iter, crit, tol, stacklevel=4)
+        warn_not_converged(name, n_iter, crit, tol)
     return SolverResult(coef=x, converged=converged, n_iter=n_iter, history=hist,
                         objective=float(F), stop_reason=stop,
                         extra={"lipschitz": L, "aux": aux, "restarts": restarts})

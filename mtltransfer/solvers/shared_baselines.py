@@ -179,14 +179,21 @@ def adapt(B, X_new, y_new, shrink=None, w_mean=None, w_cov=None):
 
 
 def subspace_distance(B1, B2):
-    """sin-theta distance between the column spaces of two orthonormal d x k matrices.
+    """sin-theta distance between the column spaces of two orthonormal matrices.
 
-    ``||B1_perp^T B2||_F = sqrt(k - ||B1^T B2||_F^2)``: the Frobenius norm of the sines
-    of the principal angles. Symmetric, 0 iff the spans agree, at most sqrt(k).
+    ``||P1 - P2||_F / sqrt(2)`` with ``Pi = Bi Bi^T``, that is
+
+        sqrt((k1 + k2) / 2 - ||B1^T B2||_F^2),
+
+    which for ``k1 = k2 = k`` is ``||B1_perp^T B2||_F = sqrt(k - ||B1^T B2||_F^2)``, the
+    Frobenius norm of the sines of the principal angles. Symmetric, 0 iff the spans
+    agree, at most ``sqrt((k1 + k2) / 2)``; spans of different dimensions (a bootstrap
+    replicate that selected another k) are compared too.
 
     Parameters
     ----------
-    B1, B2 : ndarray, shape (d, k)
+    B1 : ndarray, shape (d, k1)
+    B2 : ndarray, shape (d, k2)
         Orthonormal columns (checked to 1e-6).
 
     Returns
@@ -195,11 +202,11 @@ def subspace_distance(B1, B2):
     """
     B1 = as_float_matrix(B1, "B1", 2)
     B2 = as_float_matrix(B2, "B2", 2)
-    if B1.shape != B2.shape:
-        raise ValueError(f"B1 and B2 must have the same shape; got {B1.shape} and "
-                         f"{B2.shape}")
-    k = B1.shape[1]
+    if B1.shape[0] != B2.shape[0]:
+        raise ValueError(f"B1 and B2 must have the same number of rows; got {B1.shape} "
+                         f"and {B2.shape}")
     for name, Bm in (("B1", B1), ("B2", B2)):
-        if not np.allclose(Bm.T @ Bm, np.eye(k), atol=1e-6):
+        if not np.allclose(Bm.T @ Bm, np.eye(Bm.shape[1]), atol=1e-6):
             raise ValueError(f"{name} must have orthonormal columns")
+    k = (B1.shape[1] + B2.shape[1]) / 2
     return float(np.sqrt(max(k - np.linalg.norm(B1.T @ B2) ** 2, 0.0)))

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from ..exceptions import ConvergenceWarning
+from ..exceptions import ConvergenceWarning, user_stacklevel
 from ._base import SolverResult, warn_not_converged
 from .shared_data import (TaskData, as_float_matrix, bayes_ridge_alpha, check_k,
                           per_task_ridge, solve_w, w_ridge_penalty)
@@ -167,7 +167,7 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
                       f"decreases while the stopping criterion is {crit:.3g} > tol={tol:.3g}"
                       " (often k too large for the data: W W^T nearly singular). The "
                       "results object has converged=False and stop_reason='stalled'.",
-                      ConvergenceWarning, stacklevel=2)
+                      ConvergenceWarning, stacklevel=user_stacklevel())
 
     coef = B @ W
     rss = data.rss(coef)

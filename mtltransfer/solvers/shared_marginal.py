@@ -500,7 +500,7 @@ def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, to
     if data.center and isinstance(data, _Rows):
         ex["loglik_full"] = ll + _intercept_loglik(data, B, V, s2)
     if not converged:
-        warn_not_converged("fit_marginal", n_iter, hist["criterion"][-1], tol, stacklevel=4)
+        warn_not_converged("fit_marginal", n_iter, hist["criterion"][-1], tol)
     return SolverResult(coef=B @ W, converged=converged, n_iter=n_iter, history=hist,
                         objective=-ll, extra=ex)
 

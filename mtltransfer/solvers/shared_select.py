@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import ConvergenceWarning
+from ..exceptions import ConvergenceWarning, user_stacklevel
 from ._base import argmin_simplest
 from .shared_data import TaskData, check_k
 from .shared_fit import fit_shared_representation
@@ -85,7 +85,7 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
         warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
                       "converge (often a sign that k is too large for the data); their "
                       "scores are those of the last iterate", ConvergenceWarning,
-                      stacklevel=2)
+                      stacklevel=user_stacklevel())
     return _best_k(scan.scores), scan.scores
 
 
