@@ -175,3 +175,27 @@ def test_save_load_with_dropped_level_quoted_name(frame, tmp_path):
     back = mt.load(tmp_path / "r.mtl")
     new = df.dropna().iloc[:6]
     pd.testing.assert_frame_equal(back.predict(new), res.predict(new))
+
+
+@pytest.mark.parametrize("case", ["random", "dummies", "constant", "near", "scaled_dummies"])
+def test_implicit_constant_matches_statsmodels_rank_test(case):
+    """The implicit-constant test (moments screen, then chunked QR) against statsmodels'
+    own ``matrix_rank([1, X]) == matrix_rank(X)`` on the whole design."""
+    from mtltransfer.design import _spans_constant
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    X = rng.standard_normal((n, 4))
+    if case == "dummies":                      # dummies summing to one: a constant
+        X = np.column_stack([np.eye(3)[rng.integers(0, 3, n)], X[:, :2]])
+    elif case == "constant":
+        X[:, 2] = 5.0
+    elif case == "near":                       # nearly constant, but not in the span
+        X[:, 2] = 5.0 + 1e-6 * rng.standard_normal(n)
+    elif case == "scaled_dummies":             # dummies at 1e6 scale with a slope
+        D = np.eye(2)[rng.integers(0, 2, n)] * 1e6
+        X = np.column_stack([D, X[:, :2]])
+    ref = np.linalg.matrix_rank(np.column_stack([np.ones(n), X])) == \
+        np.linalg.matrix_rank(X)
+    assert _spans_constant(X, chunk=700) == ref
+    assert ref == (case in ("dummies", "constant", "scaled_dummies"))
