@@ -7,7 +7,8 @@ the fit at the true k, their ratio, and the CPU time (process_time, one BLAS thr
 both fits and its ratio. Each time is the smallest of several runs (the two fits
 alternate, at least 3 runs each and about 0.5 s of the fixed-k fit), so that the load of
 a shared machine does not decide the ratio. ``--rates`` prints time and peak memory
-against T at N = 20, d = 50, k = 5.
+against T at N = 20, d = 50, k = 5 (``shared_rates.py --many-tasks``: the model's own
+calls, construction included).
 
 Run::
 
@@ -16,8 +17,8 @@ Run::
 
 import argparse
 import os
+import sys
 import time
-import tracemalloc
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
@@ -90,29 +91,6 @@ def grid(rows):
           f"{np.median(t_ratios):.2f}, worst {max(t_ratios):.2f})")
 
 
-def rates(Ts=(5000, 10000, 20000, 50000), N=20, d=50, k=5):
-    print(f"{'T':>6} {'X MB':>7} | {'fit k s':>7} {'peak/X':>6} | {'auto s':>6} "
-          f"{'peak/X':>6} {'k_hat':>5}")
-    for T in Ts:
-        X, y, task, B, _ = simulate_shared(T, N, d, k, random_state=0)
-        xb = X.nbytes
-        tracemalloc.start()
-        t0 = time.process_time()
-        fit_marginal(X, y, task, k)
-        tf = time.process_time() - t0
-        pf = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        tracemalloc.start()
-        t0 = time.process_time()
-        k_hat, _, _ = select_k_marginal(X, y, task)
-        ta = time.process_time() - t0
-        pa = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        # peak of everything held (the predictors + the fit's working memory) over X
-        print(f"{T:>6} {xb / 2**20:>7.0f} | {tf:>7.2f} {(xb + pf) / xb:>6.2f} | "
-              f"{ta:>6.2f} {(xb + pa) / xb:>6.2f} {k_hat:>5}", flush=True)
-
-
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a 6-setting subset")
@@ -120,7 +98,10 @@ if __name__ == "__main__":
     ap.add_argument("--rows", type=str, default=None, help="comma-separated grid rows")
     a = ap.parse_args()
     if a.rates:
-        rates()
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from shared_rates import many_tasks
+
+        many_tasks()
     else:
         rows = [int(r) for r in a.rows.split(",")] if a.rows else (
             QUICK if a.quick else range(len(GRID)))

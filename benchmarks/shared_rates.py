@@ -27,9 +27,13 @@ gd, altmin and mom share one W-step; ``--w-ridge`` sets its penalty (the ``w_rid
 argument of ``fit_shared_representation``): ``auto`` (the default there, the
 empirical-Bayes ridge), ``none`` (the pure likelihood) or a number.
 
+``--many-tasks`` prints only the time and memory of the model's own calls against T (up
+to 50,000 tasks: the constructor, ``fit(k)`` and the default ``fit()``).
+
 Usage::
 
     python benchmarks/shared_rates.py [--reps 5] [--csv DIR] [--quick] [--w-ridge auto]
+    python benchmarks/shared_rates.py --many-tasks
 """
 
 from __future__ import annotations
@@ -169,8 +173,49 @@ def slopes_table(df, var):
                 "slope_sin2_vs_pred_Nk": slope(sel["pred_Nk"], sel["sin2"])}
 
 
+def many_tasks(Ts=(5000, 10000, 20000, 50000), N=20, d=50, k=5):
+    """Time and peak memory against T of what a user runs (N = 20, d = 50, k = 5; CPU
+    seconds, one BLAS thread): ``mod = SharedRepresentation(y, X, groups=task)`` (the
+    model validates and indexes the rows), ``mod.fit(k)`` and the default ``mod.fit()``
+    (k by the marginal-likelihood BIC). Peak memory (tracemalloc) of everything held from
+    the model's construction on, plus the predictors, over the predictors' size."""
+    import tracemalloc
+
+    from mtltransfer import SharedRepresentation
+
+    print("\n=== many tasks: the model's own calls (marginal likelihood), N=20, d=50, k=5")
+    print(f"{'T':>6} {'X MB':>7} | {'model s':>7} {'fit(k) s':>8} {'peak/X':>6} | "
+          f"{'fit() s':>7} {'peak/X':>6} {'k_hat':>5}")
+    rows = []
+    for T in Ts:
+        X, y, task, B, _ = simulate_shared(T, N, d, k, random_state=0)
+        xb = X.nbytes
+        tracemalloc.start()
+        t0 = time.process_time()
+        mod = SharedRepresentation(y, X, groups=task)
+        tm = time.process_time() - t0
+        t0 = time.process_time()
+        mod.fit(k)
+        tf = time.process_time() - t0
+        pf = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        t0 = time.process_time()
+        auto = mod.fit()
+        ta = time.process_time() - t0
+        pa = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rows.append({"T": T, "model s": tm, "fit(k) s": tf, "fit() s": ta,
+                     "peak/X fit(k)": (xb + pf) / xb, "peak/X fit()": (xb + pa) / xb,
+                     "k_hat": auto.k})
+        print(f"{T:>6} {xb / 2**20:>7.0f} | {tm:>7.2f} {tf:>8.2f} {(xb + pf) / xb:>6.2f} | "
+              f"{ta:>7.2f} {(xb + pa) / xb:>6.2f} {auto.k:>5}", flush=True)
+    return pd.DataFrame(rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--many-tasks", action="store_true",
+                    help="only the time and memory table against T (up to 50,000 tasks)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--csv", default=None, help="directory for CSV output")
     ap.add_argument("--quick", action="store_true",
@@ -178,6 +223,9 @@ def main(argv=None):
     ap.add_argument("--w-ridge", default="auto",
                     help="W-step penalty: 'auto' (default), 'none' or a number")
     args = ap.parse_args(argv)
+    if args.many_tasks:
+        many_tasks()
+        return
     global W_RIDGE
     W_RIDGE = None if args.w_ridge.lower() == "none" else \
         (args.w_ridge if args.w_ridge == "auto" else float(args.w_ridge))

@@ -737,18 +737,23 @@ def _names(obj, prefix):
 
 
 def _as_float_2d(obj, name):
+    """The data as a 2-d float array: a read-only view where the input already is one
+    (as statsmodels, no copy of a large design is made; nothing here writes into it, and
+    the read-only flag makes sure of that), else a converted copy."""
     if isinstance(obj, pd.DataFrame):
         bad = [str(c) for c, t in obj.dtypes.items()
                if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
         if bad:
             raise TypeError(f"{name} has non-numeric column(s): {', '.join(bad)}")
-        arr = obj.to_numpy(dtype=float, copy=True)
+        arr = obj.to_numpy(dtype=float)
     else:
         try:
-            arr = np.array(obj, dtype=float, copy=True)
+            arr = np.asarray(obj, dtype=float)
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be numeric (an array or DataFrame of numbers); "
                             f"got {type(obj).__name__}") from None
+    arr = arr.view()
+    arr.flags.writeable = False
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

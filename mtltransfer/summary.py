@@ -121,7 +121,7 @@ def coefficient_block(res, smry, alpha=0.05):
     params = res.params
     p, q = params.shape
     if p * q > MAX_COEF_CELLS:
-        return _compact_block(res, smry)
+        return _compact_block(res, smry, alpha)
     if callable(getattr(res, "t_test", None)) and hasattr(res, "param_names"):
         try:
             return _inference_block(res, smry, alpha)
@@ -137,20 +137,56 @@ def coefficient_block(res, smry, alpha=0.05):
     return smry
 
 
-def _compact_block(res, smry):
+def _compact_block(res, smry, alpha=0.05):
+    """One row per response; where intervals exist (least squares inference, or a
+    stored bootstrap), how many slope intervals at level 1 - alpha exclude zero, and
+    where the intervals themselves are."""
     params = res.params
     p, q = params.shape
-    compact = pd.DataFrame({
+    columns = {
         "intercept": res.intercept,
         "||coef||_2": np.sqrt((params ** 2).sum(axis=0)),
         "max|coef|": params.abs().max(axis=0),
         "nonzero": (params.abs() > 1e-10).sum(axis=0),
-        "R2": res.rsquared,
-    })
+    }
+    bounds, where = _slope_intervals(res, alpha)
+    if bounds is not None:
+        excl = (bounds["lower"] > 0) | (bounds["upper"] < 0)
+        columns[f"CI excl. 0 ({1 - alpha:.0%})"] = excl.groupby(
+            level="response").sum().reindex(params.columns).astype(int)
+    columns["R2"] = res.rsquared
+    compact = pd.DataFrame(columns)
     shown = compact if q <= 30 else compact.iloc[:30]
     title = "Per-response summary" + ("" if q <= 30 else f" (first 30 of {q})")
     add_frame(smry, shown, title + f"; {p} x {q} coefficients in .params")
+    if where:
+        smry.add_extra_txt([f"Every coefficient's {1 - alpha:.0%} interval: {where}."])
     return smry
+
+
+def _slope_intervals(res, alpha):
+    """(DataFrame lower/upper indexed by (predictor, response) for the slopes, where
+    to read them), or (None, None) when the results have no intervals."""
+    slopes = list(res.params.index)
+    if callable(getattr(res, "t_test", None)) and hasattr(res, "param_names"):
+        try:
+            ci = res.conf_int(alpha)
+        except ValueError:
+            ci = None
+        if ci is not None:
+            if not isinstance(ci.index, pd.MultiIndex):   # one response
+                ci.index = pd.MultiIndex.from_product([ci.index, res.model.endog_names],
+                                                      names=["predictor", "response"])
+            ci = ci.set_axis(["lower", "upper"], axis=1)
+            keep = ci.index.get_level_values("predictor").isin(slopes)
+            return ci[keep], f"res.conf_int(alpha={alpha:g})"
+    boot = getattr(res, "bootstrap_results", None)
+    if boot is not None:
+        ci = boot.conf_int(alpha)
+        keep = ci.index.get_level_values("predictor").isin(slopes)
+        return ci[keep], (f"res.bootstrap_results.conf_int(alpha={alpha:g}) "
+                          f"({boot.method} bootstrap, {boot.n_boot} replicates)")
+    return None, None
 
 
 def _latex_ready(table):

@@ -171,12 +171,12 @@ def test_shared_representation_exports(shared, how):
     cells = _row(text, how, "per-task R2")
     assert cells[1:] == [fmt(r2[k]) for k in ("mean", "min", "25%", "50%", "75%", "max")]
     tasks = res.model.n_tasks
-    if tasks <= 12:  # the task weights, one column per task
+    if tasks <= 12:  # the task weights with their posterior sd, a row per (task, b_j)
         assert len(smry.tables) == 3
-        cells = _row(text, how, "b2")
-        assert cells[1:] == [fmt(v) for v in res.task_params.loc["b2"]]
-        head = {"latex": r"\textbf{t03}", "html": "<th>t03</th>", "text": "t03"}[how]
-        assert head in text
+        stub = {"latex": r"w[t03, b2]", "html": "w[t03, b2]", "text": "w[t03, b2]"}[how]
+        cells = _row(text, how, stub)
+        assert cells[1:3] == [fmt(res.task_params.loc["b2", "t03"]),
+                              fmt(np.sqrt(res.task_params_cov[3, 1, 1]))]
     else:
         assert len(smry.tables) == 2 and "t03" not in text
     if how == "latex":
@@ -292,3 +292,50 @@ def test_smart_summary_alpha_sets_the_bootstrap_interval(smart_boot, how):
     ci90, ci95 = (res.bootstrap_results.conf_int(a) for a in (0.1, 0.05))
     assert np.all(ci90["lower"] >= ci95["lower"]) and np.all(ci90["upper"] <= ci95["upper"])
     assert np.any(ci90["upper"] - ci90["lower"] < ci95["upper"] - ci95["lower"])
+
+
+def test_compact_table_counts_significant_slopes(fitted):
+    """Above the cell limit the summary still reports inference: per response, the
+    number of slopes whose 95% interval excludes zero, which for least squares is the
+    number with P>|t| < 0.05 (statsmodels' p-values, an independent path)."""
+    res = fitted("OLS", "compact")
+    text = res.summary().as_text()
+    assert "CI excl. 0 (95%)" in text and "res.conf_int(alpha=0.05)" in text
+    slopes = list(res.params.index)
+    expected = (res.pvalues.loc[slopes] < 0.05).sum(axis=0)
+    for y in ("Y1", "Y5", "Y8"):
+        cells = _row(text, "text", y)
+        assert int(cells[-2]) == int(expected[y])
+    df, formula, _ = _frame(*SIZES["compact"])
+    boot_res = mt.ReducedRank.from_formula(formula, df).fit(rank=2)
+    boot = boot_res.bootstrap(n_boot=20, random_state=0)
+    text = boot_res.summary().as_text()
+    ci = boot.conf_int(0.05).loc[slopes]
+    excl = ((ci["lower"] > 0) | (ci["upper"] < 0)).groupby(level="response").sum()
+    assert int(_row(text, "text", "Y2")[-2]) == int(excl["Y2"])
+    assert "residual bootstrap, 20 replicates" in text
+
+
+def test_shared_summary_posterior_and_bootstrap_intervals():
+    from scipy import stats
+
+    X, y, task, B, W = mt.datasets.simulate_shared(8, 30, 6, 2, random_state=0)
+    res = mt.SharedRepresentation(y, X, groups=task).fit(2)
+    text = res.summary(alpha=0.1).as_text()
+    cov = res.task_params_cov                    # (T, k, k) posterior covariances
+    w = res.task_params
+    z = stats.norm.ppf(0.95)
+    for t, comp in ((0, "b1"), (5, "b2")):
+        j = ["b1", "b2"].index(comp)
+        sd = np.sqrt(cov[t, j, j])
+        cells = _row(text, "text", f"w[{t}, {comp}]")
+        assert cells[1:] == [fmt(w.loc[comp, t]), fmt(sd), fmt(w.loc[comp, t] - z * sd),
+                             fmt(w.loc[comp, t] + z * sd)]
+    boot = res.bootstrap(n_boot=12, random_state=0)
+    text = res.summary(alpha=0.1).as_text()
+    dist = boot.extra["subspace_distance"].ravel()
+    cells = _row(text, "text", "sin-theta distance")
+    assert cells[1] == fmt(dist.mean()) and cells[3] == fmt(np.quantile(dist, 0.05))
+    assert "conf_int(alpha=0.1)" in text
+    with pytest.raises(ValueError, match="alpha"):
+        res.summary(alpha=2)

@@ -149,9 +149,18 @@ class DataViews:
                                    max_endog=cls._formula_max_endog, eval_env=env,
                                    hash_rows=folds == "hash")
 
-    def exog_sd(self):
-        """Standard deviation of each predictor column (ddof 0)."""
-        return np.std(self.exog, axis=0)
+    def exog_sd(self, chunk=65536):
+        """Standard deviation of each predictor column (ddof 0), by two passes over row
+        chunks (no temporary copy of the design); computed once."""
+        if "_exog_sd" not in self.__dict__:
+            X = self.exog
+            mean = X.mean(axis=0)
+            ss = np.zeros(X.shape[1])
+            for start in range(0, X.shape[0], chunk):
+                dev = X[start:start + chunk] - mean
+                ss += np.einsum("ij,ij->j", dev, dev)
+            self.__dict__["_exog_sd"] = np.sqrt(ss / max(X.shape[0], 1))
+        return self.__dict__["_exog_sd"]
 
     #: how many response columns the formula may have (None: any)
     _formula_max_endog = None

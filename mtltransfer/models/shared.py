@@ -663,10 +663,19 @@ class SharedRepresentationResults(Results):
     plot_convergence = _plotting.plot_convergence
     plot_tuning = _plotting.plot_tuning
 
-    def summary(self):
+    def summary(self, alpha=0.05):
         """A statsmodels Summary: T, N range, d, k and how chosen, log-likelihood,
-        sigma^2, iterations, convergence and the per-task R^2 distribution."""
+        sigma^2, iterations, convergence and the per-task R^2 distribution.
+
+        Intervals at level ``1 - alpha`` where they exist: with ``method="marginal"`` and
+        at most 12 tasks, each task weight's posterior mean, sd and normal interval
+        (``task_params_cov``); with a stored bootstrap (:meth:`bootstrap`), the
+        distribution of the subspace distance of the replicates' representations to
+        this one, and where every coefficient's interval is.
+        """
         from ..summary import add_frame, new_summary
+
+        alpha = check_alpha(alpha)
 
         m = self.model
         left = [("Dep. Variable:", m.endog_names[0]), ("Model:", "SharedRepresentation"),
@@ -690,12 +699,44 @@ class SharedRepresentationResults(Results):
         r2 = self.rsquared.describe()[["mean", "min", "25%", "50%", "75%", "max"]]
         add_frame(smry, r2.to_frame("per-task R2").T, "Per-task R-squared")
         if self._W is not None and m.n_tasks <= 12:
-            add_frame(smry, self.task_params, "Task weights W (k x T)")
+            cov = self.task_params_cov
+            if cov is None:
+                add_frame(smry, self.task_params, "Task weights W (k x T)")
+            else:
+                add_frame(smry, self._posterior_weight_table(cov, alpha),
+                          f"Task weights: posterior mean, sd and {1 - alpha:.0%} interval "
+                          "(w_t | y_t under the fitted mu_w, Sigma_w, sigma^2)")
         if self.tuning.get("k") is not None:
             add_frame(smry, self.tuning["k"].set_index("k")[["score"]].T.rename(
                 index={"score": self.k_chosen_by}), "k selection (score by k; smallest "
                 "chosen)")
+        boot = self.bootstrap_results
+        if boot is not None and "subspace_distance" in boot.extra:
+            dist = boot.extra["subspace_distance"].ravel()
+            dist = dist[np.isfinite(dist)]
+            row = pd.DataFrame({"mean": [dist.mean()], "sd": [dist.std(ddof=1)],
+                                f"{alpha / 2:g}": [np.quantile(dist, alpha / 2)],
+                                "median": [np.median(dist)],
+                                f"{1 - alpha / 2:g}": [np.quantile(dist, 1 - alpha / 2)]},
+                               index=["sin-theta distance"])
+            add_frame(smry, row, f"Bootstrap ({boot.method}, {boot.n_boot} replicates"
+                      f"{', re-tuned' if boot.refit_tuning else ''}): distance of the "
+                      "replicates' representations to B")
+            smry.add_extra_txt([f"Every task coefficient's {1 - alpha:.0%} bootstrap "
+                                f"interval: res.bootstrap_results.conf_int(alpha={alpha:g})."])
         return smry
+
+    def _posterior_weight_table(self, cov, alpha):
+        """Rows (task, component): posterior mean, sd and normal interval of w_t."""
+        from scipy import stats
+
+        W = self._W
+        sd = np.sqrt(np.clip(np.einsum("tjj->jt", cov), 0.0, None))
+        z = stats.norm.ppf(1 - alpha / 2)
+        index = [f"w[{t}, {c}]" for t in self.model.task_names for c in self._comp()]
+        mean, sd = W.T.ravel(), sd.T.ravel()
+        return pd.DataFrame({"mean": mean, "sd": sd, f"[{alpha / 2:g}": mean - z * sd,
+                             f"{1 - alpha / 2:g}]": mean + z * sd}, index=index)
 
 
 
