@@ -3,7 +3,9 @@
 User input (arrays, DataFrames or a patsy formula with a DataFrame) becomes a
 :class:`ModelData`: validated float arrays, their names, the rows that were used, and
 what is needed to rebuild the design for new data. Nothing here modifies the caller's
-objects: every array handed on is a fresh copy.
+objects: a float array is kept as a read-only view (no copy of a large design, as
+statsmodels keeps its ``exog``; writing through it raises), anything else is converted
+into a new array.
 """
 
 from __future__ import annotations
