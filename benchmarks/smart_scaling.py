@@ -27,8 +27,13 @@ the n x p rows when they are used), the cost of one product with r columns: ever
 iteration of any method working from Sxx needs at least that. The U-step makes one
 product with at most 2r columns per subspace step (a single pass, at little more cost).
 
-Each part can be run alone (``--parts p,n,tuning,large``; the default runs p, n and
-tuning, about 10 minutes of CPU at the default sizes; ``large`` adds several minutes).
+5. **Bootstrap** (``--parts bootstrap``): ``res.bootstrap(200)`` of the tuned Model-I fit
+   (sigma0 = 0.01), tuning fixed, residual and pairs resampling: seconds and the
+   replicates' median ADMM iterations.
+
+Each part can be run alone (``--parts p,n,tuning,large,bootstrap``; the default runs p, n
+and tuning, about 10 minutes of CPU at the default sizes; ``large`` adds several
+minutes, ``bootstrap`` about one).
 
 Usage::
 
@@ -152,6 +157,40 @@ def tuning_table(reps):
     return df, df.groupby("sigma0")[["wall", "cpu", "error", "RRR error", "ratio"]].median()
 
 
+def bootstrap_table(n_boot=200):
+    """``res.bootstrap(n_boot)`` of a tuned SMART fit at Model-I (p = 100, q = 50,
+    n = 200, sigma0 = 0.01), tuning fixed, residual (the default) and pairs resampling:
+    CPU seconds on one BLAS thread, with the replicates' median ADMM iterations."""
+    from mtltransfer.solvers import admm
+
+    X, Y, C, C0 = mt.datasets.simulate_smart(200, 100, 50, rank=5, source_rank=10,
+                                             sigma0=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mt.SMART(Y, X, source=C0, intercept=False).fit()
+    iters, run = [], admm._run_admm
+
+    def counting(*a, **k):
+        out = run(*a, **k)
+        iters.append(len(out[1]["objective"]))
+        return out
+
+    rows = []
+    admm._run_admm = counting
+    try:
+        for method in ("residual", "pairs"):
+            iters.clear()
+            with Clock() as t:
+                boot = res.bootstrap(n_boot=n_boot, method=method, random_state=0)
+            rows.append({"method": method, "replicates": boot.n_boot, "wall": t.wall,
+                         "cpu": t.cpu, "per replicate ms": 1e3 * t.cpu / n_boot,
+                         "median iterations": float(np.median(iters)),
+                         "failed": boot.n_failed})
+    finally:
+        admm._run_admm = run
+    return pd.DataFrame(rows)
+
+
 def _ints(s):
     return [int(v) for v in s.split(",") if v]
 
@@ -167,7 +206,7 @@ def main(argv=None):
                     help="p in 100,200,500,1000; n in 500,1000,2000; 1 tuning draw")
     ap.add_argument("--skip-tuning", action="store_true")
     ap.add_argument("--parts", default="p,n,tuning",
-                    help="comma list of p, n, tuning, large")
+                    help="comma list of p, n, tuning, large, bootstrap")
     ap.add_argument("--tuned", action="store_true",
                     help="with 'large': also the fully tuned fit at p = 2000")
     ap.add_argument("--threads", default="1")
@@ -203,6 +242,10 @@ def main(argv=None):
             print("\n== fully tuned SMART.fit() ==")
             print(pd.DataFrame([tuned_size(2000, 2000, 200)]).to_string(index=False),
                   flush=True)
+    if "bootstrap" in parts:
+        print("\n== SMART bootstrap at Model-I (p = 100, q = 50, n = 200), 200 replicates, "
+              "tuning fixed ==")
+        print(bootstrap_table().to_string(index=False), flush=True)
     if "tuning" in parts:
         full, med = tuning_table(args.reps)
         print(f"\n== fully tuned SMART.fit() at Model-I n = 200, {args.reps} draw(s): "

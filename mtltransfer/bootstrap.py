@@ -65,6 +65,8 @@ class BootstrapResults:
     ----------
     results
         The full-data results the draws belong to.
+    params : DataFrame
+        The draws of ``params``, labelled (a row per replicate; see the property).
     coef : ndarray, shape (n_boot, p, q)
         Draws of the coefficient matrix (``d x T`` task coefficients for a shared
         representation).
@@ -129,13 +131,26 @@ class BootstrapResults:
                                            names=["predictor", "response"])
         return pd.DataFrame({"lower": lo.ravel(), "upper": hi.ravel()}, index=index)
 
-    def predict(self, exog, alpha=0.05, kind="percentile", **kwargs):
+    @property
+    def params(self):
+        """The draws of ``params``, labelled: one row per replicate, columns a
+        MultiIndex (predictor, response) (for a shared representation (predictor,
+        task))."""
+        p = self.results.params
+        columns = pd.MultiIndex.from_product([list(p.index), list(p.columns)],
+                                             names=["predictor", p.columns.name or
+                                                    "response"])
+        return pd.DataFrame(self.coef.reshape(self.n_boot, -1), columns=columns,
+                            index=pd.RangeIndex(self.n_boot, name="replicate"))
+
+    def predict(self, exog=None, alpha=0.05, kind="percentile", *, newdata=None,
+                **kwargs):
         """Predictions of E[y | x] with bootstrap intervals.
 
         Parameters
         ----------
         exog : DataFrame or array_like
-            New data, as for ``results.predict``.
+            New data, as for ``results.predict`` (``newdata=`` is another name).
         alpha : float
         kind : {"percentile", "basic", "bc", "normal"}
         **kwargs
@@ -148,6 +163,11 @@ class BootstrapResults:
             Columns: a MultiIndex (response, ``mean`` / ``lower`` / ``upper``); ``mean``
             is the full-data prediction. Rows with a missing value are NaN.
         """
+        from .models.base import new_data_argument
+
+        exog = new_data_argument(exog, newdata)
+        if exog is None:
+            raise TypeError("predict needs new data: exog (or newdata)")
         point = self.results.predict(exog, **kwargs)
         draws = self.results.predict_draws(exog, self.coef, self.intercept, **kwargs)
         lo, hi = interval(draws, np.asarray(point, dtype=float).reshape(draws.shape[1:]),

@@ -138,3 +138,21 @@ def test_warnings_point_at_the_users_line():
         mt.NuclearNorm(Y, X).fit(lam=0.01, max_iter=2)
     conv = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert conv and all(w.filename == __file__ for w in conv)
+
+
+def test_labelled_params_draws_and_newdata():
+    X, Y, _ = make_problem(60, 5, 3, seed=31)
+    res = mt.ReducedRank(Y, X, intercept=True).fit(rank=2)
+    boot = res.bootstrap(n_boot=7, random_state=2)
+    draws = boot.params
+    assert draws.shape == (7, 15)
+    # replicate 3's coefficient of (x2, Y3) is coef[3, 1, 2]
+    assert draws.loc[3, ("x2", "Y3")] == boot.coef[3, 1, 2]
+    np.testing.assert_allclose(draws.std(ddof=1).unstack().loc[res.params.index,
+                                                                res.params.columns],
+                               boot.bse, rtol=1e-12)
+    a = boot.predict(newdata=X[:3])
+    b = boot.predict(X[:3])
+    assert a.equals(b)
+    with pytest.raises(TypeError, match="not both"):
+        boot.predict(X[:3], newdata=X[:3])
