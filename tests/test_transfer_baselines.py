@@ -159,3 +159,57 @@ def test_nuclear_cv_fit_is_the_fit_at_its_lam_when_the_minimiser_is_not_unique()
                 mt.NuclearContrast(sim.Y, sim.X, source=sim.C0)):
         res = mod.fit()
         np.testing.assert_array_equal(res.coef, mod.fit(lam=res.lam).coef)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("RidgeToSource", {"alpha": 0.3}),
+    ("NuclearContrast", {"lam": 0.05}),
+    ("SourceSubspaceRRR", {"rank": 2, "subspace_rank": 4}),
+    ("SourceMixture", {"weight": 0.4, "rank": 2}),
+])
+def test_every_transfer_baseline_from_a_results_source(sim, tmp_path, name, kwargs):
+    """A fitted source results object as ``source=`` (its params are the source, names
+    aligned), then summary, save/load and bootstrap, as for SMART."""
+    xn, yn = [f"x{j}" for j in range(12)], [f"Y{j}" for j in range(6)]
+    df = pd.concat([pd.DataFrame(sim.X, columns=xn), pd.DataFrame(sim.Y, columns=yn)],
+                   axis=1)
+    formula = " + ".join(yn) + " ~ " + " + ".join(xn)
+    rng = np.random.default_rng(1)
+    src_df = pd.DataFrame(rng.standard_normal((300, 12)), columns=xn)
+    src_Y = src_df.to_numpy() @ sim.C0 + 0.1 * rng.standard_normal((300, 6))
+    src_df = pd.concat([src_df, pd.DataFrame(src_Y, columns=yn)], axis=1)
+    source = mt.ReducedRank.from_formula(formula, src_df).fit(rank=4)
+    model = getattr(mt, name)
+    mod = model.from_formula(formula, df, source=source)
+    np.testing.assert_array_equal(mod.source, source.params.loc[xn, yn].to_numpy())
+    res = mod.fit(**kwargs)
+    assert name in res.summary().as_text()
+    res.save(tmp_path / "r.mtl")
+    back = mt.load(tmp_path / "r.mtl")
+    pd.testing.assert_frame_equal(back.params, res.params)
+    pd.testing.assert_frame_equal(back.predict(df.iloc[:4]), res.predict(df.iloc[:4]))
+    boot = res.bootstrap(n_boot=8, random_state=0)
+    assert boot.n_failed == 0 and boot.coef.shape == (8, 12, 6)
+    # the draws scatter around the fit: the mean draw is nearer the fit than to zero
+    assert np.linalg.norm(boot.coef.mean(0) - res.coef) < np.linalg.norm(res.coef)
+
+
+@pytest.mark.parametrize("name, kwargs, match", [
+    ("SparseReducedRank", {"max_iter": 0}, "max_iter"),
+    ("SparseReducedRank", {"n_lams": 0}, "n_lams"),
+    ("SOFAR", {"tol": 0}, "tol"),
+    ("SOFAR", {"gamma": -1}, "gamma"),
+    ("SOFAR", {"n_lams": 1}, "n_lams"),
+    ("RSSVD", {"tol": -1}, "tol"),
+    ("SourceSubspaceRRR", {"rank": 2, "subspace_rank": (3,)}, "subspace_rank"),
+    ("SourceMixture", {"rank": 2, "n_weights": 1}, "n_weights"),
+])
+def test_comparator_options_are_checked_by_name(sim, name, kwargs, match):
+    model = getattr(mt, name)
+    mod = model(sim.Y, sim.X, source=sim.C0) if name.startswith("Source") else \
+        model(sim.Y, sim.X)
+    with pytest.raises(ValueError, match=match):
+        mod.fit(**kwargs)
+    if name == "SourceMixture":
+        with pytest.raises(TypeError, match="weight"):
+            mod.fit(weight="x", rank=2)

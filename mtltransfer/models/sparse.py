@@ -24,6 +24,15 @@ from .base import (MultiResponseModel, PenalizedResults, check_int, check_positi
 _CRITERIA = ("BIC", "GIC")
 
 
+def _check_options(tol, max_iter, n_lams, gamma=None):
+    """The solver and path options every comparator takes, checked by name."""
+    check_positive("tol", tol, allow_zero=False)
+    check_int("max_iter", max_iter, 1, 10 ** 7)
+    check_int("n_lams", n_lams, 2, 10 ** 5)
+    if gamma is not None:
+        check_positive("gamma", gamma)
+
+
 def _check_criterion(criterion, allowed=_CRITERIA):
     if criterion not in allowed:
         raise ValueError(f"criterion must be one of {allowed}; got {criterion!r}")
@@ -105,6 +114,7 @@ class SparseReducedRank(_RankedModel):
         """
         _fast_only(self, backend)
         _check_criterion(criterion)
+        _check_options(tol, max_iter, n_lams, gamma)
         if lam is not None:
             lam = check_positive("lam", lam)
         warn_penalty_scale(self)
@@ -200,6 +210,7 @@ class SOFAR(_RankedModel):
         """
         _fast_only(self, backend)
         _check_criterion(criterion, _CRITERIA + ("CV",))
+        _check_options(tol, max_iter, n_lams, gamma)
         warn_penalty_scale(self)
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)
@@ -256,11 +267,10 @@ class SOFAR(_RankedModel):
         """K-fold CV along ``ts`` (ascending), all folds in lockstep and warm-started; the
         full-data weights and penalty maxima (as rrpack's ``cv.sofar``). The path stops
         once the mean held-out error has risen ``patience`` times in a row."""
-        from ..gram import kfold_stats
         from ..selection import check_folds
 
         n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-        folds = kfold_stats(self.exog, self.endog, n_folds)
+        folds = self.fold_stats(n_folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
         moments = [t.moments(center=self.center) for t in trains]
@@ -342,6 +352,7 @@ class RSSVD(_RankedModel):
         """
         _fast_only(self, backend)
         _check_criterion(criterion)
+        _check_options(tol, max_iter, n_lams, gamma)
         warn_penalty_scale(self)
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)

@@ -117,8 +117,13 @@ class SourceSubspaceRRR(SourceModel):
             grid = default_structural_grid(rank, p, q, self.source_rank)
             subspace_rank, tuning["cv"] = self._cv(rank, grid, n_folds)
             how["subspace_rank"] = f"{n_folds}-fold CV"
-        d_u, d_v = (subspace_rank, subspace_rank) if np.isscalar(subspace_rank) \
-            else subspace_rank
+        if np.isscalar(subspace_rank):
+            d_u = d_v = subspace_rank
+        elif isinstance(subspace_rank, (tuple, list)) and len(subspace_rank) == 2:
+            d_u, d_v = subspace_rank
+        else:
+            raise ValueError(f"subspace_rank must be an int or a pair (d_u, d_v); got "
+                             f"{subspace_rank!r}")
         d_u, d_v = check_int("d_u", d_u, rank, p), check_int("d_v", d_v, rank, q)
         Xc, Yc = self.centred_rows
         Xs, Ys = Xc @ U0[:, :d_u], Yc @ V0[:, :d_v]
@@ -179,6 +184,11 @@ class SourceMixture(SourceModel):
         """
         if backend != "fast":
             raise ValueError("SourceMixture is a closed form; backend must be 'fast'")
+        check_int("n_weights", n_weights, 2, 10 ** 5)
+        if weight is not None:
+            if isinstance(weight, (bool, np.bool_)) or not isinstance(
+                    weight, (int, float, np.number)):
+                raise TypeError(f"weight must be a number in [0, 1]; got {weight!r}")
         p, q = self.k_exog, self.k_endog
         how, tuning = {"rank": "given", "weight": "given"}, {}
         if rank is None:
