@@ -19,3 +19,18 @@ def _controller():
 def one_blas_thread():
     """Context manager limiting the BLAS libraries to one thread (restored on exit)."""
     return _controller().limit(limits=1, user_api="blas")
+
+
+#: below this many flops per product (the size of a solver's per-iteration products) the
+#: iterations run on one BLAS thread: thread start-up costs more than it saves there
+SMALL_PRODUCT_FLOPS = 2e7
+
+
+def iteration_threads(flops):
+    """Context of a solver's iterations whose products cost about ``flops`` each: one
+    BLAS thread below :data:`SMALL_PRODUCT_FLOPS`, every thread above."""
+    if flops >= SMALL_PRODUCT_FLOPS:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return one_blas_thread()

@@ -430,12 +430,16 @@ _CV_TOL = 1e-3
 
 
 def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, max_iter,
-                 center, patience):
+                 center, patience, parallel=False):
     """One candidate on one fold: fit on ``train`` (lambda by BIC or given), score on
-    ``fold``. Returns (validation loss, lam_u used). Runs with one BLAS thread."""
+    ``fold``. Returns (validation loss, lam_u used). In a parallel worker it runs with
+    one BLAS thread (the workers share the cores); otherwise the ADMM's own rule decides
+    (one thread for small products, every thread for large ones)."""
+    from contextlib import nullcontext
+
     from ._threads import one_blas_thread
 
-    with one_blas_thread():
+    with one_blas_thread() if parallel else nullcontext():
         if srank[0] >= problem.p and srank[1] >= problem.q:
             # the target-only candidate: reduced rank (shared with the fold's SMART start)
             C, lu = problem.rrr_coef(rank), 0.0
@@ -506,8 +510,9 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
     drop : bool
         Apply the dropping rule.
     n_jobs : int or None
-        Parallel fold fits (joblib; None or 1: sequential). Each fit runs with one BLAS
-        thread.
+        Parallel fits (joblib; None or 1: sequential): the first batch of every candidate
+        at once (candidates x folds), then the remaining folds of each candidate kept.
+        In parallel each fit runs with one BLAS thread.
 
     Returns
     -------
@@ -534,26 +539,33 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
                                                  svd0=svd0)
         return probs[k]
 
-    def run(srank, folds):
-        jobs = [(problem(k), fold_stats[k], trains[k], rank, srank, lam,
-                 n_lam, lam_ratio, tol, max_iter, center, patience) for k in folds]
-        if n_jobs is None or n_jobs == 1 or len(jobs) == 1:
+    parallel = n_jobs is not None and n_jobs != 1
+
+    def run(pairs):
+        """Fold fits of (candidate index, fold) pairs, in this order."""
+        jobs = [(problem(k), fold_stats[k], trains[k], rank, grid[i], lam, n_lam,
+                 lam_ratio, tol, max_iter, center, patience, parallel) for i, k in pairs]
+        if not parallel or len(jobs) == 1:
             return [_cv_fold_fit(*a) for a in jobs]
         from joblib import Parallel, delayed
 
         return Parallel(n_jobs=n_jobs)(delayed(_cv_fold_fit)(*a) for a in jobs)
 
     order = sorted(range(len(grid)), key=lambda i: grid[i] != (p, q))   # (p, q) first
+    # the first batch of every candidate (all K folds of the first, the incumbent; the
+    # first 2 of the others) does not depend on any decision: one parallel batch over
+    # candidates and folds
+    first = {i: list(range(K)) if not drop or pos == 0 else list(range(min(_DROP_FOLDS, K)))
+             for pos, i in enumerate(order)}
+    pairs = [(i, k) for i in order for k in first[i]]
+    done = dict(zip(pairs, run(pairs)))
     scores = {}
     ref = None                                     # the incumbent's fold losses
     for i in order:
-        srank = grid[i]
-        first = list(range(min(_DROP_FOLDS, K))) if drop and ref is not None else \
-            list(range(K))
-        out = run(srank, first)
-        dropped = drop and len(first) < K and _dominated([o[0] for o in out], ref, K)
-        if not dropped and len(first) < K:
-            out += run(srank, list(range(len(first), K)))
+        out = [done[(i, k)] for k in first[i]]
+        dropped = drop and len(out) < K and _dominated([o[0] for o in out], ref, K)
+        if not dropped and len(out) < K:
+            out += run([(i, k) for k in range(len(out), K)])
         scores[i] = (out, dropped)
         if not dropped:
             losses = [o[0] for o in out]

@@ -198,3 +198,51 @@ def test_rows_path_agrees_with_moments_path():
                                                         lam=0.05, tol=1e-11,
                                                         max_iter=5000)
     np.testing.assert_allclose(res.params.to_numpy(), fits[0].coef, rtol=0, atol=1e-8)
+
+
+def test_identical_fit_with_one_or_two_blas_threads_above_the_thread_threshold():
+    """At p = 1200 the ADMM products (2 p^2 r flops) are large enough to keep every BLAS
+    thread; the fit is the same with one thread or two up to rounding (a threaded BLAS
+    may split a reduction differently: about 1e-15 here), with the same lambda chosen."""
+    from threadpoolctl import threadpool_limits
+
+    from mtltransfer.solvers.admm import _SMALL_PRODUCT_FLOPS
+
+    p, rank = 1200, 8
+    assert 2.0 * p * p * rank >= _SMALL_PRODUCT_FLOPS
+    X, Y, C, C0 = mt.datasets.simulate_smart(1300, p, 60, rank=rank, source_rank=12,
+                                             sigma0=0.01, random_state=0)
+    mod = mt.SMART(Y, X, source=C0, intercept=False)
+    fits = {}
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            fits[threads] = mod.fit(rank=rank, structural_rank=(12, 12))
+    a, b = fits[1].params.to_numpy(), fits[2].params.to_numpy()
+    assert np.abs(a - b).max() <= 1e-12 * np.abs(a).max()
+    assert fits[1].lam == pytest.approx(fits[2].lam, rel=1e-12)   # the same path point
+
+
+def test_fit_threads_follow_the_product_size(monkeypatch):
+    """Every model's fit runs its iterations on one BLAS thread when its products are
+    small (2 p^2 q < 2e7 for the multi-response models) and keeps the caller's threads
+    when they are large."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mtltransfer.solvers import prox
+
+    seen = []
+    original = prox.nuclear_norm_apg
+
+    def spy(*args, **kwargs):
+        seen.append(max(i["num_threads"] for i in threadpool_info()
+                        if i["user_api"] == "blas"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prox, "nuclear_norm_apg", spy)
+    rng = np.random.default_rng(0)
+    with threadpool_limits(2, user_api="blas"):
+        for p, q in ((20, 5), (300, 150)):          # 2 p^2 q = 4e3 and 2.7e7 flops
+            X = rng.standard_normal((400, p))
+            Y = X[:, :2] @ rng.standard_normal((2, q)) + rng.standard_normal((400, q))
+            mt.NuclearNorm(Y, X).fit(lam=0.5, max_iter=50)
+    assert seen == [1, 2]

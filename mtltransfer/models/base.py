@@ -92,12 +92,17 @@ _NOT_REPLAYED = ("init", "verbose", "n_jobs", "cov_type", "cov_kwds", "use_t")
 
 def _recording_fit(fit):
     """``fit`` that also stores the keywords it was called with on its results
-    (``results.fit_kwargs``): a bootstrap replicate refits with the same options."""
+    (``results.fit_kwargs``: a bootstrap replicate refits with the same options), and
+    runs with one BLAS thread when the model's per-iteration products are small
+    (``model._product_flops()``, :func:`mtltransfer._threads.iteration_threads`)."""
     signature = inspect.signature(fit)
 
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
-        res = fit(self, *args, **kwargs)
+        from .._threads import iteration_threads
+
+        with iteration_threads(self._product_flops()):
+            res = fit(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs).arguments
         call = {}
         for name, value in list(bound.items())[1:]:
@@ -148,6 +153,11 @@ class DataViews:
         return design.from_formula(formula, data, missing=missing,
                                    max_endog=cls._formula_max_endog, eval_env=env,
                                    hash_rows=folds == "hash")
+
+    def _product_flops(self):
+        """Flops of one product of the solvers' iterations: ``Sxx @ C`` (2 p^2 q) for
+        the multi-response models; the BLAS thread rule of ``fit`` reads it."""
+        return 2.0 * self.k_exog ** 2 * self.k_endog
 
     def exog_sd(self, chunk=65536):
         """Standard deviation of each predictor column (ddof 0), by two passes over row

@@ -142,6 +142,10 @@ class SharedRepresentation(DataViews):
             labels = labels[np.asarray(rows)]
         return type(self)(self.data.take(rows, endog), groups=labels)
 
+    def _product_flops(self):
+        """One pass over the rows, ``2 n d`` per column of the representation."""
+        return 2.0 * self.nobs * self.k_exog
+
     @property
     def n_tasks(self):
         return len(self.task_names)
