@@ -62,12 +62,23 @@ def _warn_unit_dependence(X, names):
                       ValueWarning, stacklevel=user_stacklevel())
 
 
-def _as_frame(data, prefix):
-    if isinstance(data, pd.DataFrame):
-        return data
+def _as_frame(data, prefix, name=None):
+    """The data as a DataFrame; ``name`` (the argument) is named in a numeric check."""
     if isinstance(data, pd.Series):
-        return data.to_frame()
-    a = np.asarray(data, dtype=float)
+        data = data.to_frame()
+    if isinstance(data, pd.DataFrame):
+        if name is not None:
+            bad = [str(c) for c, t in data.dtypes.items()
+                   if not (pd.api.types.is_numeric_dtype(t) or
+                           pd.api.types.is_bool_dtype(t))]
+            if bad:
+                raise TypeError(f"{name} has non-numeric column(s): {', '.join(bad)}")
+        return data
+    try:
+        a = np.asarray(data, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name or prefix} must be numeric (an array or DataFrame of "
+                        f"numbers); got {type(data).__name__}") from None
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
@@ -126,11 +137,18 @@ class MarginalScreening:
         DataFrame (p, q)
         """
         check_aligned(("endog", endog), ("exog", exog))
-        Y, X = _as_frame(endog, "y"), _as_frame(exog, "x")
+        Y, X = _as_frame(endog, "y", "endog"), _as_frame(exog, "x", "exog")
         if len(X) != len(Y):
             raise ValueError(f"endog and exog must have the same rows; got {len(Y)} and "
                              f"{len(X)}")
         Xa, Ya = X.to_numpy(float), Y.to_numpy(float)
+        for name, a, cols in (("endog", Ya, Y.columns), ("exog", Xa, X.columns)):
+            bad = ~np.isfinite(a).all(axis=0)
+            if bad.any():
+                raise ValueError(f"{name} has NaN or inf in column(s) "
+                                 f"{[str(c) for c in cols[bad]][:5]}; drop those rows "
+                                 "first (fit_formula drops them, as statsmodels' "
+                                 "formulas do)")
         Xc, Yc = Xa - Xa.mean(axis=0), Ya - Ya.mean(axis=0)
         cross = Xc.T @ Yc                                       # x_j^T y_k
         xx = np.einsum("ij,ij->j", Xc, Xc)
@@ -203,11 +221,12 @@ class MarginalScreening:
         return self.fit(endog, exog).transform(exog)
 
     # -- formulas -----------------------------------------------------------------------
-    def fit_formula(self, formula, data):
+    def fit_formula(self, formula, data, missing="drop", eval_env=0):
         """Screen the right-hand-side columns of a patsy formula.
 
-        The design is built by patsy (the intercept is dropped for the screening);
-        :meth:`formula` then gives the formula restricted to the kept columns.
+        Both sides are built by one patsy call on the same rows (the intercept is dropped
+        for the screening); :meth:`formula` then gives the formula restricted to the
+        kept terms.
 
         Parameters
         ----------
@@ -215,6 +234,11 @@ class MarginalScreening:
             ``"y1 + y2 ~ x1 + x2 + ..."`` (several responses joined by ``+``) or
             ``"y ~ ..."``.
         data : DataFrame
+        missing : {"drop", "raise"}
+            Rows with a missing value on either side are dropped (statsmodels' formula
+            default) or refused.
+        eval_env : int
+            Frames above the caller in which patsy evaluates names (as statsmodels).
 
         Returns
         -------
@@ -222,22 +246,44 @@ class MarginalScreening:
         """
         import patsy
 
-        lhs, rhs = formula.split("~", 1)
-        Y = patsy.dmatrix(lhs.strip() + " - 1", data, return_type="dataframe")
-        X = patsy.dmatrix(rhs.strip() + " - 1", data, return_type="dataframe")
-        self._formula = (lhs.strip(), rhs.strip())
+        if not isinstance(formula, str) or formula.count("~") != 1:
+            raise ValueError(f"formula must be a string 'y1 + y2 ~ x1 + x2'; got "
+                             f"{formula!r}")
+        if missing not in ("drop", "raise"):
+            raise ValueError(f"missing must be 'drop' or 'raise'; got {missing!r}")
+        lhs, rhs = (part.strip() for part in formula.split("~"))
+        env = patsy.EvalEnvironment.capture(eval_env + 1).with_outer_namespace(
+            {"np": np, "numpy": np})
+        try:
+            Y, X = patsy.dmatrices(f"{lhs} ~ {rhs} - 1", data, eval_env=env,
+                                   NA_action=patsy.NAAction(
+                                       "drop" if missing == "drop" else "raise"),
+                                   return_type="dataframe")
+        except patsy.PatsyError as err:
+            raise ValueError(f"formula {formula!r}: {err}") from None
+        self._formula = (lhs, rhs)
+        self._terms = [(name, [str(c) for c in X.columns[sl]])
+                       for name, sl in X.design_info.term_name_slices.items()]
         return self.fit(Y, X)
 
-    def formula(self):
-        """The formula of :meth:`fit_formula` with only the kept columns on the right.
-
-        Column names that are not Python identifiers are quoted with patsy's ``Q()``.
-        """
+    @property
+    def kept_terms(self):
+        """The formula terms with at least one kept column (after :meth:`fit_formula`)."""
         self._check_fitted()
         if self._formula is None:
-            raise ValueError("formula() needs a screening fitted by fit_formula()")
-        terms = [c if c.isidentifier() else f'Q("{c}")' for c in self.kept]
-        return f"{self._formula[0]} ~ " + " + ".join(terms)
+            raise ValueError("kept_terms needs a screening fitted by fit_formula()")
+        kept = set(self.kept)
+        return [name for name, cols in self._terms if kept.intersection(cols)]
+
+    def formula(self):
+        """The formula of :meth:`fit_formula` with only the kept terms on the right.
+
+        A term is kept whole when any of its columns is kept (the levels of a categorical
+        term, the columns of a spline, go together), so the right-hand side may have a
+        few more columns than ``kept``; transformations (``np.log(x)``, ``C(g)``) are
+        written as in the original formula.
+        """
+        return f"{self._formula[0]} ~ " + " + ".join(self.kept_terms)
 
     def summary_frame(self):
         """Scores, ranks and the kept flag of every predictor, best first."""

@@ -200,3 +200,51 @@ def test_screening_on_badly_scaled_and_misaligned_real_data():
                                rtol=1e-12)
     with pytest.raises(ValueError, match="not aligned"):
         mt.MarginalScreening(2).fit(Y, X.sample(frac=1, random_state=0))
+
+
+def _screening_frame():
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame({"x1": np.exp(rng.standard_normal(n)), "x2": rng.standard_normal(n),
+                       "x3": rng.standard_normal(n), "g": rng.choice(list("abc"), n)})
+    df["y1"] = 2 * np.log(df.x1) + 1.5 * (df.g == "b") + rng.standard_normal(n)
+    df["y2"] = df.x2 + rng.standard_normal(n)
+    return df
+
+
+def test_fit_formula_drops_incomplete_rows_on_both_sides_together():
+    df = _screening_frame()
+    df.loc[3, "x3"] = np.nan
+    df.loc[5, "y1"] = np.nan
+    scr = mt.MarginalScreening(m=2).fit_formula("y1 + y2 ~ x1 + x2 + x3", df)
+    complete = df.drop(index=[3, 5])
+    ref = mt.MarginalScreening(m=2).fit(complete[["y1", "y2"]],
+                                        complete[["x1", "x2", "x3"]])
+    pd.testing.assert_series_equal(scr.scores, ref.scores)
+    with pytest.raises(ValueError, match="missing values"):
+        mt.MarginalScreening().fit_formula("y1 ~ x1 + x3", df, missing="raise")
+
+
+def test_formula_keeps_transformed_and_categorical_terms_whole():
+    df = _screening_frame()
+    scr = mt.MarginalScreening(m=3).fit_formula("y1 + y2 ~ np.log(x1) + x2 + x3 + C(g)", df)
+    # the kept columns are log(x1) and the two dummies of g (y1 depends on them)
+    assert set(scr.kept) == {"np.log(x1)", "C(g)[a]", "C(g)[b]"}
+    assert scr.kept_terms == ["C(g)", "np.log(x1)"]          # patsy's term order
+    assert scr.formula() == "y1 + y2 ~ C(g) + np.log(x1)"
+    res = mt.ReducedRank.from_formula(scr.formula(), df).fit(rank=1)
+    assert res.params.index.tolist() == ["C(g)[T.b]", "C(g)[T.c]", "np.log(x1)"]
+
+
+@pytest.mark.parametrize("endog, exog, error, match", [
+    (["y1"], ["x1", "g"], TypeError, "exog has non-numeric"),
+    (["g"], ["x1"], TypeError, "endog has non-numeric"),
+    (["y1"], ["x1", "x3"], ValueError, "exog has NaN or inf"),
+])
+def test_screening_inputs_are_checked_by_name(endog, exog, error, match):
+    df = _screening_frame()
+    df.loc[4, "x3"] = np.inf
+    with pytest.raises(error, match=match):
+        mt.MarginalScreening().fit(df[endog], df[exog])
+    with pytest.raises(ValueError, match="formula must be"):
+        mt.MarginalScreening().fit_formula("y1 x1", df)
