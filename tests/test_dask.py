@@ -119,11 +119,19 @@ def test_smart_source_on_dask_transfers_to_in_memory_target(data, fits):
     assert np.allclose(on_dask.lam, in_memory.lam, rtol=RTOL)
     assert _close(on_dask.params, in_memory.params)
     assert _close(on_dask.intercept, in_memory.intercept)
+    # residual-based quantities from the statistics, and a lazy prediction
+    assert on_dask.ssr == pytest.approx(in_memory.ssr, rel=RTOL)
+    assert on_dask.llf == pytest.approx(in_memory.llf, rel=RTOL)
+    pred = on_dask.predict(ddf)
+    assert design.is_dask_frame(pred)
+    ok = frame["x2"].notna().to_numpy()
+    assert _close(pred.compute().to_numpy()[ok], in_memory.predict(frame).to_numpy()[ok])
 
 
-def test_predict_is_lazy_and_partitionwise(data, fits):
+@pytest.mark.parametrize("name", ["OLS", "Ridge", "ReducedRank", "NuclearNorm"])
+def test_predict_is_lazy_and_partitionwise(data, fits, name):
     frame, ddf = data
-    on_dask, in_memory = fits["OLS"]
+    on_dask, in_memory = fits[name]
     pred = on_dask.predict(ddf)
     assert design.is_dask_frame(pred) and pred.npartitions == ddf.npartitions
     got = pred.compute()
