@@ -325,7 +325,8 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
     if failed:
         warnings.warn(f"{len(failed)} of {n_boot} bootstrap replicates could not be fitted "
                       f"and are left out of the draws (the first: {failed[0]}); the "
-                      "intervals come from the other replicates", MtlWarning, stacklevel=user_stacklevel())
+                      "intervals come from the other replicates", MtlWarning,
+                      stacklevel=user_stacklevel())
     extra = {key: stack_padded([d[2][key] for d in ok]) for key in ok[0][2]}
     return BootstrapResults(res, np.stack([d[0] for d in ok]), np.stack([d[1] for d in ok]),
                             extra, method, bool(refit_tuning), len(failed), spec.source_sd)

@@ -81,7 +81,8 @@ def warn_penalty_scale(model):
                       f"{sd[hi] / sd[lo]:.2g} ({names[hi]} vs {names[lo]}); the penalty is "
                       "not invariant to units, so it shrinks small-scale columns far more. "
                       "Standardise the predictors (e.g. standardize() in the formula) for a "
-                      "penalty on a common scale", ValueWarning, stacklevel=user_stacklevel())
+                      "penalty on a common scale", ValueWarning,
+                      stacklevel=user_stacklevel())
 
 
 #: ``fit`` keywords not kept in ``results.fit_kwargs``: a start, reporting and
