@@ -298,6 +298,11 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
     """Bootstrap a fitted model; see :meth:`mtltransfer.models.base.Results.bootstrap`."""
     from joblib import Parallel, delayed
 
+    from .io import RemovedRows
+
+    if isinstance(getattr(res.model, "exog", None), RemovedRows):
+        raise TypeError("the bootstrap needs the training rows in memory: these results "
+                        "were fitted from a Dask DataFrame or saved with remove_data=True")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer >= 2; got {n_boot!r}")
     method = res.default_bootstrap_method() if method is None else method

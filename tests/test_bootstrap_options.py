@@ -156,3 +156,12 @@ def test_labelled_params_draws_and_newdata():
     assert a.equals(b)
     with pytest.raises(TypeError, match="not both"):
         boot.predict(X[:3], newdata=X[:3])
+
+
+def test_bootstrap_of_results_without_rows_is_refused(tmp_path):
+    X, Y, _ = make_problem(60, 5, 3, seed=31)
+    res = mt.ReducedRank(Y, X, intercept=True).fit(rank=2)
+    res.save(tmp_path / "r.mtl", remove_data=True)
+    back = mt.load(tmp_path / "r.mtl")
+    with pytest.raises(TypeError, match="needs the training rows in memory"):
+        back.bootstrap(n_boot=4)

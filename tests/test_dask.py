@@ -146,6 +146,8 @@ def test_rows_stay_on_the_cluster(fits):
     on_dask = fits["OLS"][0]
     with pytest.raises(ValueError, match="stay on the cluster"):
         on_dask.fittedvalues
+    with pytest.raises(TypeError, match="needs the training rows in memory"):
+        fits["ReducedRank"][0].bootstrap(n_boot=4)
 
 
 def test_save_and_load(fits, tmp_path, data):
