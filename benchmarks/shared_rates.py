@@ -176,19 +176,22 @@ def slopes_table(df, var):
 def many_tasks(Ts=(5000, 10000, 20000, 50000), N=20, d=50, k=5):
     """Time and peak memory against T of what a user runs (N = 20, d = 50, k = 5; CPU
     seconds, one BLAS thread): ``mod = SharedRepresentation(y, X, groups=task)`` (the
-    model validates and indexes the rows), ``mod.fit(k)`` and the default ``mod.fit()``
-    (k by the marginal-likelihood BIC). Peak memory (tracemalloc) of everything held from
-    the model's construction on, plus the predictors, over the predictors' size."""
+    model validates, copies and indexes the rows), ``mod.fit(k)`` and the default
+    ``mod.fit()`` (k by the marginal-likelihood BIC). Peak memory (tracemalloc) of
+    everything held from the model's construction on, plus the predictors, over the
+    predictors' size; "copy" is the default, "view" a read-only X (kept without a copy)."""
     import tracemalloc
 
     from mtltransfer import SharedRepresentation
 
     print("\n=== many tasks: the model's own calls (marginal likelihood), N=20, d=50, k=5")
-    print(f"{'T':>6} {'X MB':>7} | {'model s':>7} {'fit(k) s':>8} {'peak/X':>6} | "
+    print(f"{'T':>6} {'X':>4} {'X MB':>7} | {'model s':>7} {'fit(k) s':>8} {'peak/X':>6} | "
           f"{'fit() s':>7} {'peak/X':>6} {'k_hat':>5}")
     rows = []
-    for T in Ts:
+    for T, mode in ((T, mode) for T in Ts for mode in ("copy", "view")):
         X, y, task, B, _ = simulate_shared(T, N, d, k, random_state=0)
+        if mode == "view":
+            X.flags.writeable = False
         xb = X.nbytes
         tracemalloc.start()
         t0 = time.process_time()
@@ -204,11 +207,12 @@ def many_tasks(Ts=(5000, 10000, 20000, 50000), N=20, d=50, k=5):
         ta = time.process_time() - t0
         pa = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        rows.append({"T": T, "model s": tm, "fit(k) s": tf, "fit() s": ta,
+        rows.append({"T": T, "X": mode, "model s": tm, "fit(k) s": tf, "fit() s": ta,
                      "peak/X fit(k)": (xb + pf) / xb, "peak/X fit()": (xb + pa) / xb,
                      "k_hat": auto.k})
-        print(f"{T:>6} {xb / 2**20:>7.0f} | {tm:>7.2f} {tf:>8.2f} {(xb + pf) / xb:>6.2f} | "
-              f"{ta:>7.2f} {(xb + pa) / xb:>6.2f} {auto.k:>5}", flush=True)
+        print(f"{T:>6} {mode:>4} {xb / 2**20:>7.0f} | {tm:>7.2f} {tf:>8.2f} "
+              f"{(xb + pf) / xb:>6.2f} | {ta:>7.2f} {(xb + pa) / xb:>6.2f} {auto.k:>5}",
+              flush=True)
     return pd.DataFrame(rows)
 
 

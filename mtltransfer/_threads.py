@@ -28,8 +28,15 @@ SMALL_PRODUCT_FLOPS = 2e7
 
 def iteration_threads(flops):
     """Context of a solver's iterations whose products cost about ``flops`` each: one
-    BLAS thread below :data:`SMALL_PRODUCT_FLOPS`, every thread above."""
-    if flops >= SMALL_PRODUCT_FLOPS:
+    BLAS thread below :data:`SMALL_PRODUCT_FLOPS`, every thread above.
+
+    BLAS thread limits are global to the process, so only the main thread sets them: fits
+    run from several threads at once leave the limits alone (entering and leaving them
+    concurrently could leave BLAS at one thread for good)."""
+    import threading
+
+    if flops >= SMALL_PRODUCT_FLOPS or \
+            threading.current_thread() is not threading.main_thread():
         from contextlib import nullcontext
 
         return nullcontext()

@@ -207,10 +207,15 @@ def interval(draws, estimate, alpha=0.05, kind="percentile"):
 
 def check_alpha(alpha):
     """``alpha`` as a float in (0, 1), or a ValueError naming it."""
-    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)) \
-            or not 0 < float(alpha) < 1:
+    value = None
+    if not isinstance(alpha, (bool, np.bool_, str, bytes)) and np.ndim(alpha) == 0:
+        try:
+            value = float(alpha)
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not 0 < value < 1:
         raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
-    return float(alpha)
+    return value
 
 
 def _quantile_per_entry(draws, q):
@@ -379,8 +384,9 @@ def _run_batch(spec, seeds, kwargs):
             except (ValueError, np.linalg.LinAlgError) as exc:
                 out.append(f"{type(exc).__name__}: {exc}")
                 continue
-        coef, intercept = rep.coefficient_arrays()
-        out.append((coef, intercept, spec.results.bootstrap_extra(rep)))
+            # outside the try: an error here is a defect, not a degenerate resample
+            coef, intercept = rep.coefficient_arrays()
+            out.append((coef, intercept, spec.results.bootstrap_extra(rep)))
     return out
 
 

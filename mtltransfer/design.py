@@ -3,9 +3,9 @@
 User input (arrays, DataFrames or a patsy formula with a DataFrame) becomes a
 :class:`ModelData`: validated float arrays, their names, the rows that were used, and
 what is needed to rebuild the design for new data. Nothing here modifies the caller's
-objects: a float array is kept as a read-only view (no copy of a large design, as
-statsmodels keeps its ``exog``; writing through it raises), anything else is converted
-into a new array.
+objects, and nothing the caller does later changes a model: the arrays are copies (made
+read-only), except a float array the caller has already made read-only, which is kept
+as a view (the way to fit a large design without a copy).
 """
 
 from __future__ import annotations
@@ -739,22 +739,26 @@ def _names(obj, prefix):
 
 
 def _as_float_2d(obj, name):
-    """The data as a 2-d float array: a read-only view where the input already is one
-    (as statsmodels, no copy of a large design is made; nothing here writes into it, and
-    the read-only flag makes sure of that), else a converted copy."""
+    """The data as a read-only 2-d float array, copied from the input: results computed
+    later from the rows (residuals, robust covariances, the bootstrap) must not change
+    when the caller reuses their array. A float ndarray that is already read-only is
+    kept as a view without a copy (the caller has promised not to change it: the way to
+    avoid the copy of a large design, ``X.flags.writeable = False``)."""
     if isinstance(obj, pd.DataFrame):
         bad = [str(c) for c, t in obj.dtypes.items()
                if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
         if bad:
             raise TypeError(f"{name} has non-numeric column(s): {', '.join(bad)}")
-        arr = obj.to_numpy(dtype=float)
+        arr = obj.to_numpy(dtype=float, copy=True)
+    elif isinstance(obj, np.ndarray) and obj.dtype == np.float64 and \
+            not obj.flags.writeable:
+        arr = obj.view()
     else:
         try:
-            arr = np.asarray(obj, dtype=float)
+            arr = np.array(obj, dtype=float, copy=True)
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be numeric (an array or DataFrame of numbers); "
                             f"got {type(obj).__name__}") from None
-    arr = arr.view()
     arr.flags.writeable = False
     if arr.ndim == 1:
         arr = arr[:, None]

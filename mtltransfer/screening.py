@@ -188,6 +188,7 @@ class MarginalScreening:
         self
         """
         B = self.marginal_statistics(endog, exog)
+        self._formula = self._terms = None        # set again by fit_formula
         n, p = len(_as_frame(exog, "x")), B.shape[0]
         s = self.aggregate(B.to_numpy())
         m = self.m if self.m is not None else max(1, int(np.floor(n / np.log(max(n, 2)))))
@@ -261,17 +262,19 @@ class MarginalScreening:
                                    return_type="dataframe")
         except patsy.PatsyError as err:
             raise ValueError(f"formula {formula!r}: {err}") from None
+        self.fit(Y, X)
         self._formula = (lhs, rhs)
         self._terms = [(name, [str(c) for c in X.columns[sl]])
                        for name, sl in X.design_info.term_name_slices.items()]
-        return self.fit(Y, X)
+        return self
 
     @property
     def kept_terms(self):
         """The formula terms with at least one kept column (after :meth:`fit_formula`)."""
         self._check_fitted()
         if self._formula is None:
-            raise ValueError("kept_terms needs a screening fitted by fit_formula()")
+            raise ValueError("formula() and kept_terms need a screening fitted by "
+                             "fit_formula()")
         kept = set(self.kept)
         return [name for name, cols in self._terms if kept.intersection(cols)]
 
@@ -283,7 +286,8 @@ class MarginalScreening:
         few more columns than ``kept``; transformations (``np.log(x)``, ``C(g)``) are
         written as in the original formula.
         """
-        return f"{self._formula[0]} ~ " + " + ".join(self.kept_terms)
+        terms = self.kept_terms                     # checks fit_formula was used
+        return f"{self._formula[0]} ~ " + " + ".join(terms)
 
     def summary_frame(self):
         """Scores, ranks and the kept flag of every predictor, best first."""

@@ -199,3 +199,28 @@ def test_implicit_constant_matches_statsmodels_rank_test(case):
         np.linalg.matrix_rank(X)
     assert _spans_constant(X, chunk=700) == ref
     assert ref == (case in ("dummies", "constant", "scaled_dummies"))
+
+
+def test_models_do_not_follow_later_changes_of_the_callers_arrays():
+    """The model copies its data: reusing the caller's buffers after the fit (a
+    simulation loop) changes no result computed later from the rows. A float array the
+    caller has made read-only is kept without a copy."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    Y = X @ np.ones((3, 2)) + rng.standard_normal((60, 2))
+    res = mt.OLS(Y, X).fit()
+    robust = mt.OLS(Y, X).fit(cov_type="HC0")
+    bse, resid, hc0 = res.bse.copy(), res.resid.copy(), robust.bse.copy()
+    boot = res.bootstrap(n_boot=20, random_state=0).bse
+    X[:] = rng.standard_normal((60, 3))
+    Y[:] = 0.0
+    pd.testing.assert_frame_equal(res.bse, bse)
+    pd.testing.assert_frame_equal(res.resid, resid)
+    pd.testing.assert_frame_equal(robust.bse, hc0)
+    pd.testing.assert_frame_equal(res.bootstrap(n_boot=20, random_state=0).bse, boot)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    model = mt.OLS(Y, frozen)
+    assert np.shares_memory(model.exog, frozen)
+    with pytest.raises(ValueError):
+        model.exog[0, 0] = 1.0          # the model never writes into its data

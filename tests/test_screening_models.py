@@ -234,6 +234,9 @@ def test_formula_keeps_transformed_and_categorical_terms_whole():
     assert scr.formula() == "y1 + y2 ~ C(g) + np.log(x1)"
     res = mt.ReducedRank.from_formula(scr.formula(), df).fit(rank=1)
     assert res.params.index.tolist() == ["C(g)[T.b]", "C(g)[T.c]", "np.log(x1)"]
+    scr.fit(df[["y1", "y2"]], df[["x2", "x3"]])        # refitted on arrays: no formula
+    with pytest.raises(ValueError, match="fit_formula"):
+        scr.formula()
 
 
 @pytest.mark.parametrize("endog, exog, error, match", [

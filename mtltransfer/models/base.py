@@ -11,6 +11,7 @@ import functools
 import inspect
 import warnings
 from functools import cached_property
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -156,9 +157,10 @@ class DataViews:
                                    hash_rows=folds == "hash")
 
     def _product_flops(self):
-        """Flops of one product of the solvers' iterations: ``Sxx @ C`` (2 p^2 q) for
-        the multi-response models; the BLAS thread rule of ``fit`` reads it."""
-        return 2.0 * self.k_exog ** 2 * self.k_endog
+        """The size of a fit's large products, for the BLAS thread rule of ``fit``: the
+        solvers' iterations (``Sxx @ C``, 2 p^2 q) or the pass over the rows that forms
+        the moments (2 n p^2), whichever is larger."""
+        return 2.0 * self.k_exog ** 2 * max(self.k_endog, self.nobs)
 
     def exog_sd(self, chunk=65536):
         """Standard deviation of each predictor column (ddof 0), by two passes over row
@@ -449,7 +451,8 @@ class Results:
     _row_cached = ()
     #: the latest ``bootstrap()`` (None before any)
     bootstrap_results = None
-    fit_kwargs = {}
+    #: replaced by the fit's own dict (see the class docstring); read-only here
+    fit_kwargs = MappingProxyType({})
 
     def __init__(self, model, *, solver=None, tuning=None):
         self.model = model
@@ -524,8 +527,9 @@ class Results:
             Residual bootstrap (the design kept, responses redrawn from the fitted values
             and resampled residuals; the default) or pairs (rows resampled; within each
             task for a shared representation). See :mod:`mtltransfer.bootstrap`.
-        random_state : int, numpy SeedSequence or None
-            Replicate b uses the b-th child seed: the draws do not depend on ``n_jobs``.
+        random_state : int, numpy SeedSequence, numpy Generator or None
+            Replicate b uses the b-th child seed (of ``SeedSequence(random_state)``, or
+            spawned from the Generator): the draws do not depend on ``n_jobs``.
         n_jobs : int
             Parallel workers (joblib).
         refit_tuning : bool

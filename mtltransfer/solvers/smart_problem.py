@@ -108,7 +108,9 @@ def complement_basis(Q):
     with the largest residual after the previous ones, the first of equals in LAPACK's
     swapping order), with positive diagonal: the basis of the QR factorisation with column
     pivoting of ``I - Q Q^T`` (:func:`_complement_basis_qr`), a smooth, deterministic
-    function of span(Q) wherever the pivot order is strict.
+    function of span(Q) wherever the pivot order is strict. Where residuals tie exactly
+    (e.g. ``Q = 1 / sqrt(m)``, every residual equal) LAPACK's own rounding breaks the tie
+    and the two computations may pick different, equally canonical, orthonormal bases.
 
     From ``m = 500`` on, for ``r <= m / 10``, it is computed in O(m^2 r) instead of
     O(m^3). With ``z_i = Q^T e_i`` and S the pivots chosen before ``j``, the Gram matrix
