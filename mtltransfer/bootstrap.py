@@ -345,9 +345,7 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
 def _child_seeds(random_state, n):
     """The replicates' seeds: children of ``SeedSequence(random_state)``, or of a
     Generator's own seed sequence (spawned from it)."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state.spawn(n)
-    if isinstance(random_state, np.random.SeedSequence):
+    if isinstance(random_state, (np.random.Generator, np.random.SeedSequence)):
         return random_state.spawn(n)
     if random_state is not None and (
             isinstance(random_state, (bool, np.bool_))

@@ -175,8 +175,8 @@ def _slope_intervals(res, alpha):
             ci = None
         if ci is not None:
             if not isinstance(ci.index, pd.MultiIndex):   # one response
-                ci.index = pd.MultiIndex.from_product([ci.index, res.model.endog_names],
-                                                      names=["predictor", "response"])
+                ci = ci.set_axis(pd.MultiIndex.from_product(
+                    [ci.index, res.model.endog_names], names=["predictor", "response"]))
             ci = ci.set_axis(["lower", "upper"], axis=1)
             keep = ci.index.get_level_values("predictor").isin(slopes)
             return ci[keep], f"res.conf_int(alpha={alpha:g})"

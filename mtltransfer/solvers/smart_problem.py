@@ -285,18 +285,19 @@ def _ols_cholesky(Sxx, Sxy):
         return None
     anorm = float(np.abs(S).sum(axis=0).max())
     rcond, info = linalg.lapack.dpocon(cf[0], anorm)
-    eps = np.finfo(float).eps
     if info != 0:
         return None
+    eps = np.finfo(float).eps
     if not rcond > 1e4 * p * eps:
-        from scipy.sparse.linalg import LinearOperator, eigsh
+        from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, \
+            eigsh
 
         inv = LinearOperator((p, p), dtype=float,
                              matvec=lambda v: linalg.cho_solve(cf, v, check_finite=False))
         try:
             lmax_inv = eigsh(inv, k=1, which="LA", tol=1e-8, v0=np.ones(p) / np.sqrt(p),
                              return_eigenvectors=False)[0]
-        except Exception:   # ARPACK's no-convergence: the eigendecomposition decides
+        except (ArpackNoConvergence, ArpackError):   # the eigendecomposition decides
             return None
         if not 1.0 / (lmax_inv * (1 + 1e-6)) > 1e2 * p * eps * _lambda_max(S):
             return None
