@@ -819,23 +819,31 @@ class _MarginalTaskStats(smg._Rows):
         if center:
             G -= self.xbar.T @ (self.N[:, None] * self.xbar)
         self.G = (G + G.T) / 2
+        self.D = np.ones(self.d)
         self._spectral = spectral
 
+    # the solver may equilibrate (smg._Rows.equilibrate: G and xbar rescaled, D set);
+    # the raw sums S_t, b_t are read through B / D, as the rows are
     def proj(self, B):
-        SB = self.S @ B                                  # T x d x k
-        M = np.matmul(B.T, SB)
+        Bs = B / self.D[:, None]
+        SB = self.S @ Bs                                 # T x d x k
+        M = np.matmul(Bs.T, SB)
         M = 0.5 * (M + np.swapaxes(M, 1, 2))
-        return self._centred(M, self.bt @ B, B)
+        return self._centred(M, self.bt @ Bs, B)
 
     def _xt(self, B, P, Wbar=None):
-        AB = np.einsum("tdk,tkl->dl", self.S @ B, P)     # sum_t S_t B P_t
-        return AB if Wbar is None else np.hstack([self.bt.T @ Wbar, AB])
+        Bs = B / self.D[:, None]
+        AB = np.einsum("tdk,tkl->dl", self.S @ Bs, P)    # sum_t S_t B P_t
+        out = AB if Wbar is None else np.hstack([self.bt.T @ Wbar, AB])
+        return out / self.D[:, None]
 
     def spectral_moment(self):
-        N = self.N
+        N, D = self.N, self.D
         wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
-        bt = self.bt - (N * self.ybar)[:, None] * self.xbar if self.center else self.bt
-        return bt.T @ (wt[:, None] * bt) - self._spectral(wt)
+        bt = self.bt / D
+        if self.center:
+            bt = bt - (N * self.ybar)[:, None] * self.xbar
+        return bt.T @ (wt[:, None] * bt) - self._spectral(wt) / np.outer(D, D)
 
 class DaskSharedRepresentation(SharedRepresentation):
     """:class:`~mtltransfer.SharedRepresentation` fitted from the per-task statistics
@@ -942,7 +950,8 @@ class DaskSharedRepresentation(SharedRepresentation):
         if isinstance(init, str) and init != "ridge":
             raise ValueError("on a Dask DataFrame init must be 'ridge' or a d x k "
                              f"array; got {init!r}")
-        warn_penalty_scale(self)
+        if method != "marginal":     # the marginal likelihood does not depend on units
+            warn_penalty_scale(self)
         if max_iter is None:
             max_iter = {"nuclear": 5000, "marginal": 2000}.get(method, 500)
         max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)

@@ -13,8 +13,13 @@ from mtltransfer.solvers import shared_marginal as smg
 
 def _criterion_by_finite_differences(X, y, task, ex, h=1e-6):
     """lambda^2 / n of the documented stopping rule, from central differences of the
-    marginal log-likelihood (not from the solver's own gradient formulas)."""
-    B, mu, Sig, s2 = ex["B"], ex["mu_w"], ex["Sigma_w"], ex["sigma2"]
+    marginal log-likelihood (not from the solver's own gradient formulas), in the
+    solver's equilibrated coordinates (columns at unit root mean square, where the
+    rule does not depend on the predictors' units: x_s = x / D, B_s R = D B, w_s = R w)."""
+    D = np.sqrt((X * X).mean(axis=0))
+    X = X / D
+    B, R = np.linalg.qr(ex["B"] * D[:, None])
+    mu, Sig, s2 = R @ ex["mu_w"], R @ ex["Sigma_w"] @ R.T, ex["sigma2"]
     d, k = B.shape
     T = int(task.max()) + 1
     n = len(y)
@@ -118,3 +123,43 @@ def test_forward_check_finds_a_direction_the_spectral_screen_misses():
     Bh, Bf = sol.extra["B"], fixed.extra["B"]
     sin2 = np.sum((Bh @ Bh.T - B @ B.T) ** 2) / 2
     assert sin2 <= 1.25 * np.sum((Bf @ Bf.T - B @ B.T) ** 2) / 2
+
+
+def test_marginal_fit_does_not_depend_on_the_predictors_units():
+    """The random-effects model is invariant to rescaling columns (theta -> D^-1 theta);
+    with columns at 1e6 and 1e-4 the default fit picks the same k, the same fitted
+    values and the same log-likelihood (it picked k = 4 and lost up to 226 in llf
+    before the solver worked in equilibrated coordinates), and warns about nothing."""
+    import warnings
+
+    X, y, task, _, _ = simulate_shared(300, 8, 10, 3, random_state=1)
+    D = np.ones(10)
+    D[0], D[3] = 1e6, 1e-4
+    a = mt.SharedRepresentation(y, X, groups=task).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = mt.SharedRepresentation(y, X * D, groups=task).fit()
+    assert a.k == b.k == 3
+    assert b.llf == pytest.approx(a.llf, rel=1e-9)
+    fa, fb = a.fittedvalues.to_numpy(), b.fittedvalues.to_numpy()
+    assert np.abs(fa - fb).max() <= 1e-5 * np.abs(fa).max()
+    np.testing.assert_allclose(b.params.to_numpy() * D[:, None], a.params.to_numpy(),
+                               rtol=1e-4, atol=1e-6 * np.abs(a.params.to_numpy()).max())
+    # the representation is orthonormal in the user's coordinates
+    Bb = b.representation.to_numpy()
+    assert np.abs(Bb.T @ Bb - np.eye(3)).max() < 1e-12
+
+
+def test_marginal_fit_on_grunfeld_is_unit_free():
+    import statsmodels.api as sm
+
+    g = sm.datasets.grunfeld.load_pandas().data
+    a = mt.SharedRepresentation.from_formula("invest ~ value + capital", g,
+                                             groups="firm").fit()
+    g = g.assign(value=g["value"] * 1e6)
+    b = mt.SharedRepresentation.from_formula("invest ~ value + capital", g,
+                                             groups="firm").fit()
+    assert a.k == b.k
+    assert b.llf == pytest.approx(a.llf, rel=1e-9)
+    np.testing.assert_allclose(b.fittedvalues, a.fittedvalues, rtol=1e-6,
+                               atol=1e-6 * np.abs(a.fittedvalues).max())

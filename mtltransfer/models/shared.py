@@ -217,9 +217,10 @@ class SharedRepresentation(DataViews):
         SharedRepresentationResults
         """
         check_backend(backend)
-        warn_penalty_scale(self)
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+        if method != "marginal":     # the marginal likelihood does not depend on units
+            warn_penalty_scale(self)
         if max_iter is None:
             max_iter = {"nuclear": 5000, "marginal": 2000}.get(method, 500)
         max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)

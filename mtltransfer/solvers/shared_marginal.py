@@ -90,6 +90,30 @@ class _Rows:
         if center:
             G -= self.xbar.T @ (N[:, None] * self.xbar)
         self.G = (G + G.T) / 2
+        self.D = np.ones(d)
+
+    def equilibrate(self):
+        """Work in equilibrated coordinates ``x_s = x / D`` from now on (D the columns'
+        root mean squares, centred within tasks with an intercept; once): G and xbar are
+        rescaled here, and ``proj``, ``_xt`` read the rows through ``B / D``, so no
+        scaled copy of X is made. The model is invariant to the scale of the columns
+        (``theta = D^{-1} theta_s``; the rank-k Gaussian family of theta is closed under
+        the map), so the fit is the same, while the preconditioner and the spectral start
+        no longer see columns whose scales differ by orders of magnitude.
+        :func:`_result` maps the solution back. Returns self."""
+        if getattr(self, "_equilibrated", False):
+            return self
+        g = np.clip(np.diag(self.G), 0.0, None) / max(float(np.sum(self.n_eff)), 1.0)
+        D = np.sqrt(g)
+        D = np.where(D > 0, D, 1.0)
+        self.D = D
+        self.G = self.G / np.outer(D, D)
+        if self.center:
+            self.xbar = self.xbar / D
+        self.__dict__.pop("_Gi", None)
+        self.__dict__.pop("_last_proj", None)
+        self._equilibrated = True
+        return self
 
     @property
     def Gi(self):
@@ -142,8 +166,9 @@ class _Rows:
         k = B.shape[1]
         M = np.empty((self.T, k, k))
         m = np.empty((self.T, k))
+        Bs = B / self.D[:, None]                        # X_s B = X (B / D)
         for rows, tb, Nv in self._blocks():
-            Z = (self.X[rows] @ B).reshape(-1, Nv, k)
+            Z = (self.X[rows] @ Bs).reshape(-1, Nv, k)
             Zt = Z.transpose(0, 2, 1)
             M[tb] = Zt @ Z
             m[tb] = (Zt @ self.y[rows].reshape(-1, Nv, 1))[:, :, 0]
@@ -161,14 +186,15 @@ class _Rows:
     def _xt(self, B, P, Wbar=None):
         """X^T [y * wbar_task, (X B)_i P_task] over row chunks."""
         k = B.shape[1]
+        Bs = B / self.D[:, None]                        # X_s B = X (B / D)
         out = np.zeros((self.d, 2 * k if Wbar is not None else k))
         for s, e in self._chunks():
             Xc, tc = self.X[s:e], self.task[s:e]
-            ZP = np.einsum("ik,ikl->il", Xc @ B, np.take(P, tc, axis=0))
+            ZP = np.einsum("ik,ikl->il", Xc @ Bs, np.take(P, tc, axis=0))
             if Wbar is not None:
                 out[:, :k] += Xc.T @ (self.y[s:e, None] * np.take(Wbar, tc, axis=0))
             out[:, -k:] += Xc.T @ ZP
-        return out
+        return out / self.D[:, None]                    # X_s^T v = (X^T v) / D
 
     def resid_ops(self, B, Wbar, P):
         """R = sum_t b_t wbar_t^T and A(B) = sum_t S_t B P_t (uncentred), one pass."""
@@ -441,17 +467,18 @@ def _spectral_basis(data, K):
     give U by their ``spectral_moment()``."""
     if hasattr(data, "spectral_moment"):
         return _top_spectral(data, data.spectral_moment(), K)
-    X, y, N, n = data.X, data.y, data.N, data.n
+    X, y, N, n, D = data.X, data.y, data.N, data.n, data.D
     wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
-    bt = sparse.csr_matrix((y, (data.task, np.arange(n))), shape=(data.T, n)) @ X
+    bt = (sparse.csr_matrix((y, (data.task, np.arange(n))), shape=(data.T, n)) @ X) / D
     if data.center:
         bt = bt - (N * data.ybar)[:, None] * data.xbar
     U = bt.T @ (wt[:, None] * bt)
     wr = wt[data.task] * y * y
+    V4 = np.zeros_like(U)
     for s in range(0, n, _CHUNK):
         Xc = X[s:s + _CHUNK]
-        U -= Xc.T @ (wr[s:s + _CHUNK, None] * Xc)
-    return _top_spectral(data, U, K)
+        V4 += Xc.T @ (wr[s:s + _CHUNK, None] * Xc)
+    return _top_spectral(data, U - V4 / np.outer(D, D), K)
 
 
 def _top_spectral(data, U, K):
@@ -492,13 +519,24 @@ def _intercept_loglik(data, B, V, s2):
 
 
 def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, tol, extra=None):
+    full = ll + _intercept_loglik(data, B, V, s2) if (
+        data.center and isinstance(data, _Rows)) else None
+    D = getattr(data, "D", None)
+    if D is not None and np.any(D != 1.0):
+        # from equilibrated coordinates: theta = B_s w_s / D = (Q R) w_s, so B = Q,
+        # w = R w_s (and mu_w, Sigma_w, the posterior covariances with it)
+        Q, R = np.linalg.qr(B / D[:, None])
+        sg = np.where(np.diag(R) < 0, -1.0, 1.0)
+        B, R = Q * sg, R * sg[:, None]
+        mu, Sigma = R @ mu, R @ Sigma @ R.T
+        Wbar, V = Wbar @ R.T, np.einsum("ab,tbc,dc->tad", R, V, R)
     W = Wbar.T                                                # k x T, posterior means
     ex = {"B": B, "W": W, "W_cov": V, "mu_w": mu, "Sigma_w": Sigma, "sigma2": s2,
           "loglik": ll, "time": time.perf_counter() - t0, "w_ridge": 0.0}
     if extra:
         ex.update(extra)
-    if data.center and isinstance(data, _Rows):
-        ex["loglik_full"] = ll + _intercept_loglik(data, B, V, s2)
+    if full is not None:
+        ex["loglik_full"] = full
     if not converged:
         warn_not_converged("fit_marginal", n_iter, hist["criterion"][-1], tol)
     return SolverResult(coef=B @ W, converged=converged, n_iter=n_iter, history=hist,
@@ -532,7 +570,10 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
         Stop when lambda^2 / n <= ``tol``: the squared norm of the gradient of the log
         marginal likelihood (Grassmann gradient in B; mu_w, Sigma_w, sigma^2) in the
         metric of the inverse complete-data information, per row
-        (:func:`_grad_criterion`). Not met within ``max_iter``: ConvergenceWarning.
+        (:func:`_grad_criterion`), in the equilibrated coordinates (columns at unit root
+        mean square, :meth:`_Rows.equilibrate`), so that neither the rule nor the fit
+        depends on the predictors' units. Not met within ``max_iter``:
+        ConvergenceWarning.
     max_iter : int
     n_cg : int
         Conjugate-gradient steps per M-step.
@@ -548,13 +589,17 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
     """
     t0 = time.perf_counter()
     data = X if isinstance(X, (_Rows, _Stats)) else _Rows(X, y, task, center)
+    if isinstance(data, _Rows):
+        data.equilibrate()
     k = _check_k(k, data.d, data.T)
     if init is None:
         B = _spectral_basis(data, k)[0]
     else:
-        B = np.linalg.qr(np.asarray(init, dtype=float))[0]
+        B = np.asarray(init, dtype=float)
         if B.shape != (data.d, k):
             raise ValueError(f"init must have shape ({data.d}, {k}); got {B.shape}")
+        # the span of init in the equilibrated coordinates: x^T B = x_s^T (D B)
+        B = np.linalg.qr(B * getattr(data, "D", np.ones(data.d))[:, None])[0]
     mu, Sigma, s2 = _initial_moments(data, B)
     out = _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg)
     return _result(data, *out, t0, tol)
@@ -780,7 +825,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         The fit at the chosen k (as :func:`fit_marginal`).
     """
     t0 = time.perf_counter()
-    data = X if isinstance(X, _Rows) else _Rows(X, y, task, center)
+    data = (X if isinstance(X, _Rows) else _Rows(X, y, task, center)).equilibrate()
     d, T = data.d, data.T
     if ks is None:
         ks = range(1, max(1, min(d, T - 1, 12)) + 1)
