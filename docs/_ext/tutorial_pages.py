@@ -15,7 +15,7 @@ Configuration (``conf.py``):
     Run the tutorials (default True). Set the environment variable
     ``MTLTRANSFER_DOCS_EXECUTE=0`` for a quick build that shows the code only.
 
-A tutorial that raises makes the build fail with a Sphinx warning (an error under
+A tutorial that raises makes the build fail (a Sphinx ``ExtensionError``, with or without
 ``-W``), so the rendered tutorials are known to run.
 """
 
@@ -29,6 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
+from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -155,9 +156,8 @@ def generate(app):
         rel = os.path.relpath(script, out_dir).replace(os.sep, "/")
         try:
             text = render(script, out_dir, execute, rel)
-        except Exception as err:  # reported as a Sphinx warning: -W makes it fatal
-            logger.warning(str(err))
-            text = f"# {script.stem}\n\nThis tutorial failed to run.\n"
+        except Exception as err:  # a tutorial that fails fails the build, -W or not
+            raise ExtensionError(str(err)) from None
         target = out_dir / f"{script.stem}.md"
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")
