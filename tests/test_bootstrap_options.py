@@ -57,7 +57,14 @@ def test_retuned_replicates_with_another_k_are_kept(shared):
     boot = res.bootstrap(n_boot=6, method="pairs", random_state=3, refit_tuning=True)
     assert boot.n_failed == 0 and boot.coef.shape[0] == 6
     dist = boot.extra["subspace_distance"].ravel()
-    assert np.all(np.isfinite(dist)) and np.all(dist >= 0)
+    k_rep = boot.extra["k"].ravel()
+    assert len(dist) == len(k_rep) == 6
+    other = k_rep != res.k
+    assert other.any(), "no replicate chose another k: the test would prove nothing"
+    # spans of dimensions k1 != k2 are at least sqrt(|k1 - k2| / 2) apart:
+    # ||P1 - P2||_F^2 / 2 = (k1 + k2 - 2 ||B1'B2||_F^2) / 2 >= |k1 - k2| / 2
+    assert np.all(dist[other] >= np.sqrt(np.abs(k_rep[other] - res.k) / 2) - 1e-12)
+    assert np.all(dist <= np.sqrt((k_rep + res.k) / 2) + 1e-12)
 
 
 def test_subspace_distance_between_dimensions():

@@ -169,22 +169,21 @@ def test_alignment_needs_smart(sim):
 def test_tuning_panels_of_a_tuned_smart_fit(smart_tuned):
     tuning = smart_tuned.tuning
     fig = plotting.plot_tuning(smart_tuned)
-    expected = [k for k in ("rank", "cv", "bic_path") if k in tuning and len(tuning[k])]
-    assert "bic_path" in expected
+    # a fully tuned fit has all three traces: rank (RSC), structural ranks (CV), lambda (BIC)
+    expected = ["rank", "cv", "bic_path"]
+    assert all(len(tuning[k]) > 0 for k in expected)
     assert len(fig.axes) == len(expected)
     titles = [ax.get_title() for ax in fig.axes]
     by_key = dict(zip(expected, fig.axes))
-    if "rank" in by_key:
-        ax = by_key["rank"]
-        assert titles[expected.index("rank")] == "Rank (RSC)"
-        ev = np.asarray(tuning["rank"]["eigenvalue"], dtype=float)
-        np.testing.assert_array_equal(_lines(ax)["eigenvalues of Y'P_X Y"].get_ydata(), ev)
-    if "cv" in by_key:
-        ax = by_key["cv"]
-        cv = pd.DataFrame(tuning["cv"])
-        line = ax.get_lines()[0]
-        np.testing.assert_array_equal(line.get_ydata(), cv["cv_mean"].to_numpy())
-        assert len(ax.get_xticklabels()) == len(cv)
+    ax = by_key["rank"]
+    assert titles[0] == "Rank (RSC)"
+    ev = np.asarray(tuning["rank"]["eigenvalue"], dtype=float)
+    np.testing.assert_array_equal(_lines(ax)["eigenvalues of Y'P_X Y"].get_ydata(), ev)
+    ax = by_key["cv"]
+    cv = pd.DataFrame(tuning["cv"])
+    line = ax.get_lines()[0]
+    np.testing.assert_array_equal(line.get_ydata(), cv["cv_mean"].to_numpy())
+    assert len(ax.get_xticklabels()) == len(cv)
     ax = by_key["bic_path"]
     bic = pd.DataFrame(tuning["bic_path"])
     line = _lines(ax)["BIC"]
@@ -235,19 +234,41 @@ def test_missing_matplotlib_message(monkeypatch, smart_fixed):
 
 
 # -- the same functions as methods of the results ---------------------------------------
-@pytest.mark.parametrize("name", ["plot_convergence", "plot_spectrum", "plot_alignment",
-                                  "plot_tuning"])
-def test_methods_draw_what_the_functions_draw(smart_tuned, name):
-    if not hasattr(smart_tuned, name):
-        pytest.skip(f"SMARTResults.{name} not defined")
-    by_method = getattr(smart_tuned, name)()
-    by_function = getattr(plotting, name)(smart_tuned)
-    assert isinstance(by_method, Figure)
-    assert len(by_method.axes) == len(by_function.axes)
-    for a, b in zip(by_method.axes, by_function.axes):
-        assert a.get_title() == b.get_title()
-        for la, lb in zip(a.get_lines(), b.get_lines()):
-            np.testing.assert_array_equal(la.get_ydata(), lb.get_ydata())
+def _drawn_data(name, fig):
+    """The data of the first panel's main artist, read from the figure."""
+    ax = _main_axes(fig)[0]
+    if name == "plot_alignment":
+        return np.asarray(ax.get_images()[0].get_array())
+    if name == "plot_spectrum":
+        return _lines(ax)["target"].get_ydata()
+    return ax.get_lines()[0].get_ydata()
+
+
+@pytest.mark.parametrize("name,own_data", [
+    ("plot_convergence", lambda r: r.history["objective"].to_numpy()),
+    ("plot_spectrum", lambda r: r.singular_values.to_numpy()),
+    ("plot_alignment", lambda r: r.alignment["Omega_u"].to_numpy()),
+    ("plot_tuning", lambda r: np.asarray(r.tuning["rank"]["eigenvalue"], dtype=float)),
+])
+def test_methods_draw_the_results_own_data(smart_tuned, smart_fixed, name, own_data):
+    # every results method exists (a missing one is a failure, not a skip) and is the
+    # plotting function bound to the results it is called on
+    assert getattr(type(smart_tuned), name) is getattr(plotting, name)
+    fig = getattr(smart_tuned, name)()
+    assert isinstance(fig, Figure)
+    np.testing.assert_array_equal(_drawn_data(name, fig), own_data(smart_tuned))
+    if name != "plot_tuning":       # a fixed fit has no tuning trace
+        other = _drawn_data(name, getattr(smart_fixed, name)())
+        np.testing.assert_array_equal(other, own_data(smart_fixed))
+
+
+def test_shared_results_methods_draw_their_own_history():
+    s = mt.datasets.simulate_shared(20, 15, 6, 2, random_state=0)
+    sr = mt.SharedRepresentation(s.y, s.X, s.task).fit(k=2)
+    assert type(sr).plot_convergence is plotting.plot_convergence
+    assert type(sr).plot_tuning is plotting.plot_tuning
+    line = _lines(sr.plot_convergence().axes[0])["objective"]
+    np.testing.assert_array_equal(line.get_ydata(), sr.history["objective"].to_numpy())
 
 
 # -- SharedRepresentation: the k-selection criterion ------------------------------------

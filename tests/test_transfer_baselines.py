@@ -188,11 +188,48 @@ def test_every_transfer_baseline_from_a_results_source(sim, tmp_path, name, kwar
     back = mt.load(tmp_path / "r.mtl")
     pd.testing.assert_frame_equal(back.params, res.params)
     pd.testing.assert_frame_equal(back.predict(df.iloc[:4]), res.predict(df.iloc[:4]))
-    boot = res.bootstrap(n_boot=8, random_state=0)
-    assert boot.n_failed == 0 and boot.coef.shape == (8, 12, 6)
-    # the draws scatter around the fit: the mean draw is nearer the fit than to zero
-    assert np.linalg.norm(boot.coef.mean(0) - res.coef) < np.linalg.norm(res.coef)
+    boot = res.bootstrap(n_boot=40, random_state=0, source_sd=0)
+    assert boot.n_failed == 0 and boot.coef.shape == (40, 12, 6)
+    # the residual bootstrap's draws scatter around its noise-free replicate (the model
+    # refitted on its own fitted values: the fit itself for least squares, a further
+    # shrinkage of it for a penalised fit): the mean draw lies within 5 Monte Carlo
+    # standard errors (bse / sqrt(n_boot)) of it in at least 90% of the entries (these
+    # estimators are nonlinear, so a few entries may carry a second-order bias)
+    bse = boot.bse.to_numpy()
+    assert np.all(bse > 0)
+    centre = mod.replace_data(endog=res.fittedvalues.to_numpy()).fit(**kwargs).coef
+    z = np.abs(boot.coef.mean(0) - centre) / (bse / np.sqrt(40))
+    assert np.mean(z <= 5) >= 0.9, np.sort(z.ravel())[-5:]
 
+
+def test_residual_bootstrap_of_ridge_to_source_has_the_closed_form_spread(sim):
+    """RidgeToSource is linear in Y: C = A (X_c'Y / n + alpha C0), A = (S_xx + alpha I)^-1.
+    The residual bootstrap redraws Y* = fitted + e* with the rows of e* drawn from the
+    residuals, so Cov(C*[:, j]) = s_j^2 A S_xx A / n with s_j^2 the residuals' variance:
+    the draws must match that closed form to Monte Carlo accuracy."""
+    alpha, n_boot = 0.3, 600
+    res = mt.RidgeToSource(sim.Y, sim.X, source=sim.C0, intercept=True).fit(alpha=alpha)
+    Xc = sim.X - sim.X.mean(0)
+    n, p = Xc.shape
+    Sxx = Xc.T @ Xc / n
+    A = np.linalg.inv(Sxx + alpha * np.eye(p))
+    Yc = sim.Y - sim.Y.mean(0)
+    np.testing.assert_allclose(res.coef, A @ (Xc.T @ Yc / n + alpha * sim.C0), atol=1e-10)
+    # the residuals are centred and inflated by sqrt(n / df_resid) before resampling
+    s2 = res.resid.to_numpy().var(axis=0) * n / res.df_resid
+    se_closed = np.sqrt(np.outer(np.diag(A @ Sxx @ A) / n, s2))
+    boot = res.bootstrap(n_boot=n_boot, random_state=4, source_sd=0)
+    bse = boot.bse.to_numpy()
+    # an sd estimated from B normal draws has relative sd 1/sqrt(2B) = 0.029 at B = 600
+    ratio = bse / se_closed
+    assert abs(np.median(ratio) - 1) < 0.03
+    assert np.all(np.abs(ratio - 1) < 5 / np.sqrt(2 * n_boot)), ratio
+    # the draws centre on the noise-free replicate A (S_xx C + alpha C0), which shrinks
+    # the fit C once more towards C0 (the mean draw is not the fit for a penalised fit)
+    centre = A @ (Sxx @ res.coef + alpha * sim.C0)
+    z = np.abs(boot.coef.mean(0) - centre) / (se_closed / np.sqrt(n_boot))
+    assert np.all(z < 5), z.max()
+    assert np.abs(centre - res.coef).max() > 10 * se_closed.max() / np.sqrt(n_boot)
 
 @pytest.mark.parametrize("name, kwargs, match", [
     ("SparseReducedRank", {"max_iter": 0}, "max_iter"),

@@ -409,10 +409,11 @@ class SharedRepresentationResults(Results):
             else {}
 
     def bootstrap_extra(self, rep):
-        """The sin-theta distance of a replicate's representation to this one."""
+        """The sin-theta distance of a replicate's representation to this one, and its k."""
         if self._B is None or rep._B is None:
             return {}
-        return {"subspace_distance": np.array([rep.subspace_distance(self._B)])}
+        return {"subspace_distance": np.array([rep.subspace_distance(self._B)]),
+                "k": np.array([rep._B.shape[1]])}
 
     def bootstrap_spec(self, method):
         from ..bootstrap import Resampler
