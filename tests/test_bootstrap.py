@@ -98,20 +98,47 @@ def test_bias_corrected_interval_is_percentile_for_a_median_unbiased_draw():
     assert np.all(lo_s < lo_p)
 
 
+def _span(M, r):
+    """Orthonormal basis of the leading r-dimensional column space of M."""
+    return np.linalg.svd(M, full_matrices=False)[0][:, :r]
+
+
 def test_smart_and_shared_draw_their_subspaces():
+    """Each draw's subspace summaries are those of the draw's own coefficients, recomputed
+    independently (scipy's principal angles; the projector distance)."""
+    from scipy.linalg import subspace_angles
+
     sim = mt.datasets.simulate_smart(120, 12, 6, rank=2, source_rank=4, random_state=4)
     res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit(rank=2, structural_rank=4, lam=0.05)
-    boot = res.bootstrap(n_boot=8, random_state=0)
+    boot = res.bootstrap(n_boot=8, random_state=0, source_sd=0)
     assert boot.extra["angles_u"].shape == (8, 2) and boot.coef.shape == (8, 12, 6)
-    assert np.all((boot.extra["angles_u"] >= 0) & (boot.extra["angles_u"] <= 90))
+    U0, _, V0t = np.linalg.svd(sim.C0)
+    for b in range(8):
+        for key, basis, M in (("angles_u", U0[:, :4], boot.coef[b]),
+                              ("angles_v", V0t[:4].T, boot.coef[b].T)):
+            ref = np.sort(np.degrees(subspace_angles(_span(M, 2), basis)))
+            np.testing.assert_allclose(np.sort(boot.extra[key][b]), ref, atol=1e-6)
+    assert len({tuple(np.round(a, 8)) for a in boot.extra["angles_u"]}) == 8
     s = mt.datasets.simulate_shared(20, 12, 6, 2, random_state=5)
     sres = mt.SharedRepresentation(s.y, s.X, s.task).fit(k=2)
     sboot = sres.bootstrap(n_boot=6, method="pairs", random_state=0)
     assert sboot.coef.shape == (6, 6, 20)
-    dist = sboot.extra["subspace_distance"][:, 0]
-    assert np.all(dist >= 0) and np.all(dist < 1)
+    P = sres.representation.to_numpy() @ sres.representation.to_numpy().T
+    for b in range(6):
+        Bb = _span(sboot.coef[b], 2)          # the draw's B W spans its representation
+        ref = np.linalg.norm(Bb @ Bb.T - P) / np.sqrt(2)
+        assert sboot.extra["subspace_distance"][b, 0] == pytest.approx(ref, abs=1e-8)
+    # a prediction for a known task: the fit's prediction, and the 2.5% / 97.5%
+    # percentiles of the draws' x'(B W)[:, t] + intercept_t
     pred = sboot.predict(s.X[:3], groups=s.task[:3])
-    assert pred.shape == (3, 3)
+    np.testing.assert_allclose(pred.iloc[:, 0], sres.predict(s.X[:3], groups=s.task[:3]),
+                               atol=1e-12)
+    draws = np.stack([np.einsum("ij,ji->i", s.X[:3], sboot.coef[b][:, s.task[:3]])
+                      + sboot.intercept[b, s.task[:3]] for b in range(6)])
+    np.testing.assert_allclose(pred.iloc[:, 1], np.percentile(draws, 2.5, axis=0),
+                               atol=1e-10)
+    np.testing.assert_allclose(pred.iloc[:, 2], np.percentile(draws, 97.5, axis=0),
+                               atol=1e-10)
 
 
 def test_percentile_coverage_of_ols_mean_is_near_nominal():

@@ -73,10 +73,18 @@ def test_fit_command_coefficient_source(csv_files):
     d, target, _, _, tmp = csv_files
     coef = tmp / "coef.csv"
     d["C0"].to_csv(coef)
+    out_file = tmp / "res.mtl"
     proc = _run("fit", "--formula", d["formula"], "--data", str(target), "--source",
-                str(coef), "--source-kind", "coef", "--rank", "3", "--quiet")
+                str(coef), "--source-kind", "coef", "--rank", "3", "--out", str(out_file),
+                "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "SMART Results" in proc.stdout
+    # the command's fit is the library's fit with the coefficient frame as the source
+    saved = mt.load(out_file)
+    direct = mt.SMART.from_formula(d["formula"], d["target"], source=d["C0"]).fit(rank=3)
+    assert saved.rank == 3 and saved.structural_rank == direct.structural_rank
+    pd.testing.assert_frame_equal(saved.params, direct.params, atol=1e-8)
+    np.testing.assert_allclose(saved.model.source, direct.model.source, atol=1e-12)
 
 
 @pytest.mark.parametrize("change, words", [

@@ -364,7 +364,9 @@ def test_bad_covariance_options(kwargs, err, match):
 def test_rank_deficient_design_refused():
     d = _longley()
     d["GNP2"] = 2 * d["GNP"]
-    with pytest.warns(SingularMatrixWarning):
+    with pytest.warns(SingularMatrixWarning,
+                      match=r"rank deficient \(rank 2 of 3 predictors\): collinear "
+                            r"columns: GNP, GNP2"):
         res = mt.OLS.from_formula("TOTEMP ~ GNP + GNP2 + POP", d).fit()
     for attr in ("bse", "pvalues"):
         with pytest.raises(ValueError, match=r"rank 2 of 3 predictors.*GNP, GNP2"):

@@ -92,7 +92,15 @@ def test_tune_fixed_parts_and_traces(model1):
     sim, st = model1
     out = sel.tune_smart(st, sim.C0, rank=5, structural_rank=(10, 10))
     assert out.how == {"rank": "given", "structural_rank": "given", "lam": "bic"}
-    assert out.cv == {} and len(out.bic_path["bic"]) == 13
+    assert out.cv == {}
+    # the documented tied path: lam_k = lam_max * lam_ratio^(k / (n_lam - 1)), k < n_lam,
+    # then lam = 0 (defaults n_lam = 12, lam_ratio = 1e-3)
+    lam_u = np.asarray(out.bic_path["lam_u"], dtype=float)
+    np.testing.assert_array_equal(lam_u, np.asarray(out.bic_path["lam_v"], dtype=float))
+    assert len(lam_u) == 12 + 1 and lam_u[-1] == 0 and lam_u[0] > 0
+    np.testing.assert_allclose(lam_u[:-1], lam_u[0] * 1e-3 ** (np.arange(12) / 11),
+                               rtol=1e-12)
+    assert out.lam[0] == lam_u[int(np.argmin(out.bic_path["bic"]))]
     assert _err(out.result.coef, sim.C) < 0.01
     out2 = sel.tune_smart(st, sim.C0, structural_rank=(10, 10), lam=out.lam)
     assert out2.how["rank"] == "rsc" and out2.rank == 5

@@ -66,7 +66,7 @@ def test_driver_stops_on_optimality_not_on_small_steps():
 
     # a 1e6 times too large Lipschitz constant: steps (and iterate changes) are tiny,
     # far from the optimum; the driver must not call that convergence
-    with pytest.warns(ConvergenceWarning):
+    with pytest.warns(ConvergenceWarning, match=r"did not converge in 50 iterations"):
         slow = prox.accelerated_proximal_gradient(smooth, prox.nuclear_prox(lam), C0,
                                                   1e6 * L, tol=1e-8, max_iter=50)
     last_change = np.linalg.norm(slow.coef) / 50
