@@ -27,3 +27,9 @@ def gradient_scale(Sxy):
     and stationarity residuals by (``s_dual``, :mod:`mtltransfer.solvers.admm`). A fit
     stopped at ``tol`` has KKT and Riemannian-gradient norms below ``10 tol`` times it."""
     return 1.0 + float(np.linalg.norm(Sxy))
+
+
+def pytest_report_header(config):
+    """Say which copy of the package is under test (CI tests the installed wheel)."""
+    import mtltransfer
+    return f"mtltransfer {mtltransfer.__version__} from {mtltransfer.__file__}"
