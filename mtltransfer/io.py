@@ -245,12 +245,20 @@ def _results_classes():
 
 
 # ---- the classes a file may name ------------------------------------------------------
+#: A file names each class where it was defined when the file was written. When a class
+#: moves (another module, another name), its old ``"module:qualname"`` is entered here
+#: with the new one, so that files written before the move keep loading.
+MOVED_CLASSES: dict[str, str] = {}
+
+
 def _class_name(cls):
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _find_class(name):
-    """The class ``"module:qualname"``, which must be defined in the package."""
+    """The class ``"module:qualname"``, which must be defined in the package (a name in
+    :data:`MOVED_CLASSES` is read as the class's present home)."""
+    name = MOVED_CLASSES.get(str(name), str(name))
     module_name, _, qualname = str(name).partition(":")
     modules, attrs = module_name.split("."), qualname.split(".")
     # dunder names excluded: importing mtltransfer.__main__ would run the command line
