@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design
+from .._validation import Param, check_params, declared_params, show
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..gram import SufficientStats, kfold_stats
@@ -44,6 +45,19 @@ def check_positive(name, value, allow_zero=True, allow_none=False):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}; got {value}")
     return value
+
+
+def _rank_bound(model):
+    return min(model.k_exog, model.k_endog)
+
+
+def _rank_why(model):
+    return (f"a rank is at most min(p, q): {model.k_exog} predictor(s), "
+            f"{model.k_endog} response(s)")
+
+
+#: a rank r of a p x q coefficient matrix, 1 <= r <= min(p, q) (None: selected)
+RANK_PARAM = Param("int", 1, _rank_bound, none=True, why=_rank_why)
 
 
 def check_int(name, value, low, high):
@@ -103,13 +117,14 @@ def _recording_fit(fit):
     def wrapper(self, *args, **kwargs):
         from .._threads import iteration_threads
 
-        with iteration_threads(self._product_flops()):
-            res = fit(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs).arguments
         call = {}
         for name, value in list(bound.items())[1:]:
             kind = signature.parameters[name].kind
             call.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        check_params(declared_params(type(self)), call, self)
+        with iteration_threads(self._product_flops()):
+            res = fit(self, *args, **kwargs)
         if isinstance(res, Results):
             res.fit_kwargs = {k: v for k, v in call.items() if k not in _NOT_REPLAYED}
         return res
@@ -122,6 +137,19 @@ class DataViews:
     """Read-only views of a model's validated data (``self.data``, a ModelData), and the
     one construction path of every model: ``from_formula`` builds a
     :class:`~mtltransfer.design.ModelData` and hands it to ``__init__`` as ``endog``."""
+
+    #: the ``fit`` options every model shares, declared once (see
+    #: :mod:`mtltransfer._validation`); each estimator adds its own in its class
+    _param_table = {
+        "tol": Param("real", 0, low_open=True, none=True),
+        "max_iter": Param("int", 1, 10 ** 7, none=True),
+        "verbose": Param("bool"),
+        "backend": Param("option", options=FIT_BACKENDS),
+        "n_folds": Param("int", 2),
+        "n_lams": Param("int", 2, 10 ** 5),
+        "n_alphas": Param("int", 2, 10 ** 5),
+        "n_weights": Param("int", 2, 10 ** 5),
+    }
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -22,7 +22,8 @@ from ..solvers.contrast import svt_gram
 from ..exceptions import ValueWarning, user_stacklevel
 from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
                          check_cov_type)
-from .base import (MultiResponseModel, MultiResponseResults, PenalizedResults,
+from .._validation import Param
+from .base import (RANK_PARAM, MultiResponseModel, MultiResponseResults, PenalizedResults,
                    check_backend, check_int, check_positive, warn_penalty_scale)
 
 _COMMON_FIT_DOC = """
@@ -161,6 +162,7 @@ class Ridge(MultiResponseModel):
     """
 
     _method = "Ridge (L2-penalised least squares)"
+    _param_table = {"alpha": Param("real", 0, none=True)}
 
     def offset(self):
         """The matrix the penalty shrinks towards (None: zero)."""
@@ -221,6 +223,7 @@ class ReducedRank(MultiResponseModel):
     """
 
     _method = "Reduced-rank regression (closed form)"
+    _param_table = {"rank": RANK_PARAM}
 
     def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None):
         from ..screening import screen_data
@@ -276,6 +279,9 @@ class NuclearNorm(MultiResponseModel):
     """
 
     _method = "Nuclear-norm penalised least squares"
+    _param_table = {"lam": Param("real", 0, none=True),
+                    "tol": Param("real", 0, low_open=True),
+                    "max_iter": Param("int", 1, 10 ** 7)}
 
     def offset(self):
         """The matrix the penalty is centred on (None: zero)."""

@@ -23,10 +23,26 @@ from ..solvers.shared_select import select_k
 from ..solvers import shared_marginal as smg
 from functools import cached_property
 
+from .._validation import Param
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
                    new_data_argument, warn_penalty_scale)
 
 _METHODS = ("marginal", "gd", "altmin", "mom", "per_task", "nuclear")
+
+
+def _k_why(model):
+    d, T = model.k_exog, model.n_tasks
+    return (f"k <= min(d, T): the representation has at most as many columns as there "
+            f"are predictors (d = {d}) and tasks (T = {T})")
+
+
+#: SharedRepresentation's declared fit options (see mtltransfer._validation)
+_SHARED_PARAMS = {
+    "k": Param("int", 1, lambda m: min(m.k_exog, m.n_tasks), none=True, why=_k_why),
+    "lam": Param("real", 0, none=True),
+    "tol": Param("real", 0, low_open=True),
+    "method": Param("option", options=_METHODS),
+}
 
 
 class SharedRepresentation(DataViews):
@@ -61,6 +77,8 @@ class SharedRepresentation(DataViews):
     """
 
     _formula_max_endog = 1
+
+    _param_table = _SHARED_PARAMS
 
     def __init__(self, endog, exog=None, groups=None, *, intercept=None, missing="raise"):
         data = self._validated(endog, exog, intercept, missing)
