@@ -51,6 +51,7 @@ from types import MappingProxyType, SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from ._validation import show
 from .bootstrap import check_alpha as _check_alpha
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
@@ -116,7 +117,7 @@ def _group_codes(groups, data):
         lacking = rows.difference(groups.index)
         if len(lacking):
             raise ValueError(f"cov_kwds['groups'] lacks labels of {len(lacking)} row(s) "
-                             f"of the data (first: {list(lacking[:5])})")
+                             f"of the data (first: {show(lacking, 5)})")
         labels = groups.reindex(rows).to_numpy()
     else:
         labels = np.asarray(groups)

@@ -773,6 +773,20 @@ class MultiResponseResults(Results):
         return pd.Series(r2, index=self.model.endog_names)
 
     @property
+    def rsquared_adj(self):
+        """Per-response adjusted R^2 (statsmodels): ``1 - (nobs - k_constant) / df_resid
+        (1 - rsquared)``."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            adj = 1 - np.divide(self.nobs - self.model.k_constant, self.df_resid) * (
+                1 - self.rsquared.to_numpy())
+        return pd.Series(adj, index=self.model.endog_names)
+
+    def _fit_statistics(self):
+        """Per-response goodness of fit for the summary (DataFrame, responses x
+        statistics); least squares adds its F test."""
+        return pd.DataFrame({"R-squared": self.rsquared, "Adj. R-squared": self.rsquared_adj})
+
+    @property
     def df_model(self):
         """Effective number of coefficients of all responses, without the constant
         (statsmodels' ``df_model`` for one response)."""
@@ -837,22 +851,37 @@ class MultiResponseResults(Results):
         right = [(f"{k}:", v) for k, v in self.config.items()]
         right += [("Df Model:", round(self.df_model, 2)),
                   ("Df Residuals:", round(self.df_resid, 2)),
-                  ("Mean R-squared:", float(np.nanmean(self.rsquared))),
+                  *self._r2_rows(),
                   ("Log-Likelihood:", self.llf), ("AIC:", self.aic), ("BIC:", self.bic)]
         if self._solver is not None:
             right += [("Iterations:", self.n_iter), ("Converged:", self.converged)]
         return left, right
 
+    def _r2_rows(self):
+        """The top table's goodness of fit: one response's statistics by name (as
+        statsmodels); for several, the mean R^2 (each response's in its own table)."""
+        stats = self._fit_statistics()
+        if self.model.k_endog == 1:
+            return [(f"{name}:", float(stats.iloc[0][name])) for name in stats.columns]
+        return [("Mean R-squared:", float(np.nanmean(self.rsquared)))]
+
     def summary(self, alpha=0.05):
         """A :class:`statsmodels.iolib.summary.Summary` of the fit.
 
         Print it, or use ``.as_text()``, ``.as_html()``, ``.as_latex()``. ``alpha``: the
-        level of the intervals shown (closed-form or a stored bootstrap's).
+        level of the intervals shown (closed-form or a stored bootstrap's). With several
+        responses, a table gives each response's R-squared, adjusted R-squared (and for
+        least squares its F test); above ``MAX_COEF_CELLS`` coefficients the compact
+        per-response table gives R-squared.
         """
-        from ..summary import coefficient_block, new_summary
+        from ..summary import MAX_COEF_CELLS, add_frame, coefficient_block, fmt, new_summary
 
         left, right = self._summary_rows()
         smry = new_summary(self, f"{type(self.model).__name__} Results", left, right)
+        q = self.model.k_endog
+        if 1 < q and q * self.model.k_exog <= MAX_COEF_CELLS:   # else: the compact table
+            stats = self._fit_statistics()
+            add_frame(smry, stats.map(fmt).astype(object), "Fit per response")
         coefficient_block(self, smry, alpha)
         if self.screening is not None:       # add_extra_txt replaces: keep earlier notes
             smry.add_extra_txt([t for t in (smry.extra_txt, self.screening.summary_text())

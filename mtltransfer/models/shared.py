@@ -23,7 +23,7 @@ from ..solvers.shared_select import select_k
 from ..solvers import shared_marginal as smg
 from functools import cached_property
 
-from .._validation import Param
+from .._validation import Param, show
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
                    new_data_argument, warn_penalty_scale)
 
@@ -521,11 +521,12 @@ class SharedRepresentationResults(Results):
         labels = design.groups_for(groups, newdata if isinstance(
             newdata, (pd.DataFrame, pd.Series)) else X)
         missing = np.asarray(pd.isna(labels))
-        labels = np.asarray(pd.Series(labels).astype(str))
+        given = pd.Series(labels)
+        labels = np.asarray(given.astype(str))
         codes = pd.Index([str(t) for t in m.task_names]).get_indexer(labels)
-        unknown = sorted(set(labels[(codes < 0) & ~missing]))
-        if unknown:
-            raise ValueError(f"exog has tasks not seen in fitting: {unknown[:10]}; use "
+        unknown = pd.unique(given[(codes < 0) & ~missing])
+        if len(unknown):
+            raise ValueError(f"exog has tasks not seen in fitting: {show(unknown)}; use "
                              "adapt() for a new task")
         X = np.where(missing[:, None], np.nan, X)     # a missing label: a NaN row
         return X, const, np.where(missing, 0, codes).astype(np.int64), index
@@ -595,7 +596,7 @@ class SharedRepresentationResults(Results):
             tasks = pd.unique(new_task_data[m.groups_name].dropna())
             if len(tasks) > 1:
                 raise ValueError(f"new_task_data holds rows of {len(tasks)} tasks "
-                                 f"({list(tasks[:5])} in column {m.groups_name!r}); adapt() "
+                                 f"({show(tasks, 5)} in column {m.groups_name!r}); adapt() "
                                  "fits one new task: call it once per task")
         # both sides of the formula are evaluated the same way: with the design's
         # environment, incomplete rows kept as NaN, then the model's missing handling
@@ -614,7 +615,7 @@ class SharedRepresentationResults(Results):
             X, y = X[~bad], y[~bad]
         elif bad.any():
             raise ValueError(f"new_task_data has missing values in {int(bad.sum())} row(s) "
-                             f"(positions {list(np.flatnonzero(bad)[:5])}); drop them first"
+                             f"(positions {show(np.flatnonzero(bad), 5)}); drop them first"
                              " or build the model with missing='drop'")
         if m.center:
             xm, ym = X.mean(0), y.mean()
