@@ -45,8 +45,8 @@ def warn_saturated(res):
     constant = [name for name, t in zip(names, tss) if not t > 0]
     if constant:
         warnings.warn(f"constant response(s) {constant}: nothing varies to explain, so "
-                      "R-squared is undefined (NaN, as statsmodels); the scale, "
-                      "log-likelihood and information criteria are degenerate",
+                      "R-squared is undefined (NaN); the scale, log-likelihood and information "
+                      "criteria are degenerate",
                       ValueWarning, stacklevel=user_stacklevel())
     exact = [name for name, e, t in zip(names, ssr, tss)
              if t > 0 and e <= (1e-10) ** 2 * t]
