@@ -177,6 +177,48 @@ def contrast_engine(params, cov, names, df_resid, use_t, df_resid_inference=None
     return eng
 
 
+class PredictionResults:
+    """Predictions of one response with their intervals: statsmodels'
+    :class:`~statsmodels.regression._prediction.PredictionResults` (``predicted_mean``,
+    ``se_mean``, ``se_obs``, ``conf_int(obs, alpha)``, ``summary_frame(alpha)``), with
+    ``alpha`` checked.
+
+    Parameters
+    ----------
+    predicted_mean, var_pred_mean : ndarray
+        The predicted means and their variances.
+    var_resid : float
+        The variance a new observation adds (``obs_ci_*``).
+    df : float or None
+        Degrees of freedom of Student-t quantiles (``dist="t"``).
+    dist : {"t", "norm"}
+    row_labels : index, optional
+    """
+
+    def __init__(self, predicted_mean, var_pred_mean, var_resid, df=None, dist="norm",
+                 row_labels=None):
+        from statsmodels.regression._prediction import PredictionResults as _Prediction
+
+        self._sm = _Prediction(np.asarray(predicted_mean, dtype=float),
+                               np.asarray(var_pred_mean, dtype=float), var_resid, df=df,
+                               dist=dist, row_labels=row_labels)
+
+    predicted_mean = property(lambda self: self._sm.predicted_mean)
+    var_pred_mean = property(lambda self: self._sm.var_pred_mean)
+    se_mean = property(lambda self: self._sm.se_mean)
+    se_obs = property(lambda self: self._sm.se_obs)
+    row_labels = property(lambda self: self._sm.row_labels)
+
+    def conf_int(self, obs=False, alpha=0.05):
+        """Intervals of the mean (``obs=False``) or of a new observation, n x 2."""
+        return self._sm.conf_int(obs=obs, alpha=_check_alpha(alpha))
+
+    def summary_frame(self, alpha=0.05):
+        """DataFrame: ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
+        ``obs_ci_lower``, ``obs_ci_upper`` (statsmodels' columns)."""
+        return self._sm.summary_frame(alpha=_check_alpha(alpha))
+
+
 class MultiPredictionResults:
     """Predictions of several responses with their intervals, one statsmodels
     :class:`~statsmodels.regression._prediction.PredictionResults` per response.
@@ -651,8 +693,6 @@ class LeastSquaresInference:
             ``obs_ci_*``, whose variance adds ``mse_resid``); one per response, side by
             side, for several.
         """
-        from statsmodels.regression._prediction import PredictionResults
-
         from .models.base import new_data_argument
 
         exog = new_data_argument(exog, newdata)

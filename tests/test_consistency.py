@@ -106,3 +106,36 @@ def test_docs_call_the_default_adapt_a_posterior_mean():
     assert "``res.adapt(new_rows)`` uses :math:`s = 0`" not in section
     assert "posterior mean of :math:`w`" in section and "``shrink=0`` is least squares" \
         in section
+
+
+def test_one_conf_int_layout_for_least_squares_and_the_bootstrap():
+    d = _longley()
+    res = mt.OLS.from_formula("TOTEMP + GNP ~ GNPDEFL + UNEMP", d).fit()
+    boot = res.bootstrap(n_boot=30, random_state=0)
+    ls, bs = res.conf_int(0.1), boot.conf_int(0.1)
+    assert list(ls.columns) == list(bs.columns) == [0, 1]
+    assert ls.index.names == bs.index.names == ["predictor", "response"]
+    # the bootstrap's percentile interval of each coefficient, in column 0 and 1
+    draws = boot.params[("UNEMP", "GNP")]
+    np.testing.assert_allclose(bs.loc[("UNEMP", "GNP")].to_numpy(),
+                               np.quantile(draws, [0.05, 0.95]), rtol=1e-12)
+
+
+def test_adapted_task_get_prediction_has_summary_frame():
+    from scipy import stats
+
+    df, _ = _shared_fit()
+    res = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3", df, groups="g").fit(k=1)
+    new = res.adapt(df.head(8).assign(g=7))
+    pred = new.get_prediction(df.iloc[10:13])
+    frame = pred.summary_frame(alpha=0.1)
+    assert list(frame.columns) == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper",
+                                   "obs_ci_lower", "obs_ci_upper"]
+    np.testing.assert_allclose(frame["mean"], new.predict(df.iloc[10:13]), rtol=1e-12)
+    np.testing.assert_allclose(frame["mean_ci_upper"] - frame["mean"],
+                               stats.norm.ppf(0.95) * pred.se_mean, rtol=1e-12)
+    with pytest.raises(ValueError, match="alpha"):
+        pred.summary_frame(alpha=1.5)
+    # the B-fixed coefficient intervals in statsmodels' layout too
+    ci = res.adapt(df.head(8).assign(g=7), shrink=0).conf_int(0.1)
+    assert list(ci.columns) == [0, 1] and (ci[0] < ci[1]).all()

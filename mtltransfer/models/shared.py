@@ -820,7 +820,8 @@ class AdaptedTask:
         return s2 * Ainv @ (Z.T @ Z) @ Ainv, s2
 
     def conf_int(self, alpha=0.05):
-        """Intervals for the coefficients ``B w`` (DataFrame: lower, upper)."""
+        """Intervals for the coefficients ``B w`` (DataFrame: columns 0 (lower) and 1
+        (upper), statsmodels' layout)."""
         from scipy import stats
 
         alpha = check_alpha(alpha)
@@ -828,7 +829,7 @@ class AdaptedTask:
         B = self._parent._B
         se = np.sqrt(np.einsum("ik,kl,il->i", B, cov_w, B))
         t = stats.t.ppf(1 - alpha / 2, self.df_resid)
-        return pd.DataFrame({"lower": self.params - t * se, "upper": self.params + t * se})
+        return pd.DataFrame({0: self.params - t * se, 1: self.params + t * se})
 
     def predict_interval(self, exog, alpha=0.05, transform=True):
         """Predictions of E[y | x] for the new task with intervals (B fixed).
@@ -853,7 +854,7 @@ class AdaptedTask:
         return pd.DataFrame({"mean": mean, "lower": mean - half, "upper": mean + half},
                             index=index)
 
-    def get_prediction(self, exog, alpha=0.05, transform=True):
+    def get_prediction(self, exog, transform=True):
         """Predictions for the new task's rows with posterior intervals.
 
         For a row x, with z = B^T (x - xbar) (xbar the new task's predictor means when
@@ -863,16 +864,16 @@ class AdaptedTask:
 
         Returns
         -------
-        DataFrame
+        mtltransfer.inference.PredictionResults
+            As least squares' ``get_prediction``: ``summary_frame(alpha)`` gives
             ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
             ``obs_ci_lower``, ``obs_ci_upper`` (statsmodels' names), normal quantiles.
         """
-        from scipy import stats
+        from ..inference import PredictionResults
 
         if self._post is None:
             raise ValueError("intervals need the posterior of w: adapt() with shrink=None "
                              "on a method='marginal' fit")
-        alpha = check_alpha(alpha)
         X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
         mean = X @ self.params.to_numpy() + const * self.intercept
         p = self._post
@@ -881,12 +882,7 @@ class AdaptedTask:
         var = np.einsum("ik,kl,il->i", Z, p["w_cov"], Z)
         if p["xm"] is not None:
             var = var + p["sigma2"] / p["n"]
-        q = stats.norm.ppf(1 - alpha / 2)
-        se, se_obs = np.sqrt(var), np.sqrt(var + p["sigma2"])
-        return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
-                             "mean_ci_upper": mean + q * se,
-                             "obs_ci_lower": mean - q * se_obs,
-                             "obs_ci_upper": mean + q * se_obs}, index=index)
+        return PredictionResults(mean, var, p["sigma2"], dist="norm", row_labels=index)
 
     def predict(self, exog, transform=True):
         """Predictions for the new task's rows (DataFrame for a formula model, else X);
