@@ -189,6 +189,7 @@ class ModelData:
         import patsy
 
         info = self._rhs_info()
+        check_numeric_factors(frame, info, name)
         work = frame.reset_index(drop=True)          # positional rows, any index
         try:
             (X,) = patsy.build_design_matrices([info], work, NA_action="drop",
@@ -340,6 +341,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
         else:
             raise TypeError(f"data must be a pandas DataFrame; got {type(data).__name__}")
     _check_unique([str(c) for c in data.columns], "data")
+    check_formula_columns(data, formula, "data")
     lhs, rhs = formula.split("~", 1)
     if not lhs.strip():
         raise ValueError(f"formula has no response on the left of '~': {formula!r}")
@@ -406,6 +408,102 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                      intercept, data.index[Xf.index.to_numpy()], formula=formula,
                      design_info=rhs_info, data_template=template, extra=extra,
                      implicit_constant=implicit, response_info=lhs_info)
+
+
+def _is_text(series):
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+                or isinstance(series.dtype, pd.CategoricalDtype))
+
+
+def _refuse_complex(frame, columns, name):
+    for c in columns:
+        if pd.api.types.is_complex_dtype(frame[c]):
+            raise TypeError(f"{name} column {str(c)!r} is complex ({frame[c].dtype}); the "
+                            "models take real numbers")
+
+
+def check_formula_columns(data, formula, name="data"):
+    """Refuse, before patsy sees them, the formula's columns that cannot be what they
+    look like: complex numbers, and numbers stored as text (a column of text whose
+    values are mostly numbers, with some that are not, e.g. ``"n/a"``, or that are all
+    numbers with decimals), which patsy would silently dummy-code as a categorical. A
+    column wrapped in ``C(...)`` is categorical by the user's word and not checked."""
+    used = formula_columns(formula, data.columns)
+    _refuse_complex(data, used, name)
+    for c in used:
+        col = data[c]
+        if not _is_text(col) or re.search(rf"C\(\s*{re.escape(str(c))}\b", formula):
+            continue
+        values = col.dropna()
+        if len(values) == 0:
+            continue
+        text = values.astype(str).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        parsed = numbers.notna()
+        if not parsed.any():
+            continue                            # words: a categorical
+        if parsed.all() and (numbers == np.round(numbers)).all():
+            continue                            # integer codes: a categorical
+        if parsed.all() or parsed.mean() >= 0.5:
+            odd = text[~parsed]
+            example = (f", with text such as {odd.iloc[0]!r} (row {odd.index[0]!r})"
+                       if len(odd) else "")
+            raise TypeError(f"{name} column {str(c)!r} holds numbers stored as text "
+                            f"(dtype {col.dtype}){example}: convert it with "
+                            f"pd.to_numeric({name}[{str(c)!r}], errors='coerce') (missing "
+                            "values then follow missing=), or write C("
+                            f"{c}) in the formula if it is categorical")
+
+
+def check_numeric_factors(frame, info, name="exog"):
+    """Refuse new data whose columns behind a numeric term of the fitted design are text
+    or complex (patsy would fail with an AttributeError), naming the column."""
+    columns = {str(c): c for c in frame.columns}
+    for factor, finfo in info.factor_infos.items():
+        code = getattr(factor, "code", None) or factor.name()
+        used = [columns[v] for v in dict.fromkeys(_formula_variables(code)) if v in columns]
+        _refuse_complex(frame, used, name)
+        if finfo.type != "numerical":
+            continue
+        for c in used:
+            if _is_text(frame[c]):
+                raise TypeError(f"{name} column {str(c)!r} is not numeric (dtype "
+                                f"{frame[c].dtype}) but the fitted term {code!r} is; "
+                                f"convert it with pd.to_numeric")
+
+
+def subset_positions(data, subset, name="subset"):
+    """Positions of the rows of ``data`` that ``subset`` selects (statsmodels'
+    ``from_formula(..., subset=...)``): a boolean mask (a Series aligned with ``data`` by
+    index, or one value per row) or the row labels to keep; None keeps every row."""
+    n = len(data)
+    if subset is None:
+        return np.arange(n)
+    if isinstance(subset, pd.Series) and pd.api.types.is_bool_dtype(subset):
+        check_aligned(("data", data), (name, subset))
+        if subset.isna().any():
+            raise ValueError(f"{name} has missing values")
+        mask = subset.to_numpy(dtype=bool)
+    else:
+        arr = np.asarray(subset)
+        if arr.dtype == bool:
+            if arr.ndim != 1 or len(arr) != n:
+                raise ValueError(f"{name} as a boolean mask must have one value per row of "
+                                 f"data ({n}); got shape {arr.shape}")
+            mask = arr
+        else:
+            labels = pd.Index(subset if np.ndim(subset) else [subset])
+            lacking = labels.difference(data.index)
+            if len(lacking):
+                raise ValueError(f"{name} names rows that are not in data's index: "
+                                 f"{_show_labels(lacking)}")
+            if not data.index.is_unique:
+                raise ValueError(f"{name} given as row labels needs a unique index of data")
+            return data.index.get_indexer(labels)
+    pos = np.flatnonzero(mask)
+    if len(pos) == 0:
+        raise ValueError(f"{name} selects no row of data")
+    return pos
 
 
 def formula_columns(formula, columns):
@@ -749,11 +847,15 @@ def _as_float_2d(obj, name):
                if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
         if bad:
             raise TypeError(f"{name} has non-numeric column(s): {', '.join(bad)}")
+        _refuse_complex(obj, obj.columns, name)
         arr = obj.to_numpy(dtype=float, copy=True)
     elif isinstance(obj, np.ndarray) and obj.dtype == np.float64 and \
             not obj.flags.writeable:
         arr = obj.view()
     else:
+        if isinstance(obj, pd.Series) and pd.api.types.is_complex_dtype(obj) or \
+                np.iscomplexobj(obj):
+            raise TypeError(f"{name} is complex; the models take real numbers")
         try:
             arr = np.array(obj, dtype=float, copy=True)
         except (TypeError, ValueError):

@@ -274,8 +274,8 @@ class MultiResponseModel(DataViews):
         self.data = self._validated(endog, exog, intercept, missing)
 
     @classmethod
-    def from_formula(cls, formula, data, *, missing="raise", eval_env=0, folds=None,
-                     **kwargs):
+    def from_formula(cls, formula, data, *, subset=None, missing="raise", eval_env=0,
+                     folds=None, **kwargs):
         """Build the model from a patsy formula and a DataFrame.
 
         Parameters
@@ -286,6 +286,9 @@ class MultiResponseModel(DataViews):
         data : DataFrame or dask.dataframe.DataFrame
             A Dask DataFrame is fitted where it lives, from sufficient statistics
             (:mod:`mtltransfer.dask`; needs ``pip install "mtltransfer[dask]"``).
+        subset : array_like, optional
+            The rows of ``data`` to use, as statsmodels: a boolean mask (a Series aligned
+            by index, or one value per row) or row labels.
         missing : {"raise", "drop"}
         eval_env : int
             Frames above the caller whose names the formula may use (as in patsy).
@@ -298,9 +301,13 @@ class MultiResponseModel(DataViews):
             Passed to the model's constructor (for example ``source=`` for SMART).
         """
         if design.is_dask_frame(data):
+            if subset is not None:
+                raise TypeError("subset= is for in-memory data; select the rows of a Dask "
+                                "DataFrame first (data[mask])")
             from ..dask import model_from_dask
             return model_from_dask(cls, formula, data, missing=missing,
                                    eval_env=eval_env + 1, folds=folds, **kwargs)
+        data = _subset(data, subset)
         return cls(cls._formula_data(formula, data, missing, eval_env, folds), **kwargs)
 
     # -- data views (shared with SharedRepresentation via DataViews) -------------------
@@ -942,6 +949,17 @@ class PenalizedResults(MultiResponseResults):
                              doc="(d_u, d_v) of SourceSubspaceRRR.")
     weight = property(lambda self: self._hyper("weight"),
                       doc="The source's share of SourceMixture.")
+
+
+def _subset(data, subset):
+    """The rows of the formula's data that ``subset=`` selects (a dict of columns
+    becomes a DataFrame; other types are left to the formula front end to refuse)."""
+    if subset is None:
+        return data
+    frame = pd.DataFrame(data) if isinstance(data, dict) else data
+    if not isinstance(frame, pd.DataFrame):
+        return data
+    return frame.iloc[design.subset_positions(frame, subset)]
 
 
 def _fmt_value(value):

@@ -118,7 +118,8 @@ class SharedRepresentation(DataViews):
                           ValueWarning, stacklevel=user_stacklevel())
 
     @classmethod
-    def from_formula(cls, formula, data, groups, *, missing="raise", eval_env=0):
+    def from_formula(cls, formula, data, groups, *, subset=None, missing="raise",
+                     eval_env=0):
         """Build the model from a one-response formula and a DataFrame.
 
         Parameters
@@ -133,12 +134,26 @@ class SharedRepresentation(DataViews):
             Name of the column holding the task labels (then ``predict`` reads the same
             column of new data), or the labels themselves (a Series aligned with
             ``data``, or one label per row).
+        subset : array_like, optional
+            The rows of ``data`` to use (statsmodels): a boolean mask or row labels;
+            ``groups`` given as labels are subset with them.
         missing : {"raise", "drop"}
         eval_env : int
         """
         if design.is_dask_frame(data):       # per-task statistics on the cluster
+            if subset is not None:
+                raise TypeError("subset= is for in-memory data; select the rows of a Dask "
+                                "DataFrame first (data[mask])")
             from ..dask import shared_from_dask
             return shared_from_dask(cls, formula, data, groups, missing=missing)
+        if subset is not None and isinstance(data, pd.DataFrame):
+            pos = design.subset_positions(data, subset)
+            if isinstance(groups, pd.Series):
+                design.check_aligned(("data", data), ("groups", groups))
+                groups = groups.iloc[pos]
+            elif not isinstance(groups, str) and groups is not None:
+                groups = design.groups_for(groups, data)[pos]
+            data = data.iloc[pos]
         if isinstance(groups, str):
             if groups not in data.columns:
                 raise ValueError(f"groups={groups!r} is not a column of data")
