@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._validation import show
+
 _INTERCEPT_NAMES = ("Intercept", "const", "intercept")
 
 
@@ -54,6 +56,9 @@ class ModelData:
         After :meth:`select_columns`, every predictor column of the design before the
         selection (new data are built with all of them, then restricted); None when
         ``xnames`` are all the design's columns.
+    weights : ndarray, shape (n,), or None
+        Observation weights of the rows used (as statsmodels' WLS), positive; None:
+        unweighted.
     """
 
     endog: np.ndarray
@@ -73,6 +78,7 @@ class ModelData:
     #: left-hand side design information of a formula (None after loading)
     response_info: object = None
     design_names: list | None = None
+    weights: np.ndarray | None = None
 
     @property
     def nobs(self):
@@ -177,13 +183,14 @@ class ModelData:
 
         Y = self.endog if endog is None else np.asarray(endog, dtype=float).reshape(
             self.endog.shape)
-        X = self.exog
+        X, w = self.exog, self.weights
         if rows is not None:
             rows = np.asarray(rows)
             Y, X = Y[rows], X[rows]
+            w = None if w is None else w[rows]
         n = Y.shape[0]
         return replace(self, endog=Y, exog=X, row_labels=pd.RangeIndex(n),
-                       extra={"kept": np.ones(n, dtype=bool)})
+                       extra={"kept": np.ones(n, dtype=bool)}, weights=w)
 
     def _formula_design(self, frame, name):
         import patsy
@@ -302,6 +309,46 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
     return ModelData(Y, X, ynames, xnames, bool(intercept), pd.Index(labels),
                      extra={"kept": ok}, exog_names_in=names_in, const_idx=const_idx,
                      const_value=const_value, implicit_constant=implicit)
+
+
+def with_weights(data, weights, name="weights"):
+    """``data`` (a ModelData) with observation weights, as statsmodels' WLS.
+
+    ``weights`` has one value per row given (rows dropped for missing values are
+    dropped from it too) or per row used; every weight must be finite and positive
+    (drop a row with ``subset=`` rather than weighting it zero).
+    """
+    from dataclasses import replace
+
+    if weights is None:
+        return data
+    if isinstance(weights, pd.DataFrame):
+        if weights.shape[1] != 1:
+            raise ValueError(f"{name} must be one column of weights")
+        weights = weights.iloc[:, 0]
+    try:
+        w = np.array(weights, dtype=float, copy=True)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, one per row; got "
+                        f"{type(weights).__name__}") from None
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be one weight per row; got shape {w.shape}")
+    kept = data.extra.get("kept") if data.extra else None
+    if kept is not None and len(w) == len(kept) and len(kept) != data.nobs:
+        w = w[np.asarray(kept)]
+    if len(w) != data.nobs:
+        given = "" if kept is None or len(kept) == data.nobs else \
+            f" used, or {len(kept)} given"
+        raise ValueError(f"{name} must have one value per row of the data ({data.nobs}"
+                         f"{given}); got {len(w)}")
+    bad = ~(np.isfinite(w) & (w > 0))
+    if bad.any():
+        first = np.flatnonzero(bad)[0]
+        raise ValueError(f"{name} must be finite and positive; got {float(w[first])!r} at "
+                         f"row {show([data.row_labels[first]])[1:-1]} (drop rows with "
+                         "subset= rather than weighting them zero)")
+    w.flags.writeable = False
+    return replace(data, weights=w)
 
 
 def _check_numeric_responses(lhs_info):

@@ -334,25 +334,32 @@ class LeastSquaresInference:
         M = (dsvd.Vt.T / dsvd.s) / dsvd.scale[:, None]          # p x r, M M^T = (Xc'Xc)^-1
         U = dsvd.U
         lev = np.einsum("ij,ij->i", U, U)
+        w = model._unit_weights
         if model.center:
+            # the intercept's column of the whitened design is sqrt(w~) (1 unweighted)
             k = M.shape[0] + 1
             infl = np.empty((n, k))
-            infl[:, 0] = 1.0 / n
+            infl[:, 0] = (1.0 if w is None else np.sqrt(w)) / n
             infl[:, 1:] = U @ M.T
-            lev = lev + 1.0 / n
+            lev = lev + (1.0 if w is None else w) / n
         else:
             infl = U @ M.T
         return M, infl, lev
 
     @cached_property
     def _normalized_cov_tilde(self):
+        """``(Z~^T W Z~)^{-1}`` in centred coordinates (W the weights as given, identity
+        unweighted; the rows were scaled by the unit-mean weights, hence the division
+        by the mean weight)."""
         M = self._factors[0]
-        G = M @ M.T
+        w = self.model.data.weights
+        wbar = 1.0 if w is None else float(w.mean())
+        G = M @ M.T / wbar
         if not self.model.center:
             return G
         k = G.shape[0] + 1
         out = np.zeros((k, k))
-        out[0, 0] = 1.0 / self.model.nobs
+        out[0, 0] = 1.0 / (self.model.nobs * wbar)
         out[1:, 1:] = G
         return out
 
@@ -392,6 +399,9 @@ class LeastSquaresInference:
             Sigma = self._sscp[np.ix_(responses, responses)] / df
             return np.kron(Sigma, self._normalized_cov_tilde)
         E = (self.model.endog - self._fitted)[:, responses]
+        w = self.model._unit_weights
+        if w is not None:               # whitened residuals (statsmodels' WLS wresid)
+            E = E * np.sqrt(w)[:, None]
         _, infl, lev = self._factors
         if self.cov_type == "HC0":
             a = np.ones(n)
@@ -487,9 +497,11 @@ class LeastSquaresInference:
 
     @cached_property
     def _sscp(self):
-        """Residual sums of squares and cross-products ``E^T E`` (q x q)."""
+        """Residual sums of squares and cross-products ``E^T E`` (q x q); ``E^T W E``
+        with weights."""
         E = self.model.endog - self._fitted
-        return E.T @ E
+        w = self.model.data.weights
+        return E.T @ E if w is None else (E * w[:, None]).T @ E
 
     def _response_index(self, response):
         names = self.model.endog_names

@@ -258,6 +258,13 @@ class MultiResponseModel(DataViews):
         formula (``- 1`` removes it).
     missing : {"raise", "drop"}
         What to do with rows containing NaN/inf.
+    weights : array_like or Series, shape (n,), optional
+        Observation weights, as statsmodels' ``WLS``: the fit minimises the weighted
+        loss ``(1 / 2 sum w) sum_i w_i ||y_i - b - C^T x_i||^2`` (plus the model's
+        penalty), so weights scaled by a constant give the same fit. Positive and
+        finite, one per row (rows dropped for missing values drop their weight); a
+        Series is aligned with the data by index. Least squares then reports
+        statsmodels' WLS inference, ``ssr = sum_i w_i r_i^2`` and WLS's ``llf``.
 
     Notes
     -----
@@ -270,8 +277,14 @@ class MultiResponseModel(DataViews):
     #: ``screen=`` (None otherwise)
     screening = None
 
-    def __init__(self, endog, exog=None, *, intercept=None, missing="raise"):
+    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", weights=None):
         self.data = self._validated(endog, exog, intercept, missing)
+        if weights is not None:
+            if isinstance(weights, pd.Series):
+                design.check_aligned(*[(n, o) for n, o in (("endog", endog), ("exog", exog))
+                                       if isinstance(o, (pd.Series, pd.DataFrame))],
+                                     ("weights", weights))
+            self.data = design.with_weights(self.data, weights)
 
     @classmethod
     def from_formula(cls, formula, data, *, subset=None, missing="raise", eval_env=0,
@@ -289,6 +302,9 @@ class MultiResponseModel(DataViews):
         subset : array_like, optional
             The rows of ``data`` to use, as statsmodels: a boolean mask (a Series aligned
             by index, or one value per row) or row labels.
+        weights : str, Series or array_like, optional
+            Observation weights (WLS, see the class): a column of ``data``, a Series
+            aligned with it, or one value per row of ``data``.
         missing : {"raise", "drop"}
         eval_env : int
             Frames above the caller whose names the formula may use (as in patsy).
@@ -304,10 +320,15 @@ class MultiResponseModel(DataViews):
             if subset is not None:
                 raise TypeError("subset= is for in-memory data; select the rows of a Dask "
                                 "DataFrame first (data[mask])")
+            if kwargs.get("weights") is not None:
+                raise TypeError("weights= is for in-memory data; a Dask DataFrame is "
+                                "fitted unweighted")
             from ..dask import model_from_dask
             return model_from_dask(cls, formula, data, missing=missing,
                                    eval_env=eval_env + 1, folds=folds, **kwargs)
-        data = _subset(data, subset)
+        if kwargs.get("weights") is not None:
+            kwargs["weights"] = _formula_weights(data, kwargs["weights"])
+        data, kwargs = _subset(data, subset, kwargs)
         return cls(cls._formula_data(formula, data, missing, eval_env, folds), **kwargs)
 
     # -- data views (shared with SharedRepresentation via DataViews) -------------------
@@ -319,10 +340,24 @@ class MultiResponseModel(DataViews):
     def k_endog(self):
         return self.endog.shape[1]
 
+    @property
+    def weights(self):
+        """Observation weights (ndarray, one per row used) or None (unweighted)."""
+        return self.data.weights
+
+    @property
+    def _unit_weights(self):
+        """The weights scaled to mean one (``w n / sum w``; None unweighted): the
+        solvers' loss ``(1/2n) sum w~_i ||r_i||^2`` is the weighted loss of the class."""
+        w = self.data.weights
+        return None if w is None else w * (len(w) / w.sum())
+
     @cached_property
     def stats(self):
-        """:class:`~mtltransfer.gram.SufficientStats` of the rows (one pass, cached)."""
-        return SufficientStats.from_arrays(self.exog, self.endog)
+        """:class:`~mtltransfer.gram.SufficientStats` of the rows (one pass, cached),
+        weighted by the unit-mean weights when the model has weights (``n`` is then
+        the number of rows still)."""
+        return SufficientStats.from_arrays(self.exog, self.endog, self._unit_weights)
 
     def moments(self):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
@@ -333,10 +368,12 @@ class MultiResponseModel(DataViews):
         :func:`~mtltransfer.gram.kfold_stats`, or the hashed folds of
         :func:`~mtltransfer.design.hash_folds` for a model built with ``folds="hash"``."""
         row_hash = self.data.extra.get("row_hash")
+        w = self._unit_weights
         if row_hash is None:
-            return kfold_stats(self.exog, self.endog, n_folds)
+            return kfold_stats(self.exog, self.endog, n_folds, weights=w)
         fold = design.hash_folds(row_hash, n_folds)
-        return [SufficientStats.from_arrays(self.exog[fold == k], self.endog[fold == k])
+        return [SufficientStats.from_arrays(self.exog[fold == k], self.endog[fold == k],
+                                            None if w is None else w[fold == k])
                 for k in range(n_folds)]
 
     def rank_rows(self):
@@ -353,15 +390,21 @@ class MultiResponseModel(DataViews):
                                center=self.center, cap=cap)
 
     def residual_ss(self, coef, intercept):
-        """Residual sum of squares of each response of the fit (coef, intercept)."""
+        """Residual sum of squares of each response of the fit (coef, intercept),
+        ``sum_i w_i r_i^2`` with weights (statsmodels' WLS ``ssr``)."""
         r = self.endog - (self.exog @ coef + intercept)
-        return (r ** 2).sum(0)
+        w = self.data.weights
+        return (r ** 2).sum(0) if w is None else w @ (r ** 2)
 
     def total_ss(self):
-        """Total sum of squares of each response, centred when the model has a constant."""
-        Y = self.endog
-        centre = Y.mean(0) if self.k_constant else 0.0
-        return ((Y - centre) ** 2).sum(0)
+        """Total sum of squares of each response, centred when the model has a constant
+        (weighted, about the weighted mean, with weights: statsmodels' WLS)."""
+        Y, w = self.endog, self.data.weights
+        if w is None:
+            centre = Y.mean(0) if self.k_constant else 0.0
+            return ((Y - centre) ** 2).sum(0)
+        centre = w @ Y / w.sum() if self.k_constant else 0.0
+        return w @ ((Y - centre) ** 2)
 
     def replace_data(self, rows=None, endog=None):
         """The same model (same options and source) on rows ``rows`` of the data and/or
@@ -381,10 +424,19 @@ class MultiResponseModel(DataViews):
 
     @cached_property
     def centred_rows(self):
-        """(X, Y) centred by their column means when the model has an intercept."""
+        """(X, Y) centred by their column means when the model has an intercept; with
+        weights, centred by the weighted means and each row scaled by the square root of
+        its unit-mean weight, so that ``||Yc - Xc C||^2`` is the weighted loss."""
+        w = self._unit_weights
+        if w is None:
+            if not self.center:
+                return self.exog, self.endog
+            return self.exog - self.exog.mean(0), self.endog - self.endog.mean(0)
+        root = np.sqrt(w)[:, None]
         if not self.center:
-            return self.exog, self.endog
-        return self.exog - self.exog.mean(0), self.endog - self.endog.mean(0)
+            return self.exog * root, self.endog * root
+        s = self.stats
+        return (self.exog - s.x_mean) * root, (self.endog - s.y_mean) * root
 
     @cached_property
     def design_svd(self):
@@ -561,7 +613,8 @@ class Results:
         method : {"residual", "pairs"} or None
             Residual bootstrap (the design kept, responses redrawn from the fitted values
             and resampled residuals; the default) or pairs (rows resampled; within each
-            task for a shared representation). See :mod:`mtltransfer.bootstrap`.
+            task for a shared representation). See :mod:`mtltransfer.bootstrap`. A
+            weighted fit resamples pairs (each row with its weight).
         random_state : int, numpy SeedSequence, numpy Generator or None
             Replicate b uses the b-th child seed (of ``SeedSequence(random_state)``, or
             spawned from the Generator): the draws do not depend on ``n_jobs``.
@@ -585,6 +638,9 @@ class Results:
             draws; also stored as ``self.bootstrap_results``.
         """
         from ..bootstrap import bootstrap
+        if method is None and getattr(getattr(self.model, "data", None), "weights",
+                                      None) is not None:
+            method = "pairs"           # rows keep their weights; residuals are not iid
         self.bootstrap_results = bootstrap(self, n_boot, method, random_state, n_jobs,
                                            refit_tuning, source_sd)
         return self.bootstrap_results
@@ -674,7 +730,7 @@ class MultiResponseResults(Results):
     """
 
     #: row-dependent statistics kept by ``save(..., remove_data=True)``
-    _row_cached = ("ssr_per_response", "rsquared", "centered_tss")
+    _row_cached = ("ssr_per_response", "rsquared", "centered_tss", "_log_weights")
 
     def __init__(self, model, coef, *, solver=None, config=None, df_model=None,
                  tuning=None):
@@ -809,6 +865,18 @@ class MultiResponseResults(Results):
     def _ssr_groups(self):
         return self.ssr_per_response.to_numpy(), np.full(self.model.k_endog, self.nobs)
 
+    @cached_property
+    def _log_weights(self):
+        """``sum_i log w_i`` of the observation weights (0 unweighted)."""
+        w = self.model.data.weights
+        return 0.0 if w is None else float(np.log(w).sum())
+
+    @property
+    def llf(self):
+        """Gaussian log-likelihood, each response with its own variance; with weights,
+        statsmodels' WLS ``llf`` per response (``+ sum_i log(w_i) / 2``)."""
+        return super().llf + 0.5 * self.model.k_endog * self._log_weights
+
     # -- bootstrap hooks (see mtltransfer.bootstrap) -----------------------------------
     def coefficient_arrays(self):
         """(coef p x q, intercept q) as plain arrays."""
@@ -822,6 +890,10 @@ class MultiResponseResults(Results):
     def bootstrap_spec(self, method):
         from ..bootstrap import Resampler
 
+        if self.model.data.weights is not None and method == "residual":
+            raise ValueError("method='residual' resamples residuals of equal variance; a "
+                             "weighted fit's residuals have variance sigma^2 / w_i: use "
+                             "method='pairs' (the default with weights)")
         fitted = self._fitted
         resid = self.model.endog - fitted
         resid = resid - resid.mean(0)
@@ -951,15 +1023,34 @@ class PenalizedResults(MultiResponseResults):
                       doc="The source's share of SourceMixture.")
 
 
-def _subset(data, subset):
-    """The rows of the formula's data that ``subset=`` selects (a dict of columns
-    becomes a DataFrame; other types are left to the formula front end to refuse)."""
+def _formula_weights(data, weights):
+    """Weights given to ``from_formula`` as one value per row of ``data``: a column name,
+    a Series aligned by index, or an array."""
+    if isinstance(data, pd.DataFrame):
+        if isinstance(weights, str):
+            if weights not in data.columns:
+                raise ValueError(f"weights={weights!r} is not a column of data")
+            weights = data[weights]
+        if isinstance(weights, pd.Series):
+            design.check_aligned(("data", data), ("weights", weights))
+    return np.asarray(weights.to_numpy(dtype=float) if isinstance(weights, pd.Series)
+                      else weights)
+
+
+def _subset(data, subset, kwargs):
+    """The rows of the formula's data that ``subset=`` selects, and the constructor's
+    keywords with the weights of those rows (a dict of columns becomes a DataFrame;
+    other types are left to the formula front end to refuse)."""
     if subset is None:
-        return data
+        return data, kwargs
     frame = pd.DataFrame(data) if isinstance(data, dict) else data
     if not isinstance(frame, pd.DataFrame):
-        return data
-    return frame.iloc[design.subset_positions(frame, subset)]
+        return data, kwargs
+    pos = design.subset_positions(frame, subset)
+    w = kwargs.get("weights")
+    if w is not None and np.ndim(w) == 1 and len(w) == len(frame):
+        kwargs = dict(kwargs, weights=w[pos])
+    return frame.iloc[pos], kwargs
 
 
 def _fmt_value(value):

@@ -37,6 +37,14 @@ _CLOSED_FORM_DOC = """
             iterations and ignores them."""
 
 
+def _no_weighted_screening(screen, data):
+    """Screening ranks predictors by unweighted marginal statistics: refused with
+    weights (a weighted model would silently keep an unweighted selection)."""
+    if screen is not None and data.weights is not None:
+        raise ValueError("screen= and weights= together are not supported: marginal "
+                         "screening is unweighted; screen first, then fit with weights")
+
+
 def warn_saturated(res):
     """Warn when a fit reproduces some response exactly (R^2 = 1 up to rounding)."""
     ssr = res.ssr_per_response.to_numpy()
@@ -285,10 +293,12 @@ class ReducedRank(MultiResponseModel):
     _method = "Reduced-rank regression (closed form)"
     _param_table = {"rank": RANK_PARAM}
 
-    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None):
+    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None,
+                 weights=None):
         from ..screening import screen_data
 
-        super().__init__(endog, exog, intercept=intercept, missing=missing)
+        super().__init__(endog, exog, intercept=intercept, missing=missing, weights=weights)
+        _no_weighted_screening(screen, self.data)
         self.data, self.screening = screen_data(screen, self.data)
 
     def fit(self, rank=None, *, backend="fast", tol=None, max_iter=None, verbose=False):
