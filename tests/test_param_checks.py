@@ -109,3 +109,29 @@ def test_values_in_messages_print_as_python_values():
     assert show(np.array([0, 1], dtype=np.int64)) == "[0, 1]"
     assert show(np.arange(12), 3) == "[0, 1, 2, ...]"
     assert show(pd.Index(["a", "b"])) == "['a', 'b']"
+
+
+def test_every_ranked_estimator_refuses_a_rank_above_min_p_q_with_the_reason():
+    import inspect
+
+    takers = []
+    for name, model in _models().items():
+        if "rank" not in inspect.signature(type(model).fit).parameters:
+            continue
+        takers.append(name)
+        with pytest.raises(ValueError, match=r"^rank must be an integer in \[1, 3\] or None "
+                                             r"\(a rank is at most min\(p, q\)"):
+            model.fit(rank=4)
+        with pytest.raises(TypeError, match=r"^rank must be an integer"):
+            model.fit(rank=1.5)
+    for name, cls in (("SparseReducedRank", mt.SparseReducedRank), ("SOFAR", mt.SOFAR),
+                      ("RSSVD", mt.RSSVD)):
+        takers.append(name)
+        with pytest.raises(ValueError, match=r"^rank must be an integer in \[1, 3\]"):
+            cls(Y, X).fit(rank=0)
+        with pytest.raises(ValueError, match=r"^gamma must be a finite number >= 0"):
+            cls(Y, X).fit(rank=1, gamma=-1.0)
+    assert {"ReducedRank", "SMART", "SourceSubspaceRRR", "SourceMixture"} <= set(takers)
+    with pytest.raises(ValueError, match=r"^weight must be a finite number >= 0 and <= 1 or "
+                                         r"None \(the source's share\); got 1.5"):
+        _models()["SourceMixture"].fit(weight=1.5, rank=1)
