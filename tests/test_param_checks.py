@@ -135,3 +135,20 @@ def test_every_ranked_estimator_refuses_a_rank_above_min_p_q_with_the_reason():
     with pytest.raises(ValueError, match=r"^weight must be a finite number >= 0 and <= 1 or "
                                          r"None \(the source's share\); got 1.5"):
         _models()["SourceMixture"].fit(weight=1.5, rank=1)
+
+
+def test_validation_module_is_the_bottom_of_the_import_graph():
+    import ast
+    import pathlib
+
+    import mtltransfer._validation as v
+
+    tree = ast.parse(pathlib.Path(v.__file__).read_text())
+    imported = [node for node in ast.walk(tree) if isinstance(node, (ast.Import,
+                                                                     ast.ImportFrom))]
+    assert imported
+    for node in imported:
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and not node.module.startswith("mtltransfer")
+        else:
+            assert not any(a.name.startswith("mtltransfer") for a in node.names)
