@@ -139,10 +139,11 @@ def shared_case(seed, args):
         f = x_new @ theta
         hits.append(np.mean((pi["lower"] <= f) & (f <= pi["upper"])))
         widths.append(np.mean(pi["upper"] - pi["lower"]))
-        chits.append(np.mean((ci["lower"] <= theta) & (theta <= ci["upper"])))
-        cwidths.append(np.mean(ci["upper"] - ci["lower"]))
+        chits.append(np.mean((ci[0] <= theta) & (theta <= ci[1])))
+        cwidths.append(np.mean(ci[1] - ci[0]))
         (ad, pp), w_, c_ = _timed(lambda: (
-            (a := post.adapt(sim.X[rows], sim.y[rows])), a.get_prediction(x_new, args.alpha)))
+            (a := post.adapt(sim.X[rows], sim.y[rows])),
+            a.get_prediction(x_new).summary_frame(args.alpha)))
         pwall, pcpu = pwall + w_, pcpu + c_
         lo, hi = pp["mean_ci_lower"], pp["mean_ci_upper"]
         phits.append(np.mean((lo <= f) & (f <= hi)))

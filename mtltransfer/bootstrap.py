@@ -120,7 +120,8 @@ class BootstrapResults:
         -------
         DataFrame
             Rows: a MultiIndex (predictor, response) (``Intercept`` rows first); columns
-            ``lower``, ``upper``.
+            0 (lower) and 1 (upper), statsmodels' layout (as least squares'
+            ``conf_int``).
         """
         est = np.vstack([self.results.intercept.to_numpy()[None, :],
                          self.results.params.to_numpy()])
@@ -129,7 +130,7 @@ class BootstrapResults:
         names = ["Intercept"] + list(self.results.params.index)
         index = pd.MultiIndex.from_product([names, list(self.results.params.columns)],
                                            names=["predictor", "response"])
-        return pd.DataFrame({"lower": lo.ravel(), "upper": hi.ravel()}, index=index)
+        return pd.DataFrame({0: lo.ravel(), 1: hi.ravel()}, index=index)
 
     @property
     def params(self):

@@ -121,8 +121,8 @@ def run_demo_shared(quiet=False, out=None):
     rng = np.random.default_rng(7)
     rows = []
     for n_new in (5, 10, 25):
-        mse = {"adapt (least squares on B)": [], "adapt (shrink='auto')": [],
-               "Ridge on the new task alone": []}
+        mse = {"adapt (posterior mean)": [], "adapt (shrink='auto')": [],
+               "adapt (least squares on B)": [], "Ridge on the new task alone": []}
         for _ in range(20):
             w = rng.standard_normal(k)
             Xn = rng.standard_normal((n_new + 200, d))
@@ -130,8 +130,11 @@ def run_demo_shared(quiet=False, out=None):
             new = pd.DataFrame(Xn, columns=xnames).assign(y=yn)
             fit_rows, test_rows = new.iloc[:n_new], new.iloc[n_new:]
             truth = yn[n_new:]
-            for name, shrink in (("adapt (least squares on B)", None),
-                                 ("adapt (shrink='auto')", "auto")):
+            # the default adapt() of the marginal fit is the posterior mean of w under
+            # the fitted mu_w, Sigma_w, sigma^2; shrink=0 is least squares on X B
+            for name, shrink in (("adapt (posterior mean)", None),
+                                 ("adapt (shrink='auto')", "auto"),
+                                 ("adapt (least squares on B)", 0.0)):
                 pred = res.adapt(fit_rows, shrink=shrink).predict(test_rows).to_numpy()
                 mse[name].append(np.mean((truth - pred) ** 2))
             ridge = mt.Ridge.from_formula(formula, fit_rows).fit()

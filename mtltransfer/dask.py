@@ -229,15 +229,23 @@ def partition_design(part, formula, template, missing, infos=None):
     Y = Yf.reindex(index).to_numpy(dtype=float)
     X = Xf.reindex(index)[keep].to_numpy(dtype=float)
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
-    _check_complete(ok, missing)
+    # patsy drops a row with a missing value from every column: name the data's columns
+    _check_complete(ok, missing, lambda: [
+        (c, work[c].to_numpy(dtype=float, na_value=np.nan)
+         if pd.api.types.is_numeric_dtype(work[c]) else np.where(work[c].isna(), np.nan, 0.0))
+        for c in design.formula_columns(formula, work.columns)])
     return X, Y, ok
 
 
-def _check_complete(ok, missing):
+def _check_complete(ok, missing, columns):
+    """Refuse incomplete rows under ``missing="raise"``, naming the columns (as the
+    in-memory front end): ``columns()`` gives (name, values) pairs."""
     if missing == "raise" and not ok.all():
-        raise ValueError(f"data has missing values (NaN or inf) in {int((~ok).sum())} row(s) "
-                         "of a partition in the formula's columns; pass missing='drop' to "
-                         "drop those rows")
+        bad = [str(name) for name, v in columns()
+               if not np.isfinite(np.asarray(v, dtype=float)).all()]
+        raise ValueError(f"data has missing values (NaN or inf) in column(s) {bad} used by "
+                         f"the formula, in {int((~ok).sum())} row(s) of a partition; pass "
+                         "missing='drop' to drop those rows")
 
 
 def plain_columns(info, columns):
@@ -266,7 +274,7 @@ def _chunk_columns(chunk, spec, infos, plain):
     if plain is not None:
         cols = [chunk[c].to_numpy(dtype=float, na_value=np.nan) for c in plain]
         ok = np.logical_and.reduce([np.isfinite(v) for v in cols])
-        _check_complete(ok, spec.missing)
+        _check_complete(ok, spec.missing, lambda: list(zip(plain, cols)))
         return cols, ok
     X, Y, ok = partition_design(chunk, spec.formula, spec.template, spec.missing, infos)
     return list(X.T) + list(Y.T), ok

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._validation import show
+
 _INTERCEPT_NAMES = ("Intercept", "const", "intercept")
 
 
@@ -54,6 +56,9 @@ class ModelData:
         After :meth:`select_columns`, every predictor column of the design before the
         selection (new data are built with all of them, then restricted); None when
         ``xnames`` are all the design's columns.
+    weights : ndarray, shape (n,), or None
+        Observation weights of the rows used (as statsmodels' WLS), positive; None:
+        unweighted.
     """
 
     endog: np.ndarray
@@ -73,6 +78,7 @@ class ModelData:
     #: left-hand side design information of a formula (None after loading)
     response_info: object = None
     design_names: list | None = None
+    weights: np.ndarray | None = None
 
     @property
     def nobs(self):
@@ -177,18 +183,20 @@ class ModelData:
 
         Y = self.endog if endog is None else np.asarray(endog, dtype=float).reshape(
             self.endog.shape)
-        X = self.exog
+        X, w = self.exog, self.weights
         if rows is not None:
             rows = np.asarray(rows)
             Y, X = Y[rows], X[rows]
+            w = None if w is None else w[rows]
         n = Y.shape[0]
         return replace(self, endog=Y, exog=X, row_labels=pd.RangeIndex(n),
-                       extra={"kept": np.ones(n, dtype=bool)})
+                       extra={"kept": np.ones(n, dtype=bool)}, weights=w)
 
     def _formula_design(self, frame, name):
         import patsy
 
         info = self._rhs_info()
+        check_numeric_factors(frame, info, name)
         work = frame.reset_index(drop=True)          # positional rows, any index
         try:
             (X,) = patsy.build_design_matrices([info], work, NA_action="drop",
@@ -303,6 +311,46 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
                      const_value=const_value, implicit_constant=implicit)
 
 
+def with_weights(data, weights, name="weights"):
+    """``data`` (a ModelData) with observation weights, as statsmodels' WLS.
+
+    ``weights`` has one value per row given (rows dropped for missing values are
+    dropped from it too) or per row used; every weight must be finite and positive
+    (drop a row with ``subset=`` rather than weighting it zero).
+    """
+    from dataclasses import replace
+
+    if weights is None:
+        return data
+    if isinstance(weights, pd.DataFrame):
+        if weights.shape[1] != 1:
+            raise ValueError(f"{name} must be one column of weights")
+        weights = weights.iloc[:, 0]
+    try:
+        w = np.array(weights, dtype=float, copy=True)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, one per row; got "
+                        f"{type(weights).__name__}") from None
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be one weight per row; got shape {w.shape}")
+    kept = data.extra.get("kept") if data.extra else None
+    if kept is not None and len(w) == len(kept) and len(kept) != data.nobs:
+        w = w[np.asarray(kept)]
+    if len(w) != data.nobs:
+        given = "" if kept is None or len(kept) == data.nobs else \
+            f" used, or {len(kept)} given"
+        raise ValueError(f"{name} must have one value per row of the data ({data.nobs}"
+                         f"{given}); got {len(w)}")
+    bad = ~(np.isfinite(w) & (w > 0))
+    if bad.any():
+        first = np.flatnonzero(bad)[0]
+        raise ValueError(f"{name} must be finite and positive; got {float(w[first])!r} at "
+                         f"row {show([data.row_labels[first]])[1:-1]} (drop rows with "
+                         "subset= rather than weighting them zero)")
+    w.flags.writeable = False
+    return replace(data, weights=w)
+
+
 def _check_numeric_responses(lhs_info):
     """Refuse a response term that patsy dummy-codes (categorical, or several columns)."""
     for term, cols in lhs_info.term_name_slices.items():
@@ -340,6 +388,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
         else:
             raise TypeError(f"data must be a pandas DataFrame; got {type(data).__name__}")
     _check_unique([str(c) for c in data.columns], "data")
+    check_formula_columns(data, formula, "data")
     lhs, rhs = formula.split("~", 1)
     if not lhs.strip():
         raise ValueError(f"formula has no response on the left of '~': {formula!r}")
@@ -406,6 +455,102 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                      intercept, data.index[Xf.index.to_numpy()], formula=formula,
                      design_info=rhs_info, data_template=template, extra=extra,
                      implicit_constant=implicit, response_info=lhs_info)
+
+
+def _is_text(series):
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+                or isinstance(series.dtype, pd.CategoricalDtype))
+
+
+def _refuse_complex(frame, columns, name):
+    for c in columns:
+        if pd.api.types.is_complex_dtype(frame[c]):
+            raise TypeError(f"{name} column {str(c)!r} is complex ({frame[c].dtype}); the "
+                            "models take real numbers")
+
+
+def check_formula_columns(data, formula, name="data"):
+    """Refuse, before patsy sees them, the formula's columns that cannot be what they
+    look like: complex numbers, and numbers stored as text (a column of text whose
+    values are mostly numbers, with some that are not, e.g. ``"n/a"``, or that are all
+    numbers with decimals), which patsy would silently dummy-code as a categorical. A
+    column wrapped in ``C(...)`` is categorical by the user's word and not checked."""
+    used = formula_columns(formula, data.columns)
+    _refuse_complex(data, used, name)
+    for c in used:
+        col = data[c]
+        if not _is_text(col) or re.search(rf"C\(\s*{re.escape(str(c))}\b", formula):
+            continue
+        values = col.dropna()
+        if len(values) == 0:
+            continue
+        text = values.astype(str).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        parsed = numbers.notna()
+        if not parsed.any():
+            continue                            # words: a categorical
+        if parsed.all() and (numbers == np.round(numbers)).all():
+            continue                            # integer codes: a categorical
+        if parsed.all() or parsed.mean() >= 0.5:
+            odd = text[~parsed]
+            example = (f", with text such as {odd.iloc[0]!r} (row {odd.index[0]!r})"
+                       if len(odd) else "")
+            raise TypeError(f"{name} column {str(c)!r} holds numbers stored as text "
+                            f"(dtype {col.dtype}){example}: convert it with "
+                            f"pd.to_numeric({name}[{str(c)!r}], errors='coerce') (missing "
+                            "values then follow missing=), or write C("
+                            f"{c}) in the formula if it is categorical")
+
+
+def check_numeric_factors(frame, info, name="exog"):
+    """Refuse new data whose columns behind a numeric term of the fitted design are text
+    or complex (patsy would fail with an AttributeError), naming the column."""
+    columns = {str(c): c for c in frame.columns}
+    for factor, finfo in info.factor_infos.items():
+        code = getattr(factor, "code", None) or factor.name()
+        used = [columns[v] for v in dict.fromkeys(_formula_variables(code)) if v in columns]
+        _refuse_complex(frame, used, name)
+        if finfo.type != "numerical":
+            continue
+        for c in used:
+            if _is_text(frame[c]):
+                raise TypeError(f"{name} column {str(c)!r} is not numeric (dtype "
+                                f"{frame[c].dtype}) but the fitted term {code!r} is; "
+                                f"convert it with pd.to_numeric")
+
+
+def subset_positions(data, subset, name="subset"):
+    """Positions of the rows of ``data`` that ``subset`` selects (statsmodels'
+    ``from_formula(..., subset=...)``): a boolean mask (a Series aligned with ``data`` by
+    index, or one value per row) or the row labels to keep; None keeps every row."""
+    n = len(data)
+    if subset is None:
+        return np.arange(n)
+    if isinstance(subset, pd.Series) and pd.api.types.is_bool_dtype(subset):
+        check_aligned(("data", data), (name, subset))
+        if subset.isna().any():
+            raise ValueError(f"{name} has missing values")
+        mask = subset.to_numpy(dtype=bool)
+    else:
+        arr = np.asarray(subset)
+        if arr.dtype == bool:
+            if arr.ndim != 1 or len(arr) != n:
+                raise ValueError(f"{name} as a boolean mask must have one value per row of "
+                                 f"data ({n}); got shape {arr.shape}")
+            mask = arr
+        else:
+            labels = pd.Index(subset if np.ndim(subset) else [subset])
+            lacking = labels.difference(data.index)
+            if len(lacking):
+                raise ValueError(f"{name} names rows that are not in data's index: "
+                                 f"{_show_labels(lacking)}")
+            if not data.index.is_unique:
+                raise ValueError(f"{name} given as row labels needs a unique index of data")
+            return data.index.get_indexer(labels)
+    pos = np.flatnonzero(mask)
+    if len(pos) == 0:
+        raise ValueError(f"{name} selects no row of data")
+    return pos
 
 
 def formula_columns(formula, columns):
@@ -749,11 +894,15 @@ def _as_float_2d(obj, name):
                if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t))]
         if bad:
             raise TypeError(f"{name} has non-numeric column(s): {', '.join(bad)}")
+        _refuse_complex(obj, obj.columns, name)
         arr = obj.to_numpy(dtype=float, copy=True)
     elif isinstance(obj, np.ndarray) and obj.dtype == np.float64 and \
             not obj.flags.writeable:
         arr = obj.view()
     else:
+        if isinstance(obj, pd.Series) and pd.api.types.is_complex_dtype(obj) or \
+                np.iscomplexobj(obj):
+            raise TypeError(f"{name} is complex; the models take real numbers")
         try:
             arr = np.array(obj, dtype=float, copy=True)
         except (TypeError, ValueError):

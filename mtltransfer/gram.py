@@ -36,8 +36,8 @@ class SufficientStats:
 
     Attributes
     ----------
-    n : int
-        Number of rows.
+    n : int or float
+        Number of rows (for weighted statistics, the total weight).
     x_mean : ndarray, shape (p,)
     y_mean : ndarray, shape (q,)
     Cxx : ndarray, shape (p, p)
@@ -55,8 +55,16 @@ class SufficientStats:
 
     # -- construction -----------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, X, Y):
-        """Statistics of the rows of ``X`` (n x p) and ``Y`` (n x q), in one pass."""
+    def from_arrays(cls, X, Y, weights=None):
+        """Statistics of the rows of ``X`` (n x p) and ``Y`` (n x q), in one pass.
+
+        ``weights`` (n,), positive: observation weights (as WLS). ``n`` is then their
+        sum, the means are weighted and the cross products ``sum_i w_i (x_i - xbar)
+        (x_i - xbar)^T``: every identity above holds with ``n`` the total weight, so
+        the moments are those of the weighted loss ``(1/2 sum w) sum_i w_i ||r_i||^2``.
+        """
+        if weights is not None:
+            return cls._weighted(X, Y, weights)
         X = np.asarray(X, dtype=float)
         Y = np.asarray(Y, dtype=float)
         if Y.ndim == 1:
@@ -72,6 +80,24 @@ class SufficientStats:
         xm, ym = X.mean(0), Y.mean(0)
         Xc, Yc = X - xm, Y - ym
         return cls(n, xm, ym, Xc.T @ Xc, Xc.T @ Yc, Yc.T @ Yc)
+
+    @classmethod
+    def _weighted(cls, X, Y, weights):
+        X = np.asarray(X, dtype=float)
+        Y = np.asarray(Y, dtype=float)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        w = np.asarray(weights, dtype=float).ravel()
+        if X.ndim != 2 or not X.shape[0] == Y.shape[0] == len(w):
+            raise ValueError(f"X, Y and weights must have the same number of rows; got X "
+                             f"{X.shape}, Y {Y.shape}, weights {w.shape}")
+        total = float(w.sum())
+        if X.shape[0] == 0 or total == 0:
+            return cls.from_arrays(X[:0], Y[:0])
+        xm, ym = w @ X / total, w @ Y / total
+        Xc, Yc = X - xm, Y - ym
+        Xw = Xc * w[:, None]
+        return cls(total, xm, ym, Xw.T @ Xc, Xw.T @ Yc, (Yc * w[:, None]).T @ Yc)
 
     @classmethod
     def from_chunks(cls, chunks):
@@ -193,13 +219,15 @@ def quadratic_loss(Sxx, Sxy, Syy, C):
 
 
 
-def kfold_stats(X, Y, n_folds=5, seed=0):
+def kfold_stats(X, Y, n_folds=5, seed=0, weights=None):
     """Per-fold sufficient statistics of a fixed-seed random K-fold partition of the rows.
 
     The partition is ``numpy.random.default_rng(seed).permutation(n)`` cut into
     ``n_folds`` near-equal contiguous blocks: deterministic, and not fooled by sorted rows.
     Training statistics of fold k are ``total - folds[k]`` (additivity), so
     cross-validation never touches the rows again.
+
+    ``weights``: observation weights of the rows (weighted statistics per fold).
 
     Returns
     -------
@@ -215,7 +243,8 @@ def kfold_stats(X, Y, n_folds=5, seed=0):
             not 2 <= n_folds <= n:
         raise ValueError(f"n_folds must be an integer in [2, n={n}]; got {n_folds!r}")
     perm = np.random.default_rng(seed).permutation(n)
-    return [SufficientStats.from_arrays(X[idx], Y[idx])
+    return [SufficientStats.from_arrays(X[idx], Y[idx],
+                                        None if weights is None else weights[idx])
             for idx in np.array_split(perm, n_folds)]
 
 

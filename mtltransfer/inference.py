@@ -51,6 +51,7 @@ from types import MappingProxyType, SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from ._validation import show
 from .bootstrap import check_alpha as _check_alpha
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
@@ -116,7 +117,7 @@ def _group_codes(groups, data):
         lacking = rows.difference(groups.index)
         if len(lacking):
             raise ValueError(f"cov_kwds['groups'] lacks labels of {len(lacking)} row(s) "
-                             f"of the data (first: {list(lacking[:5])})")
+                             f"of the data (first: {show(lacking, 5)})")
         labels = groups.reindex(rows).to_numpy()
     else:
         labels = np.asarray(groups)
@@ -174,6 +175,48 @@ def contrast_engine(params, cov, names, df_resid, use_t, df_resid_inference=None
     if df_resid_inference is not None:
         eng.df_resid_inference = df_resid_inference
     return eng
+
+
+class PredictionResults:
+    """Predictions of one response with their intervals: statsmodels'
+    :class:`~statsmodels.regression._prediction.PredictionResults` (``predicted_mean``,
+    ``se_mean``, ``se_obs``, ``conf_int(obs, alpha)``, ``summary_frame(alpha)``), with
+    ``alpha`` checked.
+
+    Parameters
+    ----------
+    predicted_mean, var_pred_mean : ndarray
+        The predicted means and their variances.
+    var_resid : float
+        The variance a new observation adds (``obs_ci_*``).
+    df : float or None
+        Degrees of freedom of Student-t quantiles (``dist="t"``).
+    dist : {"t", "norm"}
+    row_labels : index, optional
+    """
+
+    def __init__(self, predicted_mean, var_pred_mean, var_resid, df=None, dist="norm",
+                 row_labels=None):
+        from statsmodels.regression._prediction import PredictionResults as _Prediction
+
+        self._sm = _Prediction(np.asarray(predicted_mean, dtype=float),
+                               np.asarray(var_pred_mean, dtype=float), var_resid, df=df,
+                               dist=dist, row_labels=row_labels)
+
+    predicted_mean = property(lambda self: self._sm.predicted_mean)
+    var_pred_mean = property(lambda self: self._sm.var_pred_mean)
+    se_mean = property(lambda self: self._sm.se_mean)
+    se_obs = property(lambda self: self._sm.se_obs)
+    row_labels = property(lambda self: self._sm.row_labels)
+
+    def conf_int(self, obs=False, alpha=0.05):
+        """Intervals of the mean (``obs=False``) or of a new observation, n x 2."""
+        return self._sm.conf_int(obs=obs, alpha=_check_alpha(alpha))
+
+    def summary_frame(self, alpha=0.05):
+        """DataFrame: ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
+        ``obs_ci_lower``, ``obs_ci_upper`` (statsmodels' columns)."""
+        return self._sm.summary_frame(alpha=_check_alpha(alpha))
 
 
 class MultiPredictionResults:
@@ -291,25 +334,32 @@ class LeastSquaresInference:
         M = (dsvd.Vt.T / dsvd.s) / dsvd.scale[:, None]          # p x r, M M^T = (Xc'Xc)^-1
         U = dsvd.U
         lev = np.einsum("ij,ij->i", U, U)
+        w = model._unit_weights
         if model.center:
+            # the intercept's column of the whitened design is sqrt(w~) (1 unweighted)
             k = M.shape[0] + 1
             infl = np.empty((n, k))
-            infl[:, 0] = 1.0 / n
+            infl[:, 0] = (1.0 if w is None else np.sqrt(w)) / n
             infl[:, 1:] = U @ M.T
-            lev = lev + 1.0 / n
+            lev = lev + (1.0 if w is None else w) / n
         else:
             infl = U @ M.T
         return M, infl, lev
 
     @cached_property
     def _normalized_cov_tilde(self):
+        """``(Z~^T W Z~)^{-1}`` in centred coordinates (W the weights as given, identity
+        unweighted; the rows were scaled by the unit-mean weights, hence the division
+        by the mean weight)."""
         M = self._factors[0]
-        G = M @ M.T
+        w = self.model.data.weights
+        wbar = 1.0 if w is None else float(w.mean())
+        G = M @ M.T / wbar
         if not self.model.center:
             return G
         k = G.shape[0] + 1
         out = np.zeros((k, k))
-        out[0, 0] = 1.0 / self.model.nobs
+        out[0, 0] = 1.0 / (self.model.nobs * wbar)
         out[1:, 1:] = G
         return out
 
@@ -349,6 +399,9 @@ class LeastSquaresInference:
             Sigma = self._sscp[np.ix_(responses, responses)] / df
             return np.kron(Sigma, self._normalized_cov_tilde)
         E = (self.model.endog - self._fitted)[:, responses]
+        w = self.model._unit_weights
+        if w is not None:               # whitened residuals (statsmodels' WLS wresid)
+            E = E * np.sqrt(w)[:, None]
         _, infl, lev = self._factors
         if self.cov_type == "HC0":
             a = np.ones(n)
@@ -444,9 +497,11 @@ class LeastSquaresInference:
 
     @cached_property
     def _sscp(self):
-        """Residual sums of squares and cross-products ``E^T E`` (q x q)."""
+        """Residual sums of squares and cross-products ``E^T E`` (q x q); ``E^T W E``
+        with weights."""
         E = self.model.endog - self._fitted
-        return E.T @ E
+        w = self.model.data.weights
+        return E.T @ E if w is None else (E * w[:, None]).T @ E
 
     def _response_index(self, response):
         names = self.model.endog_names
@@ -650,8 +705,6 @@ class LeastSquaresInference:
             ``obs_ci_*``, whose variance adds ``mse_resid``); one per response, side by
             side, for several.
         """
-        from statsmodels.regression._prediction import PredictionResults
-
         from .models.base import new_data_argument
 
         exog = new_data_argument(exog, newdata)

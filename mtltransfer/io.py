@@ -590,7 +590,7 @@ def _per_row_attributes(obj):
     from .models.shared import SharedRepresentation
 
     if isinstance(obj, ModelData):
-        return ("endog", "exog", "row_labels")
+        return ("endog", "exog", "row_labels", "weights")
     if isinstance(obj, SharedRepresentation):
         return ("task_codes",)
     return ()

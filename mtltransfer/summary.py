@@ -182,7 +182,7 @@ def _slope_intervals(res, alpha):
             return ci[keep], f"res.conf_int(alpha={alpha:g})"
     boot = getattr(res, "bootstrap_results", None)
     if boot is not None:
-        ci = boot.conf_int(alpha)
+        ci = boot.conf_int(alpha).set_axis(["lower", "upper"], axis=1)
         keep = ci.index.get_level_values("predictor").isin(slopes)
         return ci[keep], (f"res.bootstrap_results.conf_int(alpha={alpha:g}) "
                           f"({boot.method} bootstrap, {boot.n_boot} replicates)")

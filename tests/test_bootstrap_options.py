@@ -131,7 +131,7 @@ def test_bad_alpha_is_refused_everywhere(shared, alpha):
     ols = mt.OLS(Y, Xo).fit()
     boot = ols.bootstrap(n_boot=4, random_state=0)
     for call in (lambda: new.conf_int(alpha), lambda: new.predict_interval(X[:3], alpha),
-                 lambda: new.get_prediction(X[:3], alpha),
+                 lambda: new.get_prediction(X[:3]).summary_frame(alpha),
                  lambda: ols.get_prediction(Xo[:3]).summary_frame(alpha),
                  lambda: boot.conf_int(alpha), lambda: ols.conf_int(alpha)):
         with pytest.raises(ValueError, match="alpha"):

@@ -122,6 +122,9 @@ def test_demo_shared_adapt_beats_single_task_fits():
     assert (table["adapt (least squares on B)"] < ridge).all()
     # with 5 rows (fewer than d), shrinking towards the learned tasks helps
     assert table.loc[5, "adapt (shrink='auto')"] < table.loc[5, "adapt (least squares on B)"]
+    # the default adapt() of the marginal fit is the posterior mean (named as such): at
+    # 5 rows it beats least squares on B (shrink=0)
+    assert table.loc[5, "adapt (posterior mean)"] < table.loc[5, "adapt (least squares on B)"]
     # errors fall towards the noise variance 0.25 as the new task gets rows
     assert table["adapt (shrink='auto')"].is_monotonic_decreasing
     assert table.loc[25, "adapt (shrink='auto')"] < 0.35

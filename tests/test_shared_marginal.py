@@ -132,7 +132,7 @@ def test_results_posterior_and_adapt_default():
     assert new.intercept == pytest.approx(yn.mean() - Xn.mean(0) @ Bh @ wn)
     # intervals: var of the mean = z^T V z + sigma^2 / n, observation + sigma^2
     Xq = rng.standard_normal((3, 8))
-    pr = new.get_prediction(Xq, alpha=0.1)
+    pr = new.get_prediction(Xq).summary_frame(alpha=0.1)
     zq = (Xq - Xn.mean(0)) @ Bh
     se = np.sqrt(np.einsum("ik,kl,il->i", zq, Vn, zq) + s2 / 4)
     np.testing.assert_allclose(pr["mean_se"], se, rtol=1e-8)
@@ -141,7 +141,7 @@ def test_results_posterior_and_adapt_default():
     np.testing.assert_allclose(pr["obs_ci_upper"] - pr["mean"], q * np.sqrt(se ** 2 + s2),
                                rtol=1e-8)
     with pytest.raises(ValueError, match="alpha"):
-        new.get_prediction(Xq, alpha=1.5)
+        new.get_prediction(Xq).summary_frame(alpha=1.5)
 
 
 def test_integer_group_labels_keep_their_type():

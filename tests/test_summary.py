@@ -252,8 +252,8 @@ def test_bootstrap_intervals_in_the_summary(how):
         part = text.split(f"{y}: bootstrap")[1]
         cells = _row(part, how, "x_2")
         assert cells[1:] == [fmt(res.params.loc["x_2", y]), fmt(se.loc["x_2", y]),
-                             fmt(ci.loc[("x_2", y), "lower"]),
-                             fmt(ci.loc[("x_2", y), "upper"])]
+                             fmt(ci.loc[("x_2", y), 0]),
+                             fmt(ci.loc[("x_2", y), 1])]
     # without a stored bootstrap: the plain coefficient table
     res.bootstrap_results = None
     assert "bootstrap" not in _export(res.summary(), how)
@@ -286,12 +286,12 @@ def test_smart_summary_alpha_sets_the_bootstrap_interval(smart_boot, how):
                 se_x = res.bootstrap_results.bse_intercept[y] if x == "Intercept" \
                     else se.loc[x, y]
                 assert _row(part, how, x)[1:] == [fmt(coef), fmt(se_x),
-                                                  fmt(ci.loc[(x, y), "lower"]),
-                                                  fmt(ci.loc[(x, y), "upper"])]
+                                                  fmt(ci.loc[(x, y), 0]),
+                                                  fmt(ci.loc[(x, y), 1])]
     # the level matters: the 90% interval lies inside the 95% one, and is narrower
     ci90, ci95 = (res.bootstrap_results.conf_int(a) for a in (0.1, 0.05))
-    assert np.all(ci90["lower"] >= ci95["lower"]) and np.all(ci90["upper"] <= ci95["upper"])
-    assert np.any(ci90["upper"] - ci90["lower"] < ci95["upper"] - ci95["lower"])
+    assert np.all(ci90[0] >= ci95[0]) and np.all(ci90[1] <= ci95[1])
+    assert np.any(ci90[1] - ci90[0] < ci95[1] - ci95[0])
 
 
 def test_compact_table_counts_significant_slopes(fitted):
@@ -311,7 +311,7 @@ def test_compact_table_counts_significant_slopes(fitted):
     boot = boot_res.bootstrap(n_boot=20, random_state=0)
     text = boot_res.summary().as_text()
     ci = boot.conf_int(0.05).loc[slopes]
-    excl = ((ci["lower"] > 0) | (ci["upper"] < 0)).groupby(level="response").sum()
+    excl = ((ci[0] > 0) | (ci[1] < 0)).groupby(level="response").sum()
     assert int(_row(text, "text", "Y2")[-2]) == int(excl["Y2"])
     assert "residual bootstrap, 20 replicates" in text
 

@@ -179,4 +179,4 @@ def test_smart_uncertainty(runs):
     row = v["row"]
     assert row["lower"] < row["mean"] < row["upper"]
     assert "95% interval [" in stdout and f"{v['truth0']:.3f}" in stdout
-    assert (v["ci"]["lower"] < v["ci"]["upper"]).all() and len(v["ci"]) == 21 * 8
+    assert (v["ci"][0] < v["ci"][1]).all() and len(v["ci"]) == 21 * 8

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design
+from .._validation import Param, check_params, declared_params, show
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..gram import SufficientStats, kfold_stats
@@ -44,6 +45,19 @@ def check_positive(name, value, allow_zero=True, allow_none=False):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}; got {value}")
     return value
+
+
+def _rank_bound(model):
+    return min(model.k_exog, model.k_endog)
+
+
+def _rank_why(model):
+    return (f"a rank is at most min(p, q): {model.k_exog} predictor(s), "
+            f"{model.k_endog} response(s)")
+
+
+#: a rank r of a p x q coefficient matrix, 1 <= r <= min(p, q) (None: selected)
+RANK_PARAM = Param("int", 1, _rank_bound, none=True, why=_rank_why)
 
 
 def check_int(name, value, low, high):
@@ -103,13 +117,14 @@ def _recording_fit(fit):
     def wrapper(self, *args, **kwargs):
         from .._threads import iteration_threads
 
-        with iteration_threads(self._product_flops()):
-            res = fit(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs).arguments
         call = {}
         for name, value in list(bound.items())[1:]:
             kind = signature.parameters[name].kind
             call.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        check_params(declared_params(type(self)), call, self)
+        with iteration_threads(self._product_flops()):
+            res = fit(self, *args, **kwargs)
         if isinstance(res, Results):
             res.fit_kwargs = {k: v for k, v in call.items() if k not in _NOT_REPLAYED}
         return res
@@ -122,6 +137,19 @@ class DataViews:
     """Read-only views of a model's validated data (``self.data``, a ModelData), and the
     one construction path of every model: ``from_formula`` builds a
     :class:`~mtltransfer.design.ModelData` and hands it to ``__init__`` as ``endog``."""
+
+    #: the ``fit`` options every model shares, declared once (see
+    #: :mod:`mtltransfer._validation`); each estimator adds its own in its class
+    _param_table = {
+        "tol": Param("real", 0, low_open=True, none=True),
+        "max_iter": Param("int", 1, 10 ** 7, none=True),
+        "verbose": Param("bool"),
+        "backend": Param("option", options=FIT_BACKENDS),
+        "n_folds": Param("int", 2),
+        "n_lams": Param("int", 2, 10 ** 5),
+        "n_alphas": Param("int", 2, 10 ** 5),
+        "n_weights": Param("int", 2, 10 ** 5),
+    }
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -230,6 +258,13 @@ class MultiResponseModel(DataViews):
         formula (``- 1`` removes it).
     missing : {"raise", "drop"}
         What to do with rows containing NaN/inf.
+    weights : array_like or Series, shape (n,), optional
+        Observation weights, as statsmodels' ``WLS``: the fit minimises the weighted
+        loss ``(1 / 2 sum w) sum_i w_i ||y_i - b - C^T x_i||^2`` (plus the model's
+        penalty), so weights scaled by a constant give the same fit. Positive and
+        finite, one per row (rows dropped for missing values drop their weight); a
+        Series is aligned with the data by index. Least squares then reports
+        statsmodels' WLS inference, ``ssr = sum_i w_i r_i^2`` and WLS's ``llf``.
 
     Notes
     -----
@@ -242,12 +277,18 @@ class MultiResponseModel(DataViews):
     #: ``screen=`` (None otherwise)
     screening = None
 
-    def __init__(self, endog, exog=None, *, intercept=None, missing="raise"):
+    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", weights=None):
         self.data = self._validated(endog, exog, intercept, missing)
+        if weights is not None:
+            if isinstance(weights, pd.Series):
+                design.check_aligned(*[(n, o) for n, o in (("endog", endog), ("exog", exog))
+                                       if isinstance(o, (pd.Series, pd.DataFrame))],
+                                     ("weights", weights))
+            self.data = design.with_weights(self.data, weights)
 
     @classmethod
-    def from_formula(cls, formula, data, *, missing="raise", eval_env=0, folds=None,
-                     **kwargs):
+    def from_formula(cls, formula, data, *, subset=None, missing="raise", eval_env=0,
+                     folds=None, **kwargs):
         """Build the model from a patsy formula and a DataFrame.
 
         Parameters
@@ -258,6 +299,12 @@ class MultiResponseModel(DataViews):
         data : DataFrame or dask.dataframe.DataFrame
             A Dask DataFrame is fitted where it lives, from sufficient statistics
             (:mod:`mtltransfer.dask`; needs ``pip install "mtltransfer[dask]"``).
+        subset : array_like, optional
+            The rows of ``data`` to use, as statsmodels: a boolean mask (a Series aligned
+            by index, or one value per row) or row labels.
+        weights : str, Series or array_like, optional
+            Observation weights (WLS, see the class): a column of ``data``, a Series
+            aligned with it, or one value per row of ``data``.
         missing : {"raise", "drop"}
         eval_env : int
             Frames above the caller whose names the formula may use (as in patsy).
@@ -270,9 +317,18 @@ class MultiResponseModel(DataViews):
             Passed to the model's constructor (for example ``source=`` for SMART).
         """
         if design.is_dask_frame(data):
+            if subset is not None:
+                raise TypeError("subset= is for in-memory data; select the rows of a Dask "
+                                "DataFrame first (data[mask])")
+            if kwargs.get("weights") is not None:
+                raise TypeError("weights= is for in-memory data; a Dask DataFrame is "
+                                "fitted unweighted")
             from ..dask import model_from_dask
             return model_from_dask(cls, formula, data, missing=missing,
                                    eval_env=eval_env + 1, folds=folds, **kwargs)
+        if kwargs.get("weights") is not None:
+            kwargs["weights"] = _formula_weights(data, kwargs["weights"])
+        data, kwargs = _subset(data, subset, kwargs)
         return cls(cls._formula_data(formula, data, missing, eval_env, folds), **kwargs)
 
     # -- data views (shared with SharedRepresentation via DataViews) -------------------
@@ -284,10 +340,24 @@ class MultiResponseModel(DataViews):
     def k_endog(self):
         return self.endog.shape[1]
 
+    @property
+    def weights(self):
+        """Observation weights (ndarray, one per row used) or None (unweighted)."""
+        return self.data.weights
+
+    @property
+    def _unit_weights(self):
+        """The weights scaled to mean one (``w n / sum w``; None unweighted): the
+        solvers' loss ``(1/2n) sum w~_i ||r_i||^2`` is the weighted loss of the class."""
+        w = self.data.weights
+        return None if w is None else w * (len(w) / w.sum())
+
     @cached_property
     def stats(self):
-        """:class:`~mtltransfer.gram.SufficientStats` of the rows (one pass, cached)."""
-        return SufficientStats.from_arrays(self.exog, self.endog)
+        """:class:`~mtltransfer.gram.SufficientStats` of the rows (one pass, cached),
+        weighted by the unit-mean weights when the model has weights (``n`` is then
+        the number of rows still)."""
+        return SufficientStats.from_arrays(self.exog, self.endog, self._unit_weights)
 
     def moments(self):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
@@ -298,10 +368,12 @@ class MultiResponseModel(DataViews):
         :func:`~mtltransfer.gram.kfold_stats`, or the hashed folds of
         :func:`~mtltransfer.design.hash_folds` for a model built with ``folds="hash"``."""
         row_hash = self.data.extra.get("row_hash")
+        w = self._unit_weights
         if row_hash is None:
-            return kfold_stats(self.exog, self.endog, n_folds)
+            return kfold_stats(self.exog, self.endog, n_folds, weights=w)
         fold = design.hash_folds(row_hash, n_folds)
-        return [SufficientStats.from_arrays(self.exog[fold == k], self.endog[fold == k])
+        return [SufficientStats.from_arrays(self.exog[fold == k], self.endog[fold == k],
+                                            None if w is None else w[fold == k])
                 for k in range(n_folds)]
 
     def rank_rows(self):
@@ -318,15 +390,21 @@ class MultiResponseModel(DataViews):
                                center=self.center, cap=cap)
 
     def residual_ss(self, coef, intercept):
-        """Residual sum of squares of each response of the fit (coef, intercept)."""
+        """Residual sum of squares of each response of the fit (coef, intercept),
+        ``sum_i w_i r_i^2`` with weights (statsmodels' WLS ``ssr``)."""
         r = self.endog - (self.exog @ coef + intercept)
-        return (r ** 2).sum(0)
+        w = self.data.weights
+        return (r ** 2).sum(0) if w is None else w @ (r ** 2)
 
     def total_ss(self):
-        """Total sum of squares of each response, centred when the model has a constant."""
-        Y = self.endog
-        centre = Y.mean(0) if self.k_constant else 0.0
-        return ((Y - centre) ** 2).sum(0)
+        """Total sum of squares of each response, centred when the model has a constant
+        (weighted, about the weighted mean, with weights: statsmodels' WLS)."""
+        Y, w = self.endog, self.data.weights
+        if w is None:
+            centre = Y.mean(0) if self.k_constant else 0.0
+            return ((Y - centre) ** 2).sum(0)
+        centre = w @ Y / w.sum() if self.k_constant else 0.0
+        return w @ ((Y - centre) ** 2)
 
     def replace_data(self, rows=None, endog=None):
         """The same model (same options and source) on rows ``rows`` of the data and/or
@@ -346,10 +424,19 @@ class MultiResponseModel(DataViews):
 
     @cached_property
     def centred_rows(self):
-        """(X, Y) centred by their column means when the model has an intercept."""
+        """(X, Y) centred by their column means when the model has an intercept; with
+        weights, centred by the weighted means and each row scaled by the square root of
+        its unit-mean weight, so that ``||Yc - Xc C||^2`` is the weighted loss."""
+        w = self._unit_weights
+        if w is None:
+            if not self.center:
+                return self.exog, self.endog
+            return self.exog - self.exog.mean(0), self.endog - self.endog.mean(0)
+        root = np.sqrt(w)[:, None]
         if not self.center:
-            return self.exog, self.endog
-        return self.exog - self.exog.mean(0), self.endog - self.endog.mean(0)
+            return self.exog * root, self.endog * root
+        s = self.stats
+        return (self.exog - s.x_mean) * root, (self.endog - s.y_mean) * root
 
     @cached_property
     def design_svd(self):
@@ -526,7 +613,8 @@ class Results:
         method : {"residual", "pairs"} or None
             Residual bootstrap (the design kept, responses redrawn from the fitted values
             and resampled residuals; the default) or pairs (rows resampled; within each
-            task for a shared representation). See :mod:`mtltransfer.bootstrap`.
+            task for a shared representation). See :mod:`mtltransfer.bootstrap`. A
+            weighted fit resamples pairs (each row with its weight).
         random_state : int, numpy SeedSequence, numpy Generator or None
             Replicate b uses the b-th child seed (of ``SeedSequence(random_state)``, or
             spawned from the Generator): the draws do not depend on ``n_jobs``.
@@ -550,6 +638,9 @@ class Results:
             draws; also stored as ``self.bootstrap_results``.
         """
         from ..bootstrap import bootstrap
+        if method is None and getattr(getattr(self.model, "data", None), "weights",
+                                      None) is not None:
+            method = "pairs"           # rows keep their weights; residuals are not iid
         self.bootstrap_results = bootstrap(self, n_boot, method, random_state, n_jobs,
                                            refit_tuning, source_sd)
         return self.bootstrap_results
@@ -639,7 +730,7 @@ class MultiResponseResults(Results):
     """
 
     #: row-dependent statistics kept by ``save(..., remove_data=True)``
-    _row_cached = ("ssr_per_response", "rsquared", "centered_tss")
+    _row_cached = ("ssr_per_response", "rsquared", "centered_tss", "_log_weights")
 
     def __init__(self, model, coef, *, solver=None, config=None, df_model=None,
                  tuning=None):
@@ -745,6 +836,20 @@ class MultiResponseResults(Results):
         return pd.Series(r2, index=self.model.endog_names)
 
     @property
+    def rsquared_adj(self):
+        """Per-response adjusted R^2 (statsmodels): ``1 - (nobs - k_constant) / df_resid
+        (1 - rsquared)``."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            adj = 1 - np.divide(self.nobs - self.model.k_constant, self.df_resid) * (
+                1 - self.rsquared.to_numpy())
+        return pd.Series(adj, index=self.model.endog_names)
+
+    def _fit_statistics(self):
+        """Per-response goodness of fit for the summary (DataFrame, responses x
+        statistics); least squares adds its F test."""
+        return pd.DataFrame({"R-squared": self.rsquared, "Adj. R-squared": self.rsquared_adj})
+
+    @property
     def df_model(self):
         """Effective number of coefficients of all responses, without the constant
         (statsmodels' ``df_model`` for one response)."""
@@ -760,6 +865,18 @@ class MultiResponseResults(Results):
     def _ssr_groups(self):
         return self.ssr_per_response.to_numpy(), np.full(self.model.k_endog, self.nobs)
 
+    @cached_property
+    def _log_weights(self):
+        """``sum_i log w_i`` of the observation weights (0 unweighted)."""
+        w = self.model.data.weights
+        return 0.0 if w is None else float(np.log(w).sum())
+
+    @property
+    def llf(self):
+        """Gaussian log-likelihood, each response with its own variance; with weights,
+        statsmodels' WLS ``llf`` per response (``+ sum_i log(w_i) / 2``)."""
+        return super().llf + 0.5 * self.model.k_endog * self._log_weights
+
     # -- bootstrap hooks (see mtltransfer.bootstrap) -----------------------------------
     def coefficient_arrays(self):
         """(coef p x q, intercept q) as plain arrays."""
@@ -773,6 +890,10 @@ class MultiResponseResults(Results):
     def bootstrap_spec(self, method):
         from ..bootstrap import Resampler
 
+        if self.model.data.weights is not None and method == "residual":
+            raise ValueError("method='residual' resamples residuals of equal variance; a "
+                             "weighted fit's residuals have variance sigma^2 / w_i: use "
+                             "method='pairs' (the default with weights)")
         fitted = self._fitted
         resid = self.model.endog - fitted
         resid = resid - resid.mean(0)
@@ -809,22 +930,37 @@ class MultiResponseResults(Results):
         right = [(f"{k}:", v) for k, v in self.config.items()]
         right += [("Df Model:", round(self.df_model, 2)),
                   ("Df Residuals:", round(self.df_resid, 2)),
-                  ("Mean R-squared:", float(np.nanmean(self.rsquared))),
+                  *self._r2_rows(),
                   ("Log-Likelihood:", self.llf), ("AIC:", self.aic), ("BIC:", self.bic)]
         if self._solver is not None:
             right += [("Iterations:", self.n_iter), ("Converged:", self.converged)]
         return left, right
 
+    def _r2_rows(self):
+        """The top table's goodness of fit: one response's statistics by name (as
+        statsmodels); for several, the mean R^2 (each response's in its own table)."""
+        stats = self._fit_statistics()
+        if self.model.k_endog == 1:
+            return [(f"{name}:", float(stats.iloc[0][name])) for name in stats.columns]
+        return [("Mean R-squared:", float(np.nanmean(self.rsquared)))]
+
     def summary(self, alpha=0.05):
         """A :class:`statsmodels.iolib.summary.Summary` of the fit.
 
         Print it, or use ``.as_text()``, ``.as_html()``, ``.as_latex()``. ``alpha``: the
-        level of the intervals shown (closed-form or a stored bootstrap's).
+        level of the intervals shown (closed-form or a stored bootstrap's). With several
+        responses, a table gives each response's R-squared, adjusted R-squared (and for
+        least squares its F test); above ``MAX_COEF_CELLS`` coefficients the compact
+        per-response table gives R-squared.
         """
-        from ..summary import coefficient_block, new_summary
+        from ..summary import MAX_COEF_CELLS, add_frame, coefficient_block, fmt, new_summary
 
         left, right = self._summary_rows()
         smry = new_summary(self, f"{type(self.model).__name__} Results", left, right)
+        q = self.model.k_endog
+        if 1 < q and q * self.model.k_exog <= MAX_COEF_CELLS:   # else: the compact table
+            stats = self._fit_statistics()
+            add_frame(smry, stats.map(fmt).astype(object), "Fit per response")
         coefficient_block(self, smry, alpha)
         if self.screening is not None:       # add_extra_txt replaces: keep earlier notes
             smry.add_extra_txt([t for t in (smry.extra_txt, self.screening.summary_text())
@@ -885,6 +1021,36 @@ class PenalizedResults(MultiResponseResults):
                              doc="(d_u, d_v) of SourceSubspaceRRR.")
     weight = property(lambda self: self._hyper("weight"),
                       doc="The source's share of SourceMixture.")
+
+
+def _formula_weights(data, weights):
+    """Weights given to ``from_formula`` as one value per row of ``data``: a column name,
+    a Series aligned by index, or an array."""
+    if isinstance(data, pd.DataFrame):
+        if isinstance(weights, str):
+            if weights not in data.columns:
+                raise ValueError(f"weights={weights!r} is not a column of data")
+            weights = data[weights]
+        if isinstance(weights, pd.Series):
+            design.check_aligned(("data", data), ("weights", weights))
+    return np.asarray(weights.to_numpy(dtype=float) if isinstance(weights, pd.Series)
+                      else weights)
+
+
+def _subset(data, subset, kwargs):
+    """The rows of the formula's data that ``subset=`` selects, and the constructor's
+    keywords with the weights of those rows (a dict of columns becomes a DataFrame;
+    other types are left to the formula front end to refuse)."""
+    if subset is None:
+        return data, kwargs
+    frame = pd.DataFrame(data) if isinstance(data, dict) else data
+    if not isinstance(frame, pd.DataFrame):
+        return data, kwargs
+    pos = design.subset_positions(frame, subset)
+    w = kwargs.get("weights")
+    if w is not None and np.ndim(w) == 1 and len(w) == len(frame):
+        kwargs = dict(kwargs, weights=w[pos])
+    return frame.iloc[pos], kwargs
 
 
 def _fmt_value(value):

@@ -22,7 +22,8 @@ from ..solvers.contrast import svt_gram
 from ..exceptions import ValueWarning, user_stacklevel
 from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInference,
                          check_cov_type)
-from .base import (MultiResponseModel, MultiResponseResults, PenalizedResults,
+from .._validation import Param
+from .base import (RANK_PARAM, MultiResponseModel, MultiResponseResults, PenalizedResults,
                    check_backend, check_int, check_positive, warn_penalty_scale)
 
 _COMMON_FIT_DOC = """
@@ -36,12 +37,27 @@ _CLOSED_FORM_DOC = """
             iterations and ignores them."""
 
 
+def _no_weighted_screening(screen, data):
+    """Screening ranks predictors by unweighted marginal statistics: refused with
+    weights (a weighted model would silently keep an unweighted selection)."""
+    if screen is not None and data.weights is not None:
+        raise ValueError("screen= and weights= together are not supported: marginal "
+                         "screening is unweighted; screen first, then fit with weights")
+
+
 def warn_saturated(res):
     """Warn when a fit reproduces some response exactly (R^2 = 1 up to rounding)."""
     ssr = res.ssr_per_response.to_numpy()
     tss = res.centered_tss.to_numpy()
-    exact = [name for name, e, t in zip(res.model.endog_names, ssr, tss)
-             if e <= (1e-10) ** 2 * max(t, np.finfo(float).tiny)]
+    names = res.model.endog_names
+    constant = [name for name, t in zip(names, tss) if not t > 0]
+    if constant:
+        warnings.warn(f"constant response(s) {constant}: nothing varies to explain, so "
+                      "R-squared is undefined (NaN); the scale, log-likelihood and information "
+                      "criteria are degenerate",
+                      ValueWarning, stacklevel=user_stacklevel())
+    exact = [name for name, e, t in zip(names, ssr, tss)
+             if t > 0 and e <= (1e-10) ** 2 * t]
     if exact:
         warnings.warn(f"saturated fit: the residuals of {exact} are zero up to rounding "
                       f"(R-squared = 1; n = {res.nobs}, p = {res.model.k_exog}); the scale, "
@@ -96,9 +112,62 @@ class OLSResults(LeastSquaresInference, MultiResponseResults):
         left.append(("Covariance Type:", self.cov_type))
         return left, right
 
+    def _fit_statistics(self):
+        stats = super()._fit_statistics()
+        stats["F-statistic"] = self.fvalue
+        stats["Prob (F-statistic)"] = self.f_pvalue
+        return stats
+
+    @property
+    def _df_model_each(self):
+        return self.df_model / self.model.k_endog
+
+    def _f_tests(self):
+        """(F statistic, p-value) of each response: all slopes zero (statsmodels'
+        ``fvalue``, ``f_pvalue``). Nonrobust: ``(ess / df_model) / (ssr / df_resid)``
+        with ``ess = centered_tss - ssr``; other covariance types: the Wald F test of
+        the slopes with that covariance (NaN with an implicit constant, as
+        statsmodels)."""
+        from scipy import stats
+
+        cached = self.__dict__.get("_f_cache")
+        if cached is not None:
+            return cached
+        q, df_m = self.model.k_endog, self._df_model_each
+        ssr, tss = self.ssr_per_response.to_numpy(), self.centered_tss.to_numpy()
+        if self.cov_type == "nonrobust":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = ((tss - ssr) / df_m) / (ssr / self.df_resid)
+                pv = stats.f.sf(f, df_m, self.df_resid) if df_m > 0 else np.full(q, np.nan)
+        else:
+            pos = self._layout[2]
+            k = len(self.param_names)
+            if pos is None and self.model.k_constant:
+                f = pv = np.full(q, np.nan)
+            else:
+                mat = np.delete(np.eye(k), pos, axis=0) if pos is not None else np.eye(k)
+                tests = [self._engine(j).f_test(mat) for j in range(q)]
+                f = np.array([float(np.squeeze(t.fvalue)) for t in tests])
+                pv = np.array([float(t.pvalue) for t in tests])
+        names = self.model.endog_names
+        out = (pd.Series(f, index=names), pd.Series(pv, index=names))
+        self.__dict__["_f_cache"] = out
+        return out
+
+    @property
+    def fvalue(self):
+        """F statistic of each response that all its slopes are zero (statsmodels'
+        ``fvalue``; Series)."""
+        return self._f_tests()[0]
+
+    @property
+    def f_pvalue(self):
+        """p-value of :attr:`fvalue` (Series)."""
+        return self._f_tests()[1]
+
     def __getstate__(self):
         state = super().__getstate__()
-        for key in INFERENCE_CACHE:
+        for key in INFERENCE_CACHE + ("_f_cache",):
             state.pop(key, None)
         return state
 
@@ -161,6 +230,7 @@ class Ridge(MultiResponseModel):
     """
 
     _method = "Ridge (L2-penalised least squares)"
+    _param_table = {"alpha": Param("real", 0, none=True)}
 
     def offset(self):
         """The matrix the penalty shrinks towards (None: zero)."""
@@ -221,11 +291,14 @@ class ReducedRank(MultiResponseModel):
     """
 
     _method = "Reduced-rank regression (closed form)"
+    _param_table = {"rank": RANK_PARAM}
 
-    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None):
+    def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None,
+                 weights=None):
         from ..screening import screen_data
 
-        super().__init__(endog, exog, intercept=intercept, missing=missing)
+        super().__init__(endog, exog, intercept=intercept, missing=missing, weights=weights)
+        _no_weighted_screening(screen, self.data)
         self.data, self.screening = screen_data(screen, self.data)
 
     def fit(self, rank=None, *, backend="fast", tol=None, max_iter=None, verbose=False):
@@ -276,6 +349,9 @@ class NuclearNorm(MultiResponseModel):
     """
 
     _method = "Nuclear-norm penalised least squares"
+    _param_table = {"lam": Param("real", 0, none=True),
+                    "tol": Param("real", 0, low_open=True),
+                    "max_iter": Param("int", 1, 10 ** 7)}
 
     def offset(self):
         """The matrix the penalty is centred on (None: zero)."""

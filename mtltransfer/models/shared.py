@@ -23,10 +23,26 @@ from ..solvers.shared_select import select_k
 from ..solvers import shared_marginal as smg
 from functools import cached_property
 
+from .._validation import Param, show
 from .base import (DataViews, Results, check_backend, check_int, check_positive,
                    new_data_argument, warn_penalty_scale)
 
 _METHODS = ("marginal", "gd", "altmin", "mom", "per_task", "nuclear")
+
+
+def _k_why(model):
+    d, T = model.k_exog, model.n_tasks
+    return (f"k <= min(d, T): the representation has at most as many columns as there "
+            f"are predictors (d = {d}) and tasks (T = {T})")
+
+
+#: SharedRepresentation's declared fit options (see mtltransfer._validation)
+_SHARED_PARAMS = {
+    "k": Param("int", 1, lambda m: min(m.k_exog, m.n_tasks), none=True, why=_k_why),
+    "lam": Param("real", 0, none=True),
+    "tol": Param("real", 0, low_open=True),
+    "method": Param("option", options=_METHODS),
+}
 
 
 class SharedRepresentation(DataViews):
@@ -61,6 +77,8 @@ class SharedRepresentation(DataViews):
     """
 
     _formula_max_endog = 1
+
+    _param_table = _SHARED_PARAMS
 
     def __init__(self, endog, exog=None, groups=None, *, intercept=None, missing="raise"):
         data = self._validated(endog, exog, intercept, missing)
@@ -100,7 +118,8 @@ class SharedRepresentation(DataViews):
                           ValueWarning, stacklevel=user_stacklevel())
 
     @classmethod
-    def from_formula(cls, formula, data, groups, *, missing="raise", eval_env=0):
+    def from_formula(cls, formula, data, groups, *, subset=None, missing="raise",
+                     eval_env=0):
         """Build the model from a one-response formula and a DataFrame.
 
         Parameters
@@ -115,12 +134,26 @@ class SharedRepresentation(DataViews):
             Name of the column holding the task labels (then ``predict`` reads the same
             column of new data), or the labels themselves (a Series aligned with
             ``data``, or one label per row).
+        subset : array_like, optional
+            The rows of ``data`` to use (statsmodels): a boolean mask or row labels;
+            ``groups`` given as labels are subset with them.
         missing : {"raise", "drop"}
         eval_env : int
         """
         if design.is_dask_frame(data):       # per-task statistics on the cluster
+            if subset is not None:
+                raise TypeError("subset= is for in-memory data; select the rows of a Dask "
+                                "DataFrame first (data[mask])")
             from ..dask import shared_from_dask
             return shared_from_dask(cls, formula, data, groups, missing=missing)
+        if subset is not None and isinstance(data, pd.DataFrame):
+            pos = design.subset_positions(data, subset)
+            if isinstance(groups, pd.Series):
+                design.check_aligned(("data", data), ("groups", groups))
+                groups = groups.iloc[pos]
+            elif not isinstance(groups, str) and groups is not None:
+                groups = design.groups_for(groups, data)[pos]
+            data = data.iloc[pos]
         if isinstance(groups, str):
             if groups not in data.columns:
                 raise ValueError(f"groups={groups!r} is not a column of data")
@@ -504,11 +537,12 @@ class SharedRepresentationResults(Results):
         labels = design.groups_for(groups, newdata if isinstance(
             newdata, (pd.DataFrame, pd.Series)) else X)
         missing = np.asarray(pd.isna(labels))
-        labels = np.asarray(pd.Series(labels).astype(str))
+        given = pd.Series(labels)
+        labels = np.asarray(given.astype(str))
         codes = pd.Index([str(t) for t in m.task_names]).get_indexer(labels)
-        unknown = sorted(set(labels[(codes < 0) & ~missing]))
-        if unknown:
-            raise ValueError(f"exog has tasks not seen in fitting: {unknown[:10]}; use "
+        unknown = pd.unique(given[(codes < 0) & ~missing])
+        if len(unknown):
+            raise ValueError(f"exog has tasks not seen in fitting: {show(unknown)}; use "
                              "adapt() for a new task")
         X = np.where(missing[:, None], np.nan, X)     # a missing label: a NaN row
         return X, const, np.where(missing, 0, codes).astype(np.int64), index
@@ -578,7 +612,7 @@ class SharedRepresentationResults(Results):
             tasks = pd.unique(new_task_data[m.groups_name].dropna())
             if len(tasks) > 1:
                 raise ValueError(f"new_task_data holds rows of {len(tasks)} tasks "
-                                 f"({list(tasks[:5])} in column {m.groups_name!r}); adapt() "
+                                 f"({show(tasks, 5)} in column {m.groups_name!r}); adapt() "
                                  "fits one new task: call it once per task")
         # both sides of the formula are evaluated the same way: with the design's
         # environment, incomplete rows kept as NaN, then the model's missing handling
@@ -597,7 +631,7 @@ class SharedRepresentationResults(Results):
             X, y = X[~bad], y[~bad]
         elif bad.any():
             raise ValueError(f"new_task_data has missing values in {int(bad.sum())} row(s) "
-                             f"(positions {list(np.flatnonzero(bad)[:5])}); drop them first"
+                             f"(positions {show(np.flatnonzero(bad), 5)}); drop them first"
                              " or build the model with missing='drop'")
         if m.center:
             xm, ym = X.mean(0), y.mean()
@@ -802,7 +836,8 @@ class AdaptedTask:
         return s2 * Ainv @ (Z.T @ Z) @ Ainv, s2
 
     def conf_int(self, alpha=0.05):
-        """Intervals for the coefficients ``B w`` (DataFrame: lower, upper)."""
+        """Intervals for the coefficients ``B w`` (DataFrame: columns 0 (lower) and 1
+        (upper), statsmodels' layout)."""
         from scipy import stats
 
         alpha = check_alpha(alpha)
@@ -810,7 +845,7 @@ class AdaptedTask:
         B = self._parent._B
         se = np.sqrt(np.einsum("ik,kl,il->i", B, cov_w, B))
         t = stats.t.ppf(1 - alpha / 2, self.df_resid)
-        return pd.DataFrame({"lower": self.params - t * se, "upper": self.params + t * se})
+        return pd.DataFrame({0: self.params - t * se, 1: self.params + t * se})
 
     def predict_interval(self, exog, alpha=0.05, transform=True):
         """Predictions of E[y | x] for the new task with intervals (B fixed).
@@ -835,7 +870,7 @@ class AdaptedTask:
         return pd.DataFrame({"mean": mean, "lower": mean - half, "upper": mean + half},
                             index=index)
 
-    def get_prediction(self, exog, alpha=0.05, transform=True):
+    def get_prediction(self, exog, transform=True):
         """Predictions for the new task's rows with posterior intervals.
 
         For a row x, with z = B^T (x - xbar) (xbar the new task's predictor means when
@@ -845,16 +880,16 @@ class AdaptedTask:
 
         Returns
         -------
-        DataFrame
+        mtltransfer.inference.PredictionResults
+            As least squares' ``get_prediction``: ``summary_frame(alpha)`` gives
             ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
             ``obs_ci_lower``, ``obs_ci_upper`` (statsmodels' names), normal quantiles.
         """
-        from scipy import stats
+        from ..inference import PredictionResults
 
         if self._post is None:
             raise ValueError("intervals need the posterior of w: adapt() with shrink=None "
                              "on a method='marginal' fit")
-        alpha = check_alpha(alpha)
         X, const, index = self._parent.model.data.exog_for(exog, "exog", transform=transform)
         mean = X @ self.params.to_numpy() + const * self.intercept
         p = self._post
@@ -863,12 +898,7 @@ class AdaptedTask:
         var = np.einsum("ik,kl,il->i", Z, p["w_cov"], Z)
         if p["xm"] is not None:
             var = var + p["sigma2"] / p["n"]
-        q = stats.norm.ppf(1 - alpha / 2)
-        se, se_obs = np.sqrt(var), np.sqrt(var + p["sigma2"])
-        return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
-                             "mean_ci_upper": mean + q * se,
-                             "obs_ci_lower": mean - q * se_obs,
-                             "obs_ci_upper": mean + q * se_obs}, index=index)
+        return PredictionResults(mean, var, p["sigma2"], dist="norm", row_labels=index)
 
     def predict(self, exog, transform=True):
         """Predictions for the new task's rows (DataFrame for a formula model, else X);

@@ -21,7 +21,7 @@ from scipy import linalg
 from .. import plotting as _plotting
 from ..solvers.admm import smart_admm, smart_verify
 from ..solvers.smart_problem import SmartProblem
-from .base import PenalizedResults, check_backend, check_int, check_positive, \
+from .base import RANK_PARAM, PenalizedResults, check_backend, check_int, check_positive, \
     warn_penalty_scale
 from .source import SourceModel
 
@@ -78,6 +78,7 @@ class SMART(SourceModel):
     """
 
     _method = "SMART (spectral transfer, ADMM)"
+    _param_table = {"rank": RANK_PARAM}     # declared fit options (mtltransfer._validation)
 
     def _product_flops(self):
         # the ADMM and the cross-validation apply their own rule (2 p^2 r per product)

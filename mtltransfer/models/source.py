@@ -30,15 +30,21 @@ class SourceModel(MultiResponseModel):
         The source is aligned to every predictor first; the model then holds the kept
         predictors and the same rows of the source. The fitted screening is
         ``model.screening`` (None without screening).
+    weights : array_like or Series, optional
+        Observation weights of the target's rows (WLS; see
+        :class:`~mtltransfer.models.base.MultiResponseModel`).
     """
 
     def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise",
-                 screen=None):
+                 screen=None, weights=None):
         if source is None:
             raise TypeError(f"{type(self).__name__}() needs source=: the source study's "
                             "fitted results (of mtltransfer or statsmodels), a DataFrame of "
                             "its coefficients or a p x q array")
-        super().__init__(endog, exog, intercept=intercept, missing=missing)
+        super().__init__(endog, exog, intercept=intercept, missing=missing, weights=weights)
+        if screen is not None and weights is not None:
+            raise ValueError("screen= and weights= together are not supported: marginal "
+                             "screening is unweighted; screen first, then fit with weights")
         source = design.align_source(source, self.data.xnames, self.data.ynames)
         self.data, self.screening = screen_data(screen, self.data)
         self.source = source if self.screening is None else source[self.screening.support]

@@ -18,7 +18,8 @@ from ..solvers import sofar as sf
 from ..solvers import sparse_rrr as sr
 from ..solvers._base import SolverResult, warn_not_converged
 from ..exceptions import user_stacklevel
-from .base import (MultiResponseModel, PenalizedResults, check_int, check_positive,
+from .._validation import Param
+from .base import (RANK_PARAM, MultiResponseModel, PenalizedResults, check_int, check_positive,
                    warn_penalty_scale)
 
 _CRITERIA = ("BIC", "GIC")
@@ -48,6 +49,9 @@ def _fast_only(model, backend):
 
 class _RankedModel(MultiResponseModel):
     """Shared pieces: the rank (given, or by the rank selection criterion)."""
+
+    #: declared fit options (see mtltransfer._validation)
+    _param_table = {"rank": RANK_PARAM, "gamma": Param("real", 0), "adaptive": Param("bool")}
 
     def _rank(self, rank, tuning, how):
         p, q = self.k_exog, self.k_endog

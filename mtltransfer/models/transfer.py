@@ -21,7 +21,8 @@ import pandas as pd
 from ..gram import total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers._base import argmin_simplest
-from .base import PenalizedResults, check_int
+from .._validation import Param
+from .base import RANK_PARAM, PenalizedResults, check_int
 from .linear import NuclearNorm, Ridge
 from .source import SourceModel
 
@@ -80,6 +81,7 @@ class SourceSubspaceRRR(SourceModel):
     """
 
     _method = "Reduced rank inside the source's singular subspaces"
+    _param_table = {"rank": RANK_PARAM}
 
     def fit(self, rank=None, subspace_rank=None, *, n_folds=5, backend="fast", tol=None,
             max_iter=None, verbose=False):
@@ -160,6 +162,8 @@ class SourceMixture(SourceModel):
     """
 
     _method = "Mixture of the source and the target-only fit"
+    _param_table = {"rank": RANK_PARAM,
+                    "weight": Param("real", 0, 1, none=True, why="the source's share")}
 
     def fit(self, weight=None, rank=None, *, n_folds=5, n_weights=21, backend="fast",
             tol=None, max_iter=None, verbose=False):

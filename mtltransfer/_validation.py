@@ -1,0 +1,132 @@
+"""Declared hyperparameters and their checks; values shown in messages.
+
+The bottom of the package: it imports nothing from it. Each estimator declares its
+``fit`` options once, as a class attribute ``_param_table`` mapping a name to a
+:class:`Param` (type, range, whether ``None`` is allowed, and why a bound is what it is).
+The ``fit`` wrapper of every model (:mod:`mtltransfer.models.base`) reads the tables of
+the class and its bases and checks the arguments of each call with :func:`check_params`
+before the fit runs, so every estimator that takes an option refuses the same bad value
+with the same message, naming the argument:
+
+    "max_iter must be an integer >= 1; got 0"
+    "k must be in [1, 1] (k <= min(d, T): 5 predictors, 1 task); got 2"
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def show(values, k=10):
+    """A list of values as the user wrote them: ``[0, 1]``, not
+    ``[np.int64(0), np.int64(1)]`` (NumPy scalars become Python ones), at most ``k``
+    shown."""
+    values = list(values)
+    shown = [v.item() if isinstance(v, np.generic) else v for v in values[:k]]
+    text = repr(shown)
+    return text[:-1] + ", ...]" if len(values) > k else text
+
+
+class Param:
+    """One declared hyperparameter.
+
+    Parameters
+    ----------
+    kind : {"int", "real", "bool", "option"}
+    low, high : number, callable or None
+        Inclusive bounds (None: unbounded). A callable receives the model and returns
+        the bound (a rank's ``min(p, q)``).
+    low_open : bool
+        The lower bound itself is excluded (``tol > 0``).
+    none : bool
+        ``None`` is allowed (tuned, or a default chosen by the fit).
+    options : tuple
+        The allowed values of ``kind="option"``.
+    why : str or callable, optional
+        Why the bounds are what they are, added to the message (a callable receives the
+        model).
+    """
+
+    def __init__(self, kind, low=None, high=None, *, low_open=False, none=False,
+                 options=(), why=None):
+        if kind not in ("int", "real", "bool", "option"):
+            raise ValueError(f"kind must be 'int', 'real', 'bool' or 'option'; got {kind!r}")
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.none, self.options, self.why = low_open, none, options, why
+
+    def check(self, name, value, model=None):
+        """The value, checked (a TypeError or ValueError naming ``name``) and normalised
+        (Python int/float/bool)."""
+        if value is None:
+            if self.none:
+                return None
+            raise TypeError(f"{name} must be {self._describe(model)}; got None")
+        if self.kind == "option":
+            if not isinstance(value, str) or value not in self.options:
+                raise ValueError(f"{name} must be one of {show(self.options)}; "
+                                 f"got {value!r}")
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False; got {value!r}")
+            return bool(value)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number) \
+                or isinstance(value, numbers.Complex) and not isinstance(value,
+                                                                         numbers.Real):
+            raise TypeError(f"{name} must be {self._describe(model)}; got {value!r}")
+        given = value.item() if isinstance(value, np.generic) else value
+        if self.kind == "int":
+            if not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be {self._describe(model)}; got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+            if not np.isfinite(value):
+                raise ValueError(f"{name} must be {self._describe(model)}; got {given!r}")
+        low, high = self._bound(self.low, model), self._bound(self.high, model)
+        if (low is not None and (value < low or (self.low_open and value == low))) or \
+                (high is not None and value > high):
+            raise ValueError(f"{name} must be {self._describe(model)}; got {given!r}")
+        return value
+
+    @staticmethod
+    def _bound(bound, model):
+        return bound(model) if callable(bound) else bound
+
+    def _describe(self, model):
+        what = {"int": "an integer", "real": "a finite number", "bool": "True or False",
+                "option": "one of " + show(self.options)}[self.kind]
+        low, high = self._bound(self.low, model), self._bound(self.high, model)
+        if self.kind == "int" and low is not None and high is not None:
+            what = f"an integer in [{low}, {high}]"
+        elif low is not None:
+            what += f" {'>' if self.low_open else '>='} {low}"
+            if high is not None:
+                what += f" and <= {high}"
+        elif high is not None:
+            what += f" <= {high}"
+        if self.none:
+            what += " or None"
+        why = self.why(model) if callable(self.why) else self.why
+        return f"{what} ({why})" if why else what
+
+
+def declared_params(cls):
+    """The merged ``_param_table`` of a class and its bases (a subclass's entry wins)."""
+    table = {}
+    for klass in reversed(cls.__mro__):
+        table.update(klass.__dict__.get("_param_table", {}))
+    return table
+
+
+def check_params(table, arguments, model=None):
+    """Check the arguments (name to value) that ``table`` declares; the others are left
+    to the estimator. Returns the arguments with the declared ones normalised."""
+    out = dict(arguments)
+    for name, value in arguments.items():
+        spec = table.get(name)
+        if spec is not None:
+            out[name] = spec.check(name, value, model)
+    return out
