@@ -14,6 +14,7 @@ with the same message, naming the argument:
 
 from __future__ import annotations
 
+import importlib
 import numbers
 
 import numpy as np
@@ -130,3 +131,96 @@ def check_params(table, arguments, model=None):
         if spec is not None:
             out[name] = spec.check(name, value, model)
     return out
+
+
+# ---- small shared values and types (used by io, inference, bootstrap, screening) -------
+#: column scales (standard deviations) further apart than this make a penalty's meaning
+#: depend on the predictors' units: a warning says so
+SCALE_RATIO_WARN = 1e6
+
+_ROWS_REMOVED = "the training rows were removed by save(remove_data=True)"
+
+
+def check_alpha(alpha):
+    """``alpha`` as a float in (0, 1), or a ValueError naming it."""
+    value = None
+    if not isinstance(alpha, (bool, np.bool_, str, bytes)) and np.ndim(alpha) == 0:
+        try:
+            value = float(alpha)
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not 0 < value < 1:
+        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
+    return value
+
+
+def new_data_argument(exog, newdata):
+    """statsmodels names new data ``exog``; ``newdata`` is accepted as another name."""
+    if newdata is not None:
+        if exog is not None:
+            raise TypeError("give new data as exog or as newdata, not both")
+        return newdata
+    return exog
+
+
+class RemovedRows:
+    """Stands in for per-row training data in results saved with ``remove_data=True``.
+
+    Only the shape of the removed array is known, so ``shape``, ``ndim`` and ``len()``
+    work (and with them ``model.nobs`` and ``model.k_exog``); anything that needs the
+    values (conversion to an array, indexing, arithmetic, array methods) raises
+    ``ValueError``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the array that was removed.
+    """
+
+    #: why the values are not there (subclasses say it their way)
+    _MESSAGE = _ROWS_REMOVED
+
+    def __init__(self, shape):
+        self.shape = tuple(int(s) for s in shape)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"<{type(self).__name__}: shape {self.shape}; {self._MESSAGE}>"
+
+    def __getattr__(self, name):   # array methods (.mean, .T ...) need the values
+        if name.startswith("_"):      # probes by other libraries (pandas' _typ ...)
+            raise AttributeError(name)
+        raise ValueError(f"{self._MESSAGE} (.{name} needs them)")
+
+    def _refuse(self, *args, **kwargs):
+        raise ValueError(self._MESSAGE)
+
+    __array__ = __getitem__ = __iter__ = __neg__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _refuse
+
+
+# ---- front ends register themselves ----------------------------------------------------
+#: the package's own front ends, by kind: the module that registers the kind's handlers
+#: when it is imported (it imports the models; the models never import it)
+_FRONT_END_MODULES = {"dask": "mtltransfer.dask"}
+_FRONT_ENDS: dict[str, dict] = {}
+
+
+def register_front_end(kind, **handlers):
+    """Called by a front end module when it is imported: its handlers by name."""
+    _FRONT_ENDS.setdefault(kind, {}).update(handlers)
+
+
+def front_end(kind, name):
+    """The handler ``name`` of the front end ``kind``; the front end's module is loaded on
+    first use (the core never loads it for data it does not handle)."""
+    if kind not in _FRONT_ENDS:
+        importlib.import_module(_FRONT_END_MODULES[kind])
+    return _FRONT_ENDS[kind][name]

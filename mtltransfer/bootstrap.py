@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._validation import RemovedRows, check_alpha, new_data_argument  # noqa: F401
 from .exceptions import MtlWarning, user_stacklevel
 
 METHODS = ("residual", "pairs")
@@ -164,8 +165,6 @@ class BootstrapResults:
             Columns: a MultiIndex (response, ``mean`` / ``lower`` / ``upper``); ``mean``
             is the full-data prediction. Rows with a missing value are NaN.
         """
-        from .models.base import new_data_argument
-
         exog = new_data_argument(exog, newdata)
         if exog is None:
             raise TypeError("predict needs new data: exog (or newdata)")
@@ -204,19 +203,6 @@ def interval(draws, estimate, alpha=0.05, kind="percentile"):
     if kind == "basic":
         return 2 * estimate - hi, 2 * estimate - lo
     return lo, hi
-
-
-def check_alpha(alpha):
-    """``alpha`` as a float in (0, 1), or a ValueError naming it."""
-    value = None
-    if not isinstance(alpha, (bool, np.bool_, str, bytes)) and np.ndim(alpha) == 0:
-        try:
-            value = float(alpha)
-        except (TypeError, ValueError):
-            value = None
-    if value is None or not 0 < value < 1:
-        raise ValueError(f"alpha must be a number in (0, 1); got {alpha!r}")
-    return value
 
 
 def _quantile_per_entry(draws, q):
@@ -303,8 +289,6 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
               refit_tuning=False, source_sd=None):
     """Bootstrap a fitted model; see :meth:`mtltransfer.models.base.Results.bootstrap`."""
     from joblib import Parallel, delayed
-
-    from .io import RemovedRows
 
     if isinstance(getattr(res.model, "exog", None), RemovedRows):
         raise TypeError("the bootstrap needs the training rows in memory: these results "

@@ -39,7 +39,7 @@ from scipy import linalg
 
 from . import design
 from .gram import SufficientStats, offset_moments
-from .io import RemovedRows
+from ._validation import RemovedRows, new_data_argument, register_front_end
 from .models.base import PenalizedResults, check_backend, check_positive, \
     warn_penalty_scale
 from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
@@ -1044,8 +1044,6 @@ class DaskSharedRepresentationResults(SharedRepresentationResults):
         raise TypeError("the bootstrap needs the rows in memory")
 
     def predict(self, exog=None, transform=True, *, groups=None, newdata=None):
-        from .models.base import new_data_argument
-
         exog = new_data_argument(exog, newdata)
         if design.is_dask_frame(exog):
             if groups is not None:
@@ -1086,3 +1084,7 @@ def _select_k_stats(data, opts, tol):
 
 def _predict_shared_partition(part, results, transform):
     return results.predict(part, transform).astype(float)
+
+
+register_front_end("dask", model_from_dask=model_from_dask,
+                   predict_partitions=predict_partitions, shared_from_dask=shared_from_dask)

@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 
 from ._validation import show
-from .bootstrap import check_alpha as _check_alpha
+from ._validation import RemovedRows, new_data_argument
+from ._validation import check_alpha as _check_alpha
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 
@@ -470,8 +471,6 @@ class LeastSquaresInference:
         joint = self._robust_cov_tilde_joint
         if joint is not None:
             return joint
-        from .io import RemovedRows
-
         if isinstance(self.model.data.endog, RemovedRows):
             q, k = self.model.k_endog, self._normalized_cov_tilde.shape[0]
             raise ValueError(f"the joint robust covariance of the {q} responses ({q * k} "
@@ -705,8 +704,6 @@ class LeastSquaresInference:
             ``obs_ci_*``, whose variance adds ``mse_resid``); one per response, side by
             side, for several.
         """
-        from .models.base import new_data_argument
-
         exog = new_data_argument(exog, newdata)
         Zt, index, mean = self._new_design_tilde(exog, transform)
         if row_labels is None:

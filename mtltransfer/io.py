@@ -69,60 +69,17 @@ from io import BytesIO
 import numpy as np
 import pandas as pd
 
+from ._validation import RemovedRows
 from .design import ModelData
 
 FORMAT_NAME = "mtltransfer-results"
 FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 _PACKAGE = "mtltransfer"
-_ROWS_REMOVED = "the training rows were removed by save(remove_data=True)"
 _SCALARS = (type(None), bool, int, float, str)
 _NUMPY_SCALARS = (np.bool_, np.integer, np.floating)
 _SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _SKIP = object()   # a cached value that is not written
-
-
-class RemovedRows:
-    """Stands in for per-row training data in results saved with ``remove_data=True``.
-
-    Only the shape of the removed array is known, so ``shape``, ``ndim`` and ``len()``
-    work (and with them ``model.nobs`` and ``model.k_exog``); anything that needs the
-    values (conversion to an array, indexing, arithmetic, array methods) raises
-    ``ValueError``.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        The shape of the array that was removed.
-    """
-
-    #: why the values are not there (subclasses say it their way)
-    _MESSAGE = _ROWS_REMOVED
-
-    def __init__(self, shape):
-        self.shape = tuple(int(s) for s in shape)
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __repr__(self):
-        return f"<{type(self).__name__}: shape {self.shape}; {self._MESSAGE}>"
-
-    def __getattr__(self, name):   # array methods (.mean, .T ...) need the values
-        if name.startswith("_"):      # probes by other libraries (pandas' _typ ...)
-            raise AttributeError(name)
-        raise ValueError(f"{self._MESSAGE} (.{name} needs them)")
-
-    def _refuse(self, *args, **kwargs):
-        raise ValueError(self._MESSAGE)
-
-    __array__ = __getitem__ = __iter__ = __neg__ = _refuse
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
-    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _refuse
 
 
 # ---- public functions ------------------------------------------------------------------
@@ -160,7 +117,7 @@ def save(results, path, *, remove_data=False):
     """
     from . import __version__
 
-    if not isinstance(results, _results_classes()):
+    if not _is_results(results):
         raise TypeError(f"save() writes mtltransfer results; got {type(results).__name__}")
     nobs = None
     if remove_data:
@@ -219,7 +176,7 @@ def load(path):
             RecursionError) as err:
         raise ValueError(f"{path} is not a valid mtltransfer results file: "
                          f"{type(err).__name__}: {err}") from None
-    if not isinstance(results, _results_classes()):
+    if not _is_results(results):
         raise ValueError(f"{path} holds a {type(results).__name__}, not mtltransfer results")
     return results
 
@@ -237,18 +194,18 @@ def _read_manifest(archive):
     return manifest
 
 
-def _results_classes():
-    from .models.base import MultiResponseResults
-    from .models.shared import AdaptedTask, SharedRepresentationResults
-
-    return MultiResponseResults, SharedRepresentationResults, AdaptedTask
+def _is_results(obj):
+    """Results of the package's models: their classes declare ``_saveable = True``."""
+    return getattr(type(obj), "_saveable", False) is True
 
 
 # ---- the classes a file may name ------------------------------------------------------
 #: A file names each class where it was defined when the file was written. When a class
 #: moves (another module, another name), its old ``"module:qualname"`` is entered here
 #: with the new one, so that files written before the move keep loading.
-MOVED_CLASSES: dict[str, str] = {}
+MOVED_CLASSES: dict[str, str] = {
+    "mtltransfer.io:RemovedRows": "mtltransfer._validation:RemovedRows",
+}
 
 
 def _class_name(cls):
@@ -586,14 +543,11 @@ _NODE_TYPES = {name: getattr(_Decoder, f"_{name}") for name in (
 
 # ---- remove_data=True ------------------------------------------------------------------
 def _per_row_attributes(obj):
-    """Attributes of ``obj`` holding one entry per training row."""
-    from .models.shared import SharedRepresentation
-
+    """Attributes of ``obj`` holding one entry per training row: ``ModelData``'s rows and
+    whatever a model class declares in ``_row_attributes``."""
     if isinstance(obj, ModelData):
         return ("endog", "exog", "row_labels", "weights")
-    if isinstance(obj, SharedRepresentation):
-        return ("task_codes",)
-    return ()
+    return tuple(getattr(type(obj), "_row_attributes", ()))
 
 
 def _without_rows(obj, state, nobs):

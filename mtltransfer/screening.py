@@ -30,7 +30,7 @@ import pandas as pd
 
 from .design import check_aligned
 from .exceptions import ValueWarning, user_stacklevel
-from .models.base import SCALE_RATIO_WARN
+from ._validation import SCALE_RATIO_WARN
 
 __all__ = ["MarginalScreening", "screen_data"]
 

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .. import design
-from .._validation import Param, check_params, declared_params, show
+from .._validation import (SCALE_RATIO_WARN, Param, check_params, declared_params,  # noqa: F401
+                           front_end, new_data_argument, show)
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..gram import SufficientStats, kfold_stats
@@ -66,20 +67,6 @@ def check_int(name, value, low, high):
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}]; got {value}")
     return int(value)
-
-
-def new_data_argument(exog, newdata):
-    """statsmodels names new data ``exog``; ``newdata`` is accepted as another name."""
-    if newdata is not None:
-        if exog is not None:
-            raise TypeError("give new data as exog or as newdata, not both")
-        return newdata
-    return exog
-
-
-#: column scales (standard deviations) further apart than this make a penalty's meaning
-#: depend on the predictors' units: a warning says so
-SCALE_RATIO_WARN = 1e6
 
 
 def warn_penalty_scale(model):
@@ -323,8 +310,7 @@ class MultiResponseModel(DataViews):
             if kwargs.get("weights") is not None:
                 raise TypeError("weights= is for in-memory data; a Dask DataFrame is "
                                 "fitted unweighted")
-            from ..dask import model_from_dask
-            return model_from_dask(cls, formula, data, missing=missing,
+            return front_end("dask", "model_from_dask")(cls, formula, data, missing=missing,
                                    eval_env=eval_env + 1, folds=folds, **kwargs)
         if kwargs.get("weights") is not None:
             kwargs["weights"] = _formula_weights(data, kwargs["weights"])
@@ -536,6 +522,8 @@ class Results:
 
     #: row-dependent statistics kept by ``save(..., remove_data=True)``
     _row_cached = ()
+    #: results of this class can be written by :func:`mtltransfer.save`
+    _saveable = True
     #: the latest ``bootstrap()`` (None before any)
     bootstrap_results = None
     #: replaced by the fit's own dict (see the class docstring); read-only here
@@ -805,8 +793,7 @@ class MultiResponseResults(Results):
         if exog is None:
             return self.fittedvalues
         if design.is_dask_frame(exog):       # lazy, partition by partition
-            from ..dask import predict_partitions
-            return predict_partitions(self, exog, transform=transform)
+            return front_end("dask", "predict_partitions")(self, exog, transform=transform)
         X, const, index = self.model.data.exog_for(exog, "exog", transform=transform)
         return pd.DataFrame(self._predict_array(X, const), index=index,
                             columns=self.model.endog_names)

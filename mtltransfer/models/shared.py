@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design
-from ..bootstrap import check_alpha
+from .._validation import check_alpha, front_end
 from ..exceptions import ValueWarning, user_stacklevel
 from .. import plotting as _plotting
 from ..solvers.shared_baselines import (adapt, fit_nuclear_norm, fit_per_task,
@@ -75,6 +75,9 @@ class SharedRepresentation(DataViews):
     W = [w_1 ... w_T] by a preconditioned first-order method from a spectral start
     (:func:`mtltransfer.solvers.shared_fit.fit_shared_representation`).
     """
+
+    #: attributes with one entry per training row (dropped by save(remove_data=True))
+    _row_attributes = ("task_codes",)
 
     _formula_max_endog = 1
 
@@ -144,8 +147,8 @@ class SharedRepresentation(DataViews):
             if subset is not None:
                 raise TypeError("subset= is for in-memory data; select the rows of a Dask "
                                 "DataFrame first (data[mask])")
-            from ..dask import shared_from_dask
-            return shared_from_dask(cls, formula, data, groups, missing=missing)
+            return front_end("dask", "shared_from_dask")(cls, formula, data, groups,
+                                                         missing=missing)
         if subset is not None and isinstance(data, pd.DataFrame):
             pos = design.subset_positions(data, subset)
             if isinstance(groups, pd.Series):
@@ -812,6 +815,9 @@ class AdaptedTask:
     the true representation; B's own error (learned from the other tasks) and the shrinkage
     bias are left out.
     """
+
+    #: results of this class can be written by :func:`mtltransfer.save`
+    _saveable = True
 
     def __init__(self, parent, w, theta, b, fit=None, posterior=None):
         self._parent = parent
