@@ -924,7 +924,8 @@ class MultiResponseResults(Results):
         m = self.model
         left = [("Dep. Variables:", ", ".join(m.endog_names) if m.k_endog <= 4 else
                  f"{m.k_endog} responses"),
-                ("Model:", type(m).__name__), ("Method:", m._method),
+                ("Model:", type(m).__name__),
+                ("Method:", m._method + (", weighted" if m.data.weights is not None else "")),
                 ("No. Observations:", m.nobs), ("No. Predictors (p):", m.k_exog),
                 ("No. Responses (q):", m.k_endog), ("Intercept:", m.center)]
         right = [(f"{k}:", v) for k, v in self.config.items()]
