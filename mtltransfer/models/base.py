@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design
-from .._validation import Param, check_params, declared_params, show
+from .._validation import Param, check_params, declared_params
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..gram import SufficientStats, kfold_stats
