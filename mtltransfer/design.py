@@ -475,7 +475,9 @@ def check_formula_columns(data, formula, name="data"):
     values are mostly numbers, with some that are not, e.g. ``"n/a"``, or that are all
     numbers with decimals), which patsy would silently dummy-code as a categorical. A
     column wrapped in ``C(...)`` is categorical by the user's word and not checked."""
-    used = formula_columns(formula, data.columns)
+    names = set(_formula_variables(formula))
+    used = [c for c in data.columns
+            if str(c) in names or f'Q("{c}")' in formula or f"Q('{c}')" in formula]
     _refuse_complex(data, used, name)
     for c in used:
         col = data[c]

@@ -95,3 +95,11 @@ def test_subset_equals_statsmodels():
         mt.OLS.from_formula("li ~ lv + lc", g, subset=[0, 1, 999])
     with pytest.raises(ValueError, match=r"subset selects no row"):
         mt.OLS.from_formula("li ~ lv + lc", g, subset=g.year > 3000)
+
+
+def test_only_the_formulas_own_columns_are_checked():
+    df = _frame()
+    # "x" (numbers stored as text) is not in "y1 ~ x1 + x2", though "x" is in "x1"
+    res = mt.OLS.from_formula("y1 ~ x1 + x2", df.assign(x=df.x1.astype(str))).fit()
+    ref = smf.ols("y1 ~ x1 + x2", df).fit()
+    np.testing.assert_allclose(res.params_full.to_numpy(), ref.params.to_numpy(), rtol=1e-10)

@@ -152,3 +152,17 @@ def test_validation_module_is_the_bottom_of_the_import_graph():
             assert node.level == 0 and not node.module.startswith("mtltransfer")
         else:
             assert not any(a.name.startswith("mtltransfer") for a in node.names)
+
+
+def test_dask_models_read_the_same_declarations():
+    import dask.dataframe as dd
+
+    df = pd.DataFrame(X[:, :3], columns=["x1", "x2", "x3"]).assign(y=Y[:, 0], y2=Y[:, 1],
+                                                                   g=np.arange(40) % 2)
+    ddf = dd.from_pandas(df, npartitions=2)
+    shared = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3", ddf, groups="g")
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 2\] or None \(k <= "
+                                         r"min\(d, T\).*\(T = 2\)\); got 3"):
+        shared.fit(k=3)
+    with pytest.raises(ValueError, match=r"^tol must be a finite number > 0; got -1$"):
+        mt.NuclearNorm.from_formula("y + y2 ~ x1 + x2", ddf).fit(lam=0.1, tol=-1)

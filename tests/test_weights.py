@@ -49,6 +49,7 @@ def test_weighted_ols_equals_statsmodels_wls(cov_type):
     assert res.rsquared_adj.iloc[0] == pytest.approx(ref.rsquared_adj, rel=1e-12)
     assert res.ssr == pytest.approx(ref.ssr, rel=1e-12)
     assert res.fvalue.iloc[0] == pytest.approx(ref.fvalue, rel=1e-7)
+    assert "Least squares, weighted" in res.summary().as_text()
     new = g.iloc[::37]
     ours = res.get_prediction(new).summary_frame(0.1)
     theirs = ref.get_prediction(new).summary_frame(0.1)

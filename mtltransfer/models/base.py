@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import design
 from .._validation import (SCALE_RATIO_WARN, Param, check_params, declared_params,  # noqa: F401
-                           front_end, new_data_argument, show)
+                           front_end, new_data_argument)
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..gram import SufficientStats, kfold_stats
@@ -911,7 +911,8 @@ class MultiResponseResults(Results):
         m = self.model
         left = [("Dep. Variables:", ", ".join(m.endog_names) if m.k_endog <= 4 else
                  f"{m.k_endog} responses"),
-                ("Model:", type(m).__name__), ("Method:", m._method),
+                ("Model:", type(m).__name__),
+                ("Method:", m._method + (", weighted" if m.data.weights is not None else "")),
                 ("No. Observations:", m.nobs), ("No. Predictors (p):", m.k_exog),
                 ("No. Responses (q):", m.k_endog), ("Intercept:", m.center)]
         right = [(f"{k}:", v) for k, v in self.config.items()]

@@ -24,7 +24,7 @@ from ..inference import (INFERENCE_CACHE, INFERENCE_ROW_CACHED, LeastSquaresInfe
                          check_cov_type)
 from .._validation import Param
 from .base import (RANK_PARAM, MultiResponseModel, MultiResponseResults, PenalizedResults,
-                   check_backend, check_int, check_positive, warn_penalty_scale)
+                   warn_penalty_scale)
 
 _COMMON_FIT_DOC = """
         backend : {"fast", "cvxpy"}
@@ -206,7 +206,6 @@ class OLS(MultiResponseModel):
         -------
         OLSResults
         """
-        check_backend(backend)
         cov_type, cov_kwds, use_t = check_cov_type(cov_type, cov_kwds, use_t, self.data)
         self.warn_design()
         dsvd = self.design_svd
@@ -252,9 +251,9 @@ class Ridge(MultiResponseModel):
         MultiResponseResults
             ``config`` holds alpha and how it was chosen; ``tuning`` the GCV curve.
         """
-        check_backend(backend)
+        # the options were checked against the declarations (_param_table) by fit's wrapper
         if alpha is not None:
-            alpha = check_positive("alpha", alpha)
+            alpha = float(alpha)
         warn_penalty_scale(self)
         Xc, Yc = self.centred_rows
         C0 = self.offset()
@@ -315,10 +314,9 @@ class ReducedRank(MultiResponseModel):
         -------
         MultiResponseResults
         """
-        check_backend(backend)
         p, q = self.k_exog, self.k_endog
-        if rank is not None:
-            rank = check_int("rank", rank, 1, min(p, q))
+        if rank is not None:        # checked against RANK_PARAM by fit's wrapper
+            rank = int(rank)
         self.warn_design()
         how, tuning = "given", {}
         if rank is None:
@@ -375,9 +373,8 @@ class NuclearNorm(MultiResponseModel):
         -------
         MultiResponseResults
         """
-        check_backend(backend)
-        if lam is not None:
-            lam = check_positive("lam", lam)
+        if lam is not None:         # checked against _param_table by fit's wrapper
+            lam = float(lam)
         warn_penalty_scale(self)
         C0 = self.offset()
         Sxx, Sxy, Syy = self.moments()
