@@ -2,7 +2,7 @@
 
 Build (warnings are errors)::
 
-    pip install -r docs/requirements.txt
+    pip install ".[docs]"
     sphinx-build -W -b html docs docs/_build/html
 
 The tutorials in ``tutorials/`` are executed during the build and rendered with their
@@ -10,8 +10,11 @@ output (see ``docs/_ext/tutorial_pages.py``); ``MTLTRANSFER_DOCS_EXECUTE=0`` ski
 execution for a quick build.
 """
 
+import importlib.util
 import os
+import shutil
 import sys
+from pathlib import Path
 
 sys.path.insert(0, os.path.abspath("_ext"))
 
@@ -61,3 +64,32 @@ html_theme_options = {
     "body_max_width": "none",
 }
 html_static_path = []
+
+
+# ---- maths offline ----------------------------------------------------------------------
+# MathJax 3 comes from the docs extra's django-static-mathjax (a package that ships only
+# MathJax's files, Apache-2.0; nothing of Django is imported) and is copied into the built
+# site, so the pages render their maths without a network (no CDN).
+mathjax_path = "mathjax/tex-chtml.js"       # relative to the site's _static/
+
+
+def _mathjax_es5():
+    spec = importlib.util.find_spec("mathjax")
+    es5 = None if spec is None or spec.origin is None else \
+        Path(spec.origin).parent / "static" / "mathjax" / "es5"
+    if es5 is None or not (es5 / "tex-chtml.js").is_file():
+        from sphinx.errors import ConfigError
+        raise ConfigError("the offline MathJax is missing: pip install '.[docs]' "
+                          "(it brings django-static-mathjax)")
+    return es5
+
+
+def _copy_mathjax(app, exception):
+    if exception is None and app.builder.format == "html":
+        shutil.copytree(_mathjax_es5(), Path(app.outdir) / "_static" / "mathjax",
+                        dirs_exist_ok=True)
+
+
+def setup(app):
+    _mathjax_es5()                      # fail early, before the tutorials run
+    app.connect("build-finished", _copy_mathjax)
