@@ -116,12 +116,12 @@ ESTIMATORS = (
 )
 
 _SOURCE_DOC = """source : array_like, DataFrame, results or callable
-        The source study's coefficient matrix, as the model's ``source=``: a p x q array
-        (positional), a DataFrame indexed by predictor names with response names as
-        columns (aligned by name to ``feature_names_in_`` and the response names), or
-        fitted results. A callable ``source(feature_names, response_names)`` returning
-        one of these is called at fit with the names the model sees (for a source that
-        must follow the features a pipeline produces)."""
+    The source study's coefficient matrix, as the model's ``source=``: a p x q array
+    (positional), a DataFrame indexed by predictor names with response names as
+    columns (aligned by name to ``feature_names_in_`` and the response names), or
+    fitted results. A callable ``source(feature_names, response_names)`` returning
+    one of these is called at fit with the names the model sees (for a source that
+    must follow the features a pipeline produces)."""
 
 
 def fitted_rank(results, coef):
@@ -201,6 +201,22 @@ class _Regressor(RegressorMixin, BaseEstimator):
         """Coefficients over every input feature: a constant column the model took as
         its intercept gets 0."""
         return params.reindex(index=xnames, fill_value=0.0).to_numpy(dtype=float)
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of the predictions, averaged over the responses (scikit-learn's
+        ``r2_score`` with ``multioutput="uniform_average"``).
+
+        Parameters
+        ----------
+        X : array_like or DataFrame, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,) or (n_samples, n_responses)
+        sample_weight : array_like, shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        return float(r2_score(y, self.predict(X), sample_weight=sample_weight))
 
     # -- output ----------------------------------------------------------------------
     def set_output(self, *, transform=None):
@@ -392,13 +408,21 @@ class _SharedRegressor(_Regressor):
         return self._wrap(pred, X)
 
     def score(self, X, y, groups=None, sample_weight=None):
-        """R^2 of the predictions (see :meth:`predict` for ``groups``).
+        """R^2 of the predictions.
+
+        Parameters
+        ----------
+        X : array_like or DataFrame, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,)
+        groups : array_like, shape (n_samples,), optional
+            Task labels, as for :meth:`predict`.
+        sample_weight : array_like, shape (n_samples,), optional
 
         Returns
         -------
         float
         """
-        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+        return float(r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight))
 
 
 def _parameters(spec):
@@ -416,8 +440,34 @@ def _parameters(spec):
     return params
 
 
+def _native_docs(fit):
+    """{name: (type, description lines)} from the Parameters section of a numpydoc
+    docstring (``a, b : t1, t2`` entries give each name its type when the counts match)."""
+    doc = inspect.getdoc(fit) or ""
+    lines = doc.splitlines()
+    try:
+        start = lines.index("Parameters") + 2
+    except ValueError:
+        return {}
+    out, current = {}, []
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            if " : " not in line:             # the next section
+                break
+            names, _, kind = line.partition(" : ")
+            names = [n.strip() for n in names.split(",")]
+            kinds = [k.strip() for k in kind.split(",")]
+            current = []
+            for j, name in enumerate(names):
+                out[name] = (kinds[j] if len(kinds) == len(names) else kind, current)
+        elif line.startswith("    "):
+            current.append(line[4:])
+    return out
+
+
 def _docstring(spec, params):
     model = spec.model.__name__
+    native = _native_docs(spec.model.fit)
     lines = [spec.summary, "",
              f"scikit-learn face of :class:`mtltransfer.{model}`: the parameters below are "
              f"those of :meth:`mtltransfer.{model}.fit` (same defaults and meaning; None is "
@@ -431,8 +481,9 @@ def _docstring(spec, params):
                       "    Fit an unpenalised intercept (by centring), as the model's "
                       "``intercept=``."]
         else:
-            lines += [f"{p.name} : default {p.default!r}",
-                      f"    As in :meth:`mtltransfer.{model}.fit`."]
+            kind, desc = native.get(p.name, ("", [f"As in :meth:`mtltransfer.{model}.fit`."]))
+            lines.append(f"{p.name} : {kind + ', ' if kind else ''}default {p.default!r}")
+            lines += ["    " + d for d in desc]
     lines += ["", "Attributes", "----------",
               f"results_ : the results of :meth:`mtltransfer.{model}.fit`",
               "coef_ : ndarray" + (", shape (n_tasks, n_features)" if spec.groups else
