@@ -10,6 +10,9 @@ OLS, Ridge, ReducedRank, NuclearNorm
     Target-only multi-response baselines with the same results API.
 SparseReducedRank, SOFAR, RSSVD
     The sparse reduced-rank comparators of the R package rrpack.
+
+scikit-learn estimators wrapping these models are in :mod:`mtltransfer.sklearn`
+(``pip install mtltransfer[sklearn]``).
 """
 
 from .exceptions import ConvergenceWarning, MtlWarning, SingularMatrixWarning, ValueWarning
@@ -32,3 +35,18 @@ __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentatio
            "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning",
            "MarginalScreening"]
 __version__ = "0.1.0"
+
+# Optional front ends and heavy parts load on first use (PEP 562): ``import mtltransfer`` reads
+# none of scipy.stats, cvxpy, dask, matplotlib, scikit-learn or statsmodels' formula/regression.
+_LAZY_SUBMODULES = ("bootstrap", "cli", "dask", "inference", "io", "plotting", "sklearn")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_LAZY_SUBMODULES))
