@@ -668,7 +668,8 @@ def source_layout(source, xnames, ynames, name="source", target_info=None):
 def source_design_info(source):
     """The patsy DesignInfo of the right-hand side of a results source fitted from a
     formula (mtltransfer's, statsmodels' or the first of a list/dict of statsmodels
-    fits); None for anything else."""
+    fits; statsmodels keeps it as ``model.data.design_info`` or, from 0.15,
+    ``model.data.model_spec``); None for anything else."""
     if isinstance(source, dict):
         source = next(iter(source.values()), None)
     elif isinstance(source, (list, tuple)):
@@ -681,7 +682,13 @@ def source_design_info(source):
             return data._rhs_info()
         except ValueError:
             return None
-    return getattr(data, "design_info", None)
+    # statsmodels: design_info, or (0.15) model_spec; a patsy DesignInfo only (a
+    # formulaic spec is not read: its columns are then paired by name)
+    for attr in ("design_info", "model_spec"):
+        info = getattr(data, attr, None)
+        if info is not None and hasattr(info, "term_codings"):
+            return info
+    return None
 
 
 def _factor_variable(code):
