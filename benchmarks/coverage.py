@@ -21,6 +21,12 @@ noise sigma=0.5):
   learned with k tuned, then ``adapt()`` on 5 new tasks of 2k = 4 rows each; intervals
   from ``AdaptedTask.predict_interval`` / ``conf_int`` (Student-t, the learned B fixed).
 
+* ``smart_rrr_source``: SMART whose source is a fitted ``ReducedRank`` (rank 4) on
+  N0 = 2000 source rows (``Y0 = X0 C0* + 0.5 N(0, 1)``): the bootstrap refits the source
+  on redraws of its rows (the default for a results source);
+* ``smart_sm_source``: the same source rows fitted by statsmodels OLS, one per response
+  (a dict): the bootstrap draws the source from its Gaussian sampling distribution;
+
 * ``smart_refit``: the good-source SMART design, residual bootstrap (source redrawn) with
   the tuning fixed and with ``refit_tuning=True`` (every replicate tuned again as
   ``fit()`` does, so that the selection is counted), both with ``--boot-refit`` draws
@@ -28,9 +34,12 @@ noise sigma=0.5):
   and seeds. With so few draws the ``normal`` interval (Student's quantile on B - 1 degrees
   of freedom) is the one to compare; the percentile ones are given too.
 
-Methods (bootstrap, ``refit_tuning=False``): ``residual`` and ``pairs``; for SMART the
-source is redrawn in every replicate with its estimated standard error (the default), and
-``residual (source exact)`` (``source_sd=0``) shows what happens without.
+Methods (bootstrap, ``refit_tuning=False``): ``residual`` and ``pairs``; for SMART with
+an array source (``smart_good``, ``smart_misleading``, ``smart_refit``) the source is
+redrawn in every replicate with a standard error estimated from its trailing singular
+values (``source_sd="estimate"``), and ``residual (source exact)`` (``source_sd=0``)
+shows what happens without; a fitted source is redrawn from its own sampling
+distribution.
 
     python benchmarks/coverage.py [--reps 200] [--boot 200] [--quick] [--csv out.csv]
         [--cases smart_good,rrr] [--methods residual,pairs] [--start 0]
@@ -58,14 +67,21 @@ from mtltransfer.bootstrap import KINDS, interval
 
 P, Q, N, RANK, SOURCE_RANK = 20, 8, 150, 2, 4
 CASES = {"smart_good": 0.01, "smart_misleading": 0.5, "rrr": None, "shared_adapt": None,
-         "smart_refit": 0.01}
-# method label -> res.bootstrap keywords
-SMART_METHODS = {"residual": dict(method="residual"),
-                 "pairs": dict(method="pairs"),
+         "smart_refit": 0.01, "smart_rrr_source": None, "smart_sm_source": None}
+# the fitted sources: N0 rows X0 ~ N(0, Sigma), Y0 = X0 C0* + SIGMA_SOURCE N(0, 1)
+N0, SIGMA_SOURCE = 2000, 0.5
+# method label -> res.bootstrap keywords (an array source: its noise level estimated from
+# its trailing singular values, the default of earlier versions)
+SMART_METHODS = {"residual": dict(method="residual", source_sd="estimate"),
+                 "pairs": dict(method="pairs", source_sd="estimate"),
                  "residual (source exact)": dict(method="residual", source_sd=0.0)}
+# a fitted source: redrawn from its own sampling distribution (the default)
+FITTED_SOURCE_METHODS = {"residual": dict(method="residual"),
+                         "pairs": dict(method="pairs")}
 RRR_METHODS = {"residual": dict(method="residual"), "pairs": dict(method="pairs")}
-REFIT_METHODS = {"residual, tuning fixed": dict(method="residual"),
-                 "residual, tuning refit": dict(method="residual", refit_tuning=True)}
+REFIT_METHODS = {"residual, tuning fixed": dict(method="residual", source_sd="estimate"),
+                 "residual, tuning refit": dict(method="residual", refit_tuning=True,
+                                                source_sd="estimate")}
 # SharedRepresentation: tasks, rows per task, d, k, new tasks
 T_SHARED, N_SHARED, D_SHARED, K_SHARED, NEW_TASKS = 40, 20, 10, 2, 5
 
@@ -86,6 +102,9 @@ def bootstrap_case(case, seed, x_new, args):
         if case == "rrr":
             res = mt.ReducedRank(sim.Y, sim.X).fit(rank=RANK)
             methods = RRR_METHODS
+        elif case in ("smart_rrr_source", "smart_sm_source"):
+            res = mt.SMART(sim.Y, sim.X, source=fitted_source(case, sim, seed)).fit()
+            methods = FITTED_SOURCE_METHODS
         else:
             res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit()
             methods = REFIT_METHODS if case == "smart_refit" else SMART_METHODS
@@ -110,6 +129,21 @@ def bootstrap_case(case, seed, x_new, args):
                 "width_coef": float(np.mean(chi - clo)),
                 "seconds": wall, "cpu_seconds": cpu})
     return rows
+
+
+def fitted_source(case, sim, seed):
+    """The source study's fit on its own N0 rows drawn about the noiseless source C0*:
+    ReducedRank at the source's rank, or statsmodels OLS per response (a dict)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng([seed, 7])
+    Sigma = 0.5 ** np.abs(np.subtract.outer(np.arange(P), np.arange(P)))
+    X0 = rng.standard_normal((N0, P)) @ np.linalg.cholesky(Sigma).T
+    Y0 = X0 @ sim.C0_star + SIGMA_SOURCE * rng.standard_normal((N0, Q))
+    if case == "smart_rrr_source":
+        return mt.ReducedRank(Y0, X0).fit(rank=SOURCE_RANK)
+    X0f = sm.add_constant(pd.DataFrame(X0, columns=[f"x{i + 1}" for i in range(P)]))
+    return {f"Y{j + 1}": sm.OLS(Y0[:, j], X0f).fit() for j in range(Q)}
 
 
 def shared_case(seed, args):

@@ -10,16 +10,34 @@ A replicate draws a new data set from the fitted one and refits the same model:
   representation, so every task keeps its size).
 
 For a model that borrows a source study's coefficients (SMART, the transfer baselines),
-the source is an estimate too, and an interval that treats it as exact is too narrow: at
-the SMART paper's design with a good source (sigma0 = 0.01, p=20, q=8, n=150) only 0.81
-of nominal 95% intervals for E[y | x] cover, because SMART shrinks towards the *observed*
-source subspaces and the bias this leaves is of the size of the source's error, which no
+the source is an estimate too, and an interval that treats it as exact is too narrow (at
+the SMART paper's design with a good source, sigma0 = 0.01, p=20, q=8, n=150, only 0.81
+of nominal 95% intervals for E[y | x] cover): SMART shrinks towards the *observed*
+source subspaces, and the bias this leaves is of the size of the source's error, which no
 resampling of the target's rows reproduces. Every replicate therefore also redraws the
-source, ``C0* = C0 + source_sd * N(0, 1)`` entrywise; ``source_sd`` is the source's
-standard error (a scalar or a p x q array, e.g. the source fit's ``bse``), estimated from
-the source's trailing singular values when not given (:func:`source_noise_sd`), and 0
-treats the source as exact. With it the coverage is 0.92 (200 data sets; the table is in
-``docs/uncertainty.rst``).
+source from its sampling distribution, as far as it is known:
+
+* a fitted results object of this package (with its rows in memory) is refitted on a
+  residual-bootstrap redraw of its own data, ``Y0* = Yhat0 + E0*``, with its fitted
+  hyperparameters (:class:`RefitSourceDraws`): a low-rank source stays low-rank and its
+  error is the one its estimator has;
+* statsmodels results (OLS/WLS of one response, a list or dict of them, one per
+  response, or ``MultivariateLS``) are drawn from their Gaussian sampling distribution,
+  ``vec C0* ~ N(vec C0, Sigma0 (x) (X0^T X0)^{-1})`` when the responses share a design
+  (Sigma0 the residual covariance), column by column from each fit's ``cov_params()``
+  otherwise (:class:`GaussianSourceDraws`);
+* a matrix or a frame of coefficients carries no uncertainty: it is treated as exact,
+  and the bootstrap says so once in a warning. What the user knows can be given:
+  ``source_cov=`` (the covariance of the column-stacked ``vec C0``, pq x pq, or a pair
+  (row, column) whose Kronecker product ``column (x) row`` it is), ``source_nobs=`` (the
+  source's number of rows: ``Sigma (x) Sxx^{-1} / n0`` with the target's residual
+  covariance and design standing in for the source's), or ``source_sd=`` (an entrywise
+  standard error; ``"estimate"`` estimates one number from the source's trailing
+  singular values, :func:`source_noise_sd`, meant for a noisy full-rank source; 0 treats
+  the source as exact without a warning).
+
+The drawn sources are kept in ``extra["source"]`` and their entrywise standard deviation
+is ``BootstrapResults.source_sd``. Coverage figures are in ``docs/uncertainty.rst``.
 
 Hyperparameters are those of the full-data fit (``refit_tuning=False``: fast, and the
 replicates warm-start from the full-data solution where the solver allows it), or tuned
@@ -82,8 +100,9 @@ class BootstrapResults:
     n_failed : int
         Replicates whose fit raised (they are left out of the draws).
     source_sd : float, ndarray or None
-        The entrywise standard error of the source with which every replicate redrew it
-        (None for a model without a source; 0 for a source treated as exact).
+        The entrywise standard deviation (p x q) of the sources the replicates drew
+        (``extra["source"]``; see the module docstring): None for a model without a
+        source, 0 for a source treated as exact.
     """
 
     results: object
@@ -266,27 +285,268 @@ def source_noise_sd(C0):
     return 0.0
 
 
-def resolve_source_sd(res, source_sd):
-    """The source's entrywise standard error for the replicates (None without a source)."""
-    source = getattr(res.model, "source", None)
+# ---- the source's sampling distribution ------------------------------------------------
+def _psd_root(cov, name):
+    """A factor ``R`` with ``R R^T = cov`` (symmetric PSD; tiny negative eigenvalues of
+    rounding are clipped), or a ValueError naming the argument."""
+    cov = np.asarray(cov, dtype=float)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(cov)):
+        raise ValueError(f"{name} must be a finite square matrix; got shape {cov.shape}")
+    cov = (cov + cov.T) / 2
+    w, V = np.linalg.eigh(cov)
+    tol = 1e-10 * max(float(np.abs(w).max()), 1e-300)
+    if w.min() < -tol:
+        raise ValueError(f"{name} must be a covariance matrix (positive semidefinite); its "
+                         f"smallest eigenvalue is {w.min():.3g}")
+    keep = w > tol
+    return V[:, keep] * np.sqrt(w[keep])
+
+
+@dataclass
+class GaussianSourceDraws:
+    """Gaussian draws of the source about its estimate (in the target's alignment).
+
+    ``C0* = C0 + R Z L^T`` with Z standard Gaussian (``Cov(vec C0*) = L L^T (x) R R^T``)
+    when ``row_factor`` R and ``col_factor`` L are given; else column by column,
+    ``C0*[:, j] = C0[:, j] + F_j z_j`` with ``col_factors[j] = F_j``; else
+    ``vec C0* = vec C0 + G z`` (column-stacked) with ``vec_factor`` G.
+    """
+
+    mean: np.ndarray
+    row_factor: np.ndarray | None = None
+    col_factor: np.ndarray | None = None
+    col_factors: list | None = None
+    vec_factor: np.ndarray | None = None
+    what: str = ""
+
+    def draw(self, rng):
+        C = np.asarray(self.mean, dtype=float)
+        if self.row_factor is not None:
+            R, L = self.row_factor, self.col_factor
+            return C + R @ rng.standard_normal((R.shape[1], L.shape[1])) @ L.T
+        if self.col_factors is not None:
+            return C + np.column_stack([F @ rng.standard_normal(F.shape[1])
+                                        for F in self.col_factors])
+        G = self.vec_factor
+        return C + (G @ rng.standard_normal(G.shape[1])).reshape(C.shape, order="F")
+
+    def restrict(self, rows):
+        """The draws of the rows ``rows`` of the source (after a screening)."""
+        from dataclasses import replace
+
+        rows = np.asarray(rows)
+        if self.row_factor is not None:
+            return replace(self, mean=self.mean[rows], row_factor=self.row_factor[rows])
+        if self.col_factors is not None:
+            return replace(self, mean=self.mean[rows],
+                           col_factors=[F[rows] for F in self.col_factors])
+        p, q = self.mean.shape
+        idx = (rows[:, None] + p * np.arange(q)[None, :]).ravel(order="F")
+        return replace(self, mean=self.mean[rows], vec_factor=self.vec_factor[idx])
+
+
+@dataclass
+class RefitSourceDraws:
+    """Draws of a source fitted by this package: its model refitted on a residual
+    bootstrap redraw of its own rows (``Y0* = Yhat0 + E0*``) with its fitted
+    hyperparameters, then aligned to the target as the source was (``layout``).
+    A source that borrows a source itself redraws that one as well."""
+
+    results: object
+    layout: object
+    support: np.ndarray | None = None
+    what: str = ""
+
+    def draw(self, rng):
+        from .design import source_frame
+
+        spec = self.__dict__.get("_spec")
+        if spec is None:
+            spec = self.results.bootstrap_spec("residual")
+            inner = getattr(self.results.model, "source_draws", None)
+            spec.source_draws = inner
+            self.__dict__["_spec"] = spec
+            self.__dict__["_kwargs"] = replicate_fit_kwargs(self.results)
+        rep = spec.fit_replicate(rng, self.__dict__["_kwargs"])
+        C = self.layout.apply(source_frame(rep).to_numpy(dtype=float))
+        return C if self.support is None else C[self.support]
+
+    def restrict(self, rows):
+        from dataclasses import replace
+
+        rows = np.asarray(rows)
+        return replace(self, support=rows if self.support is None else self.support[rows])
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_spec", None)
+        state.pop("_kwargs", None)
+        return state
+
+
+def source_draws(source, layout):
+    """The sampling distribution of a source, as draws aligned to the target.
+
+    Parameters
+    ----------
+    source
+        What the model was given as ``source=``.
+    layout : mtltransfer.design.SourceLayout
+        How the target's matrix is read from the source's coefficients.
+
+    Returns
+    -------
+    (draws, reason)
+        ``draws``: a :class:`RefitSourceDraws` or :class:`GaussianSourceDraws`, or None
+        when the source carries no uncertainty; then ``reason`` says why.
+    """
+    from .design import ModelData, _is_sm_single, source_frame
+
+    module = type(source).__module__
+    if module.startswith("mtltransfer") and hasattr(source, "bootstrap_spec"):
+        data = getattr(source.model, "data", None)
+        if not isinstance(data, ModelData) or not isinstance(source.model.exog, np.ndarray):
+            return None, ("the source's results hold no rows (fitted on Dask or saved with "
+                          "remove_data=True), so they cannot be redrawn")
+        return RefitSourceDraws(source, layout, what=f"{type(source.model).__name__} fit "
+                                f"refitted on redraws of its {source.nobs} rows"), ""
+    fits = None
+    if _is_sm_single(source):
+        fits = [source]
+    elif isinstance(source, dict) and source and all(_is_sm_single(v) for v in
+                                                     source.values()):
+        fits = list(source.values())
+    elif isinstance(source, (list, tuple)) and source and all(_is_sm_single(v) for v in
+                                                              source):
+        fits = list(source)
+    if fits is not None:
+        return _statsmodels_draws(fits, layout, source_frame(source)), ""
+    if module.startswith("statsmodels") and hasattr(source, "cov_resid") and hasattr(
+            source, "normalized_cov_params"):            # MultivariateLS
+        X0 = np.asarray(source.model.exog, dtype=float)
+        R = layout.M @ _psd_root(np.linalg.pinv(X0.T @ X0, hermitian=True),
+                                 "the source's (X0^T X0)^{-1}")
+        Sigma = np.asarray(source.cov_resid, dtype=float)[np.ix_(layout.cols, layout.cols)]
+        return GaussianSourceDraws(layout.coef, R, _psd_root(Sigma, "the source's cov_resid"),
+                                   what="MultivariateLS: Gaussian, Sigma0 (x) "
+                                   "(X0^T X0)^{-1}"), ""
+    if module.startswith("statsmodels"):
+        return None, (f"the source's {type(source).__name__} gives no sampling distribution "
+                      "this package reads")
+    return None, "a matrix or frame of coefficients carries no uncertainty"
+
+
+def _statsmodels_draws(fits, layout, frame):
+    """Gaussian draws of statsmodels least-squares fits, one per source column."""
+    rows = layout.rows
+    shared = len(fits) > 1 and all(
+        getattr(f, "cov_type", "nonrobust") == "nonrobust" and f.model.exog.shape ==
+        fits[0].model.exog.shape and np.array_equal(f.model.exog, fits[0].model.exog) and
+        np.ndim(f.resid) == 1 and type(f.model).__name__ == "OLS"
+        for f in fits)
+    if shared:        # one design: Cov(vec C0) = Sigma0 (x) (X0^T X0)^{-1}
+        E = np.column_stack([np.asarray(f.resid, dtype=float) for f in fits])
+        Sigma = E.T @ E / float(fits[0].df_resid)
+        order = [list(map(str, fits[0].model.exog_names)).index(r) for r in rows]
+        N = np.asarray(fits[0].normalized_cov_params, dtype=float)[np.ix_(order, order)]
+        R = layout.M @ _psd_root(N, "the source's normalized_cov_params")
+        L = _psd_root(Sigma[np.ix_(layout.cols, layout.cols)], "the source's residuals")
+        return GaussianSourceDraws(layout.coef, R, L, what=f"{len(fits)} statsmodels fits "
+                                   "on one design: Gaussian, Sigma0 (x) (X0^T X0)^{-1}")
+    factors = []
+    for j in layout.cols:          # each fit's own covariance (robust ones included)
+        f = fits[j]
+        names = list(map(str, f.model.exog_names))
+        cov = np.zeros((len(rows), len(rows)))
+        at = [rows.index(x) for x in names]
+        cov[np.ix_(at, at)] = np.asarray(f.cov_params(), dtype=float)
+        factors.append(layout.M @ _psd_root(cov, "the source's cov_params()"))
+    return GaussianSourceDraws(layout.coef, col_factors=factors,
+                               what="statsmodels fit(s): Gaussian, each response from its "
+                               "cov_params() (responses independent)")
+
+
+def resolve_source_draws(res, source_sd=None, source_cov=None, source_nobs=None):
+    """The source's draws for the replicates: from what the user gives (at most one of
+    ``source_sd``, ``source_cov``, ``source_nobs``) or the model's own
+    (``model.source_draws``); None for a model without a source or a source treated
+    as exact (then a warning says so, unless ``source_sd=0`` asked for it)."""
+    model = res.model
+    source = getattr(model, "source", None)
+    given = {k: v for k, v in (("source_sd", source_sd), ("source_cov", source_cov),
+                               ("source_nobs", source_nobs)) if v is not None}
     if source is None:
-        if source_sd is not None and np.any(np.asarray(source_sd) != 0):
-            raise ValueError(f"source_sd applies to models with a source; "
-                             f"{type(res.model).__name__} has none")
+        if source_cov is not None or source_nobs is not None or (
+                source_sd is not None and np.any(np.asarray(source_sd) != 0)):
+            raise ValueError(f"{', '.join(given)} applies to models with a source; "
+                             f"{type(model).__name__} has none")
         return None
-    if source_sd is None:
-        return source_noise_sd(source)
-    sd = np.asarray(source_sd, dtype=float)
-    if sd.ndim and sd.shape != np.shape(source):
-        raise ValueError(f"source_sd must be a scalar or of the source's shape "
-                         f"{np.shape(source)}; got shape {sd.shape}")
-    if not np.all(np.isfinite(sd) & (sd >= 0)):
-        raise ValueError("source_sd must be finite and >= 0")
-    return float(sd) if sd.ndim == 0 else sd
+    if len(given) > 1:
+        raise ValueError(f"give at most one of source_sd, source_cov and source_nobs; got "
+                         f"{', '.join(given)}")
+    p, q = source.shape
+    if source_sd is not None:
+        if isinstance(source_sd, str):
+            if source_sd != "estimate":
+                raise ValueError(f"source_sd must be a number, a p x q array or "
+                                 f"'estimate'; got {source_sd!r}")
+            source_sd = source_noise_sd(source)
+        sd = np.asarray(source_sd, dtype=float)
+        if sd.ndim and sd.shape != (p, q):
+            raise ValueError(f"source_sd must be a scalar or of the source's shape "
+                             f"{(p, q)}; got shape {sd.shape}")
+        if not np.all(np.isfinite(sd) & (sd >= 0)):
+            raise ValueError("source_sd must be finite and >= 0")
+        if not np.any(sd):
+            return None                                  # exact, as asked
+        return GaussianSourceDraws(source, col_factors=[
+            np.diag(np.broadcast_to(sd, (p, q))[:, j]) for j in range(q)],
+            what="entrywise source_sd")
+    if source_cov is not None:
+        if isinstance(source_cov, (tuple, list)) and len(source_cov) == 2:
+            row, col = (np.asarray(c, dtype=float) for c in source_cov)
+            if row.shape != (p, p) or col.shape != (q, q):
+                raise ValueError(f"source_cov as a pair must be (row covariance {p} x {p}, "
+                                 f"column covariance {q} x {q}); got {row.shape} and "
+                                 f"{col.shape}")
+            return GaussianSourceDraws(source, _psd_root(row, "source_cov[0]"),
+                                       _psd_root(col, "source_cov[1]"),
+                                       what="source_cov (Kronecker)")
+        cov = np.asarray(source_cov, dtype=float)
+        if cov.shape != (p * q, p * q):
+            raise ValueError(f"source_cov must be the {p * q} x {p * q} covariance of the "
+                             f"column-stacked source (p = {p}, q = {q}) or a pair (row, "
+                             f"column); got shape {cov.shape}")
+        return GaussianSourceDraws(source, vec_factor=_psd_root(cov, "source_cov"),
+                                   what="source_cov")
+    if source_nobs is not None:
+        if isinstance(source_nobs, (bool, np.bool_)) or not isinstance(
+                source_nobs, (int, np.integer)) or source_nobs < 1:
+            raise ValueError(f"source_nobs must be a positive integer (the source's number "
+                             f"of rows); got {source_nobs!r}")
+        # the target's design and residual covariance stand in for the source's
+        E = np.asarray(res.resid, dtype=float)
+        dof = max(res.nobs - p - model.k_constant, 1)
+        Sigma = (E - E.mean(0)).T @ (E - E.mean(0)) / dof
+        Sxx = model.moments()[0]
+        R = _psd_root(np.linalg.pinv(Sxx, hermitian=True) / float(source_nobs),
+                      "the target's Sxx")
+        return GaussianSourceDraws(source, R, _psd_root(Sigma, "the residual covariance"),
+                                   what=f"source_nobs={source_nobs}: Sigma (x) Sxx^-1 / n0 "
+                                   "with the target's Sigma and Sxx")
+    draws = getattr(model, "source_draws", None)
+    if draws is None:
+        reason = getattr(model, "source_exact_reason", "") or "it carries no uncertainty"
+        warnings.warn(f"the source is treated as exact in every bootstrap replicate: "
+                      f"{reason}. The intervals then count only the target's error and are "
+                      "too narrow when the source is itself an estimate; pass the source's "
+                      "fitted results, or source_cov=, source_nobs= or source_sd=",
+                      MtlWarning, stacklevel=user_stacklevel())
+    return draws
 
 
 def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
-              refit_tuning=False, source_sd=None):
+              refit_tuning=False, source_sd=None, source_cov=None, source_nobs=None):
     """Bootstrap a fitted model; see :meth:`mtltransfer.models.base.Results.bootstrap`."""
     from joblib import Parallel, delayed
 
@@ -307,7 +567,7 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
     children = _child_seeds(random_state, int(n_boot))
     batches = np.array_split(np.arange(n_boot), max(1, min(int(n_boot), 4 * abs(n_jobs))))
     spec = res.bootstrap_spec(method)
-    spec.source_sd = resolve_source_sd(res, source_sd)
+    spec.source_draws = resolve_source_draws(res, source_sd, source_cov, source_nobs)
     out = Parallel(n_jobs=n_jobs)(
         delayed(_run_batch)(spec, [children[b] for b in batch], kwargs) for batch in batches
         if len(batch))
@@ -323,8 +583,11 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
                       "intervals come from the other replicates", MtlWarning,
                       stacklevel=user_stacklevel())
     extra = {key: stack_padded([d[2][key] for d in ok]) for key in ok[0][2]}
+    source_sd = None
+    if getattr(res.model, "source", None) is not None:      # the drawn sources' spread
+        source_sd = (extra["source"].std(axis=0, ddof=1) if "source" in extra else 0.0)
     return BootstrapResults(res, np.stack([d[0] for d in ok]), np.stack([d[1] for d in ok]),
-                            extra, method, bool(refit_tuning), len(failed), spec.source_sd)
+                            extra, method, bool(refit_tuning), len(failed), source_sd)
 
 
 def _child_seeds(random_state, n):
@@ -369,7 +632,10 @@ def _run_batch(spec, seeds, kwargs):
                 continue
             # outside the try: an error here is a defect, not a degenerate resample
             coef, intercept = rep.coefficient_arrays()
-            out.append((coef, intercept, spec.results.bootstrap_extra(rep)))
+            extra = spec.results.bootstrap_extra(rep)
+            if spec.source_draws is not None:
+                extra = dict(extra, source=rep.model.source)
+            out.append((coef, intercept, extra))
     return out
 
 
@@ -383,7 +649,8 @@ class Resampler:
     resid: np.ndarray
     method: str
     strata: np.ndarray | None = None
-    source_sd: object = None
+    #: draws of the source (:func:`resolve_source_draws`), None: the source kept
+    source_draws: object = None
 
     def rows(self, rng):
         """Row indices drawn with replacement (within each stratum, keeping its size)."""
@@ -407,9 +674,9 @@ class Resampler:
             data = dict(endog=self.fitted + self.resid[rows])
         else:
             data = dict(rows=rows)
-        if self.source_sd is not None and np.any(self.source_sd):
-            # the source redrawn about the observed one: C0* = C0 + source_sd N(0, 1)
-            source = model.source + self.source_sd * rng.standard_normal(model.source.shape)
+        if self.source_draws is not None:
+            # the source redrawn from its sampling distribution (resolve_source_draws)
+            source = self.source_draws.draw(rng)
             new = type(model)(model.data.take(**data),
                               **dict(model.init_options(), source=source))
         else:

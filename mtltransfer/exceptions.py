@@ -21,6 +21,11 @@ class ValueWarning(MtlWarning):
     """A value makes the results questionable (for example a saturated fit: R^2 = 1)."""
 
 
+class GridEdgeWarning(MtlWarning):
+    """A tuned hyperparameter was chosen at the edge of the grid it was chosen from (see
+    :func:`mtltransfer.selection.warn_grid_edge`)."""
+
+
 def user_stacklevel():
     """The ``stacklevel`` for ``warnings.warn`` that points at the first frame outside
     this package (the user's call), however deep inside the package the warning is

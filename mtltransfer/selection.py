@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg
 
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, GridEdgeWarning, user_stacklevel
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
 from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
 from .solvers.admm import _iteration_threads, smart_admm
@@ -70,6 +70,60 @@ def _ridge_gcv_sigma2(w, QtSxy, trSyy, n, q, n_grid=60, center=True):
         return float(trSyy / q), float("nan")   # no usable smoother: Var(Y) as a bound
     i = len(alphas) - 1 - argmin_simplest(gcv[::-1])     # ties: the larger alpha
     return float(rss[i] / (q * (n - df[i]))), float(alphas[i])
+
+
+def warn_grid_edge(model, param, chosen, grid, *, low=None, high=None):
+    """Warn (:class:`~mtltransfer.exceptions.GridEdgeWarning`) when a tuned
+    hyperparameter sits at an edge of the grid it was chosen from.
+
+    One rule for every tuned model. An edge is either only the end of the grid (the
+    criterion may keep improving beyond it: a warning says so and names the parameter
+    and the edge), or a natural boundary of the parameter, where going further changes
+    nothing or is impossible (a structural rank of p, a mixture weight of 0 or 1, a
+    lambda path that ends at lam = 0 or starts where the penalised part is zero, the
+    smallest rank): there is nothing beyond it, and no warning. A natural boundary whose
+    fit is degenerate (all slopes zero) warns with its own explanation.
+
+    Parameters
+    ----------
+    model : str
+        The model's name, for the message.
+    param : str
+        The parameter's name, as ``fit`` takes it.
+    chosen : float
+        The chosen value.
+    grid : array_like
+        The values it was chosen from (a grid of fewer than two values has no edge).
+    low, high : None, True or str
+        What the lower / upper edge is: None, the end of the grid only (warn); True, a
+        natural boundary (no warning); a str, a natural boundary with a degenerate fit
+        (warn with this text).
+
+    Returns
+    -------
+    str or None
+        ``"low"``, ``"high"`` or None: the edge the choice sits on.
+    """
+    grid = np.unique(np.asarray(grid, dtype=float))
+    if grid.size < 2:
+        return None
+    chosen = float(chosen)
+    span = grid[-1] - grid[0]
+    at = "low" if chosen <= grid[0] + 1e-12 * span else \
+        "high" if chosen >= grid[-1] - 1e-12 * span else None
+    what = {"low": low, "high": high}.get(at)
+    if at is None or what is True:
+        return at
+    edge = "lower" if at == "low" else "upper"
+    head = (f"{model}: {param} = {chosen:.4g} was chosen at the {edge} edge of its grid "
+            f"({grid[0]:.4g} to {grid[-1]:.4g}, {grid.size} values)")
+    if isinstance(what, str):
+        msg = f"{head}: {what}"
+    else:
+        msg = (f"{head}; the criterion may keep improving beyond it: give {param}= "
+               "explicitly, or a grid that reaches further")
+    warnings.warn(msg, GridEdgeWarning, stacklevel=user_stacklevel())
+    return at
 
 
 def check_folds(n_folds, n, model_name, what="cross-validation"):

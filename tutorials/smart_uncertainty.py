@@ -55,14 +55,18 @@ print("rank", res.rank, "| structural rank", res.structural_rank,
 # replicate also **redraws the source** about the observed one, with the source's
 # standard error. SMART pulls the target towards the source's subspaces; when those are
 # slightly off, the fit inherits the error as a bias, and only varying the source shows
-# it. Here the source's standard error is estimated from its trailing singular values
-# (pass `source_sd=` when you know it, e.g. the source fit's standard errors).
+# it. A source given as its fitted results (of this package or statsmodels) is redrawn
+# from its own sampling distribution. Here it is a frame of coefficients, which carries
+# no uncertainty (the bootstrap would treat it as exact, and warn): its entrywise
+# standard error is estimated from its trailing singular values with
+# `source_sd="estimate"` (pass `source_sd=`, `source_cov=` or `source_nobs=` when you
+# know more).
 #
 # The result is kept on the fit as `res.bootstrap_results` too.
 
 # %%
-boot = res.bootstrap(n_boot=200, random_state=0)
-source_sd_hat = boot.source_sd
+boot = res.bootstrap(n_boot=200, random_state=0, source_sd="estimate")
+source_sd_hat = float(np.mean(boot.source_sd))        # the drawn sources' spread
 print("estimated source standard error: %.4f (simulated: 0.01)" % source_sd_hat)
 print("bootstrap standard errors of the first coefficients:")
 print(boot.bse.iloc[:4, :4].round(4))
@@ -86,7 +90,7 @@ print(f"E[Y1 | x] at the first held-out row: {row['mean']:.3f}, "
 # ## How often do the intervals cover?
 #
 # On this one data set, over the 500 held-out rows and 8 responses: the share of
-# intervals that contain the true `E[y | x]`, with the source redrawn (the default) and
+# intervals that contain the true `E[y | x]`, with the source redrawn and
 # with the source treated as exact (`source_sd=0`). The held-out points share the
 # fitted coefficients, so these 4,000 intervals are strongly dependent: this is one draw,
 # not a coverage estimate. The coverage table of the documentation (the "Uncertainty"
@@ -96,7 +100,7 @@ print(f"E[Y1 | x] at the first held-out row: {row['mean']:.3f}, "
 truth = test[xnames].to_numpy() @ sim.C
 exact = res.bootstrap(n_boot=200, random_state=0, source_sd=0)
 coverage = {}
-for label, b in {"source redrawn (default)": boot, "source exact": exact}.items():
+for label, b in {"source redrawn": boot, "source exact": exact}.items():
     frame = b.predict(test, alpha=0.05)
     lower = frame.xs("lower", axis=1, level=1).to_numpy()
     upper = frame.xs("upper", axis=1, level=1).to_numpy()

@@ -591,7 +591,7 @@ class Results:
 
     # -- bootstrap --------------------------------------------------------------------
     def bootstrap(self, n_boot=200, method=None, random_state=None, n_jobs=1,
-                  refit_tuning=False, source_sd=None):
+                  refit_tuning=False, source_sd=None, source_cov=None, source_nobs=None):
         """Bootstrap draws of the fit and intervals from them.
 
         Parameters
@@ -611,13 +611,18 @@ class Results:
         refit_tuning : bool
             Re-tune every replicate (the selection's variability is then counted);
             otherwise the full-data hyperparameters are kept and the solvers warm-start.
-        source_sd : None, float or array_like (p, q)
-            Models with a source only: the source's entrywise standard error, with which
-            every replicate redraws the source (``C0 + source_sd N(0, 1)``), so that the
-            intervals count the source's own error. None estimates it from the source's
-            trailing singular values (:func:`mtltransfer.bootstrap.source_noise_sd`); 0
-            treats the source as exact (intervals then under-cover, see the Uncertainty
-            page of the documentation).
+        source_sd, source_cov, source_nobs
+            Models with a source only, at most one of them: what is known of the source's
+            error, when the source is a matrix or frame of coefficients (a results source
+            is redrawn from its own sampling distribution without them; an array source
+            without them is treated as exact, with a warning). ``source_sd``: entrywise
+            standard error (a number or p x q; ``"estimate"`` estimates one from the
+            source's trailing singular values; 0 treats the source as exact, silently).
+            ``source_cov``: covariance of the column-stacked source (pq x pq), or a pair
+            (row p x p, column q x q) of a Kronecker covariance ``column (x) row``.
+            ``source_nobs``: the source's number of rows (the target's residual
+            covariance and design stand in for the source's). See
+            :mod:`mtltransfer.bootstrap`.
 
         Returns
         -------
@@ -630,7 +635,7 @@ class Results:
                                       None) is not None:
             method = "pairs"           # rows keep their weights; residuals are not iid
         self.bootstrap_results = bootstrap(self, n_boot, method, random_state, n_jobs,
-                                           refit_tuning, source_sd)
+                                           refit_tuning, source_sd, source_cov, source_nobs)
         return self.bootstrap_results
 
     def default_bootstrap_method(self):

@@ -269,6 +269,14 @@ class Ridge(MultiResponseModel):
             C = C if C0 is None else C0 + C
             if trace is not None:
                 tuning["gcv"] = pd.DataFrame(trace)
+                from ..selection import warn_grid_edge
+                # the grid's small end is least squares to 1e-6; its large end is the
+                # offset (the source) to 1%, or, without one, slopes shrunk to ~0
+                warn_grid_edge(type(self).__name__, "alpha", alpha, trace["alpha"],
+                               low=True, high=True if C0 is not None else (
+                                   "GCV prefers shrinking every slope to (nearly) zero: "
+                                   "by this criterion the predictors carry no linear "
+                                   "signal beyond the intercept"))
         if backend == "cvxpy":
             from ..solvers.cvx import ridge_cvx
             C, _ = ridge_cvx(*self.moments(), alpha, C0=C0)
@@ -385,6 +393,15 @@ class NuclearNorm(MultiResponseModel):
             lam, tuning["lam_cv"], start = self._cv(n_lams, n_folds, tol, max_iter,
                                                     verbose)
             how = f"{n_folds}-fold CV"
+            from ..selection import warn_grid_edge
+            lam_top = float(tuning["lam_cv"]["lam"].iloc[0])
+            # the grid's top is lam_max, where the penalised part is zero (a natural
+            # boundary: larger lams give the same fit); its bottom, 1e-3 lam_max, is not
+            warn_grid_edge(type(self).__name__, "lam", lam,
+                           lam_top * np.logspace(0, -3, n_lams),
+                           high=True if C0 is not None else (
+                               "the fit is all zero (rank 0, no slopes): cross-validation "
+                               "prefers no predictor at all"))
         else:
             start = None
         if backend == "cvxpy":
@@ -409,6 +426,13 @@ class NuclearNorm(MultiResponseModel):
                                         max_iter=max_iter, C_init=start, lipschitz=L)
             D = sol.coef
             C = D if C0 is None else C0 + D
+        # lam >= lam_max = ||Sxy - Sxx C0||_2: D = 0 is the exact minimiser (its
+        # subgradient condition); the solvers leave rounding residue of ~1e-17 there,
+        # which a relative rank rule would count as rank 1
+        if lam >= prox.nuclear_norm_lam_max(offset_moments(Sxx, Sxy, Syy, C0)[1]):
+            D = np.zeros_like(D)
+            C = D if C0 is None else C0 + D
+            sol.extra["singular_values"] = np.zeros(min(D.shape))
         # the rank of the penalised part D, one rule for both backends (prox.nuclear_rank)
         s = sol.extra["singular_values"] if "singular_values" in sol.extra else \
             linalg.svdvals(D)

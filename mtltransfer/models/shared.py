@@ -307,6 +307,11 @@ class SharedRepresentation(DataViews):
                                             center=center, verbose=verbose,
                                             w_ridge=w_ridge)
             B, W = sol.extra["B"], sol.extra["W"]
+        if scores:          # k = 1 and k = min(d, T) (T - 1 marginal) are natural edges
+            from ..selection import warn_grid_edge
+            top = min(d, T - 1) if method == "marginal" else min(d, T)
+            warn_grid_edge("SharedRepresentation", "k", k, list(scores), low=True,
+                           high=True if max(scores) >= top else None)
         return SharedRepresentationResults(self, sol, method, k, how, scores, B, W, lam)
 
 

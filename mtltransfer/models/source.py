@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import design
+from ..bootstrap import source_draws
 from ..screening import screen_data
 from ..solvers.admm import source_rank, source_svd
 from .base import MultiResponseModel
@@ -21,7 +22,14 @@ class SourceModel(MultiResponseModel):
     source : results, DataFrame or array_like
         The source's coefficient matrix, exactly as for :class:`~mtltransfer.SMART`:
         fitted results of mtltransfer or statsmodels, a DataFrame of coefficients aligned
-        by name, or a p x q array. A zero or non-finite source is an error.
+        by name, or a p x q array. A zero or non-finite source is an error. A results
+        source fitted from a formula is compared with a formula target by its codings:
+        a categorical coded differently (another reference level or contrast, other
+        levels) is re-expressed in the target's coding where that is exact, and refused
+        naming the term and both references otherwise
+        (:func:`mtltransfer.design.recode_contrasts`). A results source also gives the
+        bootstrap its sampling distribution (``source_draws``; see
+        :mod:`mtltransfer.bootstrap`).
     intercept : bool or None
     missing : {"raise", "drop"}
     screen : MarginalScreening, int or None
@@ -45,9 +53,16 @@ class SourceModel(MultiResponseModel):
         if screen is not None and weights is not None:
             raise ValueError("screen= and weights= together are not supported: marginal "
                              "screening is unweighted; screen first, then fit with weights")
-        source = design.align_source(source, self.data.xnames, self.data.ynames)
+        target_info = self.data.design_info if self.data.formula is not None else None
+        layout = design.source_layout(source, self.data.xnames, self.data.ynames,
+                                      target_info=target_info)
+        # the source's sampling distribution (the bootstrap redraws it; None: exact)
+        self.source_draws, self.source_exact_reason = source_draws(source, layout)
+        source = layout.coef
         self.data, self.screening = screen_data(screen, self.data)
         self.source = source if self.screening is None else source[self.screening.support]
+        if self.screening is not None and self.source_draws is not None:
+            self.source_draws = self.source_draws.restrict(self.screening.support)
         self.source_svd = source_svd(self.source)
 
     def init_options(self):
