@@ -29,6 +29,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "matplotlib.sphinxext.plot_directive",
     "numpydoc",
     "myst_parser",
     "tutorial_pages",
@@ -55,6 +56,12 @@ myst_heading_anchors = 3
 # tutorials (docs/_ext/tutorial_pages.py)
 tutorials_dir = "../tutorials"
 tutorials_execute = True
+
+# figures drawn by the build (``.. plot::``), so they cannot go stale
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 90)]
 
 html_theme = "alabaster"
 html_theme_options = {
