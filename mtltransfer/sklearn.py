@@ -458,9 +458,9 @@ def _native_docs(fit):
     except ValueError:
         return {}
     out, current = {}, []
-    for line in lines[start:]:
+    for i, line in enumerate(lines[start:], start):
         if line and not line.startswith(" "):
-            if " : " not in line:             # the next section
+            if lines[i + 1:i + 2] and lines[i + 1].startswith("---"):     # next section
                 break
             names, _, kind = line.partition(" : ")
             names = [n.strip() for n in names.split(",")]

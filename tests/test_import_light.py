@@ -57,5 +57,6 @@ def test_lazy_submodule_attributes():
     assert mt.plotting is mtltransfer.plotting
     assert mt.io.load is mt.load
     assert "sklearn" in dir(mt)
+    assert mt.sklearn.SMARTRegressor.__module__ == "mtltransfer.sklearn"
     with pytest.raises(AttributeError, match="no_such_name"):
         mt.no_such_name
