@@ -290,12 +290,19 @@ def test_statsmodels_results_as_source(macro):
     np.testing.assert_array_equal(one.source[:, 0], expected["realcons"].to_numpy())
 
 
-def test_missing_level_in_target_shows_the_remedy(grunfeld):
+def test_a_level_missing_in_the_target_is_re_expressed_exactly(grunfeld):
+    """The target lacks one of the source's firms but shares its reference level: each
+    of the target's contrasts is the source's own, so the source's coefficients are
+    taken as they are (codings are compared, not names; the US Steel contrast has no
+    place in the target)."""
     formula = "invest + value ~ C(firm) + capital"
     src = mt.OLS.from_formula(formula, grunfeld).fit()
     tgt = grunfeld[grunfeld.firm != "US Steel"]
-    with pytest.raises(ValueError, match=r"C\(firm, levels=\[.*'US Steel'"):
-        mt.SMART.from_formula(formula, tgt, source=src)
+    mod = mt.SMART.from_formula(formula, tgt, source=src)
+    assert "C(firm)[T.US Steel]" in src.params.index
+    assert "C(firm)[T.US Steel]" not in mod.exog_names
+    np.testing.assert_array_equal(
+        mod.source, src.params.loc[mod.exog_names, mod.endog_names].to_numpy())
 
 
 # ---- messages -------------------------------------------------------------------------
