@@ -37,6 +37,14 @@ _CLOSED_FORM_DOC = """
             iterations and ignores them."""
 
 
+def _fit_doc(method):
+    """Complete a fit method's docstring: the options every fit takes are written once
+    (above) and stand in for the ``<fit options>`` and ``<closed form>`` lines."""
+    method.__doc__ = method.__doc__.replace("\n        <fit options>", _COMMON_FIT_DOC) \
+        .replace("\n        <closed form>", _CLOSED_FORM_DOC)
+    return method
+
+
 def _no_weighted_screening(screen, data):
     """Screening ranks predictors by unweighted marginal statistics: refused with
     weights (a weighted model would silently keep an unweighted selection)."""
@@ -186,6 +194,7 @@ class OLS(MultiResponseModel):
 
     _method = "Least squares"
 
+    @_fit_doc
     def fit(self, *, cov_type="nonrobust", cov_kwds=None, use_t=None, backend="fast",
             tol=None, max_iter=None, verbose=False):
         """Fit by least squares.
@@ -200,7 +209,9 @@ class OLS(MultiResponseModel):
             ``use_correction`` and ``df_correction`` (default True, as statsmodels).
         use_t : bool, optional
             t/F reference distributions (default: for ``"nonrobust"`` only, as
-            statsmodels).""" + _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
+            statsmodels).
+        <fit options>
+        <closed form>
 
         Returns
         -------
@@ -235,6 +246,7 @@ class Ridge(MultiResponseModel):
         """The matrix the penalty shrinks towards (None: zero)."""
         return None
 
+    @_fit_doc
     def fit(self, alpha=None, *, backend="fast", n_alphas=50, tol=None, max_iter=None,
             verbose=False):
         """Fit ridge regression.
@@ -244,7 +256,12 @@ class Ridge(MultiResponseModel):
         alpha : float or None
             Penalty (>= 0). ``None``: minimise GCV(alpha) = n RSS(alpha) / (n - df)^2 per
             response (summed over responses), df = sum_i w_i / (w_i + alpha) over the
-            eigenvalues w_i of X^T X / n.""" + _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
+            eigenvalues w_i of X^T X / n.
+        n_alphas : int
+            Length of the GCV grid ``alpha = lambda_max(X^T X / n) logspace(-6, 2,
+            n_alphas)``.
+        <fit options>
+        <closed form>
 
         Returns
         -------
@@ -308,6 +325,7 @@ class ReducedRank(MultiResponseModel):
         _no_weighted_screening(screen, self.data)
         self.data, self.screening = screen_data(screen, self.data)
 
+    @_fit_doc
     def fit(self, rank=None, *, backend="fast", tol=None, max_iter=None, verbose=False):
         """Fit reduced-rank regression.
 
@@ -315,8 +333,9 @@ class ReducedRank(MultiResponseModel):
         ----------
         rank : int or None
             Rank r in [1, min(p, q)]. ``None``: the rank selection criterion of Bunea,
-            She and Wegkamp (2011), see :func:`mtltransfer.selection.select_rank_rsc`.""" + \
-            _COMMON_FIT_DOC + _CLOSED_FORM_DOC + """
+            She and Wegkamp (2011), see :func:`mtltransfer.selection.select_rank_rsc`.
+        <fit options>
+        <closed form>
 
         Returns
         -------
@@ -363,6 +382,7 @@ class NuclearNorm(MultiResponseModel):
         """The matrix the penalty is centred on (None: zero)."""
         return None
 
+    @_fit_doc
     def fit(self, lam=None, *, backend="fast", tol=1e-8, max_iter=5000, n_lams=30,
             n_folds=5, verbose=False):
         """Fit nuclear-norm penalised regression.
@@ -371,7 +391,8 @@ class NuclearNorm(MultiResponseModel):
         ----------
         lam : float or None
             Penalty (>= 0). ``None``: K-fold CV over ``n_lams`` values from
-            lam_max = ||Sxy||_2 (where C = 0) down to 1e-3 lam_max.""" + _COMMON_FIT_DOC + """
+            lam_max = ||Sxy||_2 (where C = 0) down to 1e-3 lam_max.
+        <fit options>
         tol, max_iter : float, int
             Stopping tolerance and iteration cap of the proximal gradient solver.
         n_lams, n_folds : int
