@@ -62,6 +62,13 @@ class SharedRepresentation(DataViews):
 
     _formula_max_endog = 1
 
+    def __new__(cls, *args, exog_re=None, **kwargs):
+        # a random part makes the multilevel model (models/shared_multilevel.py)
+        if exog_re is not None and cls is SharedRepresentation:
+            from .shared_multilevel import MultilevelRepresentation
+            return MultilevelRepresentation(*args, exog_re=exog_re, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, endog, exog=None, groups=None, *, intercept=None, missing="raise"):
         data = self._validated(endog, exog, intercept, missing)
         self.missing = missing          # also how adapt() treats incomplete new rows
@@ -100,8 +107,15 @@ class SharedRepresentation(DataViews):
                           ValueWarning, stacklevel=user_stacklevel())
 
     @classmethod
-    def from_formula(cls, formula, data, groups, *, missing="raise", eval_env=0):
+    def from_formula(cls, formula, data, groups, *, re_formula=None, missing="raise",
+                     eval_env=0):
         """Build the model from a one-response formula and a DataFrame.
+
+        With ``re_formula`` (MixedLM's argument, e.g. ``"~ x1 + x2"``) the model is
+        multilevel (:class:`~mtltransfer.models.shared_multilevel.MultilevelRepresentation`):
+        ``formula`` is the fixed part, ``re_formula`` the random part (with the random
+        task intercept unless it says ``0 +``), and the shared representation is the
+        rank-k random-effects covariance of the random part.
 
         Parameters
         ----------
@@ -115,9 +129,15 @@ class SharedRepresentation(DataViews):
             Name of the column holding the task labels (then ``predict`` reads the same
             column of new data), or the labels themselves (a Series aligned with
             ``data``, or one label per row).
+        re_formula : str, optional
+            The random part of the multilevel model.
         missing : {"raise", "drop"}
         eval_env : int
         """
+        if re_formula is not None:
+            from .shared_multilevel import multilevel_from_formula
+            return multilevel_from_formula(formula, data, groups, re_formula,
+                                           missing=missing, eval_env=eval_env)
         if design.is_dask_frame(data):       # per-task statistics on the cluster
             from ..dask import shared_from_dask
             return shared_from_dask(cls, formula, data, groups, missing=missing)

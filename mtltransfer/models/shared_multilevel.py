@@ -1,0 +1,665 @@
+"""The shared representation as a multilevel (mixed) model.
+
+Group (task) t has rows ``X_t`` (the fixed part, with the intercept), ``Z_t`` (the random
+part, with the task intercept) and
+
+    y_t = X_t beta + Z_t B w_t + e_t,    w_t ~ N(0, Sigma_w),    e_t ~ N(0, sigma^2 I),
+
+B (q x k) orthonormal: the random coefficients ``u_t = B w_t`` live in a k-dimensional
+shared representation of the random part. k = q is statsmodels' MixedLM (random
+intercept and slopes, unstructured covariance); k < q a reduced-rank random-slope model.
+The solver is :mod:`mtltransfer.solvers.shared_multilevel`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .. import design
+from ..bootstrap import check_alpha
+from ..exceptions import ValueWarning, user_stacklevel
+from ..solvers import shared_multilevel as sml
+from .base import DataViews, Results, check_int
+
+
+class MultilevelRepresentation(DataViews):
+    """A linear mixed model whose random part has a shared rank-k representation.
+
+    Built by ``SharedRepresentation.from_formula(formula, data, groups,
+    re_formula=...)`` or ``SharedRepresentation(endog, exog, groups, exog_re=...)``.
+
+    Parameters
+    ----------
+    endog : array_like, shape (n,)
+    exog : array_like or DataFrame, shape (n, p)
+        The fixed part (a constant column is the fixed intercept, as statsmodels).
+    groups : array_like or Series, shape (n,)
+        Group (task) label of each row.
+    exog_re : array_like or DataFrame, shape (n, q)
+        The random part (a constant column is the random task intercept). Columns
+        constant within every group are moved to the fixed part with a message (their
+        random coefficients would not be identified beside the random intercept).
+    intercept : bool or None
+        Fixed intercept (None: when ``exog`` has a constant column).
+    missing : {"raise", "drop"}
+
+    Notes
+    -----
+    ``fit(k=q)`` is MixedLM's maximum-likelihood fit with an unstructured random-effects
+    covariance (``reml=True``: the restricted likelihood); ``fit()`` chooses k in 1..q by
+    BIC on the marginal likelihood.
+    """
+
+    _formula_max_endog = 1
+
+    def __init__(self, endog, exog=None, groups=None, *, exog_re=None, intercept=None,
+                 missing="raise", _re=None):
+        data = self._validated(endog, exog, intercept, missing)
+        self.missing = missing
+        kept = data.extra["kept"]
+        if _re is not None:                     # from_formula: (Z, names, info, gname)
+            Z, re_names, self._re_info, gname = _re
+            labels = np.asarray(groups)
+        else:
+            if exog_re is None:
+                raise ValueError("exog_re is required: the random part (an intercept "
+                                 "column for a random task intercept)")
+            re_names = list(exog_re.columns) if isinstance(exog_re, pd.DataFrame) else \
+                [f"z{j}" for j in range(np.shape(exog_re)[1] if np.ndim(exog_re) == 2
+                                        else 1)]
+            Z = np.asarray(exog_re, dtype=float)
+            Z = Z[:, None] if Z.ndim == 1 else Z
+            if Z.shape[0] != len(kept):
+                raise ValueError(f"exog_re must have one row per row of endog "
+                                 f"({len(kept)}); got {Z.shape[0]}")
+            pandas_rows = exog if isinstance(exog, (pd.Series, pd.DataFrame)) else None
+            labels = design.groups_for(groups, pandas_rows if pandas_rows is not None
+                                       else np.asarray(Z))
+            gname = groups.name if isinstance(groups, pd.Series) else None
+            self._re_info = None
+            Z = Z[kept]
+        labels = np.asarray(labels)[kept] if len(labels) == len(kept) else labels
+        if len(labels) != data.nobs:
+            raise ValueError(f"groups must have one label per row ({data.nobs}); got "
+                             f"{len(labels)}")
+        if pd.isna(labels).any():
+            raise ValueError("groups contains missing labels")
+        if not np.all(np.isfinite(Z)):
+            raise ValueError("exog_re has missing or infinite values")
+        codes, names = pd.factorize(labels, sort=True)
+        self.data = data
+        self.groups_name = gname
+        self.task_codes = codes.astype(np.int64)
+        self.task_names = names.tolist() if names.dtype.kind in "iu" else \
+            [str(t) for t in names]
+        self.N = np.bincount(self.task_codes, minlength=len(names))
+        self._setup_parts(Z, [str(c) for c in re_names])
+
+    # -- the two parts --------------------------------------------------------------
+    def _setup_parts(self, Z, re_names):
+        """Random part checks: within-group constant columns (beside a random
+        intercept) go to the fixed part; a rank-deficient random part is refused."""
+        const = np.flatnonzero(np.all(Z == Z[:1], axis=0) & (Z[0] != 0))
+        self.re_const = int(const[0]) if len(const) else None
+        moved = []
+        if self.re_const is not None:
+            T = self.n_tasks
+            cnt = self.N.astype(float)
+            mean = np.stack([np.bincount(self.task_codes, Z[:, j], T) for j in
+                             range(Z.shape[1])], 1) / cnt[:, None]
+            within = np.sum((Z - mean[self.task_codes]) ** 2, axis=0)
+            total = np.sum(Z ** 2, axis=0)
+            moved = [j for j in range(Z.shape[1]) if j != self.re_const and
+                     within[j] <= 1e-12 * max(total[j], 1e-300)]
+        fixed_names = (["Intercept"] if self.data.intercept else []) + self.exog_names
+        self.re_moved = [re_names[j] for j in moved]
+        self.fe_extra = [j for j in moved if re_names[j] not in fixed_names]
+        if moved:
+            warnings.warn(f"{self.re_moved} constant within every group: a random "
+                          "coefficient would not be identified beside the random "
+                          "intercept, so they are fixed effects only"
+                          + (f" ({[re_names[j] for j in self.fe_extra]} added to the "
+                             "fixed part)" if self.fe_extra else ""), ValueWarning,
+                          stacklevel=user_stacklevel())
+        keep = [j for j in range(Z.shape[1]) if j not in moved]
+        self._Zall_names = re_names
+        self._re_keep = keep
+        self.exog_re = np.asarray(Z[:, keep])
+        self.exog_re_names = [re_names[j] for j in keep]
+        self._Zextra = Z[:, self.fe_extra]
+        if np.linalg.matrix_rank(self.exog_re) < self.exog_re.shape[1]:
+            raise ValueError(f"exog_re: the random part {self.exog_re_names} has "
+                             "linearly dependent columns")
+        Xf = self.fixed_design()
+        if np.linalg.matrix_rank(Xf) < Xf.shape[1]:
+            raise ValueError(f"exog: the fixed part {self.fe_names} has linearly "
+                             "dependent columns")
+
+    @property
+    def fe_names(self):
+        """Names of the fixed effects (statsmodels' order: intercept first)."""
+        return ((["Intercept"] if self.data.intercept else []) + self.exog_names +
+                [self._Zall_names[j] for j in self.fe_extra])
+
+    @property
+    def re_names(self):
+        """Names of the random effects, MixedLM's way: the random intercept carries the
+        groups' name ("Group" without one)."""
+        out = list(self.exog_re_names)
+        if self.re_const is not None:
+            i = self._re_keep.index(self.re_const)
+            out[i] = self.groups_name or "Group"
+        return out
+
+    def fixed_design(self, X=None, const=None, Zextra=None):
+        X = self.exog if X is None else X
+        n = X.shape[0]
+        parts = []
+        if self.data.intercept:
+            parts.append(np.ones((n, 1)) if const is None else np.asarray(const)[:, None])
+        parts += [X, self._Zextra if Zextra is None else Zextra]
+        return np.hstack(parts)
+
+    @property
+    def n_tasks(self):
+        return len(self.task_names)
+
+    @property
+    def endog(self):
+        return self.data.endog[:, 0]
+
+    k_endog = 1
+
+    def _product_flops(self):
+        """One pass over the rows for the per-group statistics."""
+        return 2.0 * self.nobs * (self.k_exog + 1) * (self.k_re + 1)
+
+    @property
+    def k_re(self):
+        """q, the dimension of the random part."""
+        return self.exog_re.shape[1]
+
+    def group_stats(self):
+        """Per-group statistics of the fit (:func:`~mtltransfer.solvers.shared_multilevel.group_stats`)."""
+        if "_st" not in self.__dict__:
+            self.__dict__["_st"] = sml.group_stats(self.fixed_design(), self.exog_re,
+                                                   self.endog, self.task_codes,
+                                                   self.n_tasks)
+        return self.__dict__["_st"]
+
+    def new_parts(self, newdata, exog_re=None, transform=True, name="exog"):
+        """Fixed and random designs of new rows: (Xf, Z, index); NaN rows kept."""
+        X, const, index = self.data.exog_for(newdata, name, transform=transform)
+        if self._re_info is not None and transform:
+            import patsy
+
+            frame = newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) \
+                else pd.DataFrame(newdata)
+            (Z,) = patsy.build_design_matrices([self._re_info], frame,
+                                               NA_action=patsy.NAAction(NA_types=[]),
+                                               return_type="dataframe")
+            Z = Z.to_numpy(dtype=float)
+        else:
+            if exog_re is None:
+                raise ValueError("exog_re= is required (the random part of the new rows)")
+            Z = np.asarray(exog_re, dtype=float)
+            Z = Z[:, None] if Z.ndim == 1 else Z
+            if Z.shape != (X.shape[0], len(self._Zall_names)):
+                raise ValueError(f"exog_re must have shape ({X.shape[0]}, "
+                                 f"{len(self._Zall_names)}); got {Z.shape}")
+        Xf = self.fixed_design(X, const, Z[:, self.fe_extra])
+        return Xf, Z[:, self._re_keep], index
+
+    def fit(self, k=None, *, reml=False, tol=1e-10, max_iter=1000):
+        """Fit by maximum (or restricted) marginal likelihood.
+
+        Parameters
+        ----------
+        k : int or None
+            Rank of the random part, 1 <= k <= q. None: chosen by BIC on the marginal
+            likelihood over 1..q (each k fitted; the table is in ``res.tuning["k"]``).
+        reml : bool
+            Restricted maximum likelihood (as MixedLM's ``reml=True``).
+        tol : float
+            Bound on the Newton decrement of the profiled deviance.
+        max_iter : int
+            BFGS iteration cap.
+
+        Returns
+        -------
+        MultilevelResults
+        """
+        q = self.k_re
+        max_iter = check_int("max_iter", max_iter, 1, 10 ** 6)
+        if not isinstance(reml, (bool, np.bool_)):
+            raise TypeError(f"reml must be True or False; got {reml!r}")
+        st = self.group_stats()
+        if k is None:
+            k, table, sols = sml.select_k_multilevel(st, reml=reml, tol=tol,
+                                                     max_iter=max_iter)
+            sol, how = sols[k], "BIC"
+            tab = pd.DataFrame(table, index=["llf", "n_params", "bic", "converged"]).T
+            tab.index.name = "k"
+            tab = tab.sort_index()
+        else:
+            k = check_int("k", k, 1, q)
+            sol = sml.fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter)
+            how, tab = "given", None
+        return MultilevelResults(self, sol, k, how, tab)
+
+
+class MultilevelResults(Results):
+    """Results of :class:`MultilevelRepresentation` (MixedLM's names).
+
+    Attributes
+    ----------
+    fe_params : Series
+        Fixed effects beta.
+    cov_re : DataFrame (q x q)
+        Random-effects covariance ``G = B Sigma_w B^T`` (rank k).
+    scale : float
+        sigma^2.
+    random_effects : dict
+        Per group, the BLUP ``E[u_t | y]`` (Series over the random part).
+    random_effects_cov : dict
+        Per group, ``Var(u_t | y)`` at the fitted parameters.
+    representation : DataFrame (q x k)
+        B; ``w_cov`` Sigma_w; ``task_params`` the posterior means of w_t (k x T).
+    k, k_chosen_by, tuning["k"]
+        The rank and, when chosen, the criterion table (llf, parameters, BIC).
+    bse, bse_fe, tvalues, pvalues, conf_int(), cov_params()
+        Inference on the fixed effects from the observed information of the marginal
+        likelihood (normal quantiles, as MixedLM).
+    llf, aic, bic, converged, n_iter
+    """
+
+    def __init__(self, model, sol, k, how, table):
+        super().__init__(model, solver=sol)
+        self.k = k
+        self.k_chosen_by = how
+        if table is not None:
+            self.tuning["k"] = table
+        ex = sol.extra
+        self.reml = bool(ex["reml"])
+        self._beta = np.asarray(sol.coef)
+        self._L, self._sigma2 = ex["L"], float(ex["sigma2"])
+        Xf, Z = model.fixed_design(), model.exog_re
+        self._U, self._Ucov = self._blups(Xf, Z, model.endog, model.task_codes,
+                                          model.n_tasks)
+
+    # -- the posterior of the random effects ----------------------------------------
+    def _post(self, Xf, Z, y, codes, T):
+        """Per group: A_t^{-1}, L^T Z_t^T r_t (r = y - X beta)."""
+        L = self._L
+        r = y - Xf @ self._beta
+        ZL = Z @ L
+        k = L.shape[1]
+        H = np.zeros((T, k, k))
+        np.add.at(H, codes, ZL[:, :, None] * ZL[:, None, :])
+        g = np.zeros((T, k))
+        np.add.at(g, codes, ZL * r[:, None])
+        Ai = np.linalg.inv(H + np.eye(k))
+        return Ai, g
+
+    def _blups(self, Xf, Z, y, codes, T):
+        Ai, g = self._post(Xf, Z, y, codes, T)
+        L = self._L
+        U = np.einsum("qk,tkl,tl->tq", L, Ai, g)
+        Ucov = self._sigma2 * np.einsum("qk,tkl,rl->tqr", L, Ai, L)
+        return U, Ucov
+
+    # -- MixedLM's attributes ---------------------------------------------------------
+    @property
+    def fe_params(self):
+        return pd.Series(self._beta, index=self.model.fe_names, name="fe_params")
+
+    params = fe_params
+
+    @property
+    def scale(self):
+        return self._sigma2
+
+    @property
+    def cov_re(self):
+        names = self.model.re_names
+        return pd.DataFrame(self._solver.extra["G"], index=names, columns=names)
+
+    @property
+    def random_effects(self):
+        names = self.model.re_names
+        return {g: pd.Series(self._U[t], index=names)
+                for t, g in enumerate(self.model.task_names)}
+
+    @property
+    def random_effects_cov(self):
+        names = self.model.re_names
+        return {g: pd.DataFrame(self._Ucov[t], index=names, columns=names)
+                for t, g in enumerate(self.model.task_names)}
+
+    @property
+    def representation(self):
+        B = self._solver.extra["B"]
+        return pd.DataFrame(B, index=self.model.re_names,
+                            columns=[f"b{j + 1}" for j in range(self.k)])
+
+    @property
+    def w_cov(self):
+        c = [f"b{j + 1}" for j in range(self.k)]
+        return pd.DataFrame(self._solver.extra["Sigma_w"], index=c, columns=c)
+
+    @property
+    def task_params(self):
+        B = self._solver.extra["B"]
+        return pd.DataFrame(B.T @ self._U.T, index=[f"b{j + 1}" for j in range(self.k)],
+                            columns=self.model.task_names)
+
+    @property
+    def llf(self):
+        """Log marginal likelihood (restricted with ``reml=True``; MixedLM's values)."""
+        return float(self._solver.extra["llf"])
+
+    @property
+    def k_params(self):
+        """beta, the free entries of the rank-k covariance and sigma^2 (MixedLM's count
+        at k = q)."""
+        m = self.model
+        return sml.n_params(len(m.fe_names), m.k_re, self.k)
+
+    @property
+    def aic(self):
+        return np.nan if self.reml else float(-2 * self.llf + 2 * self.k_params)
+
+    @property
+    def bic(self):
+        return np.nan if self.reml else float(-2 * self.llf + np.log(self.nobs) *
+                                              self.k_params)
+
+    def cov_params(self):
+        """Covariance of the fixed effects from the observed information (DataFrame)."""
+        if "_cov" not in self.__dict__:
+            st = self.model.group_stats()
+            sol = self._solver
+            if self.reml:       # the information of the ML likelihood at these values
+                pass
+            self.__dict__["_cov"] = sml.cov_fixed(st, sol)
+        names = self.model.fe_names
+        return pd.DataFrame(self.__dict__["_cov"], index=names, columns=names)
+
+    @property
+    def bse_fe(self):
+        return pd.Series(np.sqrt(np.diag(self.cov_params().to_numpy())),
+                         index=self.model.fe_names, name="bse")
+
+    bse = bse_fe
+
+    @property
+    def tvalues(self):
+        return self.fe_params / self.bse_fe
+
+    @property
+    def pvalues(self):
+        from scipy import stats
+
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+                         index=self.model.fe_names)
+
+    def conf_int(self, alpha=0.05):
+        """Normal intervals of the fixed effects (DataFrame with columns 0, 1)."""
+        from scipy import stats
+
+        alpha = check_alpha(alpha)
+        z = stats.norm.ppf(1 - alpha / 2)
+        b, s = self.fe_params, self.bse_fe
+        return pd.DataFrame({0: b - z * s, 1: b + z * s})
+
+    # -- fitted values and prediction -------------------------------------------------
+    @property
+    def fittedvalues(self):
+        """Conditional fitted values ``X beta + Z u_t`` (MixedLM's)."""
+        m = self.model
+        f = m.fixed_design() @ self._beta + np.einsum("iq,iq->i", m.exog_re,
+                                                       self._U[m.task_codes])
+        return pd.Series(f, index=m.data.row_labels, name=m.endog_names[0])
+
+    @property
+    def resid(self):
+        return pd.Series(self.model.endog, index=self.model.data.row_labels,
+                         name=self.model.endog_names[0]) - self.fittedvalues
+
+    def predict(self, exog=None, *, groups=None, exog_re=None, marginal=False,
+                transform=True):
+        """Predictions of new rows.
+
+        Parameters
+        ----------
+        exog : DataFrame or array_like, optional
+            For a formula model a DataFrame with both formulas' columns (and the groups
+            column); else the fixed part, with ``exog_re=``. None: the fitted values.
+        groups : array_like, optional
+            Group labels (default: the groups column of ``exog``).
+        exog_re : array_like, optional
+            The random part of array models.
+        marginal : bool
+            True: ``X beta`` (MixedLM's ``predict``); False: conditional on each row's
+            group, ``X beta + Z u_t`` (known groups only; use :meth:`adapt` for a new
+            group).
+        transform : bool
+
+        Returns
+        -------
+        Series
+        """
+        m = self.model
+        if exog is None:
+            return self.fittedvalues if not marginal else pd.Series(
+                m.fixed_design() @ self._beta, index=m.data.row_labels)
+        Xf, Z, index = m.new_parts(exog, exog_re, transform)
+        pred = Xf @ self._beta
+        if not marginal:
+            if groups is None:
+                if not (isinstance(exog, pd.DataFrame) and m.groups_name in exog.columns):
+                    raise ValueError("groups= is required for conditional predictions "
+                                     "(or marginal=True)")
+                groups = exog[m.groups_name]
+            labels = np.asarray(pd.Series(np.asarray(groups)).astype(str))
+            codes = pd.Index([str(t) for t in m.task_names]).get_indexer(labels)
+            if (codes < 0).any():
+                raise ValueError(f"groups not seen in fitting: "
+                                 f"{sorted(set(labels[codes < 0]))[:10]}; use adapt() "
+                                 "for a new group or marginal=True")
+            pred = pred + np.einsum("iq,iq->i", Z, self._U[codes])
+        return pd.Series(pred, index=index, name=m.endog_names[0])
+
+    def adapt(self, new_group_data, endog=None, *, exog_re=None):
+        """A new group's random effects (BLUP) from its rows, with intervals.
+
+        Parameters
+        ----------
+        new_group_data : DataFrame or array_like
+            The new group's rows (formula model: a DataFrame with the formulas' columns
+            and the response).
+        endog : array_like, optional
+            The responses (array models, or to override the formula's response).
+        exog_re : array_like, optional
+            The random part of array models.
+
+        Returns
+        -------
+        AdaptedGroup
+        """
+        m = self.model
+        Xf, Z, _ = m.new_parts(new_group_data, exog_re, name="new_group_data")
+        if endog is None:
+            if m.data.formula is None or not isinstance(new_group_data, pd.DataFrame):
+                raise ValueError("endog= is required when new_group_data holds predictors")
+            lhs = m.data.formula.split("~", 1)[0].strip()
+            y = new_group_data.eval(lhs) if lhs not in new_group_data.columns else \
+                new_group_data[lhs]
+            y = np.asarray(y, dtype=float)
+        else:
+            y = np.asarray(endog, dtype=float).ravel()
+        if len(y) != Xf.shape[0]:
+            raise ValueError(f"endog has {len(y)} rows; new_group_data has {Xf.shape[0]}")
+        ok = np.isfinite(Xf).all(1) & np.isfinite(Z).all(1) & np.isfinite(y)
+        if not ok.all():
+            if m.missing != "drop" or not ok.any():
+                raise ValueError(f"new_group_data has missing values in "
+                                 f"{int((~ok).sum())} row(s); drop them first or build "
+                                 "the model with missing='drop'")
+            Xf, Z, y = Xf[ok], Z[ok], y[ok]
+        Ai, g = self._post(Xf, Z, y, np.zeros(len(y), dtype=np.int64), 1)
+        return AdaptedGroup(self, Ai[0], g[0], Xf, Z)
+
+    # -- summary ----------------------------------------------------------------------
+    def summary(self, alpha=0.05):
+        """MixedLM-style summary: fixed effects with observed-information standard
+        errors, the random-effects covariance, sigma^2, and k with its criterion
+        table."""
+        from ..summary import add_frame, new_summary
+
+        alpha = check_alpha(alpha)
+        m = self.model
+        left = [("Dep. Variable:", m.endog_names[0]),
+                ("Model:", "SharedRepresentation (multilevel)"),
+                ("Method:", "REML" if self.reml else "ML"),
+                ("No. Observations:", m.nobs), ("No. Groups:", m.n_tasks),
+                ("Group size:", f"{int(m.N.min())} to {int(m.N.max())} "
+                                f"(mean {float(np.mean(m.N)):.1f})")]
+        right = [("Random part (q):", m.k_re),
+                 ("k:", f"{self.k} ({self.k_chosen_by})"),
+                 ("Log-Likelihood:", self.llf), ("Scale (sigma^2):", self.scale),
+                 ("Iterations:", self.n_iter), ("Converged:", self.converged)]
+        smry = new_summary(self, "SharedRepresentation multilevel results", left, right)
+        ci = self.conf_int(alpha)
+        fe = pd.DataFrame({"coef": self.fe_params, "std err": self.bse_fe,
+                           "z": self.tvalues, "P>|z|": self.pvalues,
+                           f"[{alpha / 2:g}": ci[0], f"{1 - alpha / 2:g}]": ci[1]})
+        add_frame(smry, fe, "Fixed effects (standard errors from the observed "
+                  "information of the marginal likelihood)")
+        add_frame(smry, self.cov_re, f"Random-effects covariance (rank {self.k})")
+        if "k" in self.tuning:
+            t = self.tuning["k"][["llf", "n_params", "bic"]].T
+            add_frame(smry, t, "k selection (BIC; smallest chosen)")
+        if m.re_moved:
+            smry.add_extra_txt([f"{m.re_moved} are constant within every group: fixed "
+                                "effects only."])
+        return smry
+
+
+class AdaptedGroup:
+    """A new group's random effects from its rows (:meth:`MultilevelResults.adapt`).
+
+    Attributes
+    ----------
+    random_effects : Series
+        BLUP ``E[u | y] = L A^{-1} L^T Z^T (y - X beta)``, ``A = L^T Z^T Z L + I``.
+    random_effects_cov : DataFrame
+        ``Var(u | y) = sigma^2 L A^{-1} L^T``.
+
+    Notes
+    -----
+    For a new row (x, z) the prediction is ``x^T beta + z^T u``; its error has variance
+
+        sigma^2 z^T L A^{-1} L^T z + h^T Cov(beta) h   (mean)
+        + sigma^2                                      (a new observation)
+
+    with ``h = x - X^T Z L A^{-1} L^T z`` (X, Z the group's revealed rows): the new
+    group's rows are independent of beta's estimate, so the two parts add.
+    """
+
+    def __init__(self, parent, Ai, g, Xf, Z):
+        self._p = parent
+        L = parent._L
+        self._K = L @ Ai @ L.T                    # L A^{-1} L^T
+        self._u = L @ Ai @ g
+        self._ZX = Z.T @ Xf
+        self.nobs = Xf.shape[0]
+
+    @property
+    def random_effects(self):
+        return pd.Series(self._u, index=self._p.model.re_names)
+
+    @property
+    def random_effects_cov(self):
+        n = self._p.model.re_names
+        return pd.DataFrame(self._p.scale * self._K, index=n, columns=n)
+
+    def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True):
+        """Predictions with intervals (statsmodels' column names, normal quantiles).
+
+        Returns
+        -------
+        DataFrame
+            ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
+            ``obs_ci_lower``, ``obs_ci_upper``.
+        """
+        from scipy import stats
+
+        alpha = check_alpha(alpha)
+        p = self._p
+        Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
+        mean = Xf @ p._beta + Z @ self._u
+        H = Xf - (Z @ self._K) @ self._ZX
+        cb = p.cov_params().to_numpy()
+        var = p.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
+            np.einsum("ip,pr,ir->i", H, cb, H)
+        q = stats.norm.ppf(1 - alpha / 2)
+        se, se_obs = np.sqrt(var), np.sqrt(var + p.scale)
+        return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
+                             "mean_ci_upper": mean + q * se,
+                             "obs_ci_lower": mean - q * se_obs,
+                             "obs_ci_upper": mean + q * se_obs}, index=index)
+
+    def predict(self, exog, exog_re=None, transform=True):
+        p = self._p
+        Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
+        return pd.Series(Xf @ p._beta + Z @ self._u, index=index)
+
+
+def multilevel_from_formula(formula, data, groups, re_formula, *, missing="raise",
+                            eval_env=0):
+    """:class:`MultilevelRepresentation` from two formulas (see
+    :meth:`SharedRepresentation.from_formula`)."""
+    import patsy
+
+    if not isinstance(re_formula, str):
+        raise TypeError(f"re_formula must be a str such as '~ x1 + x2'; got "
+                        f"{type(re_formula).__name__}")
+    if isinstance(groups, str):
+        if groups not in data.columns:
+            raise ValueError(f"groups={groups!r} is not a column of data")
+        gname, groups = groups, data[groups]
+    else:
+        if isinstance(groups, pd.Series):
+            design.check_aligned(("data", data), ("groups", groups))
+        gname = groups.name if isinstance(groups, pd.Series) else None
+    env = patsy.EvalEnvironment.capture(eval_env + 2).with_outer_namespace(
+        {"np": np, "numpy": np})
+    md = design.from_formula(formula, data, missing=missing, max_endog=1, eval_env=env)
+    kept = md.extra["kept"]
+    rhs = re_formula.split("~", 1)[-1]
+    work = data.set_axis(pd.RangeIndex(len(data)), axis=0)
+    try:
+        Zf = patsy.dmatrix(rhs, work, eval_env=env, NA_action=patsy.NAAction(NA_types=[]),
+                           return_type="dataframe")
+    except (patsy.PatsyError, NameError) as err:
+        raise ValueError(f"cannot evaluate re_formula {re_formula!r}: "
+                         f"{str(err).splitlines()[0]}") from None
+    Z = Zf.to_numpy(dtype=float)
+    bad = ~np.isfinite(Z).all(1) & kept
+    if bad.any():
+        if missing != "drop":
+            raise ValueError(f"data has missing values in re_formula's columns in "
+                             f"{int(bad.sum())} row(s); pass missing='drop'")
+        raise ValueError("rows with missing values only in re_formula's columns are not "
+                         "supported: drop them from data first")
+    labels = np.asarray(groups)
+    if len(labels) != len(data):
+        raise ValueError(f"groups must have one label per row of data ({len(data)}); "
+                         f"got {len(labels)}")
+    return MultilevelRepresentation(md, groups=labels[kept], missing=missing,
+                                    _re=(Z[kept], list(Zf.columns), Zf.design_info,
+                                         gname))
