@@ -110,17 +110,12 @@ def test_gradient_matches_finite_differences(grunfeld, reml):
         np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-5)
 
 
-def test_reduced_rank_and_bic_choice(sleep):
+def test_reduced_rank(sleep):
     mod = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
                                                re_formula="~ Days")
-    res = mod.fit()
     r1, r2 = mod.fit(k=1), mod.fit(k=2)
     assert r1.llf <= r2.llf + 1e-9
-    tab = res.tuning["k"]
-    bic = -2 * tab["llf"] + tab["n_params"] * np.log(mod.nobs)
-    np.testing.assert_allclose(tab["bic"], bic)
-    assert res.k == int(tab["bic"].astype(float).idxmin())
-    np.testing.assert_allclose(tab.loc[1, "llf"], r1.llf, atol=1e-6)
+    np.testing.assert_allclose(mod.fit().tuning["k"].loc["1", "llf"], r1.llf, atol=1e-6)
     B = r1.representation.to_numpy()
     np.testing.assert_allclose(B.T @ B, np.eye(1), atol=1e-12)
     G = r1.cov_re.to_numpy()
@@ -217,3 +212,30 @@ def test_array_constructor_and_bad_input(sleep):
     with pytest.raises(TypeError, match="re_formula"):
         mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
                                              re_formula=1)
+
+
+def test_random_intercept_alone_equals_mixedlm(sleep):
+    ref = _mixedlm("Reaction ~ Days", sleep, "Subject", None)
+    mod = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days")
+    res = mod.fit(k="intercept")
+    assert abs(res.llf - ref.llf) < 1e-7
+    np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
+                               rtol=1e-6)
+    G = res.cov_re.to_numpy()
+    np.testing.assert_allclose(G[0, 0], ref.cov_re.iloc[0, 0], rtol=1e-4)
+    assert G[1, 1] == 0 and G[0, 1] == 0
+    np.testing.assert_allclose(res.bse_fe.to_numpy(), ref.bse_fe.to_numpy(), rtol=1e-3)
+    np.testing.assert_allclose(res.random_effects[308].iloc[0],
+                               ref.random_effects[308].iloc[0], rtol=1e-4)
+    auto = mod.fit()
+    tab = auto.tuning["k"]
+    assert list(tab.index) == ["intercept", "1", "2"]
+    np.testing.assert_allclose(tab.loc["intercept", "llf"], res.llf, atol=1e-7)
+    T, n, p = 18, 180, 2
+    ncov = {"intercept": 1, "1": 2, "2": 3}
+    want = {c: -2 * tab.loc[c, "llf"] + (p + 1) * np.log(n) + ncov[c] * np.log(T)
+            for c in tab.index}
+    np.testing.assert_allclose(tab["bic"], pd.Series(want), rtol=1e-12)
+    assert auto.random_part == ("intercept" if tab["bic"].idxmin() == "intercept"
+                                else f"rank {tab['bic'].idxmin()}")

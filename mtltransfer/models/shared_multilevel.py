@@ -213,16 +213,22 @@ class MultilevelRepresentation(DataViews):
         Xf = self.fixed_design(X, const, Z[:, self.fe_extra])
         return Xf, Z[:, self._re_keep], index
 
-    def fit(self, k=None, *, reml=False, tol=1e-10, max_iter=1000):
+    def fit(self, k=None, *, reml=False, criterion="bic", tol=1e-10, max_iter=1000):
         """Fit by maximum (or restricted) marginal likelihood.
 
         Parameters
         ----------
-        k : int or None
-            Rank of the random part, 1 <= k <= q. None: chosen by BIC on the marginal
-            likelihood over 1..q (each k fitted; the table is in ``res.tuning["k"]``).
+        k : int, "intercept" or None
+            Rank of the random part, 1 <= k <= q; ``"intercept"``: the random intercept
+            alone (MixedLM's default random part). None: chosen by ``criterion`` on the
+            marginal likelihood among ``"intercept"`` and 1..q, each fitted (the table
+            is in ``res.tuning["k"]``;
+            :func:`~mtltransfer.solvers.shared_multilevel.select_k_multilevel`).
         reml : bool
             Restricted maximum likelihood (as MixedLM's ``reml=True``).
+        criterion : {"bic", "aic"}
+            How k is chosen when ``k=None``: BIC with the covariance parameters
+            penalised by the log of the number of groups, or AIC.
         tol : float
             Bound on the Newton decrement of the profiled deviance.
         max_iter : int
@@ -237,15 +243,24 @@ class MultilevelRepresentation(DataViews):
         if not isinstance(reml, (bool, np.bool_)):
             raise TypeError(f"reml must be True or False; got {reml!r}")
         st = self.group_stats()
+        icol = None if self.re_const is None else self._re_keep.index(self.re_const)
         if k is None:
             k, table, sols = sml.select_k_multilevel(st, reml=reml, tol=tol,
-                                                     max_iter=max_iter)
-            sol, how = sols[k], "BIC"
+                                                     max_iter=max_iter,
+                                                     criterion=criterion,
+                                                     intercept_col=icol)
+            sol, how = sols[k], criterion.upper()
             tab = pd.DataFrame.from_records(
-                [(kk,) + tuple(v) for kk, v in sorted(table.items())],
-                columns=["k", "llf", "n_params", "bic", "converged"]).set_index("k")
-            tab = tab.astype({"llf": float, "n_params": int, "bic": float,
+                [(str(kk),) + tuple(v) for kk, v in table.items()],
+                columns=["k", "llf", "n_params", criterion, "converged"]).set_index("k")
+            tab = tab.astype({"llf": float, "n_params": int, criterion: float,
                               "converged": bool})
+        elif k == "intercept":
+            if icol is None:
+                raise ValueError("k='intercept' needs a random intercept in the random "
+                                 "part")
+            sol = sml.fit_restricted(st, [icol], 1, reml=reml, tol=tol, max_iter=max_iter)
+            how, tab = "given", None
         else:
             k = check_int("k", k, 1, q)
             sol = sml.fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter)
@@ -280,7 +295,10 @@ class MultilevelResults(Results):
 
     def __init__(self, model, sol, k, how, table):
         super().__init__(model, solver=sol)
-        self.k = k
+        #: the random part's rank, and its structure: "rank k" or "intercept" (the
+        #: random intercept alone)
+        self.k = 1 if k == "intercept" else int(k)
+        self.random_part = "intercept" if k == "intercept" else f"rank {k}"
         self.k_chosen_by = how
         if table is not None:
             self.tuning["k"] = table
@@ -295,15 +313,16 @@ class MultilevelResults(Results):
     # -- the posterior of the random effects ----------------------------------------
     def _post(self, Xf, Z, y, codes, T):
         """Per group: A_t^{-1}, L^T Z_t^T r_t (r = y - X beta)."""
+        from scipy import sparse
+
         L = self._L
         r = y - Xf @ self._beta
         ZL = Z @ L
-        k = L.shape[1]
-        H = np.zeros((T, k, k))
-        np.add.at(H, codes, ZL[:, :, None] * ZL[:, None, :])
-        g = np.zeros((T, k))
-        np.add.at(g, codes, ZL * r[:, None])
-        Ai = np.linalg.inv(H + np.eye(k))
+        n, k = ZL.shape
+        S = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(T, n))
+        H = np.asarray(S @ (ZL[:, :, None] * ZL[:, None, :]).reshape(n, k * k))
+        g = np.asarray(S @ (ZL * r[:, None]))
+        Ai = np.linalg.inv(H.reshape(T, k, k) + np.eye(k))
         return Ai, g
 
     def _blups(self, Xf, Z, y, codes, T):
@@ -368,6 +387,8 @@ class MultilevelResults(Results):
         """beta, the free entries of the rank-k covariance and sigma^2 (MixedLM's count
         at k = q)."""
         m = self.model
+        if self.random_part == "intercept":
+            return len(m.fe_names) + 2
         return sml.n_params(len(m.fe_names), m.k_re, self.k)
 
     @property
@@ -531,7 +552,7 @@ class MultilevelResults(Results):
                 ("Group size:", f"{int(m.N.min())} to {int(m.N.max())} "
                                 f"(mean {float(np.mean(m.N)):.1f})")]
         right = [("Random part (q):", m.k_re),
-                 ("k:", f"{self.k} ({self.k_chosen_by})"),
+                 ("k:", f"{self.random_part} ({self.k_chosen_by})"),
                  ("Log-Likelihood:", self.llf), ("Scale (sigma^2):", self.scale),
                  ("Iterations:", self.n_iter), ("Converged:", self.converged)]
         smry = new_summary(self, "SharedRepresentation multilevel results", left, right)
@@ -543,8 +564,8 @@ class MultilevelResults(Results):
                   "information of the marginal likelihood)")
         add_frame(smry, self.cov_re, f"Random-effects covariance (rank {self.k})")
         if "k" in self.tuning:
-            t = self.tuning["k"][["llf", "n_params", "bic"]].T
-            add_frame(smry, t, "k selection (BIC; smallest chosen)")
+            t = self.tuning["k"].drop(columns="converged").T
+            add_frame(smry, t, f"k selection ({self.k_chosen_by}; smallest chosen)")
         if m.re_moved:
             smry.add_extra_txt([f"{m.re_moved} are constant within every group: fixed "
                                 "effects only."])

@@ -205,12 +205,18 @@ def _minimise(st, k, reml, theta0, tol, max_iter):
     """BFGS, then Newton polish; returns theta, deviance, n_iter, decrement, history."""
     fun = lambda th: _deviance(th, st, k, reml)       # noqa: E731
     hist = {"deviance": []}
-    cb = lambda th: hist["deviance"].append(fun(th)[0])   # noqa: E731
-    res = optimize.minimize(fun, theta0, jac=True, method="BFGS", callback=cb,
-                            options={"gtol": 1e-6, "maxiter": max_iter})
+    # BFGS to a loose gradient (deviance units), then Newton steps to tol
+    res = optimize.minimize(fun, theta0, jac=True, method="BFGS",
+                            options={"gtol": 1e-5, "maxiter": max_iter})
     theta, dev = res.x, float(res.fun)
     n_iter = int(res.nit)
-    dec = np.inf
+    hist["deviance"].append(dev)
+    # the Newton decrement with BFGS's inverse Hessian; a Hessian by differences of the
+    # exact gradient only if that does not meet tol
+    g = res.jac
+    dec = float(g @ res.hess_inv @ g) if np.all(np.isfinite(g)) else np.inf
+    if 0 <= dec < tol:
+        return theta, dev, n_iter, dec, hist
     for _ in range(20):
         dev, g = fun(theta)
         H = _num_hess(fun, theta)
@@ -311,43 +317,95 @@ def _result(st, k, reml, theta, dev, n_iter, converged, dec, hist, t0):
                         stop_reason="converged" if converged else "stalled")
 
 
-def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000):
-    """Choose k by BIC = -2 llf + n_params(k) log n over ``ks`` (default 1..q).
+def _substats(st, cols):
+    """The statistics of the random part restricted to the columns ``cols``."""
+    c = np.asarray(cols)
+    return GroupStats(st.ZZ[:, c][:, :, c], st.ZX[:, c], st.Zy[:, c], st.XX, st.Xy,
+                      st.yy, st.n, st.Dx, st.Dz[c], st.sy)
+
+
+def fit_restricted(st, cols, k, **kwargs):
+    """:func:`fit_multilevel` with the random part restricted to the columns ``cols``
+    (e.g. the random intercept alone), embedded back into the q columns (zero rows of L
+    and G elsewhere); ``extra["cols"]`` records the columns."""
+    sub = _substats(st, cols)
+    sol = fit_multilevel(sub, k, **kwargs)
+    ex = sol.extra
+    q = st.q
+    for key in ("L", "B"):
+        full = np.zeros((q, ex[key].shape[1]))
+        full[list(cols)] = ex[key]
+        ex[key] = full
+    G = np.zeros((q, q))
+    G[np.ix_(list(cols), list(cols))] = ex["G"]
+    ex["G"] = G
+    ex["cols"] = list(cols)
+    return sol
+
+
+def n_cov_params(q, k):
+    """Free parameters of a rank-k q x q covariance: q k - k (k - 1) / 2."""
+    return q * k - k * (k - 1) // 2
+
+
+def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
+                        criterion="bic", intercept_col=None):
+    """Choose the random part's rank by an information criterion of the marginal
+    likelihood, each candidate fitted.
+
+    Candidates: ``"intercept"`` (the random intercept alone, when ``intercept_col`` is
+    given and q > 1) and the ranks ``ks`` (default 1..q). The criteria:
+
+    * ``"bic"``: ``-2 llf + (p + 1) log n + c log T`` with c the covariance parameters
+      (:func:`n_cov_params`): the covariance parameters are estimated from T groups,
+      beta and sigma^2 from n rows (the penalty of Delattre, Lavielle and Poursat, 2014,
+      for random-effects variances);
+    * ``"aic"``: ``-2 llf + 2 (p + 1 + c)``.
 
     The full-rank fit (k = q) comes first from the identity start; each smaller k starts
-    from the leading factors of the fit one rank above. Ties go to the smaller k.
+    from the leading factors of the fit one rank above (the best rank-k approximation of
+    its covariance). Ties go to the simplest candidate.
 
     Returns
     -------
-    k : int
-    table : dict k -> (llf, n_params, bic, converged)
-    sols : dict k -> SolverResult
+    choice : int or "intercept"
+    table : dict candidate -> (llf, n_params, criterion, converged)
+    sols : dict candidate -> SolverResult
     """
+    if criterion not in ("bic", "aic"):
+        raise ValueError(f"criterion must be 'bic' or 'aic'; got {criterion!r}")
     q, p = st.q, st.p
     ks = sorted(set(range(1, q + 1) if ks is None else ks), reverse=True)
-    logn = np.log(st.nobs)
+    logn, logT = np.log(st.nobs), np.log(st.T)
+
+    def crit(llf, c):
+        if criterion == "aic":
+            return -2 * llf + 2 * (p + 1 + c)
+        return -2 * llf + (p + 1) * logn + c * logT
+
     sols, table = {}, {}
     prev = None
     for k in ks:
         sol = fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter,
                              start=prev, warn=False)
-        if prev is not None:                 # also from the identity: keep the better
-            alt = fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter,
-                                 warn=False)
-            if alt.objective < sol.objective - 1e-9:
-                sol = alt
         prev = sol.extra["L_s"]
-        npar = n_params(p, q, k)
-        table[k] = (sol.extra["llf"], npar, -2 * sol.extra["llf"] + npar * logn,
-                    sol.converged)
         sols[k] = sol
-    bics = {k: v[2] for k, v in table.items()}
-    best = min(bics.values())
-    k = min(kk for kk, b in bics.items() if b <= best + 1e-8 * abs(best))
-    if not sols[k].converged:
-        warn_not_converged("the mixed-model fit", sols[k].n_iter,
-                           sols[k].extra["decrement"], tol)
-    return k, table, sols
+    if intercept_col is not None and q > 1:
+        sols["intercept"] = fit_restricted(st, [intercept_col], 1, reml=reml, tol=tol,
+                                           max_iter=max_iter, warn=False)
+    order = (["intercept"] if "intercept" in sols else []) + sorted(ks)
+    for c in order:
+        sol = sols[c]
+        ncov = 1 if c == "intercept" else n_cov_params(q, c)
+        table[c] = (sol.extra["llf"], p + 1 + ncov, crit(sol.extra["llf"], ncov),
+                    sol.converged)
+    scores = np.array([table[c][2] for c in order])
+    best = scores.min()
+    choice = order[int(np.flatnonzero(scores <= best + 1e-8 * abs(best))[0])]
+    if not sols[choice].converged:
+        warn_not_converged("the mixed-model fit", sols[choice].n_iter,
+                           sols[choice].extra["decrement"], tol)
+    return choice, table, sols
 
 
 def _full_deviance(par, st, k):
@@ -386,6 +444,8 @@ def cov_fixed(st, sol):
     -2 l (central differences of the exact gradient). A singular variance block (a
     variance at zero) is pseudo-inverted."""
     ex = sol.extra
+    if "cols" in ex:
+        st = _substats(st, ex["cols"])
     k, p = ex["k"], st.p
     s2 = float(ex["sigma2"] / st.sy ** 2)
     par = np.concatenate([ex["beta_s"], ex["theta"], [s2]])
