@@ -80,7 +80,7 @@ def _mixedlm(y, X, Z, g):
     return _timed(f)
 
 
-def run(name, data, formula, re_formula, gcol, n_splits, seed=0):
+def run(name, data, formula, re_formula, gcol, n_splits, seed=0, criterion="bic"):
     data = data.reset_index(drop=True)
     Yd, Xd = patsy.dmatrices(formula, data, return_type="dataframe")
     Zd = patsy.dmatrix(re_formula.split("~")[1], data, return_type="dataframe")
@@ -104,8 +104,9 @@ def run(name, data, formula, re_formula, gcol, n_splits, seed=0):
         rec = {"data": name, "split": s}
         # ours: the default fit
         res, t, w = _timed(lambda: mt.SharedRepresentation.from_formula(
-            formula, tr, groups=gcol, re_formula=re_formula).fit())
-        rec.update(time_default=t, warn_default=w or not res.converged, k_default=res.k)
+            formula, tr, groups=gcol, re_formula=re_formula).fit(criterion=criterion))
+        rec.update(time_default=t, warn_default=w or not res.converged,
+                   k_default=res.random_part)
         fits = {}
         for key, Zm in (("mixedlm_int", Zi), ("mixedlm_slopes", Z)):
             m, t, w = _mixedlm(y[train], X[train], Zm[train], groups[train])
@@ -186,12 +187,14 @@ def main(argv=None):
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--data", nargs="*", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--criterion", default="bic")
     args = ap.parse_args(argv)
     frames = []
     for name, (data, f, rf, g) in datasets().items():
         if args.data and name not in args.data:
             continue
-        frames.append(run(name, data, f, rf, g, args.splits))
+        frames.append(run(name, data, f, rf, g, args.splits,
+                          criterion=args.criterion))
     df = pd.concat(frames)
     if args.out:
         df.to_csv(args.out, index=False)

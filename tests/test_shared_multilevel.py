@@ -47,7 +47,7 @@ def test_full_rank_equals_mixedlm_ml(case, sleep, grunfeld):
         args = ("li ~ lv + lc", grunfeld, "firm", "~ lv")
     ref = _mixedlm(*args)
     res = mt.SharedRepresentation.from_formula(args[0], args[1], groups=args[2],
-                                               re_formula=args[3]).fit(k=2)
+                                               re_formula=args[3]).fit(k=2, task_variance="common")
     assert res.converged
     assert abs(res.llf - ref.llf) < 1e-7
     assert res.llf >= ref.llf - 1e-9              # at least MixedLM's maximum
@@ -80,7 +80,7 @@ def test_llf_is_the_gaussian_marginal_likelihood(sleep):
     from scipy import stats
 
     res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=1)
+                                               re_formula="~ Days").fit(k=1, task_variance="common")
     G, s2 = res.cov_re.to_numpy(), res.scale
     beta = res.fe_params.to_numpy()
     total = 0.0
@@ -113,9 +113,9 @@ def test_gradient_matches_finite_differences(grunfeld, reml):
 def test_reduced_rank(sleep):
     mod = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
                                                re_formula="~ Days")
-    r1, r2 = mod.fit(k=1), mod.fit(k=2)
+    r1, r2 = mod.fit(k=1, task_variance="common"), mod.fit(k=2, task_variance="common")
     assert r1.llf <= r2.llf + 1e-9
-    np.testing.assert_allclose(mod.fit().tuning["k"].loc["1", "llf"], r1.llf, atol=1e-6)
+    np.testing.assert_allclose(mod.fit(task_variance="common").tuning["k"].loc["1", "llf"], r1.llf, atol=1e-6)
     B = r1.representation.to_numpy()
     np.testing.assert_allclose(B.T @ B, np.eye(1), atol=1e-12)
     G = r1.cov_re.to_numpy()
@@ -126,16 +126,16 @@ def test_unit_free(grunfeld):
     g = grunfeld.copy()
     g["lv6"] = g["lv"] * 1e6
     a = mt.SharedRepresentation.from_formula("li ~ lv + lc", g, groups="firm",
-                                             re_formula="~ lv").fit(k=2)
+                                             re_formula="~ lv").fit(k=2, task_variance="common")
     b = mt.SharedRepresentation.from_formula("li ~ lv6 + lc", g, groups="firm",
-                                             re_formula="~ lv6").fit(k=2)
+                                             re_formula="~ lv6").fit(k=2, task_variance="common")
     assert abs(a.llf - b.llf) < 1e-7
     np.testing.assert_allclose(b.fe_params["lv6"] * 1e6, a.fe_params["lv"], rtol=1e-6)
 
 
 def test_blup_and_new_group_intervals_closed_form(sleep):
     res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=2)
+                                               re_formula="~ Days").fit(k=2, task_variance="common")
     G, s2 = res.cov_re.to_numpy(), res.scale
     beta = res.fe_params.to_numpy()
     new = sleep[sleep.Subject == 309]
@@ -163,7 +163,7 @@ def test_blup_and_new_group_intervals_closed_form(sleep):
 
 def test_predict_conditional_and_marginal(sleep):
     res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=2)
+                                               re_formula="~ Days").fit(k=2, task_variance="common")
     np.testing.assert_allclose(res.predict(sleep), res.fittedvalues, rtol=1e-12)
     beta = res.fe_params.to_numpy()
     np.testing.assert_allclose(res.predict(sleep, marginal=True),
@@ -186,10 +186,10 @@ def test_within_group_constant_moved_to_fixed_part(grunfeld):
                                                    re_formula="~ lv + size")
     assert mod.exog_re_names == ["Intercept", "lv"]
     assert mod.fe_names == ["Intercept", "lv", "lc", "size"]
-    res = mod.fit(k=2)
+    res = mod.fit(k=2, task_variance="common")
     # the same as naming it in the fixed part
     ref = mt.SharedRepresentation.from_formula("li ~ lv + lc + size", g, groups="firm",
-                                               re_formula="~ lv").fit(k=2)
+                                               re_formula="~ lv").fit(k=2, task_variance="common")
     assert abs(res.llf - ref.llf) < 1e-7
     np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
                                rtol=1e-6)
@@ -199,9 +199,9 @@ def test_array_constructor_and_bad_input(sleep):
     X = np.column_stack([np.ones(len(sleep)), sleep["Days"]])
     mod = mt.SharedRepresentation(sleep["Reaction"].to_numpy(), X,
                                   groups=sleep["Subject"].to_numpy(), exog_re=X)
-    res = mod.fit(k=2)
+    res = mod.fit(k=2, task_variance="common")
     ref = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=2)
+                                               re_formula="~ Days").fit(k=2, task_variance="common")
     assert abs(res.llf - ref.llf) < 1e-9
     with pytest.raises(ValueError, match="k must be"):
         mod.fit(k=3)
@@ -218,7 +218,7 @@ def test_random_intercept_alone_equals_mixedlm(sleep):
     ref = _mixedlm("Reaction ~ Days", sleep, "Subject", None)
     mod = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
                                                re_formula="~ Days")
-    res = mod.fit(k="intercept")
+    res = mod.fit(k="intercept", task_variance="common")
     assert abs(res.llf - ref.llf) < 1e-7
     np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
                                rtol=1e-6)
@@ -228,7 +228,7 @@ def test_random_intercept_alone_equals_mixedlm(sleep):
     np.testing.assert_allclose(res.bse_fe.to_numpy(), ref.bse_fe.to_numpy(), rtol=1e-3)
     np.testing.assert_allclose(res.random_effects[308].iloc[0],
                                ref.random_effects[308].iloc[0], rtol=1e-4)
-    auto = mod.fit()
+    auto = mod.fit(task_variance="common")
     tab = auto.tuning["k"]
     assert list(tab.index) == ["intercept", "1", "2"]
     np.testing.assert_allclose(tab.loc["intercept", "llf"], res.llf, atol=1e-7)

@@ -213,7 +213,8 @@ class MultilevelRepresentation(DataViews):
         Xf = self.fixed_design(X, const, Z[:, self.fe_extra])
         return Xf, Z[:, self._re_keep], index
 
-    def fit(self, k=None, *, reml=False, criterion="bic", tol=1e-10, max_iter=1000):
+    def fit(self, k=None, *, reml=False, criterion="bic", task_variance="auto", tol=1e-10,
+            max_iter=1000):
         """Fit by maximum (or restricted) marginal likelihood.
 
         Parameters
@@ -229,6 +230,17 @@ class MultilevelRepresentation(DataViews):
         criterion : {"bic", "aic"}
             How k is chosen when ``k=None``: BIC with the covariance parameters
             penalised by the log of the number of groups, or AIC.
+        task_variance : {"auto", "common", "separate"}
+            ``"common"``: one noise variance sigma^2 (MixedLM's model). ``"separate"``:
+            each group's own sigma_t^2, drawn from an inverse-gamma(a, b) prior fitted by
+            marginal likelihood (a 3-row group borrows strength through the prior); the
+            group's scale multiplies both its noise and its random effects,
+            ``y_t ~ N(X_t beta, sigma_t^2 (I + Z_t L L^T Z_t^T))``, so each group's
+            rows are multivariate t (the common model is the limit a -> infinity).
+            ``"auto"``: "separate" when it raises the log-likelihood by more than
+            ``log(T) / 2`` (BIC's price of its one extra parameter, a, estimated from
+            T groups), at the rank chosen under the common variance; the comparison is
+            in ``res.tuning["task_variance"]``. ML only.
         tol : float
             Bound on the Newton decrement of the profiled deviance.
         max_iter : int
@@ -242,6 +254,13 @@ class MultilevelRepresentation(DataViews):
         max_iter = check_int("max_iter", max_iter, 1, 10 ** 6)
         if not isinstance(reml, (bool, np.bool_)):
             raise TypeError(f"reml must be True or False; got {reml!r}")
+        if task_variance not in ("auto", "common", "separate"):
+            raise ValueError(f"task_variance must be 'auto', 'common' or 'separate'; got "
+                             f"{task_variance!r}")
+        if reml and task_variance == "separate":
+            raise ValueError("task_variance='separate' is fitted by ML (reml=False)")
+        if reml:
+            task_variance = "common"
         st = self.group_stats()
         icol = None if self.re_const is None else self._re_keep.index(self.re_const)
         if k is None:
@@ -265,7 +284,24 @@ class MultilevelRepresentation(DataViews):
             k = check_int("k", k, 1, q)
             sol = sml.fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter)
             how, tab = "given", None
-        return MultilevelResults(self, sol, k, how, tab)
+        vtab = None
+        if task_variance != "common":
+            sep = sml.fit_separate(st, sol, tol=tol, max_iter=max_iter,
+                                   warn=task_variance == "separate")
+            gain = sep.extra["llf"] - sol.extra["llf"]
+            thresh = np.log(self.n_tasks) / 2
+            use = task_variance == "separate" or (gain > thresh and sep.converged)
+            vtab = pd.DataFrame({"llf": [sol.extra["llf"], sep.extra["llf"]],
+                                 "n_params": [0, 1], "chosen": [not use, use]},
+                                index=pd.Index(["common", "separate"],
+                                               name="task_variance"))
+            vtab["n_params"] = [sml.n_params(st.p, q, 1) * 0, 1]
+            if use:
+                sol = sep
+        res = MultilevelResults(self, sol, k, how, tab)
+        if vtab is not None:
+            res.tuning["task_variance"] = vtab
+        return res
 
 
 class MultilevelResults(Results):
@@ -304,11 +340,13 @@ class MultilevelResults(Results):
             self.tuning["k"] = table
         ex = sol.extra
         self.reml = bool(ex["reml"])
+        #: "common" (one sigma^2) or "separate" (sigma_t^2 ~ inverse gamma(a, b))
+        self.task_variance = ex.get("task_variance", "common")
         self._beta = np.asarray(sol.coef)
         self._L, self._sigma2 = ex["L"], float(ex["sigma2"])
         Xf, Z = model.fixed_design(), model.exog_re
-        self._U, self._Ucov = self._blups(Xf, Z, model.endog, model.task_codes,
-                                          model.n_tasks)
+        self._U, self._Ucov, self._scale_t = self._blups(Xf, Z, model.endog,
+                                                         model.task_codes, model.n_tasks)
 
     # -- the posterior of the random effects ----------------------------------------
     def _post(self, Xf, Z, y, codes, T):
@@ -323,14 +361,26 @@ class MultilevelResults(Results):
         H = np.asarray(S @ (ZL[:, :, None] * ZL[:, None, :]).reshape(n, k * k))
         g = np.asarray(S @ (ZL * r[:, None]))
         Ai = np.linalg.inv(H.reshape(T, k, k) + np.eye(k))
-        return Ai, g
+        rr = np.asarray(S @ (r * r)).ravel()
+        Q = np.maximum(rr - np.einsum("tk,tkl,tl->t", g, Ai, g), 0.0)   # e^T W e
+        return Ai, g, Q, np.asarray(S.sum(axis=1)).ravel()
+
+    def _group_scale(self, Q, n):
+        """Each group's scale: sigma^2 (common), or (b + Q_t/2) / (a + n_t/2), the
+        inverse of E[1/sigma_t^2 | y_t] (separate), with the predictive t's degrees of
+        freedom 2a + n_t (inf for common)."""
+        if self.task_variance == "common":
+            return np.full(len(Q), self._sigma2), np.full(len(Q), np.inf)
+        a, b = self._solver.extra["a"], self._solver.extra["b"]
+        return (b + Q / 2) / (a + n / 2), 2 * a + n
 
     def _blups(self, Xf, Z, y, codes, T):
-        Ai, g = self._post(Xf, Z, y, codes, T)
+        Ai, g, Q, n = self._post(Xf, Z, y, codes, T)
         L = self._L
         U = np.einsum("qk,tkl,tl->tq", L, Ai, g)
-        Ucov = self._sigma2 * np.einsum("qk,tkl,rl->tqr", L, Ai, L)
-        return U, Ucov
+        scale = self._group_scale(Q, n)[0]
+        Ucov = scale[:, None, None] * np.einsum("qk,tkl,rl->tqr", L, Ai, L)
+        return U, Ucov, scale
 
     # -- MixedLM's attributes ---------------------------------------------------------
     @property
@@ -341,7 +391,20 @@ class MultilevelResults(Results):
 
     @property
     def scale(self):
+        """sigma^2 (``task_variance="separate"``: b / a, the prior's harmonic mean)."""
         return self._sigma2
+
+    @property
+    def task_scale(self):
+        """Each group's noise variance: sigma^2 (common), or (b + Q_t/2) / (a + n_t/2)
+        (separate: the inverse of the posterior mean of 1/sigma_t^2)."""
+        return pd.Series(self._scale_t, index=self.model.task_names, name="scale")
+
+    @property
+    def variance_prior(self):
+        """(a, b) of the inverse-gamma prior of the sigma_t^2 (None for common)."""
+        ex = self._solver.extra
+        return (ex["a"], ex["b"]) if self.task_variance == "separate" else None
 
     @property
     def cov_re(self):
@@ -387,9 +450,10 @@ class MultilevelResults(Results):
         """beta, the free entries of the rank-k covariance and sigma^2 (MixedLM's count
         at k = q)."""
         m = self.model
+        extra = int(self.task_variance == "separate")      # a and b instead of sigma^2
         if self.random_part == "intercept":
-            return len(m.fe_names) + 2
-        return sml.n_params(len(m.fe_names), m.k_re, self.k)
+            return len(m.fe_names) + 2 + extra
+        return sml.n_params(len(m.fe_names), m.k_re, self.k) + extra
 
     @property
     def aic(self):
@@ -405,9 +469,10 @@ class MultilevelResults(Results):
         if "_cov" not in self.__dict__:
             st = self.model.group_stats()
             sol = self._solver
-            if self.reml:       # the information of the ML likelihood at these values
-                pass
-            self.__dict__["_cov"] = sml.cov_fixed(st, sol)
+            # with reml=True: the observed information of the ML likelihood at the REML
+            # estimates (as MixedLM)
+            self.__dict__["_cov"] = sml.cov_fixed_separate(st, sol) if \
+                self.task_variance == "separate" else sml.cov_fixed(st, sol)
         names = self.model.fe_names
         return pd.DataFrame(self.__dict__["_cov"], index=names, columns=names)
 
@@ -533,8 +598,9 @@ class MultilevelResults(Results):
                                  f"{int((~ok).sum())} row(s); drop them first or build "
                                  "the model with missing='drop'")
             Xf, Z, y = Xf[ok], Z[ok], y[ok]
-        Ai, g = self._post(Xf, Z, y, np.zeros(len(y), dtype=np.int64), 1)
-        return AdaptedGroup(self, Ai[0], g[0], Xf, Z)
+        Ai, g, Q, n = self._post(Xf, Z, y, np.zeros(len(y), dtype=np.int64), 1)
+        scale, df = self._group_scale(Q, n)
+        return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]))
 
     # -- summary ----------------------------------------------------------------------
     def summary(self, alpha=0.05):
@@ -554,6 +620,7 @@ class MultilevelResults(Results):
         right = [("Random part (q):", m.k_re),
                  ("k:", f"{self.random_part} ({self.k_chosen_by})"),
                  ("Log-Likelihood:", self.llf), ("Scale (sigma^2):", self.scale),
+                 ("Task variance:", self.task_variance),
                  ("Iterations:", self.n_iter), ("Converged:", self.converged)]
         smry = new_summary(self, "SharedRepresentation multilevel results", left, right)
         ci = self.conf_int(alpha)
@@ -566,6 +633,14 @@ class MultilevelResults(Results):
         if "k" in self.tuning:
             t = self.tuning["k"].drop(columns="converged").T
             add_frame(smry, t, f"k selection ({self.k_chosen_by}; smallest chosen)")
+        if "task_variance" in self.tuning:
+            add_frame(smry, self.tuning["task_variance"].T, "Task variance (separate if "
+                      "its llf gain > log(T)/2)")
+        if self.task_variance == "separate":
+            a, b = self.variance_prior
+            smry.add_extra_txt([f"Separate task variances sigma_t^2 ~ inverse gamma(a="
+                                f"{a:.4g}, b={b:.4g}); scale = b/a; each group's own in "
+                                "res.task_scale; cov_re is at scale b/a."])
         if m.re_moved:
             smry.add_extra_txt([f"{m.re_moved} are constant within every group: fixed "
                                 "effects only."])
@@ -590,11 +665,18 @@ class AdaptedGroup:
         + sigma^2                                      (a new observation)
 
     with ``h = x - X^T Z L A^{-1} L^T z`` (X, Z the group's revealed rows): the new
-    group's rows are independent of beta's estimate, so the two parts add.
+    group's rows are independent of beta's estimate, so the two parts add. With separate
+    task variances sigma^2 is the group's own, ``(b + Q/2) / (a + n/2)`` from its n
+    revealed rows (``Q = e^T (I - Z L A^{-1} L^T Z^T) e``), and the quantiles are
+    Student t on ``2a + n`` degrees of freedom (the posterior predictive).
     """
 
-    def __init__(self, parent, Ai, g, Xf, Z):
+    def __init__(self, parent, Ai, g, Xf, Z, scale, df):
         self._p = parent
+        #: the group's noise variance (common: sigma^2; separate: (b + Q/2) / (a + n/2)
+        #: from its revealed rows) and the predictive t's degrees of freedom (inf:
+        #: normal)
+        self.scale, self.df = scale, df
         L = parent._L
         self._K = L @ Ai @ L.T                    # L A^{-1} L^T
         self._u = L @ Ai @ g
@@ -608,10 +690,11 @@ class AdaptedGroup:
     @property
     def random_effects_cov(self):
         n = self._p.model.re_names
-        return pd.DataFrame(self._p.scale * self._K, index=n, columns=n)
+        return pd.DataFrame(self.scale * self._K, index=n, columns=n)
 
     def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True):
-        """Predictions with intervals (statsmodels' column names, normal quantiles).
+        """Predictions with intervals (statsmodels' column names; normal quantiles, or
+        Student t on ``df`` degrees of freedom with separate task variances).
 
         Returns
         -------
@@ -627,10 +710,11 @@ class AdaptedGroup:
         mean = Xf @ p._beta + Z @ self._u
         H = Xf - (Z @ self._K) @ self._ZX
         cb = p.cov_params().to_numpy()
-        var = p.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
+        var = self.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
             np.einsum("ip,pr,ir->i", H, cb, H)
-        q = stats.norm.ppf(1 - alpha / 2)
-        se, se_obs = np.sqrt(var), np.sqrt(var + p.scale)
+        q = stats.norm.ppf(1 - alpha / 2) if not np.isfinite(self.df) else \
+            stats.t.ppf(1 - alpha / 2, self.df)
+        se, se_obs = np.sqrt(var), np.sqrt(var + self.scale)
         return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
                              "mean_ci_upper": mean + q * se,
                              "obs_ci_lower": mean - q * se_obs,

@@ -105,8 +105,14 @@ def group_stats(X, Z, y, task, T=None):
     ZZ = np.asarray(H @ (Zs[:, :, None] * Zs[:, None, :]).reshape(n, q * q)).reshape(T, q, q)
     ZX = np.asarray(H @ (Zs[:, :, None] * Xs[:, None, :]).reshape(n, q * p)).reshape(T, q, p)
     Zy = np.asarray(H @ (Zs * ys[:, None]))
-    return GroupStats(ZZ, ZX, Zy, Xs.T @ Xs, Xs.T @ ys, float(ys @ ys),
-                      np.bincount(task, minlength=T).astype(float), Dx, Dz, sy)
+    st = GroupStats(ZZ, ZX, Zy, Xs.T @ Xs, Xs.T @ ys, float(ys @ ys),
+                    np.bincount(task, minlength=T).astype(float), Dx, Dz, sy)
+    # per-group X^T X, X^T y, y^T y (the separate-variance model)
+    st.XXt = np.asarray(H @ (Xs[:, :, None] * Xs[:, None, :]).reshape(n, p * p)
+                        ).reshape(T, p, p)
+    st.Xyt = np.asarray(H @ (Xs * ys[:, None]))
+    st.yyt = np.asarray(H @ (ys * ys)).ravel()
+    return st
 
 
 def n_params(p, q, k):
@@ -320,8 +326,10 @@ def _result(st, k, reml, theta, dev, n_iter, converged, dec, hist, t0):
 def _substats(st, cols):
     """The statistics of the random part restricted to the columns ``cols``."""
     c = np.asarray(cols)
-    return GroupStats(st.ZZ[:, c][:, :, c], st.ZX[:, c], st.Zy[:, c], st.XX, st.Xy,
-                      st.yy, st.n, st.Dx, st.Dz[c], st.sy)
+    sub = GroupStats(st.ZZ[:, c][:, :, c], st.ZX[:, c], st.Zy[:, c], st.XX, st.Xy,
+                     st.yy, st.n, st.Dx, st.Dz[c], st.sy)
+    sub.XXt, sub.Xyt, sub.yyt = st.XXt, st.Xyt, st.yyt
+    return sub
 
 
 def fit_restricted(st, cols, k, **kwargs):
@@ -456,3 +464,137 @@ def cov_fixed(st, sol):
     cov_s = 2 * linalg.pinvh((S + S.T) / 2)
     f = st.sy / st.Dx
     return cov_s * np.outer(f, f)
+
+
+# ---------------------------------------------------------------------------------------
+# separate task variances: sigma_t^2 ~ inverse gamma(a, b), integrated out
+# ---------------------------------------------------------------------------------------
+
+def _separate_deviance(par, st, k):
+    """-2 log marginal likelihood of the separate-variance model and its gradient in
+    ``par = (beta, theta, log a, log b)`` (equilibrated).
+
+    Group t: ``y_t | sigma_t^2 ~ N(X_t beta, sigma_t^2 (I + Z_t L L^T Z_t^T))`` and
+    ``sigma_t^2 ~ IG(a, b)``; integrating sigma_t^2 out (a multivariate t),
+
+        l_t = lgamma(a + n_t/2) - lgamma(a) + a log b - (a + n_t/2) log(b + Q_t/2)
+              - log|A_t| / 2 - n_t/2 log(2 pi),
+
+    ``Q_t = e_t^T W_t e_t`` as in :func:`_full_deviance`. With ``w_t = (a + n_t/2) / (b +
+    Q_t/2)`` (= E[1/sigma_t^2 | y_t]): ``dl/dbeta = sum_t w_t X_t^T W_t e_t``,
+    ``dl/dL = sum_t -Z_t^T Z_t L A_t^{-1} + w_t (g_t - Z_t^T Z_t L v_t) v_t^T``,
+    ``dl/da = sum_t psi(a + n_t/2) - psi(a) + log b - log(b + Q_t/2)``,
+    ``dl/db = sum_t a/b - w_t``."""
+    from scipy import special
+
+    p, q = st.p, st.q
+    beta = par[:p]
+    a, b = np.exp(par[-2]), np.exp(par[-1])
+    L = _unpack(par[p:-2], q, k)
+    ZZL = st.ZZ @ L
+    try:
+        Ai, logdetA = _inv_logdet(L.T @ ZZL + np.eye(k))
+    except np.linalg.LinAlgError:
+        return np.inf, np.zeros_like(par)
+    g = st.Zy - st.ZX @ beta                                   # T q
+    Lg = g @ L
+    v = np.einsum("tkl,tl->tk", Ai, Lg)
+    ee = st.yyt - 2 * st.Xyt @ beta + np.einsum("tpr,p,r->t", st.XXt, beta, beta)
+    Q = np.maximum(ee - np.sum(Lg * v, 1), 0.0)
+    n = st.n
+    ah = a + n / 2
+    bq = b + Q / 2
+    ll = (special.gammaln(ah) - special.gammaln(a) + a * np.log(b) - ah * np.log(bq)
+          - 0.5 * logdetA - 0.5 * n * _LOG2PI)
+    w = ah / bq
+    Xe = st.Xyt - np.einsum("tpr,r->tp", st.XXt, beta)         # X_t^T e_t
+    LZX = L.T @ st.ZX                                          # T k p
+    gb = np.sum(w[:, None] * (Xe - np.einsum("tkp,tk->tp", LZX, v)), 0)
+    gL = -np.einsum("tqk,tkl->ql", ZZL, Ai) + (
+        (w[:, None] * (g - np.einsum("tqk,tk->tq", ZZL, v))).T @ v)
+    ga = np.sum(special.digamma(ah) - special.digamma(a) + np.log(b) - np.log(bq))
+    gbb = np.sum(a / b - w)
+    grad = np.concatenate([gb, _pack(gL), [ga * a, gbb * b]])
+    return float(-2 * np.sum(ll)), -2 * grad
+
+
+def fit_separate(st, common, *, tol=1e-10, max_iter=1000, warn=True):
+    """The separate-variance model at the rank (and columns) of a common-variance fit,
+    started from it (``a`` = 5, ``b = a sigma^2``).
+
+    Returns
+    -------
+    SolverResult
+        As :func:`fit_multilevel`, with ``extra["a"], extra["b"]`` (the inverse-gamma
+        prior of the sigma_t^2, b in the units of y^2) and ``extra["task_variance"] =
+        "separate"``; ``sigma2 = b / a`` (the prior's harmonic mean) and ``G = (b / a) L
+        L^T``.
+    """
+    t0 = time.perf_counter()
+    ex = common.extra
+    sub = _substats(st, ex["cols"]) if "cols" in ex else st
+    k = ex["k"]
+    s2 = ex["sigma2"] / st.sy ** 2
+    a0 = 5.0
+    par0 = np.concatenate([ex["beta_s"], ex["theta"], [np.log(a0), np.log(a0 * s2)]])
+    fun = lambda x: _separate_deviance(x, sub, k)          # noqa: E731
+    res = optimize.minimize(fun, par0, jac=True, method="BFGS",
+                            options={"gtol": 1e-6, "maxiter": max_iter})
+    par, n_iter = res.x, int(res.nit)
+    dec = np.inf
+    for _ in range(20):
+        dev, gr = fun(par)
+        H = _num_hess(fun, par)
+        w, Qm = np.linalg.eigh(H)
+        step = -(Qm / np.maximum(w, 1e-8 * max(np.abs(w).max(), 1.0))) @ (Qm.T @ gr)
+        dec = float(-gr @ step)
+        if dec < tol:
+            break
+        t = 1.0
+        while t > 1e-6 and fun(par + t * step)[0] > dev:
+            t /= 2
+        if t <= 1e-6:
+            break
+        par, n_iter = par + t * step, n_iter + 1
+    dev, gr = fun(par)
+    converged = bool(dec < tol)
+    if not converged and warn:
+        warn_not_converged("the separate-variance fit", n_iter, dec, tol)
+    p = st.p
+    a, b_s = float(np.exp(par[-2])), float(np.exp(par[-1]))
+    L_s = _unpack(par[p:-2], sub.q, k)
+    L = L_s / sub.Dz[:, None]
+    b = b_s * st.sy ** 2
+    G = (b / a) * L @ L.T
+    U = np.linalg.svd(L, full_matrices=False)[0][:, :k]
+    extra = dict(ex)
+    extra.update(L=L, G=(G + G.T) / 2, sigma2=b / a, B=U, Sigma_w=U.T @ G @ U,
+                 llf=float(-0.5 * dev - st.nobs * np.log(st.sy)), beta_s=par[:p],
+                 L_s=L_s, theta=par[p:-2], a=a, b=b, par=par, decrement=dec,
+                 task_variance="separate", time=time.perf_counter() - t0)
+    if "cols" in ex:
+        q, cols = st.q, ex["cols"]
+        for key in ("L", "B"):
+            full = np.zeros((q, extra[key].shape[1]))
+            full[cols] = extra[key]
+            extra[key] = full
+        Gf = np.zeros((q, q))
+        Gf[np.ix_(cols, cols)] = extra["G"]
+        extra["G"] = Gf
+    beta = par[:p] * st.sy / st.Dx
+    return SolverResult(beta, converged=converged, n_iter=n_iter,
+                        history={"deviance": [float(dev)]}, objective=float(dev),
+                        extra=extra, stop_reason="converged" if converged else "stalled")
+
+
+def cov_fixed_separate(st, sol):
+    """Covariance of beta under the separate-variance model (observed information,
+    Schur complement as :func:`cov_fixed`)."""
+    ex = sol.extra
+    sub = _substats(st, ex["cols"]) if "cols" in ex else st
+    p = st.p
+    H = _num_hess(lambda x: _separate_deviance(x, sub, ex["k"]), ex["par"], h=1e-5)
+    Hbb, Hbt, Htt = H[:p, :p], H[:p, p:], H[p:, p:]
+    S = Hbb - Hbt @ linalg.pinvh(Htt, atol=1e-10 * max(1.0, np.abs(Htt).max())) @ Hbt.T
+    f = st.sy / st.Dx
+    return 2 * linalg.pinvh((S + S.T) / 2) * np.outer(f, f)
