@@ -338,3 +338,26 @@ def test_common_variance_data_keep_common():
     with pytest.raises(ValueError, match="task_variance must be"):
         mt.SharedRepresentation.from_formula("y ~ x", df, groups="g",
                                              re_formula="~ x").fit(task_variance="x")
+
+
+def test_per_task_intercept_model_leaves_group_level_columns_out():
+    """The per-task-intercept (non-multilevel) model: a column constant within every
+    task gets a warning and no coefficient (it gave unidentified nonzero ones)."""
+    rng = np.random.default_rng(0)
+    T, n = 60, 6
+    g = np.repeat(np.arange(T), n)
+    X = rng.normal(size=(T * n, 3))
+    z = rng.normal(size=T)[g]                         # a group-level covariate
+    slope = np.array([1.0, -1.0, 0.5])[None] * (1 + rng.normal(size=T))[g][:, None]
+    y = np.sum(X * slope, 1) + 2 * z + rng.normal(size=T)[g] + rng.normal(size=T * n)
+    df = pd.DataFrame({"y": y, "x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "z": z,
+                       "g": g})
+    mod = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3 + z", df, groups="g")
+    with pytest.warns(ValueWarning, match=r"\['z'\] constant within every task"):
+        res = mod.fit()
+    P = res.params.to_numpy()
+    assert np.abs(P[3]).max() < 1e-10 * np.abs(P).max()
+    # z is a fixed effect of the multilevel model: near its true value 2
+    ml = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3 + z", df, groups="g",
+                                              re_formula="~ 1").fit()
+    assert abs(ml.fe_params["z"] - 2) < 4 * ml.bse_fe["z"]

@@ -267,6 +267,15 @@ class SharedRepresentation(DataViews):
                 sol = smg.fit_marginal(X, y, task, k, center=center, init=init_B,
                                        tol=tol, max_iter=max_iter)
             B, W = sol.extra["B"], sol.extra["W"]
+            const = sol.extra.get("const_within", ())
+            if len(const):
+                names = [self.exog_names[j] for j in const]
+                warnings.warn(f"{names} constant within every task: beside the per-task "
+                              "intercept their coefficients are not identified (left "
+                              "out of the representation); to estimate them, fit them "
+                              "as fixed effects of the multilevel model "
+                              "(from_formula(..., re_formula=...))", ValueWarning,
+                              stacklevel=user_stacklevel())
         elif method == "per_task":
             sol = fit_per_task(X, y, task, center=center)
             k = None
