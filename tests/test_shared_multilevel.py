@@ -47,7 +47,8 @@ def test_full_rank_equals_mixedlm_ml(case, sleep, grunfeld):
         args = ("li ~ lv + lc", grunfeld, "firm", "~ lv")
     ref = _mixedlm(*args)
     res = mt.SharedRepresentation.from_formula(args[0], args[1], groups=args[2],
-                                               re_formula=args[3]).fit(k=2, task_variance="common")
+                                               re_formula=args[3]).fit(
+                                                   k=2, task_variance="common")
     assert res.converged
     assert abs(res.llf - ref.llf) < 1e-7
     assert res.llf >= ref.llf - 1e-9              # at least MixedLM's maximum
@@ -80,7 +81,8 @@ def test_llf_is_the_gaussian_marginal_likelihood(sleep):
     from scipy import stats
 
     res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=1, task_variance="common")
+                                               re_formula="~ Days").fit(
+                                                   k=1, task_variance="common")
     G, s2 = res.cov_re.to_numpy(), res.scale
     beta = res.fe_params.to_numpy()
     total = 0.0
@@ -115,7 +117,8 @@ def test_reduced_rank(sleep):
                                                re_formula="~ Days")
     r1, r2 = mod.fit(k=1, task_variance="common"), mod.fit(k=2, task_variance="common")
     assert r1.llf <= r2.llf + 1e-9
-    np.testing.assert_allclose(mod.fit(task_variance="common").tuning["k"].loc["1", "llf"], r1.llf, atol=1e-6)
+    tab = mod.fit(task_variance="common").tuning["k"]
+    np.testing.assert_allclose(tab.loc["1", "llf"], r1.llf, atol=1e-6)
     B = r1.representation.to_numpy()
     np.testing.assert_allclose(B.T @ B, np.eye(1), atol=1e-12)
     G = r1.cov_re.to_numpy()
@@ -126,16 +129,19 @@ def test_unit_free(grunfeld):
     g = grunfeld.copy()
     g["lv6"] = g["lv"] * 1e6
     a = mt.SharedRepresentation.from_formula("li ~ lv + lc", g, groups="firm",
-                                             re_formula="~ lv").fit(k=2, task_variance="common")
+                                             re_formula="~ lv").fit(
+                                                 k=2, task_variance="common")
     b = mt.SharedRepresentation.from_formula("li ~ lv6 + lc", g, groups="firm",
-                                             re_formula="~ lv6").fit(k=2, task_variance="common")
+                                             re_formula="~ lv6").fit(
+                                                 k=2, task_variance="common")
     assert abs(a.llf - b.llf) < 1e-7
     np.testing.assert_allclose(b.fe_params["lv6"] * 1e6, a.fe_params["lv"], rtol=1e-6)
 
 
 def test_blup_and_new_group_intervals_closed_form(sleep):
     res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=2, task_variance="common")
+                                               re_formula="~ Days").fit(
+                                                   k=2, task_variance="common")
     G, s2 = res.cov_re.to_numpy(), res.scale
     beta = res.fe_params.to_numpy()
     new = sleep[sleep.Subject == 309]
@@ -163,7 +169,8 @@ def test_blup_and_new_group_intervals_closed_form(sleep):
 
 def test_predict_conditional_and_marginal(sleep):
     res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=2, task_variance="common")
+                                               re_formula="~ Days").fit(
+                                                   k=2, task_variance="common")
     np.testing.assert_allclose(res.predict(sleep), res.fittedvalues, rtol=1e-12)
     beta = res.fe_params.to_numpy()
     np.testing.assert_allclose(res.predict(sleep, marginal=True),
@@ -189,7 +196,8 @@ def test_within_group_constant_moved_to_fixed_part(grunfeld):
     res = mod.fit(k=2, task_variance="common")
     # the same as naming it in the fixed part
     ref = mt.SharedRepresentation.from_formula("li ~ lv + lc + size", g, groups="firm",
-                                               re_formula="~ lv").fit(k=2, task_variance="common")
+                                               re_formula="~ lv").fit(
+                                                   k=2, task_variance="common")
     assert abs(res.llf - ref.llf) < 1e-7
     np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
                                rtol=1e-6)
@@ -201,7 +209,8 @@ def test_array_constructor_and_bad_input(sleep):
                                   groups=sleep["Subject"].to_numpy(), exog_re=X)
     res = mod.fit(k=2, task_variance="common")
     ref = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(k=2, task_variance="common")
+                                               re_formula="~ Days").fit(
+                                                   k=2, task_variance="common")
     assert abs(res.llf - ref.llf) < 1e-9
     with pytest.raises(ValueError, match="k must be"):
         mod.fit(k=3)
@@ -361,3 +370,20 @@ def test_per_task_intercept_model_leaves_group_level_columns_out():
     ml = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3 + z", df, groups="g",
                                               re_formula="~ 1").fit()
     assert abs(ml.fe_params["z"] - 2) < 4 * ml.bse_fe["z"]
+
+
+def test_summary_reports_fixed_effects_covariance_and_k_table(sleep):
+    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
+                                               re_formula="~ Days").fit()
+    text = res.summary().as_text()
+    assert "Fixed effects" in text and "Random-effects covariance" in text
+    assert "k selection (BIC" in text and "Task variance" in text
+    assert "n_params" in text and "separate" in text
+    assert f"{res.bse_fe['Days']:.4g}" in text
+    ci = res.conf_int(0.1)
+    z = 1.6448536269514722
+    np.testing.assert_allclose(ci[1] - res.fe_params, z * res.bse_fe, rtol=1e-12)
+    from scipy import stats
+
+    np.testing.assert_allclose(res.pvalues, 2 * stats.norm.sf(
+        np.abs(res.fe_params / res.bse_fe)), rtol=1e-8)

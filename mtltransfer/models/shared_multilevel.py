@@ -183,7 +183,8 @@ class MultilevelRepresentation(DataViews):
         return self.exog_re.shape[1]
 
     def group_stats(self):
-        """Per-group statistics of the fit (:func:`~mtltransfer.solvers.shared_multilevel.group_stats`)."""
+        """Per-group statistics of the fit
+        (:func:`~mtltransfer.solvers.shared_multilevel.group_stats`), computed once."""
         if "_st" not in self.__dict__:
             self.__dict__["_st"] = sml.group_stats(self.fixed_design(), self.exog_re,
                                                    self.endog, self.task_codes,

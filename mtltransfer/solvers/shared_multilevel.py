@@ -102,8 +102,10 @@ def group_stats(X, Z, y, task, T=None):
     sy = float(np.std(y)) or 1.0
     Xs, Zs, ys = X / Dx, Z / Dz, y / sy
     H = sparse.csr_matrix((np.ones(n), (task, np.arange(n))), shape=(T, n))
-    ZZ = np.asarray(H @ (Zs[:, :, None] * Zs[:, None, :]).reshape(n, q * q)).reshape(T, q, q)
-    ZX = np.asarray(H @ (Zs[:, :, None] * Xs[:, None, :]).reshape(n, q * p)).reshape(T, q, p)
+    ZZ = np.asarray(H @ (Zs[:, :, None] * Zs[:, None, :]).reshape(n, q * q))
+    ZZ = ZZ.reshape(T, q, q)
+    ZX = np.asarray(H @ (Zs[:, :, None] * Xs[:, None, :]).reshape(n, q * p))
+    ZX = ZX.reshape(T, q, p)
     Zy = np.asarray(H @ (Zs * ys[:, None]))
     st = GroupStats(ZZ, ZX, Zy, Xs.T @ Xs, Xs.T @ ys, float(ys @ ys),
                     np.bincount(task, minlength=T).astype(float), Dx, Dz, sy)
