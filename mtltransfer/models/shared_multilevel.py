@@ -228,9 +228,10 @@ class MultilevelRepresentation(DataViews):
             :func:`~mtltransfer.solvers.shared_multilevel.select_k_multilevel`).
         reml : bool
             Restricted maximum likelihood (as MixedLM's ``reml=True``).
-        criterion : {"bic", "aic"}
-            How k is chosen when ``k=None``: BIC with the covariance parameters
-            penalised by the log of the number of groups, or AIC.
+        criterion : {"bic", "bic_groups", "aic"}
+            How k is chosen when ``k=None``: statsmodels' BIC (log of the rows per
+            parameter), BIC with the covariance parameters penalised by the log of the
+            number of groups (larger random parts), or AIC.
         task_variance : {"auto", "common", "separate"}
             ``"common"``: one noise variance sigma^2 (MixedLM's model). ``"separate"``:
             each group's own sigma_t^2, drawn from an inverse-gamma(a, b) prior fitted by
@@ -239,9 +240,9 @@ class MultilevelRepresentation(DataViews):
             ``y_t ~ N(X_t beta, sigma_t^2 (I + Z_t L L^T Z_t^T))``, so each group's
             rows are multivariate t (the common model is the limit a -> infinity).
             ``"auto"``: "separate" when it raises the log-likelihood by more than
-            ``log(T) / 2`` (BIC's price of its one extra parameter, a, estimated from
-            T groups), at the rank chosen under the common variance; the comparison is
-            in ``res.tuning["task_variance"]``. ML only.
+            ``log(n) / 2`` (BIC's price of its one extra parameter), at the random part
+            chosen under the common variance; the comparison is in
+            ``res.tuning["task_variance"]``. ML only.
         tol : float
             Bound on the Newton decrement of the profiled deviance.
         max_iter : int
@@ -290,7 +291,7 @@ class MultilevelRepresentation(DataViews):
             sep = sml.fit_separate(st, sol, tol=tol, max_iter=max_iter,
                                    warn=task_variance == "separate")
             gain = sep.extra["llf"] - sol.extra["llf"]
-            thresh = np.log(self.n_tasks) / 2
+            thresh = np.log(self.nobs) / 2
             use = task_variance == "separate" or (gain > thresh and sep.converged)
             vtab = pd.DataFrame({"llf": [sol.extra["llf"], sep.extra["llf"]],
                                  "n_params": [0, 1], "chosen": [not use, use]},
@@ -603,6 +604,13 @@ class MultilevelResults(Results):
         scale, df = self._group_scale(Q, n)
         return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]))
 
+    def bootstrap(self, *args, **kwargs):
+        """Not offered for the multilevel model (a TypeError): its fixed effects have
+        standard errors from the observed information (``bse_fe``) and new groups'
+        intervals come from :meth:`adapt`."""
+        raise TypeError("bootstrap() is not offered for the multilevel SharedRepresentation;"
+                        " use bse_fe / conf_int() and adapt().get_prediction()")
+
     # -- summary ----------------------------------------------------------------------
     def summary(self, alpha=0.05):
         """MixedLM-style summary: fixed effects with observed-information standard
@@ -636,7 +644,7 @@ class MultilevelResults(Results):
             add_frame(smry, t, f"k selection ({self.k_chosen_by}; smallest chosen)")
         if "task_variance" in self.tuning:
             add_frame(smry, self.tuning["task_variance"].T, "Task variance (separate if "
-                      "its llf gain > log(T)/2)")
+                      "its llf gain > log(n)/2)")
         if self.task_variance == "separate":
             a, b = self.variance_prior
             smry.add_extra_txt([f"Separate task variances sigma_t^2 ~ inverse gamma(a="

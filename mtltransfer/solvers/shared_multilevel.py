@@ -381,12 +381,13 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     likelihood, each candidate fitted.
 
     Candidates: ``"intercept"`` (the random intercept alone, when ``intercept_col`` is
-    given and q > 1) and the ranks ``ks`` (default 1..q). The criteria:
+    given and q > 1) and the ranks ``ks`` (default 1..q). The criteria, with c the
+    covariance parameters (:func:`n_cov_params`):
 
-    * ``"bic"``: ``-2 llf + (p + 1) log n + c log T`` with c the covariance parameters
-      (:func:`n_cov_params`): the covariance parameters are estimated from T groups,
-      beta and sigma^2 from n rows (the penalty of Delattre, Lavielle and Poursat, 2014,
-      for random-effects variances);
+    * ``"bic"``: ``-2 llf + (p + 1 + c) log n`` (statsmodels' BIC, n the rows);
+    * ``"bic_groups"``: ``-2 llf + (p + 1) log n + c log T``: the covariance parameters
+      are estimated from T groups (the penalty of Delattre, Lavielle and Poursat, 2014,
+      for random-effects variances); it takes larger random parts;
     * ``"aic"``: ``-2 llf + 2 (p + 1 + c)``.
 
     The full-rank fit (k = q) comes first from the identity start; each smaller k starts
@@ -399,8 +400,9 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     table : dict candidate -> (llf, n_params, criterion, converged)
     sols : dict candidate -> SolverResult
     """
-    if criterion not in ("bic", "aic"):
-        raise ValueError(f"criterion must be 'bic' or 'aic'; got {criterion!r}")
+    if criterion not in ("bic", "bic_groups", "aic"):
+        raise ValueError(f"criterion must be 'bic', 'bic_groups' or 'aic'; got "
+                         f"{criterion!r}")
     q, p = st.q, st.p
     ks = sorted(set(range(1, q + 1) if ks is None else ks), reverse=True)
     logn, logT = np.log(st.nobs), np.log(st.T)
@@ -408,6 +410,8 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     def crit(llf, c):
         if criterion == "aic":
             return -2 * llf + 2 * (p + 1 + c)
+        if criterion == "bic":
+            return -2 * llf + (p + 1 + c) * logn
         return -2 * llf + (p + 1) * logn + c * logT
 
     sols, table = {}, {}
