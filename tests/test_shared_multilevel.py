@@ -157,14 +157,31 @@ def test_blup_and_new_group_intervals_closed_form(sleep):
     pr = a.get_prediction(rest)
     Xn = np.column_stack([np.ones(len(rest)), rest["Days"]])
     np.testing.assert_allclose(pr["mean"], Xn @ beta + Xn @ u, rtol=1e-10)
-    # prediction error: (x - X^T K z)^T (beta_hat - beta) + posterior part
+    # prediction error: the posterior part, plus the delta method in the estimated
+    # (beta, theta) with their observed-information covariance; the mean here by the
+    # dense formula G Z^T V^{-1} (y - X beta)
+    par, C, p, k, sub = sml.cov_mean_params(res.model.group_stats(), res._solver)
+    st = res.model.group_stats()
+    y4 = seen["Reaction"].to_numpy()
+
+    def mean(x):
+        b = x[:p] * st.sy / st.Dx
+        Lr = sml._unpack(x[p:], 2, k) / st.Dz[:, None]
+        Gr = Lr @ Lr.T                     # relative: sigma^2 cancels in the BLUP
+        ur = Gr @ X.T @ np.linalg.solve(X @ Gr @ X.T + np.eye(4), y4 - X @ b)
+        return Xn @ b + Xn @ ur
+
+    np.testing.assert_allclose(mean(par), Xn @ beta + Xn @ u, rtol=1e-10)
+    J = np.column_stack([(mean(par + h) - mean(par - h)) / 2e-6
+                         for h in 1e-6 * np.eye(len(par))])
+    var = np.einsum("ij,jk,ik->i", Xn, Vu, Xn) + np.einsum("ij,jk,ik->i", J, C, J)
+    np.testing.assert_allclose(pr["mean_se"] ** 2, var, rtol=1e-6)
+    np.testing.assert_allclose((pr["obs_ci_upper"] - pr["mean"]) / 1.959963984540054,
+                               np.sqrt(var + s2), rtol=1e-6)
+    # the beta part of J is h = x - X^T K z, whose term is at most the whole
     K = G @ X.T @ np.linalg.inv(V)
     H = Xn - Xn @ K @ X
-    cb = res.cov_params().to_numpy()
-    var = np.einsum("ij,jk,ik->i", Xn, Vu, Xn) + np.einsum("ij,jk,ik->i", H, cb, H)
-    np.testing.assert_allclose(pr["mean_se"] ** 2, var, rtol=1e-8)
-    np.testing.assert_allclose((pr["obs_ci_upper"] - pr["mean"]) / 1.959963984540054,
-                               np.sqrt(var + s2), rtol=1e-8)
+    np.testing.assert_allclose(J[:, :p] * (st.Dx / st.sy), H, rtol=1e-5, atol=1e-8)
 
 
 def test_predict_conditional_and_marginal(sleep):

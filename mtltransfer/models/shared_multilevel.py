@@ -602,7 +602,7 @@ class MultilevelResults(Results):
             Xf, Z, y = Xf[ok], Z[ok], y[ok]
         Ai, g, Q, n = self._post(Xf, Z, y, np.zeros(len(y), dtype=np.int64), 1)
         scale, df = self._group_scale(Q, n)
-        return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]))
+        return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]), y)
 
     def bootstrap(self, *args, **kwargs):
         """Not offered for the multilevel model (a TypeError): its fixed effects have
@@ -670,17 +670,20 @@ class AdaptedGroup:
     -----
     For a new row (x, z) the prediction is ``x^T beta + z^T u``; its error has variance
 
-        sigma^2 z^T L A^{-1} L^T z + h^T Cov(beta) h   (mean)
-        + sigma^2                                      (a new observation)
+        sigma^2 z^T L A^{-1} L^T z + J C J^T      (mean)
+        + sigma^2                                (a new observation)
 
-    with ``h = x - X^T Z L A^{-1} L^T z`` (X, Z the group's revealed rows): the new
-    group's rows are independent of beta's estimate, so the two parts add. With separate
+    with J the derivatives of the mean ``x^T beta + z^T L A^{-1} L^T Z^T (y - X beta)``
+    (X, Z, y the group's revealed rows) in the estimated (beta, theta) and C their
+    covariance from the observed information (the delta method; the beta part of J is
+    ``h = x - X^T Z L A^{-1} L^T z``): the new group's rows are independent of the
+    estimates, so the two parts add. With separate
     task variances sigma^2 is the group's own, ``(b + Q/2) / (a + n/2)`` from its n
     revealed rows (``Q = e^T (I - Z L A^{-1} L^T Z^T) e``), and the quantiles are
     Student t on ``2a + n`` degrees of freedom (the posterior predictive).
     """
 
-    def __init__(self, parent, Ai, g, Xf, Z, scale, df):
+    def __init__(self, parent, Ai, g, Xf, Z, scale, df, y):
         self._p = parent
         #: the group's noise variance (common: sigma^2; separate: (b + Q/2) / (a + n/2)
         #: from its revealed rows) and the predictive t's degrees of freedom (inf:
@@ -690,6 +693,7 @@ class AdaptedGroup:
         self._K = L @ Ai @ L.T                    # L A^{-1} L^T
         self._u = L @ Ai @ g
         self._ZX = Z.T @ Xf
+        self._Xr, self._Zr, self._y = Xf, Z, y
         self.nobs = Xf.shape[0]
 
     @property
@@ -718,9 +722,8 @@ class AdaptedGroup:
         Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
         mean = Xf @ p._beta + Z @ self._u
         H = Xf - (Z @ self._K) @ self._ZX
-        cb = p.cov_params().to_numpy()
         var = self.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
-            np.einsum("ip,pr,ir->i", H, cb, H)
+            self._param_var(Xf, Z)
         q = stats.norm.ppf(1 - alpha / 2) if not np.isfinite(self.df) else \
             stats.t.ppf(1 - alpha / 2, self.df)
         se, se_obs = np.sqrt(var), np.sqrt(var + self.scale)
@@ -728,6 +731,38 @@ class AdaptedGroup:
                              "mean_ci_upper": mean + q * se,
                              "obs_ci_lower": mean - q * se_obs,
                              "obs_ci_upper": mean + q * se_obs}, index=index)
+
+    def _param_var(self, Xf, Z):
+        """Variance of the predicted means from the estimates of beta and of the
+        random-effects factor L: ``J C J^T`` by rows, J the derivatives of the mean
+        ``x^T beta + z^T L A^{-1} L^T Z^T (y - X beta)`` in (beta, theta) (central
+        differences) and C their covariance from the observed information
+        (:func:`~mtltransfer.solvers.shared_multilevel.cov_mean_params`)."""
+        p = self._p
+        if "_pc" not in p.__dict__:
+            p.__dict__["_pc"] = sml.cov_mean_params(p.model.group_stats(), p._solver)
+        par, C, npar, k, sub = p.__dict__["_pc"]
+        ex = p._solver.extra
+        cols = ex.get("cols")
+        Zc = Z if cols is None else Z[:, cols]
+        Zr = self._Zr if cols is None else self._Zr[:, cols]
+        st = p.model.group_stats()
+
+        def mean(x):
+            beta = x[:npar] * st.sy / st.Dx
+            L = sml._unpack(x[npar:], sub.q, k) / sub.Dz[:, None]
+            ZL = Zr @ L
+            A = ZL.T @ ZL + np.eye(k)
+            u = L @ np.linalg.solve(A, ZL.T @ (self._y - self._Xr @ beta))
+            return Xf @ beta + Zc @ u
+
+        J = np.empty((Xf.shape[0], len(par)))
+        for j in range(len(par)):
+            h = 1e-6 * max(1.0, abs(par[j]))
+            e = np.zeros(len(par))
+            e[j] = h
+            J[:, j] = (mean(par + e) - mean(par - e)) / (2 * h)
+        return np.einsum("ip,pr,ir->i", J, C, J)
 
     def predict(self, exog, exog_re=None, transform=True):
         p = self._p

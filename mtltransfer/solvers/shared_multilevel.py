@@ -621,3 +621,26 @@ def cov_fixed_separate(st, sol):
     S = Hbb - Hbt @ linalg.pinvh(Htt, atol=1e-10 * max(1.0, np.abs(Htt).max())) @ Hbt.T
     f = st.sy / st.Dx
     return 2 * linalg.pinvh((S + S.T) / 2) * np.outer(f, f)
+
+
+def cov_mean_params(st, sol):
+    """Joint covariance of (beta_s, theta), the parameters the predictions' means depend
+    on (equilibrated coordinates), from the observed information of the likelihood of
+    the fit (common: in (beta, theta, sigma^2); separate: in (beta, theta, log a,
+    log b)): the (beta, theta) block of ``2 H^+``. Returns (par, cov, p, k, sub) with
+    ``sub`` the statistics of the fitted columns."""
+    ex = sol.extra
+    sub = _substats(st, ex["cols"]) if "cols" in ex else st
+    k, p = ex["k"], st.p
+    if ex.get("task_variance") == "separate":
+        par = ex["par"]
+        fun = lambda x: _separate_deviance(x, sub, k)      # noqa: E731
+        m = len(par) - 2
+    else:
+        par = np.concatenate([ex["beta_s"], ex["theta"],
+                              [float(ex["sigma2"] / st.sy ** 2)]])
+        fun = lambda x: _full_deviance(x, sub, k)          # noqa: E731
+        m = len(par) - 1
+    H = _num_hess(fun, par, h=1e-5)
+    cov = 2 * linalg.pinvh(H, atol=1e-10 * max(1.0, np.abs(H).max()))
+    return par[:m], cov[:m, :m], p, k, sub
