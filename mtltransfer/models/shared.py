@@ -47,6 +47,10 @@ class SharedRepresentation(DataViews):
     missing : {"raise", "drop"}
         Rows with a missing value: an error, or dropped (also the new task's rows in
         ``adapt``).
+    exog_re : array_like, optional
+        A random part (n x q): the model is then the multilevel one,
+        :class:`~mtltransfer.models.shared_multilevel.MultilevelRepresentation`
+        (``exog`` its fixed part), as with ``from_formula(..., re_formula=...)``.
 
     Notes
     -----
