@@ -63,6 +63,10 @@ class SharedRepresentation(DataViews):
     missing : {"raise", "drop"}
         Rows with a missing value: an error, or dropped (also the new task's rows in
         ``adapt``).
+    exog_re : array_like, optional
+        A random part (n x q): the model is then the multilevel one,
+        :class:`~mtltransfer.models.shared_multilevel.MultilevelRepresentation`
+        (``exog`` its fixed part), as with ``from_formula(..., re_formula=...)``.
 
     Notes
     -----
@@ -82,6 +86,13 @@ class SharedRepresentation(DataViews):
     _formula_max_endog = 1
 
     _param_table = _SHARED_PARAMS
+
+    def __new__(cls, *args, exog_re=None, **kwargs):
+        # a random part makes the multilevel model (models/shared_multilevel.py)
+        if exog_re is not None and cls is SharedRepresentation:
+            from .shared_multilevel import MultilevelRepresentation
+            return MultilevelRepresentation(*args, exog_re=exog_re, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, endog, exog=None, groups=None, *, intercept=None, missing="raise"):
         data = self._validated(endog, exog, intercept, missing)
@@ -121,9 +132,15 @@ class SharedRepresentation(DataViews):
                           ValueWarning, stacklevel=user_stacklevel())
 
     @classmethod
-    def from_formula(cls, formula, data, groups, *, subset=None, missing="raise",
-                     eval_env=0):
+    def from_formula(cls, formula, data, groups, *, re_formula=None, subset=None,
+                     missing="raise", eval_env=0):
         """Build the model from a one-response formula and a DataFrame.
+
+        With ``re_formula`` (MixedLM's argument, e.g. ``"~ x1 + x2"``) the model is
+        multilevel (:class:`~mtltransfer.models.shared_multilevel.MultilevelRepresentation`):
+        ``formula`` is the fixed part, ``re_formula`` the random part (with the random
+        task intercept unless it says ``0 +``), and the shared representation is the
+        rank-k random-effects covariance of the random part.
 
         Parameters
         ----------
@@ -137,6 +154,8 @@ class SharedRepresentation(DataViews):
             Name of the column holding the task labels (then ``predict`` reads the same
             column of new data), or the labels themselves (a Series aligned with
             ``data``, or one label per row).
+        re_formula : str, optional
+            The random part of the multilevel model.
         subset : array_like, optional
             The rows of ``data`` to use (statsmodels): a boolean mask or row labels;
             ``groups`` given as labels are subset with them.
@@ -144,6 +163,9 @@ class SharedRepresentation(DataViews):
         eval_env : int
         """
         if design.is_dask_frame(data):       # per-task statistics on the cluster
+            if re_formula is not None:
+                raise TypeError("re_formula= is for in-memory data: the multilevel model "
+                                "is not fitted from a Dask DataFrame")
             if subset is not None:
                 raise TypeError("subset= is for in-memory data; select the rows of a Dask "
                                 "DataFrame first (data[mask])")
@@ -157,6 +179,10 @@ class SharedRepresentation(DataViews):
             elif not isinstance(groups, str) and groups is not None:
                 groups = design.groups_for(groups, data)[pos]
             data = data.iloc[pos]
+        if re_formula is not None:
+            from .shared_multilevel import multilevel_from_formula
+            return multilevel_from_formula(formula, data, groups, re_formula,
+                                           missing=missing, eval_env=eval_env)
         if isinstance(groups, str):
             if groups not in data.columns:
                 raise ValueError(f"groups={groups!r} is not a column of data")
@@ -283,6 +309,15 @@ class SharedRepresentation(DataViews):
                 sol = smg.fit_marginal(X, y, task, k, center=center, init=init_B,
                                        tol=tol, max_iter=max_iter)
             B, W = sol.extra["B"], sol.extra["W"]
+            const = sol.extra.get("const_within", ())
+            if len(const):
+                names = [self.exog_names[j] for j in const]
+                warnings.warn(f"{names} constant within every task: beside the per-task "
+                              "intercept their coefficients are not identified (left "
+                              "out of the representation); to estimate them, fit them "
+                              "as fixed effects of the multilevel model "
+                              "(from_formula(..., re_formula=...))", ValueWarning,
+                              stacklevel=user_stacklevel())
         elif method == "per_task":
             sol = fit_per_task(X, y, task, center=center)
             k = None

@@ -87,8 +87,17 @@ class _Rows:
         for s in range(0, n, _CHUNK):
             Xc = X[s:s + _CHUNK]
             G += Xc.T @ Xc
+        #: columns constant within every task (with a per-task intercept their
+        #: coefficients are not identified): their centred moments are rounding noise,
+        #: set to zero so that equilibration cannot blow them up to unit scale
+        self.const_within = np.zeros(0, dtype=np.int64)
         if center:
+            between = np.einsum("td,td,t->d", self.xbar, self.xbar, N)
             G -= self.xbar.T @ (N[:, None] * self.xbar)
+            within = np.diag(G).copy()
+            self.const_within = np.flatnonzero(within <= 1e-12 * (within + between))
+            G[self.const_within, :] = 0.0
+            G[:, self.const_within] = 0.0
         self.G = (G + G.T) / 2
         self.D = np.ones(d)
 
@@ -482,10 +491,24 @@ def _spectral_basis(data, K):
 
 
 def _top_spectral(data, U, K):
-    """Top-K eigenvectors (and all eigenvalues, decreasing) of G^{-1} U G^{-1}."""
+    """Top-K eigenvectors (and all eigenvalues, decreasing) of G^{-1} U G^{-1}.
+
+    Columns constant within every task (``data.const_within``, centred data) carry no
+    information: the eigenvectors are those of the other coordinates, and the unit
+    vectors of the constant columns come last (used only when K exceeds the others)."""
     A = data.Gi @ U @ data.Gi
-    w, Vv = linalg.eigh((A + A.T) / 2)
-    return Vv[:, ::-1][:, :K], w[::-1]
+    const = getattr(data, "const_within", ())
+    if len(const) == 0:
+        w, Vv = linalg.eigh((A + A.T) / 2)
+        return Vv[:, ::-1][:, :K], w[::-1]
+    d = A.shape[0]
+    keep = np.setdiff1d(np.arange(d), const)
+    Ak = A[np.ix_(keep, keep)]
+    w, Vv = linalg.eigh((Ak + Ak.T) / 2)
+    V = np.zeros((d, d))
+    V[keep, :len(keep)] = Vv[:, ::-1]
+    V[const, len(keep) + np.arange(len(const))] = 1.0
+    return V[:, :K], np.concatenate([w[::-1], np.zeros(len(const))])
 
 
 # ---------------------------------------------------------------------------------------
@@ -532,7 +555,8 @@ def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, to
         Wbar, V = Wbar @ R.T, np.einsum("ab,tbc,dc->tad", R, V, R)
     W = Wbar.T                                                # k x T, posterior means
     ex = {"B": B, "W": W, "W_cov": V, "mu_w": mu, "Sigma_w": Sigma, "sigma2": s2,
-          "loglik": ll, "time": time.perf_counter() - t0, "w_ridge": 0.0}
+          "loglik": ll, "time": time.perf_counter() - t0, "w_ridge": 0.0,
+          "const_within": getattr(data, "const_within", np.zeros(0, dtype=np.int64))}
     if extra:
         ex.update(extra)
     if full is not None:
@@ -827,8 +851,9 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
     t0 = time.perf_counter()
     data = (X if isinstance(X, _Rows) else _Rows(X, y, task, center)).equilibrate()
     d, T = data.d, data.T
-    if ks is None:
-        ks = range(1, max(1, min(d, T - 1, 12)) + 1)
+    if ks is None:          # constant-within columns add no candidate dimension
+        d_eff = d - len(getattr(data, "const_within", ()))
+        ks = range(1, max(1, min(d_eff, T - 1, 12)) + 1)
     ks = sorted({_check_k(int(k), d, T) for k in ks})
     K = max(ks)
     U = _spectral_basis(data, K)[0]

@@ -1,0 +1,816 @@
+"""The shared representation as a multilevel (mixed) model.
+
+Group (task) t has rows ``X_t`` (the fixed part, with the intercept), ``Z_t`` (the random
+part, with the task intercept) and
+
+    y_t = X_t beta + Z_t B w_t + e_t,    w_t ~ N(0, Sigma_w),    e_t ~ N(0, sigma^2 I),
+
+B (q x k) orthonormal: the random coefficients ``u_t = B w_t`` live in a k-dimensional
+shared representation of the random part. k = q is statsmodels' MixedLM (random
+intercept and slopes, unstructured covariance); k < q a reduced-rank random-slope model.
+The solver is :mod:`mtltransfer.solvers.shared_multilevel`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .. import design
+from ..bootstrap import check_alpha
+from ..exceptions import ValueWarning, user_stacklevel
+from ..solvers import shared_multilevel as sml
+from .base import DataViews, Results, check_int
+
+
+class MultilevelRepresentation(DataViews):
+    """A linear mixed model whose random part has a shared rank-k representation.
+
+    Built by ``SharedRepresentation.from_formula(formula, data, groups,
+    re_formula=...)`` or ``SharedRepresentation(endog, exog, groups, exog_re=...)``.
+
+    Parameters
+    ----------
+    endog : array_like, shape (n,)
+    exog : array_like or DataFrame, shape (n, p)
+        The fixed part (a constant column is the fixed intercept, as statsmodels).
+    groups : array_like or Series, shape (n,)
+        Group (task) label of each row.
+    exog_re : array_like or DataFrame, shape (n, q)
+        The random part (a constant column is the random task intercept). Columns
+        constant within every group are moved to the fixed part with a message (their
+        random coefficients would not be identified beside the random intercept).
+    intercept : bool or None
+        Fixed intercept (None: when ``exog`` has a constant column).
+    missing : {"raise", "drop"}
+
+    Notes
+    -----
+    ``fit(k=q)`` is MixedLM's maximum-likelihood fit with an unstructured random-effects
+    covariance (``reml=True``: the restricted likelihood); ``fit()`` chooses k in 1..q by
+    BIC on the marginal likelihood.
+    """
+
+    _formula_max_endog = 1
+
+    def __init__(self, endog, exog=None, groups=None, *, exog_re=None, intercept=None,
+                 missing="raise", _re=None):
+        data = self._validated(endog, exog, intercept, missing)
+        self.missing = missing
+        kept = data.extra["kept"]
+        if _re is not None:                     # from_formula: (Z, names, info, gname)
+            Z, re_names, self._re_info, gname = _re
+            labels = np.asarray(groups)
+        else:
+            if exog_re is None:
+                raise ValueError("exog_re is required: the random part (an intercept "
+                                 "column for a random task intercept)")
+            re_names = list(exog_re.columns) if isinstance(exog_re, pd.DataFrame) else \
+                [f"z{j}" for j in range(np.shape(exog_re)[1] if np.ndim(exog_re) == 2
+                                        else 1)]
+            Z = np.asarray(exog_re, dtype=float)
+            Z = Z[:, None] if Z.ndim == 1 else Z
+            if Z.shape[0] != len(kept):
+                raise ValueError(f"exog_re must have one row per row of endog "
+                                 f"({len(kept)}); got {Z.shape[0]}")
+            pandas_rows = exog if isinstance(exog, (pd.Series, pd.DataFrame)) else None
+            labels = design.groups_for(groups, pandas_rows if pandas_rows is not None
+                                       else np.asarray(Z))
+            gname = groups.name if isinstance(groups, pd.Series) else None
+            self._re_info = None
+            Z = Z[kept]
+        labels = np.asarray(labels)[kept] if len(labels) == len(kept) else labels
+        if len(labels) != data.nobs:
+            raise ValueError(f"groups must have one label per row ({data.nobs}); got "
+                             f"{len(labels)}")
+        if pd.isna(labels).any():
+            raise ValueError("groups contains missing labels")
+        if not np.all(np.isfinite(Z)):
+            raise ValueError("exog_re has missing or infinite values")
+        codes, names = pd.factorize(labels, sort=True)
+        self.data = data
+        self.groups_name = gname
+        self.task_codes = codes.astype(np.int64)
+        self.task_names = names.tolist() if names.dtype.kind in "iu" else \
+            [str(t) for t in names]
+        self.N = np.bincount(self.task_codes, minlength=len(names))
+        self._setup_parts(Z, [str(c) for c in re_names])
+
+    # -- the two parts --------------------------------------------------------------
+    def _setup_parts(self, Z, re_names):
+        """Random part checks: within-group constant columns (beside a random
+        intercept) go to the fixed part; a rank-deficient random part is refused."""
+        const = np.flatnonzero(np.all(Z == Z[:1], axis=0) & (Z[0] != 0))
+        self.re_const = int(const[0]) if len(const) else None
+        moved = []
+        if self.re_const is not None:
+            T = self.n_tasks
+            cnt = self.N.astype(float)
+            mean = np.stack([np.bincount(self.task_codes, Z[:, j], T) for j in
+                             range(Z.shape[1])], 1) / cnt[:, None]
+            within = np.sum((Z - mean[self.task_codes]) ** 2, axis=0)
+            total = np.sum(Z ** 2, axis=0)
+            moved = [j for j in range(Z.shape[1]) if j != self.re_const and
+                     within[j] <= 1e-12 * max(total[j], 1e-300)]
+        fixed_names = (["Intercept"] if self.data.intercept else []) + self.exog_names
+        self.re_moved = [re_names[j] for j in moved]
+        self.fe_extra = [j for j in moved if re_names[j] not in fixed_names]
+        if moved:
+            warnings.warn(f"{self.re_moved} constant within every group: a random "
+                          "coefficient would not be identified beside the random "
+                          "intercept, so they are fixed effects only"
+                          + (f" ({[re_names[j] for j in self.fe_extra]} added to the "
+                             "fixed part)" if self.fe_extra else ""), ValueWarning,
+                          stacklevel=user_stacklevel())
+        keep = [j for j in range(Z.shape[1]) if j not in moved]
+        self._Zall_names = re_names
+        self._re_keep = keep
+        self.exog_re = np.asarray(Z[:, keep])
+        self.exog_re_names = [re_names[j] for j in keep]
+        self._Zextra = Z[:, self.fe_extra]
+        if np.linalg.matrix_rank(self.exog_re) < self.exog_re.shape[1]:
+            raise ValueError(f"exog_re: the random part {self.exog_re_names} has "
+                             "linearly dependent columns")
+        Xf = self.fixed_design()
+        if np.linalg.matrix_rank(Xf) < Xf.shape[1]:
+            raise ValueError(f"exog: the fixed part {self.fe_names} has linearly "
+                             "dependent columns")
+
+    @property
+    def fe_names(self):
+        """Names of the fixed effects (statsmodels' order: intercept first)."""
+        return ((["Intercept"] if self.data.intercept else []) + self.exog_names +
+                [self._Zall_names[j] for j in self.fe_extra])
+
+    @property
+    def re_names(self):
+        """Names of the random effects, MixedLM's way: the random intercept carries the
+        groups' name ("Group" without one)."""
+        out = list(self.exog_re_names)
+        if self.re_const is not None:
+            i = self._re_keep.index(self.re_const)
+            out[i] = self.groups_name or "Group"
+        return out
+
+    def fixed_design(self, X=None, const=None, Zextra=None):
+        X = self.exog if X is None else X
+        n = X.shape[0]
+        parts = []
+        if self.data.intercept:
+            parts.append(np.ones((n, 1)) if const is None else np.asarray(const)[:, None])
+        parts += [X, self._Zextra if Zextra is None else Zextra]
+        return np.hstack(parts)
+
+    @property
+    def n_tasks(self):
+        return len(self.task_names)
+
+    @property
+    def endog(self):
+        return self.data.endog[:, 0]
+
+    k_endog = 1
+
+    def _product_flops(self):
+        """One pass over the rows for the per-group statistics."""
+        return 2.0 * self.nobs * (self.k_exog + 1) * (self.k_re + 1)
+
+    @property
+    def k_re(self):
+        """q, the dimension of the random part."""
+        return self.exog_re.shape[1]
+
+    def group_stats(self):
+        """Per-group statistics of the fit
+        (:func:`~mtltransfer.solvers.shared_multilevel.group_stats`), computed once."""
+        if "_st" not in self.__dict__:
+            self.__dict__["_st"] = sml.group_stats(self.fixed_design(), self.exog_re,
+                                                   self.endog, self.task_codes,
+                                                   self.n_tasks)
+        return self.__dict__["_st"]
+
+    def new_parts(self, newdata, exog_re=None, transform=True, name="exog"):
+        """Fixed and random designs of new rows: (Xf, Z, index); NaN rows kept."""
+        X, const, index = self.data.exog_for(newdata, name, transform=transform)
+        if self._re_info is not None and transform:
+            import patsy
+
+            frame = newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) \
+                else pd.DataFrame(newdata)
+            (Z,) = patsy.build_design_matrices([self._re_info], frame,
+                                               NA_action=patsy.NAAction(NA_types=[]),
+                                               return_type="dataframe")
+            Z = Z.to_numpy(dtype=float)
+        else:
+            if exog_re is None:
+                raise ValueError("exog_re= is required (the random part of the new rows)")
+            Z = np.asarray(exog_re, dtype=float)
+            Z = Z[:, None] if Z.ndim == 1 else Z
+            if Z.shape != (X.shape[0], len(self._Zall_names)):
+                raise ValueError(f"exog_re must have shape ({X.shape[0]}, "
+                                 f"{len(self._Zall_names)}); got {Z.shape}")
+        Xf = self.fixed_design(X, const, Z[:, self.fe_extra])
+        return Xf, Z[:, self._re_keep], index
+
+    def fit(self, k=None, *, reml=False, criterion="bic", task_variance="auto", tol=1e-10,
+            max_iter=1000):
+        """Fit by maximum (or restricted) marginal likelihood.
+
+        Parameters
+        ----------
+        k : int, "intercept" or None
+            Rank of the random part, 1 <= k <= q; ``"intercept"``: the random intercept
+            alone (MixedLM's default random part). None: chosen by ``criterion`` on the
+            marginal likelihood among ``"intercept"`` and 1..q, each fitted (the table
+            is in ``res.tuning["k"]``;
+            :func:`~mtltransfer.solvers.shared_multilevel.select_k_multilevel`).
+        reml : bool
+            Restricted maximum likelihood (as MixedLM's ``reml=True``).
+        criterion : {"bic", "bic_groups", "aic"}
+            How k is chosen when ``k=None``: statsmodels' BIC (log of the rows per
+            parameter), BIC with the covariance parameters penalised by the log of the
+            number of groups (larger random parts), or AIC.
+        task_variance : {"auto", "common", "separate"}
+            ``"common"``: one noise variance sigma^2 (MixedLM's model). ``"separate"``:
+            each group's own sigma_t^2, drawn from an inverse-gamma(a, b) prior fitted by
+            marginal likelihood (a 3-row group borrows strength through the prior); the
+            group's scale multiplies both its noise and its random effects,
+            ``y_t ~ N(X_t beta, sigma_t^2 (I + Z_t L L^T Z_t^T))``, so each group's
+            rows are multivariate t (the common model is the limit a -> infinity).
+            ``"auto"``: "separate" when it raises the log-likelihood by more than
+            ``log(n) / 2`` (BIC's price of its one extra parameter), at the random part
+            chosen under the common variance; the comparison is in
+            ``res.tuning["task_variance"]``. ML only.
+        tol : float
+            Bound on the Newton decrement of the profiled deviance.
+        max_iter : int
+            BFGS iteration cap.
+
+        Returns
+        -------
+        MultilevelResults
+        """
+        q = self.k_re
+        max_iter = check_int("max_iter", max_iter, 1, 10 ** 6)
+        if not isinstance(reml, (bool, np.bool_)):
+            raise TypeError(f"reml must be True or False; got {reml!r}")
+        if task_variance not in ("auto", "common", "separate"):
+            raise ValueError(f"task_variance must be 'auto', 'common' or 'separate'; got "
+                             f"{task_variance!r}")
+        if reml and task_variance == "separate":
+            raise ValueError("task_variance='separate' is fitted by ML (reml=False)")
+        if reml:
+            task_variance = "common"
+        st = self.group_stats()
+        icol = None if self.re_const is None else self._re_keep.index(self.re_const)
+        if k is None:
+            k, table, sols = sml.select_k_multilevel(st, reml=reml, tol=tol,
+                                                     max_iter=max_iter,
+                                                     criterion=criterion,
+                                                     intercept_col=icol)
+            sol, how = sols[k], criterion.upper()
+            tab = pd.DataFrame.from_records(
+                [(str(kk),) + tuple(v) for kk, v in table.items()],
+                columns=["k", "llf", "n_params", criterion, "converged"]).set_index("k")
+            tab = tab.astype({"llf": float, "n_params": int, criterion: float,
+                              "converged": bool})
+        elif k == "intercept":
+            if icol is None:
+                raise ValueError("k='intercept' needs a random intercept in the random "
+                                 "part")
+            sol = sml.fit_restricted(st, [icol], 1, reml=reml, tol=tol, max_iter=max_iter)
+            how, tab = "given", None
+        else:
+            k = check_int("k", k, 1, q)
+            sol = sml.fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter)
+            how, tab = "given", None
+        vtab = None
+        if task_variance != "common":
+            sep = sml.fit_separate(st, sol, tol=tol, max_iter=max_iter,
+                                   warn=task_variance == "separate")
+            gain = sep.extra["llf"] - sol.extra["llf"]
+            thresh = np.log(self.nobs) / 2
+            use = task_variance == "separate" or (gain > thresh and sep.converged)
+            vtab = pd.DataFrame({"llf": [sol.extra["llf"], sep.extra["llf"]],
+                                 "n_params": [0, 1], "chosen": [not use, use]},
+                                index=pd.Index(["common", "separate"],
+                                               name="task_variance"))
+            vtab["n_params"] = [sml.n_params(st.p, q, 1) * 0, 1]
+            if use:
+                sol = sep
+        res = MultilevelResults(self, sol, k, how, tab)
+        if vtab is not None:
+            res.tuning["task_variance"] = vtab
+        return res
+
+
+class MultilevelResults(Results):
+    """Results of :class:`MultilevelRepresentation` (MixedLM's names).
+
+    Attributes
+    ----------
+    fe_params : Series
+        Fixed effects beta.
+    cov_re : DataFrame (q x q)
+        Random-effects covariance ``G = B Sigma_w B^T`` (rank k).
+    scale : float
+        sigma^2.
+    random_effects : dict
+        Per group, the BLUP ``E[u_t | y]`` (Series over the random part).
+    random_effects_cov : dict
+        Per group, ``Var(u_t | y)`` at the fitted parameters.
+    representation : DataFrame (q x k)
+        B; ``w_cov`` Sigma_w; ``task_params`` the posterior means of w_t (k x T).
+    k, k_chosen_by, tuning["k"]
+        The rank and, when chosen, the criterion table (llf, parameters, BIC).
+    bse, bse_fe, tvalues, pvalues, conf_int(), cov_params()
+        Inference on the fixed effects from the observed information of the marginal
+        likelihood (normal quantiles, as MixedLM).
+    llf, aic, bic, converged, n_iter
+    """
+
+    def __init__(self, model, sol, k, how, table):
+        super().__init__(model, solver=sol)
+        #: the random part's rank, and its structure: "rank k" or "intercept" (the
+        #: random intercept alone)
+        self.k = 1 if k == "intercept" else int(k)
+        self.random_part = "intercept" if k == "intercept" else f"rank {k}"
+        self.k_chosen_by = how
+        if table is not None:
+            self.tuning["k"] = table
+        ex = sol.extra
+        self.reml = bool(ex["reml"])
+        #: "common" (one sigma^2) or "separate" (sigma_t^2 ~ inverse gamma(a, b))
+        self.task_variance = ex.get("task_variance", "common")
+        self._beta = np.asarray(sol.coef)
+        self._L, self._sigma2 = ex["L"], float(ex["sigma2"])
+        Xf, Z = model.fixed_design(), model.exog_re
+        self._U, self._Ucov, self._scale_t = self._blups(Xf, Z, model.endog,
+                                                         model.task_codes, model.n_tasks)
+
+    # -- the posterior of the random effects ----------------------------------------
+    def _post(self, Xf, Z, y, codes, T):
+        """Per group: A_t^{-1}, L^T Z_t^T r_t (r = y - X beta)."""
+        from scipy import sparse
+
+        L = self._L
+        r = y - Xf @ self._beta
+        ZL = Z @ L
+        n, k = ZL.shape
+        S = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(T, n))
+        H = np.asarray(S @ (ZL[:, :, None] * ZL[:, None, :]).reshape(n, k * k))
+        g = np.asarray(S @ (ZL * r[:, None]))
+        Ai = np.linalg.inv(H.reshape(T, k, k) + np.eye(k))
+        rr = np.asarray(S @ (r * r)).ravel()
+        Q = np.maximum(rr - np.einsum("tk,tkl,tl->t", g, Ai, g), 0.0)   # e^T W e
+        return Ai, g, Q, np.asarray(S.sum(axis=1)).ravel()
+
+    def _group_scale(self, Q, n):
+        """Each group's scale: sigma^2 (common), or (b + Q_t/2) / (a + n_t/2), the
+        inverse of E[1/sigma_t^2 | y_t] (separate), with the predictive t's degrees of
+        freedom 2a + n_t (inf for common)."""
+        if self.task_variance == "common":
+            return np.full(len(Q), self._sigma2), np.full(len(Q), np.inf)
+        a, b = self._solver.extra["a"], self._solver.extra["b"]
+        return (b + Q / 2) / (a + n / 2), 2 * a + n
+
+    def _blups(self, Xf, Z, y, codes, T):
+        Ai, g, Q, n = self._post(Xf, Z, y, codes, T)
+        L = self._L
+        U = np.einsum("qk,tkl,tl->tq", L, Ai, g)
+        scale = self._group_scale(Q, n)[0]
+        Ucov = scale[:, None, None] * np.einsum("qk,tkl,rl->tqr", L, Ai, L)
+        return U, Ucov, scale
+
+    # -- MixedLM's attributes ---------------------------------------------------------
+    @property
+    def fe_params(self):
+        return pd.Series(self._beta, index=self.model.fe_names, name="fe_params")
+
+    params = fe_params
+
+    @property
+    def scale(self):
+        """sigma^2 (``task_variance="separate"``: b / a, the prior's harmonic mean)."""
+        return self._sigma2
+
+    @property
+    def task_scale(self):
+        """Each group's noise variance: sigma^2 (common), or (b + Q_t/2) / (a + n_t/2)
+        (separate: the inverse of the posterior mean of 1/sigma_t^2)."""
+        return pd.Series(self._scale_t, index=self.model.task_names, name="scale")
+
+    @property
+    def variance_prior(self):
+        """(a, b) of the inverse-gamma prior of the sigma_t^2 (None for common)."""
+        ex = self._solver.extra
+        return (ex["a"], ex["b"]) if self.task_variance == "separate" else None
+
+    @property
+    def cov_re(self):
+        names = self.model.re_names
+        return pd.DataFrame(self._solver.extra["G"], index=names, columns=names)
+
+    @property
+    def random_effects(self):
+        names = self.model.re_names
+        return {g: pd.Series(self._U[t], index=names)
+                for t, g in enumerate(self.model.task_names)}
+
+    @property
+    def random_effects_cov(self):
+        names = self.model.re_names
+        return {g: pd.DataFrame(self._Ucov[t], index=names, columns=names)
+                for t, g in enumerate(self.model.task_names)}
+
+    @property
+    def representation(self):
+        B = self._solver.extra["B"]
+        return pd.DataFrame(B, index=self.model.re_names,
+                            columns=[f"b{j + 1}" for j in range(self.k)])
+
+    @property
+    def w_cov(self):
+        c = [f"b{j + 1}" for j in range(self.k)]
+        return pd.DataFrame(self._solver.extra["Sigma_w"], index=c, columns=c)
+
+    @property
+    def task_params(self):
+        B = self._solver.extra["B"]
+        return pd.DataFrame(B.T @ self._U.T, index=[f"b{j + 1}" for j in range(self.k)],
+                            columns=self.model.task_names)
+
+    @property
+    def llf(self):
+        """Log marginal likelihood (restricted with ``reml=True``; MixedLM's values)."""
+        return float(self._solver.extra["llf"])
+
+    @property
+    def k_params(self):
+        """beta, the free entries of the rank-k covariance and sigma^2 (MixedLM's count
+        at k = q)."""
+        m = self.model
+        extra = int(self.task_variance == "separate")      # a and b instead of sigma^2
+        if self.random_part == "intercept":
+            return len(m.fe_names) + 2 + extra
+        return sml.n_params(len(m.fe_names), m.k_re, self.k) + extra
+
+    @property
+    def aic(self):
+        return np.nan if self.reml else float(-2 * self.llf + 2 * self.k_params)
+
+    @property
+    def bic(self):
+        return np.nan if self.reml else float(-2 * self.llf + np.log(self.nobs) *
+                                              self.k_params)
+
+    def cov_params(self):
+        """Covariance of the fixed effects from the observed information (DataFrame)."""
+        if "_cov" not in self.__dict__:
+            st = self.model.group_stats()
+            sol = self._solver
+            # with reml=True: the observed information of the ML likelihood at the REML
+            # estimates (as MixedLM)
+            self.__dict__["_cov"] = sml.cov_fixed_separate(st, sol) if \
+                self.task_variance == "separate" else sml.cov_fixed(st, sol)
+        names = self.model.fe_names
+        return pd.DataFrame(self.__dict__["_cov"], index=names, columns=names)
+
+    @property
+    def bse_fe(self):
+        return pd.Series(np.sqrt(np.diag(self.cov_params().to_numpy())),
+                         index=self.model.fe_names, name="bse")
+
+    bse = bse_fe
+
+    @property
+    def tvalues(self):
+        return self.fe_params / self.bse_fe
+
+    @property
+    def pvalues(self):
+        from scipy import stats
+
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+                         index=self.model.fe_names)
+
+    def conf_int(self, alpha=0.05):
+        """Normal intervals of the fixed effects (DataFrame with columns 0, 1)."""
+        from scipy import stats
+
+        alpha = check_alpha(alpha)
+        z = stats.norm.ppf(1 - alpha / 2)
+        b, s = self.fe_params, self.bse_fe
+        return pd.DataFrame({0: b - z * s, 1: b + z * s})
+
+    # -- fitted values and prediction -------------------------------------------------
+    @property
+    def fittedvalues(self):
+        """Conditional fitted values ``X beta + Z u_t`` (MixedLM's)."""
+        m = self.model
+        f = m.fixed_design() @ self._beta + np.einsum("iq,iq->i", m.exog_re,
+                                                       self._U[m.task_codes])
+        return pd.Series(f, index=m.data.row_labels, name=m.endog_names[0])
+
+    @property
+    def resid(self):
+        return pd.Series(self.model.endog, index=self.model.data.row_labels,
+                         name=self.model.endog_names[0]) - self.fittedvalues
+
+    def predict(self, exog=None, *, groups=None, exog_re=None, marginal=False,
+                transform=True):
+        """Predictions of new rows.
+
+        Parameters
+        ----------
+        exog : DataFrame or array_like, optional
+            For a formula model a DataFrame with both formulas' columns (and the groups
+            column); else the fixed part, with ``exog_re=``. None: the fitted values.
+        groups : array_like, optional
+            Group labels (default: the groups column of ``exog``).
+        exog_re : array_like, optional
+            The random part of array models.
+        marginal : bool
+            True: ``X beta`` (MixedLM's ``predict``); False: conditional on each row's
+            group, ``X beta + Z u_t`` (known groups only; use :meth:`adapt` for a new
+            group).
+        transform : bool
+
+        Returns
+        -------
+        Series
+        """
+        m = self.model
+        if exog is None:
+            return self.fittedvalues if not marginal else pd.Series(
+                m.fixed_design() @ self._beta, index=m.data.row_labels)
+        Xf, Z, index = m.new_parts(exog, exog_re, transform)
+        pred = Xf @ self._beta
+        if not marginal:
+            if groups is None:
+                if not (isinstance(exog, pd.DataFrame) and m.groups_name in exog.columns):
+                    raise ValueError("groups= is required for conditional predictions "
+                                     "(or marginal=True)")
+                groups = exog[m.groups_name]
+            labels = np.asarray(pd.Series(np.asarray(groups)).astype(str))
+            codes = pd.Index([str(t) for t in m.task_names]).get_indexer(labels)
+            if (codes < 0).any():
+                raise ValueError(f"groups not seen in fitting: "
+                                 f"{sorted(set(labels[codes < 0]))[:10]}; use adapt() "
+                                 "for a new group or marginal=True")
+            pred = pred + np.einsum("iq,iq->i", Z, self._U[codes])
+        return pd.Series(pred, index=index, name=m.endog_names[0])
+
+    def adapt(self, new_group_data, endog=None, *, exog_re=None):
+        """A new group's random effects (BLUP) from its rows, with intervals.
+
+        Parameters
+        ----------
+        new_group_data : DataFrame or array_like
+            The new group's rows (formula model: a DataFrame with the formulas' columns
+            and the response).
+        endog : array_like, optional
+            The responses (array models, or to override the formula's response).
+        exog_re : array_like, optional
+            The random part of array models.
+
+        Returns
+        -------
+        AdaptedGroup
+        """
+        m = self.model
+        Xf, Z, _ = m.new_parts(new_group_data, exog_re, name="new_group_data")
+        if endog is None:
+            if m.data.formula is None or not isinstance(new_group_data, pd.DataFrame):
+                raise ValueError("endog= is required when new_group_data holds predictors")
+            lhs = m.data.formula.split("~", 1)[0].strip()
+            y = new_group_data.eval(lhs) if lhs not in new_group_data.columns else \
+                new_group_data[lhs]
+            y = np.asarray(y, dtype=float)
+        else:
+            y = np.asarray(endog, dtype=float).ravel()
+        if len(y) != Xf.shape[0]:
+            raise ValueError(f"endog has {len(y)} rows; new_group_data has {Xf.shape[0]}")
+        ok = np.isfinite(Xf).all(1) & np.isfinite(Z).all(1) & np.isfinite(y)
+        if not ok.all():
+            if m.missing != "drop" or not ok.any():
+                raise ValueError(f"new_group_data has missing values in "
+                                 f"{int((~ok).sum())} row(s); drop them first or build "
+                                 "the model with missing='drop'")
+            Xf, Z, y = Xf[ok], Z[ok], y[ok]
+        Ai, g, Q, n = self._post(Xf, Z, y, np.zeros(len(y), dtype=np.int64), 1)
+        scale, df = self._group_scale(Q, n)
+        return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]), y)
+
+    def bootstrap(self, *args, **kwargs):
+        """Not offered for the multilevel model (a TypeError): its fixed effects have
+        standard errors from the observed information (``bse_fe``) and new groups'
+        intervals come from :meth:`adapt`."""
+        raise TypeError("bootstrap() is not offered for the multilevel SharedRepresentation;"
+                        " use bse_fe / conf_int() and adapt().get_prediction()")
+
+    # -- summary ----------------------------------------------------------------------
+    def summary(self, alpha=0.05):
+        """MixedLM-style summary: fixed effects with observed-information standard
+        errors, the random-effects covariance, sigma^2, and k with its criterion
+        table."""
+        from ..summary import add_frame, new_summary
+
+        alpha = check_alpha(alpha)
+        m = self.model
+        left = [("Dep. Variable:", m.endog_names[0]),
+                ("Model:", "SharedRepresentation (multilevel)"),
+                ("Method:", "REML" if self.reml else "ML"),
+                ("No. Observations:", m.nobs), ("No. Groups:", m.n_tasks),
+                ("Group size:", f"{int(m.N.min())} to {int(m.N.max())} "
+                                f"(mean {float(np.mean(m.N)):.1f})")]
+        right = [("Random part (q):", m.k_re),
+                 ("k:", f"{self.random_part} ({self.k_chosen_by})"),
+                 ("Log-Likelihood:", self.llf), ("Scale (sigma^2):", self.scale),
+                 ("Task variance:", self.task_variance),
+                 ("Iterations:", self.n_iter), ("Converged:", self.converged)]
+        smry = new_summary(self, "SharedRepresentation multilevel results", left, right)
+        ci = self.conf_int(alpha)
+        fe = pd.DataFrame({"coef": self.fe_params, "std err": self.bse_fe,
+                           "z": self.tvalues, "P>|z|": self.pvalues,
+                           f"[{alpha / 2:g}": ci[0], f"{1 - alpha / 2:g}]": ci[1]})
+        add_frame(smry, fe, "Fixed effects (standard errors from the observed "
+                  "information of the marginal likelihood)")
+        add_frame(smry, self.cov_re, f"Random-effects covariance (rank {self.k})")
+        if "k" in self.tuning:
+            t = self.tuning["k"].drop(columns="converged").T
+            add_frame(smry, t, f"k selection ({self.k_chosen_by}; smallest chosen)")
+        if "task_variance" in self.tuning:
+            add_frame(smry, self.tuning["task_variance"].T, "Task variance (separate if "
+                      "its llf gain > log(n)/2)")
+        if self.task_variance == "separate":
+            a, b = self.variance_prior
+            smry.add_extra_txt([f"Separate task variances sigma_t^2 ~ inverse gamma(a="
+                                f"{a:.4g}, b={b:.4g}); scale = b/a; each group's own in "
+                                "res.task_scale; cov_re is at scale b/a."])
+        if m.re_moved:
+            smry.add_extra_txt([f"{m.re_moved} are constant within every group: fixed "
+                                "effects only."])
+        return smry
+
+
+class AdaptedGroup:
+    """A new group's random effects from its rows (:meth:`MultilevelResults.adapt`).
+
+    Attributes
+    ----------
+    random_effects : Series
+        BLUP ``E[u | y] = L A^{-1} L^T Z^T (y - X beta)``, ``A = L^T Z^T Z L + I``.
+    random_effects_cov : DataFrame
+        ``Var(u | y) = sigma^2 L A^{-1} L^T``.
+
+    Notes
+    -----
+    For a new row (x, z) the prediction is ``x^T beta + z^T u``; its error has variance
+
+        sigma^2 z^T L A^{-1} L^T z + J C J^T      (mean)
+        + sigma^2                                (a new observation)
+
+    with J the derivatives of the mean ``x^T beta + z^T L A^{-1} L^T Z^T (y - X beta)``
+    (X, Z, y the group's revealed rows) in the estimated (beta, theta) and C their
+    covariance from the observed information (the delta method; the beta part of J is
+    ``h = x - X^T Z L A^{-1} L^T z``): the new group's rows are independent of the
+    estimates, so the two parts add. With separate
+    task variances sigma^2 is the group's own, ``(b + Q/2) / (a + n/2)`` from its n
+    revealed rows (``Q = e^T (I - Z L A^{-1} L^T Z^T) e``), and the quantiles are
+    Student t on ``2a + n`` degrees of freedom (the posterior predictive).
+    """
+
+    def __init__(self, parent, Ai, g, Xf, Z, scale, df, y):
+        self._p = parent
+        #: the group's noise variance (common: sigma^2; separate: (b + Q/2) / (a + n/2)
+        #: from its revealed rows) and the predictive t's degrees of freedom (inf:
+        #: normal)
+        self.scale, self.df = scale, df
+        L = parent._L
+        self._K = L @ Ai @ L.T                    # L A^{-1} L^T
+        self._u = L @ Ai @ g
+        self._ZX = Z.T @ Xf
+        self._Xr, self._Zr, self._y = Xf, Z, y
+        self.nobs = Xf.shape[0]
+
+    @property
+    def random_effects(self):
+        return pd.Series(self._u, index=self._p.model.re_names)
+
+    @property
+    def random_effects_cov(self):
+        n = self._p.model.re_names
+        return pd.DataFrame(self.scale * self._K, index=n, columns=n)
+
+    def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True):
+        """Predictions with intervals (statsmodels' column names; normal quantiles, or
+        Student t on ``df`` degrees of freedom with separate task variances).
+
+        Returns
+        -------
+        DataFrame
+            ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
+            ``obs_ci_lower``, ``obs_ci_upper``.
+        """
+        from scipy import stats
+
+        alpha = check_alpha(alpha)
+        p = self._p
+        Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
+        mean = Xf @ p._beta + Z @ self._u
+        H = Xf - (Z @ self._K) @ self._ZX
+        var = self.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
+            self._param_var(Xf, Z)
+        q = stats.norm.ppf(1 - alpha / 2) if not np.isfinite(self.df) else \
+            stats.t.ppf(1 - alpha / 2, self.df)
+        se, se_obs = np.sqrt(var), np.sqrt(var + self.scale)
+        return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": mean - q * se,
+                             "mean_ci_upper": mean + q * se,
+                             "obs_ci_lower": mean - q * se_obs,
+                             "obs_ci_upper": mean + q * se_obs}, index=index)
+
+    def _param_var(self, Xf, Z):
+        """Variance of the predicted means from the estimates of beta and of the
+        random-effects factor L: ``J C J^T`` by rows, J the derivatives of the mean
+        ``x^T beta + z^T L A^{-1} L^T Z^T (y - X beta)`` in (beta, theta) (central
+        differences) and C their covariance from the observed information
+        (:func:`~mtltransfer.solvers.shared_multilevel.cov_mean_params`)."""
+        p = self._p
+        if "_pc" not in p.__dict__:
+            p.__dict__["_pc"] = sml.cov_mean_params(p.model.group_stats(), p._solver)
+        par, C, npar, k, sub = p.__dict__["_pc"]
+        ex = p._solver.extra
+        cols = ex.get("cols")
+        Zc = Z if cols is None else Z[:, cols]
+        Zr = self._Zr if cols is None else self._Zr[:, cols]
+        st = p.model.group_stats()
+
+        def mean(x):
+            beta = x[:npar] * st.sy / st.Dx
+            L = sml._unpack(x[npar:], sub.q, k) / sub.Dz[:, None]
+            ZL = Zr @ L
+            A = ZL.T @ ZL + np.eye(k)
+            u = L @ np.linalg.solve(A, ZL.T @ (self._y - self._Xr @ beta))
+            return Xf @ beta + Zc @ u
+
+        J = np.empty((Xf.shape[0], len(par)))
+        for j in range(len(par)):
+            h = 1e-6 * max(1.0, abs(par[j]))
+            e = np.zeros(len(par))
+            e[j] = h
+            J[:, j] = (mean(par + e) - mean(par - e)) / (2 * h)
+        return np.einsum("ip,pr,ir->i", J, C, J)
+
+    def predict(self, exog, exog_re=None, transform=True):
+        p = self._p
+        Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
+        return pd.Series(Xf @ p._beta + Z @ self._u, index=index)
+
+
+def multilevel_from_formula(formula, data, groups, re_formula, *, missing="raise",
+                            eval_env=0):
+    """:class:`MultilevelRepresentation` from two formulas (see
+    :meth:`SharedRepresentation.from_formula`)."""
+    import patsy
+
+    if not isinstance(re_formula, str):
+        raise TypeError(f"re_formula must be a str such as '~ x1 + x2'; got "
+                        f"{type(re_formula).__name__}")
+    if isinstance(groups, str):
+        if groups not in data.columns:
+            raise ValueError(f"groups={groups!r} is not a column of data")
+        gname, groups = groups, data[groups]
+    else:
+        if isinstance(groups, pd.Series):
+            design.check_aligned(("data", data), ("groups", groups))
+        gname = groups.name if isinstance(groups, pd.Series) else None
+    env = patsy.EvalEnvironment.capture(eval_env + 2).with_outer_namespace(
+        {"np": np, "numpy": np})
+    md = design.from_formula(formula, data, missing=missing, max_endog=1, eval_env=env)
+    kept = md.extra["kept"]
+    rhs = re_formula.split("~", 1)[-1]
+    work = data.set_axis(pd.RangeIndex(len(data)), axis=0)
+    try:
+        Zf = patsy.dmatrix(rhs, work, eval_env=env, NA_action=patsy.NAAction(NA_types=[]),
+                           return_type="dataframe")
+    except (patsy.PatsyError, NameError) as err:
+        raise ValueError(f"cannot evaluate re_formula {re_formula!r}: "
+                         f"{str(err).splitlines()[0]}") from None
+    Z = Zf.to_numpy(dtype=float)
+    bad = ~np.isfinite(Z).all(1) & kept
+    if bad.any():
+        if missing != "drop":
+            raise ValueError(f"data has missing values in re_formula's columns in "
+                             f"{int(bad.sum())} row(s); pass missing='drop'")
+        raise ValueError("rows with missing values only in re_formula's columns are not "
+                         "supported: drop them from data first")
+    labels = np.asarray(groups)
+    if len(labels) != len(data):
+        raise ValueError(f"groups must have one label per row of data ({len(data)}); "
+                         f"got {len(labels)}")
+    return MultilevelRepresentation(md, groups=labels[kept], missing=missing,
+                                    _re=(Z[kept], list(Zf.columns), Zf.design_info,
+                                         gname))
