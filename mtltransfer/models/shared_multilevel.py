@@ -331,6 +331,10 @@ class MultilevelResults(Results):
     llf, aic, bic, converged, n_iter
     """
 
+    #: not yet writable by :func:`mtltransfer.save` (its random part's patsy design is
+    #: not held in the data-only format); save() says so by the class's name
+    _saveable = False
+
     def __init__(self, model, sol, k, how, table):
         super().__init__(model, solver=sol)
         #: the random part's rank, and its structure: "rank k" or "intercept" (the
