@@ -201,7 +201,8 @@ def reduced_rank_ridge_cvx(Sxx, Sxy, Syy, rank, ridge, **solver_opts):
     """
     C_R, _ = ridge_cvx(Sxx, Sxy, Syy, ridge)
     M = C_R.T @ (Sxx + ridge * np.eye(Sxx.shape[0])) @ C_R
-    V_r = top_subspace_cvx((M + M.T) / 2, rank, **solver_opts)
+    M = (M + M.T) / (2 * max(float(np.abs(M).max()), np.finfo(float).tiny))  # unit scale
+    V_r = top_subspace_cvx(M, rank, **solver_opts)
     C = C_R @ V_r @ V_r.T
     return C, float(quadratic_loss(Sxx, Sxy, Syy, C) + 0.5 * ridge * np.sum(C * C))
 
