@@ -375,3 +375,32 @@ def test_bad_input_is_named(sim, two):
         mod.fit(lam_pool=0.1, lam_delta=np.inf)
     with pytest.raises(ValueError, match="n_folds"):
         mod.fit(n_folds=1)
+
+
+def test_reduced_rank_ridge_on_dask_equals_the_in_memory_fit(sim):
+    import dask.dataframe as dd
+
+    xn, yn = [f"x{j}" for j in range(12)], [f"Y{j}" for j in range(6)]
+    df = pd.concat([pd.DataFrame(sim.X, columns=xn), pd.DataFrame(sim.Y, columns=yn)],
+                   axis=1)
+    formula = " + ".join(yn) + " ~ " + " + ".join(xn)
+    src = pd.DataFrame(sim.C0, index=xn, columns=yn)
+    for kwargs in ({}, {"source": src}):
+        on_dask = mt.ReducedRankRidge.from_formula(
+            formula, dd.from_pandas(df, npartitions=3), **kwargs).fit()
+        in_memory = mt.ReducedRankRidge.from_formula(formula, df, folds="hash",
+                                                     **kwargs).fit()
+        assert on_dask.rank == in_memory.rank
+        assert on_dask.ridge == pytest.approx(in_memory.ridge, rel=1e-12)   # same grid point
+        assert on_dask.hyperparameters.get("subspace_rank") == \
+            in_memory.hyperparameters.get("subspace_rank")
+        np.testing.assert_allclose(on_dask.params, in_memory.params, rtol=1e-8,
+                                   atol=1e-10)
+        pd.testing.assert_frame_equal(on_dask.tuning["cv"], in_memory.tuning["cv"],
+                                      rtol=1e-8)
+        # rank 2 at ridge 0: the reduced-rank fit from the statistics' pseudo-rows
+        a = mt.ReducedRankRidge.from_formula(formula, dd.from_pandas(df, npartitions=3),
+                                             **kwargs).fit(rank=2, ridge=0.0)
+        b = mt.ReducedRankRidge.from_formula(formula, df, folds="hash", **kwargs).fit(
+            rank=2, ridge=0.0)
+        np.testing.assert_allclose(a.params, b.params, rtol=1e-8, atol=1e-10)

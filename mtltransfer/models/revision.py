@@ -366,7 +366,7 @@ def _path_cv(moments, losses, lams, tol, max_iter, patience=3, verbose=None):
     """Cross-validated nuclear-norm path, all folds in lockstep.
 
     ``moments[k]`` are fold k's training moments of a nuclear-norm problem in D and
-    ``losses[k](D)`` its held-out error per row (weighted by ``weights``). Each solve
+    ``losses[k](D)`` its share of the held-out error (rows weighted). Each solve
     starts from the first-order extrapolation of the fold's path (as NuclearNorm's CV);
     the path stops once the mean error has risen for ``patience`` consecutive lams.
 
