@@ -287,7 +287,9 @@ def test_formula_source_data_dask_and_results_api(two, tmp_path):
     np.testing.assert_allclose(res.predict(new).to_numpy(),
                                res.params.to_numpy().T.dot(Xd[:7].T).T +
                                res.intercept.to_numpy())
-    assert "Two-stage nuclear-norm transfer" in res.summary().as_text()
+    text = res.summary().as_text()
+    assert "Two-stage nuclear-norm transfer" in text
+    assert f"Source rows: {len(src)}" in " ".join(text.split())
     res.save(tmp_path / "two.mtl")
     back = mt.load(tmp_path / "two.mtl")
     pd.testing.assert_frame_equal(back.predict(new), res.predict(new))

@@ -417,6 +417,11 @@ class TwoStageTransferResults(PenalizedResults):
         return pd.DataFrame(self._pooled, index=self.model.exog_names,
                             columns=self.model.endog_names)
 
+    def _summary_rows(self):
+        left, right = super()._summary_rows()
+        left.append(("Source rows:", self.model.source_nobs))
+        return left, right
+
     @property
     def contrast_params(self):
         """The stage-2 correction Delta = params - W (DataFrame p x q)."""
