@@ -137,6 +137,10 @@ def test_cv_table_is_the_folds_held_out_error(sim):
         errs.append(validation_loss(f, t, Uu @ CR @ Vr @ Vr.T @ Vv.T, center=mod.center))
         sizes.append(f.n)
     assert row.cv_mean == pytest.approx(np.dot(sizes, errs) / np.sum(sizes), rel=1e-8)
+    given = mod.fit(rank=2)              # the rank given, the rest cross-validated
+    assert given.chosen_by == {"rank": "given", "ridge": "5-fold CV",
+                               "subspace_rank": "5-fold CV"}
+    assert set(given.tuning["cv"]["rank"]) == {2}
     # rank by CV: ranks 1..min(p, q) compete
     rc = mt.ReducedRankRidge(sim.Y, sim.X).fit(rank_method="cv")
     assert set(rc.tuning["cv"]["rank"]) == set(range(1, 7))

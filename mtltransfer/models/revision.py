@@ -204,7 +204,9 @@ class ReducedRankRidge(MultiResponseModel):
         pair = None if subspace_rank is None else _subspace_pair(subspace_rank, rank, p, q)
         if ridge is None or ridge > 0:
             warn_penalty_scale(self)
-        how, tuning = {}, {}
+        how = {name: "given" for name, value in (("rank", rank), ("ridge", ridge),
+                                                 ("subspace_rank", pair)) if value is not None}
+        tuning = {}
         cap = None if self.source is None else max(self.source_rank, 1)
         guide = rank
         if rank is None and (rank_method == "rsc" or (self.source is not None and
