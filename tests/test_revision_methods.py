@@ -410,3 +410,27 @@ def test_reduced_rank_ridge_on_dask_equals_the_in_memory_fit(sim):
         b = mt.ReducedRankRidge.from_formula(formula, df, folds="hash", **kwargs).fit(
             rank=2, ridge=0.0)
         np.testing.assert_allclose(a.params, b.params, rtol=1e-8, atol=1e-10)
+
+
+def test_singular_value_thresholding_survives_a_gesdd_failure(monkeypatch):
+    """LAPACK's gesdd failed to converge on a finite 300 x 200 iterate of the two-stage CV
+    path (Model-III); svt then uses gesvd and returns the same thresholding."""
+    from scipy import linalg
+
+    from mtltransfer.solvers import prox
+
+    Z = np.random.default_rng(0).standard_normal((30, 20))
+    want, s_want = prox.svt(Z, 1.5)
+    real_svd, drivers = linalg.svd, []
+
+    def failing_gesdd(a, *args, lapack_driver="gesdd", **kwargs):
+        drivers.append(lapack_driver)
+        if lapack_driver == "gesdd":
+            raise linalg.LinAlgError("SVD did not converge")
+        return real_svd(a, *args, lapack_driver=lapack_driver, **kwargs)
+
+    monkeypatch.setattr(prox.linalg, "svd", failing_gesdd)
+    got, s_got = prox.svt(Z, 1.5)
+    assert drivers == ["gesdd", "gesvd"]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    np.testing.assert_allclose(s_got, s_want, atol=1e-12)
