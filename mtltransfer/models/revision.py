@@ -432,7 +432,7 @@ class TwoStageTransferResults(PenalizedResults):
 
 
 class TwoStageTransfer(MultiResponseModel):
-    """Two-stage nuclear-norm transfer from a source study's rows.
+    """Two-stage nuclear-norm transfer from a source study's rows (Park et al.).
 
     Stage 1 fits W on the pooled source and target rows (each study centred by its own
     means when the model has an intercept), stage 2 a correction Delta on the target:
