@@ -30,6 +30,21 @@ Methods:
     Ridge         Ridge(Y, X).fit() (alpha by GCV)
     NuclearNorm   NuclearNorm(Y, X).fit() (lambda by 5-fold CV)
     source C0     the source matrix itself (no fit)
+    RRRidge       ReducedRankRidge(Y, X).fit(rank=5): reduced-rank ridge (rrpack's rrs.fit),
+                  given the rank as RRR is, the ridge by 5-fold CV on the revision's grid
+    SubspaceRRRidge
+                  ReducedRankRidge(Y, X, source=C0).fit(): the same inside the source's
+                  subspaces; rank by RSC, (d_u, d_v) and the ridge by 5-fold CV
+    TwoStage      TwoStageTransfer(Y, X, source_endog=Ys, source_exog=Xs).fit(): the
+                  two-stage nuclear-norm transfer, which needs the source's ROWS. The
+                  design has none (only C0 = C0* + sigma0 N(0, 1)); they are simulated
+                  here with the information SMART's C0 carries: rows of X_s ~ N(0, Sigma)
+                  (the target's design), Y_s = X_s C0* + 0.5 N(0, 1), and
+                  n_s = round(0.5^2 (Sigma^-1)_jj / sigma0^2) = round(0.4167 / sigma0^2)
+                  rows (least squares on them has entrywise noise sigma0, as C0 has;
+                  at least 2, at most N_SOURCE_MAX = 20,000, which sigma0 = 0 gets). The
+                  rows come from a separate stream (seed, 7): the other methods' data are
+                  unchanged.
 
 Metric: average Frobenius error ||C_hat - C*||_F / sqrt(pq). Tables show mean +- standard
 error over the seeds beside the published mean of the paper's figures and the ratio
@@ -109,7 +124,7 @@ SIGMA0S = [0.0, 0.01, 0.02, 0.05, 0.1, 0.5]
 TRUE_RANK, BASE_STRUCTURAL_RANK, BASE_SIGMA0 = 5, 10, 0.01
 METHODS = ["SMART fixed", "SMART tuned", "RRR", "SRRR", "SOFAR", "RSSVD", "Ridge",
            "NuclearNorm", "source C0", "RidgeToSource", "NuclearContrast", "SubspaceRRR",
-           "Mixture"]
+           "Mixture", "RRRidge", "SubspaceRRRidge", "TwoStage"]
 # rrpack's sparse reduced-rank comparators, given the rank as RRR is (their penalties tuned)
 SPARSE = {"SRRR": mt.SparseReducedRank, "SOFAR": mt.SOFAR, "RSSVD": mt.RSSVD}
 # the published means (Zhao, Kolar and Lv, v1): method -> column of the CSV
@@ -123,7 +138,26 @@ DEFAULT_PUBLISHED = next(
     os.path.join(_ROOT, "..", "shared", "paper", "smart_v1_published_means.csv"))
 # the source-aware transfer baselines (same source, no source rows), fully tuned
 TRANSFER = {"RidgeToSource": mt.RidgeToSource, "NuclearContrast": mt.NuclearContrast,
-            "SubspaceRRR": mt.SourceSubspaceRRR, "Mixture": mt.SourceMixture}
+            "SubspaceRRR": mt.SourceSubspaceRRR, "Mixture": mt.SourceMixture,
+            "SubspaceRRRidge": mt.ReducedRankRidge}
+#: the source rows of TwoStage (see the module docstring)
+N_SOURCE_MAX = 20000
+
+
+def source_rows(sim, sigma0, seed, sigma=0.5, rho=0.5):
+    """Source rows carrying the information of C0: X_s ~ N(0, Sigma), Y_s = X_s C0* +
+    sigma N(0, 1), n_s rows such that least squares on them has entrywise noise sigma0
+    (interior (Sigma^-1)_jj = (1 + rho^2) / (1 - rho^2) for Sigma_ij = rho^|i-j|)."""
+    p = sim.X.shape[1]
+    kappa = (1 + rho ** 2) / (1 - rho ** 2)
+    n_s = N_SOURCE_MAX if sigma0 == 0 else int(np.clip(round(sigma ** 2 * kappa /
+                                                              sigma0 ** 2), 2, N_SOURCE_MAX))
+    rng = np.random.default_rng([seed, 7])
+    idx = np.arange(p)
+    L = np.linalg.cholesky(rho ** np.abs(idx[:, None] - idx[None, :]))
+    Xs = rng.standard_normal((n_s, p)) @ L.T
+    Ys = Xs @ sim.C0_star + sigma * rng.standard_normal((n_s, sim.Y.shape[1]))
+    return Xs, Ys
 SMART_METHODS = ("SMART fixed", "SMART tuned")
 EXPERIMENTS = {1: ("n", "sample size n"), 2: ("rank", "rank given to the methods"),
                3: ("structural_rank", "structural rank r_u = r_v"),
@@ -165,8 +199,9 @@ def seed_of(rep, model):
 
 
 # -- one fit ---------------------------------------------------------------------------
-def fit_method(method, X, Y, C0, rank, srank, args):
-    """Fit one method; return (coef, info dict). Convergence warnings are counted."""
+def fit_method(method, X, Y, C0, rank, srank, args, source=None):
+    """Fit one method; return (coef, info dict). Convergence warnings are counted.
+    ``source``: the (X_s, Y_s) rows of TwoStage."""
     kw = {"intercept": args.intercept}
     info = {}
     with warnings.catch_warnings(record=True) as caught:
@@ -185,6 +220,11 @@ def fit_method(method, X, Y, C0, rank, srank, args):
             res = mt.NuclearNorm(Y, X, **kw).fit()
         elif method == "source C0":
             res = None
+        elif method == "RRRidge":
+            res = mt.ReducedRankRidge(Y, X, **kw).fit(rank=rank)
+        elif method == "TwoStage":
+            res = mt.TwoStageTransfer(Y, X, source_endog=source[1], source_exog=source[0],
+                                      **kw).fit()
         elif method in TRANSFER:
             res = TRANSFER[method](Y, X, source=C0, **kw).fit()
         elif method in SPARSE:
@@ -225,6 +265,13 @@ def fit_method(method, X, Y, C0, rank, srank, args):
         info["lam_u"] = float(res.lam)
     elif method in ("SubspaceRRR", "Mixture"):
         info["rank_used"] = int(res.rank)
+    elif method in ("RRRidge", "SubspaceRRRidge"):
+        info["rank_used"] = int(res.rank)
+        info["lam_u"] = float(res.ridge)
+    elif method == "TwoStage":
+        info["rank_used"] = int(res.rank)
+        info["lam_u"], info["lam_v"] = float(res.lam_pool), float(res.lam_delta)
+        info["n_source"] = int(res.model.source_nobs)
     elif method in SPARSE:
         info["rank_used"] = int(res.hyperparameters.get("fitted_rank", res.rank))
     return res.coef, info
@@ -237,7 +284,7 @@ def _digest(*arrays):
     return h.hexdigest()
 
 
-def cache_key(method, rank, srank, X, Y, C, C0):
+def cache_key(method, rank, srank, X, Y, C, C0, source=None):
     """What a method's fit and its error depend on: the method's configuration and a
     fingerprint of the arrays it reads. Equal keys mean the same fit on the same data, so
     reuse is correct whatever the seeding."""
@@ -247,7 +294,9 @@ def cache_key(method, rank, srank, X, Y, C, C0):
         return (method, _digest(X, Y, C, C0))
     if method == "source C0":
         return (method, _digest(C, C0))
-    if method == "RRR" or method in SPARSE:
+    if method == "TwoStage":
+        return (method, _digest(X, Y, C, *source))
+    if method in ("RRR", "RRRidge") or method in SPARSE:
         return (method, rank, _digest(X, Y, C))
     return (method, _digest(X, Y, C))  # Ridge, NuclearNorm: target data only
 
@@ -264,12 +313,14 @@ def run(exp, model, args, cache, errors_seen):
             sim = mt.datasets.simulate_smart(n, p, q, rank=TRUE_RANK, source_rank=10,
                                              sigma0=sigma0, sigma=0.5, random_state=seed)
             X, Y, C, C0 = sim
+            source = source_rows(sim, sigma0, seed) if "TwoStage" in args.methods else None
             for method in args.methods:
-                key = cache_key(method, rank, srank, X, Y, C, C0)
+                key = cache_key(method, rank, srank, X, Y, C, C0, source)
                 cached = key in cache
                 if not cached:
                     try:
-                        coef, info = fit_method(method, X, Y, C0, rank, srank, args)
+                        coef, info = fit_method(method, X, Y, C0, rank, srank, args,
+                                                source)
                         info["error"] = float(np.linalg.norm(coef - C) / np.sqrt(p * q))
                     except Exception as exc:  # keep the study going; report the failure
                         info = {"error": np.nan, "time": np.nan, "cpu": np.nan,

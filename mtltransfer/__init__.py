@@ -24,6 +24,8 @@ from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentati
 from .models.smart import SMART, SMARTResults
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank
+from .models.revision import ReducedRankRidge
+from .models.revision import TwoStageTransfer
 from . import datasets
 from .screening import MarginalScreening
 
@@ -31,6 +33,8 @@ __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentatio
            "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
            "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
            "SparseReducedRank", "SOFAR", "RSSVD",
+           "ReducedRankRidge",
+           "TwoStageTransfer",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
            "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning",
            "MarginalScreening"]

@@ -557,6 +557,17 @@ _TWINS = {OLS: DaskOLS, Ridge: DaskRidge, ReducedRank: DaskReducedRank,
           NuclearNorm: DaskNuclearNorm, SMART: DaskSMART}
 
 
+from .models.revision import ReducedRankRidge  # noqa: E402  (beside its twin)
+
+
+class DaskReducedRankRidge(StatsModel, ReducedRankRidge):
+    """:class:`~mtltransfer.ReducedRankRidge` fitted from the statistics of a Dask
+    DataFrame (its closed form and its cross-validation use the moments only)."""
+
+
+_TWINS[ReducedRankRidge] = DaskReducedRankRidge
+
+
 def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=None,
                     **kwargs):
     """``cls.from_formula(formula, ddf, ...)`` for a Dask DataFrame ``ddf``.

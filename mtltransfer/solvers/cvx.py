@@ -191,6 +191,22 @@ def reduced_rank_cvx(Sxx, Sxy, Syy, rank, **solver_opts):
     return C, float(quadratic_loss(Sxx, Sxy, Syy, C))
 
 
+def reduced_rank_ridge_cvx(Sxx, Sxy, Syy, rank, ridge, **solver_opts):
+    """Reduced-rank ridge through two convex programs (the rank constraint itself is not
+    convex): 1. the convex ridge step ``C_R`` (:func:`ridge_cvx`); 2. the top-r eigenspace
+    V_r of the augmented fitted values' Gram matrix ``C_R^T (Sxx + ridge I) C_R`` by the
+    Fantope program (:func:`top_subspace_cvx`); then ``C = C_R V_r V_r^T`` (see
+    :mod:`mtltransfer.solvers.rrridge`). Returns ``(C, objective)`` with the objective
+    ``(1/2n)||Y - XC||_F^2 + (ridge/2)||C||_F^2``.
+    """
+    C_R, _ = ridge_cvx(Sxx, Sxy, Syy, ridge)
+    M = C_R.T @ (Sxx + ridge * np.eye(Sxx.shape[0])) @ C_R
+    M = (M + M.T) / (2 * max(float(np.abs(M).max()), np.finfo(float).tiny))  # unit scale
+    V_r = top_subspace_cvx(M, rank, **solver_opts)
+    C = C_R @ V_r @ V_r.T
+    return C, float(quadratic_loss(Sxx, Sxy, Syy, C) + 0.5 * ridge * np.sum(C * C))
+
+
 def nuclear_norm_cvx_path(Sxx, Sxy, Syy, lams, C0=None, **solver_opts):
     """Nuclear-norm regression along a grid: ``min (1/2n)||Y - XC||_F^2 + lam ||C - C0||_*``
     for each lam, one CVXPY problem with lam a ``cp.Parameter`` (compiled once).

@@ -23,7 +23,12 @@ def svt(Z, t):
     s : ndarray
         The thresholded singular values (zeros included).
     """
-    U, s, Vt = linalg.svd(Z, full_matrices=False, check_finite=False)
+    try:
+        U, s, Vt = linalg.svd(Z, full_matrices=False, check_finite=False)
+    except linalg.LinAlgError:
+        # LAPACK's divide and conquer (gesdd) fails to converge on rare finite matrices
+        # (a 300 x 200 iterate of TwoStageTransfer's CV path); gesvd does not
+        U, s, Vt = linalg.svd(Z, full_matrices=False, lapack_driver="gesvd")
     s = np.maximum(s - t, 0.0)
     k = int(np.count_nonzero(s))
     return (U[:, :k] * s[:k]) @ Vt[:k], s
