@@ -1097,5 +1097,5 @@ def _predict_shared_partition(part, results, transform):
     return results.predict(part, transform).astype(float)
 
 
-register_front_end("dask", model_from_dask=model_from_dask,
+register_front_end("dask", model_from_dask=model_from_dask, formula_stats=formula_stats,
                    predict_partitions=predict_partitions, shared_from_dask=shared_from_dask)

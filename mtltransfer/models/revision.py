@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import linalg
 
 from .. import design
+from .._validation import front_end
 from ..gram import SufficientStats, offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
@@ -576,9 +577,7 @@ class TwoStageTransfer(MultiResponseModel):
         """The source's statistics from a Dask DataFrame: the target's design (its
         formula and categories) built in every partition (:func:`mtltransfer.dask.
         formula_stats`, one fold)."""
-        from ..dask import _require_dask, formula_stats
-
-        _require_dask()
+        formula_stats = front_end("dask", "formula_stats")
         template = self.data.data_template
         lacking = [c for c in template.columns if c not in ddf.columns]
         if lacking:
