@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -101,7 +100,6 @@ def run_demo(quiet=False, out=None):
 def run_demo_shared(quiet=False, out=None):
     """Many tasks sharing a representation, then a new task with few rows (adapt)."""
     import mtltransfer as mt
-    from .exceptions import GridEdgeWarning
 
     out = sys.stdout if out is None else out
     say = _Progress(quiet)
@@ -136,11 +134,7 @@ def run_demo_shared(quiet=False, out=None):
                                  ("adapt (shrink='auto')", "auto")):
                 pred = res.adapt(fit_rows, shrink=shrink).predict(test_rows).to_numpy()
                 mse[name].append(np.mean((truth - pred) ** 2))
-            with warnings.catch_warnings():
-                # on a few rows GCV often shrinks every slope away (the top of its grid,
-                # which Ridge reports); the table below shows what that costs
-                warnings.simplefilter("ignore", GridEdgeWarning)
-                ridge = mt.Ridge.from_formula(formula, fit_rows).fit()
+            ridge = mt.Ridge.from_formula(formula, fit_rows).fit()
             mse["Ridge on the new task alone"].append(
                 np.mean((truth - ridge.predict(test_rows).to_numpy()[:, 0]) ** 2))
         rows.append({"rows of the new task": n_new,
