@@ -53,7 +53,7 @@ def test_nuclear_norm_zero_fit_has_rank_zero_and_no_slope_df():
     assert tuned.hyperparameters["lam"] == pytest.approx(lam_max, rel=1e-12)
 
 
-def test_nuclear_norm_lower_edge_and_ridge_upper_edge_warn():
+def test_nuclear_norm_lower_edge_warns():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 6))
     Y = X @ rng.standard_normal((6, 4)) + 0.01 * rng.standard_normal((200, 4))
@@ -62,21 +62,21 @@ def test_nuclear_norm_lower_edge_and_ridge_upper_edge_warn():
         res = mt.NuclearNorm(Y, X).fit()
     grid = res.tuning["lam_cv"]["lam"]
     assert res.hyperparameters["lam"] == pytest.approx(grid.iloc[0] * 1e-3, rel=1e-9)
-    X, Y = _noise()
-    with pytest.warns(GridEdgeWarning, match=r"Ridge: alpha = .* upper edge .* GCV prefers "
-                      r"shrinking every slope"):
-        res = mt.Ridge(Y, X).fit()
-    assert res.hyperparameters["alpha"] == pytest.approx(res.tuning["gcv"]["alpha"].max())
 
 
 def test_natural_boundaries_do_not_warn():
-    """The target-only fit (SourceMixture w = 0 for a misleading source) and SMART's
+    """Ridge's GCV grid, the target-only fit (SourceMixture w = 0 for a misleading source)
+    and SMART's
     grids (lam path from lam_max to 0, structural ranks from r to (p, q)) end at the
     parameters' own boundaries: nothing beyond them, no warning."""
     sim = mt.datasets.simulate_smart(60, 8, 4, rank=2, source_rank=3, sigma0=0.0,
                                      sigma=0.5, random_state=3)
+    X, Y = _noise()
     with warnings.catch_warnings():
         warnings.simplefilter("error", GridEdgeWarning)
+        # Ridge at the top of its GCV grid: every slope shrunk by >= 99% (natural)
+        ridge = mt.Ridge(Y, X).fit()
+        assert ridge.hyperparameters["alpha"] == ridge.tuning["gcv"]["alpha"].max()
         far = mt.SourceMixture(sim.Y, sim.X, source=-5 * sim.C).fit(rank=2)
         assert far.hyperparameters["weight"] == 0.0
         res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit()

@@ -287,13 +287,11 @@ class Ridge(MultiResponseModel):
             if trace is not None:
                 tuning["gcv"] = pd.DataFrame(trace)
                 from ..selection import warn_grid_edge
-                # the grid's small end is least squares to 1e-6; its large end is the
-                # offset (the source) to 1%, or, without one, slopes shrunk to ~0
+                # both ends are natural: the small end is least squares to 1e-6, the large
+                # end (100 lambda_max(Sxx)) shrinks every slope (towards the offset) by
+                # >= 99%, so no alpha beyond either changes the fit by more than 1%
                 warn_grid_edge(type(self).__name__, "alpha", alpha, trace["alpha"],
-                               low=True, high=True if C0 is not None else (
-                                   "GCV prefers shrinking every slope to (nearly) zero: "
-                                   "by this criterion the predictors carry no linear "
-                                   "signal beyond the intercept"))
+                               low=True, high=True)
         if backend == "cvxpy":
             from ..solvers.cvx import ridge_cvx
             C, _ = ridge_cvx(*self.moments(), alpha, C0=C0)

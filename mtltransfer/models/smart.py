@@ -231,8 +231,8 @@ class SMARTResults(PenalizedResults):
 
     def default_bootstrap_method(self):
         """``"residual"``: the design kept, responses redrawn from the fitted values and
-        the resampled (unbiased-scale) residuals, and, through ``source_sd=None``, the
-        source redrawn about the observed one with its estimated standard error.
+        the resampled (unbiased-scale) residuals, and the source redrawn from its
+        sampling distribution (a results source; see :mod:`mtltransfer.bootstrap`).
 
         The source's redraw is what makes the intervals honest: SMART shrinks towards the
         observed source subspaces, so its error carries the source's error as a bias that
