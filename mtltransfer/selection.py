@@ -219,7 +219,7 @@ def _lambda_pairs(lams, tied):
 #: iteration cap of one fit along a lambda path (the chosen fit is then polished)
 _PATH_MAX_ITER = 100
 #: iteration cap of the fits of a path after the BIC bound showed none of them can win
-_DOMINATED_MAX_ITER = 3
+_DOMINATED_MAX_ITER = 1
 
 
 def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,

@@ -290,6 +290,9 @@ class AdmmParams:
         point) or Rayleigh-Ritz subspace steps
         (:func:`~mtltransfer.solvers.stiefel.subspace_quadratic`, one product of G with
         at most 2r columns per step).
+    first_steps : int or None
+        Polar steps of the U- and V-steps of the first iteration, which has no inner
+        tolerance yet (None: ``inner_steps``); ``smart_admm`` takes 5 for a warm start.
     """
 
     r_u: int
@@ -304,6 +307,7 @@ class AdmmParams:
     d_step: Callable = closed_form_d
     omega_step: Callable = _soft_threshold_step
     u_step: str = "mm"
+    first_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,21 @@ def _flip_columns(sign, *arrays):
     return tuple(M * sign for M in arrays)
 
 
+#: polar steps of the U- and V-steps of a warm start's first iteration (no inner
+#: tolerance yet; the start is next to its solution, and the iterations that follow
+#: solve the steps to a tolerance tied to the residuals): the fits of a lambda path and
+#: of the cross-validation spent a third of their polar steps in first iterations
+_MM_FIRST_STEPS = 5
+
+
+def _first_steps(params, inner_tol):
+    """Polar steps allowed in a U- or V-step: ``inner_steps``, at most
+    ``first_steps`` without an inner tolerance (a fit's first iteration)."""
+    if inner_tol > 0 or params.first_steps is None:
+        return params.inner_steps
+    return min(params.inner_steps, params.first_steps)
+
+
 def admm_step(problem, state, params, *, inner_tol=0.0):
     """One ADMM iteration, steps 1-5 of the module docstring, without side effects.
 
@@ -399,12 +418,14 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
         A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
                                      state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
                                      L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
-                                     max_steps=params.inner_steps, step0=state.t_u)
+                                     max_steps=_first_steps(params, inner_tol),
+                                     step0=state.t_u)
     # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
     HtA = H.T @ A
     exact_v = r_v in (0, problem.q)
     B, _, info_v = mm_quadratic(state.B, HtA * d, rho, r_v, state.Omega_v - state.Z_v,
-                                tol=inner_tol, max_steps=1 if exact_v else params.inner_steps)
+                                tol=inner_tol,
+                                max_steps=1 if exact_v else _first_steps(params, inner_tol))
     # 3. d-step: d_j = c_j / g_j, c_j = [A^T H B]_jj, g_j = [A^T G A]_jj; a negative d_j
     # flips column j of B, Omega_v and Z_v (a symmetry of the augmented Lagrangian)
     c = np.einsum("ij,ij->j", HtA, B)
@@ -754,7 +775,8 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     params = AdmmParams(r_u=r_u, r_v=r_v, lam_u=lam_u, lam_v=lam_v, tol=tol,
                         inner_steps=inner_steps, mu=mu, tau=tau, adapt_rho=adapt_rho,
                         d_step=d_step, omega_step=omega_step,
-                        u_step=_resolve_u_step(u_step, prob.p, rank))
+                        u_step=_resolve_u_step(u_step, prob.p, rank),
+                        first_steps=None if init is None else _MM_FIRST_STEPS)
     with _iteration_threads(prob.p, rank):
         state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
                                                  accelerate=bool(accelerate),
