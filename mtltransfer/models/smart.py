@@ -39,6 +39,11 @@ def _pair(name, value, caster):
     return (caster(name, a), caster(name, b))
 
 
+#: stationarity tolerance of the bootstrap replicates' fits (at least; see
+#: SMARTResults.warm_start_kwargs)
+_BOOTSTRAP_TOL = 1e-4
+
+
 class SMART(SourceModel):
     """Spectral transfer regression (SMART).
 
@@ -245,10 +250,17 @@ class SMARTResults(PenalizedResults):
         return "residual"
 
     def warm_start_kwargs(self):
-        # none: SMART's deterministic start (the better of two exact reduced-rank fits) is
-        # closer to a replicate's solution than the full-data state with its duals and
-        # rho (Model-I: 8 ADMM iterations against 240)
-        return {}
+        """The replicates' solver options: SMART's own deterministic start (the better
+        of two exact reduced-rank fits is closer to a replicate's solution than the
+        full-data state with its duals and rho; Model-I: 8 ADMM iterations against 240),
+        and the stationarity certificate at ``tol = max(tol, 1e-4)``.
+
+        A replicate is a draw: at Model-I (fixed ranks (8, 8) and (5, 5), 3 data sets)
+        its coefficients at ``tol = 1e-4`` are within 0.04-0.45% (relative Frobenius) of
+        the fit at ``1e-6``, against a 4-15% estimation error, so the bootstrap spread is
+        unchanged, for 2.5-6 times fewer ADMM iterations.
+        """
+        return {"tol": max(float(self.state.get("tol", 1e-6)), _BOOTSTRAP_TOL)}
 
     def bootstrap_extra(self, rep):
         """Principal angles (degrees) of a replicate to the source subspaces."""
