@@ -27,9 +27,15 @@ the n x p rows when they are used), the cost of one product with r columns: ever
 iteration of any method working from Sxx needs at least that. The U-step makes one
 product with at most 2r columns per subspace step (a single pass, at little more cost).
 
-5. **Bootstrap** (``--parts bootstrap``): ``res.bootstrap(200)`` of the tuned Model-I fit
-   (sigma0 = 0.01), tuning fixed, residual and pairs resampling: seconds and the
-   replicates' median ADMM iterations.
+5. **Bootstrap** (``--parts bootstrap``): the fully tuned fit and the fixed-rank path
+   fit at Model-I (CPU seconds per seed), then ``res.bootstrap(200)`` of the tuned
+   Model-I fit (sigma0 = 0.01): residual and pairs resampling with the tuning fixed, and
+   pairs with ``refit_tuning=True``: seconds and the median ADMM iterations.
+
+6. **Misspecified ranks** (``--parts misspecified``): fixed ranks with the lambda path
+   at Model-I and Model-II over r in {3, 5, 7} and r_u = r_v in {7, 10, 13} around the
+   truth (5, 10), and r = 11 > r_u = 10: ADMM iterations against the well-specified
+   cell, convergence, CPU seconds and error.
 
 Each part can be run alone (``--parts p,n,tuning,large,bootstrap``; the default runs p, n
 and tuning, about 10 minutes of CPU at the default sizes; ``large`` adds several
@@ -157,10 +163,37 @@ def tuning_table(reps):
     return df, df.groupby("sigma0")[["wall", "cpu", "error", "RRR error", "ratio"]].median()
 
 
-def bootstrap_table(n_boot=200):
+def speed_table(seeds=(0, 1, 2, 3, 4), reps=3):
+    """The fully tuned ``SMART.fit()`` and the fixed-rank fit with its lambda path
+    (r = 5, r_u = r_v = 10) at Model-I n = 200 (sigma0 = 0.01): CPU seconds (one BLAS
+    thread; the best of ``reps`` runs, the machine being shared), per seed."""
+    rows = []
+    for seed in seeds:
+        X, Y, C, C0 = mt.datasets.simulate_smart(200, 100, 50, rank=5, source_rank=10,
+                                                 sigma0=0.01, random_state=seed)
+        mod = mt.SMART(Y, X, source=C0, intercept=False)
+        t_tuned, t_path = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(reps):
+                with Clock() as t:
+                    res = mod.fit()
+                t_tuned.append(t.cpu)
+                with Clock() as t:
+                    fix = mod.fit(rank=5, structural_rank=10)
+                t_path.append(t.cpu)
+        rows.append({"seed": seed, "tuned cpu": min(t_tuned),
+                     "tuned (r_u, r_v)": res.structural_rank,
+                     "tuned converged": res.converged,
+                     "path cpu": min(t_path), "path converged": fix.converged})
+    return pd.DataFrame(rows)
+
+
+def bootstrap_table(n_boot=200, refit=True):
     """``res.bootstrap(n_boot)`` of a tuned SMART fit at Model-I (p = 100, q = 50,
-    n = 200, sigma0 = 0.01), tuning fixed, residual (the default) and pairs resampling:
-    CPU seconds on one BLAS thread, with the replicates' median ADMM iterations."""
+    n = 200, sigma0 = 0.01), tuning fixed, residual (the default) and pairs resampling,
+    and (``refit``) pairs with ``refit_tuning=True``: CPU seconds on one BLAS thread, with
+    the replicates' median ADMM iterations (every ADMM run of a replicate counted)."""
     from mtltransfer.solvers import admm
 
     X, Y, C, C0 = mt.datasets.simulate_smart(200, 100, 50, rank=5, source_rank=10,
@@ -178,17 +211,48 @@ def bootstrap_table(n_boot=200):
     rows = []
     admm._run_admm = counting
     try:
-        for method in ("residual", "pairs"):
+        for method, retune in (("residual", False), ("pairs", False), ("pairs", True)):
+            if retune and not refit:
+                continue
             iters.clear()
             with Clock() as t:
-                boot = res.bootstrap(n_boot=n_boot, method=method, random_state=0)
-            rows.append({"method": method, "replicates": boot.n_boot, "wall": t.wall,
+                boot = res.bootstrap(n_boot=n_boot, method=method, random_state=0,
+                                     refit_tuning=retune)
+            rows.append({"method": method, "refit_tuning": retune,
+                         "replicates": boot.n_boot, "wall": t.wall,
                          "cpu": t.cpu, "per replicate ms": 1e3 * t.cpu / n_boot,
                          "median iterations": float(np.median(iters)),
                          "failed": boot.n_failed})
     finally:
         admm._run_admm = run
     return pd.DataFrame(rows)
+
+
+def misspecified_table(seed=0, ranks=(3, 5, 7), structural=(7, 10, 13)):
+    """Fixed ranks around the truth at Model-I and Model-II (rank-5 target in a rank-10
+    source, sigma0 = 0.01): ``SMART.fit(rank=r, structural_rank=s)`` (lambda by the BIC
+    path, the final fit certified) for r under/exact/over and r_u = r_v = s
+    under/exact/over, and r = 11 > r_u = 10. ADMM iterations (path and final fit), CPU
+    seconds, and the ratio of iterations to the well-specified cell (5, 10)."""
+    rows = []
+    for model, (n, p, q) in (("I", (200, 100, 50)), ("II", (300, 150, 100))):
+        X, Y, C, C0 = mt.datasets.simulate_smart(n, p, q, rank=5, source_rank=10,
+                                                 sigma0=0.01, random_state=seed)
+        mod = mt.SMART(Y, X, source=C0, intercept=False)
+        cells = [(r, s) for r in ranks for s in structural] + [(11, 10)]
+        for r, s in cells:
+            with Clock() as t, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = mod.fit(rank=r, structural_rank=s)
+            path = int(res.tuning["bic_path"]["n_iter"].sum())
+            err = float(np.linalg.norm(res.params.to_numpy() - C) / np.sqrt(C.size))
+            rows.append({"model": model, "r": r, "r_u = r_v": s, "path iters": path,
+                         "final iters": res.n_iter, "iterations": path + res.n_iter,
+                         "converged": res.converged, "cpu": t.cpu, "error": err})
+    df = pd.DataFrame(rows)
+    ref = df[(df["r"] == 5) & (df["r_u = r_v"] == 10)].set_index("model")["iterations"]
+    df["x well-specified"] = df["iterations"] / df["model"].map(ref)
+    return df
 
 
 def _ints(s):
@@ -206,7 +270,7 @@ def main(argv=None):
                     help="p in 100,200,500,1000; n in 500,1000,2000; 1 tuning draw")
     ap.add_argument("--skip-tuning", action="store_true")
     ap.add_argument("--parts", default="p,n,tuning",
-                    help="comma list of p, n, tuning, large, bootstrap")
+                    help="comma list of p, n, tuning, large, bootstrap, misspecified")
     ap.add_argument("--tuned", action="store_true",
                     help="with 'large': also the fully tuned fit at p = 2000")
     ap.add_argument("--threads", default="1")
@@ -243,9 +307,18 @@ def main(argv=None):
             print(pd.DataFrame([tuned_size(2000, 2000, 200)]).to_string(index=False),
                   flush=True)
     if "bootstrap" in parts:
-        print("\n== SMART bootstrap at Model-I (p = 100, q = 50, n = 200), 200 replicates, "
-              "tuning fixed ==")
+        print("\n== SMART at Model-I (p = 100, q = 50, n = 200): fully tuned fit and "
+              "fixed ranks (5, (10, 10)) with the lambda path, CPU s ==")
+        sp = speed_table()
+        print(sp.to_string(index=False), flush=True)
+        print("median: tuned {:.3f} s, fixed ranks + path {:.3f} s".format(
+            sp["tuned cpu"].median(), sp["path cpu"].median()), flush=True)
+        print("\n== SMART bootstrap at Model-I (p = 100, q = 50, n = 200), 200 replicates ==")
         print(bootstrap_table().to_string(index=False), flush=True)
+    if "misspecified" in parts:
+        print("\n== fixed ranks around the truth (rank 5, source rank 10): iterations "
+              "against the well-specified cell ==")
+        print(misspecified_table().to_string(index=False), flush=True)
     if "tuning" in parts:
         full, med = tuning_table(args.reps)
         print(f"\n== fully tuned SMART.fit() at Model-I n = 200, {args.reps} draw(s): "

@@ -23,7 +23,7 @@ from scipy import linalg
 
 from .exceptions import ConvergenceWarning, GridEdgeWarning, user_stacklevel
 from .gram import SufficientStats, kfold_stats, total_stats, validation_loss
-from .solvers._base import SolverResult, argmin_simplest, warn_not_converged
+from .solvers._base import SolverResult, argmin_simplest
 from .solvers.admm import _iteration_threads, smart_admm
 from .solvers.linear import ridge_gcv
 from .solvers.smart_problem import SmartProblem, source_rank, source_svd
@@ -273,7 +273,7 @@ def _lambda_pairs(lams, tied):
 #: iteration cap of one fit along a lambda path (the chosen fit is then polished)
 _PATH_MAX_ITER = 100
 #: iteration cap of the fits of a path after the BIC bound showed none of them can win
-_DOMINATED_MAX_ITER = 3
+_DOMINATED_MAX_ITER = 1
 
 
 def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
@@ -395,7 +395,7 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = smart_admm(None, None, None, None, rank, (r_u, r_v), (lu, lv),
-                             tol=max(tol, path_tol), init=init, **fit)
+                             tol=max(tol, path_tol), init=init, certify=False, **fit)
         init = res.extra
         rss = 2.0 * n * res.extra["data_term"]
         trace["lam_u"].append(lu)
@@ -431,7 +431,7 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
                              tol=max(tol, path_tol), init=results[best].extra,
-                             accelerate=True, **dict(fit, max_iter=max_iter))
+                             accelerate=True, certify=False, **dict(fit, max_iter=max_iter))
         rss = 2.0 * n * res.extra["data_term"]
         trace["bic"][best] = _bic(rss, res.extra["nnz"], n, q)
         trace["rss"][best] = float(rss)
@@ -507,7 +507,7 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 C = smart_admm(None, None, None, None, rank, srank, lam, tol=tol,
-                               max_iter=max_iter, problem=problem).coef
+                               max_iter=max_iter, problem=problem, certify=False).coef
             lu = float(np.atleast_1d(lam)[0])
         return float(validation_loss(fold, train, C, center=center)), float(lu)
 
@@ -802,15 +802,17 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
                solver_opts=solver_opts)
     if lam_pair is None:
         out = smart_lambda_path(None, None, None, n, None, rank, structural_rank,
-                                n_lam=n_lam, lam_ratio=lam_ratio, path_tol=path_tol, **fit)
-        lam_pair, result, bic_trace = out["lam"], out["result"], out["trace"]
+                                n_lam=n_lam, lam_ratio=lam_ratio, path_tol=path_tol,
+                                polish=False, **fit)
+        lam_pair, bic_trace = out["lam"], out["trace"]
         how["lam"] = "bic"
-        if not result.converged:
-            warn_not_converged("SMART ADMM (chosen lambda)", result.n_iter,
-                               result.extra["criterion"], tol)
     else:
-        result = smart_admm(None, None, None, None, rank, structural_rank, lam_pair, **fit)
         how["lam"] = "given"
+    # the final fit at the chosen settings is the fit of those settings given: the same
+    # deterministic start and certified stopping rule (smart_admm, which warns when it
+    # does not converge), so a refit at the tuned rank, structural ranks and lambda
+    # returns this fit
+    result = smart_admm(None, None, None, None, rank, structural_rank, lam_pair, **fit)
     return TuningResult(rank=int(rank), structural_rank=structural_rank,
                         lam=(float(lam_pair[0]), float(lam_pair[1])), how=how,
                         result=result, rank_info=rank_info, cv=cv_trace,

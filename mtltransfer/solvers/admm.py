@@ -92,6 +92,14 @@ accepted A and B, stop when
     r_dual <= tol * s_dual,   r_stat <= tol * s_dual,
     s_dual = 1 + max(||rho [Z_u, Z_v]||_F, ||grad of the data term||_F).
 
+These residuals are those of the step: the U-step's stationarity is measured before the
+V- and d-steps move B and d. So a step that passes them is then certified at its output
+state by :func:`stationarity` (the Riemannian gradients of the Lagrangian and of the
+subproblems, the d-gradient and the primal residuals, each at most ``tol`` times its
+scale, the gradients' scale having ``f(0) = tr(Syy)/2`` in place of the absolute 1); a
+state that fails continues with the U- and V-steps solved tighter, and ``converged`` is
+true only for a certified state (``certify=False``, used by the inexact fits of a lambda
+path or a cross-validation fold, stops on the residuals alone).
 At such a point the KKT conditions of SMART on the manifolds hold to O(tol):
 ``rho Z`` is a subgradient of the l1 penalty at ``Omega = A_low`` and the Riemannian gradient
 of ``f + <rho Z_u, A_low> + <rho Z_v, B_low>`` is small.
@@ -126,7 +134,7 @@ from .stiefel import mm_quadratic, polar, riemannian_gradient, subspace_quadrati
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
            "AdmmState", "AdmmParams", "StepResiduals", "admm_step", "balance_rho",
-           "smart_admm", "smart_objective", "smart_verify"]
+           "smart_admm", "smart_objective", "smart_verify", "stationarity"]
 
 # bounds of rho relative to the data curvature kappa = lambda_max(G) max d^2
 _RHO_MIN, _RHO_MAX = 1e-4, 10.0
@@ -141,6 +149,8 @@ _AA_GIVE_UP = 5
 _AA_PATIENCE = 30
 # plain iterations of a warm start before Anderson acceleration is switched on ("auto")
 _AA_WARM_START = 150
+#: polar steps per U- or V-step once a certificate failed (the steps are solved tighter)
+_CERT_INNER_STEPS = 100
 _HISTORY_KEYS = ("objective", "primal_residual", "dual_residual", "stationarity", "rho",
                  "inner_steps")
 
@@ -280,6 +290,9 @@ class AdmmParams:
         point) or Rayleigh-Ritz subspace steps
         (:func:`~mtltransfer.solvers.stiefel.subspace_quadratic`, one product of G with
         at most 2r columns per step).
+    first_steps : int or None
+        Polar steps of the U- and V-steps of the first iteration, which has no inner
+        tolerance yet (None: ``inner_steps``); ``smart_admm`` takes 5 for a warm start.
     """
 
     r_u: int
@@ -294,6 +307,7 @@ class AdmmParams:
     d_step: Callable = closed_form_d
     omega_step: Callable = _soft_threshold_step
     u_step: str = "mm"
+    first_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +371,21 @@ def _flip_columns(sign, *arrays):
     return tuple(M * sign for M in arrays)
 
 
+#: polar steps of the U- and V-steps of a warm start's first iteration (no inner
+#: tolerance yet; the start is next to its solution, and the iterations that follow
+#: solve the steps to a tolerance tied to the residuals): the fits of a lambda path and
+#: of the cross-validation spent a third of their polar steps in first iterations
+_MM_FIRST_STEPS = 5
+
+
+def _first_steps(params, inner_tol):
+    """Polar steps allowed in a U- or V-step: ``inner_steps``, at most
+    ``first_steps`` without an inner tolerance (a fit's first iteration)."""
+    if inner_tol > 0 or params.first_steps is None:
+        return params.inner_steps
+    return min(params.inner_steps, params.first_steps)
+
+
 def admm_step(problem, state, params, *, inner_tol=0.0):
     """One ADMM iteration, steps 1-5 of the module docstring, without side effects.
 
@@ -389,12 +418,14 @@ def admm_step(problem, state, params, *, inner_tol=0.0):
         A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
                                      state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
                                      L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
-                                     max_steps=params.inner_steps, step0=state.t_u)
+                                     max_steps=_first_steps(params, inner_tol),
+                                     step0=state.t_u)
     # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
     HtA = H.T @ A
     exact_v = r_v in (0, problem.q)
     B, _, info_v = mm_quadratic(state.B, HtA * d, rho, r_v, state.Omega_v - state.Z_v,
-                                tol=inner_tol, max_steps=1 if exact_v else params.inner_steps)
+                                tol=inner_tol,
+                                max_steps=1 if exact_v else _first_steps(params, inner_tol))
     # 3. d-step: d_j = c_j / g_j, c_j = [A^T H B]_jj, g_j = [A^T G A]_jj; a negative d_j
     # flips column j of B, Omega_v and Z_v (a symmetry of the augmented Lagrangian)
     c = np.einsum("ij,ij->j", HtA, B)
@@ -507,7 +538,7 @@ def _record(hist, res, it, verbose):
 
 
 def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbose,
-              aa_start=0):
+              aa_start=0, certify=True):
     """Iterate from ``state``; returns (state, history, converged, criterion).
 
     Plain ADMM, or (``accelerate``) the safeguarded Anderson rules of the module docstring:
@@ -522,14 +553,27 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
     state = _first_d_step(problem, state, params)
     aa = SafeguardedAnderson(aa_memory, _AA_REG, slack=_AA_SLACK, give_up=_AA_GIVE_UP,
                              patience=_AA_PATIENCE) if accelerate else None
-    inner_tol, converged, crit = 0.0, False, np.inf
+    inner_tol, converged, crit, tighten = 0.0, False, np.inf, False
     for it in range(max_iter):
         new, res = admm_step(problem, state, params, inner_tol=inner_tol)
         _record(hist, res, it, verbose)
         crit = res.criterion
-        if crit <= params.tol:
+        if crit <= params.tol and not certify:
             state, converged = new, True
             break
+        if crit <= params.tol:
+            # the residuals of the step pass; the certificate measures the whole state
+            # (the U-step's gradient was taken before the V- and d-steps moved B and d)
+            cert = stationarity(problem, new, params.r_u, params.r_v, tol=params.tol)
+            crit = max(crit, cert["criterion"])
+            if cert["passed"]:
+                state, converged = new, True
+                break
+            cert_scale = cert["scale"]
+            if not tighten:
+                tighten = True
+                params = replace(params, inner_steps=max(params.inner_steps,
+                                                         _CERT_INNER_STEPS))
         d_kappa, pair_usable = state.d, not res.flipped
         if aa is not None and aa.active and it >= aa_start:
             if res.flipped:
@@ -538,6 +582,8 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
             if restored:        # the plain iterate T(x_{k-1}) replaces the rejected step
                 d_kappa, pair_usable, crit = new.d, False, res.criterion
         inner_tol = res.inner_tolerance(params.tol)
+        if tighten:                     # a failed certificate: solve the steps tighter
+            inner_tol = min(inner_tol, 0.1 * params.tol * cert_scale)
         balanced = balance_rho(new, res, problem.curvature(d_kappa), params)
         if aa is not None and aa.active and it >= aa_start:
             if balanced.rho != new.rho:
@@ -638,7 +684,7 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
                rho=1.0, tol=1e-6, max_iter=2000, init=None, backend="fast", svd0=None,
                inner_steps=20, mu=10.0, tau=2.0, adapt_rho=True, verbose=False,
                accelerate="auto", aa_memory=5, problem=None, solver_opts=None,
-               u_step="auto"):
+               u_step="auto", certify=True):
     """Fit SMART by ADMM from the centred moments (see the module docstring for the steps).
 
     Parameters
@@ -695,6 +741,11 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
         product ``G @ A`` costs at least ``1e7`` flops (``2 p^2 r``, e.g. p >= 800 at r = 8),
         where the products dominate the cost. Both solve the U-step to the same inner
         tolerance, so the fit agrees to the solver tolerance.
+    certify : bool
+        Stop only where the state also passes :func:`stationarity` at ``tol`` (default).
+        False stops on the residual rule alone (the inexact fits of a lambda path or a
+        cross-validation fold, which only need a fit and its support); ``converged``
+        then means that rule only.
 
     Returns
     -------
@@ -724,13 +775,16 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     params = AdmmParams(r_u=r_u, r_v=r_v, lam_u=lam_u, lam_v=lam_v, tol=tol,
                         inner_steps=inner_steps, mu=mu, tau=tau, adapt_rho=adapt_rho,
                         d_step=d_step, omega_step=omega_step,
-                        u_step=_resolve_u_step(u_step, prob.p, rank))
+                        u_step=_resolve_u_step(u_step, prob.p, rank),
+                        first_steps=None if init is None else _MM_FIRST_STEPS)
     with _iteration_threads(prob.p, rank):
         state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
                                                  accelerate=bool(accelerate),
                                                  aa_memory=aa_memory, verbose=verbose,
-                                                 aa_start=aa_start)
-    if not converged:
+                                                 aa_start=aa_start, certify=certify)
+    if not converged and certify:
+        # the certificate at the returned state (the step's own residuals may pass it)
+        crit = max(crit, stationarity(prob, state, r_u, r_v, tol=tol)["criterion"])
         warn_not_converged("SMART ADMM", len(hist["objective"]), crit, tol)
     return _pack(prob, state, hist, converged, crit, params)
 
@@ -784,10 +838,92 @@ def _pack(problem, state, hist, converged, crit, params):
              "Z_u": Z_u, "Z_v": Z_v, "rho": state.rho, "r_u": r_u, "r_v": r_v,
              "lam_u": lam_u, "lam_v": lam_v, "criterion": crit,
              "nnz": int(np.count_nonzero(Om_u) + np.count_nonzero(Om_v)),
-             "data_term": float(data)}
+             "data_term": float(data), "tol": float(params.tol)}
     return SolverResult(coef=(U * d) @ V.T, converged=bool(converged),
                         n_iter=len(hist["objective"]), history=hist, objective=float(obj),
                         extra=extra)
+
+
+# ---------------------------------------------------------------------------------------
+# the stationarity certificate
+# ---------------------------------------------------------------------------------------
+#: the measures of the certificate and how each is scaled (see :func:`stationarity`)
+_CERT_GRADIENTS = ("kkt_u", "kkt_v", "rgrad_u", "rgrad_v", "grad_d")
+_CERT_PRIMAL = ("primal_residual_u", "primal_residual_v")
+
+
+def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
+    """First-order optimality of a SMART state, measured at the state itself.
+
+    With the data term's gradients ``g_A = G A diag(d^2) - H B diag(d)``,
+    ``g_B = -H^T A diag(d)`` and ``g_d = diag(A^T G A) d - diag(A^T H B)`` at the state's
+    (A, d, B), and ``P_X`` the projection on the tangent space of the Stiefel manifold:
+
+    * ``kkt_u = ||P_A(g_A + E_u rho Z_u)||_F``, ``kkt_v`` likewise: the Riemannian gradient
+      of the Lagrangian ``f + <rho Z_u, A[r_u:]> + <rho Z_v, B[r_v:]>`` (``E`` pads the
+      unpenalised rows with zeros); ``rho Z`` is a subgradient of the l1 penalty at Omega
+      by construction of the Omega-step and the dual update;
+    * ``rgrad_u = ||P_A(g_A + E_u rho (A[r_u:] - Omega_u + Z_u))||_F``, ``rgrad_v``
+      likewise: the Riemannian gradient of the U- and V-subproblems at the state;
+    * ``grad_d = ||g_d||`` (zero after an exact d-step);
+    * ``primal_residual_u = ||A[r_u:] - Omega_u||_F``, ``primal_residual_v`` likewise.
+
+    Thresholds: ``tol * scale`` for the gradients, with the gradient scale
+
+        scale = max(f(0), ||rho [Z_u, Z_v]||_F, ||[g_A, g_B]||_F),  f(0) = tr(Syy) / 2,
+
+    (the objective at C = 0 takes the place of the absolute 1 of the ADMM's own dual
+    scale, so the measure does not depend on the responses' units), and ``tol * s_prim``,
+    ``s_prim = 1 + max(||[A_low, B_low]||_F, ||[Omega_u, Omega_v]||_F)``, for the primal
+    residuals. A state passes when every measure is at most its threshold; together the
+    measures are the KKT conditions of SMART on the manifolds.
+
+    Parameters
+    ----------
+    problem : SmartProblem
+    state : AdmmState or dict
+        A, B, d, Omega_u, Omega_v, Z_u, Z_v, rho (``SolverResult.extra`` will do).
+    r_u, r_v : int
+    tol : float
+
+    Returns
+    -------
+    dict
+        The measures, ``thresholds`` (dict of the same keys), ``scale``, ``s_prim``,
+        ``criterion`` (the largest ratio measure / (threshold / tol)) and ``passed``.
+    """
+    get = (lambda k: state[k]) if isinstance(state, dict) else partial(getattr, state)
+    A, B, d = get("A"), get("B"), np.asarray(get("d"), dtype=float)
+    Om_u, Om_v, Z_u, Z_v, rho = (get(k) for k in ("Omega_u", "Omega_v", "Z_u", "Z_v",
+                                                   "rho"))
+    GA = None if isinstance(state, dict) else state.GA
+    if GA is None:
+        GA = problem.gram(A)
+    HB, HtA = problem.H @ B, problem.H.T @ A
+    g_u, g_v = problem.data_gradient(A, d, B, GA=GA, HB=HB, HtA=HtA)
+    out = {}
+    for side, X, k, g, Om, Z in (("u", A, r_u, g_u, Om_u, Z_u), ("v", B, r_v, g_v, Om_v,
+                                                                   Z_v)):
+        R = X[k:] - Om
+        g_lag, g_sub = g.copy(), g.copy()
+        g_lag[k:] += rho * Z
+        g_sub[k:] += rho * (R + Z)
+        out[f"kkt_{side}"] = float(np.linalg.norm(riemannian_gradient(X, g_lag)))
+        out[f"rgrad_{side}"] = float(np.linalg.norm(riemannian_gradient(X, g_sub)))
+        out[f"primal_residual_{side}"] = float(np.linalg.norm(R))
+    c, gd = np.einsum("ij,ij->j", A, HB), np.einsum("ij,ij->j", A, GA)
+    out["grad_d"] = float(np.linalg.norm(gd * d - c))
+    lows = np.sqrt(np.sum(A[r_u:] ** 2) + np.sum(B[r_v:] ** 2))
+    oms = np.sqrt(np.sum(Om_u ** 2) + np.sum(Om_v ** 2))
+    s_prim = 1.0 + max(lows, oms)
+    scale = max(problem.half_tr_syy, rho * np.sqrt(np.sum(Z_u ** 2) + np.sum(Z_v ** 2)),
+                np.sqrt(np.sum(g_u ** 2) + np.sum(g_v ** 2)), _TINY)
+    thresholds = {k: tol * scale for k in _CERT_GRADIENTS}
+    thresholds.update({k: tol * s_prim for k in _CERT_PRIMAL})
+    ratio = max(out[k] / (v / tol) for k, v in thresholds.items())
+    out.update(thresholds=thresholds, scale=float(scale), s_prim=float(s_prim),
+               criterion=float(ratio), passed=bool(ratio <= tol))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
