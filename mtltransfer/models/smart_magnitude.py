@@ -16,11 +16,11 @@ folds, every pair (rank, gamma) of
 * ranks ``{r, r_full}``, ``r_full = max(r, min(rank C0, p, q))`` (at ``r_full`` the source
   itself is feasible, so large gamma reaches it), the structural ranks raised to at least
   the rank, lambda kept;
-* ``gamma = 0`` and ``gamma = s * 10^k``, k in ``linspace(-2, 2, 9)``, ``s = tr(Sxx) / p``
+* ``gamma = 0`` and ``gamma = s * 10^k``, k in ``linspace(-2, 4, 11)``, ``s = tr(Sxx) / p``
   (the data's curvature scale: gamma is comparable with the eigenvalues of ``Sxx``),
 
 is fitted on each fold's training statistics (warm-started along gamma, to tolerance 1e-3
-with Anderson acceleration: only held-out losses are used) and scored on the held-out
+or 150 iterations, with Anderson acceleration: only held-out losses are used) and scored on the held-out
 rows; a candidate whose loss on the first 2 folds exceeds the best one's on those folds by
 more than 5% is dropped (``cv_mean`` nan), as in the structural-rank cross-validation;
 the smallest mean held-out loss wins, near-ties going to the earlier candidate
@@ -42,8 +42,11 @@ from ..solvers.admm import smart_admm
 from ..solvers.smart_gamma import magnitude_moments
 from ..solvers.smart_problem import SmartProblem
 
+#: iteration cap of a cross-validation fit (only its held-out loss is used; the lambda
+#: path of the structural-rank CV caps its fits at 100 the same way)
+_CV_MAX_ITER = 150
 #: the gamma grid relative to tr(Sxx) / p
-GAMMA_GRID = tuple(float(v) for v in np.logspace(-2, 2, 9))
+GAMMA_GRID = tuple(float(v) for v in np.logspace(-2, 4, 11))
 
 
 def check_gamma(gamma):
@@ -122,8 +125,8 @@ def cv_gamma(model, lam, candidates, n_folds, *, tol=1e-3, max_iter=2000):
                 continue
             key = (rank, srank)
             sol = _fit_fixed(model, moments, rank, srank, lam, gamma, tol=tol,
-                             max_iter=max_iter, backend="fast", init=init.get(key),
-                             quiet=True, accelerate=True)
+                             max_iter=min(max_iter, _CV_MAX_ITER), backend="fast",
+                             init=init.get(key), quiet=True, accelerate=True)
             init[key] = sol.extra
             losses[i, k] = validation_loss(fold, train, sol.coef, center=model.center)
     w = np.array([f.n for f in folds], dtype=float)

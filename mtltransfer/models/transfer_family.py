@@ -355,7 +355,7 @@ class Transfer(SourceModel):
         C0, b0 = (self._source_for(j, pooled) if j is not None else (None, None))
         C, b, res = self._fit_candidate(self.data, method, C0, b0, options)
         opts = {} if res is None else {
-            k: v for k, v in res.hyperparameters.items()
+            k: v for k, v in getattr(res, "hyperparameters", {}).items()
             if k in _fit_keywords(type(res.model))}
         tuning = {} if table is None else {"transfer_cv": table}
         if weights is not None:
