@@ -164,3 +164,38 @@ def test_bad_arguments(study):
     with pytest.raises(ValueError, match="source_intercept"):
         mt.Transfer.from_formula(study["formula"], study["target"],
                                  source=study["source"], source_intercept=[1.0, 2.0])
+
+
+def test_smart_with_a_good_and_a_misleading_source(study):
+    rng = np.random.default_rng(3)
+    bad = pd.DataFrame(5 * rng.standard_normal(study["source"].params.shape),
+                       index=study["xn"], columns=study["yn"])
+    mod = mt.SMART.from_formula(study["formula"], study["target"],
+                                source=[bad, study["source"]])
+    w = mod.source_weights
+    assert w.loc["source1", "weight"] == 0.0 and w.loc["source2", "weight"] == 1.0
+    # the misleading source's ridge is worse than the target alone; the good one better
+    assert w.loc["source1", "cv_mse"] > w.loc["target only", "cv_mse"] > \
+        w.loc["source2", "cv_mse"]
+    one = mt.SMART.from_formula(study["formula"], study["target"], source=study["source"])
+    np.testing.assert_array_equal(mod.source, one.source)
+    res = mod.fit(rank=2, structural_rank=3, lam=0.01)
+    np.testing.assert_allclose(res.coef, one.fit(rank=2, structural_rank=3, lam=0.01).coef,
+                               rtol=1e-12)
+    assert "Sources weighted by cross-validation" in res.summary().as_text()
+
+
+def test_two_useful_sources_are_pooled(study):
+    rng = np.random.default_rng(4)
+    C0 = study["source"].params
+    a = C0 + 0.3 * rng.standard_normal(C0.shape)
+    b = C0 + 0.3 * rng.standard_normal(C0.shape)
+    mod = mt.RidgeToSource.from_formula(study["formula"], study["target"], source=[a, b])
+    w = mod.source_weights
+    assert np.all(w.loc[["source1", "source2"], "weight"] > 0)
+    assert w.loc[["source1", "source2"], "weight"].sum() == pytest.approx(1.0)
+    # pooled only when not worse than the best single source on the same folds
+    assert w.loc["pooled", "cv_mse"] <= w.loc[["source1", "source2"], "cv_mse"].min()
+    expect = sum(w.loc[s, "weight"] * m.to_numpy() for s, m in (("source1", a),
+                                                                 ("source2", b)))
+    np.testing.assert_allclose(mod.source, expect, rtol=1e-12)

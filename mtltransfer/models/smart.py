@@ -401,6 +401,9 @@ class SMARTResults(PenalizedResults):
         spec = pd.concat([spec, self.principal_angles().rename(
             columns={"left": "angle U (deg)", "right": "angle V (deg)"})], axis=1)
         add_frame(smry, spec, "Spectrum and principal angles to the source subspaces")
+        if getattr(self.model, "source_weights", None) is not None:
+            add_frame(smry, self.model.source_weights,
+                      "Sources weighted by cross-validation (the source used: sum w C0)")
         fit = pd.DataFrame({"R2": self.rsquared, "RSS": self.ssr_per_response})
         if len(fit) > 12:
             fit = fit.describe().loc[["mean", "min", "25%", "50%", "75%", "max"]]

@@ -8,6 +8,7 @@ from .. import design
 from ..screening import screen_data
 from ..solvers.admm import source_rank, source_svd
 from .base import MultiResponseModel
+from .multi_source import combine_sources, is_source_list
 
 
 class SourceModel(MultiResponseModel):
@@ -18,10 +19,14 @@ class SourceModel(MultiResponseModel):
     endog, exog
         Target responses and predictors (see
         :class:`~mtltransfer.models.base.MultiResponseModel`).
-    source : results, DataFrame or array_like
+    source : results, DataFrame or array_like, or a list of them
         The source's coefficient matrix, exactly as for :class:`~mtltransfer.SMART`:
         fitted results of mtltransfer or statsmodels, a DataFrame of coefficients aligned
-        by name, or a p x q array. A zero or non-finite source is an error.
+        by name, or a p x q array. A zero or non-finite source is an error. A list gives
+        several sources: each is weighted by its cross-validated usefulness on the
+        target and the model uses the weighted source
+        (:func:`mtltransfer.models.multi_source.combine_sources`; the weights are
+        ``model.source_weights``, None with one source).
     intercept : bool or None
     missing : {"raise", "drop"}
     screen : MarginalScreening, int or None
@@ -39,6 +44,12 @@ class SourceModel(MultiResponseModel):
                             "fitted results (of mtltransfer or statsmodels), a DataFrame of "
                             "its coefficients or a p x q array")
         super().__init__(endog, exog, intercept=intercept, missing=missing)
+        self.source_weights = None
+        if is_source_list(source):
+            names = [f"source{i + 1}" for i in range(len(source))]
+            aligned = [design.align_source(s, self.data.xnames, self.data.ynames, name=nm)
+                       for s, nm in zip(source, names)]
+            source, self.source_weights = combine_sources(self.data, aligned, names)
         source = design.align_source(source, self.data.xnames, self.data.ynames)
         self.data, self.screening = screen_data(screen, self.data)
         self.source = source if self.screening is None else source[self.screening.support]

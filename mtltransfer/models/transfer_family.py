@@ -30,6 +30,7 @@ import pandas as pd
 from .. import design
 from ..solvers._base import argmin_simplest
 from .base import PenalizedResults, check_int
+from .multi_source import is_source_list
 from .source import SourceModel
 
 #: the candidates in order (near-ties go to the earlier one)
@@ -57,17 +58,6 @@ def _source_intercept(source, ynames):
                 if all(str(y) in row.index for y in ynames):
                     return row[[str(y) for y in ynames]].to_numpy(dtype=float)
     return None
-
-
-def _is_source_list(source):
-    """Several sources (a list/tuple of results, frames or arrays), as opposed to one
-    source given as a list of single-response statsmodels fits."""
-    if not isinstance(source, (list, tuple)) or not source:
-        return False
-    if all(design._is_sm_single(s) for s in source):
-        return False
-    return all(isinstance(s, (pd.DataFrame, np.ndarray)) or hasattr(s, "params")
-               for s in source)
 
 
 class Transfer(SourceModel):
@@ -104,7 +94,7 @@ class Transfer(SourceModel):
             raise TypeError("Transfer() needs source=: the source study's fitted results, "
                             "a DataFrame of its coefficients or a p x q array (or a list "
                             "of them)")
-        sources = list(source) if _is_source_list(source) else [source]
+        sources = list(source) if is_source_list(source) else [source]
         super().__init__(endog, exog, source=sources[0], intercept=intercept,
                          missing=missing)
         xn, yn = self.data.xnames, self.data.ynames
