@@ -199,3 +199,22 @@ def test_two_useful_sources_are_pooled(study):
     expect = sum(w.loc[s, "weight"] * m.to_numpy() for s, m in (("source1", a),
                                                                  ("source2", b)))
     np.testing.assert_allclose(mod.source, expect, rtol=1e-12)
+
+
+def test_blocked_folds_are_contiguous_blocks(study):
+    mod = mt.Transfer.from_formula(study["formula"], study["target"],
+                                   source=study["source"])
+    res = mod.fit(candidates=("source slopes", "OLS"), folds="blocked")
+    C0 = study["source"].coef
+    n = mod.nobs
+    expect = []
+    for held in np.array_split(np.arange(n), 5):
+        train = np.setdiff1d(np.arange(n), held)
+        b = mod.endog[train].mean(0) - C0.T @ mod.exog[train].mean(0)
+        R = mod.endog[held] - (mod.exog[held] @ C0 + b)
+        expect.append(np.mean(R * R))
+    got = res.tuning["transfer_cv"].loc["source slopes", [f"fold{k}" for k in range(1, 6)]]
+    np.testing.assert_allclose(got.to_numpy(float), expect, rtol=1e-12)
+    assert res.chosen_by["method"] == "5-fold CV, blocked"
+    with pytest.raises(ValueError, match="folds"):
+        mod.fit(folds="time")

@@ -163,9 +163,12 @@ class Transfer(SourceModel):
         res = cls(data, **kw).fit(**opts)
         return res.coef, res.intercept.to_numpy(), res
 
-    def _folds(self, n_folds):
-        """Row indices of the held-out part of each fold (the model's fold rule)."""
+    def _folds(self, n_folds, blocked=False):
+        """Row indices of the held-out part of each fold: the model's fold rule, or
+        ``blocked``: K contiguous blocks of rows in their order."""
         n = self.nobs
+        if blocked:
+            return list(np.array_split(np.arange(n), n_folds))
         row_hash = self.data.extra.get("row_hash")
         if row_hash is not None:
             fold = design.hash_folds(row_hash, n_folds)
@@ -175,8 +178,8 @@ class Transfer(SourceModel):
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, method=None, method_options=None, source_weights=None, *,
-            candidates=None, n_folds=5, backend="fast", tol=None, max_iter=None,
-            verbose=False):
+            candidates=None, n_folds=5, folds="random", backend="fast", tol=None,
+            max_iter=None, verbose=False):
         """Choose the transfer by K-fold cross-validation and fit it on all rows.
 
         Parameters
@@ -193,6 +196,12 @@ class Transfer(SourceModel):
             Methods to try (default :data:`TRANSFER_CANDIDATES`).
         n_folds : int
             Folds of the cross-validation (the same folds for every candidate).
+        folds : {"random", "blocked"}
+            The model's folds (a seeded random partition, or hashed rows for a model
+            built with ``folds="hash"``), or K contiguous blocks of rows in their order:
+            for time-ordered rows, where a random partition lets each held-out row's
+            neighbours in time into the training part, so a regime that is local in
+            time looks predictable.
         backend : {"fast"}
         tol, max_iter, verbose
             Accepted for a common interface; each candidate uses its own defaults.
@@ -229,12 +238,16 @@ class Transfer(SourceModel):
                                weights=weights)
         n_folds = check_int("n_folds", n_folds, 2, 10 ** 6)
         n_folds = check_folds(n_folds, self.nobs, "Transfer")
-        table, weights = self._cross_validate(cands, n_folds, verbose)
+        if folds not in ("random", "blocked"):
+            raise ValueError(f"folds must be 'random' or 'blocked'; got {folds!r}")
+        table, weights = self._cross_validate(cands, n_folds, verbose,
+                                              blocked=folds == "blocked")
         best = argmin_simplest(table["cv_mse"].to_numpy())
         label = table.index[best]
         chosen = [c for c in cands + self._pooled_candidates(cands, weights)
                   if c[0] == label][0]
-        return self._final(chosen, None, table, {"method": f"{n_folds}-fold CV"},
+        how = f"{n_folds}-fold CV" + (", blocked" if folds == "blocked" else "")
+        return self._final(chosen, None, table, {"method": how},
                            weights=weights)
 
     def _pooled_candidates(self, cands, weights):
@@ -279,8 +292,8 @@ class Transfer(SourceModel):
                 print(f"Transfer: {label}: cv mse {np.mean(losses):.6g}", file=sys.stderr)
         return out
 
-    def _cross_validate(self, cands, n_folds, verbose):
-        folds = self._folds(n_folds)
+    def _cross_validate(self, cands, n_folds, verbose, blocked=False):
+        folds = self._folds(n_folds, blocked)
         sizes = np.array([len(f) for f in folds], dtype=float)
         res = self._cv_losses(cands, folds, None, verbose)
         weights = None
