@@ -72,8 +72,12 @@ def test_cv_table_is_the_same_folds_for_every_candidate(study):
     b0 = study["source"].intercept.to_numpy()
     np.testing.assert_allclose(table.loc["source", folds].to_numpy(float),
                                _fold_mse(res, lambda X, Y: (C0, b0)), rtol=1e-12)
-    # the chosen candidate has the smallest pooled held-out error
-    assert res.method == table["cv_mse"].idxmin()
+    # one-standard-error rule: the first candidate within one se of the smallest error
+    best = table["cv_mse"].idxmin()
+    within = table.index[table["cv_mse"] <= table.loc[best, "cv_mse"]
+                         + table.loc[best, "cv_se"]]
+    assert res.method == within[0]
+    assert mod.fit(candidates=FAST, rule="min").method == best
     assert set(table["kind"]) == {"transfer", "target only"}
 
 
@@ -121,8 +125,14 @@ def test_misleading_source_falls_back_to_the_target(study):
                        index=study["xn"], columns=study["yn"])
     res = mt.Transfer.from_formula(study["formula"], study["target"],
                                    source=bad).fit(candidates=FAST)
-    assert res.tuning["transfer_cv"].loc[res.method, "kind"] == "target only"
-    assert "source" not in res.tuning["transfer_cv"].index     # no intercept given
+    table = res.tuning["transfer_cv"]
+    assert "source" not in table.index     # no intercept given
+    # the source's slopes are far off; the choice is within one se of the target alone
+    target = table[table["kind"] == "target only"]["cv_mse"]
+    assert table.loc["source slopes", "cv_mse"] > 10 * target.min()
+    assert res.method != "source slopes"
+    assert table.loc[res.method, "cv_mse"] <= target.min() + table.loc[target.idxmin(),
+                                                                        "cv_se"]
 
 
 def test_default_candidates_include_smart(study):
@@ -131,7 +141,8 @@ def test_default_candidates_include_smart(study):
     table = res.tuning["transfer_cv"]
     assert list(table.index) == list(mt.models.transfer_family.TRANSFER_CANDIDATES)
     assert np.all(np.isfinite(table["cv_mse"]))
-    assert res.method == table["cv_mse"].idxmin()
+    assert table.loc[res.method, "cv_mse"] <= table["cv_mse"].min() + \
+        table.loc[table["cv_mse"].idxmin(), "cv_se"]
 
 
 def test_good_and_misleading_sources(study):
@@ -215,6 +226,8 @@ def test_blocked_folds_are_contiguous_blocks(study):
         expect.append(np.mean(R * R))
     got = res.tuning["transfer_cv"].loc["source slopes", [f"fold{k}" for k in range(1, 6)]]
     np.testing.assert_allclose(got.to_numpy(float), expect, rtol=1e-12)
-    assert res.chosen_by["method"] == "5-fold CV, blocked"
+    assert res.chosen_by["method"] == "5-fold CV, blocked, 1-se rule"
     with pytest.raises(ValueError, match="folds"):
         mod.fit(folds="time")
+    with pytest.raises(ValueError, match="rule"):
+        mod.fit(rule="aic")

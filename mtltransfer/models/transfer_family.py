@@ -12,8 +12,10 @@ candidate they judge):
 * ``SMART`` -- with the magnitude pull tuned (``gamma="cv"``);
 * the target-only ``OLS``, ``Ridge``, ``ReducedRank``.
 
-The candidate with the smallest held-out mean squared error (per row and response,
-pooled over the folds) is refitted on all rows. With several sources
+By the one-standard-error rule, the first candidate in the order above (from the least
+estimated on the target to the most) whose held-out mean squared error (per row and
+response, pooled over the folds) is at most the smallest plus one standard error of the
+best candidate's fold errors is refitted on all rows (``rule="min"``: the smallest). With several sources
 (``source=[a, b, ...]``) every source-aware candidate is tried with every source, and a
 ``pooled`` source (the average of the sources whose best candidate beats the best
 target-only candidate in the cross-validation) is added; each source's weight in the
@@ -178,8 +180,8 @@ class Transfer(SourceModel):
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, method=None, method_options=None, source_weights=None, *,
-            candidates=None, n_folds=5, folds="random", backend="fast", tol=None,
-            max_iter=None, verbose=False):
+            candidates=None, n_folds=5, folds="random", rule="1se", backend="fast",
+            tol=None, max_iter=None, verbose=False):
         """Choose the transfer by K-fold cross-validation and fit it on all rows.
 
         Parameters
@@ -202,6 +204,12 @@ class Transfer(SourceModel):
             for time-ordered rows, where a random partition lets each held-out row's
             neighbours in time into the training part, so a regime that is local in
             time looks predictable.
+        rule : {"1se", "min"}
+            ``"1se"``: the first candidate, in the order of
+            :data:`TRANSFER_CANDIDATES` (from the least estimated on the target to the
+            most), whose CV error is at most the smallest plus one standard error of
+            the best candidate's fold errors (the one-standard-error rule of Breiman et
+            al., 1984); ``"min"``: the smallest CV error.
         backend : {"fast"}
         tol, max_iter, verbose
             Accepted for a common interface; each candidate uses its own defaults.
@@ -238,15 +246,17 @@ class Transfer(SourceModel):
                                weights=weights)
         n_folds = check_int("n_folds", n_folds, 2, 10 ** 6)
         n_folds = check_folds(n_folds, self.nobs, "Transfer")
+        if rule not in ("1se", "min"):
+            raise ValueError(f"rule must be '1se' or 'min'; got {rule!r}")
         if folds not in ("random", "blocked"):
             raise ValueError(f"folds must be 'random' or 'blocked'; got {folds!r}")
         table, weights = self._cross_validate(cands, n_folds, verbose,
                                               blocked=folds == "blocked")
-        best = argmin_simplest(table["cv_mse"].to_numpy())
-        label = table.index[best]
+        label = table.index[choose(table, rule)]
         chosen = [c for c in cands + self._pooled_candidates(cands, weights)
                   if c[0] == label][0]
-        how = f"{n_folds}-fold CV" + (", blocked" if folds == "blocked" else "")
+        how = f"{n_folds}-fold CV" + (", blocked" if folds == "blocked" else "") + \
+            (", 1-se rule" if rule == "1se" else "")
         return self._final(chosen, None, table, {"method": how},
                            weights=weights)
 
@@ -365,6 +375,18 @@ class Transfer(SourceModel):
             tuning["source_weights"] = weights
         return TransferResults(self, C, b, res, label, opts, how, tuning,
                                source_index=j, pooled=pooled)
+
+
+def choose(table, rule="1se"):
+    """Row of the chosen candidate of a CV table (``cv_mse``, ``cv_se``; rows in
+    :data:`TRANSFER_CANDIDATES` order): the smallest error (ties: the earlier row), or
+    with ``"1se"`` the first row within one standard error of the best row's."""
+    mean = table["cv_mse"].to_numpy(dtype=float)
+    best = argmin_simplest(mean)
+    if rule == "min":
+        return best
+    bound = mean[best] + np.nan_to_num(table["cv_se"].to_numpy(dtype=float)[best])
+    return int(np.flatnonzero(np.isfinite(mean) & (mean <= bound))[0])
 
 
 def _fit_keywords(cls):
