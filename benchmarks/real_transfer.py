@@ -165,13 +165,26 @@ def run_split(formula, source_rows, target, test):
     return rmse, cpu, tr.method
 
 
-def run_setting(name, formula, splits, verbose=True):
+def spread(k):
+    """The order 0, k/2, k/4, 3k/4, ...: a run stopped early has splits spread in time."""
+    order, step = [0], k
+    while len(order) < k:
+        step = max(step // 2, 1)
+        order += [i for i in range(0, k, step) if i not in order]
+    return order
+
+
+def run_setting(name, formula, splits, verbose=True, log=None):
     rows, cpus, chosen = [], [], []
-    for label, s, t, test in splits:
+    for i in spread(len(splits)):
+        label, s, t, test = splits[i]
         r, c, m = run_split(formula, s, t, test)
         rows.append(r)
         cpus.append(c)
         chosen.append(m)
+        if log is not None:           # one line per split as soon as it is done
+            pd.DataFrame([{**r, "split": label, "chosen": m}]).to_csv(
+                log, mode="a", header=not os.path.exists(log), index=False)
         if verbose:
             print(f"  {name} {label}: Transfer -> {m} ({r['Transfer']:.4f}); best "
                   f"{min(r, key=r.get)} ({min(r.values()):.4f})", file=sys.stderr)
@@ -210,19 +223,34 @@ def main(argv=None):
                     help="target months of the Fama-French settings")
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--csv", default=None, help="prefix of CSV files of the per-split RMSE")
+    ap.add_argument("--report", nargs="+", default=None,
+                    help="print the tables of per-split CSV files written by --csv")
     args = ap.parse_args(argv)
+    if args.report:
+        for path in args.report:
+            d = pd.read_csv(path)
+            table, text = summarise(os.path.basename(path), d[list(METHODS)],
+                                    d[list(METHODS)] * np.nan, list(d["chosen"]))
+            print(f"\n== {path} ==")
+            print(table.drop(columns="cpu_s").round(4).to_string())
+            print(text)
+        return
     settings = []
     if "french" in args.data:
         for n_t in args.n_t:
-            settings.append((f"french n_t={n_t}", *french_splits(n_t, args.splits)))
             settings.append((f"french n_t={n_t} (2000-01, test to 2017)",
                              *french_headline(n_t)))
+            settings.append((f"french n_t={n_t}", *french_splits(n_t, args.splits)))
     if "macro" in args.data:
-        settings.append(("macro n_t=24", *macro_splits(args.splits)))
         settings.append(("macro n_t=24 (1990Q1, test 1996-2009)", *macro_headline()))
+        settings.append(("macro n_t=24", *macro_splits(args.splits)))
     pd.set_option("display.width", 200)
     for name, formula, splits in settings:
-        R, C, chosen = run_setting(name, formula, splits)
+        log = None
+        if args.csv:
+            log = f"{args.csv}_{name.split(' (')[0].replace(' ', '_')}" \
+                  f"{'_headline' if '(' in name else ''}_splits.csv"
+        R, C, chosen = run_setting(name, formula, splits, log=log)
         table, text = summarise(name, R, C, chosen)
         print(f"\n== {name} ==")
         print(table.round(4).to_string())
