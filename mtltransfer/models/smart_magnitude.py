@@ -19,12 +19,13 @@ folds, every pair (rank, gamma) of
 * ``gamma = 0`` and ``gamma = s * 10^k``, k in ``linspace(-2, 4, 11)``, ``s = tr(Sxx) / p``
   (the data's curvature scale: gamma is comparable with the eigenvalues of ``Sxx``),
 
-is fitted on each fold's training statistics (warm-started along gamma, to tolerance 1e-3
-or 150 iterations, with Anderson acceleration: only held-out losses are used) and scored on the held-out
-rows; a candidate whose loss on the first 2 folds exceeds the best one's on those folds by
-more than 5% is dropped (``cv_mean`` nan), as in the structural-rank cross-validation;
-the smallest mean held-out loss wins, near-ties going to the earlier candidate
-(``gamma = 0`` at the selected rank first, then increasing gamma).
+is fitted on each fold's training statistics (warm-started along gamma, to tolerance
+1e-3 or 150 iterations, with Anderson acceleration: only held-out losses are used) and
+scored on the held-out rows; a candidate whose loss on the first 2 folds exceeds the
+best one's on those folds by more than 5% is dropped (``cv_mean`` nan), as in the
+structural-rank cross-validation; the smallest mean held-out loss wins, near-ties going
+to the earlier candidate (``gamma = 0`` at the selected rank first, then increasing
+gamma).
 """
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ candidate they judge):
 By the one-standard-error rule, the first candidate in the order above (from the least
 estimated on the target to the most) whose held-out mean squared error (per row and
 response, pooled over the folds) is at most the smallest plus one standard error of the
-best candidate's fold errors is refitted on all rows (``rule="min"``: the smallest). With several sources
-(``source=[a, b, ...]``) every source-aware candidate is tried with every source, and a
-``pooled`` source (the average of the sources whose best candidate beats the best
-target-only candidate in the cross-validation) is added; each source's weight in the
-final fit is reported (``res.source_weights``).
+best candidate's fold errors is refitted on all rows (``rule="min"``: the smallest).
+With several sources (``source=[a, b, ...]``) every source-aware candidate is tried with
+every source, and a ``pooled`` source is added (weights proportional to each source's CV
+gain over the best target-only candidate, 0 for a source without gain; the pooled
+candidates are scored on the same folds after the weights are set from them, so their CV
+error is slightly optimistic); each source's weight in the final fit is reported
+(``res.source_weights``).
 """
 
 from __future__ import annotations
