@@ -10,6 +10,9 @@ OLS, Ridge, ReducedRank, NuclearNorm
     Target-only multi-response baselines with the same results API.
 SparseReducedRank, SOFAR, RSSVD
     The sparse reduced-rank comparators of the R package rrpack.
+Transfer
+    The transfer family (SMART, ridge to the source, the source as is, ...) and target-only
+    baselines, one chosen by cross-validation.
 
 scikit-learn estimators wrapping these models are in :mod:`mtltransfer.sklearn`
 (``pip install mtltransfer[sklearn]``).
@@ -23,6 +26,7 @@ from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
 from .models.smart import SMART, SMARTResults
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
+from .models.transfer_family import Transfer, TransferResults
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank
 from .models.revision import ReducedRankRidge
 from .models.revision import TwoStageTransfer
@@ -32,6 +36,7 @@ from .screening import MarginalScreening
 __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
            "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
            "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
+           "Transfer", "TransferResults",
            "SparseReducedRank", "SOFAR", "RSSVD",
            "ReducedRankRidge",
            "TwoStageTransfer",

@@ -89,8 +89,8 @@ class SMART(SourceModel):
         # the ADMM and the cross-validation apply their own rule (2 p^2 r per product)
         return float("inf")
 
-    def fit(self, rank=None, structural_rank=None, lam=None, *, backend="fast", tol=1e-6,
-            max_iter=2000, n_folds=5, init=None, verbose=False, n_jobs=None):
+    def fit(self, rank=None, structural_rank=None, lam=None, *, gamma=0.0, backend="fast",
+            tol=1e-6, max_iter=2000, n_folds=5, init=None, verbose=False, n_jobs=None):
         """Fit SMART; every hyperparameter left as None is tuned.
 
         Parameters
@@ -104,6 +104,12 @@ class SMART(SourceModel):
         lam : float, (float, float) or None
             (lam_u, lam_v) >= 0; a scalar ties them. None: BIC along a warm-started
             log-spaced path.
+        gamma : float or "cv", default 0.0
+            Weight of the magnitude pull ``(gamma/2)||C - C0||_F^2`` towards the source
+            (:mod:`mtltransfer.models.smart_magnitude`; docs/smart.rst). 0 is the
+            paper's SMART; ``"cv"`` chooses it (with the rank) by K-fold
+            cross-validation after the other hyperparameters are tuned at 0; a given
+            gamma > 0 with other hyperparameters left None tunes those at 0.
         backend : {"fast", "cvxpy"}
             Solve the convex d- and Omega-subproblems in closed form or in CVXPY.
         tol, max_iter : float, int
@@ -127,6 +133,9 @@ class SMART(SourceModel):
         check_backend(backend)
         warn_penalty_scale(self)
         p, q = self.k_exog, self.k_endog
+        from .smart_magnitude import check_gamma, fit_smart_magnitude
+
+        gamma = check_gamma(gamma)
         if rank is not None:
             rank = check_int("rank", rank, 1, min(p, q))
         structural_rank = _pair("structural_rank", structural_rank,
@@ -137,6 +146,11 @@ class SMART(SourceModel):
         lam = _pair("lam", lam, check_positive)
         tol = check_positive("tol", tol, allow_zero=False)
         max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
+        if gamma != 0.0:
+            return fit_smart_magnitude(self, rank, structural_rank, lam, gamma,
+                                       backend=backend, tol=tol, max_iter=max_iter,
+                                       n_folds=n_folds, init=init, verbose=verbose,
+                                       n_jobs=n_jobs)
         how = {"rank": "given", "structural_rank": "given", "lam": "given"}
         Sxx, Sxy, Syy = self.moments()
         tuning = {}
@@ -218,16 +232,25 @@ class SMARTResults(PenalizedResults):
         r = int(len(ex["d"]))
         r_u, r_v = int(ex["r_u"]), int(ex["r_v"])
         lam = (float(ex["lam_u"]), float(ex["lam_v"]))
+        gamma = float(ex.get("gamma", 0.0))
         config = {"rank": f"{r} ({how['rank']})",
                   "structural rank (r_u, r_v)": f"{(r_u, r_v)} ({how['structural_rank']})",
                   "lam (lam_u, lam_v)": "({:.4g}, {:.4g}) ({})".format(*lam, how["lam"])}
+        if "gamma" in how:
+            config["gamma (pull to C0)"] = f"{gamma:.4g} ({how['gamma']})"
         # a rank-r matrix with column space in an r_u- and row space in an r_v-dimensional
         # subspace has r (r_u + r_v - r) free parameters; each leaked coordinate adds one
         df = r * (max(r_u, r) + max(r_v, r) - r) + ex["nnz"]
         super().__init__(model, sol.coef, hyperparameters={
-            "rank": r, "structural_rank": (r_u, r_v), "lam": lam}, chosen_by=how,
+            "rank": r, "structural_rank": (r_u, r_v), "lam": lam, "gamma": gamma},
+            chosen_by=how,
             solver=sol, config=config, df_model=df, tuning=tuning)
         self.objective = float(sol.objective)
+
+    @property
+    def gamma(self):
+        """Weight of the magnitude pull ``(gamma/2)||C - C0||_F^2`` (0: the paper's SMART)."""
+        return self.hyperparameters["gamma"]
 
     @property
     def how(self):
@@ -346,6 +369,10 @@ class SMARTResults(PenalizedResults):
             empty). ``converged`` is true only where every certificate row passes.
         """
         Sxx, Sxy, Syy = self.model.moments()
+        if self.state.get("gamma", 0.0):     # the problem with the magnitude pull
+            from ..solvers.smart_gamma import magnitude_moments
+            Sxx, Sxy, Syy = magnitude_moments(Sxx, Sxy, Syy, self.model.source,
+                                              self.state["gamma"])
         out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd,
                            solver_opts=solver_opts)
         prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.model.source_svd)
@@ -408,6 +435,9 @@ class SMARTResults(PenalizedResults):
         spec = pd.concat([spec, self.principal_angles().rename(
             columns={"left": "angle U (deg)", "right": "angle V (deg)"})], axis=1)
         add_frame(smry, spec, "Spectrum and principal angles to the source subspaces")
+        if getattr(self.model, "source_weights", None) is not None:
+            add_frame(smry, self.model.source_weights,
+                      "Sources weighted by cross-validation (the source used: sum w C0)")
         fit = pd.DataFrame({"R2": self.rsquared, "RSS": self.ssr_per_response})
         if len(fit) > 12:
             fit = fit.describe().loc[["mean", "min", "25%", "50%", "75%", "max"]]

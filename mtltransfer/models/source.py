@@ -9,6 +9,7 @@ from ..bootstrap import source_draws
 from ..screening import screen_data
 from ..solvers.admm import source_rank, source_svd
 from .base import MultiResponseModel
+from .multi_source import combine_sources, is_source_list
 
 
 class SourceModel(MultiResponseModel):
@@ -19,7 +20,7 @@ class SourceModel(MultiResponseModel):
     endog, exog
         Target responses and predictors (see
         :class:`~mtltransfer.models.base.MultiResponseModel`).
-    source : results, DataFrame or array_like
+    source : results, DataFrame or array_like, or a list of them
         The source's coefficient matrix, exactly as for :class:`~mtltransfer.SMART`:
         fitted results of mtltransfer or statsmodels, a DataFrame of coefficients aligned
         by name, or a p x q array. A zero or non-finite source is an error. A results
@@ -29,7 +30,11 @@ class SourceModel(MultiResponseModel):
         naming the term and both references otherwise
         (:func:`mtltransfer.design.recode_contrasts`). A results source also gives the
         bootstrap its sampling distribution (``source_draws``; see
-        :mod:`mtltransfer.bootstrap`).
+        :mod:`mtltransfer.bootstrap`). A list gives
+        several sources: each is weighted by its cross-validated usefulness on the
+        target and the model uses the weighted source
+        (:func:`mtltransfer.models.multi_source.combine_sources`; the weights are
+        ``model.source_weights``, None with one source).
     intercept : bool or None
     missing : {"raise", "drop"}
     screen : MarginalScreening, int or None
@@ -53,7 +58,14 @@ class SourceModel(MultiResponseModel):
         if screen is not None and weights is not None:
             raise ValueError("screen= and weights= together are not supported: marginal "
                              "screening is unweighted; screen first, then fit with weights")
+        self.source_weights = None
         target_info = self.data.design_info if self.data.formula is not None else None
+        if is_source_list(source):
+            names = [f"source{i + 1}" for i in range(len(source))]
+            aligned = [design.align_source(s, self.data.xnames, self.data.ynames, name=nm,
+                                           target_info=target_info)
+                       for s, nm in zip(source, names)]
+            source, self.source_weights = combine_sources(self.data, aligned, names)
         layout = design.source_layout(source, self.data.xnames, self.data.ynames,
                                       target_info=target_info)
         # the source's sampling distribution (the bootstrap redraws it; None: exact)
