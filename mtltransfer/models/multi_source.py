@@ -72,29 +72,33 @@ def combine_sources(data, sources, names, n_folds=5):
     """
     from ..selection import check_folds
     from .linear import OLS, Ridge
-    from .transfer import RidgeToSource
 
     n = data.endog.shape[0]
     n_folds = check_folds(n_folds, n, "SMART", "cross-validation of the sources")
     folds = _folds(n, n_folds)
 
-    def fitter(cls, **kw):
+    def fitter(cls, source=None):
+        """Fit ``cls`` on a fold; with a source, the ridge towards it (RidgeToSource:
+        the ridge fit of ``Y - X C0``, plus ``C0``; alpha by the same GCV)."""
         def fit(d):
-            res = cls(d, **kw).fit()
-            return res.coef, res.intercept.to_numpy()
+            if source is None:
+                res = cls(d).fit()
+                return res.coef, res.intercept.to_numpy()
+            res = cls(d.take(endog=d.endog - d.exog @ source)).fit()
+            return res.coef + source, res.intercept.to_numpy()
         return fit
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target = min(_cv_mse(data, fitter(OLS), folds), _cv_mse(data, fitter(Ridge), folds))
-        errs = np.array([_cv_mse(data, fitter(RidgeToSource, source=S), folds)
+        errs = np.array([_cv_mse(data, fitter(Ridge, source=S), folds)
                          for S in sources])
         gains = np.maximum(target - errs, 0.0)
         best = int(np.argmin(errs))
         if gains.sum() > 0:
             w = gains / gains.sum()
             pooled = sum(wi * S for wi, S in zip(w, sources))
-            pooled_err = (_cv_mse(data, fitter(RidgeToSource, source=pooled), folds)
+            pooled_err = (_cv_mse(data, fitter(Ridge, source=pooled), folds)
                           if np.count_nonzero(w) > 1 else errs[int(np.argmax(w))])
         else:
             w, pooled_err = np.zeros(len(sources)), np.nan

@@ -150,7 +150,7 @@ class SMART(SourceModel):
             return fit_smart_magnitude(self, rank, structural_rank, lam, gamma,
                                        backend=backend, tol=tol, max_iter=max_iter,
                                        n_folds=n_folds, init=init, verbose=verbose,
-                                       n_jobs=n_jobs)
+                                       n_jobs=n_jobs, results_cls=SMARTResults)
         how = {"rank": "given", "structural_rank": "given", "lam": "given"}
         Sxx, Sxy, Syy = self.moments()
         tuning = {}

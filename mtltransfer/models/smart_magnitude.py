@@ -144,9 +144,10 @@ def cv_gamma(model, lam, candidates, n_folds, *, tol=1e-3, max_iter=2000):
 
 
 def fit_smart_magnitude(model, rank, structural_rank, lam, gamma, *, backend, tol,
-                        max_iter, n_folds, init, verbose, n_jobs):
-    """:meth:`SMART.fit` with ``gamma != 0``: see the module docstring."""
-    from .smart import SMARTResults
+                        max_iter, n_folds, init, verbose, n_jobs, results_cls):
+    """:meth:`SMART.fit` with ``gamma != 0``: see the module docstring (``results_cls``
+    is SMART's results class, passed in: this module sits below the SMART model)."""
+    SMARTResults = results_cls
 
     moments = model.moments()
     if rank is not None and structural_rank is not None and lam is not None and \
