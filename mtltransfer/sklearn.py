@@ -45,6 +45,7 @@ from .models.shared import SharedRepresentation
 from .models.smart import SMART
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
+from .models.transfer_family import Transfer
 
 __all__ = ["ESTIMATORS", "MtlTags", "fitted_rank"]
 
@@ -99,6 +100,9 @@ ESTIMATORS = (
          source=True),
     Spec("SourceMixtureRegressor", SourceMixture, ("weight", "rank", "n_folds", "n_weights"),
          "Mixture of the source's coefficients and the target-only reduced-rank fit.",
+         source=True),
+    Spec("TransferRegressor", Transfer, ("candidates", "n_folds", "folds", "rule"),
+         "The transfer method chosen by cross-validation for the data (mt.Transfer).",
          source=True),
     Spec("SparseReducedRankRegressor", SparseReducedRank,
          ("lam", "rank", "criterion", "n_lams", "adaptive", "gamma", "tol", "max_iter"),
@@ -546,6 +550,7 @@ RidgeToSourceRegressor = _make(_SPECS["RidgeToSourceRegressor"])
 NuclearContrastRegressor = _make(_SPECS["NuclearContrastRegressor"])
 SourceSubspaceRRRRegressor = _make(_SPECS["SourceSubspaceRRRRegressor"])
 SourceMixtureRegressor = _make(_SPECS["SourceMixtureRegressor"])
+TransferRegressor = _make(_SPECS["TransferRegressor"])
 SparseReducedRankRegressor = _make(_SPECS["SparseReducedRankRegressor"])
 SOFARRegressor = _make(_SPECS["SOFARRegressor"])
 RSSVDRegressor = _make(_SPECS["RSSVDRegressor"])

@@ -227,3 +227,17 @@ def test_shared_representation_groups_by_metadata_routing():
         fitted.predict(X[:2], groups=[0, 9])
     with pytest.raises(ValueError, match="at least two tasks"):
         mts.SharedRepresentationRegressor().fit(X, y)
+
+
+def test_transfer_regressor_is_the_native_transfer_call(transfer_problem):
+    """The transfer-family call through scikit-learn: the same choice, the same fit."""
+    import mtltransfer as mt
+
+    X, Y, C0 = transfer_problem
+    est = mts.TransferRegressor(source=C0, candidates=("source", "source slopes",
+                                                       "RidgeToSource", "OLS")).fit(X, Y)
+    native = mt.Transfer(Y, X, source=C0, intercept=True).fit(
+        candidates=("source", "source slopes", "RidgeToSource", "OLS"))
+    assert est.results_.method == native.method
+    assert_allclose(est.coef_, native.coef.T, atol=1e-10)
+    assert_allclose(est.intercept_, native.intercept.to_numpy(), atol=1e-10)
