@@ -139,3 +139,15 @@ def test_adapted_task_get_prediction_has_summary_frame():
     # the B-fixed coefficient intervals in statsmodels' layout too
     ci = res.adapt(df.head(8).assign(g=7), shrink=0).conf_int(0.1)
     assert list(ci.columns) == [0, 1] and (ci[0] < ci[1]).all()
+
+
+def test_one_task_marginal_fit_is_refused_not_nan():
+    """One task: the marginal likelihood cannot identify the weights' distribution; the
+    fit used to return NaN coefficients with only a ConvergenceWarning."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = X @ np.array([1.0, 2.0, 3.0]) + rng.standard_normal(30)
+    with pytest.raises(ValueError, match="method='marginal' needs at least two tasks"):
+        mt.SharedRepresentation(y, X, groups=np.zeros(30)).fit()
+    res = mt.SharedRepresentation(y, X, groups=np.zeros(30)).fit(method="per_task")
+    assert np.all(np.isfinite(res.params.to_numpy()))

@@ -296,6 +296,10 @@ class SharedRepresentation(DataViews):
         how, scores = "given", None
         B = W = None
         if method == "marginal":
+            if T < 2:
+                raise ValueError("method='marginal' needs at least two tasks (groups): the "
+                                 "distribution of the task weights is not identified from "
+                                 "one; give several tasks, or method='per_task' or 'gd'")
             if backend != "fast" or criterion != "bic":
                 raise ValueError("method='marginal' supports backend='fast' and "
                                  "criterion='bic' only")
