@@ -240,6 +240,19 @@ class ModelData:
 
 
 # ---- construction ----------------------------------------------------------------------
+def column_or_aligned(data, value, name):
+    """A per-row argument of ``from_formula`` (``groups=``, ``weights=``): a column name of
+    ``data`` is read from it, a Series must share ``data``'s index; anything else is
+    returned as given (one value per row, positional)."""
+    if isinstance(value, str):
+        if value not in data.columns:
+            raise ValueError(f"{name}={value!r} is not a column of data")
+        return data[value]
+    if isinstance(value, pd.Series):
+        check_aligned(("data", data), (name, value))
+    return value
+
+
 def check_aligned(*named):
     """Refuse pandas inputs whose row indexes differ (statsmodels' rule).
 

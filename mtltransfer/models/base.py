@@ -1020,12 +1020,7 @@ def _formula_weights(data, weights):
     """Weights given to ``from_formula`` as one value per row of ``data``: a column name,
     a Series aligned by index, or an array."""
     if isinstance(data, pd.DataFrame):
-        if isinstance(weights, str):
-            if weights not in data.columns:
-                raise ValueError(f"weights={weights!r} is not a column of data")
-            weights = data[weights]
-        if isinstance(weights, pd.Series):
-            design.check_aligned(("data", data), ("weights", weights))
+        weights = design.column_or_aligned(data, weights, "weights")
     return np.asarray(weights.to_numpy(dtype=float) if isinstance(weights, pd.Series)
                       else weights)
 

@@ -183,12 +183,7 @@ class SharedRepresentation(DataViews):
             from .shared_multilevel import multilevel_from_formula
             return multilevel_from_formula(formula, data, groups, re_formula,
                                            missing=missing, eval_env=eval_env)
-        if isinstance(groups, str):
-            if groups not in data.columns:
-                raise ValueError(f"groups={groups!r} is not a column of data")
-            groups = data[groups]
-        elif isinstance(groups, pd.Series):
-            design.check_aligned(("data", data), ("groups", groups))
+        groups = design.column_or_aligned(data, groups, "groups")
         md = cls._formula_data(formula, data, missing, eval_env)
         return cls(md, groups=groups, missing=missing)
 
