@@ -4,7 +4,7 @@ For each case the fully tuned ``SMART.fit()`` (rank by RSC, structural ranks by 
 lambda by BIC) is compared with ``SMART.fit(rank=, structural_rank=, lam=)`` at the
 settings it chose: the relative objective gap ``|f_tuned - f_refit| / |f_refit|``, the
 relative coefficient difference ``||C_tuned - C_refit||_F / ||C_refit||_F`` and the
-stationarity certificate of the tuned fit (:func:`mtltransfer.solvers.admm.stationarity`
+stationarity certificate of the tuned fit (:func:`mtltransfer.smart.admm.stationarity`
 at the fit's tol: the largest ratio measure / threshold, pass when <= 1). A case is
 flagged when a gap exceeds ``1e-6``, the certificate fails, or the fit says
 ``converged=False``.
@@ -44,8 +44,8 @@ import statsmodels.api as sm  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mtltransfer as mt  # noqa: E402
-from mtltransfer.solvers.admm import stationarity  # noqa: E402
-from mtltransfer.solvers.smart_problem import SmartProblem  # noqa: E402
+from mtltransfer.smart.admm import stationarity  # noqa: E402
+from mtltransfer.smart.problem import SmartProblem  # noqa: E402
 
 GRUNFELD = "li + lv ~ lc + C(era) + year"
 MACRO = "dcons + dinv + dgovt ~ dgdp + ddpi + tbilrate + infl + unemp"

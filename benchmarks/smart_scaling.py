@@ -69,8 +69,8 @@ import pandas as pd  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mtltransfer as mt  # noqa: E402
-from mtltransfer.selection import smart_lambda_path  # noqa: E402
-from mtltransfer.solvers.smart_problem import SmartProblem, source_svd  # noqa: E402
+from mtltransfer.smart.tuning import smart_lambda_path  # noqa: E402
+from mtltransfer.smart.problem import SmartProblem, source_svd  # noqa: E402
 
 
 class Clock:

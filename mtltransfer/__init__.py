@@ -24,7 +24,7 @@ from .io import load
 from .models.base import MultiResponseResults
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
-from .models.smart import SMART, SMARTResults
+from .smart.model import SMART, SMARTResults
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
 from .models.transfer_family import Transfer, TransferResults
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank

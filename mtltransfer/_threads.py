@@ -41,3 +41,14 @@ def iteration_threads(flops):
 
         return nullcontext()
     return one_blas_thread()
+
+
+def smart_iteration_threads(p, rank):
+    """Context of SMART's ADMM iterations at p predictors and rank r: their products (the
+    p x p Gram times a p x r factor) cost about ``2 p^2 r`` flops each.
+
+    The set-up (G, H, the source SVD) is outside it and uses every BLAS thread. The fit
+    depends on the thread count only through rounding (a threaded BLAS may split a
+    reduction differently: differences of about 1e-15 at p = 1200, the same lambda chosen;
+    ``tests/test_smart_speed_paths.py``)."""
+    return iteration_threads(2.0 * p * p * rank)

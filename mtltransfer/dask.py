@@ -44,7 +44,7 @@ from .models.base import PenalizedResults, check_backend, check_positive, \
     warn_penalty_scale
 from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
 from .models.shared import SharedRepresentation, SharedRepresentationResults
-from .models.smart import SMART
+from .smart.model import SMART
 from .solvers import shared_marginal as smg
 from .exceptions import user_stacklevel
 

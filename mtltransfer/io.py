@@ -207,6 +207,16 @@ MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.io:RemovedRows": "mtltransfer._validation:RemovedRows",
 }
 
+#: Modules that moved, old path -> present path: a class saved as ``old:Name`` is read
+#: as ``present:Name`` (after :data:`MOVED_CLASSES`, which names single classes).
+MOVED_MODULES: dict[str, str] = {
+    "mtltransfer.models.smart": "mtltransfer.smart.model",
+    "mtltransfer.models.smart_magnitude": "mtltransfer.smart.magnitude",
+    "mtltransfer.solvers.admm": "mtltransfer.smart.admm",
+    "mtltransfer.solvers.smart_problem": "mtltransfer.smart.problem",
+    "mtltransfer.solvers.smart_gamma": "mtltransfer.smart.gamma",
+}
+
 
 def _class_name(cls):
     return f"{cls.__module__}:{cls.__qualname__}"
@@ -214,9 +224,12 @@ def _class_name(cls):
 
 def _find_class(name):
     """The class ``"module:qualname"``, which must be defined in the package (a name in
-    :data:`MOVED_CLASSES` is read as the class's present home)."""
+    :data:`MOVED_CLASSES`, or of a module in :data:`MOVED_MODULES`, is read as the
+    class's present home)."""
     name = MOVED_CLASSES.get(str(name), str(name))
     module_name, _, qualname = str(name).partition(":")
+    module_name = MOVED_MODULES.get(module_name, module_name)
+    name = f"{module_name}:{qualname}"
     modules, attrs = module_name.split("."), qualname.split(".")
     # dunder names excluded: importing mtltransfer.__main__ would run the command line
     if modules[0] != _PACKAGE or len(modules) < 2 or not all(

@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import SharedRepresentation
-from .models.smart import SMART
+from .smart.model import SMART
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
 from .models.transfer_family import Transfer

@@ -24,7 +24,7 @@ def make_problem(n, p, q, rank=2, noise=0.3, seed=0):
 def gradient_scale(Sxy):
     """The scale of SMART's optimality measures: 1 + ||Sxy||_F, the norm of the data term's
     gradient at C = 0 (it is -Sxy), the quantity the solver's stopping rule scales its dual
-    and stationarity residuals by (``s_dual``, :mod:`mtltransfer.solvers.admm`). A fit
+    and stationarity residuals by (``s_dual``, :mod:`mtltransfer.smart.admm`). A fit
     stopped at ``tol`` has KKT and Riemannian-gradient norms below ``10 tol`` times it."""
     return 1.0 + float(np.linalg.norm(Sxy))
 

@@ -9,7 +9,7 @@ import mtltransfer as mt
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.exceptions import ConvergenceWarning
 from mtltransfer.gram import SufficientStats
-from mtltransfer.solvers.admm import smart_admm, smart_objective, smart_verify, source_svd
+from mtltransfer.smart.admm import smart_admm, smart_objective, smart_verify, source_svd
 from mtltransfer.solvers.stiefel import mm_quadratic, polar, riemannian_gradient
 
 from conftest import gradient_scale
@@ -226,7 +226,7 @@ def test_source_basis_beyond_rank_is_canonical_and_continuous():
     """A rank-deficient source leaves U_perp's basis free; SMART fixes a canonical one,
     so perturbing C0 at rounding level cannot change the fit (it once moved lam_max by
     40% and the chosen lambda)."""
-    from mtltransfer.solvers.admm import source_rank, source_svd
+    from mtltransfer.smart.admm import source_rank, source_svd
 
     rng = np.random.default_rng(11)
     C0 = rng.standard_normal((30, 4)) @ rng.standard_normal((4, 12))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mtltransfer import selection as sel
+from mtltransfer import gram, selection as sel
+from mtltransfer.smart import tuning
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.gram import SufficientStats
 from mtltransfer.solvers.linear import reduced_rank
@@ -44,17 +45,17 @@ def test_rsc_fallback_when_n_le_rank_x():
 
 def test_structural_grid_keeps_transfer_candidates_when_rank_is_full():
     # a single response (q = 1): only U can be penalised, and it must be tried
-    assert sel.default_structural_grid(1, 30, 1) == [(1, 1), (2, 1), (3, 1), (4, 1),
+    assert tuning.default_structural_grid(1, 30, 1) == [(1, 1), (2, 1), (3, 1), (4, 1),
                                                      (30, 1)]
-    grid = sel.default_structural_grid(3, 20, 3)
+    grid = tuning.default_structural_grid(3, 20, 3)
     assert grid[-1] == (20, 3) and len(grid) > 1 and all(r_v == 3 for _, r_v in grid)
 
 
 def test_kfold_stats_and_validation_loss():
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((53, 4)), rng.standard_normal((53, 3))
-    folds = sel.kfold_stats(X, Y, 5, seed=1)
-    again = sel.kfold_stats(X, Y, 5, seed=1)
+    folds = gram.kfold_stats(X, Y, 5, seed=1)
+    again = gram.kfold_stats(X, Y, 5, seed=1)
     total = SufficientStats.from_arrays(X, Y)
     s = folds[0]
     for f in folds[1:]:
@@ -69,13 +70,13 @@ def test_kfold_stats_and_validation_loss():
     C = rng.standard_normal((4, 3))
     pred = Y[tr].mean(0) + (X[idx] - X[tr].mean(0)) @ C
     direct = np.sum((Y[idx] - pred) ** 2) / len(idx)
-    assert sel.validation_loss(folds[0], total - folds[0], C) == pytest.approx(direct)
+    assert gram.validation_loss(folds[0], total - folds[0], C) == pytest.approx(direct)
 
 
 def test_bic_path_model1_accuracy(model1):
     sim, st = model1
     Sxx, Sxy, Syy = st.moments()
-    out = sel.smart_lambda_path(Sxx, Sxy, Syy, st.n, sim.C0, 5, (10, 10))
+    out = tuning.smart_lambda_path(Sxx, Sxy, Syy, st.n, sim.C0, 5, (10, 10))
     tr = out["trace"]
     lam = np.array(tr["lam_u"])
     assert np.all(np.diff(lam) < 0) and lam[-1] == 0.0
@@ -90,7 +91,7 @@ def test_bic_path_model1_accuracy(model1):
 
 def test_tune_fixed_parts_and_traces(model1):
     sim, st = model1
-    out = sel.tune_smart(st, sim.C0, rank=5, structural_rank=(10, 10))
+    out = tuning.tune_smart(st, sim.C0, rank=5, structural_rank=(10, 10))
     assert out.how == {"rank": "given", "structural_rank": "given", "lam": "bic"}
     assert out.cv == {}
     # the documented tied path: lam_k = lam_max * lam_ratio^(k / (n_lam - 1)), k < n_lam,
@@ -102,7 +103,7 @@ def test_tune_fixed_parts_and_traces(model1):
                                rtol=1e-12)
     assert out.lam[0] == lam_u[int(np.argmin(out.bic_path["bic"]))]
     assert _err(out.result.coef, sim.C) < 0.01
-    out2 = sel.tune_smart(st, sim.C0, structural_rank=(10, 10), lam=out.lam)
+    out2 = tuning.tune_smart(st, sim.C0, structural_rank=(10, 10), lam=out.lam)
     assert out2.how["rank"] == "rsc" and out2.rank == 5
     np.testing.assert_allclose(out2.result.coef, out.result.coef, atol=1e-4)
 
@@ -111,7 +112,7 @@ def _tuned_vs_rrr(n, p, q, sigma0, seed):
     X, Y, C, C0 = simulate_smart(n, p, q, rank=3, source_rank=6, sigma0=sigma0, sigma=0.5,
                                  random_state=seed)
     st = SufficientStats.from_arrays(X, Y)
-    out = sel.tune_smart(st, C0, fold_stats=sel.kfold_stats(X, Y, 5, seed=0))
+    out = tuning.tune_smart(st, C0, fold_stats=gram.kfold_stats(X, Y, 5, seed=0))
     Sxx, Sxy, _ = st.moments()
     return out, _err(out.result.coef, C), _err(reduced_rank(Sxx, Sxy, 3)[0], C)
 

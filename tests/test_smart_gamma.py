@@ -1,11 +1,11 @@
-"""SMART with the magnitude pull (gamma/2)||C - C0||_F^2 (mtltransfer.solvers.smart_gamma)."""
+"""SMART with the magnitude pull (gamma/2)||C - C0||_F^2 (mtltransfer.smart.gamma)."""
 
 import numpy as np
 import pytest
 
 import mtltransfer as mt
-from mtltransfer.solvers.admm import smart_objective
-from mtltransfer.solvers.smart_gamma import (magnitude_d_step, magnitude_d_step_cvx,
+from mtltransfer.smart.admm import smart_objective
+from mtltransfer.smart.gamma import (magnitude_d_step, magnitude_d_step_cvx,
                                              magnitude_penalty, source_d0)
 
 

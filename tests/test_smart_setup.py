@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mtltransfer.solvers.linear import ols
-from mtltransfer.solvers.smart_problem import (_complement_basis_qr, _ols_cholesky,
+from mtltransfer.smart.problem import (_complement_basis_qr, _ols_cholesky,
                                                complement_basis, source_svd)
 
 

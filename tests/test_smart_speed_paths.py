@@ -9,9 +9,9 @@ import pytest
 import mtltransfer as mt
 from mtltransfer.exceptions import ConvergenceWarning
 from mtltransfer.gram import kfold_stats
-from mtltransfer.selection import cv_structural_rank, smart_lambda_path
-from mtltransfer.solvers.admm import smart_admm, smart_verify
-from mtltransfer.solvers.smart_problem import SmartProblem, source_svd
+from mtltransfer.smart.tuning import cv_structural_rank, smart_lambda_path
+from mtltransfer.smart.admm import smart_admm, smart_verify
+from mtltransfer.smart.problem import SmartProblem, source_svd
 
 from conftest import gradient_scale
 
@@ -209,7 +209,7 @@ def test_identical_fit_with_one_or_two_blas_threads_above_the_thread_threshold()
     may split a reduction differently: about 1e-15 here), with the same lambda chosen."""
     from threadpoolctl import threadpool_limits
 
-    from mtltransfer.solvers.admm import _SMALL_PRODUCT_FLOPS
+    from mtltransfer._threads import SMALL_PRODUCT_FLOPS as _SMALL_PRODUCT_FLOPS
 
     p, rank = 1200, 8
     assert 2.0 * p * p * rank >= _SMALL_PRODUCT_FLOPS

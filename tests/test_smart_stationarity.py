@@ -1,5 +1,5 @@
 """SMART's ``converged`` means stationary: the final fit of every SMART fit, tuned or not,
-passes the KKT certificate (:func:`mtltransfer.solvers.admm.stationarity`) at ``tol``,
+passes the KKT certificate (:func:`mtltransfer.smart.admm.stationarity`) at ``tol``,
 and a tuned fit is the fit of its own settings."""
 
 import warnings
@@ -10,8 +10,8 @@ import statsmodels.api as sm
 
 import mtltransfer as mt
 from mtltransfer.exceptions import ConvergenceWarning
-from mtltransfer.solvers.admm import smart_admm, stationarity
-from mtltransfer.solvers.smart_problem import SmartProblem
+from mtltransfer.smart.admm import smart_admm, stationarity
+from mtltransfer.smart.problem import SmartProblem
 
 FORMULA = "li + lv ~ lc + C(era) + year"
 CERTIFIED = ["primal_residual_u", "primal_residual_v", "rgrad_u", "kkt_u", "rgrad_v",

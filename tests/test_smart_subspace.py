@@ -5,10 +5,10 @@ import pytest
 
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.gram import SufficientStats
-from mtltransfer.selection import _bic, smart_lambda_path
-from mtltransfer.solvers.admm import smart_admm, smart_verify
+from mtltransfer.smart.tuning import _bic, smart_lambda_path
+from mtltransfer.smart.admm import smart_admm, smart_verify
 from mtltransfer.solvers.linear import reduced_rank
-from mtltransfer.solvers.smart_problem import SmartProblem, source_svd
+from mtltransfer.smart.problem import SmartProblem, source_svd
 from mtltransfer.solvers.stiefel import (mm_quadratic, polar, riemannian_gradient,
                                          subspace_quadratic)
 
@@ -195,7 +195,7 @@ def test_large_p_shortcuts_agree_with_lapack(monkeypatch):
     # against dense LAPACK
     from scipy import linalg
 
-    from mtltransfer.solvers import smart_problem as sp
+    from mtltransfer.smart import problem as sp
 
     monkeypatch.setattr(sp, "_LANCZOS_P", 100)
     rng = np.random.default_rng(4)

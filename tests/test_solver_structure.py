@@ -9,10 +9,11 @@ import pytest
 
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.gram import SufficientStats
-from mtltransfer import selection as sel
+from mtltransfer import gram, selection as sel
+from mtltransfer.smart import tuning
 from mtltransfer.solvers import cvx
-from mtltransfer.solvers.admm import (AdmmParams, _initial_state, admm_step, smart_admm)
-from mtltransfer.solvers.smart_problem import SmartProblem, source_svd
+from mtltransfer.smart.admm import (AdmmParams, _initial_state, admm_step, smart_admm)
+from mtltransfer.smart.problem import SmartProblem, source_svd
 from mtltransfer.solvers.stiefel import armijo_search, polar, tangent_projection
 
 
@@ -148,11 +149,11 @@ def test_inaccurate_cvxpy_status_warns_or_raises():
 def test_tune_smart_with_a_lambda_pair_and_no_folds(problem):
     # defect: tune_smart(..., lam=(a, b)) crashed without fold_stats
     st, C0, _ = problem
-    out = sel.tune_smart(st, C0, rank=3, lam=(0.02, 0.03))
-    assert isinstance(out, sel.TuningResult)
+    out = tuning.tune_smart(st, C0, rank=3, lam=(0.02, 0.03))
+    assert isinstance(out, tuning.TuningResult)
     assert out.lam == (0.02, 0.03)
     assert out.how == {"rank": "given", "structural_rank": "bic", "lam": "given"}
-    assert out.structural_rank in [tuple(s) for s in sel.default_structural_grid(3, 20, 12, 6)]
+    assert out.structural_rank in [tuple(s) for s in tuning.default_structural_grid(3, 20, 12, 6)]
     # the fit is the ADMM solution at that configuration
     Sxx, Sxy, Syy = st.moments()
     ref = smart_admm(Sxx, Sxy, Syy, C0, 3, out.structural_rank, (0.02, 0.03), tol=1e-6)
@@ -163,11 +164,11 @@ def test_lambda_path_counts_each_iteration_once(problem):
     # defect: the polished fit's iterations were counted twice (n_iter 2, history 1)
     st, C0, _ = problem
     Sxx, Sxy, Syy = st.moments()
-    out = sel.smart_lambda_path(Sxx, Sxy, Syy, st.n, C0, 3, (6, 6), n_lam=5)
+    out = tuning.smart_lambda_path(Sxx, Sxy, Syy, st.n, C0, 3, (6, 6), n_lam=5)
     res = out["result"]
     assert res.n_iter == len(res.history["objective"])
     # with path_tol == tol nothing is polished: the chosen fit is the path's own
-    out2 = sel.smart_lambda_path(Sxx, Sxy, Syy, st.n, C0, 3, (6, 6), n_lam=5, path_tol=1e-6)
+    out2 = tuning.smart_lambda_path(Sxx, Sxy, Syy, st.n, C0, 3, (6, 6), n_lam=5, path_tol=1e-6)
     assert out2["result"].n_iter == out2["trace"]["n_iter"][out2["index"]]
 
 
@@ -178,4 +179,4 @@ def test_problem_object_is_shared_not_rebuilt(problem):
     b = smart_admm(Sxx, Sxy, Syy, C0, 3, (6, 6), (0.05, 0.05), svd0=source_svd(C0))
     np.testing.assert_allclose(a.coef, b.coef, atol=1e-12)
     with pytest.raises(ValueError, match="problem="):
-        sel.smart_lambda_path(Sxx, Sxy, Syy, st.n, None, 3, (6, 6), problem=prob)
+        tuning.smart_lambda_path(Sxx, Sxy, Syy, st.n, None, 3, (6, 6), problem=prob)

@@ -23,7 +23,7 @@ from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers import rrridge as rrs
 from ..solvers._base import SolverResult, argmin_simplest
-from ..solvers.smart_problem import source_rank, source_svd
+from ..smart.problem import source_rank, source_svd
 from .base import (MultiResponseModel, PenalizedResults, check_backend, check_int,
                    check_positive, warn_penalty_scale)
 
@@ -169,7 +169,7 @@ class ReducedRankRidge(MultiResponseModel):
         subspace_rank : int, (int, int) or None
             (d_u, d_v) of the source form (a scalar ties them); only with ``source=``.
             ``None``: K-fold CV over SMART's tied grid around the rank
-            (:func:`mtltransfer.selection.default_structural_grid`, which includes
+            (:func:`mtltransfer.smart.tuning.default_structural_grid`, which includes
             ``(p, q)``), jointly with the ridge.
         rank_method : {"rsc", "cv"}
         ridge_method : {"cv", "gcv"}
@@ -221,7 +221,7 @@ class ReducedRankRidge(MultiResponseModel):
         elif pair is not None:
             pairs = [pair]
         else:
-            from ..selection import default_structural_grid
+            from ..smart.tuning import default_structural_grid
             pairs = default_structural_grid(guide, p, q, self.source_rank)
         Sxx, Sxy, Syy = self.moments()
         lam_scale = float(linalg.eigvalsh(Sxx)[-1])

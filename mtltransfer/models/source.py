@@ -7,7 +7,7 @@ import pandas as pd
 from .. import design
 from ..bootstrap import source_draws
 from ..screening import screen_data
-from ..solvers.admm import source_rank, source_svd
+from ..smart.problem import source_rank, source_svd
 from .base import MultiResponseModel
 from .multi_source import combine_sources, is_source_list
 
@@ -87,7 +87,7 @@ class SourceModel(MultiResponseModel):
 
     @property
     def source_rank(self):
-        """Numerical rank of the source (see :func:`~mtltransfer.solvers.admm.source_rank`)."""
+        """Numerical rank of the source (see :func:`~mtltransfer.smart.admm.source_rank`)."""
         return source_rank(self.source_svd[1])
 
     def folds(self, n_folds):

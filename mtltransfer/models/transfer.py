@@ -76,7 +76,7 @@ class SourceSubspaceRRR(SourceModel):
 
     Tuning as SMART's: the rank by the rank selection criterion capped by the source's
     rank; the subspace dimensions (tied) by K-fold cross-validation over SMART's grid
-    (:func:`mtltransfer.selection.default_structural_grid`, which includes ``(p, q)``, the
+    (:func:`mtltransfer.smart.tuning.default_structural_grid`, which includes ``(p, q)``, the
     fallback against a misleading source).
     """
 
@@ -104,7 +104,7 @@ class SourceSubspaceRRR(SourceModel):
         -------
         PenalizedResults
         """
-        from ..selection import default_structural_grid
+        from ..smart.tuning import default_structural_grid
 
         if backend != "fast":
             raise ValueError("SourceSubspaceRRR is a closed form; backend must be 'fast'")

@@ -146,7 +146,7 @@ class Transfer(SourceModel):
     def _fit_candidate(self, data, method, C0, b0, options):
         """(coef, intercept, results or None) of one candidate on ``data``."""
         from .linear import OLS, ReducedRank, Ridge
-        from .smart import SMART
+        from ..smart.model import SMART
         from .transfer import RidgeToSource, SourceMixture, SourceSubspaceRRR
 
         if method in ("source", "source slopes"):

@@ -12,7 +12,7 @@ paths) and the ridge and nuclear-norm grids (:func:`ridge_cvx_path`,
 :func:`nuclear_norm_cvx_path`). Every twin takes ``solver_opts`` (passed to
 ``Problem.solve``; the default is Clarabel with tight tolerances). A solve that ends
 ``optimal_inaccurate`` gives a ``UserWarning`` (an error with ``inaccurate="raise"``, as
-in :func:`mtltransfer.solvers.admm.smart_verify`); any other non-optimal status is an
+in :func:`mtltransfer.smart.admm.smart_verify`); any other non-optimal status is an
 error.
 """
 

@@ -10,7 +10,7 @@ Only NumPy linear algebra: no manifold library, no autodiff. With the embedded m
 * :func:`armijo_search` -- backtracking along a retraction curve under the (possibly
   nonmonotone) Armijo rule, with a stop reason;
 * :func:`mm_quadratic` -- the one nontrivial solver: it minimises the quadratic subproblems
-  of the SMART ADMM (:mod:`mtltransfer.solvers.admm`) by Riemannian gradient steps with
+  of the SMART ADMM (:mod:`mtltransfer.smart.admm`) by Riemannian gradient steps with
   Barzilai-Borwein lengths and a majorise-minimise fallback whose minimiser is a polar
   factor (one thin SVD of an m x r matrix per step);
 * :func:`subspace_quadratic` -- the same subproblems by Rayleigh-Ritz subspace steps (one

@@ -19,11 +19,11 @@ import pandas as pd
 from scipy import linalg
 
 from .. import plotting as _plotting
-from ..solvers.admm import smart_admm, smart_verify, stationarity
-from ..solvers.smart_problem import SmartProblem
-from .base import RANK_PARAM, PenalizedResults, check_backend, check_int, check_positive, \
+from ..models.base import RANK_PARAM, PenalizedResults, check_backend, check_int, check_positive, \
     warn_penalty_scale
-from .source import SourceModel
+from ..models.source import SourceModel
+from .admm import smart_admm, smart_verify, stationarity
+from .problem import SmartProblem
 
 
 def _pair(name, value, caster):
@@ -77,7 +77,7 @@ class SMART(SourceModel):
     With the full SVD C0 = U0 S0 V0^T, U_perp = U0[:, r_u:] and V_perp = V0[:, r_v:]: the
     target's singular subspaces are encouraged to lie in the source's leading ones, with
     sparse leakage along individual source directions. The problem is solved by ADMM on the
-    Stiefel manifolds (:func:`mtltransfer.solvers.admm.smart_admm`) from the sufficient
+    Stiefel manifolds (:func:`mtltransfer.smart.admm.smart_admm`) from the sufficient
     statistics; ``fit()`` tunes the rank (rank selection criterion), the structural ranks
     (K-fold cross-validation) and the penalties (BIC path) automatically.
     """
@@ -100,13 +100,13 @@ class SMART(SourceModel):
             Wegkamp (2011), capped by the source's rank.
         structural_rank : int, (int, int) or None
             (r_u, r_v) with 0 <= r_u <= p, 0 <= r_v <= q; a scalar ties them. None: K-fold
-            cross-validation over a grid (see :func:`mtltransfer.selection.tune_smart`).
+            cross-validation over a grid (see :func:`mtltransfer.smart.tuning.tune_smart`).
         lam : float, (float, float) or None
             (lam_u, lam_v) >= 0; a scalar ties them. None: BIC along a warm-started
             log-spaced path.
         gamma : float or "cv", default 0.0
             Weight of the magnitude pull ``(gamma/2)||C - C0||_F^2`` towards the source
-            (:mod:`mtltransfer.models.smart_magnitude`; docs/smart.rst). 0 is the
+            (:mod:`mtltransfer.smart.magnitude`; docs/smart.rst). 0 is the
             paper's SMART; ``"cv"`` chooses it (with the rank) by K-fold
             cross-validation after the other hyperparameters are tuned at 0; a given
             gamma > 0 with other hyperparameters left None tunes those at 0.
@@ -133,7 +133,7 @@ class SMART(SourceModel):
         check_backend(backend)
         warn_penalty_scale(self)
         p, q = self.k_exog, self.k_endog
-        from .smart_magnitude import check_gamma, fit_smart_magnitude
+        from .magnitude import check_gamma, fit_smart_magnitude
 
         gamma = check_gamma(gamma)
         if rank is not None:
@@ -165,7 +165,7 @@ class SMART(SourceModel):
             sol = smart_admm(None, None, None, None, rank, structural_rank, lam, tol=tol,
                              max_iter=max_iter, init=init, backend=backend, problem=prob)
         else:
-            from ..selection import tune_smart
+            from .tuning import tune_smart
 
             from ..selection import check_folds, rank_table
 
@@ -178,9 +178,9 @@ class SMART(SourceModel):
                 print("SMART: tuning " + ", ".join(k for k, v in (
                     ("rank (RSC)", rank), ("structural ranks (CV)", structural_rank),
                     ("lambda (BIC path)", lam)) if v is None), file=sys.stderr)
-            from ..solvers.admm import _iteration_threads
+            from .._threads import smart_iteration_threads
 
-            with _iteration_threads(p, rank or min(p, q)):
+            with smart_iteration_threads(p, rank or min(p, q)):
                 out = tune_smart(self.stats, self.source, rank=rank,
                                  structural_rank=structural_rank, lam=lam, fold_stats=folds,
                                  tol=tol, max_iter=max_iter, backend=backend,
@@ -363,14 +363,14 @@ class SMARTResults(PenalizedResults):
             Riemannian gradient norms of the U- and V-subproblems (``rgrad_u``,
             ``rgrad_v``) and of the Lagrangian (``kkt_u``, ``kkt_v``), the d-gradient
             ``grad_d`` (thresholds of the solver's certificate at the fit's ``tol``,
-            :func:`mtltransfer.solvers.admm.stationarity`: ``tol`` times the gradient
+            :func:`mtltransfer.smart.admm.stationarity`: ``tol`` times the gradient
             scale, or times ``s_prim`` for the primal residuals), the orthonormality
             errors (threshold ``1e-10``) and the objective (no threshold, ``passed``
             empty). ``converged`` is true only where every certificate row passes.
         """
         Sxx, Sxy, Syy = self.model.moments()
         if self.state.get("gamma", 0.0):     # the problem with the magnitude pull
-            from ..solvers.smart_gamma import magnitude_moments
+            from .gamma import magnitude_moments
             Sxx, Sxy, Syy = magnitude_moments(Sxx, Sxy, Syy, self.model.source,
                                               self.state["gamma"])
         out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd,

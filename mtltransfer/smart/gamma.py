@@ -1,7 +1,7 @@
 """SMART that borrows the source's magnitudes: the penalty ``(gamma/2)||C - C0||_F^2``.
 
 With ``C = U diag(d) V^T`` (U, V orthonormal) and the source's SVD ``C0 = U0 S0 V0^T``
-(:func:`~mtltransfer.solvers.smart_problem.source_svd`, ``U = U0 A``, ``V = V0 B``), the
+(:func:`~mtltransfer.smart.problem.source_svd`, ``U = U0 A``, ``V = V0 B``), the
 added penalty splits into a pull of the target's singular values towards the source's
 magnitudes *in the target's own frame* and a term in the subspaces only:
 
@@ -118,7 +118,7 @@ def magnitude_d_step_cvx(c, g, d0, gamma, **solver_opts):
     """
     import cvxpy as cp
 
-    from .cvx import _solve
+    from ..solvers.cvx import _solve
 
     c, g, d0 = (np.asarray(v, dtype=float) for v in (c, g, d0))
     d = cp.Variable(len(c))

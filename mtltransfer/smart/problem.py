@@ -17,7 +17,7 @@ with the Euclidean gradients
 
 and, for fixed (A, B), the minimiser ``d_j = c_j / g_j`` over d (the closed-form d-step).
 :class:`SmartProblem` holds G, H and these formulas, each written once; the ADMM
-(:mod:`mtltransfer.solvers.admm`) and the tuning (:mod:`mtltransfer.selection`) share it.
+(:mod:`mtltransfer.smart.admm`) and the tuning (:mod:`mtltransfer.selection`) share it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from .linear import reduced_rank
-from .stiefel import tangent_projection
+from ..solvers.linear import reduced_rank
+from ..solvers.stiefel import tangent_projection
 
 __all__ = ["SOURCE_RTOL", "source_svd", "source_rank", "complement_basis",
            "check_source_svd", "closed_form_d", "SmartProblem"]
@@ -351,8 +351,8 @@ class SmartProblem:
     """SMART's data in the source's singular coordinates, computed once.
 
     Build it with :meth:`from_moments` and pass it to
-    :func:`mtltransfer.solvers.admm.smart_admm` and
-    :func:`mtltransfer.selection.smart_lambda_path` (``problem=``) to share G, H and the
+    :func:`mtltransfer.smart.admm.smart_admm` and
+    :func:`mtltransfer.smart.tuning.smart_lambda_path` (``problem=``) to share G, H and the
     Lipschitz bound between the fits of a path or a cross-validation fold.
 
     Parameters

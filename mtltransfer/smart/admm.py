@@ -11,7 +11,7 @@ with ``U_perp = U0[:, r_u:]`` and ``V_perp = V0[:, r_v:]``.
 
 Source coordinates. Write ``U = U0 A`` and ``V = V0 B`` (A, B again orthonormal) and let
 ``G = U0^T Sxx U0`` (p x p) and ``H = U0^T Sxy V0`` (p x q), computed once
-(:class:`mtltransfer.solvers.smart_problem.SmartProblem`). Because ``B^T B = I``, the data
+(:class:`mtltransfer.smart.problem.SmartProblem`). Because ``B^T B = I``, the data
 term is exactly
 
     f(A, d, B) = tr(Syy)/2 - sum_j d_j a_j^T H b_j + 1/2 sum_j d_j^2 a_j^T G a_j,
@@ -123,13 +123,13 @@ from typing import Callable
 
 import numpy as np
 
-from .._threads import SMALL_PRODUCT_FLOPS
-from ._anderson import SafeguardedAnderson
-from ._base import SolverResult, warn_not_converged
-from .prox import soft_threshold
-from .smart_problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
+from .._threads import smart_iteration_threads
+from ..solvers._anderson import SafeguardedAnderson
+from ..solvers._base import SolverResult, warn_not_converged
+from ..solvers.prox import soft_threshold
+from .problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
                             complement_basis, source_rank, source_svd)
-from .stiefel import mm_quadratic, polar, riemannian_gradient, subspace_quadratic
+from ..solvers.stiefel import mm_quadratic, polar, riemannian_gradient, subspace_quadratic
 
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
@@ -674,7 +674,7 @@ def _subproblem_kernels(backend, solver_opts):
     """(d_step, omega_step) of the backend: closed forms, or the CVXPY twins."""
     if backend == "fast":
         return closed_form_d, _soft_threshold_step
-    from . import cvx
+    from ..solvers import cvx
 
     opts = dict(solver_opts or {})
     return partial(cvx.smart_d_step, **opts), partial(cvx.smart_omega_step, **opts)
@@ -777,7 +777,7 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
                         d_step=d_step, omega_step=omega_step,
                         u_step=_resolve_u_step(u_step, prob.p, rank),
                         first_steps=None if init is None else _MM_FIRST_STEPS)
-    with _iteration_threads(prob.p, rank):
+    with smart_iteration_threads(prob.p, rank):
         state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
                                                  accelerate=bool(accelerate),
                                                  aa_memory=aa_memory, verbose=verbose,
@@ -807,23 +807,6 @@ def _resolve_u_step(u_step, p, rank):
 
 #: below this many flops per product ``G @ A`` (2 p^2 r) the iterations run on one BLAS
 #: thread: thread start-up costs more than it saves on such small products
-_SMALL_PRODUCT_FLOPS = SMALL_PRODUCT_FLOPS
-
-
-def _iteration_threads(p, rank):
-    """Context of the ADMM iterations: one BLAS thread when the products are small.
-
-    The set-up (G, H, the source SVD) is outside it and uses every BLAS thread; a large
-    problem (``2 p^2 r >= _SMALL_PRODUCT_FLOPS``) keeps them during the iterations too.
-    The fit depends on the thread count only through rounding (a threaded BLAS may split
-    a reduction differently: differences of about 1e-15 at p = 1200, the same lambda
-    chosen; ``tests/test_smart_speed_paths.py``).
-    """
-    from .._threads import iteration_threads
-
-    return iteration_threads(2.0 * p * p * rank)
-
-
 def _pack(problem, state, hist, converged, crit, params):
     """Sort the factors by descending d (a symmetry) and build the SolverResult."""
     r_u, r_v, lam_u, lam_v = params.r_u, params.r_v, params.lam_u, params.lam_v
@@ -965,7 +948,7 @@ def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_op
         ``f + <rho Z_u, A_low> + <rho Z_v, B_low>``), ``orth_u``, ``orth_v``
         (``||X^T X - I||_F``), ``objective``.
     """
-    from . import cvx
+    from ..solvers import cvx
 
     prob = _resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0)
     opts = dict(solver_opts or {})

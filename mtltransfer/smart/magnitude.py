@@ -6,7 +6,7 @@ The objective (docs/smart.rst, "Borrowing the source's magnitudes")
         + (gamma/2)||U diag(d) V^T - C0||_F^2
 
 is SMART on the augmented moments of
-:func:`mtltransfer.solvers.smart_gamma.magnitude_moments`; this module fits it for a given
+:func:`mtltransfer.smart.gamma.magnitude_moments`; this module fits it for a given
 gamma and chooses gamma by K-fold cross-validation (``gamma="cv"``).
 
 Tuning rule (deterministic). The rank, structural ranks and lambda are first chosen by
@@ -37,11 +37,11 @@ import pandas as pd
 
 from ..exceptions import ConvergenceWarning
 from ..gram import total_stats, validation_loss
-from ..selection import _DROP_FACTOR, _DROP_FOLDS
 from ..solvers._base import argmin_simplest
-from ..solvers.admm import smart_admm
-from ..solvers.smart_gamma import magnitude_moments
-from ..solvers.smart_problem import SmartProblem
+from .admm import smart_admm
+from .gamma import magnitude_moments
+from .problem import SmartProblem
+from .tuning import _DROP_FACTOR, _DROP_FOLDS
 
 #: iteration cap of a cross-validation fit (only its held-out loss is used; the lambda
 #: path of the structural-rank CV caps its fits at 100 the same way)
