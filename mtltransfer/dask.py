@@ -30,26 +30,23 @@ rows and are refused.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 
 from . import design
-from .gram import SufficientStats, offset_moments
+from .gram import SufficientStats
 from ._validation import RemovedRows, new_data_argument, register_front_end
-from .models.base import PenalizedResults, check_backend, check_positive, \
-    warn_penalty_scale
-from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
+from .access import StatsAccess, needs_rows_message
+from .models.base import warn_penalty_scale
 from .models.shared import SharedRepresentation, SharedRepresentationResults
-from .models.smart import SMART
 from .solvers import shared_marginal as smg
 from .exceptions import user_stacklevel
 
-__all__ = ["StatsModel", "DaskOLS", "DaskRidge", "DaskReducedRank", "DaskNuclearNorm",
-           "DaskSMART", "RowsOnCluster", "model_from_dask", "predict_partitions",
+__all__ = ["RowsOnCluster", "model_from_dask", "predict_partitions",
            "formula_stats", "formula_template", "DEFAULT_FOLDS", "DaskSharedRepresentation",
            "DaskSharedRepresentationResults", "shared_from_dask", "grouped_stats",
            "plain_columns"]
@@ -59,6 +56,8 @@ __all__ = ["StatsModel", "DaskOLS", "DaskRidge", "DaskReducedRank", "DaskNuclear
 DEFAULT_FOLDS = 5
 
 _EXTRA = 'pip install "mtltransfer[dask]"'
+#: how a refusal names what the model was given
+WHERE = "the statistics of a Dask DataFrame"
 
 
 def _require_dask():
@@ -96,7 +95,7 @@ def _design_infos(formula, template):
            tuple(map(str, template.columns)), tuple(map(str, template.dtypes)))
     if key in _INFO_CACHE:
         return _INFO_CACHE[key]
-    Yf, Xf = patsy.dmatrices(formula, template, eval_env=design._default_env(),
+    Yf, Xf = patsy.dmatrices(formula, template, eval_env=design.default_env(),
                              NA_action="drop", return_type="dataframe")
     if len(_INFO_CACHE) >= 8:
         _INFO_CACHE.clear()
@@ -137,7 +136,7 @@ def _typed_sample(formula, ddf, used):
         return None
     sample = pd.DataFrame({c: pd.Series([1, 2], dtype=meta[c].dtype) for c in used})
     try:
-        Yf, Xf = patsy.dmatrices(formula, sample, eval_env=design._default_env(),
+        Yf, Xf = patsy.dmatrices(formula, sample, eval_env=design.default_env(),
                                  NA_action="drop", return_type="dataframe")
     except Exception:       # the formula's own error is raised from a sample of rows
         return None
@@ -180,7 +179,7 @@ def formula_template(formula, ddf, sample_rows=200):
             raise ValueError(f"{factor.name()} is a stateful transform (its state is learnt "
                              "from all the rows); on Dask, compute it as a column first")
         if info.type == "categorical":
-            names = set(design._formula_variables(factor.name()))
+            names = set(design.formula_variables(factor.name()))
             categorical += [c for c in used if str(c) in names and c not in categorical]
     levels = {}
     if categorical:
@@ -219,7 +218,7 @@ def partition_design(part, formula, template, missing, infos=None):
     lhs, rhs = _design_infos(formula, template) if infos is None else infos
     work = part.reset_index(drop=True)
     n = len(work)
-    keep = [c for c in rhs.column_names if c not in design._INTERCEPT_NAMES]
+    keep = [c for c in rhs.column_names if c not in design.INTERCEPT_NAMES]
     if n == 0:
         return np.zeros((0, len(keep))), np.zeros((0, len(lhs.column_names))), \
             np.zeros(0, dtype=bool)
@@ -264,7 +263,7 @@ def plain_columns(info, columns):
         if finfo.type != "numerical" or finfo.num_columns != 1 or code not in columns:
             return None
         names.append(code)
-    expected = [c for c in info.column_names if c not in design._INTERCEPT_NAMES]
+    expected = [c for c in info.column_names if c not in design.INTERCEPT_NAMES]
     return names if names == expected else None
 
 
@@ -343,7 +342,7 @@ def _partition_stats(part, spec):
     row, then the statistics of every fold in one sorted pass (:func:`grouped_stats`)."""
     infos = _design_infos(spec.formula, spec.template)
     lhs, rhs = infos
-    p = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    p = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     q = len(lhs.column_names)
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
@@ -414,187 +413,34 @@ def _total(folds):
 
 
 # ---- models ----------------------------------------------------------------------------
-class StatsModel:
-    """The rows of a model replaced by their sufficient statistics (mixin).
-
-    ``stats`` holds the statistics of all rows; ``fold_stats`` those of the hashed folds
-    (one more pass over the data for a number of folds not yet computed). Where a solver
-    takes rows, ``centred_rows`` are p + q pseudo-rows Z with ``Z^T Z`` equal to the
-    moments (``Z = diag(sqrt(w)) Q^T`` from ``M = Q diag(w) Q^T``, M the joint moment
-    matrix of (X, Y)): least squares and reduced rank from them equal those of the rows;
-    whatever depends on the number of rows (GCV, the rank criterion) runs on the moments
-    with the true n.
-    """
-
-    def _attach(self, stats, folds, n_folds, frame):
-        self.__dict__["stats"] = stats
-        self._fold_cache = {n_folds: folds}
-        self._frame = frame            # (ddf, formula, template, used, missing); not saved
-
-    def rank_rows(self):
-        return None
-
-    def exog_sd(self):
-        return np.sqrt(np.clip(np.diag(self.stats.Cxx), 0.0, None) / self.stats.n)
-
-    def fold_stats(self, n_folds):
-        if n_folds not in self._fold_cache:
-            if getattr(self, "_frame", None) is None:
-                raise ValueError(f"the statistics of {n_folds} folds were not computed and "
-                                 "the Dask DataFrame is not at hand (a loaded model); "
-                                 f"use n_folds={sorted(self._fold_cache)[0]}")
-            ddf, formula, template, used, missing = self._frame
-            self._fold_cache[n_folds] = formula_stats(formula, ddf, template, used, missing,
-                                                      n_folds)
-        folds = self._fold_cache[n_folds]
-        if any(f.n == 0 for f in folds):
-            raise ValueError(f"a hashed fold is empty ({n_folds} folds of {self.nobs} "
-                             "rows); use fewer folds")
-        return list(folds)
-
-    @cached_property
-    def centred_rows(self):
-        Sxx, Sxy, Syy = self.moments()
-        p = Sxx.shape[0]
-        M = np.block([[Sxx, Sxy], [Sxy.T, Syy]])
-        w, Q = linalg.eigh(0.5 * (M + M.T))
-        Z = np.sqrt(np.clip(w, 0.0, None))[:, None] * Q.T      # Z^T Z = M
-        return Z[:, :p], Z[:, p:]
-
-    def residual_ss(self, coef, intercept):
-        """From the statistics: ``diag(Cyy - 2 C^T Cxy + C^T Cxx C) + n (ybar - b -
-        C^T xbar)^2`` per response."""
-        s = self.stats
-        C = np.asarray(coef)
-        within = np.diag(s.Cyy) - 2 * np.sum(C * s.Cxy, axis=0) + \
-            np.sum(C * (s.Cxx @ C), axis=0)
-        shift = s.y_mean - intercept - C.T @ s.x_mean
-        return np.clip(within, 0.0, None) + s.n * shift ** 2
-
-    def total_ss(self):
-        s = self.stats
-        return np.diag(s.Cyy) if self.k_constant else np.diag(s.YtY)
-
-    def warn_design(self):
-        try:
-            super().warn_design()
-        except ValueError:      # the message about a constant column needs the rows
-            from .exceptions import SingularMatrixWarning
-            warnings.warn(f"the design is rank deficient (rank {self.design_svd.rank} of "
-                          f"{self.k_exog} predictors): the minimum-norm solution is "
-                          "reported", SingularMatrixWarning, stacklevel=user_stacklevel())
-
-    def replace_data(self, rows=None, endog=None):
-        raise TypeError(f"{type(self).__name__} holds statistics, not rows: the bootstrap "
-                        "needs the rows in memory")
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_frame", None)
-        return state
-
-
-class DaskOLS(StatsModel, OLS):
-    """:class:`~mtltransfer.OLS` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskReducedRank(StatsModel, ReducedRank):
-    """:class:`~mtltransfer.ReducedRank` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskNuclearNorm(StatsModel, NuclearNorm):
-    """:class:`~mtltransfer.NuclearNorm` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskSMART(StatsModel, SMART):
-    """:class:`~mtltransfer.SMART` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskRidge(StatsModel, Ridge):
-    """:class:`~mtltransfer.Ridge` fitted from the statistics of a Dask DataFrame.
-
-    GCV needs the true number of rows, so ridge is solved on the moments: with
-    ``Sxx = Q diag(w) Q^T``, ``C = Q diag(1 / (w + alpha)) Q^T Sxy`` and the GCV curve of
-    :func:`mtltransfer.solvers.linear.ridge_gcv` over the same grid as in memory.
-    """
-
-    def fit(self, alpha=None, *, backend="fast", n_alphas=50, tol=None, max_iter=None,
-            verbose=False):
-        from .solvers import linear as lin
-        from .solvers._base import argmin_simplest
-
-        check_backend(backend)
-        if alpha is not None:
-            alpha = check_positive("alpha", alpha)
-        if alpha == 0:
-            return super().fit(0.0, backend=backend)
-        warn_penalty_scale(self)
-        C0 = self.offset()
-        Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
-        w, Q = linalg.eigh(Sxx)
-        w = np.clip(w, 0.0, None)
-        QtSxy = Q.T @ Sxy
-        tuning, how = {}, "given" if alpha is not None else "GCV"
-        if alpha is None:
-            alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
-            rss, dfs, gcv = lin.ridge_gcv(w, QtSxy, float(np.trace(Syy)), self.nobs, alphas,
-                                          n_fixed=int(self.center))
-            alpha = float(alphas[len(alphas) - 1 - argmin_simplest(gcv[::-1])])
-            tuning["gcv"] = pd.DataFrame({"alpha": alphas, "df": dfs, "rss": rss,
-                                          "gcv": gcv})
-        D = Q @ (QtSxy / (w + alpha)[:, None])
-        C = D if C0 is None else C0 + D
-        df = float(np.sum(w / (w + alpha)))
-        if backend == "cvxpy":
-            from .solvers.cvx import ridge_cvx
-            C, _ = ridge_cvx(*self.moments(), alpha, C0=C0)
-        return PenalizedResults(self, C, hyperparameters={"alpha": alpha},
-                                chosen_by={"alpha": how}, df_model=df * self.k_endog,
-                                tuning=tuning)
-
-
-_TWINS = {OLS: DaskOLS, Ridge: DaskRidge, ReducedRank: DaskReducedRank,
-          NuclearNorm: DaskNuclearNorm, SMART: DaskSMART}
-
-
-from .models.revision import ReducedRankRidge  # noqa: E402  (beside its twin)
-
-
-class DaskReducedRankRidge(StatsModel, ReducedRankRidge):
-    """:class:`~mtltransfer.ReducedRankRidge` fitted from the statistics of a Dask
-    DataFrame (its closed form and its cross-validation use the moments only)."""
-
-
-_TWINS[ReducedRankRidge] = DaskReducedRankRidge
-
-
 def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=None,
                     **kwargs):
     """``cls.from_formula(formula, ddf, ...)`` for a Dask DataFrame ``ddf``.
 
     Computes the categorical levels (one pass) and the per-fold statistics (one pass),
-    then builds the statistics-backed twin of ``cls`` (``DaskOLS`` for ``OLS`` ...).
-    ``eval_env`` is accepted for the common signature: the formula is evaluated with
-    the data's columns and NumPy only.
+    then builds the model itself (no Dask subclass) reading them through a
+    :class:`~mtltransfer.access.StatsAccess`: its solvers, tuning rules and results are
+    the in-memory ones. A model that needs its rows declares why (``_needs_rows``) and
+    is refused with that reason. ``eval_env`` is accepted for the common signature: the
+    formula is evaluated with the data's columns and NumPy only.
     """
     _require_dask()
-    design._check_missing(missing)
+    design.check_missing(missing)
     if folds not in (None, "hash"):
         raise ValueError(f"folds on Dask are hashed from the rows' content: pass "
                          f"folds='hash' or None; got {folds!r}")
-    twin = _TWINS.get(cls, cls if issubclass(cls, StatsModel) else None)
-    if twin is None:
-        raise TypeError(f"{cls.__name__}.from_formula does not take a Dask DataFrame; "
-                        f"these models do: {', '.join(c.__name__ for c in _TWINS)}")
+    refused = needs_rows_message(cls, WHERE)
+    if refused is not None:
+        raise TypeError(refused)
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a str 'Y1 + Y2 ~ x1 + x2'; got {formula!r}")
     template, used = formula_template(formula, ddf)
     info = design.from_formula(formula, template, missing="drop",
                                max_endog=cls._formula_max_endog,
-                               eval_env=design._default_env())
+                               eval_env=design.default_env())
     fold_list = formula_stats(formula, ddf, template, used, missing, DEFAULT_FOLDS)
     total = _total(fold_list)
-    design._check_rows(total.n)
+    design.check_rows(total.n)
     p, q = total.p, total.q
     implicit = False
     if not info.intercept:       # statsmodels' implicit constant, from the raw moments
@@ -608,9 +454,10 @@ def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=Non
                             pd.RangeIndex(total.n), formula=formula,
                             design_info=info.design_info, data_template=template,
                             extra={}, implicit_constant=implicit)
-    model = twin(data, **kwargs)
-    model._attach(total, fold_list, DEFAULT_FOLDS, (ddf, formula, template, used, missing))
-    return model
+    more = functools.partial(formula_stats, formula, ddf, template, used, missing)
+    access = StatsAccess(total, info.intercept, {DEFAULT_FOLDS: fold_list}, more,
+                         where=WHERE)
+    return cls._with_access(data, access, **kwargs)
 
 
 # ---- prediction ------------------------------------------------------------------------
@@ -701,7 +548,7 @@ def _task_partition(part, spec):
     time."""
     infos = _design_infos(spec.formula, spec.template)
     lhs, rhs = infos
-    d = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
     out = _no_tasks(d)
@@ -717,7 +564,7 @@ def _spectral_partition(part, spec, labels, weight):
     """``sum_i weight[task_i] y_i^2 x_i x_i^T`` over one partition (in a Series)."""
     infos = _design_infos(spec.formula, spec.template)
     lhs, rhs = infos
-    d = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
     V = np.zeros((d, d))
@@ -781,13 +628,13 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
     DaskSharedRepresentation
     """
     _require_dask()
-    design._check_missing(missing)
+    design.check_missing(missing)
     if not issubclass(cls, SharedRepresentation):
         raise TypeError(f"{cls.__name__} is not a SharedRepresentation")
     _check_shared_formula(formula, ddf, groups)
     template, used = formula_template(formula, ddf)
     info = design.from_formula(formula, template, missing="drop", max_endog=1,
-                               eval_env=design._default_env())
+                               eval_env=design.default_env())
     read = list(used) + ([groups] if groups not in used else [])
     spec = _TaskSpec(formula, template, used, missing, groups)
     sums = _reduce(_columns(ddf, read), _task_partition, spec)
@@ -801,7 +648,7 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
     sums = {k: (v[order] if k != "labels" else np.asarray(labels)[order])
             for k, v in sums.items()}
     n = int(round(float(sums["n"].sum())))
-    design._check_rows(n)
+    design.check_rows(n)
     data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums["sx"].shape[1])),
                             list(info.ynames), list(info.xnames), info.intercept,
                             pd.RangeIndex(n), formula=formula,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ._validation import show
 
-_INTERCEPT_NAMES = ("Intercept", "const", "intercept")
+INTERCEPT_NAMES = ("Intercept", "const", "intercept")
 
 
 @dataclass
@@ -212,7 +212,7 @@ class ModelData:
             raise ValueError(f"{name} lacks a column needed by the formula: "
                              f"{err}") from None
         X = X.reindex(pd.RangeIndex(len(work)))      # rows patsy dropped come back as NaN
-        X = X.drop(columns=[c for c in X.columns if c in _INTERCEPT_NAMES])
+        X = X.drop(columns=[c for c in X.columns if c in INTERCEPT_NAMES])
         Xa = X.to_numpy(dtype=float)
         return Xa, np.ones(Xa.shape[0]), frame.index
 
@@ -224,7 +224,7 @@ class ModelData:
                 raise ValueError(f"cannot rebuild the formula's design after loading: "
                                  f"{err} (a function of your session is not available; "
                                  f"define it in the formula's data instead)") from None
-            names = [c for c in info.column_names if c not in _INTERCEPT_NAMES]
+            names = [c for c in info.column_names if c not in INTERCEPT_NAMES]
             fitted = list(self.design_names or self.xnames)
             if names != fitted:
                 raise ValueError("the formula's design rebuilt after loading does not match "
@@ -278,7 +278,7 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
     ``intercept=True`` fits one in any case, ``intercept=False`` never (a constant column
     is then an ordinary predictor). Every other column is kept.
     """
-    _check_missing(missing)
+    check_missing(missing)
     if endog is None:
         raise ValueError("endog is required: the response(s), an array or DataFrame")
     if exog is None:
@@ -304,7 +304,7 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
             raise ValueError(_missing_message(
                 [("endog", Y, ynames), ("exog", X, xnames)], labels, "missing='drop'"))
         X, Y, labels = X[ok], Y[ok], labels[ok]
-    _check_rows(Y.shape[0])
+    check_rows(Y.shape[0])
     const = _constant_columns(X)
     const_idx, const_value = (const[0], float(X[0, const[0]])) if const else (None, 1.0)
     if intercept is None:
@@ -385,7 +385,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     """
     import patsy
 
-    _check_missing(missing)
+    check_missing(missing)
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a str; got {type(formula).__name__}")
     if "~" not in formula:
@@ -405,7 +405,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     lhs, rhs = formula.split("~", 1)
     if not lhs.strip():
         raise ValueError(f"formula has no response on the left of '~': {formula!r}")
-    env = eval_env if eval_env is not None else _default_env()
+    env = eval_env if eval_env is not None else default_env()
     na = "drop" if missing == "drop" else "raise"
     # patsy sees positional row labels, so that duplicated labels cannot mix rows up
     work = data.set_axis(pd.RangeIndex(len(data)), axis=0)
@@ -414,7 +414,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                                  return_type="dataframe")
     except patsy.PatsyError as err:
         msg = str(err).splitlines()[0]
-        used = [v for v in dict.fromkeys(_formula_variables(formula)) if v in data.columns]
+        used = [v for v in dict.fromkeys(formula_variables(formula)) if v in data.columns]
         if "missing values" in msg.lower():
             frame = data[used]
             bad = [c for c in used if frame[c].isna().any()]
@@ -439,9 +439,9 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
     if max_endog is not None and Yf.shape[1] > max_endog:
         raise ValueError(f"formula has {Yf.shape[1]} response columns; this model takes at "
                          f"most {max_endog}")
-    intercept = any(c in _INTERCEPT_NAMES for c in Xf.columns)
+    intercept = any(c in INTERCEPT_NAMES for c in Xf.columns)
     rhs_info = Xf.design_info
-    Xf = Xf.drop(columns=[c for c in Xf.columns if c in _INTERCEPT_NAMES])
+    Xf = Xf.drop(columns=[c for c in Xf.columns if c in INTERCEPT_NAMES])
     if Xf.shape[1] == 0:
         raise ValueError(f"formula {formula!r} has no predictor besides the intercept")
     Y = Yf.to_numpy(dtype=float, copy=True)
@@ -453,7 +453,7 @@ def from_formula(formula, data, *, missing="raise", max_endog=None, eval_env=Non
                 [("response", Y, list(Yf.columns)), ("design", X, list(Xf.columns))],
                 data.index[Xf.index.to_numpy()], "missing='drop'"))
         X, Y, Xf = X[ok], Y[ok], Xf.loc[ok]
-    _check_rows(Y.shape[0])
+    check_rows(Y.shape[0])
     kept = np.zeros(len(data), dtype=bool)
     kept[Xf.index.to_numpy()] = True
     implicit = (not intercept) and (bool(_constant_columns(X)) or _spans_constant(X))
@@ -488,7 +488,7 @@ def check_formula_columns(data, formula, name="data"):
     values are mostly numbers, with some that are not, e.g. ``"n/a"``, or that are all
     numbers with decimals), which patsy would silently dummy-code as a categorical. A
     column wrapped in ``C(...)`` is categorical by the user's word and not checked."""
-    names = set(_formula_variables(formula))
+    names = set(formula_variables(formula))
     used = [c for c in data.columns
             if str(c) in names or f'Q("{c}")' in formula or f"Q('{c}')" in formula]
     _refuse_complex(data, used, name)
@@ -523,7 +523,7 @@ def check_numeric_factors(frame, info, name="exog"):
     columns = {str(c): c for c in frame.columns}
     for factor, finfo in info.factor_infos.items():
         code = getattr(factor, "code", None) or factor.name()
-        used = [columns[v] for v in dict.fromkeys(_formula_variables(code)) if v in columns]
+        used = [columns[v] for v in dict.fromkeys(formula_variables(code)) if v in columns]
         _refuse_complex(frame, used, name)
         if finfo.type != "numerical":
             continue
@@ -774,7 +774,7 @@ def source_layout(source, xnames, ynames, name="source", target_info=None):
         used_src = {j for block in recoded.values() for j in block[1]}
         done_tgt = {i for block in recoded.values() for i in block[0]}
         plain_rows = [r for j, r in enumerate(rows)
-                      if r not in _INTERCEPT_NAMES and j not in used_src]
+                      if r not in INTERCEPT_NAMES and j not in used_src]
         plain_x = [x for i, x in enumerate(xnames) if i not in done_tgt]
         miss_x = [x for x in plain_x if x not in plain_rows]
         extra_x = [x for x in plain_rows if x not in plain_x]
@@ -970,7 +970,7 @@ def recode_contrasts(source_info, target_info, source_rows, xnames, name="source
             block = np.linalg.solve(A, S @ K_s)[:-1]
             out[var] = (t_cols, s_rows, block)
         else:                                           # full coding: absolute effects
-            icpt = [j for j, r in enumerate(source_rows) if r in _INTERCEPT_NAMES]
+            icpt = [j for j, r in enumerate(source_rows) if r in INTERCEPT_NAMES]
             if K_s.shape[1] == len(s_levels) - 1 and not icpt:
                 raise ValueError(f"the {name} codes {var!r} with a reference level "
                                  f"({where}) but has no intercept to re-express it in "
@@ -1010,7 +1010,8 @@ def _levels_hint(source_names, target_names):
 
 
 # ---- helpers ---------------------------------------------------------------------------
-def _check_missing(missing):
+def check_missing(missing):
+    """Refuse a ``missing=`` other than "raise" or "drop"."""
     if missing not in ("raise", "drop"):
         raise ValueError(f"missing must be 'raise' or 'drop'; got {missing!r}")
 
@@ -1110,7 +1111,8 @@ def _select_columns(newdata, name, layouts):
     return X
 
 
-def _check_rows(n):
+def check_rows(n):
+    """Refuse fewer than 2 complete rows."""
     if n < 2:
         raise ValueError(f"endog/exog need at least 2 complete rows to fit; got {n}")
 
@@ -1180,7 +1182,7 @@ def _lacking_names(formula, columns, namespace):
     evaluation environment nor patsy's own (``np.log`` counts as ``np``)."""
     known = {str(c) for c in columns}
     out = []
-    for v in dict.fromkeys(_formula_variables(formula)):
+    for v in dict.fromkeys(formula_variables(formula)):
         root = v.split(".")[0]
         if v in known or root in known or root in namespace or root in _PATSY_BUILTINS:
             continue
@@ -1198,12 +1200,14 @@ def _shadow_hint(formula, namespace):
             "session and hide the formula functions: rename those variables)")
 
 
-def _formula_variables(formula):
+def formula_variables(formula):
     """Identifiers in a formula (a superset of the data columns it uses)."""
     return re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", formula)
 
 
-def _default_env():
+def default_env():
+    """The patsy environment of a formula evaluated away from the caller's session (the
+    data's columns and NumPy only)."""
     import patsy
 
     return patsy.EvalEnvironment([{"np": np, "numpy": np}])
@@ -1213,7 +1217,7 @@ def _build_rhs(formula, data):
     import patsy
 
     rhs = formula.split("~", 1)[1]
-    return patsy.dmatrix(rhs, data, eval_env=_default_env(), NA_action="drop",
+    return patsy.dmatrix(rhs, data, eval_env=default_env(), NA_action="drop",
                          return_type="dataframe").design_info
 
 
@@ -1221,6 +1225,6 @@ def _missing_names(info, frame):
     names = set()
     for factor in info.factor_infos:
         code = getattr(factor, "code", None) or factor.name()
-        names.update(_formula_variables(code))
+        names.update(formula_variables(code))
     known = set(frame.columns) | {"np", "numpy", "log", "exp"} | set(_PATSY_BUILTINS)
     return sorted(n for n in names if n not in known and "." not in n)

@@ -205,6 +205,14 @@ def _is_results(obj):
 #: with the new one, so that files written before the move keep loading.
 MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.io:RemovedRows": "mtltransfer._validation:RemovedRows",
+    # the Dask twins of the models: the models themselves read statistics through a
+    # StatsAccess (a model saved by a twin keeps its statistics and hashed folds)
+    "mtltransfer.dask:DaskOLS": "mtltransfer.models.linear:OLS",
+    "mtltransfer.dask:DaskRidge": "mtltransfer.models.linear:Ridge",
+    "mtltransfer.dask:DaskReducedRank": "mtltransfer.models.linear:ReducedRank",
+    "mtltransfer.dask:DaskNuclearNorm": "mtltransfer.models.linear:NuclearNorm",
+    "mtltransfer.dask:DaskSMART": "mtltransfer.models.smart:SMART",
+    "mtltransfer.dask:DaskReducedRankRidge": "mtltransfer.models.revision:ReducedRankRidge",
 }
 
 
@@ -215,7 +223,10 @@ def _class_name(cls):
 def _find_class(name):
     """The class ``"module:qualname"``, which must be defined in the package (a name in
     :data:`MOVED_CLASSES` is read as the class's present home)."""
-    name = MOVED_CLASSES.get(str(name), str(name))
+    name, seen = str(name), set()
+    while name in MOVED_CLASSES and name not in seen:    # a class may move twice
+        seen.add(name)
+        name = MOVED_CLASSES[name]
     module_name, _, qualname = str(name).partition(":")
     modules, attrs = module_name.split("."), qualname.split(".")
     # dunder names excluded: importing mtltransfer.__main__ would run the command line

@@ -21,8 +21,7 @@ from .._validation import (SCALE_RATIO_WARN, Param, check_params, declared_param
                            front_end, new_data_argument)
 from .. import plotting as _plotting
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
-from ..gram import SufficientStats, kfold_stats
-from ..solvers.linear import design_svd
+from ..access import RowAccess, StatsAccess, column_sd, needs_rows_message
 
 FIT_BACKENDS = ("fast", "cvxpy")
 
@@ -177,17 +176,10 @@ class DataViews:
         the moments (2 n p^2), whichever is larger."""
         return 2.0 * self.k_exog ** 2 * max(self.k_endog, self.nobs)
 
-    def exog_sd(self, chunk=65536):
-        """Standard deviation of each predictor column (ddof 0), by two passes over row
-        chunks (no temporary copy of the design); computed once."""
+    def exog_sd(self):
+        """Standard deviation of each predictor column (ddof 0); computed once."""
         if "_exog_sd" not in self.__dict__:
-            X = self.exog
-            mean = X.mean(axis=0)
-            ss = np.zeros(X.shape[1])
-            for start in range(0, X.shape[0], chunk):
-                dev = X[start:start + chunk] - mean
-                ss += np.einsum("ij,ij->j", dev, dev)
-            self.__dict__["_exog_sd"] = np.sqrt(ss / max(X.shape[0], 1))
+            self.__dict__["_exog_sd"] = column_sd(self.exog)
         return self.__dict__["_exog_sd"]
 
     #: how many response columns the formula may have (None: any)
@@ -260,6 +252,9 @@ class MultiResponseModel(DataViews):
 
     #: a short name of the estimation method, shown in the summary
     _method = ""
+    #: why the model cannot be fitted from sufficient statistics alone (None: it can,
+    #: and front ends without rows, such as Dask, take it); see mtltransfer.access
+    _needs_rows = None
     #: the fitted :class:`~mtltransfer.MarginalScreening` of a model built with
     #: ``screen=`` (None otherwise)
     screening = None
@@ -338,34 +333,57 @@ class MultiResponseModel(DataViews):
         w = self.data.weights
         return None if w is None else w * (len(w) / w.sum())
 
+    # -- data access: every fit reads its data through ``self.access`` ----------------
+    @property
+    def access(self):
+        """The model's :class:`~mtltransfer.access.DataAccess`: a
+        :class:`~mtltransfer.access.RowAccess` of its rows, or the statistics-backed
+        :class:`~mtltransfer.access.StatsAccess` a front end without rows supplied
+        (:meth:`_with_access`). Built on first use."""
+        access = self.__dict__.get("_access")
+        if access is None:
+            if "_fold_cache" in self.__dict__:   # a statistics-backed model saved by 0.1
+                access = StatsAccess(self.__dict__["stats"], self.center,
+                                     self.__dict__["_fold_cache"])
+            else:
+                access = RowAccess(self.data, self.__dict__.get("stats"))
+            self.__dict__["_access"] = access
+        return access
+
+    @classmethod
+    def _with_access(cls, data, access, **kwargs):
+        """The model of ``data`` (a ModelData) that reads its statistics from ``access``
+        (a front end without rows supplies a :class:`~mtltransfer.access.StatsAccess`)."""
+        where = getattr(access, "where", "statistics")
+        message = None if access.has_rows else needs_rows_message(cls, where)
+        if message is not None:
+            raise TypeError(message)
+        model = cls(data, **kwargs)
+        model.__dict__["_access"] = access
+        return model
+
     @cached_property
     def stats(self):
         """:class:`~mtltransfer.gram.SufficientStats` of the rows (one pass, cached),
         weighted by the unit-mean weights when the model has weights (``n`` is then
         the number of rows still)."""
-        return SufficientStats.from_arrays(self.exog, self.endog, self._unit_weights)
+        return self.access.stats
 
     def moments(self):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
-        return self.stats.moments(center=self.center)
+        return self.access.moments()
 
     def fold_stats(self, n_folds):
         """Per-fold statistics of K-fold cross-validation: the seeded permutation of
         :func:`~mtltransfer.gram.kfold_stats`, or the hashed folds of
-        :func:`~mtltransfer.design.hash_folds` for a model built with ``folds="hash"``."""
-        row_hash = self.data.extra.get("row_hash")
-        w = self._unit_weights
-        if row_hash is None:
-            return kfold_stats(self.exog, self.endog, n_folds, weights=w)
-        fold = design.hash_folds(row_hash, n_folds)
-        return [SufficientStats.from_arrays(self.exog[fold == k], self.endog[fold == k],
-                                            None if w is None else w[fold == k])
-                for k in range(n_folds)]
+        :func:`~mtltransfer.design.hash_folds` for a model built with ``folds="hash"``
+        (or from a Dask DataFrame)."""
+        return self.access.fold_stats(n_folds)
 
     def rank_rows(self):
         """(DesignSVD, centred Y) for the rank selection criterion; None where the model
         has statistics only (the criterion then runs on the moments)."""
-        return self.design_svd, self.centred_rows[1]
+        return self.access.rank_rows()
 
     def select_rank(self, cap=None):
         """:func:`~mtltransfer.selection.select_rank_rsc` on this model's data."""
@@ -375,26 +393,28 @@ class MultiResponseModel(DataViews):
         return select_rank_rsc(self.stats if rows is None else None, rows=rows,
                                center=self.center, cap=cap)
 
+    def exog_sd(self):
+        """Standard deviation of each predictor column (ddof 0); computed once."""
+        if "_exog_sd" not in self.__dict__:
+            self.__dict__["_exog_sd"] = self.access.exog_sd()
+        return self.__dict__["_exog_sd"]
+
     def residual_ss(self, coef, intercept):
         """Residual sum of squares of each response of the fit (coef, intercept),
         ``sum_i w_i r_i^2`` with weights (statsmodels' WLS ``ssr``)."""
-        r = self.endog - (self.exog @ coef + intercept)
-        w = self.data.weights
-        return (r ** 2).sum(0) if w is None else w @ (r ** 2)
+        return self.access.residual_ss(coef, intercept)
 
     def total_ss(self):
         """Total sum of squares of each response, centred when the model has a constant
         (weighted, about the weighted mean, with weights: statsmodels' WLS)."""
-        Y, w = self.endog, self.data.weights
-        if w is None:
-            centre = Y.mean(0) if self.k_constant else 0.0
-            return ((Y - centre) ** 2).sum(0)
-        centre = w @ Y / w.sum() if self.k_constant else 0.0
-        return w @ ((Y - centre) ** 2)
+        return self.access.total_ss(self.k_constant)
 
     def replace_data(self, rows=None, endog=None):
         """The same model (same options and source) on rows ``rows`` of the data and/or
         with responses ``endog`` (n x q): the refits of the bootstrap."""
+        if not self.access.has_rows:
+            raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
+                            "bootstrap needs the rows in memory")
         return type(self)(self.data.take(rows, endog), **self.init_options())
 
     def init_options(self):
@@ -408,27 +428,18 @@ class MultiResponseModel(DataViews):
             return np.zeros(self.k_endog)
         return self.stats.y_mean - np.asarray(C).T @ self.stats.x_mean
 
-    @cached_property
+    @property
     def centred_rows(self):
-        """(X, Y) centred by their column means when the model has an intercept; with
-        weights, centred by the weighted means and each row scaled by the square root of
-        its unit-mean weight, so that ``||Yc - Xc C||^2`` is the weighted loss."""
-        w = self._unit_weights
-        if w is None:
-            if not self.center:
-                return self.exog, self.endog
-            return self.exog - self.exog.mean(0), self.endog - self.endog.mean(0)
-        root = np.sqrt(w)[:, None]
-        if not self.center:
-            return self.exog * root, self.endog * root
-        s = self.stats
-        return (self.exog - s.x_mean) * root, (self.endog - s.y_mean) * root
+        """(X, Y) centred by their column means when the model has an intercept (see
+        :meth:`~mtltransfer.access.RowAccess.centred_rows`), or the statistics'
+        pseudo-rows (:class:`~mtltransfer.access.StatsAccess`)."""
+        return self.access.centred_rows()
 
-    @cached_property
+    @property
     def design_svd(self):
         """:class:`~mtltransfer.solvers.linear.DesignSVD` of the centred rows in their
         equilibrated basis (units-free rank and least squares)."""
-        return design_svd(self.centred_rows[0])
+        return self.access.design_svd()
 
     def collinear_groups(self):
         """Names of the predictors in each collinear set: the nonzero entries of each
@@ -459,8 +470,8 @@ class MultiResponseModel(DataViews):
                    "solution (in the equilibrated basis) is reported")
         else:
             what = "; ".join(", ".join(g) for g in self.collinear_groups()[:5])
-            const = " (with the intercept)" if self.center and any(
-                np.ptp(self.exog[:, j]) == 0 for j in range(p)) else ""
+            const = " (with the intercept)" if self.center and \
+                self.access.constant_columns().any() else ""
             msg = (f"the design is rank deficient (rank {dsvd.rank} of {p} predictors): "
                    f"collinear columns{const}: {what}. The minimum-norm solution (in the "
                    "equilibrated basis) is reported; its coefficients for these columns "
@@ -472,6 +483,8 @@ class MultiResponseModel(DataViews):
         state = self.__dict__.copy()
         for key in ("centred_rows", "design_svd"):
             state.pop(key, None)
+        if getattr(state.get("_access"), "has_rows", False):
+            del state["_access"]          # rebuilt from the rows
         return state
 
     def __repr__(self):

@@ -732,10 +732,10 @@ class SharedRepresentationResults(Results):
                                                    NA_action=keep_nan,
                                                    return_type="dataframe")
             else:                # after loading: as the predictors, from the stored data
-                y = patsy.dmatrix(lhs + " - 1", work, eval_env=design._default_env(),
+                y = patsy.dmatrix(lhs + " - 1", work, eval_env=design.default_env(),
                                   NA_action=keep_nan, return_type="dataframe")
         except (patsy.PatsyError, NameError) as err:
-            lacking = [v for v in design._formula_variables(lhs) if v not in frame.columns
+            lacking = [v for v in design.formula_variables(lhs) if v not in frame.columns
                        and v not in ("np", "numpy", "I", "log", "exp")]
             raise ValueError(f"new_task_data lacks the response column(s) {lacking or lhs!r}"
                              f" of the formula (adapt() needs the new task's responses): "

@@ -56,9 +56,8 @@ class _RankedModel(MultiResponseModel):
     def _rank(self, rank, tuning, how):
         p, q = self.k_exog, self.k_endog
         if rank is None:
-            from ..selection import rank_table, select_rank_rsc
-            rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
-                                         center=self.center)
+            from ..selection import rank_table
+            rank, info = self.select_rank()
             tuning["rank"] = rank_table(info, rank)
             how["rank"] = "RSC"
         else:

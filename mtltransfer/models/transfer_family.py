@@ -55,7 +55,7 @@ def _source_intercept(source, ynames):
             return None
     frame = design.source_frame(source)
     if isinstance(frame, pd.DataFrame):
-        for name in design._INTERCEPT_NAMES:
+        for name in design.INTERCEPT_NAMES:
             if name in frame.index:
                 row = frame.loc[name]
                 row.index = [str(c) for c in row.index]
@@ -91,6 +91,8 @@ class Transfer(SourceModel):
     """
 
     _method = "Transfer chosen by cross-validation"
+    _needs_rows = ("nested cross-validation refits every candidate on each fold's rows "
+                   "and scores it on the held-out rows")
 
     def __init__(self, endog, exog=None, *, source=None, source_intercept=None,
                  intercept=None, missing="raise"):

@@ -1,0 +1,165 @@
+"""Every estimator that can be fitted from statistics fits from a Dask DataFrame, with
+no Dask subclass: the model reads a statistics-backed data access
+(:class:`mtltransfer.access.StatsAccess`) and equals the in-memory fit on the same
+(hashed) folds to 1e-8: coefficients, intercepts, standard errors where reported,
+and every chosen hyperparameter. A model that needs its rows is refused with the reason
+it declares. Models saved by the former Dask twins (``DaskRidge`` ...) still load.
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mtltransfer as mt
+from mtltransfer.access import RowAccess, StatsAccess
+
+import dask
+import dask.dataframe as dd
+
+DATA = Path(__file__).resolve().parent / "data"
+FORMULA = "y1 + y2 + y3 + y4 ~ x1 + x2 + x3 + x4 + x5 + C(site)"
+RTOL = 1e-8
+
+
+def _frame(n=240, seed=7):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5))
+    site = rng.choice(["a", "b", "c"], n)
+    D = np.column_stack([X, site == "b", site == "c"])
+    C = rng.standard_normal((7, 2)) @ rng.standard_normal((2, 4))
+    Y = 0.5 + D @ C + 0.7 * rng.standard_normal((n, 4))
+    frame = pd.DataFrame(X, columns=[f"x{j + 1}" for j in range(5)])
+    frame["site"] = site
+    for j in range(4):
+        frame[f"y{j + 1}"] = Y[:, j]
+    return frame, C
+
+
+@pytest.fixture(scope="module")
+def data():
+    frame, C = _frame()
+    # the source in the design's column order (C(site) columns first, as patsy puts them)
+    names = ["C(site)[T.b]", "C(site)[T.c]", "x1", "x2", "x3", "x4", "x5"]
+    order = [5, 6, 0, 1, 2, 3, 4]
+    rng = np.random.default_rng(8)
+    src = pd.DataFrame(C[order] + 0.3 * rng.standard_normal(C.shape), index=names,
+                       columns=["y1", "y2", "y3", "y4"])
+    with dask.config.set(scheduler="synchronous"):
+        yield frame, dd.from_pandas(frame, npartitions=3), src
+
+
+def _cases(src):
+    """(class, constructor keywords, fit keywords): tuned fits, the tuning exercised."""
+    return [
+        (mt.OLS, {}, {}),
+        (mt.Ridge, {}, {}),
+        (mt.ReducedRank, {}, {}),
+        (mt.NuclearNorm, {}, {}),
+        (mt.ReducedRankRidge, {}, {}),
+        (mt.SMART, {"source": src}, {}),
+        (mt.RidgeToSource, {"source": src}, {}),
+        (mt.NuclearContrast, {"source": src}, {}),
+        (mt.SourceSubspaceRRR, {"source": src}, {}),
+        (mt.SourceMixture, {"source": src}, {}),
+        (mt.SparseReducedRank, {}, {}),
+        (mt.SOFAR, {}, {"n_lams": 8}),
+        (mt.RSSVD, {}, {}),
+    ]
+
+
+def _close(a, b, rtol=RTOL):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return np.max(np.abs(a - b)) <= rtol * max(np.max(np.abs(b)), 1e-300)
+
+
+def _same_hyper(a, b):
+    if isinstance(b, (float, np.floating)):
+        return a == pytest.approx(b, rel=RTOL, abs=1e-300)
+    if isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same_hyper(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.parametrize("case", range(13))
+def test_dask_fit_equals_in_memory_fit(data, case):
+    frame, ddf, src = data
+    cls, init, fit = _cases(src)[case]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mt.ConvergenceWarning)
+        on_dask = cls.from_formula(FORMULA, ddf, **init).fit(**fit)
+        in_memory = cls.from_formula(FORMULA, frame, folds="hash", **init).fit(**fit)
+    # the model is the in-memory class itself, reading statistics
+    assert type(on_dask.model) is cls
+    assert isinstance(on_dask.model.access, StatsAccess)
+    assert isinstance(in_memory.model.access, RowAccess)
+    assert list(on_dask.params.index) == list(in_memory.params.index)
+    assert _close(on_dask.params, in_memory.params)
+    assert _close(on_dask.intercept, in_memory.intercept)
+    hyper = getattr(in_memory, "hyperparameters", {})
+    assert set(getattr(on_dask, "hyperparameters", {})) == set(hyper)
+    for key, value in hyper.items():
+        assert _same_hyper(on_dask.hyperparameters[key], value), key
+    for key, how in getattr(in_memory, "chosen_by", {}).items():
+        assert on_dask.chosen_by[key] == how
+    if cls is mt.OLS:
+        assert _close(on_dask.bse, in_memory.bse)
+    assert on_dask.ssr == pytest.approx(in_memory.ssr, rel=RTOL)
+    assert on_dask.llf == pytest.approx(in_memory.llf, rel=RTOL)
+
+
+def test_something_was_tuned(data):
+    """The equalities above are of selections: at least the ridge and the nuclear norm
+    choose inside their grids, SMART picks its ranks."""
+    frame, ddf, src = data
+    ridge = mt.Ridge.from_formula(FORMULA, ddf).fit()
+    grid = ridge.tuning["gcv"]["alpha"]
+    assert ridge.chosen_by["alpha"] == "GCV" and grid.min() < ridge.alpha < grid.max()
+    smart = mt.SMART.from_formula(FORMULA, ddf, source=src).fit()
+    assert smart.chosen_by["rank"] != "given"
+
+
+def test_a_model_that_needs_rows_is_refused_with_its_reason(data):
+    _, ddf, src = data
+    assert mt.Transfer._needs_rows
+    with pytest.raises(TypeError, match="Transfer cannot be fitted from the statistics of "
+                                        "a Dask DataFrame: nested cross-validation"):
+        mt.Transfer.from_formula(FORMULA, ddf, source=src)
+
+
+def test_ridge_fits_from_the_spectral_moments_in_both_cases(data):
+    """The one Ridge.fit: the same spectral form from the rows' SVD and from eigh of the
+    statistics' Sxx, so the GCV curves agree too."""
+    frame, ddf, src = data
+    a = mt.RidgeToSource.from_formula(FORMULA, ddf, source=src).fit()
+    b = mt.RidgeToSource.from_formula(FORMULA, frame, source=src).fit()
+    pd.testing.assert_frame_equal(a.tuning["gcv"], b.tuning["gcv"], rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["ridge", "reducedrank", "nuclearnorm"])
+def test_files_saved_by_the_dask_twins_load_and_refit(name):
+    """``tests/data/dask_*_before_access.mtl`` were written by the former ``DaskRidge``,
+    ``DaskReducedRank`` and ``DaskNuclearNorm`` (``save`` of ``fit()`` on
+    ``dd.from_pandas(frame, npartitions=3)`` of the frame below, formula
+    ``y1 + y2 + y3 ~ x1 + x2 + x3 + x4``). They load as the model classes themselves,
+    and their models refit from the saved statistics and hashed folds to the same fit."""
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((300, 4))
+    Y = 1.0 + X @ rng.standard_normal((4, 3)) + 0.5 * rng.standard_normal((300, 3))
+    frame = pd.DataFrame(np.column_stack([X, Y]),
+                         columns=["x1", "x2", "x3", "x4", "y1", "y2", "y3"])
+    cls = {"ridge": mt.Ridge, "reducedrank": mt.ReducedRank,
+           "nuclearnorm": mt.NuclearNorm}[name]
+    old = mt.load(DATA / f"dask_{name}_before_access.mtl")
+    assert type(old.model) is cls
+    now = cls.from_formula("y1 + y2 + y3 ~ x1 + x2 + x3 + x4", frame, folds="hash").fit()
+    assert _close(old.params, now.params)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mt.MtlWarning)
+        again = old.model.fit()
+    assert _close(again.params, old.params, 1e-12)
+    assert again.llf == pytest.approx(old.llf, rel=1e-12)
+    with pytest.raises(ValueError, match="not computed"):
+        old.model.fold_stats(3)
