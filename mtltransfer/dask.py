@@ -453,7 +453,8 @@ def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=Non
                             list(info.ynames), list(info.xnames), info.intercept,
                             pd.RangeIndex(total.n), formula=formula,
                             design_info=info.design_info, data_template=template,
-                            extra={}, implicit_constant=implicit)
+                            extra={}, implicit_constant=implicit,
+                            response_info=info.response_info)
     more = functools.partial(formula_stats, formula, ddf, template, used, missing)
     access = StatsAccess(total, info.intercept, {DEFAULT_FOLDS: fold_list}, more,
                          where=WHERE)

@@ -49,7 +49,12 @@ def data():
         yield frame, dd.from_pandas(frame, npartitions=3), src
 
 
-def _cases(src):
+@pytest.fixture(scope="module")
+def source_rows():
+    return _frame(300, seed=9)[0]
+
+
+def _cases(src, source_rows=None):
     """(class, constructor keywords, fit keywords): tuned fits, the tuning exercised."""
     return [
         (mt.OLS, {}, {}),
@@ -65,6 +70,7 @@ def _cases(src):
         (mt.SparseReducedRank, {}, {}),
         (mt.SOFAR, {}, {"n_lams": 8}),
         (mt.RSSVD, {}, {}),
+        (mt.TwoStageTransfer, {"source_data": source_rows}, {}),
     ]
 
 
@@ -81,10 +87,15 @@ def _same_hyper(a, b):
     return a == b
 
 
-@pytest.mark.parametrize("case", range(13))
-def test_dask_fit_equals_in_memory_fit(data, case):
+NAMES = ["OLS", "Ridge", "ReducedRank", "NuclearNorm", "ReducedRankRidge", "SMART",
+         "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
+         "SparseReducedRank", "SOFAR", "RSSVD", "TwoStageTransfer"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dask_fit_equals_in_memory_fit(data, source_rows, name):
     frame, ddf, src = data
-    cls, init, fit = _cases(src)[case]
+    cls, init, fit = {c.__name__: (c, i, f) for c, i, f in _cases(src, source_rows)}[name]
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mt.ConvergenceWarning)
