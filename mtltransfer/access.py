@@ -34,8 +34,12 @@ from scipy import linalg
 from . import design
 from .gram import SufficientStats, kfold_stats, offset_moments
 from .solvers.linear import design_svd
+from .solvers.shared_data import TaskData
+from .solvers.shared_marginal import rows_data, sums_data
+from .solvers.shared_select import select_k, select_k_statistics
 
-__all__ = ["DataAccess", "RowAccess", "StatsAccess", "column_sd", "needs_rows_message"]
+__all__ = ["DataAccess", "RowAccess", "StatsAccess", "TaskRowAccess", "TaskSumsAccess",
+           "column_sd", "needs_rows_message"]
 
 
 def column_sd(X, chunk=65536):
@@ -349,3 +353,106 @@ class StatsAccess(DataAccess):
         return {"where": self.where, "_stats": self._stats, "center": self.center,
                 "_folds": self._folds,
                 "_more_folds": None, "_cache": {}}
+
+
+# ---- the shared representation: per-task data ------------------------------------------
+class TaskRowAccess:
+    """Per-task data of a shared-representation model from its stacked rows.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    y : ndarray, shape (n,)
+    task : ndarray of int, shape (n,)
+        Task code 0..T-1 of each row.
+    center : bool
+        Per-task intercept (centring within tasks).
+    """
+
+    has_rows = True
+
+    def __init__(self, X, y, task, center):
+        self.X, self.y, self.task, self.center = X, y, task, bool(center)
+
+    def check_fit(self, method, backend, criterion, init):
+        """Every option of ``SharedRepresentation.fit`` works from rows."""
+
+    def marginal_data(self):
+        """The marginal-likelihood solver's data (:func:`.shared_marginal.rows_data`)."""
+        return rows_data(self.X, self.y, self.task, self.center)
+
+    def task_data(self):
+        """:class:`~.solvers.shared_data.TaskData` of the rows (centred within tasks
+        with an intercept)."""
+        return TaskData(self.X, self.y, self.task, center=self.center)
+
+    def select_k(self, criterion, **fit_kw):
+        """k of ``method="gd"``/``"altmin"`` by ``criterion`` ("bic" or row-wise "cv")."""
+        return select_k(self.X, self.y, self.task, criterion=criterion,
+                        center=self.center, **fit_kw)
+
+
+class TaskSumsAccess:
+    """Per-task data of a shared-representation model from raw per-task sums
+    (:class:`~mtltransfer.solvers.shared_sums.TaskSums`), without rows.
+
+    The marginal likelihood (k given or by BIC), ``"gd"``/``"altmin"`` (k given or by
+    BIC) and the baselines ``"per_task"`` and ``"nuclear"`` fit from them; the spectral
+    start of the marginal fit reads one fourth-order moment through ``spectral(w)`` (a
+    pass over wherever the rows are). Cross-validated k, ``"mom"`` and
+    ``backend="cvxpy"`` need the rows and are refused.
+
+    Parameters
+    ----------
+    sums : TaskSums
+        In the model's task order.
+    center : bool
+    spectral : callable or None
+        ``spectral(w)``: ``sum_i w[task_i] y_i^2 x_i x_i^T``.
+    where : str
+        What the sums are of, for messages.
+    """
+
+    has_rows = False
+    _METHODS = ("marginal", "gd", "altmin", "per_task", "nuclear")
+
+    def __init__(self, sums, center, spectral=None, where="per-task statistics"):
+        self.sums, self.center, self.spectral, self.where = sums, bool(center), spectral, \
+            where
+
+    def check_fit(self, method, backend, criterion, init):
+        """Refuse, naming the option, what needs the rows."""
+        if method not in self._METHODS:
+            raise ValueError(f"from {self.where} method must be 'marginal', 'gd', "
+                             f"'altmin', 'per_task' or 'nuclear' (they fit from per-task "
+                             f"statistics); got {method!r}")
+        if backend != "fast" or criterion != "bic":
+            raise ValueError(f"from {self.where} the fit supports backend='fast' and "
+                             "criterion='bic' (cross-validation folds within tasks "
+                             "would need the rows)")
+        if isinstance(init, str) and init != "ridge":
+            raise ValueError(f"from {self.where} init must be 'ridge' or a d x k "
+                             f"array; got {init!r}")
+
+    def _spectral_moment(self, w):
+        if self.spectral is None:
+            raise ValueError("the spectral start needs one more pass over the data and the "
+                             "data are not at hand (a loaded model); pass init= a d x k "
+                             "array")
+        return self.spectral(w)
+
+    def marginal_data(self):
+        """The marginal-likelihood solver's data (:func:`.shared_marginal.sums_data`)."""
+        return sums_data(self.sums, self.center, self._spectral_moment)
+
+    def task_data(self):
+        """:class:`~.solvers.shared_data.TaskData` from the (centred) statistics."""
+        return TaskData.from_statistics(*self.sums.task_stats(self.center))
+
+    def select_k(self, criterion, **fit_kw):
+        """k by BIC, every candidate fitted from the statistics."""
+        return select_k_statistics(self.task_data(), **fit_kw)
+
+    def __getstate__(self):
+        return {"sums": self.sums, "center": self.center, "spectral": None,
+                "where": self.where}

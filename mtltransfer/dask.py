@@ -40,10 +40,9 @@ import pandas as pd
 from . import design
 from .gram import SufficientStats
 from ._validation import RemovedRows, new_data_argument, register_front_end
-from .access import StatsAccess, needs_rows_message
-from .models.base import warn_penalty_scale
+from .access import StatsAccess, TaskSumsAccess, needs_rows_message
 from .models.shared import SharedRepresentation, SharedRepresentationResults
-from .solvers import shared_marginal as smg
+from .solvers.shared_sums import TaskSums
 from .exceptions import user_stacklevel
 
 __all__ = ["RowsOnCluster", "model_from_dask", "predict_partitions",
@@ -478,11 +477,8 @@ def predict_partitions(results, ddf, transform=True):
 
 
 # ---- SharedRepresentation: per-task statistics -----------------------------------------
-#: per-task sums reduced over the partitions (raw: not centred), each of shape (T, ...):
-#: ``n`` rows, ``sx`` = sum x, ``sy`` = sum y, ``XtX``, ``Xty``, ``yty``, and for the
-#: noise moment of the W-step penalty ``xx_yy`` = sum ||x||^2 y^2, ``xx_y`` = sum ||x||^2 y,
-#: ``xx`` = sum ||x||^2, ``x_yy`` = sum x y^2
-_TASK_SUMS = ("n", "sx", "sy", "XtX", "Xty", "yty", "xx_yy", "xx_y", "xx", "x_yy")
+# the per-task sums reduced over the partitions are one TaskSums (raw, not centred: a task
+# may span partitions); see mtltransfer.solvers.shared_sums
 
 
 class _TaskSpec(_Spec):
@@ -491,13 +487,6 @@ class _TaskSpec(_Spec):
     def __init__(self, formula, template, used, missing, groups):
         super().__init__(formula, template, used, missing, 0)
         self.groups = groups
-
-
-def _no_tasks(d):
-    return {"labels": np.zeros(0, dtype=object), "n": np.zeros(0), "sx": np.zeros((0, d)),
-            "sy": np.zeros(0), "XtX": np.zeros((0, d, d)), "Xty": np.zeros((0, d)),
-            "yty": np.zeros(0), "xx_yy": np.zeros(0), "xx_y": np.zeros(0),
-            "xx": np.zeros(0), "x_yy": np.zeros((0, d))}
 
 
 def _design_and_labels(chunk, spec, infos, plain, d):
@@ -511,39 +500,6 @@ def _design_and_labels(chunk, spec, infos, plain, d):
     return X, cols[d][ok], labels.to_numpy()[ok]
 
 
-def _chunk_tasks(X, y, labels):
-    """The per-task sums of ``_TASK_SUMS`` of some rows: rows sorted by task once, d x d
-    products batched over tasks of similar size (:meth:`TaskData.statistics`)."""
-    from .solvers.shared_data import TaskData
-
-    codes, uniques = pd.factorize(labels)
-    td = TaskData(X, y, codes, route="rows")
-    st = td.statistics()
-    xx = np.sum(td.X ** 2, axis=1)
-    return {"labels": np.asarray(uniques, dtype=object), "n": td.N, "sx": td.segsum(td.X),
-            "sy": td.segsum(td.y), "XtX": st.XtX, "Xty": st.Xty, "yty": st.yty,
-            "xx_yy": td.segsum(xx * td.y ** 2), "xx_y": td.segsum(xx * td.y),
-            "xx": td.segsum(xx), "x_yy": td.segsum(td.X * (td.y ** 2)[:, None])}
-
-
-def _merge_tasks(a, b):
-    """The per-task sums of two row sets (a task may be in both)."""
-    a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
-    if len(b["labels"]) == 0:
-        return a
-    if len(a["labels"]) == 0:
-        return b
-    union = pd.Index(a["labels"]).append(pd.Index(b["labels"])).unique()
-    ia, ib = union.get_indexer(a["labels"]), union.get_indexer(b["labels"])
-    out = {"labels": np.asarray(union, dtype=object)}
-    for key in _TASK_SUMS:
-        arr = np.zeros((len(union),) + a[key].shape[1:])
-        arr[ia] += a[key]
-        arr[ib] += b[key]
-        out[key] = arr
-    return out
-
-
 def _task_partition(part, spec):
     """Per-task sums of one partition (in a one-element Series), ``CHUNK_ROWS`` rows at a
     time."""
@@ -552,12 +508,12 @@ def _task_partition(part, spec):
     d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
-    out = _no_tasks(d)
+    out = TaskSums.empty(d)
     for start in range(0, len(part), CHUNK_ROWS):
         chunk = part.iloc[start:start + CHUNK_ROWS]
         X, y, labels = _design_and_labels(chunk, spec, infos, plain, d)
         if len(y):
-            out = _merge_tasks(out, _chunk_tasks(X, y, labels))
+            out = out + TaskSums.from_rows(X, y, labels)
     return pd.Series([out], dtype=object)
 
 
@@ -583,6 +539,7 @@ def _spectral_partition(part, spec, labels, weight):
 
 
 def _add(a, b):
+    """The merge of two partitions' results (TaskSums, or arrays)."""
     a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
     return a + b
 
@@ -592,9 +549,8 @@ def _reduce(ddf, func, *args):
     one-element Series results merged pairwise in a tree."""
     import dask
 
-    merge = _merge_tasks if func is _task_partition else _add
     parts = ddf.map_partitions(func, *args, meta=pd.Series(dtype=object))
-    (out,) = dask.compute(_tree(parts.to_delayed(), merge))
+    (out,) = dask.compute(_tree(parts.to_delayed(), _add))
     return out.iloc[0] if isinstance(out, pd.Series) else out
 
 
@@ -639,18 +595,12 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
     read = list(used) + ([groups] if groups not in used else [])
     spec = _TaskSpec(formula, template, used, missing, groups)
     sums = _reduce(_columns(ddf, read), _task_partition, spec)
-    if len(sums["labels"]) == 0:
+    if sums.T == 0:
         raise ValueError("data has no complete row")
-    labels = pd.Index(sums["labels"])
-    try:
-        order = np.argsort(np.asarray(labels), kind="stable")
-    except TypeError:                 # labels of mixed types: as pandas sorts them
-        order = np.argsort(np.asarray(labels.astype(str)), kind="stable")
-    sums = {k: (v[order] if k != "labels" else np.asarray(labels)[order])
-            for k, v in sums.items()}
-    n = int(round(float(sums["n"].sum())))
+    sums = sums.sorted()
+    n = int(round(float(sums.n.sum())))
     design.check_rows(n)
-    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums["sx"].shape[1])),
+    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums.d)),
                             list(info.ynames), list(info.xnames), info.intercept,
                             pd.RangeIndex(n), formula=formula,
                             design_info=info.design_info, data_template=template,
@@ -660,70 +610,18 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
                                                 else ddf, spec))
 
 
-class _MarginalTaskStats(smg._Rows):
-    """The marginal-likelihood solver's data from per-task sums instead of rows.
-
-    The same quantities as from the rows: ``M_t = B^T S_t B``, ``m_t = B^T b_t``
-    (raw ``S_t = X_t^T X_t``, ``b_t = X_t^T y_t``, less ``N_t xbar_t xbar_t^T`` terms
-    with an intercept), ``G = sum_t S_t``; the spectral start's fourth moment
-    ``sum_i w_t y_i^2 x_i x_i^T`` (``w_t = 1 / (N_t (N_t - 1))``) by one more pass
-    over the data (``spectral``).
-    """
-
-    def __init__(self, sums, center, spectral):
-        self.S, self.bt = sums["XtX"], sums["Xty"]
-        self.T, self.d = self.bt.shape
-        self.N = sums["n"].astype(float)
-        self.n = int(round(float(self.N.sum())))
-        self.center = bool(center)
-        self.n_eff = self.N - 1.0 if center else self.N.copy()
-        self.c = sums["yty"].copy()
-        if center:
-            self.xbar = sums["sx"] / self.N[:, None]
-            self.ybar = sums["sy"] / self.N
-            self.c = self.c - self.N * self.ybar ** 2
-        G = self.S.sum(axis=0)
-        if center:
-            G -= self.xbar.T @ (self.N[:, None] * self.xbar)
-        self.G = (G + G.T) / 2
-        self.D = np.ones(self.d)
-        self._spectral = spectral
-
-    # the solver may equilibrate (smg._Rows.equilibrate: G and xbar rescaled, D set);
-    # the raw sums S_t, b_t are read through B / D, as the rows are
-    def proj(self, B):
-        Bs = B / self.D[:, None]
-        SB = self.S @ Bs                                 # T x d x k
-        M = np.matmul(Bs.T, SB)
-        M = 0.5 * (M + np.swapaxes(M, 1, 2))
-        return self._centred(M, self.bt @ Bs, B)
-
-    def _xt(self, B, P, Wbar=None):
-        Bs = B / self.D[:, None]
-        AB = np.einsum("tdk,tkl->dl", self.S @ Bs, P)    # sum_t S_t B P_t
-        out = AB if Wbar is None else np.hstack([self.bt.T @ Wbar, AB])
-        return out / self.D[:, None]
-
-    def spectral_moment(self):
-        N, D = self.N, self.D
-        wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
-        bt = self.bt / D
-        if self.center:
-            bt = bt - (N * self.ybar)[:, None] * self.xbar
-        return bt.T @ (wt[:, None] * bt) - self._spectral(wt) / np.outer(D, D)
-
 class DaskSharedRepresentation(SharedRepresentation):
-    """:class:`~mtltransfer.SharedRepresentation` fitted from the per-task statistics
-    of a Dask DataFrame (``from_formula(formula, ddf, groups="column")``).
+    """:class:`~mtltransfer.SharedRepresentation` of the per-task sums of a Dask DataFrame
+    (``from_formula(formula, ddf, groups="column")``).
 
-    Holds, per task, the sums ``N_t``, ``sum x``, ``sum y``, ``X_t^T X_t``,
-    ``X_t^T y_t``, ``y_t^T y_t`` (and three fourth-order sums for the W-step
-    penalty of ``method="gd"``), reduced over the partitions so that a task may
-    span partitions. ``method="marginal"`` (default; k given or by BIC),
-    ``"gd"``/``"altmin"`` (k given or by BIC) and the baselines ``"per_task"`` and
-    ``"nuclear"`` fit from them; the spectral start of the marginal fit takes one more
-    pass over the data. Cross-validated k, ``"mom"`` and ``backend="cvxpy"`` need the
-    rows and are refused.
+    Holds, per task, the raw sums of :class:`~mtltransfer.solvers.shared_sums.TaskSums`,
+    reduced over the partitions so that a task may span partitions, and fits with
+    :meth:`SharedRepresentation.fit` itself through a
+    :class:`~mtltransfer.access.TaskSumsAccess`: ``method="marginal"`` (default; k given
+    or by BIC), ``"gd"``/``"altmin"`` (k given or by BIC) and the baselines
+    ``"per_task"`` and ``"nuclear"``; the spectral start of the marginal fit takes one
+    more pass over the data. Cross-validated k, ``"mom"`` and ``backend="cvxpy"`` need
+    the rows and are refused.
     """
 
     @classmethod
@@ -733,11 +631,11 @@ class DaskSharedRepresentation(SharedRepresentation):
         self.sums = sums
         self._frame = frame
         self._spectral_cache = {}
-        labels = pd.Index(sums["labels"])
+        labels = pd.Index(sums.labels)
         self._labels = np.asarray(labels, dtype=object)
         self.task_names = [int(t) for t in labels] if labels.inferred_type == \
             "integer" else [str(t) for t in labels]
-        self.N = sums["n"].astype(np.int64)
+        self.N = sums.n.astype(np.int64)
         self.task_codes = RowsOnCluster((data.nobs,)) if hasattr(data, "nobs") else \
             RowsOnCluster((int(self.N.sum()),))
         single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
@@ -747,37 +645,26 @@ class DaskSharedRepresentation(SharedRepresentation):
                           ValueWarning, stacklevel=user_stacklevel())
         return self
 
+    @property
+    def task_sums(self):
+        """The :class:`~mtltransfer.solvers.shared_sums.TaskSums` (a model saved before
+        they had a class holds them as a dict)."""
+        sums = self.sums
+        return TaskSums(sums["labels"], **{k: v for k, v in sums.items() if k != "labels"}) \
+            if isinstance(sums, dict) else sums
+
+    @property
+    def task_access(self):
+        return TaskSumsAccess(self.task_sums, self.center, self._spectral, where=WHERE)
+
     # -- statistics in place of rows -------------------------------------------------
     def exog_sd(self):
-        s, n = self.sums, float(self.N.sum())
-        mean = s["sx"].sum(0) / n
-        return np.sqrt(np.clip(np.einsum("tdd->d", s["XtX"]) / n - mean ** 2, 0, None))
+        return self.task_sums.exog_sd()
 
     def task_means(self, X=None, y=None, codes=None):
         if X is not None or y is not None or codes is not None:
             raise ValueError(RowsOnCluster._MESSAGE)
-        N = self.N.astype(float)
-        return self.sums["sx"] / N[:, None], self.sums["sy"] / N
-
-    def task_stats(self):
-        """Per-task statistics of the rows as fitted (centred within each task when
-        the model has an intercept) and ``sum_i ||x_i||^2 y_i^2`` of those rows."""
-        from .solvers.shared_data import TaskStats
-
-        s, N = self.sums, self.N.astype(float)
-        if not self.center:
-            return TaskStats(s["XtX"], s["Xty"], s["yty"], N), s["xx_yy"]
-        xb, yb = s["sx"] / N[:, None], s["sy"] / N
-        XtX = s["XtX"] - N[:, None, None] * xb[:, :, None] * xb[:, None, :]
-        Xty = s["Xty"] - (N * yb)[:, None] * xb
-        yty = s["yty"] - N * yb ** 2
-        # sum_i ||x_i - xb||^2 (y_i - yb)^2, expanded in the raw sums
-        xbxb = np.sum(xb ** 2, 1)
-        cross = (s["xx_yy"] - 2 * yb * s["xx_y"] + yb ** 2 * s["xx"]
-                 - 2 * np.sum(xb * s["x_yy"], 1) + 4 * yb * np.sum(xb * s["Xty"], 1)
-                 - 2 * yb ** 2 * np.sum(xb * s["sx"], 1)
-                 + xbxb * (s["yty"] - 2 * yb * s["sy"] + N * yb ** 2))
-        return TaskStats(XtX, Xty, yty, N), cross
+        return self.task_sums.means()
 
     def _spectral(self, wt):
         key = wt.tobytes()
@@ -795,81 +682,16 @@ class DaskSharedRepresentation(SharedRepresentation):
         raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
                         "bootstrap needs the rows in memory")
 
-    # -- fit -------------------------------------------------------------------------
-    def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast",
-            tol=1e-8, max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
-        """As :meth:`SharedRepresentation.fit`, from the per-task statistics:
-        ``method`` "marginal", "gd", "altmin", "per_task" or "nuclear",
-        ``criterion="bic"``, ``backend="fast"``; ``init`` "ridge" or a d x k array."""
-        from .models.base import check_int, check_positive
-        from .solvers.shared_baselines import fit_nuclear_norm, fit_per_task
-        from .solvers.shared_data import TaskData
-        from .solvers.shared_fit import fit_shared_representation
-
-        if method not in ("marginal", "gd", "altmin", "per_task", "nuclear"):
-            raise ValueError(f"on a Dask DataFrame method must be 'marginal', 'gd', "
-                             f"'altmin', 'per_task' or 'nuclear' (they fit from per-task"
-                             f" statistics); got {method!r}")
-        if backend != "fast" or criterion != "bic":
-            raise ValueError("on a Dask DataFrame the fit supports backend='fast' and "
-                             "criterion='bic' (cross-validation folds within tasks "
-                             "would need the rows)")
-        if isinstance(init, str) and init != "ridge":
-            raise ValueError("on a Dask DataFrame init must be 'ridge' or a d x k "
-                             f"array; got {init!r}")
-        if method != "marginal":     # the marginal likelihood does not depend on units
-            warn_penalty_scale(self)
-        if max_iter is None:
-            max_iter = {"nuclear": 5000, "marginal": 2000}.get(method, 500)
-        max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
-        d, T = self.k_exog, self.n_tasks
-        how, scores = "given", None
-        if method in ("per_task", "nuclear"):       # baselines, no representation
-            data = TaskData.from_statistics(*self.task_stats())
-            if method == "per_task":
-                sol = fit_per_task(data, None, None)
-            else:
-                if lam is None:
-                    raise ValueError("method='nuclear' needs lam= (the nuclear-norm "
-                                     "penalty)")
-                lam = check_positive("lam", lam)
-                sol = fit_nuclear_norm(data, None, None, lam, tol=tol,
-                                       max_iter=max_iter)
-            return DaskSharedRepresentationResults(self, sol, method, None, how, None,
-                                                   None, None, lam)
-        if method == "marginal":
-            data = _MarginalTaskStats(self.sums, self.center, self._spectral)
-            init_B = init if isinstance(init, np.ndarray) else None
-            if k is None:
-                k, scores, sol = smg.select_k_marginal(data, None, None,
-                                                       center=self.center, tol=tol,
-                                                       max_iter=max_iter)
-                how = "BIC"
-            else:
-                k = check_int("k", k, 1, min(d, T))
-                sol = smg.fit_marginal(data, None, None, k, center=self.center,
-                                       init=init_B, tol=tol, max_iter=max_iter)
-        else:
-            data = TaskData.from_statistics(*self.task_stats())
-            opts = dict(method=method, max_iter=max_iter, w_ridge=w_ridge)
-            if k is None:
-                k, scores = _select_k_stats(data, opts, tol)
-                how = "BIC"
-            k = check_int("k", k, 1, min(d, T))
-            sol = fit_shared_representation(data, None, None, k, init=init, tol=tol,
-                                            verbose=verbose, **opts)
-        return DaskSharedRepresentationResults(self, sol, method, k, how, scores,
-                                                sol.extra["B"], sol.extra["W"], lam)
-
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_frame", None)
         state["_spectral_cache"] = {}
         return state
 
+
 class DaskSharedRepresentationResults(SharedRepresentationResults):
     """Results of :class:`DaskSharedRepresentation`: the residual sums of squares
-    and R-squared from the per-task statistics; ``predict(ddf)`` lazy."""
+    and R-squared from the per-task sums; ``predict(ddf)`` lazy."""
 
     @property
     def fittedvalues(self):
@@ -879,22 +701,16 @@ class DaskSharedRepresentationResults(SharedRepresentationResults):
     def resid(self):
         raise ValueError(RowsOnCluster._MESSAGE)
 
-    def _task_ssr(self):
-        """``sum_i (y_i - b_t - x_i^T theta_t)^2`` per task, from the raw sums."""
-        s, th, b = self.model.sums, self._theta.T, self._b
-        return (s["yty"] - 2 * np.sum(th * s["Xty"], 1) - 2 * b * s["sy"]
-                + np.einsum("td,tde,te->t", th, s["XtX"], th)
-                + 2 * b * np.sum(th * s["sx"], 1) + s["n"] * b ** 2)
-
     @cached_property
     def ssr(self):
-        return float(np.sum(np.clip(self._task_ssr(), 0.0, None)))
+        rss = self.model.task_sums.task_ssr(self._theta.T, self._b)
+        return float(np.sum(np.clip(rss, 0.0, None)))
 
     @cached_property
     def rsquared(self):
-        m, s = self.model, self.model.sums
-        tss = s["yty"] - (s["sy"] ** 2 / s["n"] if m.center else 0.0)
-        rss = np.clip(self._task_ssr(), 0.0, None)
+        m, sums = self.model, self.model.task_sums
+        tss = sums.task_tss(m.center)
+        rss = np.clip(sums.task_ssr(self._theta.T, self._b), 0.0, None)
         with np.errstate(divide="ignore", invalid="ignore"):
             return pd.Series(np.where(tss > 0, 1 - rss / tss, np.nan),
                              index=m.task_names, name="R2")
@@ -917,28 +733,7 @@ class DaskSharedRepresentationResults(SharedRepresentationResults):
         return super().predict(exog, transform, groups=groups)
 
 
-
-def _select_k_stats(data, opts, tol):
-    """k for ``method="gd"``/``"altmin"`` by the BIC of
-    :func:`mtltransfer.solvers.shared_select.select_k`, each candidate fitted from the
-    per-task statistics ``data`` (a :class:`TaskData` built from statistics)."""
-    from .exceptions import ConvergenceWarning
-    from .solvers import shared_select as sel
-    from .solvers.shared_fit import fit_shared_representation
-
-    class _StatsScan(sel._Scan):
-        def _fit(self, k, rows, center):
-            return fit_shared_representation(self.data, None, None, k, **self.fit_kw)
-
-    ks = list(range(1, min(data.d, data.T, 10) + 1))
-    scan = _StatsScan(data, 2, dict(opts, tol=max(tol, 1e-6)))
-    sel._bic_scores(scan, ks)
-    if scan.not_converged:
-        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
-                      "converge (often a sign that k is too large for the data); their "
-                      "scores are those of the last iterate", ConvergenceWarning,
-                      stacklevel=user_stacklevel())
-    return sel._best_k(scan.scores), scan.scores
+DaskSharedRepresentation._results_class = DaskSharedRepresentationResults
 
 
 def _predict_shared_partition(part, results, transform):

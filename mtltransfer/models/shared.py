@@ -19,7 +19,7 @@ from .. import plotting as _plotting
 from ..solvers.shared_baselines import (adapt, fit_nuclear_norm, fit_per_task,
                                         subspace_distance)
 from ..solvers.shared_fit import fit_shared_representation
-from ..solvers.shared_select import select_k
+from ..access import TaskRowAccess
 from ..solvers import shared_marginal as smg
 from functools import cached_property
 
@@ -212,6 +212,13 @@ class SharedRepresentation(DataViews):
         """Whether a per-task intercept is fitted (by centring within each task)."""
         return bool(self.data.intercept)
 
+    @property
+    def task_access(self):
+        """What ``fit`` reads: the per-task data of the rows
+        (:class:`~mtltransfer.access.TaskRowAccess`; a model fitted from per-task sums
+        has a :class:`~mtltransfer.access.TaskSumsAccess`)."""
+        return TaskRowAccess(self.exog, self.endog, self.task_codes, self.center)
+
     def task_means(self, X=None, y=None, codes=None):
         """Per-task means of the predictors (T x d) and the response (T,)."""
         X = self.exog if X is None else X
@@ -285,8 +292,9 @@ class SharedRepresentation(DataViews):
             raise ValueError(f"method={method!r} is a closed form with no CVXPY "
                              "formulation; backend='cvxpy' applies to 'gd', 'altmin' (the "
                              "W-step) and 'nuclear'")
+        access = self.task_access
+        access.check_fit(method, backend, criterion, init)
         d, T = self.k_exog, self.n_tasks
-        X, y, task = self.exog, self.endog, self.task_codes
         center = self.center
         how, scores = "given", None
         B = W = None
@@ -299,14 +307,15 @@ class SharedRepresentation(DataViews):
                 raise ValueError("method='marginal' supports backend='fast' and "
                                  "criterion='bic' only")
             init_B = init if isinstance(init, np.ndarray) else None
+            data = access.marginal_data()
             if k is None:
-                k, scores, sol = smg.select_k_marginal(X, y, task, center=center, tol=tol,
+                k, scores, sol = smg.select_k_marginal(data, center=center, tol=tol,
                                                        max_iter=max_iter)
                 how = "BIC"
             else:
                 k = check_int("k", k, 1, min(d, T))
-                sol = smg.fit_marginal(X, y, task, k, center=center, init=init_B,
-                                       tol=tol, max_iter=max_iter)
+                sol = smg.fit_marginal(data, k=k, center=center, init=init_B, tol=tol,
+                                       max_iter=max_iter)
             B, W = sol.extra["B"], sol.extra["W"]
             const = sol.extra.get("const_within", ())
             if len(const):
@@ -318,27 +327,26 @@ class SharedRepresentation(DataViews):
                               "(from_formula(..., re_formula=...))", ValueWarning,
                               stacklevel=user_stacklevel())
         elif method == "per_task":
-            sol = fit_per_task(X, y, task, center=center)
+            sol = fit_per_task(access.task_data())
             k = None
         elif method == "nuclear":
             if lam is None:
                 raise ValueError("method='nuclear' needs lam= (the nuclear-norm penalty)")
             lam = check_positive("lam", lam)
-            sol = fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=max_iter,
-                                   backend=backend, center=center)
+            sol = fit_nuclear_norm(access.task_data(), lam=lam, tol=tol, max_iter=max_iter,
+                                   backend=backend)
             k = None
         else:
             if k is None:
                 # candidates are screened at a moderate tolerance; the chosen k is then
                 # fitted to ``tol`` below
-                k, scores = select_k(X, y, task, criterion=criterion, center=center,
-                                     method=method, tol=max(tol, 1e-6),
-                                     max_iter=max_iter, w_ridge=w_ridge)
+                k, scores = access.select_k(criterion, method=method, tol=max(tol, 1e-6),
+                                            max_iter=max_iter, w_ridge=w_ridge)
                 how = criterion.upper()
             k = check_int("k", k, 1, min(d, T))
-            sol = fit_shared_representation(X, y, task, k, method=method, init=init,
-                                            tol=tol, max_iter=max_iter, backend=backend,
-                                            center=center, verbose=verbose,
+            sol = fit_shared_representation(access.task_data(), k=k, method=method,
+                                            init=init, tol=tol, max_iter=max_iter,
+                                            backend=backend, verbose=verbose,
                                             w_ridge=w_ridge)
             B, W = sol.extra["B"], sol.extra["W"]
         if scores:          # k = 1 and k = min(d, T) (T - 1 marginal) are natural edges
@@ -346,7 +354,7 @@ class SharedRepresentation(DataViews):
             top = min(d, T - 1) if method == "marginal" else min(d, T)
             warn_grid_edge("SharedRepresentation", "k", k, list(scores), low=True,
                            high=True if max(scores) >= top else None)
-        return SharedRepresentationResults(self, sol, method, k, how, scores, B, W, lam)
+        return self._results_class(self, sol, method, k, how, scores, B, W, lam)
 
 
 class SharedRepresentationResults(Results):
@@ -820,6 +828,9 @@ class SharedRepresentationResults(Results):
         return pd.DataFrame({"mean": mean, "sd": sd, f"[{alpha / 2:g}": mean - z * sd,
                              f"{1 - alpha / 2:g}]": mean + z * sd}, index=index)
 
+
+
+SharedRepresentation._results_class = SharedRepresentationResults
 
 
 class AdaptedTask:

@@ -36,9 +36,10 @@ import numpy as np
 from scipy import linalg, sparse
 
 from ._base import SolverResult, warn_not_converged
+from .shared_data import problem_data
 
 __all__ = ["fit_marginal", "select_k_marginal", "marginal_loglik", "posterior_w",
-           "posterior_new_task", "bic_n_params"]
+           "posterior_new_task", "bic_n_params", "rows_data", "sums_data"]
 
 _LOG2PI = np.log(2 * np.pi)
 _CHUNK = 1 << 16
@@ -221,6 +222,72 @@ class _Rows:
             zb = self.xbar @ D
             out -= self.xbar.T @ (self.N[:, None] * np.einsum("tk,tkl->tl", zb, P))
         return out
+
+
+class _SumsRows(_Rows):
+    """The solver's data from per-task sums (:class:`~.shared_sums.TaskSums`) instead of
+    rows.
+
+    The same quantities as from the rows: ``M_t = B^T S_t B``, ``m_t = B^T b_t``
+    (raw ``S_t = X_t^T X_t``, ``b_t = X_t^T y_t``, less ``N_t xbar_t xbar_t^T`` terms
+    with an intercept), ``G = sum_t S_t``; the spectral start's fourth moment
+    ``sum_i w_t y_i^2 x_i x_i^T`` (``w_t = 1 / (N_t (N_t - 1))``) from ``spectral(w)``,
+    one more pass over wherever the rows are.
+    """
+
+    def __init__(self, sums, center, spectral):
+        self.S, self.bt = sums.XtX, sums.Xty
+        self.T, self.d = self.bt.shape
+        self.N = sums.n.astype(float)
+        self.n = int(round(float(self.N.sum())))
+        self.center = bool(center)
+        self.n_eff = self.N - 1.0 if center else self.N.copy()
+        self.c = sums.yty.copy()
+        if center:
+            self.xbar = sums.sx / self.N[:, None]
+            self.ybar = sums.sy / self.N
+            self.c = self.c - self.N * self.ybar ** 2
+        G = self.S.sum(axis=0)
+        if center:
+            G -= self.xbar.T @ (self.N[:, None] * self.xbar)
+        self.G = (G + G.T) / 2
+        self.D = np.ones(self.d)
+        self._spectral = spectral
+
+    # the solver may equilibrate (_Rows.equilibrate: G and xbar rescaled, D set); the
+    # raw sums S_t, b_t are read through B / D, as the rows are
+    def proj(self, B):
+        Bs = B / self.D[:, None]
+        SB = self.S @ Bs                                 # T x d x k
+        M = np.matmul(Bs.T, SB)
+        M = 0.5 * (M + np.swapaxes(M, 1, 2))
+        return self._centred(M, self.bt @ Bs, B)
+
+    def _xt(self, B, P, Wbar=None):
+        Bs = B / self.D[:, None]
+        AB = np.einsum("tdk,tkl->dl", self.S @ Bs, P)    # sum_t S_t B P_t
+        out = AB if Wbar is None else np.hstack([self.bt.T @ Wbar, AB])
+        return out / self.D[:, None]
+
+    def spectral_moment(self):
+        N, D = self.N, self.D
+        wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
+        bt = self.bt / D
+        if self.center:
+            bt = bt - (N * self.ybar)[:, None] * self.xbar
+        return bt.T @ (wt[:, None] * bt) - self._spectral(wt) / np.outer(D, D)
+
+
+def rows_data(X, y, task, center):
+    """The solver's data from stacked rows (``fit_marginal(rows_data(...), k=k)``)."""
+    return _Rows(X, y, task, center)
+
+
+def sums_data(sums, center, spectral):
+    """The solver's data from per-task sums (:class:`~.shared_sums.TaskSums`);
+    ``spectral(w)`` returns ``sum_i w[task_i] y_i^2 x_i x_i^T`` (the spectral start's
+    one fourth-order moment, a pass over wherever the rows are)."""
+    return _SumsRows(sums, center, spectral)
 
 
 def _center_AB(data, B, P, AB):
@@ -567,7 +634,7 @@ def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, to
                         objective=-ll, extra=ex)
 
 
-def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=500,
+def fit_marginal(X, y=None, task=None, k=None, *, center=False, init=None, tol=1e-8, max_iter=500,
                  n_cg=1):
     """Maximum marginal likelihood fit of the random-effects shared representation.
 
@@ -581,7 +648,9 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
 
     Parameters
     ----------
-    X : ndarray, shape (n, d)
+    X : ndarray, shape (n, d), or the data as one object
+        Stacked rows; or the problem's data built once from rows (:func:`rows_data`) or
+        from per-task sums (:func:`sums_data`), then without ``y`` and ``task``.
     y : ndarray, shape (n,)
     task : ndarray of int, shape (n,)
         Task label 0..T-1 of each row.
@@ -612,7 +681,7 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
         fitted intercepts), ``time``; ``history["criterion"]`` holds lambda^2 / n.
     """
     t0 = time.perf_counter()
-    data = X if isinstance(X, (_Rows, _Stats)) else _Rows(X, y, task, center)
+    data = problem_data(X, y, task, (_Rows, _Stats), lambda: _Rows(X, y, task, center))
     if isinstance(data, _Rows):
         data.equilibrate()
     k = _check_k(k, data.d, data.T)
@@ -787,7 +856,7 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
     return mu1, Sigma1
 
 
-def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
+def select_k_marginal(X, y=None, task=None, ks=None, *, center=False, tol=1e-8, max_iter=500,
                       screen_max_iter=5, check_min_iter=1,
                       check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
@@ -849,7 +918,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         The fit at the chosen k (as :func:`fit_marginal`).
     """
     t0 = time.perf_counter()
-    data = (X if isinstance(X, _Rows) else _Rows(X, y, task, center)).equilibrate()
+    data = problem_data(X, y, task, _Rows, lambda: _Rows(X, y, task, center)).equilibrate()
     d, T = data.d, data.T
     if ks is None:          # constant-within columns add no candidate dimension
         d_eff = d - len(getattr(data, "const_within", ()))
