@@ -400,7 +400,7 @@ def source_draws(source, layout):
         ``draws``: a :class:`RefitSourceDraws` or :class:`GaussianSourceDraws`, or None
         when the source carries no uncertainty; then ``reason`` says why.
     """
-    from .design import ModelData, _is_sm_single, source_frame
+    from .design import ModelData, is_sm_single, source_frame
 
     module = type(source).__module__
     if module.startswith("mtltransfer") and hasattr(source, "bootstrap_spec"):
@@ -411,12 +411,12 @@ def source_draws(source, layout):
         return RefitSourceDraws(source, layout, what=f"{type(source.model).__name__} fit "
                                 f"refitted on redraws of its {source.nobs} rows"), ""
     fits = None
-    if _is_sm_single(source):
+    if is_sm_single(source):
         fits = [source]
-    elif isinstance(source, dict) and source and all(_is_sm_single(v) for v in
+    elif isinstance(source, dict) and source and all(is_sm_single(v) for v in
                                                      source.values()):
         fits = list(source.values())
-    elif isinstance(source, (list, tuple)) and source and all(_is_sm_single(v) for v in
+    elif isinstance(source, (list, tuple)) and source and all(is_sm_single(v) for v in
                                                               source):
         fits = list(source)
     if fits is not None:

@@ -291,8 +291,8 @@ def from_arrays(endog, exog, *, intercept=None, missing="raise"):
     xnames = _names(exog, "x")
     _check_unique(ynames, "endog")
     _check_unique(xnames, "exog")
-    Y = _as_float_2d(endog, "endog")
-    X = _as_float_2d(exog, "exog")
+    Y = as_float_2d(endog, "endog")
+    X = as_float_2d(exog, "exog")
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"endog and exog must have the same number of rows; got "
                          f"{Y.shape[0]} and {X.shape[0]}")
@@ -651,12 +651,12 @@ def source_frame(source):
     returned unchanged (a DataFrame or an array).
     """
     if isinstance(source, dict) or (isinstance(source, (list, tuple)) and source and
-                                    all(_is_sm_single(s) for s in source)):
+                                    all(is_sm_single(s) for s in source)):
         items = source.items() if isinstance(source, dict) else \
             [(None, s) for s in source]
         cols = {}
         for key, res in items:
-            if not _is_sm_single(res):
+            if not is_sm_single(res):
                 raise TypeError("a list or dict source must hold statsmodels results of "
                                 f"one response each; got {type(res).__name__}")
             name = str(key) if key is not None else _sm_endog_name(res)
@@ -665,7 +665,7 @@ def source_frame(source):
             cols[name] = pd.Series(np.asarray(res.params, dtype=float),
                                    index=[str(x) for x in res.model.exog_names])
         return pd.DataFrame(cols)
-    if _is_sm_single(source):
+    if is_sm_single(source):
         return pd.DataFrame({_sm_endog_name(source): pd.Series(
             np.asarray(source.params, dtype=float),
             index=[str(x) for x in source.model.exog_names])})
@@ -688,7 +688,9 @@ def source_frame(source):
     return source
 
 
-def _is_sm_single(obj):
+def is_sm_single(obj):
+    """Whether ``obj`` is a statsmodels single-response results object (with ``params``
+    and ``model``)."""
     params = getattr(obj, "params", None)
     model = getattr(obj, "model", None)
     return (type(obj).__module__.startswith("statsmodels") and model is not None and
@@ -1091,7 +1093,7 @@ def _select_columns(newdata, name, layouts):
         for names in layouts:
             if set(cols) == set(names):
                 frame = newdata.set_axis(cols, axis=1)[names]
-                return _as_float_2d(frame, name)
+                return as_float_2d(frame, name)
         names = layouts[0]
         lacking = [c for c in names if c not in cols]
         extra = [c for c in cols if c not in names and
@@ -1100,7 +1102,7 @@ def _select_columns(newdata, name, layouts):
                          "; ".join(part for part in (
                              f"missing: {lacking}" if lacking else "",
                              f"not fitted: {extra}" if extra else "") if part))
-    X = _as_float_2d(newdata, name)
+    X = as_float_2d(newdata, name)
     if X.shape[1] == 1 and len(layouts[0]) > 1 and np.ndim(newdata) == 1:
         X = X.T                                    # one new row given as a vector
     widths = [len(names) for names in layouts]
@@ -1127,7 +1129,7 @@ def _names(obj, prefix):
     return [f"{prefix}{j + 1}" for j in range(k)]
 
 
-def _as_float_2d(obj, name):
+def as_float_2d(obj, name):
     """The data as a read-only 2-d float array, copied from the input: results computed
     later from the rows (residuals, robust covariances, the bootstrap) must not change
     when the caller reuses their array. A float ndarray that is already read-only is

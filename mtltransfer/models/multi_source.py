@@ -27,7 +27,7 @@ def is_source_list(source):
 
     if not isinstance(source, (list, tuple)) or not source:
         return False
-    if all(design._is_sm_single(s) for s in source):
+    if all(design.is_sm_single(s) for s in source):
         return False
     return all(isinstance(s, (pd.DataFrame, np.ndarray)) or hasattr(s, "params")
                for s in source)

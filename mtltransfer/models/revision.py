@@ -567,7 +567,7 @@ class TwoStageTransfer(MultiResponseModel):
                 raise ValueError(f"source_endog must have the responses "
                                  f"{self.endog_names}; got {cols}")
             endog = endog.set_axis(cols, axis=1)[self.endog_names]
-        Y = design._as_float_2d(endog, "source_endog")
+        Y = design.as_float_2d(endog, "source_endog")
         if Y.shape[1] != self.k_endog:
             raise ValueError(f"source_endog must have {self.k_endog} columns (the "
                              f"responses); got {Y.shape[1]}")
