@@ -358,7 +358,7 @@ class RefitSourceDraws:
     what: str = ""
 
     def draw(self, rng):
-        from .design import source_frame
+        from .source_alignment import source_frame
 
         spec = self.__dict__.get("_spec")
         if spec is None:
@@ -391,7 +391,7 @@ def source_draws(source, layout):
     ----------
     source
         What the model was given as ``source=``.
-    layout : mtltransfer.design.SourceLayout
+    layout : mtltransfer.source_alignment.SourceLayout
         How the target's matrix is read from the source's coefficients.
 
     Returns
@@ -400,7 +400,8 @@ def source_draws(source, layout):
         ``draws``: a :class:`RefitSourceDraws` or :class:`GaussianSourceDraws`, or None
         when the source carries no uncertainty; then ``reason`` says why.
     """
-    from .design import ModelData, is_sm_single, source_frame
+    from .design import ModelData
+    from .source_alignment import is_sm_single, source_frame
 
     module = type(source).__module__
     if module.startswith("mtltransfer") and hasattr(source, "bootstrap_spec"):

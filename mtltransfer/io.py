@@ -205,6 +205,7 @@ def _is_results(obj):
 #: with the new one, so that files written before the move keep loading.
 MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.io:RemovedRows": "mtltransfer._validation:RemovedRows",
+    "mtltransfer.design:SourceLayout": "mtltransfer.source_alignment:SourceLayout",
     # the Dask twins of the models: the models themselves read statistics through a
     # StatsAccess (a model saved by a twin keeps its statistics and hashed folds)
     "mtltransfer.dask:DaskOLS": "mtltransfer.models.linear:OLS",

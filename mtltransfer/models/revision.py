@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from .. import design
+from .. import design, source_alignment
 from .._validation import front_end
 from ..gram import SufficientStats, offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
@@ -129,7 +129,7 @@ class ReducedRankRidge(MultiResponseModel):
         if source is None:
             self.source = self.source_svd = None
         else:
-            self.source = design.align_source(source, self.data.xnames, self.data.ynames)
+            self.source = source_alignment.align_source(source, self.data.xnames, self.data.ynames)
             self.source_svd = source_svd(self.source)
 
     def init_options(self):
