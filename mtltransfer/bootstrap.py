@@ -548,7 +548,7 @@ def resolve_source_draws(res, source_sd=None, source_cov=None, source_nobs=None)
 
 def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
               refit_tuning=False, source_sd=None, source_cov=None, source_nobs=None):
-    """Bootstrap a fitted model; see :meth:`mtltransfer.models.base.Results.bootstrap`."""
+    """Bootstrap a fitted model; see :meth:`mtltransfer.models.results.Results.bootstrap`."""
     from joblib import Parallel, delayed
 
     if isinstance(getattr(res.model, "exog", None), RemovedRows):

@@ -206,6 +206,11 @@ def _is_results(obj):
 MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.io:RemovedRows": "mtltransfer._validation:RemovedRows",
     "mtltransfer.design:SourceLayout": "mtltransfer.source_alignment:SourceLayout",
+    # the results family left models/base.py for models/results.py
+    "mtltransfer.models.base:Results": "mtltransfer.models.results:Results",
+    "mtltransfer.models.base:MultiResponseResults":
+        "mtltransfer.models.results:MultiResponseResults",
+    "mtltransfer.models.base:PenalizedResults": "mtltransfer.models.results:PenalizedResults",
     # the Dask twins of the models: the models themselves read statistics through a
     # StatsAccess (a model saved by a twin keeps its statistics and hashed folds)
     "mtltransfer.dask:DaskOLS": "mtltransfer.models.linear:OLS",

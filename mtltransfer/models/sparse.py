@@ -4,7 +4,7 @@ SOFAR (``sofar``) and RSSVD (``rssvd``).
 Each fits from the model's moments (:mod:`mtltransfer.gram`) with the kernels of
 :mod:`mtltransfer.solvers.sparse_rrr` and :mod:`mtltransfer.solvers.sofar`, tunes its
 penalty along a warm-started path by an information criterion (or cross-validation) as
-rrpack does, and returns :class:`~mtltransfer.models.base.PenalizedResults` with the
+rrpack does, and returns :class:`~mtltransfer.models.results.PenalizedResults` with the
 path under ``tuning``.
 """
 
