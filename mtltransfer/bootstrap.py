@@ -1,3 +1,4 @@
+# Over 600 lines: one procedure: resamplers, source redraws and the replicate loop.
 """Bootstrap uncertainty for every estimator: ``res.bootstrap(...)``.
 
 A replicate draws a new data set from the fitted one and refits the same model:

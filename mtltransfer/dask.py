@@ -1,3 +1,4 @@
+# Over 600 lines: one front end (design, partition statistics, task sums, lazy predict).
 """Fitting from Dask DataFrames: the statistics are computed where the data live.
 
 Every estimator of the package fits from the sufficient statistics of

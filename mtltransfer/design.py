@@ -1,3 +1,4 @@
+# Over 600 lines: ModelData and every path from user input to it, sharing their checks.
 """Formula and array front end shared by every model.
 
 User input (arrays, DataFrames or a patsy formula with a DataFrame) becomes a

@@ -1,3 +1,4 @@
+# Over 600 lines: statsmodels' least-squares inference on one set of design factors.
 """Closed-form inference for least squares, per response, equal to statsmodels' OLS.
 
 What is computed here and what statsmodels computes

@@ -1,3 +1,4 @@
+# Over 600 lines: one file format, its encoder and decoder side by side.
 """Saving and loading results in a data-only format (no pickle).
 
 :func:`save` writes one file, a zip archive, and :func:`load` reads it back with

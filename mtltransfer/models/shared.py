@@ -1,3 +1,4 @@
+# Over 600 lines: one estimator's public face, its model and results (adapt, summary).
 """SharedRepresentation: many regression tasks sharing a d x k linear representation.
 
 Task t has rows (X_t, y_t) and ``y_t = b_t + X_t B w_t + eps_t`` with B (d x k, orthonormal

@@ -1,3 +1,4 @@
+# Over 600 lines: one algorithm: EM, its stopping rule and the k selection reusing its fits.
 """The shared representation as a random-effects model, fitted by marginal likelihood.
 
 Model: T tasks, task t has rows ``X_t`` (N_t x d) and responses ``y_t``;
