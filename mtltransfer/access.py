@@ -391,6 +391,24 @@ class TaskRowAccess:
         return select_k(self.X, self.y, self.task, criterion=criterion,
                         center=self.center, **fit_kw)
 
+    def _resid(self, theta, b):
+        return self.y - (np.einsum("id,di->i", self.X, theta[:, self.task]) + b[self.task])
+
+    def ssr(self, theta, b):
+        """``sum_i (y_i - b_t - x_i^T theta_t)^2`` over all rows (``theta`` d x T)."""
+        return float(np.sum(self._resid(theta, b) ** 2))
+
+    def rsquared(self, theta, b, T):
+        """Per-task R^2 (NaN for a task whose responses do not vary)."""
+        r, y, task = self._resid(theta, b), self.y, self.task
+        cnt = np.bincount(task, minlength=T)
+        ym = np.bincount(task, y, T) / np.maximum(cnt, 1)
+        centre = ym[task] if self.center else 0.0
+        tss = np.bincount(task, (y - centre) ** 2, T)
+        rss = np.bincount(task, r ** 2, T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(tss > 0, 1 - rss / tss, np.nan)
+
 
 class TaskSumsAccess:
     """Per-task data of a shared-representation model from raw per-task sums
@@ -452,6 +470,17 @@ class TaskSumsAccess:
     def select_k(self, criterion, **fit_kw):
         """k by BIC, every candidate fitted from the statistics."""
         return select_k_statistics(self.task_data(), **fit_kw)
+
+    def ssr(self, theta, b):
+        """The residual sum of squares from the raw sums (``theta`` d x T)."""
+        return float(np.sum(np.clip(self.sums.task_ssr(theta.T, b), 0.0, None)))
+
+    def rsquared(self, theta, b, T):
+        """Per-task R^2 from the raw sums."""
+        tss = self.sums.task_tss(self.center)
+        rss = np.clip(self.sums.task_ssr(theta.T, b), 0.0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(tss > 0, 1 - rss / tss, np.nan)
 
     def __getstate__(self):
         return {"sums": self.sums, "center": self.center, "spectral": None,

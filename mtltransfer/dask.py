@@ -33,23 +33,21 @@ from __future__ import annotations
 
 import functools
 import warnings
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from . import design
 from .gram import SufficientStats
-from ._validation import RemovedRows, new_data_argument, register_front_end
+from ._validation import RemovedRows, register_front_end
 from .access import StatsAccess, TaskSumsAccess, needs_rows_message
-from .models.shared import SharedRepresentation, SharedRepresentationResults
+from .models.shared import SharedRepresentation
 from .solvers.shared_sums import TaskSums
 from .exceptions import user_stacklevel
 
-__all__ = ["RowsOnCluster", "model_from_dask", "predict_partitions",
-           "formula_stats", "formula_template", "DEFAULT_FOLDS", "DaskSharedRepresentation",
-           "DaskSharedRepresentationResults", "shared_from_dask", "grouped_stats",
-           "plain_columns"]
+__all__ = ["RowsOnCluster", "model_from_dask", "predict_shared", "predict_partitions",
+           "formula_stats", "formula_template", "DEFAULT_FOLDS", "shared_from_dask",
+           "grouped_stats", "plain_columns"]
 
 #: the number of hashed folds whose statistics the first pass computes (``fit``'s default
 #: ``n_folds``); another number of folds takes one more pass over the data
@@ -583,7 +581,9 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
 
     Returns
     -------
-    DaskSharedRepresentation
+    SharedRepresentation
+        ``cls`` itself, reading the per-task sums through a
+        :class:`~mtltransfer.access.TaskSumsAccess`.
     """
     _require_dask()
     design.check_missing(missing)
@@ -606,135 +606,46 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
                             pd.RangeIndex(n), formula=formula,
                             design_info=info.design_info, data_template=template,
                             extra={}, implicit_constant=False)
-    return DaskSharedRepresentation._from_sums(data, sums, groups, missing,
-                                               (ddf[read] if read != list(ddf.columns)
-                                                else ddf, spec))
+    labels = pd.Index(sums.labels)
+    names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
+        [str(t) for t in labels]
+    single = [names[t] for t in np.flatnonzero(sums.n < 2)]
+    if single:
+        from .exceptions import ValueWarning
+        warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
+                      ValueWarning, stacklevel=user_stacklevel())
+    spectral = _SpectralPass(ddf[read] if read != list(ddf.columns) else ddf, spec,
+                             np.asarray(labels, dtype=object))
+    access = TaskSumsAccess(sums, info.intercept, spectral, where=WHERE)
+    return cls._with_task_access(data, access, names, RowsOnCluster((n,)), groups, missing)
 
 
-class DaskSharedRepresentation(SharedRepresentation):
-    """:class:`~mtltransfer.SharedRepresentation` of the per-task sums of a Dask DataFrame
-    (``from_formula(formula, ddf, groups="column")``).
+class _SpectralPass:
+    """``sum_i w[task_i] y_i^2 x_i x_i^T`` by one pass over the Dask DataFrame (the
+    spectral start of the marginal fit), the last result kept."""
 
-    Holds, per task, the raw sums of :class:`~mtltransfer.solvers.shared_sums.TaskSums`,
-    reduced over the partitions so that a task may span partitions, and fits with
-    :meth:`SharedRepresentation.fit` itself through a
-    :class:`~mtltransfer.access.TaskSumsAccess`: ``method="marginal"`` (default; k given
-    or by BIC), ``"gd"``/``"altmin"`` (k given or by BIC) and the baselines
-    ``"per_task"`` and ``"nuclear"``; the spectral start of the marginal fit takes one
-    more pass over the data. Cross-validated k, ``"mom"`` and ``backend="cvxpy"`` need
-    the rows and are refused.
-    """
+    def __init__(self, ddf, spec, labels):
+        self.ddf, self.spec, self.labels = ddf, spec, labels
+        self._cache = {}
 
-    @classmethod
-    def _from_sums(cls, data, sums, groups, missing, frame):
-        self = cls.__new__(cls)
-        self.data, self.missing, self.groups_name = data, missing, groups
-        self.sums = sums
-        self._frame = frame
-        self._spectral_cache = {}
-        labels = pd.Index(sums.labels)
-        self._labels = np.asarray(labels, dtype=object)
-        self.task_names = [int(t) for t in labels] if labels.inferred_type == \
-            "integer" else [str(t) for t in labels]
-        self.N = sums.n.astype(np.int64)
-        self.task_codes = RowsOnCluster((data.nobs,)) if hasattr(data, "nobs") else \
-            RowsOnCluster((int(self.N.sum()),))
-        single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
-        if single:
-            from .exceptions import ValueWarning
-            warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
-                          ValueWarning, stacklevel=user_stacklevel())
-        return self
-
-    @property
-    def task_sums(self):
-        """The :class:`~mtltransfer.solvers.shared_sums.TaskSums` (a model saved before
-        they had a class holds them as a dict)."""
-        sums = self.sums
-        return TaskSums(sums["labels"], **{k: v for k, v in sums.items() if k != "labels"}) \
-            if isinstance(sums, dict) else sums
-
-    @property
-    def task_access(self):
-        return TaskSumsAccess(self.task_sums, self.center, self._spectral, where=WHERE)
-
-    # -- statistics in place of rows -------------------------------------------------
-    def exog_sd(self):
-        return self.task_sums.exog_sd()
-
-    def task_means(self, X=None, y=None, codes=None):
-        if X is not None or y is not None or codes is not None:
-            raise ValueError(RowsOnCluster._MESSAGE)
-        return self.task_sums.means()
-
-    def _spectral(self, wt):
-        key = wt.tobytes()
-        if key not in self._spectral_cache:
-            if getattr(self, "_frame", None) is None:
-                raise ValueError("the spectral start needs one more pass over the data "
-                                 "and the Dask DataFrame is not at hand (a loaded "
-                                 "model); pass init= a d x k array")
-            ddf, spec = self._frame
-            self._spectral_cache = {key: _reduce(ddf, _spectral_partition, spec,
-                                                 self._labels, wt)}
-        return self._spectral_cache[key]
-
-    def replace_data(self, rows=None, endog=None):
-        raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
-                        "bootstrap needs the rows in memory")
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_frame", None)
-        state["_spectral_cache"] = {}
-        return state
+    def __call__(self, w):
+        key = w.tobytes()
+        if key not in self._cache:
+            self._cache = {key: _reduce(self.ddf, _spectral_partition, self.spec,
+                                        self.labels, w)}
+        return self._cache[key]
 
 
-class DaskSharedRepresentationResults(SharedRepresentationResults):
-    """Results of :class:`DaskSharedRepresentation`: the residual sums of squares
-    and R-squared from the per-task sums; ``predict(ddf)`` lazy."""
-
-    @property
-    def fittedvalues(self):
-        raise ValueError(RowsOnCluster._MESSAGE)
-
-    @property
-    def resid(self):
-        raise ValueError(RowsOnCluster._MESSAGE)
-
-    @cached_property
-    def ssr(self):
-        rss = self.model.task_sums.task_ssr(self._theta.T, self._b)
-        return float(np.sum(np.clip(rss, 0.0, None)))
-
-    @cached_property
-    def rsquared(self):
-        m, sums = self.model, self.model.task_sums
-        tss = sums.task_tss(m.center)
-        rss = np.clip(sums.task_ssr(self._theta.T, self._b), 0.0, None)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return pd.Series(np.where(tss > 0, 1 - rss / tss, np.nan),
-                             index=m.task_names, name="R2")
-
-    def bootstrap_spec(self, method):
-        raise TypeError("the bootstrap needs the rows in memory")
-
-    def predict(self, exog=None, transform=True, *, groups=None, newdata=None):
-        exog = new_data_argument(exog, newdata)
-        if design.is_dask_frame(exog):
-            if groups is not None:
-                raise ValueError("for a Dask DataFrame the task labels are read from "
-                                 f"its column {self.model.groups_name!r}; groups= is "
-                                 "not taken")
-            _require_dask()
-            meta = pd.Series(dtype=float, name=self.model.endog_names[0],
-                             index=exog._meta.index[:0])
-            return exog.map_partitions(_predict_shared_partition, self, transform,
-                                       meta=meta)
-        return super().predict(exog, transform, groups=groups)
-
-
-DaskSharedRepresentation._results_class = DaskSharedRepresentationResults
+def predict_shared(results, ddf, transform=True, groups=None):
+    """``results.predict`` of a shared representation on each partition of ``ddf`` (the
+    task labels in its groups column): a lazy Dask Series."""
+    if groups is not None:
+        raise ValueError("for a Dask DataFrame the task labels are read from its column "
+                         f"{results.model.groups_name!r}; groups= is not taken")
+    _require_dask()
+    meta = pd.Series(dtype=float, name=results.model.endog_names[0],
+                     index=ddf._meta.index[:0])
+    return ddf.map_partitions(_predict_shared_partition, results, transform, meta=meta)
 
 
 def _predict_shared_partition(part, results, transform):
@@ -742,4 +653,5 @@ def _predict_shared_partition(part, results, transform):
 
 
 register_front_end("dask", model_from_dask=model_from_dask, formula_stats=formula_stats,
-                   predict_partitions=predict_partitions, shared_from_dask=shared_from_dask)
+                   predict_partitions=predict_partitions, shared_from_dask=shared_from_dask,
+                   predict_shared=predict_shared)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import mtltransfer as mt
-from mtltransfer.access import RowAccess, StatsAccess
+from mtltransfer.access import RowAccess, StatsAccess, TaskSumsAccess
 from mtltransfer.models.base import MultiResponseModel
 from mtltransfer.models.source import SourceModel
 
@@ -179,3 +179,37 @@ def test_files_saved_by_the_dask_twins_load_and_refit(name):
     assert again.llf == pytest.approx(old.llf, rel=1e-12)
     with pytest.raises(ValueError, match="not computed"):
         old.model.fold_stats(3)
+
+
+def test_a_shared_representation_saved_by_its_dask_twin_loads_and_refits():
+    """``tests/data/dask_shared_before_access.mtl`` was written by the former
+    ``DaskSharedRepresentation`` (``fit(k=2, method="gd")`` on
+    ``dd.from_pandas(frame, npartitions=3)`` of the frame below, groups="g", its per-task
+    sums a dict). It loads as a SharedRepresentation that refits from those sums."""
+    rng = np.random.default_rng(21)
+    T, n = 12, 360
+    g = rng.integers(0, T, n)
+    X = rng.standard_normal((n, 4))
+    B = np.linalg.qr(rng.standard_normal((4, 2)))[0]
+    W = rng.standard_normal((2, T))
+    y = 0.3 * g + np.einsum("id,di->i", X, (B @ W)[:, g]) + 0.3 * rng.standard_normal(n)
+    frame = pd.DataFrame(X, columns=["x1", "x2", "x3", "x4"]).assign(y=y, g=g)
+    old = mt.load(DATA / "dask_shared_before_access.mtl")
+    assert type(old.model) is mt.SharedRepresentation
+    assert not old.model.task_access.has_rows
+    now = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3 + x4", frame,
+                                               groups="g").fit(k=2, method="gd")
+    assert _close(old.params, now.params)
+    assert old.ssr == pytest.approx(now.ssr, rel=1e-8)
+    again = old.model.fit(k=2, method="gd")
+    assert _close(again.params, now.params)
+    assert again.ssr == pytest.approx(now.ssr, rel=1e-8)
+    with pytest.raises(ValueError, match="stay on the cluster"):
+        again.resid
+    # today's Dask model is the class itself, reading the per-task sums
+    with dask.config.set(scheduler="synchronous"):
+        on_dask = mt.SharedRepresentation.from_formula(
+            "y ~ x1 + x2 + x3 + x4", dd.from_pandas(frame, npartitions=3), groups="g")
+    assert type(on_dask) is mt.SharedRepresentation
+    assert isinstance(on_dask.task_access, TaskSumsAccess)
+    assert _close(on_dask.fit(k=2, method="gd").params, now.params)
