@@ -16,8 +16,11 @@ fitted in three steps, none of which brings rows to the client:
    (:func:`mtltransfer.design.hash_folds`), a hash of the row's content: the fold
    statistics need no shuffle, and ``from_formula(..., folds="hash")`` gives the same
    folds in memory.
-3. **Fit.** The model is the in-memory class with its rows replaced by the statistics
-   (:class:`StatsModel`): the solvers, tuning rules and results are the in-memory ones.
+3. **Fit.** The model is the in-memory class itself, reading the statistics through a
+   :class:`~mtltransfer.access.StatsAccess` (the shared representation: its per-task
+   sums through a :class:`~mtltransfer.access.TaskSumsAccess`): the solvers, tuning
+   rules and results are the in-memory ones. A model that needs its rows declares why
+   (``_needs_rows``) and is refused with that reason.
 
 Results hold no rows: ``ssr``, R-squared and the likelihood come from the statistics;
 ``predict(ddf)`` is a lazy Dask DataFrame computed partition by partition.
