@@ -220,7 +220,8 @@ MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.dask:DaskNuclearNorm": "mtltransfer.models.linear:NuclearNorm",
     "mtltransfer.dask:DaskSMART": "mtltransfer.models.smart:SMART",
     "mtltransfer.dask:DaskReducedRankRidge": "mtltransfer.models.revision:ReducedRankRidge",
-    "mtltransfer.dask:DaskSharedRepresentation": "mtltransfer.models.shared:SharedRepresentation",
+    "mtltransfer.dask:DaskSharedRepresentation":
+        "mtltransfer.models.shared:SharedRepresentation",
     "mtltransfer.dask:DaskSharedRepresentationResults":
         "mtltransfer.models.shared:SharedRepresentationResults",
 }

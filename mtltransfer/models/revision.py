@@ -129,7 +129,8 @@ class ReducedRankRidge(MultiResponseModel):
         if source is None:
             self.source = self.source_svd = None
         else:
-            self.source = source_alignment.align_source(source, self.data.xnames, self.data.ynames)
+            self.source = source_alignment.align_source(source, self.data.xnames,
+                                                        self.data.ynames)
             self.source_svd = source_svd(self.source)
 
     def init_options(self):

@@ -63,8 +63,8 @@ def fit_per_task(X, y=None, task=None, *, alpha=None, center=False):
 
 
 
-def fit_nuclear_norm(X, y=None, task=None, lam=None, *, tol=1e-10, max_iter=5000, backend="fast",
-                     center=False, Theta0=None, verbose=False):
+def fit_nuclear_norm(X, y=None, task=None, lam=None, *, tol=1e-10, max_iter=5000,
+                     backend="fast", center=False, Theta0=None, verbose=False):
     """Convex relaxation: minimise ``L(Theta) + lam ||Theta||_*`` over Theta (d x T).
 
     ``L(Theta) = sum_t (1/(2N_t)) ||y_t - X_t theta_t||^2`` and ``||.||_*`` is the nuclear

@@ -79,9 +79,9 @@ def spectral_init(X, y, task, k, *, init="ridge", center=False):
 # the factorised estimator and its iterative baseline
 # ---------------------------------------------------------------------------------------
 
-def fit_shared_representation(X, y=None, task=None, k=None, *, method="gd", init=None, tol=1e-8,
-                              max_iter=500, backend="fast", center=False, verbose=False,
-                              w_ridge="auto"):
+def fit_shared_representation(X, y=None, task=None, k=None, *, method="gd", init=None,
+                              tol=1e-8, max_iter=500, backend="fast", center=False,
+                              verbose=False, w_ridge="auto"):
     """Fit ``y_t = X_t B w_t + eps_t`` with a shared orthonormal representation B.
 
     Objective minimised (``objective`` of the result)::

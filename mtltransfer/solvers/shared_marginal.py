@@ -395,7 +395,8 @@ def fit_marginal(X, y=None, task=None, k=None, *, center=False, init=None, tol=1
         fitted intercepts), ``time``; ``history["criterion"]`` holds lambda^2 / n.
     """
     t0 = time.perf_counter()
-    data = problem_data(X, y, task, (RowsData, ReducedStats), lambda: RowsData(X, y, task, center))
+    data = problem_data(X, y, task, (RowsData, ReducedStats),
+                        lambda: RowsData(X, y, task, center))
     if isinstance(data, RowsData):
         data.equilibrate()
     k = _check_k(k, data.d, data.T)
@@ -632,7 +633,8 @@ def select_k_marginal(X, y=None, task=None, ks=None, *, center=False, tol=1e-8,
         The fit at the chosen k (as :func:`fit_marginal`).
     """
     t0 = time.perf_counter()
-    data = problem_data(X, y, task, RowsData, lambda: RowsData(X, y, task, center)).equilibrate()
+    data = problem_data(X, y, task, RowsData,
+                        lambda: RowsData(X, y, task, center)).equilibrate()
     d, T = data.d, data.T
     if ks is None:          # constant-within columns add no candidate dimension
         d_eff = d - len(getattr(data, "const_within", ()))
