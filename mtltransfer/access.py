@@ -8,11 +8,17 @@ through the rows directly. The interface (:class:`DataAccess`) gives
 * the spectral form of the moments, ``Sxx = V diag(w) V^T`` with ``V^T Sxy`` and
   ``tr Syy`` (``spectral(C0)``: what ridge and its GCV curve read);
 * rows where a method needs them: ``centred_rows()`` (the centred rows, or p + q
-  pseudo-rows ``Z`` with ``Z^T Z`` equal to the moment matrix), ``design_svd()`` and
+  pseudo-rows ``Z`` with ``Z^T Z`` the rows' centred cross products), ``design_svd()`` and
   ``rank_rows()`` (the rows for the rank criterion, None without rows: it then runs on
   the moments with the true n);
-* the per-response sums of squares of a fit (``residual_ss``, ``total_ss``), the
-  predictors' scales (``exog_sd``) and constant columns (``constant_columns``).
+* the per-response sums of squares of a fit (``residual_ss``, ``residual_sscp``,
+  ``total_ss``), the predictors' scales (``exog_sd``) and constant columns
+  (``constant_columns``).
+
+A shared-representation model reads per-task data the same way:
+:class:`TaskRowAccess` (stacked rows) or :class:`TaskSumsAccess` (raw per-task sums,
+:class:`~mtltransfer.solvers.shared_sums.TaskSums`), each giving the solvers one problem
+object (``marginal_data()``, ``task_data()``).
 
 :class:`RowAccess` computes them from rows in memory (a
 :class:`~mtltransfer.design.ModelData`); :class:`StatsAccess` from sufficient statistics
