@@ -394,7 +394,7 @@ class SharedRepresentation(DataViews):
             top = min(d, T - 1) if method == "marginal" else min(d, T)
             warn_grid_edge("SharedRepresentation", "k", k, list(scores), low=True,
                            high=True if max(scores) >= top else None)
-        return self._results_class(self, sol, method, k, how, scores, B, W, lam)
+        return SharedRepresentationResults(self, sol, method, k, how, scores, B, W, lam)
 
 
 class SharedRepresentationResults(Results):
@@ -866,9 +866,6 @@ class SharedRepresentationResults(Results):
         return pd.DataFrame({"mean": mean, "sd": sd, f"[{alpha / 2:g}": mean - z * sd,
                              f"{1 - alpha / 2:g}]": mean + z * sd}, index=index)
 
-
-
-SharedRepresentation._results_class = SharedRepresentationResults
 
 
 class AdaptedTask:
