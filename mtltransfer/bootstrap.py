@@ -1,3 +1,4 @@
+# Over 600 lines: one procedure: resamplers, source redraws and the replicate loop.
 """Bootstrap uncertainty for every estimator: ``res.bootstrap(...)``.
 
 A replicate draws a new data set from the fitted one and refits the same model:
@@ -358,7 +359,7 @@ class RefitSourceDraws:
     what: str = ""
 
     def draw(self, rng):
-        from .design import source_frame
+        from .source_alignment import source_frame
 
         spec = self.__dict__.get("_spec")
         if spec is None:
@@ -391,7 +392,7 @@ def source_draws(source, layout):
     ----------
     source
         What the model was given as ``source=``.
-    layout : mtltransfer.design.SourceLayout
+    layout : mtltransfer.source_alignment.SourceLayout
         How the target's matrix is read from the source's coefficients.
 
     Returns
@@ -400,7 +401,8 @@ def source_draws(source, layout):
         ``draws``: a :class:`RefitSourceDraws` or :class:`GaussianSourceDraws`, or None
         when the source carries no uncertainty; then ``reason`` says why.
     """
-    from .design import ModelData, _is_sm_single, source_frame
+    from .design import ModelData
+    from .source_alignment import is_sm_single, source_frame
 
     module = type(source).__module__
     if module.startswith("mtltransfer") and hasattr(source, "bootstrap_spec"):
@@ -411,12 +413,12 @@ def source_draws(source, layout):
         return RefitSourceDraws(source, layout, what=f"{type(source.model).__name__} fit "
                                 f"refitted on redraws of its {source.nobs} rows"), ""
     fits = None
-    if _is_sm_single(source):
+    if is_sm_single(source):
         fits = [source]
-    elif isinstance(source, dict) and source and all(_is_sm_single(v) for v in
+    elif isinstance(source, dict) and source and all(is_sm_single(v) for v in
                                                      source.values()):
         fits = list(source.values())
-    elif isinstance(source, (list, tuple)) and source and all(_is_sm_single(v) for v in
+    elif isinstance(source, (list, tuple)) and source and all(is_sm_single(v) for v in
                                                               source):
         fits = list(source)
     if fits is not None:
@@ -547,7 +549,7 @@ def resolve_source_draws(res, source_sd=None, source_cov=None, source_nobs=None)
 
 def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
               refit_tuning=False, source_sd=None, source_cov=None, source_nobs=None):
-    """Bootstrap a fitted model; see :meth:`mtltransfer.models.base.Results.bootstrap`."""
+    """Bootstrap a fitted model; see :meth:`mtltransfer.models.results.Results.bootstrap`."""
     from joblib import Parallel, delayed
 
     if isinstance(getattr(res.model, "exog", None), RemovedRows):

@@ -1,3 +1,4 @@
+# Over 600 lines: one front end (design, partition statistics, task sums, lazy predict).
 """Fitting from Dask DataFrames: the statistics are computed where the data live.
 
 Every estimator of the package fits from the sufficient statistics of
@@ -15,8 +16,11 @@ fitted in three steps, none of which brings rows to the client:
    (:func:`mtltransfer.design.hash_folds`), a hash of the row's content: the fold
    statistics need no shuffle, and ``from_formula(..., folds="hash")`` gives the same
    folds in memory.
-3. **Fit.** The model is the in-memory class with its rows replaced by the statistics
-   (:class:`StatsModel`): the solvers, tuning rules and results are the in-memory ones.
+3. **Fit.** The model is the in-memory class itself, reading the statistics through a
+   :class:`~mtltransfer.access.StatsAccess` (the shared representation: its per-task
+   sums through a :class:`~mtltransfer.access.TaskSumsAccess`): the solvers, tuning
+   rules and results are the in-memory ones. A model that needs its rows declares why
+   (``_needs_rows``) and is refused with that reason.
 
 Results hold no rows: ``ssr``, R-squared and the likelihood come from the statistics;
 ``predict(ddf)`` is a lazy Dask DataFrame computed partition by partition.
@@ -30,35 +34,31 @@ rows and are refused.
 
 from __future__ import annotations
 
+import functools
 import warnings
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 
 from . import design
-from .gram import SufficientStats, offset_moments
-from ._validation import RemovedRows, new_data_argument, register_front_end
-from .models.base import PenalizedResults, check_backend, check_positive, \
-    warn_penalty_scale
-from .models.linear import NuclearNorm, OLS, ReducedRank, Ridge
-from .models.shared import SharedRepresentation, SharedRepresentationResults
-from .smart.model import SMART
-from .solvers import shared_marginal as smg
+from .gram import SufficientStats
+from ._validation import RemovedRows, register_front_end
+from .access import StatsAccess, TaskSumsAccess, needs_rows_message
+from .models.shared import SharedRepresentation
+from .solvers.shared_sums import TaskSums
 from .exceptions import user_stacklevel
 
-__all__ = ["StatsModel", "DaskOLS", "DaskRidge", "DaskReducedRank", "DaskNuclearNorm",
-           "DaskSMART", "RowsOnCluster", "model_from_dask", "predict_partitions",
-           "formula_stats", "formula_template", "DEFAULT_FOLDS", "DaskSharedRepresentation",
-           "DaskSharedRepresentationResults", "shared_from_dask", "grouped_stats",
-           "plain_columns"]
+__all__ = ["RowsOnCluster", "model_from_dask", "predict_shared", "predict_partitions",
+           "formula_stats", "formula_template", "DEFAULT_FOLDS", "shared_from_dask",
+           "grouped_stats", "plain_columns"]
 
 #: the number of hashed folds whose statistics the first pass computes (``fit``'s default
 #: ``n_folds``); another number of folds takes one more pass over the data
 DEFAULT_FOLDS = 5
 
 _EXTRA = 'pip install "mtltransfer[dask]"'
+#: how a refusal names what the model was given
+WHERE = "the statistics of a Dask DataFrame"
 
 
 def _require_dask():
@@ -96,7 +96,7 @@ def _design_infos(formula, template):
            tuple(map(str, template.columns)), tuple(map(str, template.dtypes)))
     if key in _INFO_CACHE:
         return _INFO_CACHE[key]
-    Yf, Xf = patsy.dmatrices(formula, template, eval_env=design._default_env(),
+    Yf, Xf = patsy.dmatrices(formula, template, eval_env=design.default_env(),
                              NA_action="drop", return_type="dataframe")
     if len(_INFO_CACHE) >= 8:
         _INFO_CACHE.clear()
@@ -137,7 +137,7 @@ def _typed_sample(formula, ddf, used):
         return None
     sample = pd.DataFrame({c: pd.Series([1, 2], dtype=meta[c].dtype) for c in used})
     try:
-        Yf, Xf = patsy.dmatrices(formula, sample, eval_env=design._default_env(),
+        Yf, Xf = patsy.dmatrices(formula, sample, eval_env=design.default_env(),
                                  NA_action="drop", return_type="dataframe")
     except Exception:       # the formula's own error is raised from a sample of rows
         return None
@@ -180,7 +180,7 @@ def formula_template(formula, ddf, sample_rows=200):
             raise ValueError(f"{factor.name()} is a stateful transform (its state is learnt "
                              "from all the rows); on Dask, compute it as a column first")
         if info.type == "categorical":
-            names = set(design._formula_variables(factor.name()))
+            names = set(design.formula_variables(factor.name()))
             categorical += [c for c in used if str(c) in names and c not in categorical]
     levels = {}
     if categorical:
@@ -219,7 +219,7 @@ def partition_design(part, formula, template, missing, infos=None):
     lhs, rhs = _design_infos(formula, template) if infos is None else infos
     work = part.reset_index(drop=True)
     n = len(work)
-    keep = [c for c in rhs.column_names if c not in design._INTERCEPT_NAMES]
+    keep = [c for c in rhs.column_names if c not in design.INTERCEPT_NAMES]
     if n == 0:
         return np.zeros((0, len(keep))), np.zeros((0, len(lhs.column_names))), \
             np.zeros(0, dtype=bool)
@@ -264,7 +264,7 @@ def plain_columns(info, columns):
         if finfo.type != "numerical" or finfo.num_columns != 1 or code not in columns:
             return None
         names.append(code)
-    expected = [c for c in info.column_names if c not in design._INTERCEPT_NAMES]
+    expected = [c for c in info.column_names if c not in design.INTERCEPT_NAMES]
     return names if names == expected else None
 
 
@@ -343,7 +343,7 @@ def _partition_stats(part, spec):
     row, then the statistics of every fold in one sorted pass (:func:`grouped_stats`)."""
     infos = _design_infos(spec.formula, spec.template)
     lhs, rhs = infos
-    p = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    p = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     q = len(lhs.column_names)
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
@@ -414,187 +414,34 @@ def _total(folds):
 
 
 # ---- models ----------------------------------------------------------------------------
-class StatsModel:
-    """The rows of a model replaced by their sufficient statistics (mixin).
-
-    ``stats`` holds the statistics of all rows; ``fold_stats`` those of the hashed folds
-    (one more pass over the data for a number of folds not yet computed). Where a solver
-    takes rows, ``centred_rows`` are p + q pseudo-rows Z with ``Z^T Z`` equal to the
-    moments (``Z = diag(sqrt(w)) Q^T`` from ``M = Q diag(w) Q^T``, M the joint moment
-    matrix of (X, Y)): least squares and reduced rank from them equal those of the rows;
-    whatever depends on the number of rows (GCV, the rank criterion) runs on the moments
-    with the true n.
-    """
-
-    def _attach(self, stats, folds, n_folds, frame):
-        self.__dict__["stats"] = stats
-        self._fold_cache = {n_folds: folds}
-        self._frame = frame            # (ddf, formula, template, used, missing); not saved
-
-    def rank_rows(self):
-        return None
-
-    def exog_sd(self):
-        return np.sqrt(np.clip(np.diag(self.stats.Cxx), 0.0, None) / self.stats.n)
-
-    def fold_stats(self, n_folds):
-        if n_folds not in self._fold_cache:
-            if getattr(self, "_frame", None) is None:
-                raise ValueError(f"the statistics of {n_folds} folds were not computed and "
-                                 "the Dask DataFrame is not at hand (a loaded model); "
-                                 f"use n_folds={sorted(self._fold_cache)[0]}")
-            ddf, formula, template, used, missing = self._frame
-            self._fold_cache[n_folds] = formula_stats(formula, ddf, template, used, missing,
-                                                      n_folds)
-        folds = self._fold_cache[n_folds]
-        if any(f.n == 0 for f in folds):
-            raise ValueError(f"a hashed fold is empty ({n_folds} folds of {self.nobs} "
-                             "rows); use fewer folds")
-        return list(folds)
-
-    @cached_property
-    def centred_rows(self):
-        Sxx, Sxy, Syy = self.moments()
-        p = Sxx.shape[0]
-        M = np.block([[Sxx, Sxy], [Sxy.T, Syy]])
-        w, Q = linalg.eigh(0.5 * (M + M.T))
-        Z = np.sqrt(np.clip(w, 0.0, None))[:, None] * Q.T      # Z^T Z = M
-        return Z[:, :p], Z[:, p:]
-
-    def residual_ss(self, coef, intercept):
-        """From the statistics: ``diag(Cyy - 2 C^T Cxy + C^T Cxx C) + n (ybar - b -
-        C^T xbar)^2`` per response."""
-        s = self.stats
-        C = np.asarray(coef)
-        within = np.diag(s.Cyy) - 2 * np.sum(C * s.Cxy, axis=0) + \
-            np.sum(C * (s.Cxx @ C), axis=0)
-        shift = s.y_mean - intercept - C.T @ s.x_mean
-        return np.clip(within, 0.0, None) + s.n * shift ** 2
-
-    def total_ss(self):
-        s = self.stats
-        return np.diag(s.Cyy) if self.k_constant else np.diag(s.YtY)
-
-    def warn_design(self):
-        try:
-            super().warn_design()
-        except ValueError:      # the message about a constant column needs the rows
-            from .exceptions import SingularMatrixWarning
-            warnings.warn(f"the design is rank deficient (rank {self.design_svd.rank} of "
-                          f"{self.k_exog} predictors): the minimum-norm solution is "
-                          "reported", SingularMatrixWarning, stacklevel=user_stacklevel())
-
-    def replace_data(self, rows=None, endog=None):
-        raise TypeError(f"{type(self).__name__} holds statistics, not rows: the bootstrap "
-                        "needs the rows in memory")
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_frame", None)
-        return state
-
-
-class DaskOLS(StatsModel, OLS):
-    """:class:`~mtltransfer.OLS` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskReducedRank(StatsModel, ReducedRank):
-    """:class:`~mtltransfer.ReducedRank` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskNuclearNorm(StatsModel, NuclearNorm):
-    """:class:`~mtltransfer.NuclearNorm` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskSMART(StatsModel, SMART):
-    """:class:`~mtltransfer.SMART` fitted from the statistics of a Dask DataFrame."""
-
-
-class DaskRidge(StatsModel, Ridge):
-    """:class:`~mtltransfer.Ridge` fitted from the statistics of a Dask DataFrame.
-
-    GCV needs the true number of rows, so ridge is solved on the moments: with
-    ``Sxx = Q diag(w) Q^T``, ``C = Q diag(1 / (w + alpha)) Q^T Sxy`` and the GCV curve of
-    :func:`mtltransfer.solvers.linear.ridge_gcv` over the same grid as in memory.
-    """
-
-    def fit(self, alpha=None, *, backend="fast", n_alphas=50, tol=None, max_iter=None,
-            verbose=False):
-        from .solvers import linear as lin
-        from .solvers._base import argmin_simplest
-
-        check_backend(backend)
-        if alpha is not None:
-            alpha = check_positive("alpha", alpha)
-        if alpha == 0:
-            return super().fit(0.0, backend=backend)
-        warn_penalty_scale(self)
-        C0 = self.offset()
-        Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
-        w, Q = linalg.eigh(Sxx)
-        w = np.clip(w, 0.0, None)
-        QtSxy = Q.T @ Sxy
-        tuning, how = {}, "given" if alpha is not None else "GCV"
-        if alpha is None:
-            alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
-            rss, dfs, gcv = lin.ridge_gcv(w, QtSxy, float(np.trace(Syy)), self.nobs, alphas,
-                                          n_fixed=int(self.center))
-            alpha = float(alphas[len(alphas) - 1 - argmin_simplest(gcv[::-1])])
-            tuning["gcv"] = pd.DataFrame({"alpha": alphas, "df": dfs, "rss": rss,
-                                          "gcv": gcv})
-        D = Q @ (QtSxy / (w + alpha)[:, None])
-        C = D if C0 is None else C0 + D
-        df = float(np.sum(w / (w + alpha)))
-        if backend == "cvxpy":
-            from .solvers.cvx import ridge_cvx
-            C, _ = ridge_cvx(*self.moments(), alpha, C0=C0)
-        return PenalizedResults(self, C, hyperparameters={"alpha": alpha},
-                                chosen_by={"alpha": how}, df_model=df * self.k_endog,
-                                tuning=tuning)
-
-
-_TWINS = {OLS: DaskOLS, Ridge: DaskRidge, ReducedRank: DaskReducedRank,
-          NuclearNorm: DaskNuclearNorm, SMART: DaskSMART}
-
-
-from .models.revision import ReducedRankRidge  # noqa: E402  (beside its twin)
-
-
-class DaskReducedRankRidge(StatsModel, ReducedRankRidge):
-    """:class:`~mtltransfer.ReducedRankRidge` fitted from the statistics of a Dask
-    DataFrame (its closed form and its cross-validation use the moments only)."""
-
-
-_TWINS[ReducedRankRidge] = DaskReducedRankRidge
-
-
 def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=None,
                     **kwargs):
     """``cls.from_formula(formula, ddf, ...)`` for a Dask DataFrame ``ddf``.
 
     Computes the categorical levels (one pass) and the per-fold statistics (one pass),
-    then builds the statistics-backed twin of ``cls`` (``DaskOLS`` for ``OLS`` ...).
-    ``eval_env`` is accepted for the common signature: the formula is evaluated with
-    the data's columns and NumPy only.
+    then builds the model itself (no Dask subclass) reading them through a
+    :class:`~mtltransfer.access.StatsAccess`: its solvers, tuning rules and results are
+    the in-memory ones. A model that needs its rows declares why (``_needs_rows``) and
+    is refused with that reason. ``eval_env`` is accepted for the common signature: the
+    formula is evaluated with the data's columns and NumPy only.
     """
     _require_dask()
-    design._check_missing(missing)
+    design.check_missing(missing)
     if folds not in (None, "hash"):
         raise ValueError(f"folds on Dask are hashed from the rows' content: pass "
                          f"folds='hash' or None; got {folds!r}")
-    twin = _TWINS.get(cls, cls if issubclass(cls, StatsModel) else None)
-    if twin is None:
-        raise TypeError(f"{cls.__name__}.from_formula does not take a Dask DataFrame; "
-                        f"these models do: {', '.join(c.__name__ for c in _TWINS)}")
+    refused = needs_rows_message(cls, WHERE)
+    if refused is not None:
+        raise TypeError(refused)
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"formula must be a str 'Y1 + Y2 ~ x1 + x2'; got {formula!r}")
     template, used = formula_template(formula, ddf)
     info = design.from_formula(formula, template, missing="drop",
                                max_endog=cls._formula_max_endog,
-                               eval_env=design._default_env())
+                               eval_env=design.default_env())
     fold_list = formula_stats(formula, ddf, template, used, missing, DEFAULT_FOLDS)
     total = _total(fold_list)
-    design._check_rows(total.n)
+    design.check_rows(total.n)
     p, q = total.p, total.q
     implicit = False
     if not info.intercept:       # statsmodels' implicit constant, from the raw moments
@@ -607,10 +454,12 @@ def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=Non
                             list(info.ynames), list(info.xnames), info.intercept,
                             pd.RangeIndex(total.n), formula=formula,
                             design_info=info.design_info, data_template=template,
-                            extra={}, implicit_constant=implicit)
-    model = twin(data, **kwargs)
-    model._attach(total, fold_list, DEFAULT_FOLDS, (ddf, formula, template, used, missing))
-    return model
+                            extra={}, implicit_constant=implicit,
+                            response_info=info.response_info)
+    more = functools.partial(formula_stats, formula, ddf, template, used, missing)
+    access = StatsAccess(total, info.intercept, {DEFAULT_FOLDS: fold_list}, more,
+                         where=WHERE)
+    return cls._with_access(data, access, **kwargs)
 
 
 # ---- prediction ------------------------------------------------------------------------
@@ -630,11 +479,8 @@ def predict_partitions(results, ddf, transform=True):
 
 
 # ---- SharedRepresentation: per-task statistics -----------------------------------------
-#: per-task sums reduced over the partitions (raw: not centred), each of shape (T, ...):
-#: ``n`` rows, ``sx`` = sum x, ``sy`` = sum y, ``XtX``, ``Xty``, ``yty``, and for the
-#: noise moment of the W-step penalty ``xx_yy`` = sum ||x||^2 y^2, ``xx_y`` = sum ||x||^2 y,
-#: ``xx`` = sum ||x||^2, ``x_yy`` = sum x y^2
-_TASK_SUMS = ("n", "sx", "sy", "XtX", "Xty", "yty", "xx_yy", "xx_y", "xx", "x_yy")
+# the per-task sums reduced over the partitions are one TaskSums (raw, not centred: a task
+# may span partitions); see mtltransfer.solvers.shared_sums
 
 
 class _TaskSpec(_Spec):
@@ -643,13 +489,6 @@ class _TaskSpec(_Spec):
     def __init__(self, formula, template, used, missing, groups):
         super().__init__(formula, template, used, missing, 0)
         self.groups = groups
-
-
-def _no_tasks(d):
-    return {"labels": np.zeros(0, dtype=object), "n": np.zeros(0), "sx": np.zeros((0, d)),
-            "sy": np.zeros(0), "XtX": np.zeros((0, d, d)), "Xty": np.zeros((0, d)),
-            "yty": np.zeros(0), "xx_yy": np.zeros(0), "xx_y": np.zeros(0),
-            "xx": np.zeros(0), "x_yy": np.zeros((0, d))}
 
 
 def _design_and_labels(chunk, spec, infos, plain, d):
@@ -663,53 +502,20 @@ def _design_and_labels(chunk, spec, infos, plain, d):
     return X, cols[d][ok], labels.to_numpy()[ok]
 
 
-def _chunk_tasks(X, y, labels):
-    """The per-task sums of ``_TASK_SUMS`` of some rows: rows sorted by task once, d x d
-    products batched over tasks of similar size (:meth:`TaskData.statistics`)."""
-    from .solvers.shared_data import TaskData
-
-    codes, uniques = pd.factorize(labels)
-    td = TaskData(X, y, codes, route="rows")
-    st = td.statistics()
-    xx = np.sum(td.X ** 2, axis=1)
-    return {"labels": np.asarray(uniques, dtype=object), "n": td.N, "sx": td.segsum(td.X),
-            "sy": td.segsum(td.y), "XtX": st.XtX, "Xty": st.Xty, "yty": st.yty,
-            "xx_yy": td.segsum(xx * td.y ** 2), "xx_y": td.segsum(xx * td.y),
-            "xx": td.segsum(xx), "x_yy": td.segsum(td.X * (td.y ** 2)[:, None])}
-
-
-def _merge_tasks(a, b):
-    """The per-task sums of two row sets (a task may be in both)."""
-    a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
-    if len(b["labels"]) == 0:
-        return a
-    if len(a["labels"]) == 0:
-        return b
-    union = pd.Index(a["labels"]).append(pd.Index(b["labels"])).unique()
-    ia, ib = union.get_indexer(a["labels"]), union.get_indexer(b["labels"])
-    out = {"labels": np.asarray(union, dtype=object)}
-    for key in _TASK_SUMS:
-        arr = np.zeros((len(union),) + a[key].shape[1:])
-        arr[ia] += a[key]
-        arr[ib] += b[key]
-        out[key] = arr
-    return out
-
-
 def _task_partition(part, spec):
     """Per-task sums of one partition (in a one-element Series), ``CHUNK_ROWS`` rows at a
     time."""
     infos = _design_infos(spec.formula, spec.template)
     lhs, rhs = infos
-    d = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
-    out = _no_tasks(d)
+    out = TaskSums.empty(d)
     for start in range(0, len(part), CHUNK_ROWS):
         chunk = part.iloc[start:start + CHUNK_ROWS]
         X, y, labels = _design_and_labels(chunk, spec, infos, plain, d)
         if len(y):
-            out = _merge_tasks(out, _chunk_tasks(X, y, labels))
+            out = out + TaskSums.from_rows(X, y, labels)
     return pd.Series([out], dtype=object)
 
 
@@ -717,7 +523,7 @@ def _spectral_partition(part, spec, labels, weight):
     """``sum_i weight[task_i] y_i^2 x_i x_i^T`` over one partition (in a Series)."""
     infos = _design_infos(spec.formula, spec.template)
     lhs, rhs = infos
-    d = len([c for c in rhs.column_names if c not in design._INTERCEPT_NAMES])
+    d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
     plain = None if yplain is None or xplain is None else xplain + yplain
     V = np.zeros((d, d))
@@ -735,6 +541,7 @@ def _spectral_partition(part, spec, labels, weight):
 
 
 def _add(a, b):
+    """The merge of two partitions' results (TaskSums, or arrays)."""
     a, b = (x.iloc[0] if isinstance(x, pd.Series) else x for x in (a, b))
     return a + b
 
@@ -744,9 +551,8 @@ def _reduce(ddf, func, *args):
     one-element Series results merged pairwise in a tree."""
     import dask
 
-    merge = _merge_tasks if func is _task_partition else _add
     parts = ddf.map_partitions(func, *args, meta=pd.Series(dtype=object))
-    (out,) = dask.compute(_tree(parts.to_delayed(), merge))
+    (out,) = dask.compute(_tree(parts.to_delayed(), _add))
     return out.iloc[0] if isinstance(out, pd.Series) else out
 
 
@@ -778,319 +584,71 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
 
     Returns
     -------
-    DaskSharedRepresentation
+    SharedRepresentation
+        ``cls`` itself, reading the per-task sums through a
+        :class:`~mtltransfer.access.TaskSumsAccess`.
     """
     _require_dask()
-    design._check_missing(missing)
+    design.check_missing(missing)
     if not issubclass(cls, SharedRepresentation):
         raise TypeError(f"{cls.__name__} is not a SharedRepresentation")
     _check_shared_formula(formula, ddf, groups)
     template, used = formula_template(formula, ddf)
     info = design.from_formula(formula, template, missing="drop", max_endog=1,
-                               eval_env=design._default_env())
+                               eval_env=design.default_env())
     read = list(used) + ([groups] if groups not in used else [])
     spec = _TaskSpec(formula, template, used, missing, groups)
     sums = _reduce(_columns(ddf, read), _task_partition, spec)
-    if len(sums["labels"]) == 0:
+    if sums.T == 0:
         raise ValueError("data has no complete row")
-    labels = pd.Index(sums["labels"])
-    try:
-        order = np.argsort(np.asarray(labels), kind="stable")
-    except TypeError:                 # labels of mixed types: as pandas sorts them
-        order = np.argsort(np.asarray(labels.astype(str)), kind="stable")
-    sums = {k: (v[order] if k != "labels" else np.asarray(labels)[order])
-            for k, v in sums.items()}
-    n = int(round(float(sums["n"].sum())))
-    design._check_rows(n)
-    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums["sx"].shape[1])),
+    sums = sums.sorted()
+    n = int(round(float(sums.n.sum())))
+    design.check_rows(n)
+    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums.d)),
                             list(info.ynames), list(info.xnames), info.intercept,
                             pd.RangeIndex(n), formula=formula,
                             design_info=info.design_info, data_template=template,
                             extra={}, implicit_constant=False)
-    return DaskSharedRepresentation._from_sums(data, sums, groups, missing,
-                                               (ddf[read] if read != list(ddf.columns)
-                                                else ddf, spec))
+    labels = pd.Index(sums.labels)
+    names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
+        [str(t) for t in labels]
+    single = [names[t] for t in np.flatnonzero(sums.n < 2)]
+    if single:
+        from .exceptions import ValueWarning
+        warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
+                      ValueWarning, stacklevel=user_stacklevel())
+    spectral = _SpectralPass(ddf[read] if read != list(ddf.columns) else ddf, spec,
+                             np.asarray(labels, dtype=object))
+    access = TaskSumsAccess(sums, info.intercept, spectral, where=WHERE)
+    return cls._with_task_access(data, access, names, RowsOnCluster((n,)), groups, missing)
 
 
-class _MarginalTaskStats(smg._Rows):
-    """The marginal-likelihood solver's data from per-task sums instead of rows.
+class _SpectralPass:
+    """``sum_i w[task_i] y_i^2 x_i x_i^T`` by one pass over the Dask DataFrame (the
+    spectral start of the marginal fit), the last result kept."""
 
-    The same quantities as from the rows: ``M_t = B^T S_t B``, ``m_t = B^T b_t``
-    (raw ``S_t = X_t^T X_t``, ``b_t = X_t^T y_t``, less ``N_t xbar_t xbar_t^T`` terms
-    with an intercept), ``G = sum_t S_t``; the spectral start's fourth moment
-    ``sum_i w_t y_i^2 x_i x_i^T`` (``w_t = 1 / (N_t (N_t - 1))``) by one more pass
-    over the data (``spectral``).
-    """
+    def __init__(self, ddf, spec, labels):
+        self.ddf, self.spec, self.labels = ddf, spec, labels
+        self._cache = {}
 
-    def __init__(self, sums, center, spectral):
-        self.S, self.bt = sums["XtX"], sums["Xty"]
-        self.T, self.d = self.bt.shape
-        self.N = sums["n"].astype(float)
-        self.n = int(round(float(self.N.sum())))
-        self.center = bool(center)
-        self.n_eff = self.N - 1.0 if center else self.N.copy()
-        self.c = sums["yty"].copy()
-        if center:
-            self.xbar = sums["sx"] / self.N[:, None]
-            self.ybar = sums["sy"] / self.N
-            self.c = self.c - self.N * self.ybar ** 2
-        G = self.S.sum(axis=0)
-        if center:
-            G -= self.xbar.T @ (self.N[:, None] * self.xbar)
-        self.G = (G + G.T) / 2
-        self.D = np.ones(self.d)
-        self._spectral = spectral
-
-    # the solver may equilibrate (smg._Rows.equilibrate: G and xbar rescaled, D set);
-    # the raw sums S_t, b_t are read through B / D, as the rows are
-    def proj(self, B):
-        Bs = B / self.D[:, None]
-        SB = self.S @ Bs                                 # T x d x k
-        M = np.matmul(Bs.T, SB)
-        M = 0.5 * (M + np.swapaxes(M, 1, 2))
-        return self._centred(M, self.bt @ Bs, B)
-
-    def _xt(self, B, P, Wbar=None):
-        Bs = B / self.D[:, None]
-        AB = np.einsum("tdk,tkl->dl", self.S @ Bs, P)    # sum_t S_t B P_t
-        out = AB if Wbar is None else np.hstack([self.bt.T @ Wbar, AB])
-        return out / self.D[:, None]
-
-    def spectral_moment(self):
-        N, D = self.N, self.D
-        wt = np.where(N > 1, 1.0 / (N * np.maximum(N - 1, 1)), 0.0)
-        bt = self.bt / D
-        if self.center:
-            bt = bt - (N * self.ybar)[:, None] * self.xbar
-        return bt.T @ (wt[:, None] * bt) - self._spectral(wt) / np.outer(D, D)
-
-class DaskSharedRepresentation(SharedRepresentation):
-    """:class:`~mtltransfer.SharedRepresentation` fitted from the per-task statistics
-    of a Dask DataFrame (``from_formula(formula, ddf, groups="column")``).
-
-    Holds, per task, the sums ``N_t``, ``sum x``, ``sum y``, ``X_t^T X_t``,
-    ``X_t^T y_t``, ``y_t^T y_t`` (and three fourth-order sums for the W-step
-    penalty of ``method="gd"``), reduced over the partitions so that a task may
-    span partitions. ``method="marginal"`` (default; k given or by BIC),
-    ``"gd"``/``"altmin"`` (k given or by BIC) and the baselines ``"per_task"`` and
-    ``"nuclear"`` fit from them; the spectral start of the marginal fit takes one more
-    pass over the data. Cross-validated k, ``"mom"`` and ``backend="cvxpy"`` need the
-    rows and are refused.
-    """
-
-    @classmethod
-    def _from_sums(cls, data, sums, groups, missing, frame):
-        self = cls.__new__(cls)
-        self.data, self.missing, self.groups_name = data, missing, groups
-        self.sums = sums
-        self._frame = frame
-        self._spectral_cache = {}
-        labels = pd.Index(sums["labels"])
-        self._labels = np.asarray(labels, dtype=object)
-        self.task_names = [int(t) for t in labels] if labels.inferred_type == \
-            "integer" else [str(t) for t in labels]
-        self.N = sums["n"].astype(np.int64)
-        self.task_codes = RowsOnCluster((data.nobs,)) if hasattr(data, "nobs") else \
-            RowsOnCluster((int(self.N.sum()),))
-        single = [self.task_names[t] for t in np.flatnonzero(self.N < 2)]
-        if single:
-            from .exceptions import ValueWarning
-            warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
-                          ValueWarning, stacklevel=user_stacklevel())
-        return self
-
-    # -- statistics in place of rows -------------------------------------------------
-    def exog_sd(self):
-        s, n = self.sums, float(self.N.sum())
-        mean = s["sx"].sum(0) / n
-        return np.sqrt(np.clip(np.einsum("tdd->d", s["XtX"]) / n - mean ** 2, 0, None))
-
-    def task_means(self, X=None, y=None, codes=None):
-        if X is not None or y is not None or codes is not None:
-            raise ValueError(RowsOnCluster._MESSAGE)
-        N = self.N.astype(float)
-        return self.sums["sx"] / N[:, None], self.sums["sy"] / N
-
-    def task_stats(self):
-        """Per-task statistics of the rows as fitted (centred within each task when
-        the model has an intercept) and ``sum_i ||x_i||^2 y_i^2`` of those rows."""
-        from .solvers.shared_data import TaskStats
-
-        s, N = self.sums, self.N.astype(float)
-        if not self.center:
-            return TaskStats(s["XtX"], s["Xty"], s["yty"], N), s["xx_yy"]
-        xb, yb = s["sx"] / N[:, None], s["sy"] / N
-        XtX = s["XtX"] - N[:, None, None] * xb[:, :, None] * xb[:, None, :]
-        Xty = s["Xty"] - (N * yb)[:, None] * xb
-        yty = s["yty"] - N * yb ** 2
-        # sum_i ||x_i - xb||^2 (y_i - yb)^2, expanded in the raw sums
-        xbxb = np.sum(xb ** 2, 1)
-        cross = (s["xx_yy"] - 2 * yb * s["xx_y"] + yb ** 2 * s["xx"]
-                 - 2 * np.sum(xb * s["x_yy"], 1) + 4 * yb * np.sum(xb * s["Xty"], 1)
-                 - 2 * yb ** 2 * np.sum(xb * s["sx"], 1)
-                 + xbxb * (s["yty"] - 2 * yb * s["sy"] + N * yb ** 2))
-        return TaskStats(XtX, Xty, yty, N), cross
-
-    def _spectral(self, wt):
-        key = wt.tobytes()
-        if key not in self._spectral_cache:
-            if getattr(self, "_frame", None) is None:
-                raise ValueError("the spectral start needs one more pass over the data "
-                                 "and the Dask DataFrame is not at hand (a loaded "
-                                 "model); pass init= a d x k array")
-            ddf, spec = self._frame
-            self._spectral_cache = {key: _reduce(ddf, _spectral_partition, spec,
-                                                 self._labels, wt)}
-        return self._spectral_cache[key]
-
-    def replace_data(self, rows=None, endog=None):
-        raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
-                        "bootstrap needs the rows in memory")
-
-    # -- fit -------------------------------------------------------------------------
-    def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast",
-            tol=1e-8, max_iter=None, criterion="bic", w_ridge="auto", verbose=False):
-        """As :meth:`SharedRepresentation.fit`, from the per-task statistics:
-        ``method`` "marginal", "gd", "altmin", "per_task" or "nuclear",
-        ``criterion="bic"``, ``backend="fast"``; ``init`` "ridge" or a d x k array."""
-        from .models.base import check_int, check_positive
-        from .solvers.shared_baselines import fit_nuclear_norm, fit_per_task
-        from .solvers.shared_data import TaskData
-        from .solvers.shared_fit import fit_shared_representation
-
-        if method not in ("marginal", "gd", "altmin", "per_task", "nuclear"):
-            raise ValueError(f"on a Dask DataFrame method must be 'marginal', 'gd', "
-                             f"'altmin', 'per_task' or 'nuclear' (they fit from per-task"
-                             f" statistics); got {method!r}")
-        if backend != "fast" or criterion != "bic":
-            raise ValueError("on a Dask DataFrame the fit supports backend='fast' and "
-                             "criterion='bic' (cross-validation folds within tasks "
-                             "would need the rows)")
-        if isinstance(init, str) and init != "ridge":
-            raise ValueError("on a Dask DataFrame init must be 'ridge' or a d x k "
-                             f"array; got {init!r}")
-        if method != "marginal":     # the marginal likelihood does not depend on units
-            warn_penalty_scale(self)
-        if max_iter is None:
-            max_iter = {"nuclear": 5000, "marginal": 2000}.get(method, 500)
-        max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
-        d, T = self.k_exog, self.n_tasks
-        how, scores = "given", None
-        if method in ("per_task", "nuclear"):       # baselines, no representation
-            data = TaskData.from_statistics(*self.task_stats())
-            if method == "per_task":
-                sol = fit_per_task(data, None, None)
-            else:
-                if lam is None:
-                    raise ValueError("method='nuclear' needs lam= (the nuclear-norm "
-                                     "penalty)")
-                lam = check_positive("lam", lam)
-                sol = fit_nuclear_norm(data, None, None, lam, tol=tol,
-                                       max_iter=max_iter)
-            return DaskSharedRepresentationResults(self, sol, method, None, how, None,
-                                                   None, None, lam)
-        if method == "marginal":
-            data = _MarginalTaskStats(self.sums, self.center, self._spectral)
-            init_B = init if isinstance(init, np.ndarray) else None
-            if k is None:
-                k, scores, sol = smg.select_k_marginal(data, None, None,
-                                                       center=self.center, tol=tol,
-                                                       max_iter=max_iter)
-                how = "BIC"
-            else:
-                k = check_int("k", k, 1, min(d, T))
-                sol = smg.fit_marginal(data, None, None, k, center=self.center,
-                                       init=init_B, tol=tol, max_iter=max_iter)
-        else:
-            data = TaskData.from_statistics(*self.task_stats())
-            opts = dict(method=method, max_iter=max_iter, w_ridge=w_ridge)
-            if k is None:
-                k, scores = _select_k_stats(data, opts, tol)
-                how = "BIC"
-            k = check_int("k", k, 1, min(d, T))
-            sol = fit_shared_representation(data, None, None, k, init=init, tol=tol,
-                                            verbose=verbose, **opts)
-        return DaskSharedRepresentationResults(self, sol, method, k, how, scores,
-                                                sol.extra["B"], sol.extra["W"], lam)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_frame", None)
-        state["_spectral_cache"] = {}
-        return state
-
-class DaskSharedRepresentationResults(SharedRepresentationResults):
-    """Results of :class:`DaskSharedRepresentation`: the residual sums of squares
-    and R-squared from the per-task statistics; ``predict(ddf)`` lazy."""
-
-    @property
-    def fittedvalues(self):
-        raise ValueError(RowsOnCluster._MESSAGE)
-
-    @property
-    def resid(self):
-        raise ValueError(RowsOnCluster._MESSAGE)
-
-    def _task_ssr(self):
-        """``sum_i (y_i - b_t - x_i^T theta_t)^2`` per task, from the raw sums."""
-        s, th, b = self.model.sums, self._theta.T, self._b
-        return (s["yty"] - 2 * np.sum(th * s["Xty"], 1) - 2 * b * s["sy"]
-                + np.einsum("td,tde,te->t", th, s["XtX"], th)
-                + 2 * b * np.sum(th * s["sx"], 1) + s["n"] * b ** 2)
-
-    @cached_property
-    def ssr(self):
-        return float(np.sum(np.clip(self._task_ssr(), 0.0, None)))
-
-    @cached_property
-    def rsquared(self):
-        m, s = self.model, self.model.sums
-        tss = s["yty"] - (s["sy"] ** 2 / s["n"] if m.center else 0.0)
-        rss = np.clip(self._task_ssr(), 0.0, None)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return pd.Series(np.where(tss > 0, 1 - rss / tss, np.nan),
-                             index=m.task_names, name="R2")
-
-    def bootstrap_spec(self, method):
-        raise TypeError("the bootstrap needs the rows in memory")
-
-    def predict(self, exog=None, transform=True, *, groups=None, newdata=None):
-        exog = new_data_argument(exog, newdata)
-        if design.is_dask_frame(exog):
-            if groups is not None:
-                raise ValueError("for a Dask DataFrame the task labels are read from "
-                                 f"its column {self.model.groups_name!r}; groups= is "
-                                 "not taken")
-            _require_dask()
-            meta = pd.Series(dtype=float, name=self.model.endog_names[0],
-                             index=exog._meta.index[:0])
-            return exog.map_partitions(_predict_shared_partition, self, transform,
-                                       meta=meta)
-        return super().predict(exog, transform, groups=groups)
+    def __call__(self, w):
+        key = w.tobytes()
+        if key not in self._cache:
+            self._cache = {key: _reduce(self.ddf, _spectral_partition, self.spec,
+                                        self.labels, w)}
+        return self._cache[key]
 
 
-
-def _select_k_stats(data, opts, tol):
-    """k for ``method="gd"``/``"altmin"`` by the BIC of
-    :func:`mtltransfer.solvers.shared_select.select_k`, each candidate fitted from the
-    per-task statistics ``data`` (a :class:`TaskData` built from statistics)."""
-    from .exceptions import ConvergenceWarning
-    from .solvers import shared_select as sel
-    from .solvers.shared_fit import fit_shared_representation
-
-    class _StatsScan(sel._Scan):
-        def _fit(self, k, rows, center):
-            return fit_shared_representation(self.data, None, None, k, **self.fit_kw)
-
-    ks = list(range(1, min(data.d, data.T, 10) + 1))
-    scan = _StatsScan(data, 2, dict(opts, tol=max(tol, 1e-6)))
-    sel._bic_scores(scan, ks)
-    if scan.not_converged:
-        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
-                      "converge (often a sign that k is too large for the data); their "
-                      "scores are those of the last iterate", ConvergenceWarning,
-                      stacklevel=user_stacklevel())
-    return sel._best_k(scan.scores), scan.scores
+def predict_shared(results, ddf, transform=True, groups=None):
+    """``results.predict`` of a shared representation on each partition of ``ddf`` (the
+    task labels in its groups column): a lazy Dask Series."""
+    if groups is not None:
+        raise ValueError("for a Dask DataFrame the task labels are read from its column "
+                         f"{results.model.groups_name!r}; groups= is not taken")
+    _require_dask()
+    meta = pd.Series(dtype=float, name=results.model.endog_names[0],
+                     index=ddf._meta.index[:0])
+    return ddf.map_partitions(_predict_shared_partition, results, transform, meta=meta)
 
 
 def _predict_shared_partition(part, results, transform):
@@ -1098,4 +656,5 @@ def _predict_shared_partition(part, results, transform):
 
 
 register_front_end("dask", model_from_dask=model_from_dask, formula_stats=formula_stats,
-                   predict_partitions=predict_partitions, shared_from_dask=shared_from_dask)
+                   predict_partitions=predict_partitions, shared_from_dask=shared_from_dask,
+                   predict_shared=predict_shared)

@@ -1,3 +1,4 @@
+# Over 600 lines: statsmodels' least-squares inference on one set of design factors.
 """Closed-form inference for least squares, per response, equal to statsmodels' OLS.
 
 What is computed here and what statsmodels computes
@@ -262,8 +263,8 @@ class MultiPredictionResults:
 # ---- the results mixin ----------------------------------------------------------------
 #: cached inference quantities recomputed after loading (without the training rows
 #: those of ``INFERENCE_ROW_CACHED`` are kept, so that the per-response inference works)
-INFERENCE_CACHE = ("_layout", "_theta", "_factors", "normalized_cov_params", "_cov_each",
-                   "_engines")
+INFERENCE_CACHE = ("_layout", "_theta", "_cov_root", "_factors", "normalized_cov_params",
+                   "_cov_each", "_engines")
 INFERENCE_ROW_CACHED = ("_robust_cov_tilde", "_robust_cov_tilde_joint",
                         "_normalized_cov_tilde", "_sscp")
 #: the joint sandwich covariance of several responses is kept without the training rows
@@ -326,13 +327,20 @@ class LeastSquaresInference:
         return np.insert(self._coef, pos, self._intercept * L[pos, 0], axis=0)
 
     @cached_property
+    def _cov_root(self):
+        """``M`` with ``M M^T = (Xc^T Xc)^{-1}``, from the design's SVD (of the rows, or
+        of the statistics' pseudo-rows: the nonrobust covariance needs no rows)."""
+        dsvd = identified_or_raise(self.model)
+        return (dsvd.Vt.T / dsvd.s) / dsvd.scale[:, None]          # p x r
+
+    @cached_property
     def _factors(self):
         """(M, P~^T, leverage): ``M M^T = (Xc^T Xc)^{-1}``, the influence rows in
         centred coordinates (n x k) and the leverages, from the design's SVD."""
         model = self.model
         dsvd = identified_or_raise(model)
         n = model.nobs
-        M = (dsvd.Vt.T / dsvd.s) / dsvd.scale[:, None]          # p x r, M M^T = (Xc'Xc)^-1
+        M = self._cov_root
         U = dsvd.U
         lev = np.einsum("ij,ij->i", U, U)
         w = model._unit_weights
@@ -352,7 +360,7 @@ class LeastSquaresInference:
         """``(Z~^T W Z~)^{-1}`` in centred coordinates (W the weights as given, identity
         unweighted; the rows were scaled by the unit-mean weights, hence the division
         by the mean weight)."""
-        M = self._factors[0]
+        M = self._cov_root
         w = self.model.data.weights
         wbar = 1.0 if w is None else float(w.mean())
         G = M @ M.T / wbar
@@ -497,10 +505,8 @@ class LeastSquaresInference:
     @cached_property
     def _sscp(self):
         """Residual sums of squares and cross-products ``E^T E`` (q x q); ``E^T W E``
-        with weights."""
-        E = self.model.endog - self._fitted
-        w = self.model.data.weights
-        return E.T @ E if w is None else (E * w[:, None]).T @ E
+        with weights (from the rows, or from the statistics alone)."""
+        return self.model.access.residual_sscp(self._coef, self._intercept)
 
     def _response_index(self, response):
         names = self.model.endog_names

@@ -1,3 +1,4 @@
+# Over 600 lines: one file format, its encoder and decoder side by side.
 """Saving and loading results in a data-only format (no pickle).
 
 :func:`save` writes one file, a zip archive, and :func:`load` reads it back with
@@ -205,6 +206,24 @@ def _is_results(obj):
 #: with the new one, so that files written before the move keep loading.
 MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.io:RemovedRows": "mtltransfer._validation:RemovedRows",
+    "mtltransfer.design:SourceLayout": "mtltransfer.source_alignment:SourceLayout",
+    # the results family left models/base.py for models/results.py
+    "mtltransfer.models.base:Results": "mtltransfer.models.results:Results",
+    "mtltransfer.models.base:MultiResponseResults":
+        "mtltransfer.models.results:MultiResponseResults",
+    "mtltransfer.models.base:PenalizedResults": "mtltransfer.models.results:PenalizedResults",
+    # the Dask twins of the models: the models themselves read statistics through a
+    # StatsAccess (a model saved by a twin keeps its statistics and hashed folds)
+    "mtltransfer.dask:DaskOLS": "mtltransfer.models.linear:OLS",
+    "mtltransfer.dask:DaskRidge": "mtltransfer.models.linear:Ridge",
+    "mtltransfer.dask:DaskReducedRank": "mtltransfer.models.linear:ReducedRank",
+    "mtltransfer.dask:DaskNuclearNorm": "mtltransfer.models.linear:NuclearNorm",
+    "mtltransfer.dask:DaskSMART": "mtltransfer.smart.model:SMART",
+    "mtltransfer.dask:DaskReducedRankRidge": "mtltransfer.models.revision:ReducedRankRidge",
+    "mtltransfer.dask:DaskSharedRepresentation":
+        "mtltransfer.models.shared:SharedRepresentation",
+    "mtltransfer.dask:DaskSharedRepresentationResults":
+        "mtltransfer.models.shared:SharedRepresentationResults",
 }
 
 #: Modules that moved, old path -> present path: a class saved as ``old:Name`` is read
@@ -226,7 +245,10 @@ def _find_class(name):
     """The class ``"module:qualname"``, which must be defined in the package (a name in
     :data:`MOVED_CLASSES`, or of a module in :data:`MOVED_MODULES`, is read as the
     class's present home)."""
-    name = MOVED_CLASSES.get(str(name), str(name))
+    name, seen = str(name), set()
+    while name in MOVED_CLASSES and name not in seen:    # a class may move twice
+        seen.add(name)
+        name = MOVED_CLASSES[name]
     module_name, _, qualname = str(name).partition(":")
     module_name = MOVED_MODULES.get(module_name, module_name)
     name = f"{module_name}:{qualname}"

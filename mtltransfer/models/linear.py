@@ -272,17 +272,18 @@ class Ridge(MultiResponseModel):
         if alpha is not None:
             alpha = float(alpha)
         warn_penalty_scale(self)
-        Xc, Yc = self.centred_rows
         C0 = self.offset()
-        R = Yc if C0 is None else Yc - Xc @ C0       # ridge towards C0: shrink C - C0
         tuning, how = {}, "given" if alpha is not None else "GCV"
         if alpha == 0:
             self.warn_design()
-            C, _ = lin.ols_rows(self.design_svd, Yc)
+            C, _ = lin.ols_rows(self.design_svd, self.centred_rows[1])
             df = float(self.design_svd.rank)
         else:
-            C, alpha, df, trace = lin.ridge_rows(Xc, R, alpha, n_alphas=n_alphas,
-                                                 n_fixed=int(self.center))
+            # the moments of Y - X C0 in spectral form (ridge towards C0 shrinks C - C0):
+            # from the rows' SVD, or from the statistics alone
+            C, alpha, df, trace = lin.ridge_spectral(*self.access.spectral(C0), self.nobs,
+                                                     alpha, n_alphas=n_alphas,
+                                                     n_fixed=int(self.center))
             C = C if C0 is None else C0 + C
             if trace is not None:
                 tuning["gcv"] = pd.DataFrame(trace)

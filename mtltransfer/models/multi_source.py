@@ -19,15 +19,15 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .. import source_alignment
+
 
 def is_source_list(source):
     """Several sources (a list/tuple of results, frames or arrays), as opposed to one
     source given as a list of single-response statsmodels fits or as nested lists."""
-    from .. import design
-
     if not isinstance(source, (list, tuple)) or not source:
         return False
-    if all(design._is_sm_single(s) for s in source):
+    if all(source_alignment.is_sm_single(s) for s in source):
         return False
     return all(isinstance(s, (pd.DataFrame, np.ndarray)) or hasattr(s, "params")
                for s in source)

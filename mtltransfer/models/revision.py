@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg
 
-from .. import design
+from .. import design, source_alignment
 from .._validation import front_end
 from ..gram import SufficientStats, offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
@@ -129,7 +129,8 @@ class ReducedRankRidge(MultiResponseModel):
         if source is None:
             self.source = self.source_svd = None
         else:
-            self.source = design.align_source(source, self.data.xnames, self.data.ynames)
+            self.source = source_alignment.align_source(source, self.data.xnames,
+                                                        self.data.ynames)
             self.source_svd = source_svd(self.source)
 
     def init_options(self):
@@ -567,7 +568,7 @@ class TwoStageTransfer(MultiResponseModel):
                 raise ValueError(f"source_endog must have the responses "
                                  f"{self.endog_names}; got {cols}")
             endog = endog.set_axis(cols, axis=1)[self.endog_names]
-        Y = design._as_float_2d(endog, "source_endog")
+        Y = design.as_float_2d(endog, "source_endog")
         if Y.shape[1] != self.k_endog:
             raise ValueError(f"source_endog must have {self.k_endog} columns (the "
                              f"responses); got {Y.shape[1]}")

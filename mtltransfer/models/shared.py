@@ -1,3 +1,4 @@
+# Over 600 lines: one estimator's public face, its model and results (adapt, summary).
 """SharedRepresentation: many regression tasks sharing a d x k linear representation.
 
 Task t has rows (X_t, y_t) and ``y_t = b_t + X_t B w_t + eps_t`` with B (d x k, orthonormal
@@ -19,7 +20,8 @@ from .. import plotting as _plotting
 from ..solvers.shared_baselines import (adapt, fit_nuclear_norm, fit_per_task,
                                         subspace_distance)
 from ..solvers.shared_fit import fit_shared_representation
-from ..solvers.shared_select import select_k
+from ..access import TaskRowAccess, TaskSumsAccess
+from ..solvers.shared_sums import TaskSums
 from ..solvers import shared_marginal as smg
 from functools import cached_property
 
@@ -147,9 +149,10 @@ class SharedRepresentation(DataViews):
         formula : str
             ``"y ~ x1 + x2 + C(z)"``; the intercept (default) is per task.
         data : DataFrame or dask.dataframe.DataFrame
-            A Dask DataFrame is fitted from per-task statistics computed on the
-            cluster (:class:`mtltransfer.dask.DaskSharedRepresentation`; ``groups``
-            must then be a column name).
+            A Dask DataFrame is fitted from per-task sums computed on the cluster
+            (:func:`mtltransfer.dask.shared_from_dask`, read through a
+            :class:`~mtltransfer.access.TaskSumsAccess`; ``groups`` must then be a
+            column name).
         groups : str, Series or array_like
             Name of the column holding the task labels (then ``predict`` reads the same
             column of new data), or the labels themselves (a Series aligned with
@@ -194,6 +197,9 @@ class SharedRepresentation(DataViews):
 
     def replace_data(self, rows=None, endog=None):
         """The same model on rows ``rows`` and/or with responses ``endog`` (bootstrap)."""
+        if not self.task_access.has_rows:
+            raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
+                            "bootstrap needs the rows in memory")
         labels = np.asarray(self.task_names, dtype=object)[self.task_codes]
         if rows is not None:
             labels = labels[np.asarray(rows)]
@@ -212,8 +218,49 @@ class SharedRepresentation(DataViews):
         """Whether a per-task intercept is fitted (by centring within each task)."""
         return bool(self.data.intercept)
 
+    @property
+    def task_access(self):
+        """What ``fit`` reads: the per-task data of the rows
+        (:class:`~mtltransfer.access.TaskRowAccess`), or the per-task sums a front end
+        without rows supplied (:class:`~mtltransfer.access.TaskSumsAccess`,
+        :meth:`_with_task_access`)."""
+        access = self.__dict__.get("_task_access")
+        if access is not None:
+            return access
+        if "sums" in self.__dict__:      # a model of per-task sums saved before the access
+            sums = self.__dict__["sums"]
+            if isinstance(sums, dict):
+                sums = TaskSums(sums["labels"],
+                                **{k: v for k, v in sums.items() if k != "labels"})
+            return TaskSumsAccess(sums, self.center)
+        return TaskRowAccess(self.exog, self.endog, self.task_codes, self.center)
+
+    @classmethod
+    def _with_task_access(cls, data, access, task_names, task_codes, groups_name,
+                          missing):
+        """The model of ``data`` (a ModelData without rows) that fits from the per-task
+        sums of ``access`` (a :class:`~mtltransfer.access.TaskSumsAccess`, tasks in the
+        order of ``task_names``; ``task_codes`` stands in for the rows' task codes)."""
+        self = cls.__new__(cls)
+        self.data, self.missing, self.groups_name = data, missing, groups_name
+        self.task_names = list(task_names)
+        self.N = access.sums.n.astype(np.int64)
+        self.task_codes = task_codes
+        self.__dict__["_task_access"] = access
+        return self
+
+    def exog_sd(self):
+        """Standard deviation of each predictor column (ddof 0); computed once."""
+        access = self.task_access
+        if access.has_rows:
+            return super().exog_sd()
+        return access.sums.exog_sd()
+
     def task_means(self, X=None, y=None, codes=None):
         """Per-task means of the predictors (T x d) and the response (T,)."""
+        access = self.task_access
+        if not access.has_rows and X is None and y is None and codes is None:
+            return access.sums.means()
         X = self.exog if X is None else X
         y = self.endog if y is None else y
         codes = self.task_codes if codes is None else codes
@@ -285,8 +332,9 @@ class SharedRepresentation(DataViews):
             raise ValueError(f"method={method!r} is a closed form with no CVXPY "
                              "formulation; backend='cvxpy' applies to 'gd', 'altmin' (the "
                              "W-step) and 'nuclear'")
+        access = self.task_access
+        access.check_fit(method, backend, criterion, init)
         d, T = self.k_exog, self.n_tasks
-        X, y, task = self.exog, self.endog, self.task_codes
         center = self.center
         how, scores = "given", None
         B = W = None
@@ -299,14 +347,15 @@ class SharedRepresentation(DataViews):
                 raise ValueError("method='marginal' supports backend='fast' and "
                                  "criterion='bic' only")
             init_B = init if isinstance(init, np.ndarray) else None
+            data = access.marginal_data()
             if k is None:
-                k, scores, sol = smg.select_k_marginal(X, y, task, center=center, tol=tol,
+                k, scores, sol = smg.select_k_marginal(data, center=center, tol=tol,
                                                        max_iter=max_iter)
                 how = "BIC"
             else:
                 k = check_int("k", k, 1, min(d, T))
-                sol = smg.fit_marginal(X, y, task, k, center=center, init=init_B,
-                                       tol=tol, max_iter=max_iter)
+                sol = smg.fit_marginal(data, k=k, center=center, init=init_B, tol=tol,
+                                       max_iter=max_iter)
             B, W = sol.extra["B"], sol.extra["W"]
             const = sol.extra.get("const_within", ())
             if len(const):
@@ -318,27 +367,26 @@ class SharedRepresentation(DataViews):
                               "(from_formula(..., re_formula=...))", ValueWarning,
                               stacklevel=user_stacklevel())
         elif method == "per_task":
-            sol = fit_per_task(X, y, task, center=center)
+            sol = fit_per_task(access.task_data())
             k = None
         elif method == "nuclear":
             if lam is None:
                 raise ValueError("method='nuclear' needs lam= (the nuclear-norm penalty)")
             lam = check_positive("lam", lam)
-            sol = fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=max_iter,
-                                   backend=backend, center=center)
+            sol = fit_nuclear_norm(access.task_data(), lam=lam, tol=tol, max_iter=max_iter,
+                                   backend=backend)
             k = None
         else:
             if k is None:
                 # candidates are screened at a moderate tolerance; the chosen k is then
                 # fitted to ``tol`` below
-                k, scores = select_k(X, y, task, criterion=criterion, center=center,
-                                     method=method, tol=max(tol, 1e-6),
-                                     max_iter=max_iter, w_ridge=w_ridge)
+                k, scores = access.select_k(criterion, method=method, tol=max(tol, 1e-6),
+                                            max_iter=max_iter, w_ridge=w_ridge)
                 how = criterion.upper()
             k = check_int("k", k, 1, min(d, T))
-            sol = fit_shared_representation(X, y, task, k, method=method, init=init,
-                                            tol=tol, max_iter=max_iter, backend=backend,
-                                            center=center, verbose=verbose,
+            sol = fit_shared_representation(access.task_data(), k=k, method=method,
+                                            init=init, tol=tol, max_iter=max_iter,
+                                            backend=backend, verbose=verbose,
                                             w_ridge=w_ridge)
             B, W = sol.extra["B"], sol.extra["W"]
         if scores:          # k = 1 and k = min(d, T) (T - 1 marginal) are natural edges
@@ -493,6 +541,8 @@ class SharedRepresentationResults(Results):
     def bootstrap_spec(self, method):
         from ..bootstrap import Resampler
 
+        if not self.model.task_access.has_rows:
+            raise TypeError("the bootstrap needs the rows in memory")
         fitted = self.fittedvalues.to_numpy()[:, None]
         resid = self.model.endog[:, None] - fitted
         resid = resid - resid.mean(0)
@@ -503,7 +553,8 @@ class SharedRepresentationResults(Results):
 
     @cached_property
     def ssr(self):
-        return float(np.sum(self.resid.to_numpy() ** 2))
+        """Residual sum of squares (from the rows, or from the per-task sums)."""
+        return self.model.task_access.ssr(self._theta, self._b)
 
     @property
     def scale(self):
@@ -553,17 +604,8 @@ class SharedRepresentationResults(Results):
     def rsquared(self):
         """Per-task R^2 (Series)."""
         m = self.model
-        r = self.resid.to_numpy()
-        y = m.endog
-        T = m.n_tasks
-        cnt = np.bincount(m.task_codes, minlength=T)
-        ym = np.bincount(m.task_codes, y, T) / np.maximum(cnt, 1)
-        centre = ym[m.task_codes] if m.center else 0.0
-        tss = np.bincount(m.task_codes, (y - centre) ** 2, T)
-        rss = np.bincount(m.task_codes, r ** 2, T)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return pd.Series(np.where(tss > 0, 1 - rss / tss, np.nan),
-                             index=m.task_names, name="R2")
+        return pd.Series(m.task_access.rsquared(self._theta, self._b, m.n_tasks),
+                         index=m.task_names, name="R2")
 
     def _new_design(self, newdata, groups=None, transform=True):
         m = self.model
@@ -608,11 +650,15 @@ class SharedRepresentationResults(Results):
         Returns
         -------
         Series
-            Indexed like the input; rows with a missing value are NaN.
+            Indexed like the input; rows with a missing value are NaN. For a Dask
+            DataFrame (its task labels read from the groups column), a lazy Dask Series
+            computed partition by partition.
         """
         exog = new_data_argument(exog, newdata)
         if exog is None:
             return self.fittedvalues
+        if design.is_dask_frame(exog):
+            return front_end("dask", "predict_shared")(self, exog, transform, groups)
         X, const, codes, index = self._new_design(exog, groups=groups, transform=transform)
         pred = np.einsum("id,di->i", X, self._theta[:, codes]) + const * self._b[codes]
         return pd.Series(pred, index=index, name=self.model.endog_names[0])
@@ -732,10 +778,10 @@ class SharedRepresentationResults(Results):
                                                    NA_action=keep_nan,
                                                    return_type="dataframe")
             else:                # after loading: as the predictors, from the stored data
-                y = patsy.dmatrix(lhs + " - 1", work, eval_env=design._default_env(),
+                y = patsy.dmatrix(lhs + " - 1", work, eval_env=design.default_env(),
                                   NA_action=keep_nan, return_type="dataframe")
         except (patsy.PatsyError, NameError) as err:
-            lacking = [v for v in design._formula_variables(lhs) if v not in frame.columns
+            lacking = [v for v in design.formula_variables(lhs) if v not in frame.columns
                        and v not in ("np", "numpy", "I", "log", "exp")]
             raise ValueError(f"new_task_data lacks the response column(s) {lacking or lhs!r}"
                              f" of the formula (adapt() needs the new task's responses): "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import design
+from .. import source_alignment
 from ..bootstrap import source_draws
 from ..screening import screen_data
 from ..smart.problem import source_rank, source_svd
@@ -28,8 +28,8 @@ class SourceModel(MultiResponseModel):
         a categorical coded differently (another reference level or contrast, other
         levels) is re-expressed in the target's coding where that is exact, and refused
         naming the term and both references otherwise
-        (:func:`mtltransfer.design.recode_contrasts`). A results source also gives the
-        bootstrap its sampling distribution (``source_draws``; see
+        (:func:`mtltransfer.source_alignment.recode_contrasts`). A results source also
+        gives the bootstrap its sampling distribution (``source_draws``; see
         :mod:`mtltransfer.bootstrap`). A list gives
         several sources: each is weighted by its cross-validated usefulness on the
         target and the model uses the weighted source
@@ -62,12 +62,12 @@ class SourceModel(MultiResponseModel):
         target_info = self.data.design_info if self.data.formula is not None else None
         if is_source_list(source):
             names = [f"source{i + 1}" for i in range(len(source))]
-            aligned = [design.align_source(s, self.data.xnames, self.data.ynames, name=nm,
-                                           target_info=target_info)
+            aligned = [source_alignment.align_source(s, self.data.xnames, self.data.ynames,
+                                                     name=nm, target_info=target_info)
                        for s, nm in zip(source, names)]
             source, self.source_weights = combine_sources(self.data, aligned, names)
-        layout = design.source_layout(source, self.data.xnames, self.data.ynames,
-                                      target_info=target_info)
+        layout = source_alignment.source_layout(source, self.data.xnames, self.data.ynames,
+                                                target_info=target_info)
         # the source's sampling distribution (the bootstrap redraws it; None: exact)
         self.source_draws, self.source_exact_reason = source_draws(source, layout)
         source = layout.coef

@@ -4,7 +4,7 @@ SOFAR (``sofar``) and RSSVD (``rssvd``).
 Each fits from the model's moments (:mod:`mtltransfer.gram`) with the kernels of
 :mod:`mtltransfer.solvers.sparse_rrr` and :mod:`mtltransfer.solvers.sofar`, tunes its
 penalty along a warm-started path by an information criterion (or cross-validation) as
-rrpack does, and returns :class:`~mtltransfer.models.base.PenalizedResults` with the
+rrpack does, and returns :class:`~mtltransfer.models.results.PenalizedResults` with the
 path under ``tuning``.
 """
 
@@ -56,9 +56,8 @@ class _RankedModel(MultiResponseModel):
     def _rank(self, rank, tuning, how):
         p, q = self.k_exog, self.k_endog
         if rank is None:
-            from ..selection import rank_table, select_rank_rsc
-            rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
-                                         center=self.center)
+            from ..selection import rank_table
+            rank, info = self.select_rank()
             tuning["rank"] = rank_table(info, rank)
             how["rank"] = "RSC"
         else:

@@ -196,9 +196,8 @@ class SourceMixture(SourceModel):
         p, q = self.k_exog, self.k_endog
         how, tuning = {"rank": "given", "weight": "given"}, {}
         if rank is None:
-            from ..selection import rank_table, select_rank_rsc
-            rank, info = select_rank_rsc(None, rows=(self.design_svd, self.centred_rows[1]),
-                                         center=self.center)
+            from ..selection import rank_table
+            rank, info = self.select_rank()
             tuning["rank"] = rank_table(info, rank)
             how["rank"] = "RSC"
         rank = check_int("rank", rank, 1, min(p, q))

@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .. import design
+from .. import design, source_alignment
 from ..solvers._base import argmin_simplest
 from .base import PenalizedResults, check_int
 from .multi_source import is_source_list
@@ -53,9 +53,9 @@ def _source_intercept(source, ynames):
             return b.reindex([str(y) for y in ynames]).to_numpy(dtype=float)
         except (TypeError, ValueError):
             return None
-    frame = design.source_frame(source)
+    frame = source_alignment.source_frame(source)
     if isinstance(frame, pd.DataFrame):
-        for name in design._INTERCEPT_NAMES:
+        for name in design.INTERCEPT_NAMES:
             if name in frame.index:
                 row = frame.loc[name]
                 row.index = [str(c) for c in row.index]
@@ -91,6 +91,8 @@ class Transfer(SourceModel):
     """
 
     _method = "Transfer chosen by cross-validation"
+    _needs_rows = ("nested cross-validation refits every candidate on each fold's rows "
+                   "and scores it on the held-out rows")
 
     def __init__(self, endog, exog=None, *, source=None, source_intercept=None,
                  intercept=None, missing="raise"):
@@ -103,7 +105,7 @@ class Transfer(SourceModel):
                          missing=missing)
         xn, yn = self.data.xnames, self.data.ynames
         self.sources = [self.source] + [
-            design.align_source(s, xn, yn, name=f"source[{i + 1}]")
+            source_alignment.align_source(s, xn, yn, name=f"source[{i + 1}]")
             for i, s in enumerate(sources[1:], start=1)]
         if source_intercept is None:
             ints = [_source_intercept(s, yn) for s in sources]

@@ -115,10 +115,32 @@ def ridge_rows(X, Y, alpha=None, *, n_alphas=50, n_fixed=0):
     """Ridge ``C = (X^T X / n + alpha I)^{-1} X^T Y / n`` from the SVD of the (centred) rows,
     alpha by generalised cross-validation when not given.
 
-    With ``X = U diag(s) V^T``: ``C = V diag(s / (s^2 + n alpha)) U^T Y`` (backward stable,
-    no normal equations). ``alpha=None`` minimises the closed-form GCV curve of
-    :func:`ridge_gcv` over ``alpha = lambda_max(X^T X / n) * logspace(-6, 2, n_alphas)``;
-    near-ties go to the larger alpha (:func:`~mtltransfer.solvers._base.argmin_simplest`).
+    With ``X = U diag(s) V^T``: the spectral form ``w = s^2 / n``, ``V^T Sxy = diag(s)
+    U^T Y / n`` of the moments (no normal equations), solved by :func:`ridge_spectral`.
+
+    Returns
+    -------
+    C, alpha, df, trace
+        See :func:`ridge_spectral`.
+    """
+    n = X.shape[0]
+    U, s, Vt = linalg.svd(X, full_matrices=False, lapack_driver="gesdd")
+    return ridge_spectral(s * s / n, Vt.T, s[:, None] * (U.T @ Y) / n,
+                          float(np.sum(Y * Y)) / n, n, alpha, n_alphas=n_alphas,
+                          n_fixed=n_fixed)
+
+
+def ridge_spectral(w, V, VtSxy, trSyy, n, alpha=None, *, n_alphas=50, n_fixed=0):
+    """Ridge ``C = (Sxx + alpha I)^{-1} Sxy`` from the spectral form of the moments,
+    alpha by generalised cross-validation when not given.
+
+    With ``Sxx = V diag(w) V^T`` (``V`` may have fewer than p columns when the rest of
+    the spectrum is zero): ``C = V diag(1 / (w + alpha)) V^T Sxy``. ``alpha=None``
+    minimises the closed-form GCV curve of :func:`ridge_gcv` (``n`` the number of rows)
+    over ``alpha = max(w) * logspace(-6, 2, n_alphas)``; near-ties go to the larger alpha
+    (:func:`~mtltransfer.solvers._base.argmin_simplest`). The spectral form comes from
+    the rows' SVD where rows exist (:func:`ridge_rows`) and from ``eigh(Sxx)`` where
+    only statistics do: both give the same fit.
 
     Returns
     -------
@@ -131,19 +153,13 @@ def ridge_rows(X, Y, alpha=None, *, n_alphas=50, n_fixed=0):
     """
     from ._base import argmin_simplest
 
-    n = X.shape[0]
-    U, s, Vt = linalg.svd(X, full_matrices=False, lapack_driver="gesdd")
-    w = s * s / n                                    # eigenvalues of X^T X / n
-    UtY = U.T @ Y
     trace = None
     if alpha is None:
         alphas = max(w.max(initial=0.0), 1e-12) * np.logspace(-6, 2, n_alphas)
-        # V^T Sxy = diag(s) U^T Y / n
-        rss, dfs, gcv = ridge_gcv(w, s[:, None] * UtY / n, float(np.sum(Y * Y)) / n, n,
-                                  alphas, n_fixed=n_fixed)
+        rss, dfs, gcv = ridge_gcv(w, VtSxy, trSyy, n, alphas, n_fixed=n_fixed)
         alpha = float(alphas[len(alphas) - 1 - argmin_simplest(gcv[::-1])])
         trace = {"alpha": alphas, "df": dfs, "rss": rss, "gcv": gcv}
-    C = Vt.T @ ((s / (s * s + n * alpha))[:, None] * UtY)
+    C = V @ (VtSxy / (w + alpha)[:, None])
     return C, float(alpha), float(np.sum(w / (w + alpha))), trace
 
 

@@ -16,12 +16,13 @@ from scipy import linalg
 from ._base import SolverResult
 from .prox import (accelerated_proximal_gradient, nuclear_extras, nuclear_prox,
                    nuclear_rank)
-from .shared_data import TaskData, as_float_matrix, bayes_ridge_alpha, per_task_ridge
+from .shared_data import (TaskData, as_float_matrix, bayes_ridge_alpha, per_task_ridge,
+                          problem_data)
 
 __all__ = ["fit_per_task", "fit_nuclear_norm", "adapt", "subspace_distance"]
 
 
-def fit_per_task(X, y, task, *, alpha=None, center=False):
+def fit_per_task(X, y=None, task=None, *, alpha=None, center=False):
     """Per-task least squares, with ridge for the tasks that have fewer rows than d.
 
     For each task,
@@ -29,7 +30,9 @@ def fit_per_task(X, y, task, *, alpha=None, center=False):
 
     Parameters
     ----------
-    X : ndarray, shape (N, d)
+    X : ndarray, shape (N, d), or TaskData
+        Stacked rows, or a :class:`~.shared_data.TaskData` (then without ``y`` and
+        ``task``).
     y : ndarray, shape (N,)
     task : ndarray of int, shape (N,)
         Task label of each row, 0..T-1, every task present.
@@ -47,7 +50,7 @@ def fit_per_task(X, y, task, *, alpha=None, center=False):
         ``coef`` = Theta (d x T); ``extra["alpha"]`` the penalties used.
     """
     # a TaskData (e.g. TaskData.from_statistics) is used as it is
-    data = X if isinstance(X, TaskData) else TaskData(X, y, task, center=center)
+    data = problem_data(X, y, task, TaskData, lambda: TaskData(X, y, task, center=center))
     if alpha is None:
         alpha = np.where(data.N < data.d, bayes_ridge_alpha(data), 0.0)
     else:
@@ -60,8 +63,8 @@ def fit_per_task(X, y, task, *, alpha=None, center=False):
 
 
 
-def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast",
-                     center=False, Theta0=None, verbose=False):
+def fit_nuclear_norm(X, y=None, task=None, lam=None, *, tol=1e-10, max_iter=5000,
+                     backend="fast", center=False, Theta0=None, verbose=False):
     """Convex relaxation: minimise ``L(Theta) + lam ||Theta||_*`` over Theta (d x T).
 
     ``L(Theta) = sum_t (1/(2N_t)) ||y_t - X_t theta_t||^2`` and ``||.||_*`` is the nuclear
@@ -77,7 +80,7 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
     Parameters
     ----------
     X, y, task : ndarray
-        Stacked rows, responses and task labels (see
+        Stacked rows, responses and task labels, or a TaskData as ``X`` alone (see
         :func:`~mtltransfer.solvers.shared_fit.fit_shared_representation`).
     lam : float
         Penalty, >= 0.
@@ -96,7 +99,7 @@ def fit_nuclear_norm(X, y, task, lam, *, tol=1e-10, max_iter=5000, backend="fast
         ``objective`` and ``criterion`` per iteration; ``extra["rank"]``
         (:func:`~mtltransfer.solvers.prox.nuclear_rank`), ``extra["singular_values"]``.
     """
-    data = X if isinstance(X, TaskData) else TaskData(X, y, task, center=center)
+    data = problem_data(X, y, task, TaskData, lambda: TaskData(X, y, task, center=center))
     if not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
     if backend not in ("fast", "cvxpy"):

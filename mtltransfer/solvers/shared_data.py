@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["TaskStats", "task_statistics", "TaskData", "solve_w", "w_ridge_penalty",
            "per_task_ridge", "moment_noise_signal", "bayes_ridge_alpha",
-           "as_float_matrix", "check_k"]
+           "as_float_matrix", "check_k", "problem_data"]
 
 # per-task d x d moments are formed only when they are smaller than the rows and fit here
 _STATS_MAX_BYTES = 2 * 2**30
@@ -62,6 +62,20 @@ def as_float_matrix(a, name, ndim):
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     return arr
+
+
+def problem_data(X, y, task, kinds, build):
+    """A solver's data argument: a problem object (an instance of ``kinds``, built from
+    rows or from statistics) as it is, with ``y`` and ``task`` left out; or stacked rows
+    ``X``, ``y``, ``task`` turned into one by ``build()``."""
+    if isinstance(X, kinds):
+        if y is not None or task is not None:
+            raise TypeError(f"X is a {type(X).__name__} (the data, responses and tasks "
+                            "together): y and task are given with rows only")
+        return X
+    if y is None or task is None:
+        raise TypeError("rows X need y and task (or pass the data as one object)")
+    return build()
 
 
 def check_k(k, d, T, name="k"):

@@ -19,7 +19,7 @@ from scipy import linalg
 from ..exceptions import ConvergenceWarning, user_stacklevel
 from ._base import SolverResult, warn_not_converged
 from .shared_data import (TaskData, as_float_matrix, bayes_ridge_alpha, check_k,
-                          per_task_ridge, solve_w, w_ridge_penalty)
+                          per_task_ridge, problem_data, solve_w, w_ridge_penalty)
 from .stiefel import qr_pos
 
 __all__ = ["fit_shared_representation", "spectral_init"]
@@ -79,9 +79,9 @@ def spectral_init(X, y, task, k, *, init="ridge", center=False):
 # the factorised estimator and its iterative baseline
 # ---------------------------------------------------------------------------------------
 
-def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8,
-                              max_iter=500, backend="fast", center=False, verbose=False,
-                              w_ridge="auto"):
+def fit_shared_representation(X, y=None, task=None, k=None, *, method="gd", init=None,
+                              tol=1e-8, max_iter=500, backend="fast", center=False,
+                              verbose=False, w_ridge="auto"):
     """Fit ``y_t = X_t B w_t + eps_t`` with a shared orthonormal representation B.
 
     Objective minimised (``objective`` of the result)::
@@ -111,8 +111,10 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
 
     Parameters
     ----------
-    X : ndarray, shape (N, d)
-        Stacked rows of all tasks (centred per task by the caller, or ``center=True``).
+    X : ndarray, shape (N, d), or TaskData
+        Stacked rows of all tasks (centred per task by the caller, or ``center=True``);
+        or a :class:`~.shared_data.TaskData` (from rows, or
+        ``TaskData.from_statistics``), then without ``y`` and ``task``.
     y : ndarray, shape (N,)
     task : ndarray of int, shape (N,)
         Task label of each row, 0..T-1, every task present; need not be sorted.
@@ -150,7 +152,7 @@ def fit_shared_representation(X, y, task, k, *, method="gd", init=None, tol=1e-8
     """
     t0 = time.perf_counter()
     # a TaskData (e.g. TaskData.from_statistics) is used as it is
-    data = X if isinstance(X, TaskData) else TaskData(X, y, task, center=center)
+    data = problem_data(X, y, task, TaskData, lambda: TaskData(X, y, task, center=center))
     k = check_k(k, data.d, data.T)
     _check_options(method, backend, tol, max_iter)
     B = _start(data, k, method, init)

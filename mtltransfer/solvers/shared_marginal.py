@@ -1,3 +1,4 @@
+# Over 600 lines: one algorithm: EM, its stopping rule and the k selection reusing its fits.
 """The shared representation as a random-effects model, fitted by marginal likelihood.
 
 Model: T tasks, task t has rows ``X_t`` (N_t x d) and responses ``y_t``;
@@ -14,6 +15,9 @@ Everything is computed from ``M_t = B^T S_t B``, ``m_t = B^T b_t`` and ``c_t = y
 The rows are touched through ``Z = X B`` and ``X^T (n x k)`` products (the per-task
 d x d moments are never stored); the per-task ``Z_t^T Z_t`` are batched matrix products
 over blocks of tasks with equal N_t.
+
+The solver's data (rows, per-task sums, or reduced statistics) are the problem objects
+of :mod:`.shared_marginal_data`.
 
 EM stops on the gradient of the log marginal likelihood (:func:`_grad_criterion`), and
 with a per-task intercept the reported log-likelihood ``loglik_full`` is that of the full
@@ -36,237 +40,14 @@ import numpy as np
 from scipy import linalg, sparse
 
 from ._base import SolverResult, warn_not_converged
+from .shared_data import problem_data
+from .shared_marginal_data import (CHUNK, ReducedStats, RowsData, center_AB, rows_data,
+                                   sums_data)
 
 __all__ = ["fit_marginal", "select_k_marginal", "marginal_loglik", "posterior_w",
-           "posterior_new_task", "bic_n_params"]
+           "posterior_new_task", "bic_n_params", "rows_data", "sums_data"]
 
 _LOG2PI = np.log(2 * np.pi)
-_CHUNK = 1 << 16
-
-
-# ---------------------------------------------------------------------------------------
-# data access: stacked rows, or per-task statistics in a reduced basis
-# ---------------------------------------------------------------------------------------
-
-class _Rows:
-    """Stacked rows with per-task sums by a sparse indicator (no copy of X)."""
-
-    def __init__(self, X, y, task, center):
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float).ravel()
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-dimensional; got shape {X.shape}")
-        t = np.asarray(task)
-        if t.dtype.kind not in "iu":
-            raise TypeError(f"task must hold integer labels 0..T-1; got dtype {t.dtype}")
-        n, d = X.shape
-        if y.shape[0] != n or t.shape != (n,):
-            raise ValueError(f"X, y and task must have the same number of rows; got "
-                             f"{n}, {y.shape[0]} and {t.shape[0]}")
-        if n == 0 or t.min() < 0:
-            raise ValueError("task labels must be 0..T-1 and X must have rows")
-        T = int(t.max()) + 1
-        N = np.bincount(t, minlength=T).astype(float)
-        if np.any(N == 0):
-            raise ValueError("task labels must be 0..T-1 with every task present")
-        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-            raise ValueError("X and y must be finite")
-        self.X, self.y, self.task, self.T, self.d, self.n = X, y, t.astype(np.int64), T, d, n
-        self.N = N
-        self.H = sparse.csr_matrix((np.ones(n), (self.task, np.arange(n))), shape=(T, n))
-        self.center = bool(center)
-        self.n_eff = N - 1.0 if center else N.copy()
-        ys = self.H @ y
-        self.c = self.H @ (y * y)
-        if center:
-            self.xbar = (self.H @ X) / N[:, None]                     # T x d
-            self.ybar = ys / N
-            self.c = self.c - N * self.ybar ** 2
-        # G = sum_t S_t (centred), for the preconditioner and the spectral start
-        G = np.zeros((d, d))
-        for s in range(0, n, _CHUNK):
-            Xc = X[s:s + _CHUNK]
-            G += Xc.T @ Xc
-        #: columns constant within every task (with a per-task intercept their
-        #: coefficients are not identified): their centred moments are rounding noise,
-        #: set to zero so that equilibration cannot blow them up to unit scale
-        self.const_within = np.zeros(0, dtype=np.int64)
-        if center:
-            between = np.einsum("td,td,t->d", self.xbar, self.xbar, N)
-            G -= self.xbar.T @ (N[:, None] * self.xbar)
-            within = np.diag(G).copy()
-            self.const_within = np.flatnonzero(within <= 1e-12 * (within + between))
-            G[self.const_within, :] = 0.0
-            G[:, self.const_within] = 0.0
-        self.G = (G + G.T) / 2
-        self.D = np.ones(d)
-
-    def equilibrate(self):
-        """Work in equilibrated coordinates ``x_s = x / D`` from now on (D the columns'
-        root mean squares, centred within tasks with an intercept; once): G and xbar are
-        rescaled here, and ``proj``, ``_xt`` read the rows through ``B / D``, so no
-        scaled copy of X is made. The model is invariant to the scale of the columns
-        (``theta = D^{-1} theta_s``; the rank-k Gaussian family of theta is closed under
-        the map), so the fit is the same, while the preconditioner and the spectral start
-        no longer see columns whose scales differ by orders of magnitude.
-        :func:`_result` maps the solution back. Returns self."""
-        if getattr(self, "_equilibrated", False):
-            return self
-        g = np.clip(np.diag(self.G), 0.0, None) / max(float(np.sum(self.n_eff)), 1.0)
-        D = np.sqrt(g)
-        D = np.where(D > 0, D, 1.0)
-        self.D = D
-        self.G = self.G / np.outer(D, D)
-        if self.center:
-            self.xbar = self.xbar / D
-        self.__dict__.pop("_Gi", None)
-        self.__dict__.pop("_last_proj", None)
-        self._equilibrated = True
-        return self
-
-    @property
-    def Gi(self):
-        """(sum_t S_t / n)^+ (cached), the preconditioner of the B-step."""
-        if not hasattr(self, "_Gi"):
-            self._Gi = linalg.pinvh(self.G / float(np.sum(self.n_eff)))
-        return self._Gi
-
-    def _chunks(self):
-        """Row chunks (bounded working memory)."""
-        return [(s, min(s + _CHUNK, self.n)) for s in range(0, self.n, _CHUNK)]
-
-    def proj(self, B):
-        """M_t = B^T S_t B (T x k x k), m_t = B^T b_t (T x k); the cache is B (the last
-        result is kept for a repeated call with the same array)."""
-        last = getattr(self, "_last_proj", None)
-        if last is not None and last[0] is B:
-            return last[1]
-        out = self._proj(B)
-        self._last_proj = (B, out)
-        return out
-
-    def _blocks(self):
-        """Blocks of whole tasks with equal N_t (at most about _CHUNK rows each): (rows,
-        tasks, N) with rows a slice when the block's rows are contiguous in task order,
-        else their indices; per-task products are then batched matrix products."""
-        if hasattr(self, "_blk"):
-            return self._blk
-        t, Ni = self.task, self.N.astype(np.int64)
-        in_order = bool(np.all(t[1:] >= t[:-1]))
-        order = None if in_order else np.argsort(t, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(Ni)[:-1]])
-        blocks = []
-        for Nv in np.unique(Ni):
-            tasks = np.flatnonzero(Ni == Nv)
-            per = max(1, _CHUNK // int(Nv))
-            for j in range(0, len(tasks), per):
-                tb = tasks[j:j + per]
-                if in_order and tb[-1] - tb[0] == len(tb) - 1:
-                    rows = slice(int(starts[tb[0]]), int(starts[tb[0]] + len(tb) * Nv))
-                    tb = slice(int(tb[0]), int(tb[-1]) + 1)
-                else:
-                    rows = (starts[tb][:, None] + np.arange(Nv)).ravel()
-                    rows = rows if order is None else order[rows]
-                blocks.append((rows, tb, int(Nv)))
-        self._blk = blocks
-        return blocks
-
-    def _proj(self, B):
-        k = B.shape[1]
-        M = np.empty((self.T, k, k))
-        m = np.empty((self.T, k))
-        Bs = B / self.D[:, None]                        # X_s B = X (B / D)
-        for rows, tb, Nv in self._blocks():
-            Z = (self.X[rows] @ Bs).reshape(-1, Nv, k)
-            Zt = Z.transpose(0, 2, 1)
-            M[tb] = Zt @ Z
-            m[tb] = (Zt @ self.y[rows].reshape(-1, Nv, 1))[:, :, 0]
-        return self._centred(M, m, B)
-
-    def _centred(self, M, m, B):
-        """With an intercept, the raw M_t, m_t less their task-mean terms:
-        M_t - N_t (xbar_t B)^T (xbar_t B), m_t - N_t ybar_t (xbar_t B)^T."""
-        if self.center:
-            zb = self.xbar @ B
-            M -= self.N[:, None, None] * zb[:, :, None] * zb[:, None, :]
-            m -= (self.N * self.ybar)[:, None] * zb
-        return M, m, B
-
-    def _xt(self, B, P, Wbar=None):
-        """X^T [y * wbar_task, (X B)_i P_task] over row chunks."""
-        k = B.shape[1]
-        Bs = B / self.D[:, None]                        # X_s B = X (B / D)
-        out = np.zeros((self.d, 2 * k if Wbar is not None else k))
-        for s, e in self._chunks():
-            Xc, tc = self.X[s:e], self.task[s:e]
-            ZP = np.einsum("ik,ikl->il", Xc @ Bs, np.take(P, tc, axis=0))
-            if Wbar is not None:
-                out[:, :k] += Xc.T @ (self.y[s:e, None] * np.take(Wbar, tc, axis=0))
-            out[:, -k:] += Xc.T @ ZP
-        return out / self.D[:, None]                    # X_s^T v = (X^T v) / D
-
-    def resid_ops(self, B, Wbar, P):
-        """R = sum_t b_t wbar_t^T and A(B) = sum_t S_t B P_t (uncentred), one pass."""
-        k = B.shape[1]
-        out = self._xt(B, P, Wbar)
-        R, AB = out[:, :k], out[:, k:]            # AB is centred by _center_AB
-        if self.center:
-            R -= self.xbar.T @ ((self.N * self.ybar)[:, None] * Wbar)
-        return R, AB
-
-    def apply(self, D, P):
-        """A(D) = sum_t S_t D P_t."""
-        out = self._xt(D, P)
-        if self.center:
-            zb = self.xbar @ D
-            out -= self.xbar.T @ (self.N[:, None] * np.einsum("tk,tkl->tl", zb, P))
-        return out
-
-
-def _center_AB(data, B, P, AB):
-    if data.center and isinstance(data, _Rows):
-        zb = data.xbar @ B
-        AB = AB - data.xbar.T @ (data.N[:, None] * np.einsum("tk,tkl->tl", zb, P))
-    return AB
-
-
-class _Stats:
-    """Per-task statistics S_t (T x K x K), b_t, c_t in a K-dimensional basis."""
-
-    def __init__(self, S, b, c, n_eff):
-        self.S, self.b, self.c, self.n_eff = S, b, c, n_eff
-        self.T, self.d = b.shape
-        self.center = False
-        self.G = S.sum(0)
-        self.N = n_eff
-        Gn = self.G / float(np.sum(n_eff))
-        try:                                 # positive definite in a spectral basis
-            self.Gi = np.linalg.inv(Gn)
-        except np.linalg.LinAlgError:
-            self.Gi = linalg.pinvh(Gn)
-
-    # batched products as single matrix products over the stacked tasks
-    def _SD(self, D):
-        T, K = self.T, self.d
-        return (self.S.reshape(T * K, K) @ D).reshape(T, K, D.shape[1])
-
-    @staticmethod
-    def _sum_SDP(SD, P):
-        """sum_t SD_t P_t."""
-        T, K, k = SD.shape
-        return SD.transpose(1, 0, 2).reshape(K, T * k) @ P.reshape(T * k, k)
-
-    def proj(self, B):
-        SB = self._SD(B)
-        T, K, k = SB.shape
-        M = (SB.transpose(0, 2, 1).reshape(T * k, K) @ B).reshape(T, k, k)
-        return M, self.b @ B, SB
-
-    def resid_ops(self, SB, Wbar, P):
-        return self.b.T @ Wbar, self._sum_SDP(SB, P)
-
-    def apply(self, D, P):
-        return self._sum_SDP(self._SD(D), P)
 
 
 # ---------------------------------------------------------------------------------------
@@ -399,7 +180,7 @@ def _em(data, B, mu, Sigma, s2, tol, max_iter, n_cg=1, monitor=None):
         Vmean = V.mean(0)
         P = V + Wbar[:, :, None] * Wbar[:, None, :]
         R, AB = data.resid_ops(cache, Wbar, P)
-        AB = _center_AB(data, B, P, AB)
+        AB = center_AB(data, B, P, AB)
         Pw = np.einsum("t,tkl->kl", data.N, P)
         Pwi = np.linalg.inv(Pw)
         r = R - AB
@@ -484,9 +265,9 @@ def _spectral_basis(data, K):
     U = bt.T @ (wt[:, None] * bt)
     wr = wt[data.task] * y * y
     V4 = np.zeros_like(U)
-    for s in range(0, n, _CHUNK):
-        Xc = X[s:s + _CHUNK]
-        V4 += Xc.T @ (wr[s:s + _CHUNK, None] * Xc)
+    for s in range(0, n, CHUNK):
+        Xc = X[s:s + CHUNK]
+        V4 += Xc.T @ (wr[s:s + CHUNK, None] * Xc)
     return _top_spectral(data, U - V4 / np.outer(D, D), K)
 
 
@@ -543,7 +324,7 @@ def _intercept_loglik(data, B, V, s2):
 
 def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, tol, extra=None):
     full = ll + _intercept_loglik(data, B, V, s2) if (
-        data.center and isinstance(data, _Rows)) else None
+        data.center and isinstance(data, RowsData)) else None
     D = getattr(data, "D", None)
     if D is not None and np.any(D != 1.0):
         # from equilibrated coordinates: theta = B_s w_s / D = (Q R) w_s, so B = Q,
@@ -567,8 +348,8 @@ def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, to
                         objective=-ll, extra=ex)
 
 
-def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=500,
-                 n_cg=1):
+def fit_marginal(X, y=None, task=None, k=None, *, center=False, init=None, tol=1e-8,
+                 max_iter=500, n_cg=1):
     """Maximum marginal likelihood fit of the random-effects shared representation.
 
     Generalised EM: the E-step is the Gaussian posterior of each w_t (k x k algebra through
@@ -581,7 +362,9 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
 
     Parameters
     ----------
-    X : ndarray, shape (n, d)
+    X : ndarray, shape (n, d), or the data as one object
+        Stacked rows; or the problem's data built once from rows (:func:`rows_data`) or
+        from per-task sums (:func:`sums_data`), then without ``y`` and ``task``.
     y : ndarray, shape (n,)
     task : ndarray of int, shape (n,)
         Task label 0..T-1 of each row.
@@ -595,7 +378,7 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
         marginal likelihood (Grassmann gradient in B; mu_w, Sigma_w, sigma^2) in the
         metric of the inverse complete-data information, per row
         (:func:`_grad_criterion`), in the equilibrated coordinates (columns at unit root
-        mean square, :meth:`_Rows.equilibrate`), so that neither the rule nor the fit
+        mean square, :meth:`RowsData.equilibrate`), so that neither the rule nor the fit
         depends on the predictors' units. Not met within ``max_iter``:
         ConvergenceWarning.
     max_iter : int
@@ -612,8 +395,9 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
         fitted intercepts), ``time``; ``history["criterion"]`` holds lambda^2 / n.
     """
     t0 = time.perf_counter()
-    data = X if isinstance(X, (_Rows, _Stats)) else _Rows(X, y, task, center)
-    if isinstance(data, _Rows):
+    data = problem_data(X, y, task, (RowsData, ReducedStats),
+                        lambda: RowsData(X, y, task, center))
+    if isinstance(data, RowsData):
         data.equilibrate()
     k = _check_k(k, data.d, data.T)
     if init is None:
@@ -632,7 +416,7 @@ def fit_marginal(X, y, task, k, *, center=False, init=None, tol=1e-8, max_iter=5
 def marginal_loglik(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
     """Log marginal likelihood sum_t log N(y_t; X_t B mu_w, X_t B Sigma_w B^T X_t^T +
     sigma2 I) (restricted likelihood of the centred rows when ``center``)."""
-    data = _Rows(X, y, task, center)
+    data = RowsData(X, y, task, center)
     M, m, _ = data.proj(np.asarray(B, dtype=float))
     return _estep(M, m, data.c, data.n_eff, np.asarray(mu_w, float),
                   np.atleast_2d(np.asarray(Sigma_w, float)), float(sigma2))[2]
@@ -642,7 +426,7 @@ def posterior_w(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
     """Posterior means (T x k) and covariances (T x k x k) of the w_t:
     ``V_t = (Sigma_w^{-1} + B^T S_t B / sigma2)^{-1}``,
     ``wbar_t = V_t (Sigma_w^{-1} mu_w + B^T b_t / sigma2)``."""
-    data = _Rows(X, y, task, center)
+    data = RowsData(X, y, task, center)
     M, m, _ = data.proj(np.asarray(B, dtype=float))
     Wbar, V, _ = _estep(M, m, data.c, data.n_eff, np.asarray(mu_w, float),
                         np.atleast_2d(np.asarray(Sigma_w, float)), float(sigma2))
@@ -787,8 +571,8 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
     return mu1, Sigma1
 
 
-def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=500,
-                      screen_max_iter=5, check_min_iter=1,
+def select_k_marginal(X, y=None, task=None, ks=None, *, center=False, tol=1e-8,
+                      max_iter=500, screen_max_iter=5, check_min_iter=1,
                       check_max_iter=40, check_safety=3.0):
     """Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
@@ -849,7 +633,8 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         The fit at the chosen k (as :func:`fit_marginal`).
     """
     t0 = time.perf_counter()
-    data = (X if isinstance(X, _Rows) else _Rows(X, y, task, center)).equilibrate()
+    data = problem_data(X, y, task, RowsData,
+                        lambda: RowsData(X, y, task, center)).equilibrate()
     d, T = data.d, data.T
     if ks is None:          # constant-within columns add no candidate dimension
         d_eff = d - len(getattr(data, "const_within", ()))
@@ -871,7 +656,7 @@ def select_k_marginal(X, y, task, ks=None, *, center=False, tol=1e-8, max_iter=5
         if Kp > Kp_have:
             Kp_have = min(K, max(Kp + 1, 2 * Kp_have))
             S, b, _ = data.proj(U[:, :Kp_have])
-        small = _Stats(np.ascontiguousarray(S[:, :Kp, :Kp]),
+        small = ReducedStats(np.ascontiguousarray(S[:, :Kp, :Kp]),
                        np.ascontiguousarray(b[:, :Kp]), data.c, data.n_eff)
         if prev is not None and prev[0] == k - 1:
             _, C_p, mu_p, Sig_p, s2 = prev

@@ -12,7 +12,7 @@ from ._base import argmin_simplest
 from .shared_data import TaskData, check_k
 from .shared_fit import fit_shared_representation
 
-__all__ = ["select_k"]
+__all__ = ["select_k", "select_k_statistics"]
 
 
 def _n_params(d, k, T):
@@ -89,6 +89,35 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
     return _best_k(scan.scores), scan.scores
 
 
+def select_k_statistics(data, ks=None, *, patience=2, **fit_kw):
+    """:func:`select_k` by BIC from per-task statistics alone.
+
+    Parameters
+    ----------
+    data : TaskData
+        Built from statistics (``TaskData.from_statistics``, centred within tasks for a
+        per-task intercept): every candidate is fitted from it.
+    ks, patience, **fit_kw
+        As :func:`select_k`.
+
+    Returns
+    -------
+    k : int
+    scores : dict of int to float
+    """
+    d, T = data.d, data.T
+    ks = sorted(set(check_k(k, d, T, name="ks") for k in
+                    (range(1, min(d, T, 10) + 1) if ks is None else ks)))
+    scan = _StatsScan(data, patience, fit_kw)
+    _bic_scores(scan, ks)
+    if scan.not_converged:
+        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
+                      "converge (often a sign that k is too large for the data); their "
+                      "scores are those of the last iterate", ConvergenceWarning,
+                      stacklevel=user_stacklevel())
+    return _best_k(scan.scores), scan.scores
+
+
 class _Scan:
     """Scores of the candidates fitted so far, the fits' convergence, the early stop."""
 
@@ -119,6 +148,13 @@ class _Scan:
         data = self.data
         return fit_shared_representation(data.X[rows], data.y[rows], data.task[rows], k,
                                          center=center, **self.fit_kw)
+
+
+class _StatsScan(_Scan):
+    """A scan whose candidates are fitted from the statistics (all rows, no folds)."""
+
+    def _fit(self, k, rows, center):
+        return fit_shared_representation(self.data, k=k, **self.fit_kw)
 
 
 def _bic_scores(scan, ks):
