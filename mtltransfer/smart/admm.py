@@ -569,7 +569,8 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
             if cert["passed"]:
                 state, converged = new, True
                 break
-            cert_scale = cert["scale"]
+            # the tighter inner tolerance: a tenth of the threshold, not below the floor
+            cert_inner = max(0.1 * params.tol * cert["scale"], cert["floor"])
             if not tighten:
                 tighten = True
                 params = replace(params, inner_steps=max(params.inner_steps,
@@ -583,7 +584,7 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
                 d_kappa, pair_usable, crit = new.d, False, res.criterion
         inner_tol = res.inner_tolerance(params.tol)
         if tighten:                     # a failed certificate: solve the steps tighter
-            inner_tol = min(inner_tol, 0.1 * params.tol * cert_scale)
+            inner_tol = min(inner_tol, cert_inner)
         balanced = balance_rho(new, res, problem.curvature(d_kappa), params)
         if aa is not None and aa.active and it >= aa_start:
             if balanced.rho != new.rho:
@@ -833,6 +834,8 @@ def _pack(problem, state, hist, converged, crit, params):
 #: the measures of the certificate and how each is scaled (see :func:`stationarity`)
 _CERT_GRADIENTS = ("kkt_u", "kkt_v", "rgrad_u", "rgrad_v", "grad_d")
 _CERT_PRIMAL = ("primal_residual_u", "primal_residual_v")
+#: the gradients' rounding floor, relative to the size of the terms as computed
+_CERT_ROUNDING = 1e3 * np.finfo(float).eps
 
 
 def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
@@ -856,7 +859,20 @@ def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
         scale = max(f(0), ||rho [Z_u, Z_v]||_F, ||[g_A, g_B]||_F),  f(0) = tr(Syy) / 2,
 
     (the objective at C = 0 takes the place of the absolute 1 of the ADMM's own dual
-    scale, so the measure does not depend on the responses' units), and ``tol * s_prim``,
+    scale, so the measure does not depend on the responses' units). With the magnitude
+    pull (``problem.pull = gamma > 0``, moments augmented by it) the measures are those of
+    the whole problem, pull included, but the scale is that of the data: ``f(0)`` and
+    ``[g_A, g_B]`` without the pull's terms (:meth:`SmartProblem.pull_gradient`), and the
+    pull's Riemannian gradient ``||[P_A g_A^pull, P_B g_B^pull]||_F`` in their place. The
+    pull's Euclidean gradient ``gamma A diag(d^2) - ...`` grows with gamma but its normal
+    part cancels exactly on the manifold; a scale that held it (or ``gamma ||C0||^2 / 2``)
+    would let a gradient grow with gamma and still pass. The gradients' thresholds are
+    at least the rounding floor ``1e3 eps max(f'(0), ||rho [Z_u, Z_v]||_F, ||[g'_A,
+    g'_B]||_F)`` of the terms as computed (primes: the augmented moments, pull included),
+    below which no computed gradient can be trusted: it matters only for a pull far
+    above the data's curvature (gamma = 1e7 on data of scale 1, where it is 1e-5
+    against gradients of size 1e8, and a gradient error e moves C by about e / gamma).
+    And ``tol * s_prim``,
     ``s_prim = 1 + max(||[A_low, B_low]||_F, ||[Omega_u, Omega_v]||_F)``, for the primal
     residuals. A state passes when every measure is at most its threshold; together the
     measures are the KKT conditions of SMART on the manifolds.
@@ -872,7 +888,8 @@ def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
     Returns
     -------
     dict
-        The measures, ``thresholds`` (dict of the same keys), ``scale``, ``s_prim``,
+        The measures, ``thresholds`` (dict of the same keys), ``scale``, ``floor``,
+        ``s_prim``,
         ``criterion`` (the largest ratio measure / (threshold / tol)) and ``passed``.
     """
     get = (lambda k: state[k]) if isinstance(state, dict) else partial(getattr, state)
@@ -899,12 +916,19 @@ def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
     lows = np.sqrt(np.sum(A[r_u:] ** 2) + np.sum(B[r_v:] ** 2))
     oms = np.sqrt(np.sum(Om_u ** 2) + np.sum(Om_v ** 2))
     s_prim = 1.0 + max(lows, oms)
-    scale = max(problem.half_tr_syy, rho * np.sqrt(np.sum(Z_u ** 2) + np.sum(Z_v ** 2)),
-                np.sqrt(np.sum(g_u ** 2) + np.sum(g_v ** 2)), _TINY)
-    thresholds = {k: tol * scale for k in _CERT_GRADIENTS}
+    p_u, p_v = problem.pull_gradient(A, d, B)       # zero without the magnitude pull
+    pull = np.hypot(np.linalg.norm(riemannian_gradient(A, p_u)),
+                    np.linalg.norm(riemannian_gradient(B, p_v))) if problem.pull else 0.0
+    rho_z = rho * np.sqrt(np.sum(Z_u ** 2) + np.sum(Z_v ** 2))
+    scale = max(problem.half_tr_syy_data, rho_z,
+                np.sqrt(np.sum((g_u - p_u) ** 2) + np.sum((g_v - p_v) ** 2)), pull, _TINY)
+    floor = _CERT_ROUNDING * max(problem.half_tr_syy, rho_z,
+                                 np.sqrt(np.sum(g_u ** 2) + np.sum(g_v ** 2)))
+    thresholds = {k: max(tol * scale, floor) for k in _CERT_GRADIENTS}
     thresholds.update({k: tol * s_prim for k in _CERT_PRIMAL})
     ratio = max(out[k] / (v / tol) for k, v in thresholds.items())
-    out.update(thresholds=thresholds, scale=float(scale), s_prim=float(s_prim),
+    out.update(thresholds=thresholds, scale=float(scale), floor=float(floor),
+               s_prim=float(s_prim),
                criterion=float(ratio), passed=bool(ratio <= tol))
     return out
 

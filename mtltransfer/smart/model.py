@@ -369,13 +369,14 @@ class SMARTResults(PenalizedResults):
             empty). ``converged`` is true only where every certificate row passes.
         """
         Sxx, Sxy, Syy = self.model.moments()
-        if self.state.get("gamma", 0.0):     # the problem with the magnitude pull
+        pull = float(self.state.get("gamma", 0.0))
+        if pull:                             # the problem with the magnitude pull
             from .gamma import magnitude_moments
-            Sxx, Sxy, Syy = magnitude_moments(Sxx, Sxy, Syy, self.model.source,
-                                              self.state["gamma"])
+            Sxx, Sxy, Syy = magnitude_moments(Sxx, Sxy, Syy, self.model.source, pull)
         out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd,
                            solver_opts=solver_opts)
-        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.model.source_svd)
+        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.model.source_svd,
+                                         pull=pull)
         r_u, r_v = self.structural_rank
         cert = stationarity(prob, self.state, r_u, r_v,
                             tol=float(self.state.get("tol", 1e-6)))

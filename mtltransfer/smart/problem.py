@@ -363,7 +363,14 @@ class SmartProblem:
     V0 : ndarray (q, q)
         Orthogonal bases of the source's singular coordinates (:func:`source_svd`).
     s0 : ndarray or None
-        The source's singular values (kept for reference only).
+        The source's singular values (needed when ``pull > 0``).
+    pull : float
+        The weight gamma of the magnitude pull ``(gamma/2)||C - C0||_F^2`` when the moments
+        given are already augmented by it
+        (:func:`~mtltransfer.smart.gamma.magnitude_moments`); 0 for the paper's SMART.
+        The fit does not use it; the stationarity certificate does, to scale its measures
+        by the data's part of the problem and not by the pull's terms that cancel on the
+        manifold (:func:`mtltransfer.smart.admm.stationarity`).
 
     Attributes
     ----------
@@ -375,6 +382,8 @@ class SmartProblem:
         ``U0^T Sxy V0``.
     half_tr_syy : float
         ``tr(Syy) / 2``.
+    pull : float
+        As given.
     lmax_G : float
         ``lambda_max(G)`` (>= 0), the curvature scale of the U-step.
     p, q : int
@@ -382,9 +391,12 @@ class SmartProblem:
         As given.
     """
 
-    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None, *, rows=None):
+    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None, *, rows=None, pull=0.0):
         self.Sxx, self.Sxy, self.Syy = Sxx, Sxy, Syy
         self.U0, self.s0, self.V0 = U0, s0, V0
+        self.pull = float(pull)
+        if self.pull and s0 is None:
+            raise ValueError("a problem with pull > 0 needs the source's singular values s0")
         self.H = U0.T @ Sxy @ V0
         self.half_tr_syy = 0.5 * float(np.trace(Syy))
         self.p, self.q = self.H.shape
@@ -431,7 +443,7 @@ class SmartProblem:
         return self._G[:k, :k]
 
     @classmethod
-    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None, rows=None):
+    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None, rows=None, pull=0.0):
         """Build the problem from the moments and the source (C0 or its SVD).
 
         Parameters
@@ -449,6 +461,9 @@ class SmartProblem:
             least-squares fit comes from an n x p SVD instead of a p x p
             eigendecomposition; worth it when ``n < p / 2``. The result is the same up
             to rounding.
+        pull : float
+            The magnitude pull's gamma when the moments are augmented by it (class
+            docstring).
 
         Returns
         -------
@@ -460,7 +475,7 @@ class SmartProblem:
             raise ValueError(f"Sxx must be {p}x{p} and Syy {q}x{q}; got {Sxx.shape}, "
                              f"{Syy.shape}")
         U0, s0, V0 = check_source_svd(svd0, C0, p, q)
-        return cls(Sxx, Sxy, Syy, U0, V0, s0, rows=rows)
+        return cls(Sxx, Sxy, Syy, U0, V0, s0, rows=rows, pull=pull)
 
     # -- the data term and its derivatives ------------------------------------------------
     def data_term_from(self, c, g, d):
@@ -510,6 +525,35 @@ class SmartProblem:
         if HtA is None:
             HtA = self.H.T @ A
         return GA * (d * d) - HB * d, -HtA * d
+
+    def pull_gradient(self, A, d, B):
+        """The magnitude pull's share of :meth:`data_gradient` (zero when ``pull = 0``).
+
+        With ``S0 = U0^T C0 V0`` (``diag(s0)``, p x q), the pull
+        ``(gamma/2)||A diag(d) B^T - S0||_F^2`` has, on the manifolds, the gradients
+        ``gamma (A diag(d^2) - S0 B diag(d))`` in A and ``-gamma S0^T A diag(d)`` in B.
+
+        Returns
+        -------
+        grad_A : ndarray (p, r)
+        grad_B : ndarray (q, r)
+        """
+        gA, gB = np.zeros_like(A, dtype=float), np.zeros_like(B, dtype=float)
+        if not self.pull:
+            return gA, gB
+        s0 = np.asarray(self.s0, dtype=float)
+        k = len(s0)
+        gA[:k] -= s0[:, None] * B[:k] * d
+        gB[:k] -= s0[:, None] * A[:k] * d
+        gA += A * (d * d)
+        return self.pull * gA, self.pull * gB
+
+    @property
+    def half_tr_syy_data(self):
+        """``tr(Syy) / 2`` of the data alone: without the pull's ``gamma ||C0||_F^2 / 2``."""
+        if not self.pull:
+            return self.half_tr_syy
+        return self.half_tr_syy - 0.5 * self.pull * float(np.sum(np.asarray(self.s0) ** 2))
 
     def optimal_d(self, A, B):
         """The closed-form d-step at (A, B), ``d_j = c_j / g_j`` (signed)."""
