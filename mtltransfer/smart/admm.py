@@ -622,6 +622,16 @@ def _initial_state(problem, rank, r_u, r_v, lam_u, lam_v, rho):
         obj_b = problem.data_term(A_b, problem.optimal_d(A_b, B_b), B_b)
         if obj_b < obj_a:
             A, B = A_b, B_b
+    elif (lam_u > 0 or lam_v > 0) and rank > min(r_u, r_v) and (r_u < p or r_v < q):
+        start = problem.complement_start(rank, r_u, r_v, lam_u, lam_v)
+        if start is not None:
+            obj_a = (problem.data_term(A, problem.optimal_d(A, B), B)
+                     + lam_u * np.abs(A[r_u:]).sum() + lam_v * np.abs(B[r_v:]).sum())
+            A_c, B_c = start
+            obj_c = (problem.data_term(A_c, problem.optimal_d(A_c, B_c), B_c)
+                     + lam_u * np.abs(A_c[r_u:]).sum() + lam_v * np.abs(B_c[r_v:]).sum())
+            if obj_c < obj_a:
+                A, B = A_c, B_c
     Z_u, Z_v = _dual_guess(problem, A, B, r_u, r_v, lam_u, lam_v, rho)
     return AdmmState(A=A, B=B, d=np.zeros(rank),
                      Omega_u=soft_threshold(A[r_u:] + Z_u, lam_u / rho),

@@ -637,3 +637,78 @@ class SmartProblem:
         A[:r_u] = np.linalg.qr(Pt)[0]
         B[:r_v] = np.linalg.qr(Qt)[0]
         return A, B
+
+    def complement_start(self, rank, r_u, r_v, lam_u, lam_v):
+        """A start for ``rank > min(r_u, r_v)``: the restricted fit plus sparse columns.
+
+        The reduced-rank fit restricted to the leading subspaces has rank at most
+        ``k = min(r_u, r_v)``; the other ``rank - k`` columns must leave them. Each is
+        added greedily, as a single source direction where its side has no room left
+        (``A[:, j] = e_i``, ``i >= r_u``: one nonzero of Omega_u, penalty ``lam_u``) and as
+        the best direction in the room left on the other side, chosen by the largest
+        gain ``(a^T R b)^2 / (2 a^T G a)`` less its penalty, ``R = H - G A diag(d) B^T``
+        the residual cross-moment of the columns so far (source coordinates).
+
+        Returns
+        -------
+        A : ndarray (p, rank)
+        B : ndarray (q, rank)
+            Orthonormal.
+        """
+        p, q = self.p, self.q
+        k = min(rank, r_u, r_v)
+        A, B = np.zeros((p, rank)), np.zeros((q, rank))
+        if k:
+            A[:, :k], B[:, :k] = self.restricted_rrr(k, r_u, r_v)
+        Gd = np.diag(self.G) if self.W is None else np.einsum("ij,ij->j", self.W, self.W)
+        Gd = np.maximum(Gd, _TINY)
+        for j in range(k, rank):
+            Aj, Bj = A[:, :j], B[:, :j]
+            d = closed_form_d(*self.diagonals(Aj, Bj)) if j else np.zeros(0)
+            R = self.H - self.gram(Aj * d) @ Bj.T if j else self.H.copy()
+            room_u = np.linalg.matrix_rank(Aj[:r_u]) < r_u if j else r_u > 0
+            room_v = np.linalg.matrix_rank(Bj[:r_v]) < r_v if j else r_v > 0
+            if not room_u:
+                # a = e_i (i >= r_u, unused): b in the room left, or a single direction
+                used = np.any(Aj != 0, axis=1)
+                rows = [i for i in range(r_u, p) if not used[i]]
+                Rr = R[rows]
+                if room_v:
+                    Pv = np.zeros((q, q))
+                    Pv[:r_v, :r_v] = np.eye(r_v)
+                    Pv -= Bj @ Bj.T @ Pv if j else 0.0
+                    gains = np.sum((Rr @ Pv) ** 2, axis=1) / (2 * Gd[rows]) - lam_u
+                    i = rows[int(np.argmax(gains))]
+                    b = Pv.T @ R[i]
+                    pen_b = 0.0
+                else:
+                    usedb = np.any(Bj != 0, axis=1)
+                    cols = [c for c in range(r_v, q) if not usedb[c]]
+                    g2 = Rr[:, cols] ** 2 / (2 * Gd[rows, None])
+                    ii, cc = np.unravel_index(int(np.argmax(g2)), g2.shape)
+                    i, b = rows[ii], np.zeros(q)
+                    b[cols[cc]] = 1.0
+                a = np.zeros(p)
+                a[i] = 1.0
+            else:
+                # b = e_c (c >= r_v, unused); a in the room left on the A side
+                usedb = np.any(Bj != 0, axis=1)
+                cols = [c for c in range(r_v, q) if not usedb[c]]
+                Pu = np.zeros((p, p))
+                Pu[:r_u, :r_u] = np.eye(r_u)
+                Pu -= Aj @ Aj.T @ Pu if j else 0.0
+                Rc = Pu.T @ R[:, cols]
+                gains = np.sum(Rc ** 2, axis=0) / max(self.lmax_G, _TINY) - lam_v
+                c = cols[int(np.argmax(gains))]
+                a = Pu.T @ R[:, c]
+                b = np.zeros(q)
+                b[c] = 1.0
+            for X, v, Xj in ((A, a, Aj), (B, b, Bj)):
+                if j:
+                    v = v - Xj @ (Xj.T @ v)
+                nv = np.linalg.norm(v)
+                if not nv > 1e-12:
+                    return None
+                X[:, j] = v / nv
+        return A, B
+
