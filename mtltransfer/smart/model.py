@@ -286,6 +286,13 @@ class SMARTResults(PenalizedResults):
         """
         return {"tol": max(float(self.state.get("tol", 1e-6)), _BOOTSTRAP_TOL)}
 
+    def retune_kwargs(self):
+        """The solver options of a replicate with ``refit_tuning=True``: the same
+        certificate tolerance as a replicate with the tuning fixed
+        (:meth:`warm_start_kwargs`); the tuning itself runs as in the full-data fit."""
+        return {"tol": max(float(self.fit_kwargs.get("tol", self.state.get("tol", 1e-6))),
+                           _BOOTSTRAP_TOL)}
+
     def bootstrap_extra(self, rep):
         """Principal angles (degrees) of a replicate to the source subspaces."""
         angles = rep.principal_angles()
