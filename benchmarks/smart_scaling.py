@@ -194,7 +194,7 @@ def bootstrap_table(n_boot=200, refit=True):
     n = 200, sigma0 = 0.01), tuning fixed, residual (the default) and pairs resampling,
     and (``refit``) pairs with ``refit_tuning=True``: CPU seconds on one BLAS thread, with
     the replicates' median ADMM iterations (every ADMM run of a replicate counted)."""
-    from mtltransfer.solvers import admm
+    from mtltransfer.smart import admm
 
     X, Y, C, C0 = mt.datasets.simulate_smart(200, 100, 50, rank=5, source_rank=10,
                                              sigma0=0.01, random_state=0)

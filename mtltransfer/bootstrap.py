@@ -244,7 +244,8 @@ def replicate_fit_kwargs(res, refit_tuning=False):
     (``res.fit_kwargs``), and unless ``refit_tuning`` its tuned hyperparameters that the
     model's ``fit`` accepts, fixed, with the results' own warm start."""
     kwargs = dict(getattr(res, "fit_kwargs", {}))
-    if refit_tuning:
+    if refit_tuning:        # the solver options a re-tuned replicate may take (optional)
+        kwargs.update(getattr(res, "retune_kwargs", dict)())
         return kwargs
     params = inspect.signature(res.model.fit).parameters
     hyper = dict(getattr(res, "hyperparameters", {}))

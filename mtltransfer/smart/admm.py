@@ -110,16 +110,19 @@ parameters); all else is shared.
 
 Code structure. :func:`admm_step` is steps 1-5 as a pure function of an :class:`AdmmState`
 (it returns a new state and the :class:`StepResiduals`, and never modifies an array it was
-given); :func:`balance_rho` is step 6; the driver runs plain steps or, through
-:class:`mtltransfer.solvers._anderson.SafeguardedAnderson`, the safeguarded Anderson rules
-above, with the stopping rule and the history; :func:`smart_admm` sets up and packs.
+given); :func:`balance_rho` is step 6 (both in :mod:`mtltransfer.smart.step`); the
+certificate :func:`stationarity` and the CVXPY check :func:`smart_verify` are in
+:mod:`mtltransfer.smart.certify` (all re-exported here), the start for a rank above a
+structural rank in :mod:`mtltransfer.smart.directions`; the driver runs plain steps or,
+through :class:`mtltransfer.solvers._anderson.SafeguardedAnderson`, the safeguarded
+Anderson rules above, with the stopping rule and the history; :func:`smart_admm` sets
+up and packs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
@@ -127,17 +130,18 @@ from .._threads import smart_iteration_threads
 from ..solvers._anderson import SafeguardedAnderson
 from ..solvers._base import SolverResult, warn_not_converged
 from ..solvers.prox import soft_threshold
+from ..solvers.stiefel import polar
+from .certify import smart_verify, stationarity
 from .problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
-                            complement_basis, source_rank, source_svd)
-from ..solvers.stiefel import mm_quadratic, polar, riemannian_gradient, subspace_quadratic
+                      complement_basis, resolve_problem, source_rank, source_svd)
+from .step import (_MM_FIRST_STEPS, _STACKED, AdmmParams, AdmmState, StepResiduals,
+                   _flip_columns, _soft_threshold_step, admm_step, balance_rho)
 
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
            "AdmmState", "AdmmParams", "StepResiduals", "admm_step", "balance_rho",
            "smart_admm", "smart_objective", "smart_verify", "stationarity"]
 
-# bounds of rho relative to the data curvature kappa = lambda_max(G) max d^2
-_RHO_MIN, _RHO_MAX = 1e-4, 10.0
 _TINY = 1e-300
 # Anderson acceleration: an extrapolated point is kept when its fixed-point residual is at
 # most _AA_SLACK times that of the plain iterate it replaced; Tikhonov weight of the
@@ -171,18 +175,6 @@ def _check_config(p, q, rank, structural_rank, lam):
     return int(rank), r_u, r_v, lam_u, lam_v
 
 
-def _resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0):
-    """The SmartProblem given, or one built from the moments and the source."""
-    if problem is None:
-        return SmartProblem.from_moments(Sxx, Sxy, Syy, C0, svd0=svd0)
-    if not isinstance(problem, SmartProblem):
-        raise TypeError(f"problem must be a SmartProblem; got {type(problem).__name__}")
-    if any(v is not None for v in (Sxx, Sxy, Syy, C0, svd0)):
-        raise ValueError("pass either the moments and the source (Sxx, Sxy, Syy, C0/svd0) "
-                         "or problem=, not both")
-    return problem
-
-
 # ---------------------------------------------------------------------------------------
 # objective
 # ---------------------------------------------------------------------------------------
@@ -207,288 +199,6 @@ def smart_objective(Sxx, Sxy, Syy, C0, U, d, V, structural_rank, lam, *, svd0=No
     data = 0.5 * np.trace(Syy) - np.sum(Sxy * C) + 0.5 * np.sum((Sxx @ C) * C)
     pen = lam_u * np.abs(U0[:, r_u:].T @ U).sum() + lam_v * np.abs(V0[:, r_v:].T @ V).sum()
     return float(data + pen)
-
-
-# ---------------------------------------------------------------------------------------
-# state, parameters, residuals
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AdmmState:
-    """The ADMM iterate in source coordinates (never modified in place).
-
-    Attributes
-    ----------
-    A : ndarray (p, r)
-    B : ndarray (q, r)
-        Orthonormal factors, ``U = U0 A``, ``V = V0 B``.
-    d : ndarray (r,)
-        Nonnegative weights (zero before the first d-step of a cold start).
-    Omega_u : ndarray (p - r_u, r)
-    Omega_v : ndarray (q - r_v, r)
-        Split variables of ``A[r_u:]`` and ``B[r_v:]``.
-    Z_u, Z_v : ndarray
-        Scaled duals, shaped as Omega_u, Omega_v.
-    rho : float
-        ADMM penalty.
-    GA : ndarray (p, r) or None
-        ``G @ A`` when known (a cache; None after A changed otherwise).
-    t_u : float or None
-        The U-step's last Barzilai-Borwein step length, the first trial step of the next
-        U-step (None: ``1 / L``).
-    P_u : ndarray (p, r) or None
-        The subspace U-step's last move (the third block of its next subspace; None
-        after A changed otherwise).
-    """
-
-    A: np.ndarray
-    B: np.ndarray
-    d: np.ndarray
-    Omega_u: np.ndarray
-    Omega_v: np.ndarray
-    Z_u: np.ndarray
-    Z_v: np.ndarray
-    rho: float
-    GA: np.ndarray | None = None
-    t_u: float | None = None
-    P_u: np.ndarray | None = None
-
-
-#: the blocks of the state stacked into the fixed-point vector of Anderson acceleration
-_STACKED = ("A", "B", "d", "Omega_u", "Omega_v", "Z_u", "Z_v")
-
-
-def _soft_threshold_step(V, lam, rho):
-    """Omega-step in closed form: ``S_{lam/rho}(V)``, entrywise soft-thresholding."""
-    return soft_threshold(V, lam / rho)
-
-
-@dataclass(frozen=True)
-class AdmmParams:
-    """The fixed configuration of one ADMM run.
-
-    Attributes
-    ----------
-    r_u, r_v : int
-        Structural ranks (penalised rows ``A[r_u:]``, ``B[r_v:]``).
-    lam_u, lam_v : float
-        Penalties.
-    tol : float
-        Relative tolerance of the stopping rule.
-    inner_steps : int
-        Maximum polar steps per U- or V-step.
-    mu, tau : float
-        Residual balancing parameters (step 6).
-    adapt_rho : bool
-        Whether step 6 is applied.
-    d_step : callable
-        ``d_step(c, g) -> d`` (closed form or CVXPY).
-    omega_step : callable
-        ``omega_step(V, lam, rho) -> argmin lam ||Omega||_1 + (rho/2)||Omega - V||_F^2``.
-    u_step : {"mm", "subspace"}
-        The U-step's solver: polar steps with Barzilai-Borwein lengths
-        (:func:`~mtltransfer.solvers.stiefel.mm_quadratic`, one product ``G A`` per trial
-        point) or Rayleigh-Ritz subspace steps
-        (:func:`~mtltransfer.solvers.stiefel.subspace_quadratic`, one product of G with
-        at most 2r columns per step).
-    first_steps : int or None
-        Polar steps of the U- and V-steps of the first iteration, which has no inner
-        tolerance yet (None: ``inner_steps``); ``smart_admm`` takes 5 for a warm start.
-    """
-
-    r_u: int
-    r_v: int
-    lam_u: float
-    lam_v: float
-    tol: float = 1e-6
-    inner_steps: int = 20
-    mu: float = 10.0
-    tau: float = 2.0
-    adapt_rho: bool = True
-    d_step: Callable = closed_form_d
-    omega_step: Callable = _soft_threshold_step
-    u_step: str = "mm"
-    first_steps: int | None = None
-
-
-@dataclass(frozen=True)
-class StepResiduals:
-    """What one :func:`admm_step` measured (module docstring: stopping rule).
-
-    Attributes
-    ----------
-    objective : float
-        SMART objective at the step's output.
-    r_prim, r_dual, r_stat : float
-        Primal and dual residuals and stationarity.
-    s_prim, s_dual : float
-        Their scales.
-    omega_change_sq : float
-        ``||[Omega+ - Omega]||_F^2`` (so ``r_dual = rho sqrt(omega_change_sq)``).
-    rho : float
-        The penalty the step used.
-    inner_steps : int
-        Polar steps of the U- and V-steps.
-    flipped : bool
-        Whether the d-step flipped the sign of a column of B (and of Omega_v, Z_v).
-    """
-
-    objective: float
-    r_prim: float
-    r_dual: float
-    r_stat: float
-    s_prim: float
-    s_dual: float
-    omega_change_sq: float
-    rho: float
-    inner_steps: int
-    flipped: bool
-
-    @property
-    def criterion(self):
-        """``max(r_prim / s_prim, r_dual / s_dual, r_stat / s_dual)``: stop when <= tol."""
-        return max(self.r_prim / self.s_prim, self.r_dual / self.s_dual,
-                   self.r_stat / self.s_dual)
-
-    @property
-    def merit(self):
-        """Merit of Anderson's safeguard: the (Omega, Z) part of the fixed-point residual.
-
-        ``||[Omega+ - Omega, Z+ - Z]||_F`` with ``Z+ - Z = A_low - Omega+``.
-        """
-        return np.sqrt(self.omega_change_sq + self.r_prim * self.r_prim)
-
-    def inner_tolerance(self, tol):
-        """Tolerance of the next U- and V-steps, tied to the residuals."""
-        return 0.2 * max(self.r_prim / self.s_prim, self.r_dual / self.s_dual, tol) * \
-            self.s_dual
-
-
-# ---------------------------------------------------------------------------------------
-# one ADMM iteration (steps 1-5) and residual balancing (step 6)
-# ---------------------------------------------------------------------------------------
-def _flip_columns(sign, *arrays):
-    """The arrays with column j multiplied by ``sign[j]`` (new arrays)."""
-    return tuple(M * sign for M in arrays)
-
-
-#: polar steps of the U- and V-steps of a warm start's first iteration (no inner
-#: tolerance yet; the start is next to its solution, and the iterations that follow
-#: solve the steps to a tolerance tied to the residuals): the fits of a lambda path and
-#: of the cross-validation spent a third of their polar steps in first iterations
-_MM_FIRST_STEPS = 5
-
-
-def _first_steps(params, inner_tol):
-    """Polar steps allowed in a U- or V-step: ``inner_steps``, at most
-    ``first_steps`` without an inner tolerance (a fit's first iteration)."""
-    if inner_tol > 0 or params.first_steps is None:
-        return params.inner_steps
-    return min(params.inner_steps, params.first_steps)
-
-
-def admm_step(problem, state, params, *, inner_tol=0.0):
-    """One ADMM iteration, steps 1-5 of the module docstring, without side effects.
-
-    Parameters
-    ----------
-    problem : SmartProblem
-    state : AdmmState
-        The input iterate (not modified).
-    params : AdmmParams
-    inner_tol : float
-        Tolerance of the U- and V-steps (0: ``params.inner_steps`` polar steps).
-
-    Returns
-    -------
-    new_state : AdmmState
-    residuals : StepResiduals
-    """
-    H, rho, d = problem.H, state.rho, state.d
-    r_u, r_v = params.r_u, params.r_v
-    # 1. U-step: min_A f(A, d, B) + (rho/2)||A[r_u:] - Omega_u + Z_u||^2 on St(p, r)
-    P_u = state.P_u
-    if params.u_step == "subspace":
-        A, GA, info_u = subspace_quadratic(state.A, (H @ state.B) * d, rho, r_u,
-                                           state.Omega_u - state.Z_u, Q=problem.gram,
-                                           w=d * d, L_Q=problem.curvature(d), QX=state.GA,
-                                           tol=inner_tol, max_steps=params.inner_steps,
-                                           P=P_u, first_steps=_SUBSPACE_FIRST_STEPS)
-        P_u = info_u["P"]
-    else:
-        A, GA, info_u = mm_quadratic(state.A, (H @ state.B) * d, rho, r_u,
-                                     state.Omega_u - state.Z_u, Q=problem.gram, w=d * d,
-                                     L_Q=problem.curvature(d), QX=state.GA, tol=inner_tol,
-                                     max_steps=_first_steps(params, inner_tol),
-                                     step0=state.t_u)
-    # 2. V-step: min_B -<H^T A diag(d), B> + (rho/2)||B[r_v:] - Omega_v + Z_v||^2
-    HtA = H.T @ A
-    exact_v = r_v in (0, problem.q)
-    B, _, info_v = mm_quadratic(state.B, HtA * d, rho, r_v, state.Omega_v - state.Z_v,
-                                tol=inner_tol,
-                                max_steps=1 if exact_v else _first_steps(params, inner_tol))
-    # 3. d-step: d_j = c_j / g_j, c_j = [A^T H B]_jj, g_j = [A^T G A]_jj; a negative d_j
-    # flips column j of B, Omega_v and Z_v (a symmetry of the augmented Lagrangian)
-    c = np.einsum("ij,ij->j", HtA, B)
-    g = np.einsum("ij,ij->j", A, GA)
-    d_raw = np.asarray(params.d_step(c, g), dtype=float)
-    Om_v, Z_v = state.Omega_v, state.Z_v
-    flipped = bool(np.any(d_raw < 0))
-    if flipped:
-        sign = np.where(d_raw < 0, -1.0, 1.0)
-        B, Om_v, Z_v, c = _flip_columns(sign, B, Om_v, Z_v, c)
-    d = np.abs(d_raw)
-    # 4. Omega-steps: Omega = prox of (lam/rho)||.||_1 at A_low + Z; 5. dual ascent
-    A_low, B_low = A[r_u:], B[r_v:]
-    Om_u_new = params.omega_step(A_low + state.Z_u, params.lam_u, rho)
-    Om_v_new = params.omega_step(B_low + Z_v, params.lam_v, rho)
-    Ru, Rv = A_low - Om_u_new, B_low - Om_v_new
-    Z_u_new, Z_v_new = state.Z_u + Ru, Z_v + Rv
-    new = AdmmState(A, B, d, Om_u_new, Om_v_new, Z_u_new, Z_v_new, rho, GA,
-                    info_u["step"] if info_u["steps"] else state.t_u, P_u)
-    return new, _residuals(problem, params, new, state.Omega_u, Om_v, Ru, Rv, c, g,
-                           info_u, info_v, flipped)
-
-
-def _residuals(problem, params, new, Om_u, Om_v, Ru, Rv, c, g, info_u, info_v, flipped):
-    """Residuals, their scales and the objective after a step (module docstring)."""
-    A_low, B_low = new.A[params.r_u:], new.B[params.r_v:]
-    dOu, dOv = new.Omega_u - Om_u, new.Omega_v - Om_v
-    omega_change_sq = np.sum(dOu * dOu) + np.sum(dOv * dOv)
-    s_prim = 1.0 + max(np.sqrt(np.sum(A_low * A_low) + np.sum(B_low * B_low)),
-                       np.sqrt(np.sum(new.Omega_u * new.Omega_u)
-                               + np.sum(new.Omega_v * new.Omega_v)))
-    s_dual = 1.0 + max(new.rho * np.sqrt(np.sum(new.Z_u * new.Z_u)
-                                         + np.sum(new.Z_v * new.Z_v)),
-                       np.hypot(info_u["egrad"], info_v["egrad"]))
-    obj = (problem.data_term_from(c, g, new.d) + params.lam_u * np.abs(A_low).sum()
-           + params.lam_v * np.abs(B_low).sum())
-    return StepResiduals(
-        objective=float(obj), r_prim=np.sqrt(np.sum(Ru * Ru) + np.sum(Rv * Rv)),
-        r_dual=new.rho * np.sqrt(omega_change_sq),
-        r_stat=max(info_u["rgrad"], info_v["rgrad"]), s_prim=s_prim, s_dual=s_dual,
-        omega_change_sq=omega_change_sq, rho=new.rho,
-        inner_steps=info_u["steps"] + info_v["steps"], flipped=flipped)
-
-
-def balance_rho(state, residuals, kappa, params):
-    """Step 6, residual balancing: the state with rho (and the scaled duals) rebalanced.
-
-    With ``rp = r_prim / s_prim`` and ``rd = r_dual / s_dual``: ``rho * tau`` if
-    ``rp > mu rd`` and ``rp > tol``, ``rho / tau`` if ``rd > mu rp`` and ``rd > tol``, within
-    ``[_RHO_MIN, _RHO_MAX] * kappa`` (``kappa = lambda_max(G) max d^2``, the data
-    curvature); the scaled duals are divided (multiplied) by tau so that ``rho Z`` is
-    unchanged. Returns ``state`` itself when rho is unchanged.
-    """
-    if not params.adapt_rho:
-        return state
-    rp, rd = residuals.r_prim / residuals.s_prim, residuals.r_dual / residuals.s_dual
-    kappa = max(kappa, _TINY)
-    rho, tau = state.rho, params.tau
-    if rp > params.mu * rd and rp > params.tol and rho * tau <= _RHO_MAX * kappa:
-        return replace(state, rho=rho * tau, Z_u=state.Z_u / tau, Z_v=state.Z_v / tau)
-    if rd > params.mu * rp and rd > params.tol and rho / tau >= _RHO_MIN * kappa:
-        return replace(state, rho=rho / tau, Z_u=state.Z_u * tau, Z_v=state.Z_v * tau)
-    return state
 
 
 # ---------------------------------------------------------------------------------------
@@ -569,7 +279,8 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
             if cert["passed"]:
                 state, converged = new, True
                 break
-            cert_scale = cert["scale"]
+            # the tighter inner tolerance: a tenth of the threshold, not below the floor
+            cert_inner = max(0.1 * params.tol * cert["scale"], cert["floor"])
             if not tighten:
                 tighten = True
                 params = replace(params, inner_steps=max(params.inner_steps,
@@ -583,7 +294,7 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
                 d_kappa, pair_usable, crit = new.d, False, res.criterion
         inner_tol = res.inner_tolerance(params.tol)
         if tighten:                     # a failed certificate: solve the steps tighter
-            inner_tol = min(inner_tol, 0.1 * params.tol * cert_scale)
+            inner_tol = min(inner_tol, cert_inner)
         balanced = balance_rho(new, res, problem.curvature(d_kappa), params)
         if aa is not None and aa.active and it >= aa_start:
             if balanced.rho != new.rho:
@@ -621,6 +332,16 @@ def _initial_state(problem, rank, r_u, r_v, lam_u, lam_v, rho):
         obj_b = problem.data_term(A_b, problem.optimal_d(A_b, B_b), B_b)
         if obj_b < obj_a:
             A, B = A_b, B_b
+    elif (lam_u > 0 or lam_v > 0) and rank > min(r_u, r_v) and (r_u < p or r_v < q):
+        start = problem.complement_start(rank, r_u, r_v, lam_u, lam_v)
+        if start is not None:
+            obj_a = (problem.data_term(A, problem.optimal_d(A, B), B)
+                     + lam_u * np.abs(A[r_u:]).sum() + lam_v * np.abs(B[r_v:]).sum())
+            A_c, B_c = start
+            obj_c = (problem.data_term(A_c, problem.optimal_d(A_c, B_c), B_c)
+                     + lam_u * np.abs(A_c[r_u:]).sum() + lam_v * np.abs(B_c[r_v:]).sum())
+            if obj_c < obj_a:
+                A, B = A_c, B_c
     Z_u, Z_v = _dual_guess(problem, A, B, r_u, r_v, lam_u, lam_v, rho)
     return AdmmState(A=A, B=B, d=np.zeros(rank),
                      Omega_u=soft_threshold(A[r_u:] + Z_u, lam_u / rho),
@@ -758,7 +479,7 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     """
     if backend not in ("fast", "cvxpy"):
         raise ValueError(f"backend must be 'fast' or 'cvxpy'; got {backend!r}")
-    prob = _resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0)
+    prob = resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0)
     rank, r_u, r_v, lam_u, lam_v = _check_config(prob.p, prob.q, rank, structural_rank, lam)
     if not rho > 0:
         raise ValueError(f"rho must be > 0; got {rho!r}")
@@ -792,8 +513,6 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
 #: from this many flops per product ``G @ A`` (2 p^2 r) on, ``u_step="auto"`` takes the
 #: subspace U-step: below it a product costs less than the subspace step's small solves
 _SUBSPACE_FLOPS = 1e7
-#: subspace steps of a U-step run without a tolerance (the first iteration of a fit)
-_SUBSPACE_FIRST_STEPS = 3
 
 
 def _resolve_u_step(u_step, p, rank):
@@ -825,164 +544,3 @@ def _pack(problem, state, hist, converged, crit, params):
     return SolverResult(coef=(U * d) @ V.T, converged=bool(converged),
                         n_iter=len(hist["objective"]), history=hist, objective=float(obj),
                         extra=extra)
-
-
-# ---------------------------------------------------------------------------------------
-# the stationarity certificate
-# ---------------------------------------------------------------------------------------
-#: the measures of the certificate and how each is scaled (see :func:`stationarity`)
-_CERT_GRADIENTS = ("kkt_u", "kkt_v", "rgrad_u", "rgrad_v", "grad_d")
-_CERT_PRIMAL = ("primal_residual_u", "primal_residual_v")
-
-
-def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
-    """First-order optimality of a SMART state, measured at the state itself.
-
-    With the data term's gradients ``g_A = G A diag(d^2) - H B diag(d)``,
-    ``g_B = -H^T A diag(d)`` and ``g_d = diag(A^T G A) d - diag(A^T H B)`` at the state's
-    (A, d, B), and ``P_X`` the projection on the tangent space of the Stiefel manifold:
-
-    * ``kkt_u = ||P_A(g_A + E_u rho Z_u)||_F``, ``kkt_v`` likewise: the Riemannian gradient
-      of the Lagrangian ``f + <rho Z_u, A[r_u:]> + <rho Z_v, B[r_v:]>`` (``E`` pads the
-      unpenalised rows with zeros); ``rho Z`` is a subgradient of the l1 penalty at Omega
-      by construction of the Omega-step and the dual update;
-    * ``rgrad_u = ||P_A(g_A + E_u rho (A[r_u:] - Omega_u + Z_u))||_F``, ``rgrad_v``
-      likewise: the Riemannian gradient of the U- and V-subproblems at the state;
-    * ``grad_d = ||g_d||`` (zero after an exact d-step);
-    * ``primal_residual_u = ||A[r_u:] - Omega_u||_F``, ``primal_residual_v`` likewise.
-
-    Thresholds: ``tol * scale`` for the gradients, with the gradient scale
-
-        scale = max(f(0), ||rho [Z_u, Z_v]||_F, ||[g_A, g_B]||_F),  f(0) = tr(Syy) / 2,
-
-    (the objective at C = 0 takes the place of the absolute 1 of the ADMM's own dual
-    scale, so the measure does not depend on the responses' units), and ``tol * s_prim``,
-    ``s_prim = 1 + max(||[A_low, B_low]||_F, ||[Omega_u, Omega_v]||_F)``, for the primal
-    residuals. A state passes when every measure is at most its threshold; together the
-    measures are the KKT conditions of SMART on the manifolds.
-
-    Parameters
-    ----------
-    problem : SmartProblem
-    state : AdmmState or dict
-        A, B, d, Omega_u, Omega_v, Z_u, Z_v, rho (``SolverResult.extra`` will do).
-    r_u, r_v : int
-    tol : float
-
-    Returns
-    -------
-    dict
-        The measures, ``thresholds`` (dict of the same keys), ``scale``, ``s_prim``,
-        ``criterion`` (the largest ratio measure / (threshold / tol)) and ``passed``.
-    """
-    get = (lambda k: state[k]) if isinstance(state, dict) else partial(getattr, state)
-    A, B, d = get("A"), get("B"), np.asarray(get("d"), dtype=float)
-    Om_u, Om_v, Z_u, Z_v, rho = (get(k) for k in ("Omega_u", "Omega_v", "Z_u", "Z_v",
-                                                   "rho"))
-    GA = None if isinstance(state, dict) else state.GA
-    if GA is None:
-        GA = problem.gram(A)
-    HB, HtA = problem.H @ B, problem.H.T @ A
-    g_u, g_v = problem.data_gradient(A, d, B, GA=GA, HB=HB, HtA=HtA)
-    out = {}
-    for side, X, k, g, Om, Z in (("u", A, r_u, g_u, Om_u, Z_u), ("v", B, r_v, g_v, Om_v,
-                                                                   Z_v)):
-        R = X[k:] - Om
-        g_lag, g_sub = g.copy(), g.copy()
-        g_lag[k:] += rho * Z
-        g_sub[k:] += rho * (R + Z)
-        out[f"kkt_{side}"] = float(np.linalg.norm(riemannian_gradient(X, g_lag)))
-        out[f"rgrad_{side}"] = float(np.linalg.norm(riemannian_gradient(X, g_sub)))
-        out[f"primal_residual_{side}"] = float(np.linalg.norm(R))
-    c, gd = np.einsum("ij,ij->j", A, HB), np.einsum("ij,ij->j", A, GA)
-    out["grad_d"] = float(np.linalg.norm(gd * d - c))
-    lows = np.sqrt(np.sum(A[r_u:] ** 2) + np.sum(B[r_v:] ** 2))
-    oms = np.sqrt(np.sum(Om_u ** 2) + np.sum(Om_v ** 2))
-    s_prim = 1.0 + max(lows, oms)
-    scale = max(problem.half_tr_syy, rho * np.sqrt(np.sum(Z_u ** 2) + np.sum(Z_v ** 2)),
-                np.sqrt(np.sum(g_u ** 2) + np.sum(g_v ** 2)), _TINY)
-    thresholds = {k: tol * scale for k in _CERT_GRADIENTS}
-    thresholds.update({k: tol * s_prim for k in _CERT_PRIMAL})
-    ratio = max(out[k] / (v / tol) for k, v in thresholds.items())
-    out.update(thresholds=thresholds, scale=float(scale), s_prim=float(s_prim),
-               criterion=float(ratio), passed=bool(ratio <= tol))
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# verification
-# ---------------------------------------------------------------------------------------
-def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_opts=None):
-    """Check a SMART solution: re-solve its convex subproblems in CVXPY, measure gradients.
-
-    At the final state the d-step and the two Omega-steps are posed again in CVXPY
-    (:func:`mtltransfer.solvers.cvx.smart_d_step`, :func:`~mtltransfer.solvers.cvx.smart_omega_step`)
-    and compared with the returned d and Omega; the U- and V-subproblems are checked by
-    the norm of their Riemannian gradient ``g - X sym(X^T g)`` (g the Euclidean gradient of
-    the subproblem's objective at the returned A, B). A CVXPY solve that ends
-    ``optimal_inaccurate`` (or worse) is an error here: a verification must not rest on an
-    inaccurate reference.
-
-    Parameters
-    ----------
-    Sxx, Sxy, Syy, C0 : ndarray or None
-        As for :func:`smart_admm`.
-    state : dict
-        ``SolverResult.extra`` of :func:`smart_admm` (needs A, B, d, Omega_u, Omega_v, Z_u,
-        Z_v, rho, r_u, r_v, lam_u, lam_v).
-    svd0 : tuple or None
-    problem : SmartProblem or None
-        Instead of the moments and the source.
-    solver_opts : dict or None
-        Options of the CVXPY solves.
-
-    Returns
-    -------
-    dict of str to float
-        ``d_step`` (max abs difference between d and the CVXPY d-step),
-        ``omega_u_step``, ``omega_v_step`` (max abs difference between Omega and the CVXPY
-        proximal step at ``A[r_u:] + Z_u``, evaluated with the pre-update Z = Z - residual),
-        ``primal_residual_u``, ``primal_residual_v`` (Frobenius norms of A_low - Omega_u,
-        B_low - Omega_v), ``rgrad_u``, ``rgrad_v`` (Riemannian gradient norms of the U- and
-        V-subproblems), ``kkt_u``, ``kkt_v`` (Riemannian gradient norms of the Lagrangian
-        ``f + <rho Z_u, A_low> + <rho Z_v, B_low>``), ``orth_u``, ``orth_v``
-        (``||X^T X - I||_F``), ``objective``.
-    """
-    from ..solvers import cvx
-
-    prob = _resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0)
-    opts = dict(solver_opts or {})
-    A, B, d = state["A"], state["B"], state["d"]
-    r_u, r_v = state["r_u"], state["r_v"]
-    lam_u, lam_v, rho = state["lam_u"], state["lam_v"], state["rho"]
-    Om_u, Om_v, Z_u, Z_v = state["Omega_u"], state["Omega_v"], state["Z_u"], state["Z_v"]
-    GA, HB, HtA = prob.gram(A), prob.H @ B, prob.H.T @ A
-    out = {}
-    d_cvx = np.abs(cvx.smart_d_step(np.einsum("ij,ij->j", A, HB),
-                                    np.einsum("ij,ij->j", A, GA), inaccurate="raise",
-                                    **opts))
-    out["d_step"] = float(np.max(np.abs(d_cvx - d), initial=0.0))
-    # Z was updated after the Omega-step: Z_prev = Z - (X_low - Omega)
-    for side, X, k, lam_s, Om, Z in (("u", A, r_u, lam_u, Om_u, Z_u),
-                                     ("v", B, r_v, lam_v, Om_v, Z_v)):
-        R = X[k:] - Om
-        Om_cvx = cvx.smart_omega_step(X[k:] + (Z - R), lam_s, rho, inaccurate="raise",
-                                      **opts)
-        out[f"omega_{side}_step"] = float(np.max(np.abs(Om_cvx - Om), initial=0.0))
-        out[f"primal_residual_{side}"] = float(np.linalg.norm(R))
-    # U-subproblem: f(A) + (rho/2)||A_low - Omega_u + Z_u||^2, at the returned state;
-    # the Lagrangian f + <rho Z_u, A_low> (and the V-side analogues)
-    g_data_u, g_data_v = prob.data_gradient(A, d, B, GA=GA, HB=HB, HtA=HtA)
-    for side, X, k, g_data, Om, Z in (("u", A, r_u, g_data_u, Om_u, Z_u),
-                                      ("v", B, r_v, g_data_v, Om_v, Z_v)):
-        g_sub, g_lag = g_data.copy(), g_data.copy()
-        g_sub[k:] += rho * (X[k:] - Om + Z)
-        g_lag[k:] += rho * Z
-        out[f"rgrad_{side}"] = float(np.linalg.norm(riemannian_gradient(X, g_sub)))
-        out[f"kkt_{side}"] = float(np.linalg.norm(riemannian_gradient(X, g_lag)))
-    r = A.shape[1]
-    out["orth_u"] = float(np.linalg.norm(A.T @ A - np.eye(r)))
-    out["orth_v"] = float(np.linalg.norm(B.T @ B - np.eye(r)))
-    out["objective"] = float(prob.data_term(A, d, B, GA) + lam_u * np.abs(A[r_u:]).sum()
-                             + lam_v * np.abs(B[r_v:]).sum())
-    return out

@@ -69,18 +69,18 @@ def check_gamma(gamma):
 
 def _problem(model, Sxx, Sxy, Syy, gamma):
     return SmartProblem.from_moments(*magnitude_moments(Sxx, Sxy, Syy, model.source, gamma),
-                                     svd0=model.source_svd)
+                                     svd0=model.source_svd, pull=gamma)
 
 
 def _fit_fixed(model, moments, rank, srank, lam, gamma, *, tol, max_iter, backend,
-               init=None, quiet=False, accelerate="auto"):
+               init=None, quiet=False, accelerate="auto", certify=True):
     prob = _problem(model, *moments, gamma)
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore", ConvergenceWarning)
         sol = smart_admm(None, None, None, None, rank, srank, lam, tol=tol,
                          max_iter=max_iter, init=init, backend=backend, problem=prob,
-                         accelerate=accelerate)
+                         accelerate=accelerate, certify=certify)
     sol.extra["gamma"] = float(gamma)
     return sol
 
@@ -127,7 +127,8 @@ def cv_gamma(model, lam, candidates, n_folds, *, tol=1e-3, max_iter=2000):
             key = (rank, srank)
             sol = _fit_fixed(model, moments, rank, srank, lam, gamma, tol=tol,
                              max_iter=min(max_iter, _CV_MAX_ITER), backend="fast",
-                             init=init.get(key), quiet=True, accelerate=True)
+                             init=init.get(key), quiet=True, accelerate=True,
+                             certify=False)     # only its held-out loss is used
             init[key] = sol.extra
             losses[i, k] = validation_loss(fold, train, sol.coef, center=model.center)
     w = np.array([f.n for f in folds], dtype=float)

@@ -286,6 +286,13 @@ class SMARTResults(PenalizedResults):
         """
         return {"tol": max(float(self.state.get("tol", 1e-6)), _BOOTSTRAP_TOL)}
 
+    def retune_kwargs(self):
+        """The solver options of a replicate with ``refit_tuning=True``: the same
+        certificate tolerance as a replicate with the tuning fixed
+        (:meth:`warm_start_kwargs`); the tuning itself runs as in the full-data fit."""
+        return {"tol": max(float(self.fit_kwargs.get("tol", self.state.get("tol", 1e-6))),
+                           _BOOTSTRAP_TOL)}
+
     def bootstrap_extra(self, rep):
         """Principal angles (degrees) of a replicate to the source subspaces."""
         angles = rep.principal_angles()
@@ -369,13 +376,14 @@ class SMARTResults(PenalizedResults):
             empty). ``converged`` is true only where every certificate row passes.
         """
         Sxx, Sxy, Syy = self.model.moments()
-        if self.state.get("gamma", 0.0):     # the problem with the magnitude pull
+        pull = float(self.state.get("gamma", 0.0))
+        if pull:                             # the problem with the magnitude pull
             from .gamma import magnitude_moments
-            Sxx, Sxy, Syy = magnitude_moments(Sxx, Sxy, Syy, self.model.source,
-                                              self.state["gamma"])
+            Sxx, Sxy, Syy = magnitude_moments(Sxx, Sxy, Syy, self.model.source, pull)
         out = smart_verify(Sxx, Sxy, Syy, None, self.state, svd0=self.model.source_svd,
                            solver_opts=solver_opts)
-        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.model.source_svd)
+        prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.model.source_svd,
+                                         pull=pull)
         r_u, r_v = self.structural_rank
         cert = stationarity(prob, self.state, r_u, r_v,
                             tol=float(self.state.get("tol", 1e-6)))

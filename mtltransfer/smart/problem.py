@@ -27,9 +27,10 @@ from scipy import linalg
 
 from ..solvers.linear import reduced_rank
 from ..solvers.stiefel import tangent_projection
+from .directions import _complement_basis_qr, complement_basis, complement_start  # noqa: F401
 
 __all__ = ["SOURCE_RTOL", "source_svd", "source_rank", "complement_basis",
-           "check_source_svd", "closed_form_d", "SmartProblem"]
+           "check_source_svd", "closed_form_d", "SmartProblem", "resolve_problem"]
 
 #: singular values of C0 below this fraction of the largest are taken as zero: a fitted
 #: source carries no information there (a reduced-rank source is exactly low rank up to
@@ -92,101 +93,6 @@ def source_rank(s0):
     if s0.size == 0 or s0[0] <= 0:
         return 0
     return int(np.sum(s0 > SOURCE_RTOL * s0[0]))
-
-
-#: from this many rows on (and for r <= m / 10), :func:`complement_basis` runs its
-#: O(m^2 r) pivot loop (one step per basis vector); otherwise LAPACK's O(m^3) pivoted QR
-#: is faster
-_COMPLEMENT_LOOP_M = 500
-
-
-def complement_basis(Q):
-    """A canonical orthonormal basis of the orthogonal complement of span(Q).
-
-    Q is m x r with orthonormal columns. The projections ``v_i = (I - Q Q^T) e_i`` of the
-    standard basis vectors are orthonormalised in pivoted order (at each step the one
-    with the largest residual after the previous ones, the first of equals in LAPACK's
-    swapping order), with positive diagonal: the basis of the QR factorisation with column
-    pivoting of ``I - Q Q^T`` (:func:`_complement_basis_qr`), a smooth, deterministic
-    function of span(Q) wherever the pivot order is strict. Where residuals tie exactly
-    (e.g. ``Q = 1 / sqrt(m)``, every residual equal) LAPACK's own rounding breaks the tie
-    and the two computations may pick different, equally canonical, orthonormal bases.
-
-    From ``m = 500`` on, for ``r <= m / 10``, it is computed in O(m^2 r) instead of
-    O(m^3). With ``z_i = Q^T e_i`` and S the pivots chosen before ``j``, the Gram matrix
-    of ``v_S`` is ``I - Z_S Z_S^T``, and by the push-through identity the residual of
-    ``v_j`` after projection on ``v_S`` is
-
-        w_j = (I - E_S E_S^T) (e_j - Q y_j),   y_j = (I - Z_S^T Z_S)^{-1} z_j,
-        ||w_j||^2 = 1 - z_j^T y_j,
-
-    (rows of earlier pivots are exactly zero: the basis is lower triangular in pivot
-    order, its pivot rows being the Cholesky factor of ``I - Q Q^T`` permuted). The
-    residual norms of all candidates fall by ``(z_i^T y_j)^2 / ||w_j||^2`` per pivot, and
-    ``(I - Z_S^T Z_S)^{-1}`` is downdated by Sherman-Morrison, formed afresh every 64
-    pivots and at the last ``r + 16``. Where a pivot's residual falls below ``1e-8`` (Q
-    nearly containing a coordinate direction's complement) the QR factorisation is used
-    instead.
-
-    Parameters
-    ----------
-    Q : ndarray (m, r)
-
-    Returns
-    -------
-    ndarray (m, m - r)
-    """
-    Q = np.asarray(Q, dtype=float)
-    m, r = Q.shape
-    k = m - r
-    if m < _COMPLEMENT_LOOP_M or 10 * r > m:
-        return _complement_basis_qr(Q)
-    if r == 0:
-        return np.eye(m)
-    Z = Q
-    resid = 1.0 - np.einsum("ij,ij->i", Z, Z)       # ||v_i||^2, then residual norms
-    perm = np.arange(m)
-    Y = np.empty((k, r))
-    for j in range(k):
-        pos = j + int(np.argmax(resid[perm[j:]]))
-        perm[j], perm[pos] = perm[pos], perm[j]
-        if j % 64 == 0 or m - j <= r + 16:
-            # M = (I - Z_S^T Z_S)^{-1} = (Z_R^T Z_R)^{-1} over the rows R not chosen
-            # before j (Q^T Q = I), formed afresh; between refreshes it is downdated
-            # by Sherman-Morrison, O(r^2) a step
-            Zr = Z[perm[j:]]
-            try:
-                M = linalg.inv(Zr.T @ Zr, check_finite=False)
-            except linalg.LinAlgError:
-                return _complement_basis_qr(Q)
-        z = Z[perm[j]]
-        y = M @ z
-        wj2 = 1.0 - z @ y
-        if not wj2 > 1e-8:
-            return _complement_basis_qr(Q)
-        Y[j] = y
-        M += np.outer(y, y / wj2)
-        resid -= (Z @ y) ** 2 / wj2
-    W = -(Z[perm] @ Y.T)                            # rows in pivot order
-    W[:k] = np.tril(W[:k])
-    W[np.arange(k), np.arange(k)] += 1.0
-    W /= np.linalg.norm(W, axis=0)
-    out = np.empty((m, k))
-    out[perm] = W
-    return out
-
-
-def _complement_basis_qr(Q):
-    """:func:`complement_basis` by LAPACK's QR factorisation with column pivoting of
-    ``I - Q Q^T`` (O(m^3)): the reference, and the fallback for degenerate Q."""
-    m, r = Q.shape
-    if r == m:
-        return np.zeros((m, 0))
-    P = np.eye(m) - Q @ Q.T
-    Qc, R, _ = linalg.qr(P, pivoting=True)
-    k = m - r
-    sign = np.where(np.diag(R)[:k] < 0, -1.0, 1.0)
-    return Qc[:, :k] * sign
 
 
 def check_source_svd(svd0, C0, p, q):
@@ -363,7 +269,14 @@ class SmartProblem:
     V0 : ndarray (q, q)
         Orthogonal bases of the source's singular coordinates (:func:`source_svd`).
     s0 : ndarray or None
-        The source's singular values (kept for reference only).
+        The source's singular values (needed when ``pull > 0``).
+    pull : float
+        The weight gamma of the magnitude pull ``(gamma/2)||C - C0||_F^2`` when the moments
+        given are already augmented by it
+        (:func:`~mtltransfer.smart.gamma.magnitude_moments`); 0 for the paper's SMART.
+        The fit does not use it; the stationarity certificate does, to scale its measures
+        by the data's part of the problem and not by the pull's terms that cancel on the
+        manifold (:func:`mtltransfer.smart.admm.stationarity`).
 
     Attributes
     ----------
@@ -375,6 +288,8 @@ class SmartProblem:
         ``U0^T Sxy V0``.
     half_tr_syy : float
         ``tr(Syy) / 2``.
+    pull : float
+        As given.
     lmax_G : float
         ``lambda_max(G)`` (>= 0), the curvature scale of the U-step.
     p, q : int
@@ -382,9 +297,12 @@ class SmartProblem:
         As given.
     """
 
-    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None, *, rows=None):
+    def __init__(self, Sxx, Sxy, Syy, U0, V0, s0=None, *, rows=None, pull=0.0):
         self.Sxx, self.Sxy, self.Syy = Sxx, Sxy, Syy
         self.U0, self.s0, self.V0 = U0, s0, V0
+        self.pull = float(pull)
+        if self.pull and s0 is None:
+            raise ValueError("a problem with pull > 0 needs the source's singular values s0")
         self.H = U0.T @ Sxy @ V0
         self.half_tr_syy = 0.5 * float(np.trace(Syy))
         self.p, self.q = self.H.shape
@@ -431,7 +349,7 @@ class SmartProblem:
         return self._G[:k, :k]
 
     @classmethod
-    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None, rows=None):
+    def from_moments(cls, Sxx, Sxy, Syy, C0=None, *, svd0=None, rows=None, pull=0.0):
         """Build the problem from the moments and the source (C0 or its SVD).
 
         Parameters
@@ -449,6 +367,9 @@ class SmartProblem:
             least-squares fit comes from an n x p SVD instead of a p x p
             eigendecomposition; worth it when ``n < p / 2``. The result is the same up
             to rounding.
+        pull : float
+            The magnitude pull's gamma when the moments are augmented by it (class
+            docstring).
 
         Returns
         -------
@@ -460,7 +381,7 @@ class SmartProblem:
             raise ValueError(f"Sxx must be {p}x{p} and Syy {q}x{q}; got {Sxx.shape}, "
                              f"{Syy.shape}")
         U0, s0, V0 = check_source_svd(svd0, C0, p, q)
-        return cls(Sxx, Sxy, Syy, U0, V0, s0, rows=rows)
+        return cls(Sxx, Sxy, Syy, U0, V0, s0, rows=rows, pull=pull)
 
     # -- the data term and its derivatives ------------------------------------------------
     def data_term_from(self, c, g, d):
@@ -510,6 +431,35 @@ class SmartProblem:
         if HtA is None:
             HtA = self.H.T @ A
         return GA * (d * d) - HB * d, -HtA * d
+
+    def pull_gradient(self, A, d, B):
+        """The magnitude pull's share of :meth:`data_gradient` (zero when ``pull = 0``).
+
+        With ``S0 = U0^T C0 V0`` (``diag(s0)``, p x q), the pull
+        ``(gamma/2)||A diag(d) B^T - S0||_F^2`` has, on the manifolds, the gradients
+        ``gamma (A diag(d^2) - S0 B diag(d))`` in A and ``-gamma S0^T A diag(d)`` in B.
+
+        Returns
+        -------
+        grad_A : ndarray (p, r)
+        grad_B : ndarray (q, r)
+        """
+        gA, gB = np.zeros_like(A, dtype=float), np.zeros_like(B, dtype=float)
+        if not self.pull:
+            return gA, gB
+        s0 = np.asarray(self.s0, dtype=float)
+        k = len(s0)
+        gA[:k] -= s0[:, None] * B[:k] * d
+        gB[:k] -= s0[:, None] * A[:k] * d
+        gA += A * (d * d)
+        return self.pull * gA, self.pull * gB
+
+    @property
+    def half_tr_syy_data(self):
+        """``tr(Syy) / 2`` of the data alone: without the pull's ``gamma ||C0||_F^2 / 2``."""
+        if not self.pull:
+            return self.half_tr_syy
+        return self.half_tr_syy - 0.5 * self.pull * float(np.sum(np.asarray(self.s0) ** 2))
 
     def optimal_d(self, A, B):
         """The closed-form d-step at (A, B), ``d_j = c_j / g_j`` (signed)."""
@@ -593,3 +543,20 @@ class SmartProblem:
         A[:r_u] = np.linalg.qr(Pt)[0]
         B[:r_v] = np.linalg.qr(Qt)[0]
         return A, B
+
+    def complement_start(self, rank, r_u, r_v, lam_u, lam_v):
+        """The start for ``rank > min(r_u, r_v)``:
+        :func:`mtltransfer.smart.directions.complement_start` of this problem."""
+        return complement_start(self, rank, r_u, r_v, lam_u, lam_v)
+
+
+def resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0):
+    """The SmartProblem given, or one built from the moments and the source."""
+    if problem is None:
+        return SmartProblem.from_moments(Sxx, Sxy, Syy, C0, svd0=svd0)
+    if not isinstance(problem, SmartProblem):
+        raise TypeError(f"problem must be a SmartProblem; got {type(problem).__name__}")
+    if any(v is not None for v in (Sxx, Sxy, Syy, C0, svd0)):
+        raise ValueError("pass either the moments and the source (Sxx, Sxy, Syy, C0/svd0) "
+                         "or problem=, not both")
+    return problem
