@@ -30,6 +30,7 @@ from .models.transfer_family import Transfer, TransferResults
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank
 from .models.revision import ReducedRankRidge
 from .models.revision import TwoStageTransfer
+from .smart.block_model import BISMART, BISMARTResults
 from . import datasets
 from .screening import MarginalScreening
 
@@ -40,6 +41,7 @@ __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentatio
            "SparseReducedRank", "SOFAR", "RSSVD",
            "ReducedRankRidge",
            "TwoStageTransfer",
+           "BISMART", "BISMARTResults",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
            "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning",
            "MarginalScreening"]
