@@ -226,7 +226,8 @@ def test_cross_validation_table_recomputed_by_hand(sim):
     assert table.rule.iloc[0] == "zero" and table.rule.iloc[-1] == "target"
     folds = kfold_stats(sim.X, sim.Y, 4)
     total = total_stats(folds)
-    U0, _, V0 = source_svd(sim.C0)
+    U0, s0, V0 = source_svd(sim.C0)
+    assert set(table.c_gap) == {3.0}     # the finer partition is the same one here
     for _, row in table.iterrows():
         errs = []
         for f in folds:
@@ -235,8 +236,8 @@ def test_cross_validation_table_recomputed_by_hand(sim):
             pilot = lin.reduced_rank(Sxx, Sxy, 3)[0]
             budget = None if row.rule in ("zero", "target") else \
                 (int(row.budget_u), int(row.budget_v))
-            I_u, I_v = bk.candidate_subspaces(row.rule, budget, res._selection["blocks"],
-                                              U0, V0, pilot)
+            blocks = bk.spectral_blocks(s0, 30, 20, res.eps0, row.c_gap)
+            I_u, I_v = bk.candidate_subspaces(row.rule, budget, blocks, U0, V0, pilot)
             C, _ = bk.restricted_rrr(Sxx, Sxy, U0[:, I_u], V0[:, I_v], 3)
             errs.append(validation_loss(f, t, C))
         sizes = np.array([f.n for f in folds])
@@ -245,6 +246,23 @@ def test_cross_validation_table_recomputed_by_hand(sim):
     assert (res.rule, res.budget) == (table.rule[best], None if table.rule[best] in (
         "zero", "target") else (int(table.budget_u[best]), int(table.budget_v[best])))
     assert res.chosen_by["rule"] == "4-fold CV"
+
+
+def test_finer_partition_where_the_certificate_merges_the_spectrum():
+    """At source noise 0.02 the certificate (0.39) times 3 exceeds the design's gaps of
+    1: the certified partition is one block (the target-only fit); the finer partition
+    (gaps above the certificate) keeps the ten directions apart, and cross-validation
+    takes it."""
+    sim = mt.datasets.simulate_smart(200, 100, 50, rank=3, source_rank=10, sigma0=0.02,
+                                     random_state=3)
+    mod = mt.BISMART(sim.Y, sim.X, source=sim.C0)
+    coarse = mod.fit(rank=3, c_gap=3.0)
+    assert len(coarse.blocks) == 1 and coarse.subspace_rank == (100, 50)
+    res = mod.fit(rank=3)
+    assert res.c_gap == 1.0 and res.chosen_by["c_gap"] == "5-fold CV"
+    assert np.all(res.blocks["size"].to_numpy()[:10] == 1)
+    assert np.linalg.norm(res.coef - sim.C) < 0.7 * np.linalg.norm(coarse.coef - sim.C)
+    assert set(res.tuning["cv"].c_gap) == {3.0, 1.0}
 
 
 def test_tuned_fit_finds_the_targets_source_directions(sim):

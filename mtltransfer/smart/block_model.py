@@ -45,6 +45,8 @@ class BISMARTResults(PenalizedResults):
                     doc="The block rule: 'leading', 'energy', 'target' or 'zero'.")
     budget = property(lambda self: self._hyper("budget"),
                       doc="The budget (d_u, d_v) of the rule (None for a safeguard).")
+    c_gap = property(lambda self: self._hyper("c_gap"),
+                     doc="The cut rule's multiple of the certificate.")
     source_sd = property(lambda self: self._hyper("source_sd"),
                          doc="The source's entrywise error sd tau0 of the certificate.")
 
@@ -117,7 +119,7 @@ class BISMART(SourceModel):
     _method = "BI-SMART (certified source blocks, restricted RRR)"
     _param_table = {"rank": RANK_PARAM}
 
-    def fit(self, rank=None, rule=None, budget=None, *, source_sd=None, c_gap=bk.C_GAP,
+    def fit(self, rank=None, rule=None, budget=None, *, source_sd=None, c_gap=None,
             x0=bk.X0, n_folds=5, backend="fast", tol=None, max_iter=None, verbose=False):
         """Fit; every hyperparameter left as None is tuned.
 
@@ -143,9 +145,16 @@ class BISMART(SourceModel):
             tau0, the source's entrywise error sd. None: estimated from the source's
             trailing singular values (:func:`mtltransfer.bootstrap.source_noise_sd`;
             0 for an exactly low-rank source).
-        c_gap, x0 : float
-            The cut rule's multiple of the certificate and the certificate's tail
-            ``exp(-x0)`` (defaults 3 and 3).
+        c_gap : float or None
+            The cut rule's multiple of the certificate. None: cross-validated between
+            the certified partition (``c_gap = 3``, :data:`mtltransfer.smart.blocks.
+            C_GAP`: every cut has a gap of three certificates, Wedin's bound <= 1/3)
+            and the finer one at ``c_gap = 1`` (cuts at gaps larger than the
+            certificate itself), which keeps single source directions apart when the
+            source's error is a sizeable fraction of its spectral gaps; both are
+            invariant to rotations within blocks.
+        x0 : float
+            The certificate's tail ``exp(-x0)`` (default 3).
         n_folds : int
             Folds of the cross-validation (the package's seeded folds).
         backend : {"fast", "cvxpy"}
@@ -167,7 +176,8 @@ class BISMART(SourceModel):
         how, tuning = {}, {}
         if rule is not None and rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
-        c_gap, x0 = float(c_gap), float(x0)
+        x0 = float(x0)
+        gaps = (bk.C_GAP, bk.C_GAP_FINE) if c_gap is None else (float(c_gap),)
         if rank is None:
             rank, tuning["rank"] = self.target_rank()
             how["rank"] = "RSC"
@@ -178,15 +188,23 @@ class BISMART(SourceModel):
         source_sd = float(source_sd)
         U0, s0, V0 = self.source_svd
         eps0 = bk.source_certificate(source_sd, p, q, s0[0], x0)
-        blocks = bk.spectral_blocks(s0, p, q, eps0, c_gap)
+        partitions = {}
+        for g in gaps:                     # identical partitions are tried once
+            blocks = bk.spectral_blocks(s0, p, q, eps0, g)
+            if blocks not in partitions.values():
+                partitions[g] = blocks
         pair = None if budget is None else _budget_pair(budget, p, q)
-        cands = self._candidates(rank, rule, pair)
+        cands = self._candidates(rank, rule, pair, list(partitions))
         if len(cands) > 1:
             folds, n_folds = self.folds(n_folds)
-            (rule, pair), tuning["cv"] = self._cv(cands, rank, blocks, folds, verbose)
+            (rule, pair, c_gap), tuning["cv"] = self._cv(cands, rank, partitions, folds,
+                                                          verbose)
             how["rule"] = how["budget"] = f"{n_folds}-fold CV"
+            if len(partitions) > 1:
+                how["c_gap"] = f"{n_folds}-fold CV"
         else:
-            rule, pair = cands[0]
+            rule, pair, c_gap = cands[0]
+        blocks = partitions[c_gap]
         Sxx, Sxy, Syy = self.moments()
         pilot = lin.reduced_rank(Sxx, Sxy, rank)[0]
         I_u, I_v = bk.candidate_subspaces(rule, pair, blocks, U0, V0, pilot)
@@ -197,8 +215,8 @@ class BISMART(SourceModel):
         selection = {"eps0": eps0, "blocks": blocks, "I_u": I_u, "I_v": I_v,
                      "wedin_u": bk.wedin_bound(t[:p], I_u, eps0),
                      "wedin_v": bk.wedin_bound(tv, I_v, eps0)}
-        hyper = {"rank": rank, "rule": rule, "budget": pair, "source_sd": source_sd,
-                 "subspace_rank": (len(I_u), len(I_v))}
+        hyper = {"rank": rank, "rule": rule, "budget": pair, "c_gap": c_gap,
+                 "source_sd": source_sd, "subspace_rank": (len(I_u), len(I_v))}
         chosen = {k: how.get(k, "given") for k in hyper}
         chosen["subspace_rank"] = "from the rule"
         return BISMARTResults(self, C, selection=selection, hyperparameters=hyper,
@@ -206,11 +224,11 @@ class BISMART(SourceModel):
                               df_model=r_fit * (len(I_u) + len(I_v) - r_fit))
 
     # -- candidates and cross-validation -------------------------------------------------
-    def _candidates(self, rank, rule, pair):
-        """(rule, budget) candidates, simplest first."""
+    def _candidates(self, rank, rule, pair, gaps):
+        """(rule, budget, c_gap) candidates, simplest first (coarser partitions first)."""
         p, q = self.k_exog, self.k_endog
         if rule in ("target", "zero"):
-            return [(rule, None)]
+            return [(rule, None, gaps[0])]
         if pair is not None:
             pairs = [pair]
         else:
@@ -218,12 +236,12 @@ class BISMART(SourceModel):
             pairs = [g for g in default_structural_grid(rank, p, q, self.source_rank)
                      if g != (p, q)]
         rules = ("leading", "energy") if rule is None else (rule,)
-        cands = [(r, b) for b in pairs for r in rules]
+        cands = [(r, b, g) for b in pairs for g in gaps for r in rules]
         if rule is None:
-            cands = [("zero", None)] + cands + [("target", None)]
+            cands = [("zero", None, gaps[0])] + cands + [("target", None, gaps[0])]
         return cands
 
-    def _cv(self, cands, rank, blocks, folds, verbose):
+    def _cv(self, cands, rank, partitions, folds, verbose):
         U0, _, V0 = self.source_svd
         total = total_stats(folds)
         losses = np.zeros((len(cands), len(folds)))
@@ -231,8 +249,9 @@ class BISMART(SourceModel):
             train = total - held
             Sxx, Sxy, _ = train.moments(center=self.center)
             pilot = lin.reduced_rank(Sxx, Sxy, rank)[0]
-            for j, (rule, pair) in enumerate(cands):
-                I_u, I_v = bk.candidate_subspaces(rule, pair, blocks, U0, V0, pilot)
+            for j, (rule, pair, g) in enumerate(cands):
+                I_u, I_v = bk.candidate_subspaces(rule, pair, partitions[g], U0, V0,
+                                                  pilot)
                 C, _ = bk.restricted_rrr(Sxx, Sxy, U0[:, I_u], V0[:, I_v], rank)
                 losses[j, k] = validation_loss(held, train, C, center=self.center)
             if verbose:
@@ -244,6 +263,7 @@ class BISMART(SourceModel):
             "rule": [c[0] for c in cands],
             "budget_u": [np.nan if c[1] is None else c[1][0] for c in cands],
             "budget_v": [np.nan if c[1] is None else c[1][1] for c in cands],
+            "c_gap": [c[2] for c in cands],
             "cv_mean": mean, "cv_se": se})
         return cands[argmin_simplest(mean)], table
 

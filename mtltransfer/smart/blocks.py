@@ -52,6 +52,8 @@ from ..solvers.rrridge import subspace_moments
 
 #: default of c_gap: a cut needs a gap of three certified source errors
 C_GAP = 3.0
+#: the finer partition BISMART also cross-validates: cuts at gaps above the certificate
+C_GAP_FINE = 1.0
 #: default of x0: the certificate fails with probability at most exp(-3) < 0.05
 X0 = 3.0
 #: the certificate is never below this multiple of s_1 (singular values to rounding)
