@@ -334,3 +334,16 @@ def test_bad_input_is_named(sim):
         mod.fit(rank=2, c_gap=0)
     with pytest.raises(TypeError, match="needs source="):
         mt.BISMART(sim.Y, sim.X)
+
+
+def test_bismart_is_a_candidate_of_transfer(sim):
+    mod = mt.Transfer(sim.Y, sim.X, source=sim.C0)
+    res = mod.fit(method="BISMART")
+    ref = mt.BISMART(sim.Y, sim.X, source=sim.C0).fit()
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=1e-12, atol=1e-14)
+    cv = mod.fit(candidates=["BISMART", "ReducedRank"], n_folds=3)
+    table = cv.tuning["transfer_cv"]
+    assert list(table.index) == ["BISMART", "ReducedRank"]
+    # the transfer wins on this design (3 of the source's 8 directions per side)
+    assert cv.method == "BISMART"
+    assert table.loc["BISMART", "cv_mse"] < table.loc["ReducedRank", "cv_mse"]
