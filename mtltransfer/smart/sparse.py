@@ -93,9 +93,9 @@ def truncate_rank(A, r):
 
 
 def lam_max(G, H, free_u, free_v):
-    """The smallest lam at which A = 0 on every free row and column is stationary for
-    the convex problem, bounded by ``max(max_i ||H_i.||, max_j ||H_.j||)`` over the free
-    rows and columns (the gradient at A = 0 is -H); used as the top of the path."""
+    """The top of the lam path: the largest norm of a free row or column of H (the
+    gradient at A = 0 is -H). It sets the path's scale; the lam at which the free
+    directions leave the fit exactly depends on the anchors' fit and may be larger."""
     rows = np.sqrt(np.sum(H[free_u] ** 2, axis=1))
     cols = np.sqrt(np.sum(H[:, free_v] ** 2, axis=0))
     return float(max(rows.max(initial=0.0), cols.max(initial=0.0)))

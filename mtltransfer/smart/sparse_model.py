@@ -88,8 +88,10 @@ class SparseSMART(SourceModel):
         lam : float or None
             The group penalty (>= 0). None: chosen on a validation split (a seeded
             ``validation`` share of the rows, 20% by default, as the revision's
-            protocol) along ``n_lam`` log-spaced values from lam_max (no free direction
-            used) down to ``lam_ratio`` lam_max, warm-started; the smallest held-out
+            protocol) along ``n_lam`` log-spaced values from lam_max (the largest norm
+            of a free row or column of ``U0^T Sxy V0``,
+            :func:`mtltransfer.smart.sparse.lam_max`) down to ``lam_ratio`` lam_max,
+            warm-started; the smallest held-out
             error wins (ties to the larger lam); the fit is then redone on all rows.
         validation : float
             Share of rows held out, in (0, 0.5].
