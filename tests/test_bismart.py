@@ -328,9 +328,9 @@ def test_bad_input_is_named(sim):
         mod.fit(rank=2, budget=(0, 3))
     with pytest.raises(ValueError, match="rank must be an integer in"):
         mod.fit(rank=21)
-    with pytest.raises(ValueError, match="source_sd must be finite"):
+    with pytest.raises(ValueError, match="source_sd must be a finite number >= 0"):
         mod.fit(rank=2, source_sd=-1.0)
-    with pytest.raises(ValueError, match="c_gap must be finite"):
+    with pytest.raises(ValueError, match="c_gap must be a finite number > 0"):
         mod.fit(rank=2, c_gap=0)
     with pytest.raises(TypeError, match="needs source="):
         mt.BISMART(sim.Y, sim.X)

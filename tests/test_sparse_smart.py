@@ -190,9 +190,9 @@ def test_results_api(tmp_path, aligned):
 def test_bad_input_is_named(aligned):
     X, Y, C0, *_ = aligned
     mod = mt.SparseSMART(Y, X, source=C0)
-    with pytest.raises(ValueError, match="lam must be finite"):
+    with pytest.raises(ValueError, match="lam must be a finite number >= 0"):
         mod.fit(rank=2, lam=-1.0)
-    with pytest.raises(ValueError, match="validation must be in"):
+    with pytest.raises(ValueError, match="validation must be a finite number > 0 and <= 0.5"):
         mod.fit(rank=2, validation=0.9)
     with pytest.raises(ValueError, match="backend='cvxpy' solves the convex problem"):
         mod.fit(rank=2, lam=0.1, backend="cvxpy")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..gram import total_stats, validation_loss
+from .._validation import Param
 from ..models.base import RANK_PARAM, PenalizedResults, check_backend, check_int
 from ..models.source import SourceModel
 from ..solvers import linear as lin
@@ -117,7 +118,12 @@ class BISMART(SourceModel):
     """
 
     _method = "BI-SMART (certified source blocks, restricted RRR)"
-    _param_table = {"rank": RANK_PARAM}
+    _param_table = {"rank": RANK_PARAM,
+                    "rule": Param("option", none=True, options=RULES),
+                    "source_sd": Param("real", 0, none=True,
+                                       why="the source's entrywise error sd"),
+                    "c_gap": Param("real", 0, low_open=True, none=True),
+                    "x0": Param("real", 0, low_open=True)}
 
     def fit(self, rank=None, rule=None, budget=None, *, source_sd=None, c_gap=None,
             x0=bk.X0, n_folds=5, backend="fast", tol=None, max_iter=None, verbose=False):

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from .._validation import Param
 from ..gram import SufficientStats, validation_loss
 from ..models.base import (RANK_PARAM, PenalizedResults, check_backend, check_int,
                            check_positive)
@@ -75,7 +76,10 @@ class SparseSMART(SourceModel):
     """
 
     _method = "SparseSMART (group-sparse source directions, proximal gradient)"
-    _param_table = {"rank": RANK_PARAM}
+    _param_table = {"rank": RANK_PARAM,
+                    "lam": Param("real", 0, none=True),
+                    "validation": Param("real", 0, 0.5, low_open=True),
+                    "lam_ratio": Param("real", 0, 1, low_open=True)}
 
     def fit(self, rank=None, lam=None, *, validation=VALIDATION_SHARE, n_lam=20,
             lam_ratio=1e-3, backend="fast", tol=1e-8, max_iter=5000, verbose=False):
