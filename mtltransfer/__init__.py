@@ -30,6 +30,8 @@ from .models.transfer_family import Transfer, TransferResults
 from .models.sparse import RSSVD, SOFAR, SparseReducedRank
 from .models.revision import ReducedRankRidge
 from .models.revision import TwoStageTransfer
+from .smart.block_model import BISMART, BISMARTResults
+from .smart.sparse_model import SparseSMART, SparseSMARTResults
 from . import datasets
 from .screening import MarginalScreening
 
@@ -40,6 +42,7 @@ __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentatio
            "SparseReducedRank", "SOFAR", "RSSVD",
            "ReducedRankRidge",
            "TwoStageTransfer",
+           "BISMART", "BISMARTResults", "SparseSMART", "SparseSMARTResults",
            "MultiResponseResults", "SufficientStats", "load", "datasets",
            "ConvergenceWarning", "MtlWarning", "SingularMatrixWarning", "ValueWarning",
            "MarginalScreening"]

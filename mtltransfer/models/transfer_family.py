@@ -8,7 +8,7 @@ candidate they judge):
 * ``source`` -- the source as is (its slopes and its intercept; only when the source
   carries an intercept: fitted results, or a frame with an ``Intercept`` row);
 * ``source slopes`` -- the source's slopes with the target's intercept;
-* ``SourceMixture``, ``RidgeToSource``, ``SourceSubspaceRRR``;
+* ``SourceMixture``, ``RidgeToSource``, ``SourceSubspaceRRR``, ``BISMART``;
 * ``SMART`` -- with the magnitude pull tuned (``gamma="cv"``);
 * the target-only ``OLS``, ``Ridge``, ``ReducedRank``.
 
@@ -39,7 +39,8 @@ from .source import SourceModel
 
 #: the candidates in order (near-ties go to the earlier one)
 TRANSFER_CANDIDATES = ("source", "source slopes", "SourceMixture", "RidgeToSource",
-                       "SourceSubspaceRRR", "SMART", "OLS", "Ridge", "ReducedRank")
+                       "SourceSubspaceRRR", "BISMART", "SMART", "OLS", "Ridge",
+                       "ReducedRank")
 #: candidates that use no source
 TARGET_ONLY = ("OLS", "Ridge", "ReducedRank")
 
@@ -148,6 +149,7 @@ class Transfer(SourceModel):
     def _fit_candidate(self, data, method, C0, b0, options):
         """(coef, intercept, results or None) of one candidate on ``data``."""
         from .linear import OLS, ReducedRank, Ridge
+        from ..smart.block_model import BISMART
         from ..smart.model import SMART
         from .transfer import RidgeToSource, SourceMixture, SourceSubspaceRRR
 
@@ -158,7 +160,7 @@ class Transfer(SourceModel):
             Y, X = data.endog, data.exog
             b = Y.mean(0) - C.T @ X.mean(0) if self.center else np.zeros(Y.shape[1])
             return C, b, None
-        classes = {"SMART": SMART, "RidgeToSource": RidgeToSource,
+        classes = {"SMART": SMART, "BISMART": BISMART, "RidgeToSource": RidgeToSource,
                    "SourceSubspaceRRR": SourceSubspaceRRR, "SourceMixture": SourceMixture,
                    "OLS": OLS, "Ridge": Ridge, "ReducedRank": ReducedRank}
         cls = classes[method]
