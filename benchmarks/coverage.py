@@ -27,6 +27,14 @@ noise sigma=0.5):
 * ``smart_sm_source``: the same source rows fitted by statsmodels OLS, one per response
   (a dict): the bootstrap draws the source from its Gaussian sampling distribution;
 
+* ``smart_mvls_source``: the same source rows fitted by statsmodels ``MultivariateLS``
+  (one multivariate fit): drawn from its ``cov_params()``;
+* ``smart_array_cov``, ``smart_array_nobs``: the same fit's coefficients given as a plain
+  p x q array, which carries no uncertainty (the bootstrap would warn that it is treated
+  as exact), with what the user knows passed to the bootstrap: ``source_cov=`` the pair
+  ``((X0c^T X0c)^{-1}, Sigma0_hat)``, or ``source_nobs=N0`` (the target's residual
+  covariance and design stand in for the source's);
+
 * ``smart_refit``: the good-source SMART design, residual bootstrap (source redrawn) with
   the tuning fixed and with ``refit_tuning=True`` (every replicate tuned again as
   ``fit()`` does, so that the selection is counted), both with ``--boot-refit`` draws
@@ -67,7 +75,8 @@ from mtltransfer.bootstrap import KINDS, interval
 
 P, Q, N, RANK, SOURCE_RANK = 20, 8, 150, 2, 4
 CASES = {"smart_good": 0.01, "smart_misleading": 0.5, "rrr": None, "shared_adapt": None,
-         "smart_refit": 0.01, "smart_rrr_source": None, "smart_sm_source": None}
+         "smart_refit": 0.01, "smart_rrr_source": None, "smart_sm_source": None,
+         "smart_mvls_source": None, "smart_array_cov": None, "smart_array_nobs": None}
 # the fitted sources: N0 rows X0 ~ N(0, Sigma), Y0 = X0 C0* + SIGMA_SOURCE N(0, 1)
 N0, SIGMA_SOURCE = 2000, 0.5
 # method label -> res.bootstrap keywords (an array source: its noise level estimated from
@@ -78,6 +87,9 @@ SMART_METHODS = {"residual": dict(method="residual", source_sd="estimate"),
 # a fitted source: redrawn from its own sampling distribution (the default)
 FITTED_SOURCE_METHODS = {"residual": dict(method="residual"),
                          "pairs": dict(method="pairs")}
+# an array source (the source rows' least-squares fit, as numbers): what the user knows
+# of it is passed to the bootstrap (set per data set in bootstrap_case)
+ARRAY_CASES = {"smart_array_cov": "source_cov", "smart_array_nobs": "source_nobs"}
 RRR_METHODS = {"residual": dict(method="residual"), "pairs": dict(method="pairs")}
 REFIT_METHODS = {"residual, tuning fixed": dict(method="residual", source_sd="estimate"),
                  "residual, tuning refit": dict(method="residual", refit_tuning=True,
@@ -102,9 +114,15 @@ def bootstrap_case(case, seed, x_new, args):
         if case == "rrr":
             res = mt.ReducedRank(sim.Y, sim.X).fit(rank=RANK)
             methods = RRR_METHODS
-        elif case in ("smart_rrr_source", "smart_sm_source"):
+        elif case in ("smart_rrr_source", "smart_sm_source", "smart_mvls_source"):
             res = mt.SMART(sim.Y, sim.X, source=fitted_source(case, sim, seed)).fit()
             methods = FITTED_SOURCE_METHODS
+        elif case in ARRAY_CASES:
+            C0_hat, cov = fitted_source(case, sim, seed)
+            res = mt.SMART(sim.Y, sim.X, source=C0_hat).fit()
+            given = {"source_cov": cov, "source_nobs": N0}[ARRAY_CASES[case]]
+            methods = {f"residual ({ARRAY_CASES[case]})": dict(
+                method="residual", **{ARRAY_CASES[case]: given})}
         else:
             res = mt.SMART(sim.Y, sim.X, source=sim.C0).fit()
             methods = REFIT_METHODS if case == "smart_refit" else SMART_METHODS
@@ -133,7 +151,9 @@ def bootstrap_case(case, seed, x_new, args):
 
 def fitted_source(case, sim, seed):
     """The source study's fit on its own N0 rows drawn about the noiseless source C0*:
-    ReducedRank at the source's rank, or statsmodels OLS per response (a dict)."""
+    ReducedRank at the source's rank, statsmodels OLS per response (a dict), statsmodels
+    MultivariateLS, or (array cases) the least-squares coefficients as a p x q array with
+    their covariance as the pair ((X0c^T X0c)^{-1}, Sigma0_hat) (X0c: centred rows)."""
     import statsmodels.api as sm
 
     rng = np.random.default_rng([seed, 7])
@@ -142,7 +162,18 @@ def fitted_source(case, sim, seed):
     Y0 = X0 @ sim.C0_star + SIGMA_SOURCE * rng.standard_normal((N0, Q))
     if case == "smart_rrr_source":
         return mt.ReducedRank(Y0, X0).fit(rank=SOURCE_RANK)
+    if case in ARRAY_CASES:
+        X0c, Y0c = X0 - X0.mean(0), Y0 - Y0.mean(0)
+        G = np.linalg.inv(X0c.T @ X0c)
+        C0_hat = G @ X0c.T @ Y0c
+        E = Y0c - X0c @ C0_hat
+        return C0_hat, (G, E.T @ E / (N0 - P - 1))
     X0f = sm.add_constant(pd.DataFrame(X0, columns=[f"x{i + 1}" for i in range(P)]))
+    if case == "smart_mvls_source":
+        from statsmodels.multivariate.multivariate_ols import MultivariateLS
+
+        Y0f = pd.DataFrame(Y0, columns=[f"Y{j + 1}" for j in range(Q)])
+        return MultivariateLS(Y0f, X0f).fit()
     return {f"Y{j + 1}": sm.OLS(Y0[:, j], X0f).fit() for j in range(Q)}
 
 

@@ -160,8 +160,13 @@ def run_split(formula, source_rows, target, test):
         # the smallest-CV-error rule on the same CV table (its candidate is fitted above;
         # Transfer's "SMART" candidate is SMART with gamma tuned)
         m = tr.tuning["transfer_cv"]["cv_mse"].idxmin()
-        rmse["Transfer (min)"] = rmse["SMART gamma" if m == "SMART" else m]
+        m = "SMART gamma" if m == "SMART" else m
+        if m not in rmse:         # an "(EB intercept)" variant: its full-data fit
+            rmse[m] = float(np.sqrt(np.mean((Y - mod.fit(method=m).predict(test)
+                                             .to_numpy()) ** 2)))
+        rmse["Transfer (min)"] = rmse[m]
         cpu["Transfer (min)"] = cpu["Transfer"]
+        rmse = {k: rmse[k] for k in METHODS}
     return rmse, cpu, tr.method
 
 

@@ -44,18 +44,22 @@ class Param:
     none : bool
         ``None`` is allowed (tuned, or a default chosen by the fit).
     options : tuple
-        The allowed values of ``kind="option"``.
+        The allowed values of ``kind="option"``; for a number, named choices allowed
+        beside it (``("cv",)``: tuned by cross-validation).
     why : str or callable, optional
         Why the bounds are what they are, added to the message (a callable receives the
         model).
+    nan : bool
+        NaN is allowed (RSSVD: an empty layer).
     """
 
     def __init__(self, kind, low=None, high=None, *, low_open=False, none=False,
-                 options=(), why=None):
+                 options=(), why=None, nan=False):
         if kind not in ("int", "real", "bool", "option"):
             raise ValueError(f"kind must be 'int', 'real', 'bool' or 'option'; got {kind!r}")
         self.kind, self.low, self.high = kind, low, high
         self.low_open, self.none, self.options, self.why = low_open, none, options, why
+        self.nan = nan
 
     def check(self, name, value, model=None):
         """The value, checked (a TypeError or ValueError naming ``name``) and normalised
@@ -64,6 +68,10 @@ class Param:
             if self.none:
                 return None
             raise TypeError(f"{name} must be {self._describe(model)}; got None")
+        if self.kind != "option" and self.options and isinstance(value, str):
+            if value in self.options:    # a named choice beside the numbers ("cv")
+                return value
+            raise ValueError(f"{name} must be {self._describe(model)}; got {value!r}")
         if self.kind == "option":
             if not isinstance(value, str) or value not in self.options:
                 raise ValueError(f"{name} must be one of {show(self.options)}; "
@@ -84,6 +92,8 @@ class Param:
             value = int(value)
         else:
             value = float(value)
+            if self.nan and np.isnan(value):
+                return value
             if not np.isfinite(value):
                 raise ValueError(f"{name} must be {self._describe(model)}; got {given!r}")
         low, high = self._bound(self.low, model), self._bound(self.high, model)
@@ -108,10 +118,80 @@ class Param:
                 what += f" and <= {high}"
         elif high is not None:
             what += f" <= {high}"
+        if self.kind != "option" and self.options:
+            what += "".join(f" or {o!r}" for o in self.options)
+        if self.nan:
+            what += " or NaN"
         if self.none:
             what += " or None"
         why = self.why(model) if callable(self.why) else self.why
         return f"{what} ({why})" if why else what
+
+
+class Parts:
+    """A declared option given as one value per part, or one value for all parts.
+
+    SMART's ``structural_rank`` (r_u, r_v) and ``lam`` (lam_u, lam_v), SOFAR's ``lam``
+    (a scale, or the triplet (lam_a, lam_b, lam_d)) and RSSVD's per-layer ``lam`` are
+    declared this way: each part is checked by its own :class:`Param` (its own bounds,
+    e.g. r_u <= p and r_v <= q), and the message names the argument and the part:
+
+        "structural_rank (r_v) must be an integer in [0, 3] (r_v <= q = 3
+        response(s)); got 4"
+
+    Parameters
+    ----------
+    parts : dict of str to Param, or Param
+        The parts in order, each with its declaration; a single Param with
+        ``names=None`` declares a sequence of any length whose entries share it (one per
+        layer, the length checked by the fit, which knows the number of layers).
+    none : bool
+        ``None`` is allowed (tuned).
+    scalar : bool
+        A single value stands for every part (checked against each part's declaration).
+    what : str, optional
+        How the sequence form is described in a message ("a pair (lam_u, lam_v)").
+    """
+
+    def __init__(self, parts, *, none=False, scalar=True, what=None):
+        self.parts = parts
+        self.none, self.scalar = none, scalar
+        if what is None:
+            what = (f"a sequence of {len(parts)} values ({', '.join(parts)})"
+                    if isinstance(parts, dict) else "a sequence of values")
+        self.what = what
+
+    def _specs(self, n):
+        if isinstance(self.parts, dict):
+            return list(self.parts.items())
+        return [(f"[{i}]", self.parts) for i in range(n)]
+
+    def check(self, name, value, model=None):
+        """The value, checked part by part (a TypeError or ValueError naming ``name``
+        and the part); a scalar is returned as given, a sequence as a tuple."""
+        if value is None:
+            if self.none:
+                return None
+            raise TypeError(f"{name} must be {self.what}; got None")
+        if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+            if not self.scalar:
+                raise TypeError(f"{name} must be {self.what}; got {value!r}")
+            specs = self._specs(1)               # tied: every part's bounds hold
+            alike = len({spec._describe(model) for _, spec in specs}) == 1
+            for part, spec in specs:
+                spec.check(name if alike else f"{name} ({part})", value, model)
+            return value
+        if np.ndim(value) != 1:
+            raise TypeError(f"{name} must be {self.scalar and 'a number or ' or ''}"
+                            f"{self.what}; got {value!r}")
+        values = list(value)
+        specs = self._specs(len(values))
+        if len(values) != len(specs):           # not the declared form: a TypeError
+            raise TypeError(f"{name} must be {self.scalar and 'a number or ' or ''}"
+                             f"{self.what}; got {len(values)} values")
+        return tuple(spec.check(f"{name} ({part})" if isinstance(self.parts, dict)
+                                else f"{name}{part}", v, model)
+                     for (part, spec), v in zip(specs, values))
 
 
 def declared_params(cls):

@@ -164,6 +164,27 @@ class BootstrapResults:
         return pd.DataFrame(self.coef.reshape(self.n_boot, -1), columns=columns,
                             index=pd.RangeIndex(self.n_boot, name="replicate"))
 
+    def get_prediction(self, exog=None, kind="percentile", *, newdata=None, **kwargs):
+        """Predictions of E[y | x] at new data with bootstrap standard errors and
+        intervals (:class:`BootstrapPrediction`: ``summary_frame(alpha)`` as
+        statsmodels').
+
+        Parameters
+        ----------
+        exog : DataFrame or array_like
+            New data, as for ``results.predict`` (``newdata=`` is another name).
+        kind : {"percentile", "basic", "bc", "normal"}
+        **kwargs
+            Passed to the results' design of new data.
+        """
+        exog = new_data_argument(exog, newdata)
+        if exog is None:
+            raise TypeError("get_prediction needs new data: exog (or newdata)")
+        point = self.results.predict(exog, **kwargs)
+        point = point.to_frame() if isinstance(point, pd.Series) else point
+        draws = self.results.predict_draws(exog, self.coef, self.intercept, **kwargs)
+        return BootstrapPrediction(point, draws, kind)
+
     def predict(self, exog=None, alpha=0.05, kind="percentile", *, newdata=None,
                 **kwargs):
         """Predictions of E[y | x] with bootstrap intervals.
@@ -198,6 +219,61 @@ class BootstrapResults:
             parts[(name, "lower")] = lo.reshape(len(point), -1)[:, j]
             parts[(name, "upper")] = hi.reshape(len(point), -1)[:, j]
         return pd.DataFrame(parts, index=point.index)
+
+
+class BootstrapPrediction:
+    """Predictions of E[y | x] with bootstrap standard errors and intervals, in the
+    layout of statsmodels' prediction results (``predicted_mean``, ``se_mean``,
+    ``conf_int(alpha)``, ``summary_frame(alpha)``).
+
+    Parameters
+    ----------
+    point : DataFrame
+        The full-data predictions (rows x responses).
+    draws : ndarray, shape (B, rows, responses)
+        The replicates' predictions.
+    kind : {"percentile", "basic", "bc", "normal"}
+        How the intervals are formed from the draws (:func:`interval`).
+    """
+
+    def __init__(self, point, draws, kind="percentile"):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+        self._point, self.kind = point, kind
+        self._draws = np.asarray(draws, dtype=float).reshape((-1,) + point.shape)
+
+    @property
+    def predicted_mean(self):
+        """The full-data predictions (DataFrame, rows x responses)."""
+        return self._point
+
+    @property
+    def se_mean(self):
+        """Bootstrap standard errors of the predictions (sd of the draws, ddof 1)."""
+        return pd.DataFrame(self._draws.std(axis=0, ddof=1), index=self._point.index,
+                            columns=self._point.columns)
+
+    def conf_int(self, alpha=0.05):
+        """Lower and upper bounds: two DataFrames (rows x responses)."""
+        lo, hi = interval(self._draws, self._point.to_numpy(dtype=float), alpha,
+                          self.kind)
+        frame = lambda v: pd.DataFrame(v, index=self._point.index,  # noqa: E731
+                                       columns=self._point.columns)
+        return frame(lo), frame(hi)
+
+    def summary_frame(self, alpha=0.05):
+        """statsmodels' columns ``mean``, ``mean_se``, ``mean_ci_lower``,
+        ``mean_ci_upper``; with several responses, side by side under a MultiIndex
+        (response, column) as least squares' ``get_prediction``. (No ``obs_ci_*``: the
+        draws are of the regression function, not of new observations.)"""
+        lo, hi = self.conf_int(alpha)
+        se = self.se_mean
+        parts = {name: pd.DataFrame({"mean": self._point[name], "mean_se": se[name],
+                                     "mean_ci_lower": lo[name], "mean_ci_upper": hi[name]})
+                 for name in self._point.columns}
+        if len(parts) == 1:
+            return next(iter(parts.values()))
+        return pd.concat(parts, axis=1, names=["response", None])
 
 
 def interval(draws, estimate, alpha=0.05, kind="percentile"):

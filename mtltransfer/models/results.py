@@ -541,6 +541,19 @@ class PenalizedResults(MultiResponseResults):
         super().__init__(model, coef, solver=solver, config=config, df_model=df_model,
                          tuning=tuning)
 
+    def get_prediction(self, exog=None, kind="percentile", *, newdata=None, n_boot=200,
+                       random_state=None):
+        """Predictions with bootstrap standard errors and intervals (a penalised fit has
+        no closed-form covariance): the stored bootstrap (``self.bootstrap_results``),
+        else ``self.bootstrap(n_boot, random_state=random_state)`` first (stored).
+        Returns :class:`mtltransfer.bootstrap.BootstrapPrediction`
+        (``summary_frame(alpha)`` with statsmodels' ``mean``, ``mean_se``,
+        ``mean_ci_lower``, ``mean_ci_upper``)."""
+        if self.bootstrap_results is None:
+            self.bootstrap(n_boot, random_state=random_state)
+        return self.bootstrap_results.get_prediction(new_data_argument(exog, newdata),
+                                                     kind)
+
     def _hyper(self, name):
         if name not in self.hyperparameters:
             raise AttributeError(f"{type(self.model).__name__} results have no {name!r}; "

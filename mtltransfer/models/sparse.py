@@ -18,20 +18,10 @@ from ..solvers import sofar as sf
 from ..solvers import sparse_rrr as sr
 from ..solvers._base import SolverResult, warn_not_converged
 from ..exceptions import user_stacklevel
-from .._validation import Param
-from .base import (RANK_PARAM, MultiResponseModel, PenalizedResults, check_int, check_positive,
-                   warn_penalty_scale)
+from .._validation import Param, Parts
+from .base import RANK_PARAM, MultiResponseModel, PenalizedResults, check_int, warn_penalty_scale
 
 _CRITERIA = ("BIC", "GIC")
-
-
-def _check_options(tol, max_iter, n_lams, gamma=None):
-    """The solver and path options every comparator takes, checked by name."""
-    check_positive("tol", tol, allow_zero=False)
-    check_int("max_iter", max_iter, 1, 10 ** 7)
-    check_int("n_lams", n_lams, 2, 10 ** 5)
-    if gamma is not None:
-        check_positive("gamma", gamma)
 
 
 def _check_criterion(criterion, allowed=_CRITERIA):
@@ -50,8 +40,11 @@ def _fast_only(model, backend):
 class _RankedModel(MultiResponseModel):
     """Shared pieces: the rank (given, or by the rank selection criterion)."""
 
-    #: declared fit options (see mtltransfer._validation)
-    _param_table = {"rank": RANK_PARAM, "gamma": Param("real", 0), "adaptive": Param("bool")}
+    #: declared fit options (see mtltransfer._validation), checked by fit's wrapper; each
+    #: comparator declares its own ``lam``
+    _param_table = {"rank": RANK_PARAM, "gamma": Param("real", 0), "adaptive": Param("bool"),
+                    "tol": Param("real", 0, low_open=True),
+                    "max_iter": Param("int", 1, 10 ** 7)}
 
     def _rank(self, rank, tuning, how):
         p, q = self.k_exog, self.k_endog
@@ -87,6 +80,7 @@ class SparseReducedRank(_RankedModel):
     """
 
     _method = "Sparse reduced-rank regression (row group lasso)"
+    _param_table = {"lam": Param("real", 0, none=True)}
 
     def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=20, adaptive=False,
             gamma=2.0, backend="fast", tol=1e-6, max_iter=300, verbose=False):
@@ -117,9 +111,8 @@ class SparseReducedRank(_RankedModel):
         """
         _fast_only(self, backend)
         _check_criterion(criterion)
-        _check_options(tol, max_iter, n_lams, gamma)
-        if lam is not None:
-            lam = check_positive("lam", lam)
+        # lam and the solver options were checked against _param_table by fit's wrapper
+        lam = None if lam is None else float(lam)
         warn_penalty_scale(self)
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)
@@ -182,6 +175,9 @@ class SOFAR(_RankedModel):
     """
 
     _method = "Sparse orthogonal factor regression (ADMM)"
+    _param_table = {"lam": Parts({"lam_a": Param("real", 0), "lam_b": Param("real", 0),
+                                  "lam_d": Param("real", 0)}, none=True,
+                                 what="a triplet (lam_a, lam_b, lam_d)")}
 
     def fit(self, lam=None, rank=None, *, criterion="CV", n_lams=20, n_folds=5, gamma=2.0,
             backend="fast", tol=1e-4, max_iter=1000, verbose=False):
@@ -213,7 +209,6 @@ class SOFAR(_RankedModel):
         """
         _fast_only(self, backend)
         _check_criterion(criterion, _CRITERIA + ("CV",))
-        _check_options(tol, max_iter, n_lams, gamma)
         warn_penalty_scale(self)
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)
@@ -244,13 +239,11 @@ class SOFAR(_RankedModel):
                 warn_not_converged("SOFAR ADMM", sol.n_iter, max(sol.history["primal"][-1],
                                                                sol.history["dual"][-1]), tol)
         else:
-            if np.isscalar(lam):
-                t = check_positive("lam", lam)
-                lams = tuple(t * m for m in lam_max)
+            # checked against _param_table by fit's wrapper: a scale t >= 0 or a triplet
+            if np.ndim(lam) == 0:
+                lams = tuple(float(lam) * m for m in lam_max)
             else:
-                lams = tuple(check_positive("lam", v) for v in lam)
-                if len(lams) != 3:
-                    raise ValueError("lam must be a scale or a triplet (lam_a, lam_b, lam_d)")
+                lams = tuple(float(v) for v in lam)
             U0, d0, V0 = start
             sol = sf.sofar_admm(Sxx, Sxy, Syy, lams, weights, U0, d0, V0, tol=tol,
                                 max_iter=max_iter, mu=0.3 * sr.lipschitz(Sxx))
@@ -324,6 +317,8 @@ class RSSVD(_RankedModel):
     """
 
     _method = "Reduced-rank regression with a sparse SVD"
+    _param_table = {"lam": Parts(Param("real", 0, nan=True), none=True,
+                                 what="one penalty per layer (NaN: an empty layer)")}
 
     def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=25, gamma=2.0,
             backend="fast", tol=1e-6, max_iter=200, verbose=False):
@@ -355,15 +350,14 @@ class RSSVD(_RankedModel):
         """
         _fast_only(self, backend)
         _check_criterion(criterion)
-        _check_options(tol, max_iter, n_lams, gamma)
         warn_penalty_scale(self)
         how, tuning = {}, {}
         rank = self._rank(rank, tuning, how)
-        if lam is not None:
+        if lam is not None:       # each entry checked against _param_table by fit's wrapper
             lam = np.asarray(lam, dtype=float).ravel()
-            if lam.size != rank or np.any(lam[np.isfinite(lam)] < 0):
-                raise ValueError(f"lam must hold {rank} penalties >= 0 (one per layer, NaN "
-                                 f"for an empty layer); got {lam!r}")
+            if lam.size != rank:
+                raise ValueError(f"lam must hold one penalty per layer ({rank} layers, "
+                                 f"the rank); got {lam.size}")
         Sxx, Sxy, Syy = self.moments()
         sol = sr.rssvd(Sxx, Sxy, Syy, rank, self.nobs, gamma=gamma, n_lams=n_lams,
                        criterion=criterion, layer_lams=lam, tol=tol, max_iter=max_iter)

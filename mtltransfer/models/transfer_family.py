@@ -12,6 +12,16 @@ candidate they judge):
 * ``SMART`` -- with the magnitude pull tuned (``gamma="cv"``);
 * the target-only ``OLS``, ``Ridge``, ``ReducedRank``.
 
+Where the source carries an intercept (and the model has one), every candidate that fits
+or takes the source's slopes is tried a second time with its intercept pulled towards the
+source's by empirical Bayes (:func:`eb_intercept`; label ``"<name> (EB intercept)"``,
+placed just before the candidate itself): the same slopes, scored on the same folds from
+the same fold fits. Over a short target window the target's mean is far noisier than a
+long source's, and a held-out row shares its window's mean with the training rows, so
+cross-validation inside the window cannot see what the source's intercept is worth; the
+pooled intercept takes the target's only as far as the responses' intercepts disagree
+with the source's beyond their noise.
+
 By the one-standard-error rule, the first candidate in the order above (from the least
 estimated on the target to the most) whose held-out mean squared error (per row and
 response, pooled over the folds) is at most the smallest plus one standard error of the
@@ -43,6 +53,35 @@ TRANSFER_CANDIDATES = ("source", "source slopes", "SourceMixture", "RidgeToSourc
                        "ReducedRank")
 #: candidates that use no source
 TARGET_ONLY = ("OLS", "Ridge", "ReducedRank")
+#: the label suffix of a candidate whose intercept is pulled towards the source's
+EB_SUFFIX = " (EB intercept)"
+
+
+def eb_intercept(Y, X, C, b0):
+    """The intercept of slopes ``C`` pulled towards the source's intercept ``b0`` by
+    empirical Bayes, and the target's share ``w`` (q,).
+
+    With the target's intercept ``b_t = ybar - C^T xbar`` (variance ``v_j = s_j^2 / n``,
+    ``s_j^2`` the residual variance of response j about ``X C + b_t``) and the model
+    ``b_t,j = b0_j + delta_j + e_j``, ``delta_j ~ (0, tau^2)``, ``e_j ~ (0, v_j)``, the
+    moment estimate ``tau^2 = max(mean_j((b_t,j - b0_j)^2 - v_j), 0)`` over the q
+    responses gives the posterior mean
+
+        b_j = b0_j + w_j (b_t,j - b0_j),    w_j = tau^2 / (tau^2 + v_j).
+
+    ``tau^2 = 0`` (the target's intercepts no farther from the source's than their own
+    noise) gives the source's intercept; a large ``tau^2`` the target's.
+    """
+    Y, X = np.asarray(Y, dtype=float), np.asarray(X, dtype=float)
+    n = Y.shape[0]
+    b_t = Y.mean(0) - C.T @ X.mean(0)
+    E = Y - X @ C - b_t
+    v = np.einsum("ij,ij->j", E, E) / max(n - 1, 1) / n
+    d = b_t - b0
+    tau2 = max(float(np.mean(d * d - v)), 0.0)
+    denom = tau2 + v
+    w = np.divide(tau2, denom, out=np.ones_like(v), where=denom > 0)
+    return b0 + w * d, w
 
 
 def _source_intercept(source, ynames):
@@ -132,8 +171,11 @@ class Transfer(SourceModel):
         return {"source": list(self.sources), "source_intercept": self.source_intercepts}
 
     # -- the candidates -----------------------------------------------------------------
-    def _candidates(self, names):
-        """(label, method, source index or None) for every candidate to try."""
+    def _candidates(self, names, eb=True):
+        """(label, method, source index or None) for every candidate to try; with
+        ``eb``, each source-aware candidate but the source as is is preceded by its
+        variant with the intercept pulled towards the source's (a source that carries
+        an intercept, a model with one)."""
         out = []
         for name in names:
             if name in TARGET_ONLY:
@@ -142,12 +184,36 @@ class Transfer(SourceModel):
             for j, sname in enumerate(self.source_names):
                 if name == "source" and self.source_intercepts[j] is None:
                     continue
-                label = name if len(self.sources) == 1 else f"{name} [{sname}]"
-                out.append((label, name, j))
+                tag = "" if len(self.sources) == 1 else f" [{sname}]"
+                if eb and name != "source" and self.center and \
+                        self.source_intercepts[j] is not None:
+                    out.append((name + EB_SUFFIX + tag, name + EB_SUFFIX, j))
+                out.append((name + tag, name, j))
         return out
 
-    def _fit_candidate(self, data, method, C0, b0, options):
-        """(coef, intercept, results or None) of one candidate on ``data``."""
+    def _fit_candidate(self, data, method, C0, b0, options, cache=None):
+        """(coef, intercept, results or None) of one candidate on ``data``; a
+        ``"... (EB intercept)"`` method is its base method's fit with the intercept
+        pulled towards ``b0`` (:func:`eb_intercept`). ``cache`` (a dict) keeps the base
+        fits, so that both variants of a candidate on the same rows cost one fit."""
+        if method.endswith(EB_SUFFIX):
+            base = method[:-len(EB_SUFFIX)]
+            if cache is not None and base in cache:
+                C, _, res = cache[base]
+            else:
+                C, b, res = self._fit_candidate(data, base, C0, b0, options)
+                if cache is not None:
+                    cache[base] = (C, b, res)
+            b, _ = eb_intercept(data.endog, data.exog, C, np.asarray(b0, dtype=float))
+            return C, b, res
+        if cache is not None and method in cache:
+            return cache[method]
+        out = self._fit_candidate_base(data, method, C0, b0, options)
+        if cache is not None:
+            cache[method] = out
+        return out
+
+    def _fit_candidate_base(self, data, method, C0, b0, options):
         from .linear import OLS, ReducedRank, Ridge
         from ..smart.block_model import BISMART
         from ..smart.model import SMART
@@ -186,8 +252,8 @@ class Transfer(SourceModel):
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, method=None, method_options=None, source_weights=None, *,
-            candidates=None, n_folds=5, folds="random", rule="1se", backend="fast",
-            tol=None, max_iter=None, verbose=False):
+            candidates=None, n_folds=5, folds="random", rule="1se", eb_intercept=True,
+            backend="fast", tol=None, max_iter=None, verbose=False):
         """Choose the transfer by K-fold cross-validation and fit it on all rows.
 
         Parameters
@@ -210,6 +276,10 @@ class Transfer(SourceModel):
             for time-ordered rows, where a random partition lets each held-out row's
             neighbours in time into the training part, so a regime that is local in
             time looks predictable.
+        eb_intercept : bool, default True
+            Also try each source-aware candidate with its intercept pulled towards the
+            source's by empirical Bayes (``"<name> (EB intercept)"``; only where the
+            source carries an intercept). False: the target's intercept only.
         rule : {"1se", "min"}
             ``"1se"``: the first candidate, in the order of
             :data:`TRANSFER_CANDIDATES` (from the least estimated on the target to the
@@ -234,7 +304,9 @@ class Transfer(SourceModel):
         if unknown or not names:
             raise ValueError(f"candidates must be a non-empty subset of "
                              f"{list(TRANSFER_CANDIDATES)}; got {list(names)!r}")
-        cands = self._candidates(names)
+        if not isinstance(eb_intercept, (bool, np.bool_)):
+            raise TypeError(f"eb_intercept must be True or False; got {eb_intercept!r}")
+        cands = self._candidates(names, bool(eb_intercept))
         if method is not None:
             weights = None
             if source_weights is not None:
@@ -285,16 +357,19 @@ class Transfer(SourceModel):
     def _cv_losses(self, cands, folds, weights, verbose):
         rows = np.arange(self.nobs)
         out = {}
+        # the training part of each fold, built once for all candidates; the base fits
+        # of each (source, fold), shared by a candidate and its EB-intercept variant
+        parts = [self.data.take(np.setdiff1d(rows, held)) for held in folds]
+        caches = {}
         for label, method, j in cands:
             losses, note = [], ""
             for k, held in enumerate(folds):
-                train = np.setdiff1d(rows, held)
                 C0, b0 = self._source_for(j, weights) if j is not None else (None, None)
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        C, b, _ = self._fit_candidate(self.data.take(train), method, C0,
-                                                      b0, None)
+                        C, b, _ = self._fit_candidate(parts[k], method, C0, b0, None,
+                                                      cache=caches.setdefault((j, k), {}))
                 except (ValueError, np.linalg.LinAlgError) as err:
                     note = f"failed: {str(err).splitlines()[0][:60]}"
                     losses = [np.nan] * len(folds)
@@ -373,6 +448,10 @@ class Transfer(SourceModel):
             pooled = weights["pooled_weight"]
         C0, b0 = (self._source_for(j, pooled) if j is not None else (None, None))
         C, b, res = self._fit_candidate(self.data, method, C0, b0, options)
+        w = None
+        if method.endswith(EB_SUFFIX):
+            _, w = eb_intercept(self.endog, self.exog, C, np.asarray(b0, dtype=float))
+            w = pd.Series(w, index=self.endog_names, name="target share")
         opts = {} if res is None else {
             k: v for k, v in getattr(res, "hyperparameters", {}).items()
             if k in _fit_keywords(type(res.model))}
@@ -380,7 +459,7 @@ class Transfer(SourceModel):
         if weights is not None:
             tuning["source_weights"] = weights
         return TransferResults(self, C, b, res, label, opts, how, tuning,
-                               source_index=j, pooled=pooled)
+                               source_index=j, pooled=pooled, intercept_weights=w)
 
 
 def choose(table, rule="1se"):
@@ -413,13 +492,17 @@ class TransferResults(PenalizedResults):
     source_weights : Series or None
         With several sources: each source's weight in the chosen fit (1 for the source a
         single-source candidate used, the pooled weights for a pooled candidate).
+    intercept_weights : Series or None
+        For an ``"... (EB intercept)"`` choice: each response's share ``w_j`` of the
+        target's intercept in ``b0 + w (b_t - b0)`` (:func:`eb_intercept`); the
+        coefficients are the candidate's (``chosen``), the intercept is not.
     tuning : dict of DataFrame
         ``"transfer_cv"``: per candidate its kind, pooled held-out mse, its standard
         error over folds and the fold values; ``"source_weights"`` with several sources.
     """
 
     def __init__(self, model, coef, intercept, chosen, label, options, how, tuning, *,
-                 source_index=None, pooled=None):
+                 source_index=None, pooled=None, intercept_weights=None):
         df = (float(chosen._df_coef) if chosen is not None else 0.0)
         hyper = {"method": label, "method_options": dict(options)}
         if pooled is not None:
@@ -430,6 +513,7 @@ class TransferResults(PenalizedResults):
         self._intercept = np.asarray(intercept, dtype=float)
         self.chosen = chosen
         self.method = label
+        self.intercept_weights = intercept_weights
         if len(model.sources) == 1:
             self.source_weights = None
         else:
@@ -465,5 +549,10 @@ class TransferResults(PenalizedResults):
         note = f"Transfer: '{self.method}' chosen ({self.chosen_by['method']})."
         if self.method.split(" [")[0] == "source":
             note += " The source's slopes and intercept are used as they are."
+        if self.intercept_weights is not None:
+            note += (" Intercept pulled towards the source's by empirical Bayes: the "
+                     f"target's share w is {self.intercept_weights.mean():.3g} on average "
+                     f"(min {self.intercept_weights.min():.3g}, max "
+                     f"{self.intercept_weights.max():.3g}).")
         smry.add_extra_txt([t for t in (smry.extra_txt, note) if t])
         return smry

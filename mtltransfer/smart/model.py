@@ -19,24 +19,40 @@ import pandas as pd
 from scipy import linalg
 
 from .. import plotting as _plotting
-from ..models.base import RANK_PARAM, PenalizedResults, check_backend, check_int, check_positive, \
-    warn_penalty_scale
+from .._validation import Param, Parts
+from ..models.base import RANK_PARAM, PenalizedResults, check_backend, warn_penalty_scale
 from ..models.source import SourceModel
 from .admm import smart_admm, smart_verify, stationarity
 from .problem import SmartProblem
 
 
-def _pair(name, value, caster):
-    """A scalar or a pair -> a pair (tied values by default)."""
+def _pair(value, cast):
+    """A scalar or a pair -> a pair (tied values by default); the values were checked
+    against the declarations (``SMART._param_table``) by fit's wrapper."""
     if value is None:
         return None
-    if np.isscalar(value):
-        return (caster(name, value), caster(name, value))
-    try:
-        a, b = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or a pair (u, v); got {value!r}") from None
-    return (caster(name, a), caster(name, b))
+    if np.ndim(value) == 0:
+        return (cast(value), cast(value))
+    a, b = value
+    return (cast(a), cast(b))
+
+
+def _p(model):
+    return model.k_exog
+
+
+def _q(model):
+    return model.k_endog
+
+
+#: SMART's structural ranks (r_u, r_v): 0 <= r_u <= p, 0 <= r_v <= q (a scalar ties them)
+STRUCTURAL_RANK_PARAM = Parts(
+    {"r_u": Param("int", 0, _p, why=lambda m: f"r_u <= p = {m.k_exog} predictor(s)"),
+     "r_v": Param("int", 0, _q, why=lambda m: f"r_v <= q = {m.k_endog} response(s)")},
+    none=True, what="a pair (r_u, r_v)")
+#: SMART's penalties (lam_u, lam_v) >= 0 (a scalar ties them)
+LAM_PAIR_PARAM = Parts({"lam_u": Param("real", 0), "lam_v": Param("real", 0)}, none=True,
+                       what="a pair (lam_u, lam_v)")
 
 
 #: stationarity tolerance of the bootstrap replicates' fits (at least; see
@@ -83,7 +99,11 @@ class SMART(SourceModel):
     """
 
     _method = "SMART (spectral transfer, ADMM)"
-    _param_table = {"rank": RANK_PARAM}     # declared fit options (mtltransfer._validation)
+    #: declared fit options (mtltransfer._validation), checked by fit's wrapper
+    _param_table = {"rank": RANK_PARAM, "structural_rank": STRUCTURAL_RANK_PARAM,
+                    "lam": LAM_PAIR_PARAM, "gamma": Param("real", 0, options=("cv",)),
+                    "tol": Param("real", 0, low_open=True),
+                    "max_iter": Param("int", 1, 10 ** 7)}
 
     def _product_flops(self):
         # the ADMM and the cross-validation apply their own rule (2 p^2 r per product)
@@ -135,17 +155,12 @@ class SMART(SourceModel):
         p, q = self.k_exog, self.k_endog
         from .magnitude import check_gamma, fit_smart_magnitude
 
+        # the values were checked against _param_table by fit's wrapper
         gamma = check_gamma(gamma)
-        if rank is not None:
-            rank = check_int("rank", rank, 1, min(p, q))
-        structural_rank = _pair("structural_rank", structural_rank,
-                                lambda n, v: check_int(n, v, 0, 10 ** 9))
-        if structural_rank is not None:
-            structural_rank = (check_int("structural_rank r_u", structural_rank[0], 0, p),
-                               check_int("structural_rank r_v", structural_rank[1], 0, q))
-        lam = _pair("lam", lam, check_positive)
-        tol = check_positive("tol", tol, allow_zero=False)
-        max_iter = check_int("max_iter", max_iter, 1, 10 ** 7)
+        rank = None if rank is None else int(rank)
+        structural_rank = _pair(structural_rank, int)
+        lam = _pair(lam, float)
+        tol, max_iter = float(tol), int(max_iter)
         if gamma != 0.0:
             return fit_smart_magnitude(self, rank, structural_rank, lam, gamma,
                                        backend=backend, tol=tol, max_iter=max_iter,
