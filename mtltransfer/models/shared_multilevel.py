@@ -271,11 +271,12 @@ class MultilevelRepresentation(DataViews):
                                                      criterion=criterion,
                                                      intercept_col=icol)
             sol, how = sols[k], criterion.upper()
-            tab = pd.DataFrame.from_records(
-                [(str(kk),) + tuple(v) for kk, v in table.items()],
-                columns=["k", "llf", "n_params", criterion, "converged"]).set_index("k")
-            tab = tab.astype({"llf": float, "n_params": int, criterion: float,
-                              "converged": bool})
+            cols = list(zip(*table.values()))
+            tab = pd.DataFrame({"llf": np.array(cols[0], float),
+                                "n_params": np.array(cols[1], int),
+                                criterion: np.array(cols[2], float),
+                                "converged": np.array(cols[3], bool)},
+                               index=pd.Index([str(kk) for kk in table], name="k"))
         elif k == "intercept":
             if icol is None:
                 raise ValueError("k='intercept' needs a random intercept in the random "
@@ -293,11 +294,11 @@ class MultilevelRepresentation(DataViews):
             gain = sep.extra["llf"] - sol.extra["llf"]
             thresh = np.log(self.nobs) / 2
             use = task_variance == "separate" or (gain > thresh and sep.converged)
-            vtab = pd.DataFrame({"llf": [sol.extra["llf"], sep.extra["llf"]],
-                                 "n_params": [0, 1], "chosen": [not use, use]},
+            vtab = pd.DataFrame({"llf": np.array([sol.extra["llf"], sep.extra["llf"]]),
+                                 "n_params": np.array([0, 1]),
+                                 "chosen": np.array([not use, use])},
                                 index=pd.Index(["common", "separate"],
                                                name="task_variance"))
-            vtab["n_params"] = [sml.n_params(st.p, q, 1) * 0, 1]
             if use:
                 sol = sep
         res = MultilevelResults(self, sol, k, how, tab)
