@@ -271,12 +271,8 @@ class MultilevelRepresentation(DataViews):
                                                      criterion=criterion,
                                                      intercept_col=icol)
             sol, how = sols[k], criterion.upper()
-            cols = list(zip(*table.values()))
-            tab = pd.DataFrame({"llf": np.array(cols[0], float),
-                                "n_params": np.array(cols[1], int),
-                                criterion: np.array(cols[2], float),
-                                "converged": np.array(cols[3], bool)},
-                               index=pd.Index([str(kk) for kk in table], name="k"))
+            tab = ("k", criterion, [str(kk) for kk in table],
+                   [list(v) for v in zip(*table.values())])
         elif k == "intercept":
             if icol is None:
                 raise ValueError("k='intercept' needs a random intercept in the random "
@@ -294,16 +290,14 @@ class MultilevelRepresentation(DataViews):
             gain = sep.extra["llf"] - sol.extra["llf"]
             thresh = np.log(self.nobs) / 2
             use = task_variance == "separate" or (gain > thresh and sep.converged)
-            vtab = pd.DataFrame({"llf": np.array([sol.extra["llf"], sep.extra["llf"]]),
-                                 "n_params": np.array([0, 1]),
-                                 "chosen": np.array([not use, use])},
-                                index=pd.Index(["common", "separate"],
-                                               name="task_variance"))
+            vtab = ("task_variance", None, ["common", "separate"],
+                    [[sol.extra["llf"], sep.extra["llf"]], [0, 1], [not use, use]])
             if use:
                 sol = sep
-        res = MultilevelResults(self, sol, k, how, tab)
-        if vtab is not None:
-            res.tuning["task_variance"] = vtab
+        res = MultilevelResults(self, sol, k, how, None)
+        # the tables are built when first read (res.tuning): pandas costs more than the
+        # fit on small data
+        res.__dict__["_tuning_raw"] = [t for t in (tab, vtab) if t is not None]
         return res
 
 
@@ -336,6 +330,29 @@ class MultilevelResults(Results):
     #: not held in the data-only format); save() says so by the class's name
     _saveable = False
 
+    @property
+    def tuning(self):
+        """The selection tables: ``"k"`` (llf, parameters, criterion, converged per
+        candidate random part) and ``"task_variance"`` (common against separate)."""
+        t = self.__dict__.setdefault("_tuning", {})
+        for name, crit, index, cols in self.__dict__.pop("_tuning_raw", []):
+            if name == "k":
+                t[name] = pd.DataFrame(
+                    {"llf": np.array(cols[0], float), "n_params": np.array(cols[1], int),
+                     crit: np.array(cols[2], float),
+                     "converged": np.array(cols[3], bool)},
+                    index=pd.Index(index, name="k"))
+            else:
+                t[name] = pd.DataFrame(
+                    {"llf": np.array(cols[0], float), "n_params": np.array(cols[1]),
+                     "chosen": np.array(cols[2], bool)},
+                    index=pd.Index(index, name="task_variance"))
+        return t
+
+    @tuning.setter
+    def tuning(self, value):
+        self.__dict__["_tuning"] = dict(value)
+
     def __init__(self, model, sol, k, how, table):
         super().__init__(model, solver=sol)
         #: the random part's rank, and its structure: "rank k" or "intercept" (the
@@ -351,9 +368,7 @@ class MultilevelResults(Results):
         self.task_variance = ex.get("task_variance", "common")
         self._beta = np.asarray(sol.coef)
         self._L, self._sigma2 = ex["L"], float(ex["sigma2"])
-        Xf, Z = model.fixed_design(), model.exog_re
-        self._U, self._Ucov, self._scale_t = self._blups(Xf, Z, model.endog,
-                                                         model.task_codes, model.n_tasks)
+        self._U, self._Ucov, self._scale_t = self._blups(model.group_stats())
 
     # -- the posterior of the random effects ----------------------------------------
     def _post(self, Xf, Z, y, codes, T):
@@ -381,8 +396,24 @@ class MultilevelResults(Results):
         a, b = self._solver.extra["a"], self._solver.extra["b"]
         return (b + Q / 2) / (a + n / 2), 2 * a + n
 
-    def _blups(self, Xf, Z, y, codes, T):
-        Ai, g, Q, n = self._post(Xf, Z, y, codes, T)
+    def _post_stats(self, st):
+        """:meth:`_post` of the training groups from their statistics (no pass over the
+        rows): in equilibrated units ``L^T Z_t^T r_t = s_y L_s^T (Z_t^T y_t - Z_t^T X_t
+        beta_s)`` and ``r_t^T r_t = s_y^2 (y_t^T y_t - 2 beta_s^T X_t^T y_t + beta_s^T
+        X_t^T X_t beta_s)``, ``L_s = D_z L``, ``beta_s = D_x beta / s_y``."""
+        Ls = self._L * st.Dz[:, None]
+        bs = self._beta * st.Dx / st.sy
+        k = Ls.shape[1]
+        ZL = st.ZZ @ Ls
+        Ai = np.linalg.inv(Ls.T @ ZL + np.eye(k))
+        g = st.sy * ((st.Zy - st.ZX @ bs) @ Ls)
+        rr = st.sy ** 2 * (st.yyt - 2 * st.Xyt @ bs + np.einsum("tpr,p,r->t", st.XXt,
+                                                                  bs, bs))
+        Q = np.maximum(rr - np.einsum("tk,tkl,tl->t", g, Ai, g), 0.0)
+        return Ai, g, Q, st.n
+
+    def _blups(self, st):
+        Ai, g, Q, n = self._post_stats(st)
         L = self._L
         U = np.einsum("qk,tkl,tl->tq", L, Ai, g)
         scale = self._group_scale(Q, n)[0]
@@ -726,7 +757,6 @@ class AdaptedGroup:
         p = self._p
         Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
         mean = Xf @ p._beta + Z @ self._u
-        H = Xf - (Z @ self._K) @ self._ZX
         var = self.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
             self._param_var(Xf, Z)
         q = stats.norm.ppf(1 - alpha / 2) if not np.isfinite(self.df) else \

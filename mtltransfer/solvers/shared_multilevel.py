@@ -252,6 +252,33 @@ def _augmented(st):
     return st._ZXy, st._XyXy
 
 
+def _quad(L, S):
+    """``L^T S_t L`` for P factors L (P x q x k) and T symmetric S (T x q x q): (P x T x k
+    x k), as one 2-D product (stacked small matmuls are slow in numpy)."""
+    P, q, k = L.shape
+    T = S.shape[0]
+    LL = (L[:, :, None, :, None] * L[:, None, :, None, :]).reshape(P, q * q, k * k)
+    out = S.reshape(T, q * q) @ LL.transpose(1, 0, 2).reshape(q * q, P * k * k)
+    return out.reshape(T, P, k, k).transpose(1, 0, 2, 3)
+
+
+def _left(L, B):
+    """``L^T B_t`` for L (P x q x k) and B (T x q x a): (P x T x k x a)."""
+    P, q, k = L.shape
+    T, _, a = B.shape
+    out = B.transpose(0, 2, 1).reshape(T * a, q) @ L.transpose(1, 0, 2).reshape(q, P * k)
+    return out.reshape(T, a, P, k).transpose(2, 0, 3, 1)
+
+
+def _smallmul(A, B):
+    """``A @ B`` over stacked small matrices (k x k times k x a) by k broadcast
+    products."""
+    out = A[..., :, 0, None] * B[..., None, 0, :]
+    for j in range(1, A.shape[-1]):
+        out = out + A[..., :, j, None] * B[..., None, j, :]
+    return out
+
+
 def _deviance_batch(Theta, st, k, reml, grad=True):
     """:func:`_deviance` at the P rows of ``Theta``: deviances (P,) (inf where
     infeasible) and gradients (P x len(theta)).
@@ -270,12 +297,11 @@ def _deviance_batch(Theta, st, k, reml, grad=True):
     ZXy, XyXy = _augmented(st)
     m = n - p if reml else n
     L = _unpack_batch(Theta, q, k)                            # P q k
-    Lt = np.swapaxes(L, 1, 2)[:, None]                        # P 1 k q
-    ZZL = st.ZZ @ L[:, None]                                  # P T q k
-    Ai, logdetA, bad = _inv_logdet_batch(Lt @ ZZL + np.eye(k))
-    LZ = Lt @ ZXy                                             # P T k (p+1)
-    VZ = Ai @ LZ                                              # P T k (p+1)
-    M = XyXy - np.einsum("Ptka,Ptkb->Pab", LZ, VZ)
+    T, a = st.T, p + 1
+    Ai, logdetA, bad = _inv_logdet_batch(_quad(L, st.ZZ) + np.eye(k))
+    LZ = _left(L, ZXy)                                        # P T k a
+    VZ = _smallmul(Ai, LZ)                                    # P T k a
+    M = XyXy - np.swapaxes(LZ.reshape(P, T * k, a), 1, 2) @ VZ.reshape(P, T * k, a)
     C = M[:, :p, :p]
     C = (C + np.swapaxes(C, 1, 2)) / 2
     c = M[:, :p, p]
@@ -298,12 +324,14 @@ def _deviance_batch(Theta, st, k, reml, grad=True):
     dev = np.where(bad, np.inf, dev)
     if not grad:
         return dev, None
-    bv = np.concatenate([-beta, np.ones((P, 1))], axis=1)[:, None, :, None]
-    v = (VZ @ bv)[..., 0]                                     # P T k
-    gres = (ZXy @ bv)[..., 0]                                 # P T q
-    resid = gres - (ZZL @ v[..., None])[..., 0]
-    G = 2 * np.sum(ZZL @ Ai, axis=1) - (2 * m / r2)[:, None, None] * np.einsum(
-        "Ptq,Ptk->Pqk", resid, v)
+    bv = np.concatenate([-beta, np.ones((P, 1))], axis=1)    # P a
+    v = np.sum(VZ * bv[:, None, None, :], axis=-1)            # P T k
+    gres = (ZXy.reshape(T * q, a) @ bv.T).reshape(T, q, P).transpose(2, 0, 1)
+    ZZL = (st.ZZ.reshape(T * q, q) @ L.transpose(1, 0, 2).reshape(q, P * k)).reshape(
+        T, q, P, k).transpose(2, 0, 1, 3)                     # P T q k
+    resid = gres - np.sum(ZZL * v[:, :, None, :], axis=-1)   # P T q
+    G = 2 * np.sum(_smallmul(ZZL, Ai), axis=1) - (2 * m / r2)[:, None, None] * (
+        np.swapaxes(resid, 1, 2) @ v)
     if reml:
         Ci = np.linalg.inv(C)
         VX = VZ[..., :p]
