@@ -154,7 +154,7 @@ def test_blup_and_new_group_intervals_closed_form(sleep):
     Vu = G - G @ X.T @ np.linalg.solve(V, X @ G)
     np.testing.assert_allclose(a.random_effects_cov.to_numpy(), Vu, rtol=1e-7,
                                atol=1e-9 * abs(G).max())
-    pr = a.get_prediction(rest)
+    pr = a.get_prediction(rest, intervals="delta")
     Xn = np.column_stack([np.ones(len(rest)), rest["Days"]])
     np.testing.assert_allclose(pr["mean"], Xn @ beta + Xn @ u, rtol=1e-10)
     # prediction error: the posterior part, plus the delta method in the estimated
@@ -331,7 +331,7 @@ def test_task_variance_auto_rule_and_new_group_t_intervals(grunfeld):
     ad = res.adapt(seen)
     np.testing.assert_allclose(ad.scale, scale, rtol=1e-8)
     assert ad.df == pytest.approx(2 * a + 5)
-    pr = ad.get_prediction(rest)
+    pr = ad.get_prediction(rest, intervals="delta")
     half = pr["obs_ci_upper"] - pr["mean"]
     sd = np.sqrt(pr["mean_se"] ** 2 + scale)
     np.testing.assert_allclose(half, stats.t.ppf(0.975, 2 * a + 5) * sd, rtol=1e-10)

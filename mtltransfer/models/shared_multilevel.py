@@ -741,22 +741,50 @@ class AdaptedGroup:
         n = self._p.model.re_names
         return pd.DataFrame(self.scale * self._K, index=n, columns=n)
 
-    def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True):
-        """Predictions with intervals (statsmodels' column names; normal quantiles, or
-        Student t on ``df`` degrees of freedom with separate task variances).
+    def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True,
+                       intervals="posterior"):
+        """Predictions with intervals (statsmodels' column names).
+
+        Parameters
+        ----------
+        exog, exog_re, transform
+            The rows to predict, as :meth:`MultilevelResults.predict`.
+        alpha : float
+            1 - the intervals' level.
+        intervals : {"posterior", "delta"}
+            ``"posterior"`` (default): the predictive distribution averaged over the
+            estimates' approximate sampling distribution, normal with the observed
+            information's covariance in every parameter the prediction uses (beta, the
+            factor L and the variance parameters: sigma^2, or the prior's log a and
+            log b; held at their estimates when a > 1e4, the common-variance limit where
+            the likelihood is flat in a), by 400 fixed draws (antithetic; the same on
+            every call); the intervals are that mixture's quantiles. ``"delta"``: the plug-in predictive
+            (normal, or Student t on ``df`` degrees of freedom with separate task
+            variances) with the delta-method variance of the mean in (beta, L) added;
+            it ignores the variance parameters' uncertainty.
 
         Returns
         -------
         DataFrame
             ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
-            ``obs_ci_lower``, ``obs_ci_upper``.
+            ``obs_ci_lower``, ``obs_ci_upper``. ``mean`` is the prediction at the
+            estimates; ``mean_se`` the standard deviation of the conditional mean
+            ``x^T beta + z^T u`` (posterior: under the mixture).
         """
         from scipy import stats
 
         alpha = check_alpha(alpha)
+        if intervals not in ("posterior", "delta"):
+            raise ValueError(f"intervals must be 'posterior' or 'delta'; got "
+                             f"{intervals!r}")
         p = self._p
         Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
         mean = Xf @ p._beta + Z @ self._u
+        if intervals == "posterior":
+            se, lo, hi, olo, ohi = self._posterior(Xf, Z, alpha)
+            return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": lo,
+                                 "mean_ci_upper": hi, "obs_ci_lower": olo,
+                                 "obs_ci_upper": ohi}, index=index)
         var = self.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
             self._param_var(Xf, Z)
         q = stats.norm.ppf(1 - alpha / 2) if not np.isfinite(self.df) else \
@@ -766,6 +794,90 @@ class AdaptedGroup:
                              "mean_ci_upper": mean + q * se,
                              "obs_ci_lower": mean - q * se_obs,
                              "obs_ci_upper": mean + q * se_obs}, index=index)
+
+    def _draws(self):
+        """Parameter draws (J x len(par)) from N(estimate, 2 H^+) (observed information
+        of the fit's likelihood, equilibrated coordinates), fixed antithetic normals."""
+        p = self._p
+        if "_draws" not in p.__dict__:
+            par, C, npar, k, sub = sml.cov_mean_params(p.model.group_stats(), p._solver,
+                                                       full=True)
+            if p.task_variance == "separate" and np.exp(par[-2]) > 1e4:
+                # the common-variance limit (a -> infinity): the likelihood is flat in
+                # log a there and its curvature says nothing; (a, b) are held fixed
+                C = C.copy()
+                C[-2:, :] = 0.0
+                C[:, -2:] = 0.0
+            w, U = np.linalg.eigh((C + C.T) / 2)
+            R = U * np.sqrt(np.clip(w, 0, None))
+            E = np.random.default_rng(20261207).standard_normal((200, len(par)))
+            E = np.vstack([E, -E])
+            p.__dict__["_draws"] = (par + E @ R.T, npar, k, sub)
+        return p.__dict__["_draws"]
+
+    def _posterior(self, Xf, Z, alpha):
+        """The mixture over parameter draws (see :meth:`get_prediction`): per draw j the
+        group's conditional mean m_j, the variance factor of the mean s_j z^T K_j z and
+        of an observation s_j (1 + z^T K_j z), and the degrees of freedom nu_j; the
+        mixture's CDF ``mean_j F_nu_j((y - m_j) / sd_j)`` is inverted by bisection."""
+        from scipy import special
+
+        p = self._p
+        D, npar, k, sub = self._draws()
+        st = p.model.group_stats()
+        ex = p._solver.extra
+        cols = ex.get("cols")
+        Zc = Z if cols is None else Z[:, cols]
+        Zr = self._Zr if cols is None else self._Zr[:, cols]
+        beta = D[:, :npar] * (st.sy / st.Dx)                         # J p
+        nth = len(sml._tril_index(sub.q, k))
+        L = sml._unpack_batch(D[:, npar:npar + nth], sub.q, k) / sub.Dz[:, None]
+        ZrL = np.einsum("mq,jqk->jmk", Zr, L)                        # J m k
+        A = np.swapaxes(ZrL, 1, 2) @ ZrL + np.eye(k)
+        Ai = np.linalg.inv(A)
+        e = self._y - beta @ self._Xr.T                             # J m
+        h = np.einsum("jmk,jm->jk", ZrL, e)
+        w = np.einsum("jkl,jl->jk", Ai, h)
+        ZL = np.einsum("iq,jqk->jik", Zc, L)                         # J r k
+        m = beta @ Xf.T + np.einsum("jik,jk->ji", ZL, w)             # J r
+        zKz = np.einsum("jik,jkl,jil->ji", ZL, Ai, ZL)
+        n = len(self._y)
+        if self._p.task_variance == "separate":
+            a = np.exp(D[:, -2])
+            b = np.exp(D[:, -1]) * st.sy ** 2
+            Q = np.maximum(np.sum(e * e, 1) - np.einsum("jk,jk->j", h, w), 0.0)
+            s = (b + Q / 2) / (a + n / 2)
+            nu = 2 * a + n
+        else:
+            s = np.maximum(D[:, -1], 1e-12 * abs(np.median(D[:, -1]))) * st.sy ** 2
+            nu = np.full(len(s), np.inf)
+        s, nu = s[:, None], nu[:, None]
+        inf = ~np.isfinite(nu)
+        nu_f = np.where(inf, 1.0, nu)
+
+        def cdf(x):
+            return np.where(inf, special.ndtr(x), special.stdtr(nu_f, x))
+
+        def quantiles(sd):
+            sd = np.maximum(sd, 1e-300)
+            out = []
+            for prob in (alpha / 2, 1 - alpha / 2):
+                lo = np.min(m - 1e3 * sd, 0)
+                hi = np.max(m + 1e3 * sd, 0)
+                for _ in range(80):
+                    mid = (lo + hi) / 2
+                    F = np.mean(cdf((mid - m) / sd), 0)
+                    lo, hi = np.where(F < prob, mid, lo), np.where(F < prob, hi, mid)
+                out.append((lo + hi) / 2)
+            return out
+
+        sd_mean = np.sqrt(s * zKz)
+        sd_obs = np.sqrt(s * (1 + zKz))
+        var_t = np.where(inf, 1.0, nu_f / np.maximum(nu_f - 2, 1e-12))
+        se = np.sqrt(np.var(m, 0) + np.mean(s * zKz * var_t, 0))
+        lo, hi = quantiles(sd_mean)
+        olo, ohi = quantiles(sd_obs)
+        return se, lo, hi, olo, ohi
 
     def _param_var(self, Xf, Z):
         """Variance of the predicted means from the estimates of beta and of the

@@ -981,12 +981,13 @@ def cov_fixed_separate(st, sol):
     return 2 * linalg.pinvh((S + S.T) / 2) * np.outer(f, f)
 
 
-def cov_mean_params(st, sol):
+def cov_mean_params(st, sol, full=False):
     """Joint covariance of (beta_s, theta), the parameters the predictions' means depend
     on (equilibrated coordinates), from the observed information of the likelihood of
     the fit (common: in (beta, theta, sigma^2); separate: in (beta, theta, log a,
-    log b)): the (beta, theta) block of ``2 H^+``. Returns (par, cov, p, k, sub) with
-    ``sub`` the statistics of the fitted columns."""
+    log b)): the (beta, theta) block of ``2 H^+`` (``full=True``: all of it, with the
+    variance parameters). Returns (par, cov, p, k, sub) with ``sub`` the statistics of
+    the fitted columns."""
     ex = sol.extra
     sub = _substats(st, ex["cols"]) if "cols" in ex else st
     k, p = ex["k"], st.p
@@ -1001,4 +1002,6 @@ def cov_mean_params(st, sol):
         m = len(par) - 1
     H = _num_hess(fun, par, h=1e-5)
     cov = 2 * linalg.pinvh(H, atol=1e-10 * max(1.0, np.abs(H).max()))
+    if full:
+        return par, cov, p, k, sub
     return par[:m], cov[:m, :m], p, k, sub
