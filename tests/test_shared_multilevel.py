@@ -407,13 +407,3 @@ def test_summary_reports_fixed_effects_covariance_and_k_table(sleep):
 
     np.testing.assert_allclose(res.pvalues, 2 * stats.norm.sf(
         np.abs(res.fe_params / res.bse_fe)), rtol=1e-8)
-
-
-def test_save_and_bootstrap_refused_by_name(sleep, tmp_path):
-    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(
-                                                   k=1, task_variance="common")
-    with pytest.raises(TypeError, match="MultilevelResults"):
-        res.save(tmp_path / "m")
-    with pytest.raises(TypeError, match="bootstrap"):
-        res.bootstrap(5)

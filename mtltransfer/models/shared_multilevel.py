@@ -54,14 +54,49 @@ class MultilevelRepresentation(DataViews):
     """
 
     _formula_max_endog = 1
+    #: one entry per training row (``save(..., remove_data=True)`` writes their shapes)
+    _row_attributes = ("exog_re", "_Zextra", "task_codes", "_re_template")
+
+    def __getstate__(self):
+        # the random part's patsy design is rebuilt from its formula after loading
+        state = self.__dict__.copy()
+        state["_re_info"] = None
+        return state
+
+    def _re_design_info(self, newdata):
+        """The random part's patsy design (rebuilt after loading: from the stored
+        columns of the training data, or, saved without rows, from ``newdata``, checked
+        to give the fitted columns)."""
+        if self._re_info is None:
+            import patsy
+
+            src = self._re_template if isinstance(self._re_template, pd.DataFrame) else \
+                newdata
+            try:
+                info = patsy.dmatrix(self._re_formula, src, NA_action="drop",
+                                     return_type="dataframe").design_info
+            except (patsy.PatsyError, NameError) as err:
+                raise ValueError(f"cannot rebuild re_formula's design: "
+                                 f"{str(err).splitlines()[0]}") from None
+            if [str(c) for c in info.column_names] != self._Zall_names:
+                raise ValueError(
+                    f"the random part rebuilt after loading has columns "
+                    f"{list(info.column_names)}, not the fitted {self._Zall_names} (saved "
+                    "with remove_data=True, a categorical column's levels come from the "
+                    "new data: give rows with every level, or save with the data)")
+            if src is self._re_template:
+                self._re_info = info
+            return info
+        return self._re_info
 
     def __init__(self, endog, exog=None, groups=None, *, exog_re=None, intercept=None,
                  missing="raise", _re=None):
         data = self._validated(endog, exog, intercept, missing)
         self.missing = missing
         kept = data.extra["kept"]
-        if _re is not None:                     # from_formula: (Z, names, info, gname)
-            Z, re_names, self._re_info, gname = _re
+        self._re_formula, self._re_template = None, None
+        if _re is not None:          # from_formula: (Z, names, info, gname, rhs, template)
+            Z, re_names, self._re_info, gname, self._re_formula, self._re_template = _re
             labels = np.asarray(groups)
         else:
             if exog_re is None:
@@ -194,12 +229,12 @@ class MultilevelRepresentation(DataViews):
     def new_parts(self, newdata, exog_re=None, transform=True, name="exog"):
         """Fixed and random designs of new rows: (Xf, Z, index); NaN rows kept."""
         X, const, index = self.data.exog_for(newdata, name, transform=transform)
-        if self._re_info is not None and transform:
+        if self._re_formula is not None and transform:
             import patsy
 
             frame = newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) \
                 else pd.DataFrame(newdata)
-            (Z,) = patsy.build_design_matrices([self._re_info], frame,
+            (Z,) = patsy.build_design_matrices([self._re_design_info(frame)], frame,
                                                NA_action=patsy.NAAction(NA_types=[]),
                                                return_type="dataframe")
             Z = Z.to_numpy(dtype=float)
@@ -326,9 +361,8 @@ class MultilevelResults(Results):
     llf, aic, bic, converged, n_iter
     """
 
-    #: not yet writable by :func:`mtltransfer.save` (its random part's patsy design is
-    #: not held in the data-only format); save() says so by the class's name
-    _saveable = False
+    #: what save(remove_data=True) computes and keeps
+    _row_cached = ()
 
     @property
     def tuning(self):
@@ -640,12 +674,48 @@ class MultilevelResults(Results):
         scale, df = self._group_scale(Q, n)
         return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]), y)
 
-    def bootstrap(self, *args, **kwargs):
-        """Not offered for the multilevel model (a TypeError): its fixed effects have
-        standard errors from the observed information (``bse_fe``) and new groups'
-        intervals come from :meth:`adapt`."""
-        raise TypeError("bootstrap() is not offered for the multilevel SharedRepresentation;"
-                        " use bse_fe / conf_int() and adapt().get_prediction()")
+    def bootstrap(self, n_boot=200, method="cluster", random_state=None, n_jobs=1):
+        """Cluster bootstrap of the fit: groups drawn with replacement, the model
+        refitted at its random part and task variance.
+
+        Each replicate is computed from the per-group statistics (a group drawn c times
+        counts c times in the likelihood), so no pass over the rows is made.
+
+        Parameters
+        ----------
+        n_boot : int
+            Number of replicates.
+        method : {"cluster"}
+            Groups resampled with replacement (the groups are the independent units).
+        random_state : int, numpy SeedSequence, numpy Generator or None
+            Replicate b uses the b-th child seed: the draws do not depend on ``n_jobs``.
+        n_jobs : int
+            Parallel workers (joblib).
+
+        Returns
+        -------
+        MultilevelBootstrap
+            Also stored as ``self.bootstrap_results``.
+        """
+        from ..bootstrap import _child_seeds
+
+        n_boot = check_int("n_boot", n_boot, 2, 10 ** 7)
+        n_jobs = check_int("n_jobs", n_jobs, 1, 1024)
+        if method != "cluster":
+            raise ValueError(f"method must be 'cluster'; got {method!r}")
+        st = self.model.group_stats()
+        seeds = _child_seeds(random_state, n_boot)
+        ex = self._solver.extra
+        spec = (self.random_part == "intercept", ex.get("cols"), self.k, self.reml,
+                self.task_variance)
+        if n_jobs == 1:
+            reps = [_cluster_replicate(st, spec, sd) for sd in seeds]
+        else:
+            from joblib import Parallel, delayed
+            reps = Parallel(n_jobs=n_jobs)(delayed(_cluster_replicate)(st, spec, sd)
+                                           for sd in seeds)
+        self.bootstrap_results = MultilevelBootstrap(self, reps)
+        return self.bootstrap_results
 
     # -- summary ----------------------------------------------------------------------
     def summary(self, alpha=0.05):
@@ -690,6 +760,94 @@ class MultilevelResults(Results):
             smry.add_extra_txt([f"{m.re_moved} are constant within every group: fixed "
                                 "effects only."])
         return smry
+
+
+def _cluster_replicate(st, spec, seed):
+    """One cluster-bootstrap replicate: (beta, G, converged) refitted on the groups
+    drawn with replacement (their statistics stacked)."""
+    intercept_only, cols, k, reml, tv = spec
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, st.T, st.T)
+    sub = sml.GroupStats(st.ZZ[idx], st.ZX[idx], st.Zy[idx], st.XXt[idx].sum(0),
+                         st.Xyt[idx].sum(0), float(st.yyt[idx].sum()), st.n[idx], st.Dx,
+                         st.Dz, st.sy)
+    sub.XXt, sub.Xyt, sub.yyt = st.XXt[idx], st.Xyt[idx], st.yyt[idx]
+    if intercept_only:
+        sol = sml.fit_restricted(sub, cols, 1, reml=reml, warn=False)
+    else:
+        sol = sml.fit_multilevel(sub, k, reml=reml, warn=False)
+    if tv == "separate":
+        sep = sml.fit_separate(sub, sol, warn=False)
+        # a -> infinity: the replicate's maximum is the common-variance model (the
+        # boundary the separate fit only approaches)
+        if sep.converged or sep.extra["a"] < 1e4:
+            sol = sep
+    return np.asarray(sol.coef), sol.extra["G"], bool(sol.converged)
+
+
+class MultilevelBootstrap:
+    """Cluster-bootstrap replicates of a multilevel fit
+    (:meth:`MultilevelResults.bootstrap`).
+
+    Attributes
+    ----------
+    params : DataFrame (n_boot x p)
+        The fixed effects of each replicate.
+    cov_re : ndarray (n_boot x q x q)
+        The random-effects covariance of each replicate.
+    converged : ndarray of bool
+        Whether each replicate's fit converged (a replicate that did not is kept and
+        counted in ``n_not_converged``; it is reported, never dropped silently).
+    """
+
+    def __init__(self, results, reps):
+        self.results = results
+        names = results.model.fe_names
+        self.params = pd.DataFrame(np.array([r[0] for r in reps]), columns=names)
+        self.cov_re = np.array([r[1] for r in reps])
+        self.converged = np.array([r[2] for r in reps])
+        self.n_boot = len(reps)
+        self.n_not_converged = int((~self.converged).sum())
+        if self.n_not_converged:
+            from ..exceptions import ConvergenceWarning
+            warnings.warn(f"{self.n_not_converged} of {self.n_boot} bootstrap refits did "
+                          "not converge (kept; see .converged)", ConvergenceWarning,
+                          stacklevel=user_stacklevel())
+
+    @property
+    def bse(self):
+        """Standard deviation of the replicates' fixed effects."""
+        return self.params.std(ddof=1).rename("bse")
+
+    def conf_int(self, alpha=0.05, kind="percentile"):
+        """Intervals of the fixed effects from the replicates.
+
+        Parameters
+        ----------
+        alpha : float
+        kind : {"percentile", "basic", "normal"}
+            Quantiles of the replicates; the basic (reflected) interval
+            ``2 beta - q(1 - alpha/2), 2 beta - q(alpha/2)``; or ``beta +- z se``.
+
+        Returns
+        -------
+        DataFrame
+            Columns 0 and 1 (lower, upper), as statsmodels.
+        """
+        from scipy import stats
+
+        alpha = check_alpha(alpha)
+        b = self.results.fe_params
+        lo = self.params.quantile(alpha / 2)
+        hi = self.params.quantile(1 - alpha / 2)
+        if kind == "percentile":
+            return pd.DataFrame({0: lo, 1: hi})
+        if kind == "basic":
+            return pd.DataFrame({0: 2 * b - hi, 1: 2 * b - lo})
+        if kind == "normal":
+            z = stats.norm.ppf(1 - alpha / 2)
+            return pd.DataFrame({0: b - z * self.bse, 1: b + z * self.bse})
+        raise ValueError(f"kind must be 'percentile', 'basic' or 'normal'; got {kind!r}")
 
 
 class AdaptedGroup:
@@ -855,20 +1013,40 @@ class AdaptedGroup:
         inf = ~np.isfinite(nu)
         nu_f = np.where(inf, 1.0, nu)
 
-        def cdf(x):
-            return np.where(inf, special.ndtr(x), special.stdtr(nu_f, x))
+        # log of the t density's constant (normal: -log(2 pi) / 2)
+        logc = np.where(inf, -0.5 * np.log(2 * np.pi),
+                        special.gammaln((nu_f + 1) / 2) - special.gammaln(nu_f / 2)
+                        - 0.5 * np.log(nu_f * np.pi))
+
+        normal = bool(inf.all())             # common variance: every draw normal
+
+        def cdf_pdf(z):
+            if normal:
+                return special.ndtr(z), np.exp(logc - 0.5 * z * z)
+            return special.stdtr(nu_f, z), np.exp(logc - (nu_f + 1) / 2 *
+                                                   np.log1p(z * z / nu_f))
 
         def quantiles(sd):
+            """Safeguarded Newton on the mixture CDF, inside the bracket of its
+            components' quantiles (the mixture's quantile lies between them)."""
             sd = np.maximum(sd, 1e-300)
             out = []
             for prob in (alpha / 2, 1 - alpha / 2):
-                lo = np.min(m - 1e3 * sd, 0)
-                hi = np.max(m + 1e3 * sd, 0)
-                for _ in range(80):
-                    mid = (lo + hi) / 2
-                    F = np.mean(cdf((mid - m) / sd), 0)
-                    lo, hi = np.where(F < prob, mid, lo), np.where(F < prob, hi, mid)
-                out.append((lo + hi) / 2)
+                zq = np.where(inf, special.ndtri(prob), special.stdtrit(nu_f, prob))
+                lo = np.min(m + zq * sd, 0)
+                hi = np.max(m + zq * sd, 0)
+                x = np.mean(m + zq * sd, 0)
+                for _ in range(100):
+                    F, f = cdf_pdf((x - m) / sd)
+                    F, f = np.mean(F, 0) - prob, np.mean(f / sd, 0)
+                    lo, hi = np.where(F < 0, x, lo), np.where(F < 0, hi, x)
+                    new = x - F / np.maximum(f, 1e-300)
+                    new = np.where((new >= lo) & (new <= hi), new, (lo + hi) / 2)
+                    done = np.abs(new - x) <= 1e-11 * sd.min(0)
+                    x = new
+                    if done.all():
+                        break
+                out.append(x)
             return out
 
         sd_mean = np.sqrt(s * zKz)
@@ -958,6 +1136,7 @@ def multilevel_from_formula(formula, data, groups, re_formula, *, missing="raise
     if len(labels) != len(data):
         raise ValueError(f"groups must have one label per row of data ({len(data)}); "
                          f"got {len(labels)}")
+    template = data[design.formula_columns(rhs, data.columns)].copy()
     return MultilevelRepresentation(md, groups=labels[kept], missing=missing,
                                     _re=(Z[kept], list(Zf.columns), Zf.design_info,
-                                         gname))
+                                         gname, rhs, template))
