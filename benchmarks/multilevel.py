@@ -18,9 +18,13 @@ issued a ConvergenceWarning (or reported converged=False), and the coverage of t
 default's 95% observation intervals (``AdaptedGroup.get_prediction``) on the new groups'
 predicted rows.
 
+``--bootstrap-sim N`` runs only the coverage check of ``MultilevelResults.bootstrap()`` on
+N simulated data sets (:func:`bootstrap_simulation`).
+
 Run::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py [--splits 20] [--data sleep]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py --bootstrap-sim 100
 """
 
 import argparse
@@ -202,6 +206,43 @@ def table(df):
     return tab, times, warns, ks
 
 
+def bootstrap_simulation(n_sets=100, n_boot=200, T=30, n_t=8, seed=0):
+    """Coverage of the fixed effects' 95% intervals on simulated multilevel data:
+    y = 1 + 0.5 x + u0 + u1 x + e, (u0, u1) ~ N(0, [[1, .3], [.3, .5]]), e ~ N(0, 1),
+    x ~ N(0, 1); T groups of n_t rows. Intervals: the cluster bootstrap's percentile,
+    basic and normal intervals (``res.bootstrap(n_boot)``) and the observed-information
+    Wald interval (``res.conf_int()``), of ``fit()`` (the default)."""
+    rng = np.random.default_rng(seed)
+    beta = np.array([1.0, 0.5])
+    G = np.array([[1.0, 0.3], [0.3, 0.5]])
+    cover = {k: [] for k in ("percentile", "basic", "normal", "wald")}
+    t_boot = []
+    for s in range(n_sets):
+        g = np.repeat(np.arange(T), n_t)
+        x = rng.standard_normal(T * n_t)
+        u = rng.multivariate_normal(np.zeros(2), G, T)
+        y = beta[0] + beta[1] * x + u[g, 0] + u[g, 1] * x + rng.standard_normal(T * n_t)
+        d = pd.DataFrame({"y": y, "x": x, "g": g})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = mt.SharedRepresentation.from_formula("y ~ x", d, groups="g",
+                                                       re_formula="~ x").fit()
+            t0 = time.process_time()
+            boot = res.bootstrap(n_boot, random_state=s)
+            t_boot.append(time.process_time() - t0)
+        for kind in ("percentile", "basic", "normal"):
+            ci = boot.conf_int(0.05, kind).to_numpy()
+            cover[kind].append((ci[:, 0] <= beta) & (beta <= ci[:, 1]))
+        ci = res.conf_int(0.05).to_numpy()
+        cover["wald"].append((ci[:, 0] <= beta) & (beta <= ci[:, 1]))
+    print(f"bootstrap coverage, {n_sets} simulated sets (T={T}, n_t={n_t}), "
+          f"n_boot={n_boot}; median CPU s per bootstrap {np.median(t_boot):.2f}")
+    for kind, c in cover.items():
+        c = np.array(c)
+        print(f"  {kind:10s} intercept {c[:, 0].mean():.3f}  slope {c[:, 1].mean():.3f}  "
+              f"(se {np.sqrt(0.95 * 0.05 / n_sets):.3f})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=20)
@@ -209,7 +250,12 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--fit", default="{}", help="keywords of the default's fit (JSON)")
     ap.add_argument("--table", default=None, help="re-tabulate a saved --out CSV")
+    ap.add_argument("--bootstrap-sim", type=int, default=0, metavar="N_SETS",
+                    help="only the bootstrap coverage simulation, on N_SETS data sets")
     args = ap.parse_args(argv)
+    if args.bootstrap_sim:
+        bootstrap_simulation(args.bootstrap_sim)
+        return
     if args.table:
         _print(pd.read_csv(args.table))
         return
