@@ -474,13 +474,14 @@ def _separate_batch(Par, st, k, grad=True):
     beta = Par[:, :p]
     a, b = np.exp(Par[:, -2]), np.exp(Par[:, -1])
     L = _unpack_batch(Par[:, p:-2], q, k)
-    Lt = np.swapaxes(L, 1, 2)[:, None]
-    ZZL = st.ZZ[None] @ L[:, None]                              # P T q k
-    Ai, logdetA, bad = _inv_logdet_batch(Lt @ ZZL + np.eye(k))
-    gres = st.Zy[None] - (st.ZX[None] @ beta[:, None, :, None])[..., 0]   # P T q
-    Lg = (gres[:, :, None, :] @ L[:, None])[:, :, 0, :]         # P T k
-    v = (Ai @ Lg[..., None])[..., 0]
-    XXb = (st.XXt[None] @ beta[:, None, :, None])[..., 0]       # P T p
+    T = st.T
+    ZXy, _ = _augmented(st)
+    Ai, logdetA, bad = _inv_logdet_batch(_quad(L, st.ZZ) + np.eye(k))
+    bv = np.concatenate([-beta, np.ones((P, 1))], axis=1)     # P (p+1)
+    gres = (ZXy.reshape(T * q, p + 1) @ bv.T).reshape(T, q, P).transpose(2, 0, 1)
+    Lg = gres @ L                                             # P T k
+    v = _smallmul(Ai, Lg[..., None])[..., 0]
+    XXb = (st.XXt.reshape(T * p, p) @ beta.T).reshape(T, p, P).transpose(2, 0, 1)
     ee = st.yyt[None] - 2 * beta @ st.Xyt.T + np.sum(XXb * beta[:, None], -1)
     Q = np.maximum(ee - np.sum(Lg * v, -1), 0.0)               # P T
     n = st.n[None]
@@ -495,10 +496,13 @@ def _separate_batch(Par, st, k, grad=True):
         return dev, None
     w = ah / bq                                                 # P T
     Xe = st.Xyt[None] - XXb
-    LZX = Lt @ st.ZX[None]                                      # P T k p
-    gb = np.sum(w[..., None] * (Xe - (v[:, :, None, :] @ LZX)[:, :, 0, :]), 1)
-    gL = -np.sum(ZZL @ Ai, 1) + np.einsum(
-        "Ptq,Ptk->Pqk", w[..., None] * (gres - (ZZL @ v[..., None])[..., 0]), v)
+    Lv = v @ np.swapaxes(L, 1, 2)                               # P T q
+    ZXLv = np.sum(st.ZX[None] * Lv[..., None], axis=2)          # P T p
+    gb = np.sum(w[..., None] * (Xe - ZXLv), 1)
+    ZZL = (st.ZZ.reshape(T * q, q) @ L.transpose(1, 0, 2).reshape(q, P * k)).reshape(
+        T, q, P, k).transpose(2, 0, 1, 3)                       # P T q k
+    resid = gres - np.sum(ZZL * v[:, :, None, :], axis=-1)
+    gL = -np.sum(_smallmul(ZZL, Ai), 1) + np.swapaxes(w[..., None] * resid, 1, 2) @ v
     ga = np.sum(special.digamma(ah) - np.log(bq), 1) + st.T * (
         np.log(b) - special.digamma(a))
     gbb = st.T * a / b - np.sum(w, 1)
