@@ -25,6 +25,7 @@ Run::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py [--splits 20] [--data sleep]
     OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py --bootstrap-sim 100
+    OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py --speed
 """
 
 import argparse
@@ -243,6 +244,36 @@ def bootstrap_simulation(n_sets=100, n_boot=200, T=30, n_t=8, seed=0):
               f"(se {np.sqrt(0.95 * 0.05 / n_sets):.3f})")
 
 
+def speed(reps=30):
+    """CPU milliseconds (best of 5 blocks of ``reps``, one BLAS thread) on all of lme4
+    sleepstudy, from arrays: the default fit, the full-rank common-variance fit
+    (MixedLM's model) and MixedLM with a random intercept and slope."""
+    d = datasets()["sleepstudy"][0]
+    y = d["Reaction"].to_numpy()
+    X = np.column_stack([np.ones(len(y)), d["Days"]])
+    g = d["Subject"].to_numpy()
+
+    def best(f):
+        f()
+        out = []
+        for _ in range(5):
+            t0 = time.process_time()
+            for _ in range(reps):
+                f()
+            out.append((time.process_time() - t0) / reps * 1e3)
+        return min(out)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_m = best(lambda: sm.MixedLM(y, X, groups=g, exog_re=X).fit(reml=False))
+        t_d = best(lambda: mt.SharedRepresentation(y, X, groups=g, exog_re=X).fit())
+        t_f = best(lambda: mt.SharedRepresentation(y, X, groups=g, exog_re=X).fit(
+            k=2, task_variance="common"))
+    print(f"sleepstudy, CPU ms: MixedLM slopes {t_m:.2f}; default fit() {t_d:.2f} "
+          f"({t_m / t_d:.1f}x); fit(k=2, task_variance='common') {t_f:.2f} "
+          f"({t_m / t_f:.1f}x)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=20)
@@ -252,7 +283,12 @@ def main(argv=None):
     ap.add_argument("--table", default=None, help="re-tabulate a saved --out CSV")
     ap.add_argument("--bootstrap-sim", type=int, default=0, metavar="N_SETS",
                     help="only the bootstrap coverage simulation, on N_SETS data sets")
+    ap.add_argument("--speed", action="store_true",
+                    help="only the sleepstudy timing of the fits (speed())")
     args = ap.parse_args(argv)
+    if args.speed:
+        speed()
+        return
     if args.bootstrap_sim:
         bootstrap_simulation(args.bootstrap_sim)
         return
