@@ -45,7 +45,9 @@ Public functions
 ----------------
 group_stats            per-group statistics from rows
 fit_multilevel         the fit at a given k (ML or REML)
-select_k_multilevel    k by BIC over 1..q, each k fitted
+select_k_multilevel    k by BIC over the random intercept and 1..q
+fit_separate           separate task variances (inverse-gamma prior), from a common fit
+moment_start           a moment estimate of the relative covariance (the start)
 n_params               free parameters at k
 """
 
