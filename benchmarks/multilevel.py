@@ -12,14 +12,20 @@ MixedLM with a random intercept (``mixedlm_int``) and with every slope of the ra
 random (``mixedlm_slopes``), both ML, their new-group predictions the BLUP
 ``G Z^T (Z G Z^T + sigma^2 I)^{-1} (y - X beta)`` of the revealed rows; pooled OLS on the
 fixed part. Reported: held-out RMSE mean +- se over splits, CPU time of model
-construction + fit (process_time, one BLAS thread), the number of splits in which a fit
+construction + fit (process_time, one BLAS thread; the default both from the formula and,
+as MixedLM is timed, from arrays), the number of splits in which a fit
 issued a ConvergenceWarning (or reported converged=False), and the coverage of the
 default's 95% observation intervals (``AdaptedGroup.get_prediction``) on the new groups'
 predicted rows.
 
+``--bootstrap-sim N`` runs only the coverage check of ``MultilevelResults.bootstrap()`` on
+N simulated data sets (:func:`bootstrap_simulation`).
+
 Run::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py [--splits 20] [--data sleep]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py --bootstrap-sim 100
+    OPENBLAS_NUM_THREADS=1 python benchmarks/multilevel.py --speed
 """
 
 import argparse
@@ -108,6 +114,11 @@ def run(name, data, formula, re_formula, gcol, n_splits, seed=0, fit_kw=None):
             formula, tr, groups=gcol, re_formula=re_formula).fit(**(fit_kw or {})))
         rec.update(time_default=t, warn_default=w or not res.converged,
                    k_default=res.random_part, tv_default=res.task_variance)
+        # the same fit from arrays, as MixedLM is timed (no formula front end)
+        _, t, _ = _timed(lambda: mt.SharedRepresentation(
+            y[train], X[train], groups=groups[train], exog_re=Z[train]).fit(
+                **(fit_kw or {})))
+        rec["time_default_arrays"] = t
         fits = {}
         for key, Zm in (("mixedlm_int", Zi), ("mixedlm_slopes", Z)):
             m, t, w = _mixedlm(y[train], X[train], Zm[train], groups[train])
@@ -176,10 +187,16 @@ def table(df):
                 f"{d['cover' + cell[3:]].mean():.3f}"
             out.append(row)
     tab = pd.DataFrame(out)
-    times = df.groupby("data", sort=False)[["time_default", "time_mixedlm_int",
-                                           "time_mixedlm_slopes", "time_ols"]].median()
+    cols = ["time_default", "time_mixedlm_int", "time_mixedlm_slopes", "time_ols"]
+    if "time_default_arrays" in df:
+        cols.insert(1, "time_default_arrays")
+    times = df.groupby("data", sort=False)[cols].median()
     times["slopes / default"] = (df["time_mixedlm_slopes"] / df["time_default"]).groupby(
         df["data"], sort=False).median()
+    if "time_default_arrays" in df:
+        times["slopes / default (arrays)"] = (
+            df["time_mixedlm_slopes"] / df["time_default_arrays"]).groupby(
+                df["data"], sort=False).median()
     warns = df.groupby("data", sort=False)[["warn_default", "warn_mixedlm_int",
                                            "warn_mixedlm_slopes"]].sum()
     ks = df.groupby("data", sort=False)["k_default"].agg(
@@ -190,6 +207,73 @@ def table(df):
     return tab, times, warns, ks
 
 
+def bootstrap_simulation(n_sets=100, n_boot=200, T=30, n_t=8, seed=0):
+    """Coverage of the fixed effects' 95% intervals on simulated multilevel data:
+    y = 1 + 0.5 x + u0 + u1 x + e, (u0, u1) ~ N(0, [[1, .3], [.3, .5]]), e ~ N(0, 1),
+    x ~ N(0, 1); T groups of n_t rows. Intervals: the cluster bootstrap's percentile,
+    basic and normal intervals (``res.bootstrap(n_boot)``) and the observed-information
+    Wald interval (``res.conf_int()``), of ``fit()`` (the default)."""
+    rng = np.random.default_rng(seed)
+    beta = np.array([1.0, 0.5])
+    G = np.array([[1.0, 0.3], [0.3, 0.5]])
+    cover = {k: [] for k in ("percentile", "basic", "normal", "wald")}
+    t_boot = []
+    for s in range(n_sets):
+        g = np.repeat(np.arange(T), n_t)
+        x = rng.standard_normal(T * n_t)
+        u = rng.multivariate_normal(np.zeros(2), G, T)
+        y = beta[0] + beta[1] * x + u[g, 0] + u[g, 1] * x + rng.standard_normal(T * n_t)
+        d = pd.DataFrame({"y": y, "x": x, "g": g})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = mt.SharedRepresentation.from_formula("y ~ x", d, groups="g",
+                                                       re_formula="~ x").fit()
+            t0 = time.process_time()
+            boot = res.bootstrap(n_boot, random_state=s)
+            t_boot.append(time.process_time() - t0)
+        for kind in ("percentile", "basic", "normal"):
+            ci = boot.conf_int(0.05, kind).to_numpy()
+            cover[kind].append((ci[:, 0] <= beta) & (beta <= ci[:, 1]))
+        ci = res.conf_int(0.05).to_numpy()
+        cover["wald"].append((ci[:, 0] <= beta) & (beta <= ci[:, 1]))
+    print(f"bootstrap coverage, {n_sets} simulated sets (T={T}, n_t={n_t}), "
+          f"n_boot={n_boot}; median CPU s per bootstrap {np.median(t_boot):.2f}")
+    for kind, c in cover.items():
+        c = np.array(c)
+        print(f"  {kind:10s} intercept {c[:, 0].mean():.3f}  slope {c[:, 1].mean():.3f}  "
+              f"(se {np.sqrt(0.95 * 0.05 / n_sets):.3f})")
+
+
+def speed(reps=30):
+    """CPU milliseconds (best of 5 blocks of ``reps``, one BLAS thread) on all of lme4
+    sleepstudy, from arrays: the default fit, the full-rank common-variance fit
+    (MixedLM's model) and MixedLM with a random intercept and slope."""
+    d = datasets()["sleepstudy"][0]
+    y = d["Reaction"].to_numpy()
+    X = np.column_stack([np.ones(len(y)), d["Days"]])
+    g = d["Subject"].to_numpy()
+
+    def best(f):
+        f()
+        out = []
+        for _ in range(5):
+            t0 = time.process_time()
+            for _ in range(reps):
+                f()
+            out.append((time.process_time() - t0) / reps * 1e3)
+        return min(out)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_m = best(lambda: sm.MixedLM(y, X, groups=g, exog_re=X).fit(reml=False))
+        t_d = best(lambda: mt.SharedRepresentation(y, X, groups=g, exog_re=X).fit())
+        t_f = best(lambda: mt.SharedRepresentation(y, X, groups=g, exog_re=X).fit(
+            k=2, task_variance="common"))
+    print(f"sleepstudy, CPU ms: MixedLM slopes {t_m:.2f}; default fit() {t_d:.2f} "
+          f"({t_m / t_d:.1f}x); fit(k=2, task_variance='common') {t_f:.2f} "
+          f"({t_m / t_f:.1f}x)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=20)
@@ -197,7 +281,17 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--fit", default="{}", help="keywords of the default's fit (JSON)")
     ap.add_argument("--table", default=None, help="re-tabulate a saved --out CSV")
+    ap.add_argument("--bootstrap-sim", type=int, default=0, metavar="N_SETS",
+                    help="only the bootstrap coverage simulation, on N_SETS data sets")
+    ap.add_argument("--speed", action="store_true",
+                    help="only the sleepstudy timing of the fits (speed())")
     args = ap.parse_args(argv)
+    if args.speed:
+        speed()
+        return
+    if args.bootstrap_sim:
+        bootstrap_simulation(args.bootstrap_sim)
+        return
     if args.table:
         _print(pd.read_csv(args.table))
         return

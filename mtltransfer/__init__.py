@@ -6,6 +6,9 @@ SMART
     Spectral transfer of a source study's singular subspaces to a small target study.
 SharedRepresentation
     Many regression tasks sharing a d x k linear representation; transfer to new tasks.
+    Given a random part (``re_formula`` / ``exog_re``) it is a linear mixed model whose
+    random coefficients have rank k (MultilevelRepresentation; at full rank statsmodels'
+    MixedLM).
 OLS, Ridge, ReducedRank, NuclearNorm
     Target-only multi-response baselines with the same results API.
 SparseReducedRank, SOFAR, RSSVD
@@ -24,6 +27,8 @@ from .io import load
 from .models.base import MultiResponseResults
 from .models.linear import OLS, NuclearNorm, ReducedRank, Ridge
 from .models.shared import AdaptedTask, SharedRepresentation, SharedRepresentationResults
+from .models.shared_multilevel import (AdaptedGroup, MultilevelBootstrap,
+                                       MultilevelRepresentation, MultilevelResults)
 from .smart.model import SMART, SMARTResults
 from .models.transfer import NuclearContrast, RidgeToSource, SourceMixture, SourceSubspaceRRR
 from .models.transfer_family import Transfer, TransferResults
@@ -36,7 +41,8 @@ from . import datasets
 from .screening import MarginalScreening
 
 __all__ = ["SMART", "SMARTResults", "SharedRepresentation", "SharedRepresentationResults",
-           "AdaptedTask", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
+           "AdaptedTask", "MultilevelRepresentation", "MultilevelResults", "AdaptedGroup",
+           "MultilevelBootstrap", "OLS", "Ridge", "ReducedRank", "NuclearNorm",
            "RidgeToSource", "NuclearContrast", "SourceSubspaceRRR", "SourceMixture",
            "Transfer", "TransferResults",
            "SparseReducedRank", "SOFAR", "RSSVD",

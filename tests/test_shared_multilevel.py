@@ -154,7 +154,7 @@ def test_blup_and_new_group_intervals_closed_form(sleep):
     Vu = G - G @ X.T @ np.linalg.solve(V, X @ G)
     np.testing.assert_allclose(a.random_effects_cov.to_numpy(), Vu, rtol=1e-7,
                                atol=1e-9 * abs(G).max())
-    pr = a.get_prediction(rest)
+    pr = a.get_prediction(rest, intervals="delta")
     Xn = np.column_stack([np.ones(len(rest)), rest["Days"]])
     np.testing.assert_allclose(pr["mean"], Xn @ beta + Xn @ u, rtol=1e-10)
     # prediction error: the posterior part, plus the delta method in the estimated
@@ -331,7 +331,7 @@ def test_task_variance_auto_rule_and_new_group_t_intervals(grunfeld):
     ad = res.adapt(seen)
     np.testing.assert_allclose(ad.scale, scale, rtol=1e-8)
     assert ad.df == pytest.approx(2 * a + 5)
-    pr = ad.get_prediction(rest)
+    pr = ad.get_prediction(rest, intervals="delta")
     half = pr["obs_ci_upper"] - pr["mean"]
     sd = np.sqrt(pr["mean_se"] ** 2 + scale)
     np.testing.assert_allclose(half, stats.t.ppf(0.975, 2 * a + 5) * sd, rtol=1e-10)
@@ -407,13 +407,3 @@ def test_summary_reports_fixed_effects_covariance_and_k_table(sleep):
 
     np.testing.assert_allclose(res.pvalues, 2 * stats.norm.sf(
         np.abs(res.fe_params / res.bse_fe)), rtol=1e-8)
-
-
-def test_save_and_bootstrap_refused_by_name(sleep, tmp_path):
-    res = mt.SharedRepresentation.from_formula("Reaction ~ Days", sleep, groups="Subject",
-                                               re_formula="~ Days").fit(
-                                                   k=1, task_variance="common")
-    with pytest.raises(TypeError, match="MultilevelResults"):
-        res.save(tmp_path / "m")
-    with pytest.raises(TypeError, match="bootstrap"):
-        res.bootstrap(5)

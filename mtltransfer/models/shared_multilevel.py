@@ -54,14 +54,49 @@ class MultilevelRepresentation(DataViews):
     """
 
     _formula_max_endog = 1
+    #: one entry per training row (``save(..., remove_data=True)`` writes their shapes)
+    _row_attributes = ("exog_re", "_Zextra", "task_codes", "_re_template")
+
+    def __getstate__(self):
+        # the random part's patsy design is rebuilt from its formula after loading
+        state = self.__dict__.copy()
+        state["_re_info"] = None
+        return state
+
+    def _re_design_info(self, newdata):
+        """The random part's patsy design (rebuilt after loading: from the stored
+        columns of the training data, or, saved without rows, from ``newdata``, checked
+        to give the fitted columns)."""
+        if self._re_info is None:
+            import patsy
+
+            src = self._re_template if isinstance(self._re_template, pd.DataFrame) else \
+                newdata
+            try:
+                info = patsy.dmatrix(self._re_formula, src, NA_action="drop",
+                                     return_type="dataframe").design_info
+            except (patsy.PatsyError, NameError) as err:
+                raise ValueError(f"cannot rebuild re_formula's design: "
+                                 f"{str(err).splitlines()[0]}") from None
+            if [str(c) for c in info.column_names] != self._Zall_names:
+                raise ValueError(
+                    f"the random part rebuilt after loading has columns "
+                    f"{list(info.column_names)}, not the fitted {self._Zall_names} (saved "
+                    "with remove_data=True, a categorical column's levels come from the "
+                    "new data: give rows with every level, or save with the data)")
+            if src is self._re_template:
+                self._re_info = info
+            return info
+        return self._re_info
 
     def __init__(self, endog, exog=None, groups=None, *, exog_re=None, intercept=None,
                  missing="raise", _re=None):
         data = self._validated(endog, exog, intercept, missing)
         self.missing = missing
         kept = data.extra["kept"]
-        if _re is not None:                     # from_formula: (Z, names, info, gname)
-            Z, re_names, self._re_info, gname = _re
+        self._re_formula, self._re_template = None, None
+        if _re is not None:          # from_formula: (Z, names, info, gname, rhs, template)
+            Z, re_names, self._re_info, gname, self._re_formula, self._re_template = _re
             labels = np.asarray(groups)
         else:
             if exog_re is None:
@@ -194,12 +229,12 @@ class MultilevelRepresentation(DataViews):
     def new_parts(self, newdata, exog_re=None, transform=True, name="exog"):
         """Fixed and random designs of new rows: (Xf, Z, index); NaN rows kept."""
         X, const, index = self.data.exog_for(newdata, name, transform=transform)
-        if self._re_info is not None and transform:
+        if self._re_formula is not None and transform:
             import patsy
 
             frame = newdata.reset_index(drop=True) if isinstance(newdata, pd.DataFrame) \
                 else pd.DataFrame(newdata)
-            (Z,) = patsy.build_design_matrices([self._re_info], frame,
+            (Z,) = patsy.build_design_matrices([self._re_design_info(frame)], frame,
                                                NA_action=patsy.NAAction(NA_types=[]),
                                                return_type="dataframe")
             Z = Z.to_numpy(dtype=float)
@@ -271,11 +306,8 @@ class MultilevelRepresentation(DataViews):
                                                      criterion=criterion,
                                                      intercept_col=icol)
             sol, how = sols[k], criterion.upper()
-            tab = pd.DataFrame.from_records(
-                [(str(kk),) + tuple(v) for kk, v in table.items()],
-                columns=["k", "llf", "n_params", criterion, "converged"]).set_index("k")
-            tab = tab.astype({"llf": float, "n_params": int, criterion: float,
-                              "converged": bool})
+            tab = ("k", criterion, [str(kk) for kk in table],
+                   [list(v) for v in zip(*table.values())])
         elif k == "intercept":
             if icol is None:
                 raise ValueError("k='intercept' needs a random intercept in the random "
@@ -293,16 +325,14 @@ class MultilevelRepresentation(DataViews):
             gain = sep.extra["llf"] - sol.extra["llf"]
             thresh = np.log(self.nobs) / 2
             use = task_variance == "separate" or (gain > thresh and sep.converged)
-            vtab = pd.DataFrame({"llf": [sol.extra["llf"], sep.extra["llf"]],
-                                 "n_params": [0, 1], "chosen": [not use, use]},
-                                index=pd.Index(["common", "separate"],
-                                               name="task_variance"))
-            vtab["n_params"] = [sml.n_params(st.p, q, 1) * 0, 1]
+            vtab = ("task_variance", None, ["common", "separate"],
+                    [[sol.extra["llf"], sep.extra["llf"]], [0, 1], [not use, use]])
             if use:
                 sol = sep
-        res = MultilevelResults(self, sol, k, how, tab)
-        if vtab is not None:
-            res.tuning["task_variance"] = vtab
+        res = MultilevelResults(self, sol, k, how, None)
+        # the tables are built when first read (res.tuning): pandas costs more than the
+        # fit on small data
+        res.__dict__["_tuning_raw"] = [t for t in (tab, vtab) if t is not None]
         return res
 
 
@@ -331,9 +361,31 @@ class MultilevelResults(Results):
     llf, aic, bic, converged, n_iter
     """
 
-    #: not yet writable by :func:`mtltransfer.save` (its random part's patsy design is
-    #: not held in the data-only format); save() says so by the class's name
-    _saveable = False
+    #: what save(remove_data=True) computes and keeps
+    _row_cached = ()
+
+    @property
+    def tuning(self):
+        """The selection tables: ``"k"`` (llf, parameters, criterion, converged per
+        candidate random part) and ``"task_variance"`` (common against separate)."""
+        t = self.__dict__.setdefault("_tuning", {})
+        for name, crit, index, cols in self.__dict__.pop("_tuning_raw", []):
+            if name == "k":
+                t[name] = pd.DataFrame(
+                    {"llf": np.array(cols[0], float), "n_params": np.array(cols[1], int),
+                     crit: np.array(cols[2], float),
+                     "converged": np.array(cols[3], bool)},
+                    index=pd.Index(index, name="k"))
+            else:
+                t[name] = pd.DataFrame(
+                    {"llf": np.array(cols[0], float), "n_params": np.array(cols[1]),
+                     "chosen": np.array(cols[2], bool)},
+                    index=pd.Index(index, name="task_variance"))
+        return t
+
+    @tuning.setter
+    def tuning(self, value):
+        self.__dict__["_tuning"] = dict(value)
 
     def __init__(self, model, sol, k, how, table):
         super().__init__(model, solver=sol)
@@ -350,9 +402,7 @@ class MultilevelResults(Results):
         self.task_variance = ex.get("task_variance", "common")
         self._beta = np.asarray(sol.coef)
         self._L, self._sigma2 = ex["L"], float(ex["sigma2"])
-        Xf, Z = model.fixed_design(), model.exog_re
-        self._U, self._Ucov, self._scale_t = self._blups(Xf, Z, model.endog,
-                                                         model.task_codes, model.n_tasks)
+        self._U, self._Ucov, self._scale_t = self._blups(model.group_stats())
 
     # -- the posterior of the random effects ----------------------------------------
     def _post(self, Xf, Z, y, codes, T):
@@ -380,8 +430,24 @@ class MultilevelResults(Results):
         a, b = self._solver.extra["a"], self._solver.extra["b"]
         return (b + Q / 2) / (a + n / 2), 2 * a + n
 
-    def _blups(self, Xf, Z, y, codes, T):
-        Ai, g, Q, n = self._post(Xf, Z, y, codes, T)
+    def _post_stats(self, st):
+        """:meth:`_post` of the training groups from their statistics (no pass over the
+        rows): in equilibrated units ``L^T Z_t^T r_t = s_y L_s^T (Z_t^T y_t - Z_t^T X_t
+        beta_s)`` and ``r_t^T r_t = s_y^2 (y_t^T y_t - 2 beta_s^T X_t^T y_t + beta_s^T
+        X_t^T X_t beta_s)``, ``L_s = D_z L``, ``beta_s = D_x beta / s_y``."""
+        Ls = self._L * st.Dz[:, None]
+        bs = self._beta * st.Dx / st.sy
+        k = Ls.shape[1]
+        ZL = st.ZZ @ Ls
+        Ai = np.linalg.inv(Ls.T @ ZL + np.eye(k))
+        g = st.sy * ((st.Zy - st.ZX @ bs) @ Ls)
+        rr = st.sy ** 2 * (st.yyt - 2 * st.Xyt @ bs + np.einsum("tpr,p,r->t", st.XXt,
+                                                                  bs, bs))
+        Q = np.maximum(rr - np.einsum("tk,tkl,tl->t", g, Ai, g), 0.0)
+        return Ai, g, Q, st.n
+
+    def _blups(self, st):
+        Ai, g, Q, n = self._post_stats(st)
         L = self._L
         U = np.einsum("qk,tkl,tl->tq", L, Ai, g)
         scale = self._group_scale(Q, n)[0]
@@ -608,12 +674,48 @@ class MultilevelResults(Results):
         scale, df = self._group_scale(Q, n)
         return AdaptedGroup(self, Ai[0], g[0], Xf, Z, float(scale[0]), float(df[0]), y)
 
-    def bootstrap(self, *args, **kwargs):
-        """Not offered for the multilevel model (a TypeError): its fixed effects have
-        standard errors from the observed information (``bse_fe``) and new groups'
-        intervals come from :meth:`adapt`."""
-        raise TypeError("bootstrap() is not offered for the multilevel SharedRepresentation;"
-                        " use bse_fe / conf_int() and adapt().get_prediction()")
+    def bootstrap(self, n_boot=200, method="cluster", random_state=None, n_jobs=1):
+        """Cluster bootstrap of the fit: groups drawn with replacement, the model
+        refitted at its random part and task variance.
+
+        Each replicate is computed from the per-group statistics (a group drawn c times
+        counts c times in the likelihood), so no pass over the rows is made.
+
+        Parameters
+        ----------
+        n_boot : int
+            Number of replicates.
+        method : {"cluster"}
+            Groups resampled with replacement (the groups are the independent units).
+        random_state : int, numpy SeedSequence, numpy Generator or None
+            Replicate b uses the b-th child seed: the draws do not depend on ``n_jobs``.
+        n_jobs : int
+            Parallel workers (joblib).
+
+        Returns
+        -------
+        MultilevelBootstrap
+            Also stored as ``self.bootstrap_results``.
+        """
+        from ..bootstrap import _child_seeds
+
+        n_boot = check_int("n_boot", n_boot, 2, 10 ** 7)
+        n_jobs = check_int("n_jobs", n_jobs, 1, 1024)
+        if method != "cluster":
+            raise ValueError(f"method must be 'cluster'; got {method!r}")
+        st = self.model.group_stats()
+        seeds = _child_seeds(random_state, n_boot)
+        ex = self._solver.extra
+        spec = (self.random_part == "intercept", ex.get("cols"), self.k, self.reml,
+                self.task_variance)
+        if n_jobs == 1:
+            reps = [_cluster_replicate(st, spec, sd) for sd in seeds]
+        else:
+            from joblib import Parallel, delayed
+            reps = Parallel(n_jobs=n_jobs)(delayed(_cluster_replicate)(st, spec, sd)
+                                           for sd in seeds)
+        self.bootstrap_results = MultilevelBootstrap(self, reps)
+        return self.bootstrap_results
 
     # -- summary ----------------------------------------------------------------------
     def summary(self, alpha=0.05):
@@ -658,6 +760,94 @@ class MultilevelResults(Results):
             smry.add_extra_txt([f"{m.re_moved} are constant within every group: fixed "
                                 "effects only."])
         return smry
+
+
+def _cluster_replicate(st, spec, seed):
+    """One cluster-bootstrap replicate: (beta, G, converged) refitted on the groups
+    drawn with replacement (their statistics stacked)."""
+    intercept_only, cols, k, reml, tv = spec
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, st.T, st.T)
+    sub = sml.GroupStats(st.ZZ[idx], st.ZX[idx], st.Zy[idx], st.XXt[idx].sum(0),
+                         st.Xyt[idx].sum(0), float(st.yyt[idx].sum()), st.n[idx], st.Dx,
+                         st.Dz, st.sy)
+    sub.XXt, sub.Xyt, sub.yyt = st.XXt[idx], st.Xyt[idx], st.yyt[idx]
+    if intercept_only:
+        sol = sml.fit_restricted(sub, cols, 1, reml=reml, warn=False)
+    else:
+        sol = sml.fit_multilevel(sub, k, reml=reml, warn=False)
+    if tv == "separate":
+        sep = sml.fit_separate(sub, sol, warn=False)
+        # a -> infinity: the replicate's maximum is the common-variance model (the
+        # boundary the separate fit only approaches)
+        if sep.converged or sep.extra["a"] < 1e4:
+            sol = sep
+    return np.asarray(sol.coef), sol.extra["G"], bool(sol.converged)
+
+
+class MultilevelBootstrap:
+    """Cluster-bootstrap replicates of a multilevel fit
+    (:meth:`MultilevelResults.bootstrap`).
+
+    Attributes
+    ----------
+    params : DataFrame (n_boot x p)
+        The fixed effects of each replicate.
+    cov_re : ndarray (n_boot x q x q)
+        The random-effects covariance of each replicate.
+    converged : ndarray of bool
+        Whether each replicate's fit converged (a replicate that did not is kept and
+        counted in ``n_not_converged``; it is reported, never dropped silently).
+    """
+
+    def __init__(self, results, reps):
+        self.results = results
+        names = results.model.fe_names
+        self.params = pd.DataFrame(np.array([r[0] for r in reps]), columns=names)
+        self.cov_re = np.array([r[1] for r in reps])
+        self.converged = np.array([r[2] for r in reps])
+        self.n_boot = len(reps)
+        self.n_not_converged = int((~self.converged).sum())
+        if self.n_not_converged:
+            from ..exceptions import ConvergenceWarning
+            warnings.warn(f"{self.n_not_converged} of {self.n_boot} bootstrap refits did "
+                          "not converge (kept; see .converged)", ConvergenceWarning,
+                          stacklevel=user_stacklevel())
+
+    @property
+    def bse(self):
+        """Standard deviation of the replicates' fixed effects."""
+        return self.params.std(ddof=1).rename("bse")
+
+    def conf_int(self, alpha=0.05, kind="percentile"):
+        """Intervals of the fixed effects from the replicates.
+
+        Parameters
+        ----------
+        alpha : float
+        kind : {"percentile", "basic", "normal"}
+            Quantiles of the replicates; the basic (reflected) interval
+            ``2 beta - q(1 - alpha/2), 2 beta - q(alpha/2)``; or ``beta +- z se``.
+
+        Returns
+        -------
+        DataFrame
+            Columns 0 and 1 (lower, upper), as statsmodels.
+        """
+        from scipy import stats
+
+        alpha = check_alpha(alpha)
+        b = self.results.fe_params
+        lo = self.params.quantile(alpha / 2)
+        hi = self.params.quantile(1 - alpha / 2)
+        if kind == "percentile":
+            return pd.DataFrame({0: lo, 1: hi})
+        if kind == "basic":
+            return pd.DataFrame({0: 2 * b - hi, 1: 2 * b - lo})
+        if kind == "normal":
+            z = stats.norm.ppf(1 - alpha / 2)
+            return pd.DataFrame({0: b - z * self.bse, 1: b + z * self.bse})
+        raise ValueError(f"kind must be 'percentile', 'basic' or 'normal'; got {kind!r}")
 
 
 class AdaptedGroup:
@@ -709,23 +899,50 @@ class AdaptedGroup:
         n = self._p.model.re_names
         return pd.DataFrame(self.scale * self._K, index=n, columns=n)
 
-    def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True):
-        """Predictions with intervals (statsmodels' column names; normal quantiles, or
-        Student t on ``df`` degrees of freedom with separate task variances).
+    def get_prediction(self, exog, exog_re=None, alpha=0.05, transform=True,
+                       intervals="posterior"):
+        """Predictions with intervals (statsmodels' column names).
+
+        Parameters
+        ----------
+        exog, exog_re, transform
+            The rows to predict, as :meth:`MultilevelResults.predict`.
+        alpha : float
+            1 - the intervals' level.
+        intervals : {"posterior", "delta"}
+            ``"posterior"`` (default): the predictive distribution averaged over the
+            estimates' approximate sampling distribution, normal with the observed
+            information's covariance in every parameter the prediction uses (beta, the
+            factor L and the variance parameters: sigma^2, or the prior's log a and
+            log b; held at their estimates when a > 1e4, the common-variance limit where
+            the likelihood is flat in a), by 400 fixed draws (antithetic; the same on
+            every call); the intervals are that mixture's quantiles. ``"delta"``: the plug-in predictive
+            (normal, or Student t on ``df`` degrees of freedom with separate task
+            variances) with the delta-method variance of the mean in (beta, L) added;
+            it ignores the variance parameters' uncertainty.
 
         Returns
         -------
         DataFrame
             ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``,
-            ``obs_ci_lower``, ``obs_ci_upper``.
+            ``obs_ci_lower``, ``obs_ci_upper``. ``mean`` is the prediction at the
+            estimates; ``mean_se`` the standard deviation of the conditional mean
+            ``x^T beta + z^T u`` (posterior: under the mixture).
         """
         from scipy import stats
 
         alpha = check_alpha(alpha)
+        if intervals not in ("posterior", "delta"):
+            raise ValueError(f"intervals must be 'posterior' or 'delta'; got "
+                             f"{intervals!r}")
         p = self._p
         Xf, Z, index = p.model.new_parts(exog, exog_re, transform)
         mean = Xf @ p._beta + Z @ self._u
-        H = Xf - (Z @ self._K) @ self._ZX
+        if intervals == "posterior":
+            se, lo, hi, olo, ohi = self._posterior(Xf, Z, alpha)
+            return pd.DataFrame({"mean": mean, "mean_se": se, "mean_ci_lower": lo,
+                                 "mean_ci_upper": hi, "obs_ci_lower": olo,
+                                 "obs_ci_upper": ohi}, index=index)
         var = self.scale * np.einsum("iq,qr,ir->i", Z, self._K, Z) + \
             self._param_var(Xf, Z)
         q = stats.norm.ppf(1 - alpha / 2) if not np.isfinite(self.df) else \
@@ -735,6 +952,110 @@ class AdaptedGroup:
                              "mean_ci_upper": mean + q * se,
                              "obs_ci_lower": mean - q * se_obs,
                              "obs_ci_upper": mean + q * se_obs}, index=index)
+
+    def _draws(self):
+        """Parameter draws (J x len(par)) from N(estimate, 2 H^+) (observed information
+        of the fit's likelihood, equilibrated coordinates), fixed antithetic normals."""
+        p = self._p
+        if "_draws" not in p.__dict__:
+            par, C, npar, k, sub = sml.cov_mean_params(p.model.group_stats(), p._solver,
+                                                       full=True)
+            if p.task_variance == "separate" and np.exp(par[-2]) > 1e4:
+                # the common-variance limit (a -> infinity): the likelihood is flat in
+                # log a there and its curvature says nothing; (a, b) are held fixed
+                C = C.copy()
+                C[-2:, :] = 0.0
+                C[:, -2:] = 0.0
+            w, U = np.linalg.eigh((C + C.T) / 2)
+            R = U * np.sqrt(np.clip(w, 0, None))
+            E = np.random.default_rng(20261207).standard_normal((200, len(par)))
+            E = np.vstack([E, -E])
+            p.__dict__["_draws"] = (par + E @ R.T, npar, k, sub)
+        return p.__dict__["_draws"]
+
+    def _posterior(self, Xf, Z, alpha):
+        """The mixture over parameter draws (see :meth:`get_prediction`): per draw j the
+        group's conditional mean m_j, the variance factor of the mean s_j z^T K_j z and
+        of an observation s_j (1 + z^T K_j z), and the degrees of freedom nu_j; the
+        mixture's CDF ``mean_j F_nu_j((y - m_j) / sd_j)`` is inverted by bisection."""
+        from scipy import special
+
+        p = self._p
+        D, npar, k, sub = self._draws()
+        st = p.model.group_stats()
+        ex = p._solver.extra
+        cols = ex.get("cols")
+        Zc = Z if cols is None else Z[:, cols]
+        Zr = self._Zr if cols is None else self._Zr[:, cols]
+        beta = D[:, :npar] * (st.sy / st.Dx)                         # J p
+        nth = len(sml._tril_index(sub.q, k))
+        L = sml._unpack_batch(D[:, npar:npar + nth], sub.q, k) / sub.Dz[:, None]
+        ZrL = np.einsum("mq,jqk->jmk", Zr, L)                        # J m k
+        A = np.swapaxes(ZrL, 1, 2) @ ZrL + np.eye(k)
+        Ai = np.linalg.inv(A)
+        e = self._y - beta @ self._Xr.T                             # J m
+        h = np.einsum("jmk,jm->jk", ZrL, e)
+        w = np.einsum("jkl,jl->jk", Ai, h)
+        ZL = np.einsum("iq,jqk->jik", Zc, L)                         # J r k
+        m = beta @ Xf.T + np.einsum("jik,jk->ji", ZL, w)             # J r
+        zKz = np.einsum("jik,jkl,jil->ji", ZL, Ai, ZL)
+        n = len(self._y)
+        if self._p.task_variance == "separate":
+            a = np.exp(D[:, -2])
+            b = np.exp(D[:, -1]) * st.sy ** 2
+            Q = np.maximum(np.sum(e * e, 1) - np.einsum("jk,jk->j", h, w), 0.0)
+            s = (b + Q / 2) / (a + n / 2)
+            nu = 2 * a + n
+        else:
+            s = np.maximum(D[:, -1], 1e-12 * abs(np.median(D[:, -1]))) * st.sy ** 2
+            nu = np.full(len(s), np.inf)
+        s, nu = s[:, None], nu[:, None]
+        inf = ~np.isfinite(nu)
+        nu_f = np.where(inf, 1.0, nu)
+
+        # log of the t density's constant (normal: -log(2 pi) / 2)
+        logc = np.where(inf, -0.5 * np.log(2 * np.pi),
+                        special.gammaln((nu_f + 1) / 2) - special.gammaln(nu_f / 2)
+                        - 0.5 * np.log(nu_f * np.pi))
+
+        normal = bool(inf.all())             # common variance: every draw normal
+
+        def cdf_pdf(z):
+            if normal:
+                return special.ndtr(z), np.exp(logc - 0.5 * z * z)
+            return special.stdtr(nu_f, z), np.exp(logc - (nu_f + 1) / 2 *
+                                                   np.log1p(z * z / nu_f))
+
+        def quantiles(sd):
+            """Safeguarded Newton on the mixture CDF, inside the bracket of its
+            components' quantiles (the mixture's quantile lies between them)."""
+            sd = np.maximum(sd, 1e-300)
+            out = []
+            for prob in (alpha / 2, 1 - alpha / 2):
+                zq = np.where(inf, special.ndtri(prob), special.stdtrit(nu_f, prob))
+                lo = np.min(m + zq * sd, 0)
+                hi = np.max(m + zq * sd, 0)
+                x = np.mean(m + zq * sd, 0)
+                for _ in range(100):
+                    F, f = cdf_pdf((x - m) / sd)
+                    F, f = np.mean(F, 0) - prob, np.mean(f / sd, 0)
+                    lo, hi = np.where(F < 0, x, lo), np.where(F < 0, hi, x)
+                    new = x - F / np.maximum(f, 1e-300)
+                    new = np.where((new >= lo) & (new <= hi), new, (lo + hi) / 2)
+                    done = np.abs(new - x) <= 1e-11 * sd.min(0)
+                    x = new
+                    if done.all():
+                        break
+                out.append(x)
+            return out
+
+        sd_mean = np.sqrt(s * zKz)
+        sd_obs = np.sqrt(s * (1 + zKz))
+        var_t = np.where(inf, 1.0, nu_f / np.maximum(nu_f - 2, 1e-12))
+        se = np.sqrt(np.var(m, 0) + np.mean(s * zKz * var_t, 0))
+        lo, hi = quantiles(sd_mean)
+        olo, ohi = quantiles(sd_obs)
+        return se, lo, hi, olo, ohi
 
     def _param_var(self, Xf, Z):
         """Variance of the predicted means from the estimates of beta and of the
@@ -815,6 +1136,7 @@ def multilevel_from_formula(formula, data, groups, re_formula, *, missing="raise
     if len(labels) != len(data):
         raise ValueError(f"groups must have one label per row of data ({len(data)}); "
                          f"got {len(labels)}")
+    template = data[design.formula_columns(rhs, data.columns)].copy()
     return MultilevelRepresentation(md, groups=labels[kept], missing=missing,
                                     _re=(Z[kept], list(Zf.columns), Zf.design_info,
-                                         gname))
+                                         gname, rhs, template))

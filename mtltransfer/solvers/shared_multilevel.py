@@ -30,8 +30,14 @@ penalised least squares): with ``v_t = A_t^{-1} L^T Z_t^T (y_t - X_t beta)``,
     d r^2 / dL          = -2 sum_t (g_t - Z_t^T Z_t L v_t) v_t^T,
     d log|C| / dL       = -2 sum_t (Z_t^T X_t - Z_t^T Z_t L V_t) C^{-1} V_t^T.
 
-The profiled deviance is minimised over theta by BFGS and polished by Newton steps on a
-finite-difference Hessian of the exact gradient; the fit stops on the Newton decrement.
+The profiled deviance is minimised over theta by damped Newton steps, the Hessian by
+central differences of the exact gradient; the deviance is evaluated at all 2m + 1
+points of a Hessian (and all trial steps of a line search) in one batched numpy call
+(stacked T x k x k algebra), so a Newton iteration costs about one evaluation. The fit
+stops on the Newton decrement. It starts from a moment estimate (:func:`moment_start`).
+Choosing k fits the candidates in lockstep (small q) or bottom up, stopping at the rank
+whose gradient in Lambda = L L^T is positive semi-definite (:func:`_lambda_gradient`:
+no added column lowers the deviance, so every larger rank has the same optimum).
 Everything runs in equilibrated coordinates (columns of X and Z at unit root mean square,
 y at unit standard deviation), and is mapped back.
 
@@ -39,7 +45,9 @@ Public functions
 ----------------
 group_stats            per-group statistics from rows
 fit_multilevel         the fit at a given k (ML or REML)
-select_k_multilevel    k by BIC over 1..q, each k fitted
+select_k_multilevel    k by BIC over the random intercept and 1..q
+fit_separate           separate task variances (inverse-gamma prior), from a common fit
+moment_start           a moment estimate of the relative covariance (the start)
 n_params               free parameters at k
 """
 
@@ -48,7 +56,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy import linalg, optimize, sparse
+from scipy import linalg, sparse
 
 from ._base import SolverResult, warn_not_converged
 
@@ -168,6 +176,345 @@ def _inv_logdet(A):
     return (Ai + np.swapaxes(Ai, 1, 2)) / 2, logdet
 
 
+# ---------------------------------------------------------------------------------------
+# batched evaluation: P parameter points at once (finite-difference Hessians and line
+# searches cost one vectorised call each)
+# ---------------------------------------------------------------------------------------
+
+_TRIL = {}
+
+
+def _tril_arrays(q, k):
+    key = (q, k)
+    if key not in _TRIL:
+        idx = np.array(_tril_index(q, k)).reshape(-1, 2)
+        _TRIL[key] = (idx[:, 0], idx[:, 1])
+    return _TRIL[key]
+
+
+def _unpack_batch(Theta, q, k):
+    """L (P x q x k) from P rows of free entries."""
+    r, c = _tril_arrays(q, k)
+    L = np.zeros((Theta.shape[0], q, k))
+    L[:, r, c] = Theta
+    return L
+
+
+def _pack_batch(G, q, k):
+    r, c = _tril_arrays(q, k)
+    return G[:, r, c]
+
+
+def _inv_logdet_batch(A):
+    """Inverses and log-determinants of (P x T x k x k) symmetric matrices, and a (P,)
+    mask of the points where some A_t is not positive definite (their values are junk)."""
+    k = A.shape[-1]
+    if k == 1:
+        a = A[..., 0, 0]
+        bad = np.any(a <= 0, axis=-1)
+        a = np.where(a > 0, a, 1.0)
+        return (1.0 / a)[..., None, None], np.log(a), bad
+    if k == 2:
+        a, b, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 1]
+        det = a * d - b * b
+        ok = (det > 0) & (a > 0)
+        bad = ~np.all(ok, axis=-1)
+        det = np.where(ok, det, 1.0)
+        V = np.empty_like(A)
+        V[..., 0, 0], V[..., 1, 1] = d / det, a / det
+        V[..., 0, 1] = V[..., 1, 0] = -b / det
+        return V, np.log(det), bad
+    try:
+        c = np.linalg.cholesky(A)
+        bad = np.zeros(A.shape[0], bool)
+    except np.linalg.LinAlgError:
+        w = np.linalg.eigvalsh(A)
+        bad = np.any(w[..., 0] <= 0, axis=-1)
+        A = A.copy()
+        A[bad] = np.eye(k)
+        c = np.linalg.cholesky(A)
+    logdet = 2 * np.sum(np.log(np.diagonal(c, axis1=-2, axis2=-1)), axis=-1)
+    Ai = np.linalg.inv(A)
+    return (Ai + np.swapaxes(Ai, -1, -2)) / 2, logdet, bad
+
+
+def _chunks(P, st, width):
+    """Slices of at most ~4e6 array elements per batched call (memory)."""
+    per = max(1, int(4e6 // max(1, st.T * st.q * width)))
+    return [slice(i, min(P, i + per)) for i in range(0, P, per)]
+
+
+def _augmented(st):
+    """``Z_t^T [X_t y_t]`` (T x q x (p+1)) and ``[X y]^T [X y]``, cached on ``st``."""
+    if not hasattr(st, "_ZXy"):
+        st._ZXy = np.concatenate([st.ZX, st.Zy[:, :, None]], axis=2)
+        M = np.empty((st.p + 1, st.p + 1))
+        M[:-1, :-1], M[:-1, -1], M[-1, :-1], M[-1, -1] = st.XX, st.Xy, st.Xy, st.yy
+        st._XyXy = M
+    return st._ZXy, st._XyXy
+
+
+def _quad(L, S):
+    """``L^T S_t L`` for P factors L (P x q x k) and T symmetric S (T x q x q): (P x T x k
+    x k), as one 2-D product (stacked small matmuls are slow in numpy)."""
+    P, q, k = L.shape
+    T = S.shape[0]
+    LL = (L[:, :, None, :, None] * L[:, None, :, None, :]).reshape(P, q * q, k * k)
+    out = S.reshape(T, q * q) @ LL.transpose(1, 0, 2).reshape(q * q, P * k * k)
+    return out.reshape(T, P, k, k).transpose(1, 0, 2, 3)
+
+
+def _left(L, B):
+    """``L^T B_t`` for L (P x q x k) and B (T x q x a): (P x T x k x a)."""
+    P, q, k = L.shape
+    T, _, a = B.shape
+    out = B.transpose(0, 2, 1).reshape(T * a, q) @ L.transpose(1, 0, 2).reshape(q, P * k)
+    return out.reshape(T, a, P, k).transpose(2, 0, 3, 1)
+
+
+def _smallmul(A, B):
+    """``A @ B`` over stacked small matrices (k x k times k x a) by k broadcast
+    products."""
+    out = A[..., :, 0, None] * B[..., None, 0, :]
+    for j in range(1, A.shape[-1]):
+        out = out + A[..., :, j, None] * B[..., None, j, :]
+    return out
+
+
+def _deviance_batch(Theta, st, k, reml, grad=True):
+    """:func:`_deviance` at the P rows of ``Theta``: deviances (P,) (inf where
+    infeasible) and gradients (P x len(theta)).
+
+    With ``[X y]`` augmented, ``M = [X y]^T W [X y] = [X y]^T [X y] - sum_t
+    (L^T Z_t^T [X_t y_t])^T A_t^{-1} (L^T Z_t^T [X_t y_t])`` holds C, c and y^T W y;
+    ``v_t = A_t^{-1} L^T Z_t^T (y_t - X_t beta)`` and ``g_t = Z_t^T (y_t - X_t beta)``
+    are products with ``(-beta, 1)``."""
+    Theta = np.atleast_2d(Theta)
+    P = Theta.shape[0]
+    sl = _chunks(P, st, k + st.p + st.q)
+    if len(sl) > 1:
+        outs = [_deviance_batch(Theta[s], st, k, reml, grad) for s in sl]
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+    n, p, q = st.nobs, st.p, st.q
+    ZXy, XyXy = _augmented(st)
+    m = n - p if reml else n
+    L = _unpack_batch(Theta, q, k)                            # P q k
+    T, a = st.T, p + 1
+    Ai, logdetA, bad = _inv_logdet_batch(_quad(L, st.ZZ) + np.eye(k))
+    LZ = _left(L, ZXy)                                        # P T k a
+    VZ = _smallmul(Ai, LZ)                                    # P T k a
+    M = XyXy - np.swapaxes(LZ.reshape(P, T * k, a), 1, 2) @ VZ.reshape(P, T * k, a)
+    C = M[:, :p, :p]
+    C = (C + np.swapaxes(C, 1, 2)) / 2
+    c = M[:, :p, p]
+    if reml:
+        try:
+            cC = np.linalg.cholesky(C)
+        except np.linalg.LinAlgError:
+            badC = np.linalg.eigvalsh(C)[:, 0] <= 0
+            bad = bad | badC
+            C = C.copy()
+            C[badC] = np.eye(p)
+            cC = np.linalg.cholesky(C)
+    beta = np.linalg.solve(C, c[..., None])[..., 0]           # P p
+    r2 = M[:, p, p] - np.sum(c * beta, axis=1)
+    bad = bad | ~(r2 > 0)
+    r2 = np.where(bad, 1.0, r2)
+    dev = np.sum(logdetA, axis=1) + m * (1 + _LOG2PI + np.log(r2 / m))
+    if reml:
+        dev = dev + 2 * np.sum(np.log(np.diagonal(cC, axis1=1, axis2=2)), axis=1)
+    dev = np.where(bad, np.inf, dev)
+    if not grad:
+        return dev, None
+    bv = np.concatenate([-beta, np.ones((P, 1))], axis=1)    # P a
+    v = np.sum(VZ * bv[:, None, None, :], axis=-1)            # P T k
+    gres = (ZXy.reshape(T * q, a) @ bv.T).reshape(T, q, P).transpose(2, 0, 1)
+    ZZL = (st.ZZ.reshape(T * q, q) @ L.transpose(1, 0, 2).reshape(q, P * k)).reshape(
+        T, q, P, k).transpose(2, 0, 1, 3)                     # P T q k
+    resid = gres - np.sum(ZZL * v[:, :, None, :], axis=-1)   # P T q
+    G = 2 * np.sum(_smallmul(ZZL, Ai), axis=1) - (2 * m / r2)[:, None, None] * (
+        np.swapaxes(resid, 1, 2) @ v)
+    if reml:
+        Ci = np.linalg.inv(C)
+        VX = VZ[..., :p]
+        RX = st.ZX - ZZL @ VX                                 # P T q p
+        G -= 2 * np.sum(RX @ Ci[:, None] @ np.swapaxes(VX, 2, 3), axis=1)
+    g = _pack_batch(G, q, k)
+    g[bad] = 0.0
+    return dev, g
+
+
+def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
+    """:func:`_newton` on several problems in lockstep over one function: problem i
+    varies the coordinates ``frees[i]`` of its start (the others stay fixed), and each
+    round evaluates every unfinished problem's point set (its Hessian's 2m + 1 points, or
+    its line search's trial steps) in one batched call of ``fun``.
+
+    Returns a list of (x, f, n_iter, decrement, history).
+    """
+    ts = 0.5 ** np.arange(1, 13)
+    probs = []
+    for x0, free in zip(starts, frees):
+        probs.append(dict(x=np.asarray(x0, dtype=float), free=np.asarray(free),
+                          trial=np.asarray(x0, dtype=float), f=np.inf, g=None,
+                          step=None, dec=np.inf, it=0, hist=[], done=False, search=False))
+    while True:
+        live = [pr for pr in probs if not pr["done"]]
+        if not live:
+            break
+        blocks = []
+        for pr in live:
+            fr = pr["free"]
+            if pr["search"]:
+                full = np.zeros((len(ts), len(pr["x"])))
+                full[:, fr] = ts[:, None] * pr["step"]
+                blocks.append(pr["x"] + full)
+            else:
+                e = h * np.maximum(1.0, np.abs(pr["trial"][fr]))
+                D = np.zeros((len(fr), len(pr["x"])))
+                D[np.arange(len(fr)), fr] = e
+                pr["e"] = e
+                blocks.append(np.vstack([pr["trial"], pr["trial"] + D, pr["trial"] - D]))
+        F, G = fun(np.vstack(blocks))
+        pos = 0
+        for pr, blk in zip(live, blocks):
+            Fi, Gi = F[pos:pos + len(blk)], G[pos:pos + len(blk)]
+            pos += len(blk)
+            fr = pr["free"]
+            m = len(fr)
+            if pr["search"]:
+                pr["search"] = False
+                ok = np.flatnonzero(Fi <= pr["f"])
+                if len(ok) == 0:
+                    pr["done"] = True               # stalled: no decrease
+                else:
+                    pr["trial"] = blk[ok[0]]
+                continue
+            if not Fi[0] <= pr["f"]:                # no decrease (or infeasible)
+                if pr["g"] is None:
+                    pr["done"] = True               # the start is infeasible
+                else:
+                    pr["search"] = True
+                continue
+            x, f, g = pr["trial"], Fi[0], Gi[0, fr]
+            pr["x"], pr["f"], pr["g"] = x, f, g
+            if np.all(np.isfinite(Fi[1:])):
+                H = (Gi[1:m + 1, fr] - Gi[m + 1:, fr]).T / (2 * pr["e"])
+                H = (H + H.T) / 2
+            else:                                   # at the feasible set's edge
+                H = np.eye(m) * max(1.0, np.abs(g).max())
+            pr["hist"].append(float(f))
+            w, Q = np.linalg.eigh(H)
+            floor = 1e-8 * max(np.max(np.abs(w)), 1.0)
+            step = -(Q / np.maximum(np.abs(w), floor)) @ (Q.T @ g)
+            pr["dec"] = float(-g @ step)
+            if pr["dec"] < tol or pr["it"] >= max_iter:
+                pr["done"] = True
+                continue
+            nrm = np.linalg.norm(step)
+            cap = max_step * max(1.0, np.linalg.norm(x[fr]))
+            if nrm > cap:
+                step = step * (cap / nrm)
+            pr["step"] = step
+            pr["trial"] = x.copy()
+            pr["trial"][fr] += step
+            pr["it"] += 1
+    return [(pr["x"], pr["f"], pr["it"], pr["dec"], pr["hist"]) for pr in probs]
+
+
+def _newton(fun, x0, tol, max_iter, h=1e-5, max_step=10.0):
+    """Damped Newton on a smooth function with an exact gradient, the Hessian by central
+    differences of the gradient; every point set (the 2m + 1 points of a Hessian, the
+    trial steps of a line search) is one call of the batched ``fun(X) -> (f, g)``.
+
+    The Hessian's eigenvalues are replaced by their absolute values (floored), so the step
+    is a descent direction away from saddles; the step length is capped (``max_step`` in
+    the parameters' norm) and halved until the function decreases (tried first in full:
+    its Hessian's points are evaluated with it). Stops when the Newton decrement ``g^T
+    H^{-1} g`` is below ``tol``, or when no step decreases the function (stalled).
+
+    Returns x, f, n_iter, decrement, history (f per iteration).
+    """
+    return _newton_multi(fun, [x0], [np.arange(len(x0))], tol, max_iter, h, max_step)[0]
+
+
+def moment_start(st):
+    """A moment estimate of the relative covariance ``Lambda = G / sigma^2``
+    (equilibrated): per-group least squares of the pooled residuals on Z_t, ``G =
+    cov(b_t) - sigma^2 mean((Z_t^T Z_t)^{-1})`` over the groups with Z_t of full column
+    rank, sigma^2 from their within-group residuals; clipped to positive
+    semi-definite. The identity when fewer than q + 2 groups qualify."""
+    q = st.q
+    beta = np.linalg.lstsq(st.XX, st.Xy, rcond=None)[0]
+    w, U = np.linalg.eigh(st.ZZ)
+    ok = (w[:, 0] > 1e-8 * np.maximum(w[:, -1], 1e-300)) & (st.n > q)
+    if ok.sum() < q + 2:
+        return np.eye(q)
+    ZZi = np.einsum("tij,tj,tkj->tik", U[ok], 1 / w[ok], U[ok])
+    r = st.Zy[ok] - st.ZX[ok] @ beta                           # Z_t^T (y_t - X_t beta)
+    b = np.einsum("tij,tj->ti", ZZi, r)
+    rr = st.yyt[ok] - 2 * st.Xyt[ok] @ beta + np.einsum("tpr,p,r->t", st.XXt[ok],
+                                                          beta, beta)
+    s2 = max(float(np.sum(rr - np.sum(r * b, 1)) / np.sum(st.n[ok] - q)), 1e-12)
+    G = np.cov(b.T).reshape(q, q) - s2 * ZZi.mean(0)
+    w, U = np.linalg.eigh((G + G.T) / 2 / s2)
+    w = np.clip(w, 1e-4 * max(w.max(), 1e-2), None)
+    return (U * w) @ U.T
+
+
+def _separate_batch(Par, st, k, grad=True):
+    """:func:`_separate_deviance` at the P rows of ``Par``."""
+    from scipy import special
+
+    Par = np.atleast_2d(Par)
+    P = Par.shape[0]
+    sl = _chunks(P, st, k + 2 * st.p + st.q)
+    if len(sl) > 1:
+        outs = [_separate_batch(Par[s], st, k, grad) for s in sl]
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+    p, q = st.p, st.q
+    beta = Par[:, :p]
+    a, b = np.exp(Par[:, -2]), np.exp(Par[:, -1])
+    L = _unpack_batch(Par[:, p:-2], q, k)
+    T = st.T
+    ZXy, _ = _augmented(st)
+    Ai, logdetA, bad = _inv_logdet_batch(_quad(L, st.ZZ) + np.eye(k))
+    bv = np.concatenate([-beta, np.ones((P, 1))], axis=1)     # P (p+1)
+    gres = (ZXy.reshape(T * q, p + 1) @ bv.T).reshape(T, q, P).transpose(2, 0, 1)
+    Lg = gres @ L                                             # P T k
+    v = _smallmul(Ai, Lg[..., None])[..., 0]
+    XXb = (st.XXt.reshape(T * p, p) @ beta.T).reshape(T, p, P).transpose(2, 0, 1)
+    ee = st.yyt[None] - 2 * beta @ st.Xyt.T + np.sum(XXb * beta[:, None], -1)
+    Q = np.maximum(ee - np.sum(Lg * v, -1), 0.0)               # P T
+    n = st.n[None]
+    ah = a[:, None] + n / 2
+    bq = b[:, None] + Q / 2
+    ll = (special.gammaln(ah) - special.gammaln(a)[:, None] + (a * np.log(b))[:, None]
+          - ah * np.log(bq) - 0.5 * logdetA - 0.5 * n * _LOG2PI)
+    dev = -2 * np.sum(ll, axis=1)
+    bad = bad | ~np.isfinite(dev)
+    dev = np.where(bad, np.inf, dev)
+    if not grad:
+        return dev, None
+    w = ah / bq                                                 # P T
+    Xe = st.Xyt[None] - XXb
+    Lv = v @ np.swapaxes(L, 1, 2)                               # P T q
+    ZXLv = np.sum(st.ZX[None] * Lv[..., None], axis=2)          # P T p
+    gb = np.sum(w[..., None] * (Xe - ZXLv), 1)
+    ZZL = (st.ZZ.reshape(T * q, q) @ L.transpose(1, 0, 2).reshape(q, P * k)).reshape(
+        T, q, P, k).transpose(2, 0, 1, 3)                       # P T q k
+    resid = gres - np.sum(ZZL * v[:, :, None, :], axis=-1)
+    gL = -np.sum(_smallmul(ZZL, Ai), 1) + np.swapaxes(w[..., None] * resid, 1, 2) @ v
+    ga = np.sum(special.digamma(ah) - np.log(bq), 1) + st.T * (
+        np.log(b) - special.digamma(a))
+    gbb = st.T * a / b - np.sum(w, 1)
+    g = -2 * np.concatenate([gb, _pack_batch(gL, q, k), (ga * a)[:, None],
+                             (gbb * b)[:, None]], axis=1)
+    g[bad] = 0.0
+    return dev, g
+
+
+
 def _pieces(st, L):
     """The quantities of the profiled likelihood at the relative factor L."""
     k = L.shape[1]
@@ -193,26 +540,8 @@ def _pieces(st, L):
 
 def _deviance(theta, st, k, reml):
     """Profiled -2 log-likelihood (constants included) and its gradient in theta."""
-    L = _unpack(theta, st.q, k)
-    try:
-        P = _pieces(st, L)
-    except (np.linalg.LinAlgError, linalg.LinAlgError):
-        return np.inf, np.zeros_like(theta)
-    n, p = st.nobs, st.p
-    m = n - p if reml else n
-    r2 = P["r2"]
-    dev = float(np.sum(P["logdetA"]) + m * (1 + _LOG2PI + np.log(r2 / m)))
-    ZZL, Ai, v, g = P["ZZL"], P["Ai"], P["v"], P["g"]
-    grad = 2 * np.einsum("tqk,tkl->ql", ZZL, Ai)
-    resid = g - np.einsum("tqk,tk->tq", ZZL, v)
-    grad -= (2 * m / r2) * (resid.T @ v)
-    if reml:
-        dev += float(2 * np.sum(np.log(np.diag(P["cC"][0]))))
-        VX = P["VX"]
-        Ci = linalg.cho_solve(P["cC"], np.eye(p))
-        RX = st.ZX - ZZL @ VX                                # T q p
-        grad -= 2 * np.einsum("tqp,pr,tkr->qk", RX, Ci, VX)
-    return dev, _pack(grad)
+    dev, g = _deviance_batch(np.asarray(theta, dtype=float)[None], st, k, reml)
+    return float(dev[0]), g[0]
 
 
 def _num_hess(fun, x, h=1e-5):
@@ -226,56 +555,35 @@ def _num_hess(fun, x, h=1e-5):
     return (H + H.T) / 2
 
 
+def _converged(dec, f, tol):
+    """The Newton decrement below tol, or below the rounding of the deviance (a further
+    step could not gain anything measurable)."""
+    return bool(np.isfinite(f) and (dec < tol or dec < 100 * np.finfo(float).eps *
+                                    abs(f)))
+
+
 def _minimise(st, k, reml, theta0, tol, max_iter):
-    """BFGS, then Newton polish; returns theta, deviance, n_iter, decrement, history."""
-    fun = lambda th: _deviance(th, st, k, reml)       # noqa: E731
-    hist = {"deviance": []}
-    # BFGS to a loose gradient (deviance units), then Newton steps to tol
-    res = optimize.minimize(fun, theta0, jac=True, method="BFGS",
-                            options={"gtol": 1e-5, "maxiter": max_iter})
-    theta, dev = res.x, float(res.fun)
-    n_iter = int(res.nit)
-    hist["deviance"].append(dev)
-    # the Newton decrement with BFGS's inverse Hessian; a Hessian by differences of the
-    # exact gradient only if that does not meet tol
-    g = res.jac
-    dec = float(g @ res.hess_inv @ g) if np.all(np.isfinite(g)) else np.inf
-    if 0 <= dec < tol:
-        return theta, dev, n_iter, dec, hist
-    for _ in range(20):
-        dev, g = fun(theta)
-        H = _num_hess(fun, theta)
-        w, Q = np.linalg.eigh(H)
-        floor = 1e-8 * max(np.max(np.abs(w)), 1.0)
-        step = -(Q / np.maximum(w, floor)) @ (Q.T @ g)
-        dec = float(-g @ step)                       # Newton decrement^2 (>= 0)
-        if dec < tol:
-            break
-        t = 1.0
-        while t > 1e-6:
-            new, _ = fun(theta + t * step)
-            if new <= dev:
-                break
-            t /= 2
-        if t <= 1e-6:
-            break                                    # no decrease possible: stalled
-        theta = theta + t * step
-        n_iter += 1
-        hist["deviance"].append(fun(theta)[0])
-    dev, g = fun(theta)
-    return theta, dev, n_iter, dec, hist
+    """Damped Newton (:func:`_newton`) on the profiled deviance; returns theta, deviance,
+    n_iter, decrement, history."""
+    fun = lambda Th, grad=True: _deviance_batch(Th, st, k, reml, grad)   # noqa: E731
+    theta, dev, n_iter, dec, hist = _newton(fun, theta0, tol, max_iter)
+    return theta, float(dev), n_iter, dec, {"deviance": hist}
+
+
+def _factors(Lam, k):
+    """Lower trapezoidal q x k factor of the best rank-k approximation of Lam."""
+    w, U = np.linalg.eigh((Lam + Lam.T) / 2)
+    F = U[:, ::-1][:, :k] * np.sqrt(np.clip(w[::-1][:k], 0, None))
+    F = _to_trapezoid(F)
+    F[np.abs(F) < 1e-8] = 0.0
+    F[np.arange(k), np.arange(k)] += 1e-3        # off the singular point
+    return F
 
 
 def _start(st, k, L_full=None):
-    if L_full is not None:                   # leading k factors of a larger fit
-        G = L_full @ L_full.T
-        w, U = np.linalg.eigh((G + G.T) / 2)
-        F = U[:, ::-1][:, :k] * np.sqrt(np.clip(w[::-1][:k], 0, None))
-        F = _to_trapezoid(F)
-        F[np.abs(F) < 1e-8] = 0.0
-        F[np.arange(k), np.arange(k)] += 1e-3    # off the singular point
-        return _pack(F)
-    return _pack(np.eye(st.q)[:, :k])
+    """Start: the leading k factors of a larger fit, else of the moment estimate."""
+    Lam = moment_start(st) if L_full is None else L_full @ L_full.T
+    return _pack(_factors(Lam, k))
 
 
 def fit_multilevel(st, k, *, reml=False, tol=1e-10, max_iter=1000, start=None,
@@ -309,7 +617,7 @@ def fit_multilevel(st, k, *, reml=False, tol=1e-10, max_iter=1000, start=None,
         raise ValueError(f"k must be in [1, {q}]; got {k}")
     theta0 = _start(st, k, start)
     theta, dev, n_iter, dec, hist = _minimise(st, k, reml, theta0, tol, max_iter)
-    converged = bool(dec < tol or dec < 1e-6 * tol * st.nobs)
+    converged = _converged(dec, dev, tol)
     if not converged and warn:
         warn_not_converged("the mixed-model fit", n_iter, dec, tol)
     return _result(st, k, reml, theta, dev, n_iter, converged, dec, hist, t0)
@@ -351,14 +659,10 @@ def _substats(st, cols):
     return sub
 
 
-def fit_restricted(st, cols, k, **kwargs):
-    """:func:`fit_multilevel` with the random part restricted to the columns ``cols``
-    (e.g. the random intercept alone), embedded back into the q columns (zero rows of L
-    and G elsewhere); ``extra["cols"]`` records the columns."""
-    sub = _substats(st, cols)
-    sol = fit_multilevel(sub, k, **kwargs)
+def _embed(sol, q, cols):
+    """A fit on the columns ``cols`` of the random part, embedded into the q columns
+    (zero rows of L and G elsewhere); ``extra["cols"]`` records the columns."""
     ex = sol.extra
-    q = st.q
     for key in ("L", "B"):
         full = np.zeros((q, ex[key].shape[1]))
         full[list(cols)] = ex[key]
@@ -370,9 +674,90 @@ def fit_restricted(st, cols, k, **kwargs):
     return sol
 
 
+def fit_restricted(st, cols, k, **kwargs):
+    """:func:`fit_multilevel` with the random part restricted to the columns ``cols``
+    (e.g. the random intercept alone), embedded back into the q columns (zero rows of L
+    and G elsewhere); ``extra["cols"]`` records the columns."""
+    return _embed(fit_multilevel(_substats(st, cols), k, **kwargs), st.q, cols)
+
+
 def n_cov_params(q, k):
     """Free parameters of a rank-k q x q covariance: q k - k (k - 1) / 2."""
     return q * k - k * (k - 1) // 2
+
+
+def _lockstep(st, reml, kq, cands, Lam, icol, tol, max_iter, t0):
+    """Candidates (ranks <= kq, and "intercept") fitted in lockstep in the rank-kq space:
+    each is a rank-kq factor with some entries held at zero (rank k: the columns beyond
+    k; the intercept: all but L[icol, 0]), started from the moment estimate ``Lam``."""
+    q = st.q
+    r, c = _tril_arrays(q, kq)
+    starts, frees = [], []
+    for cand in cands:
+        if cand == "intercept":
+            j0 = int(np.flatnonzero((r == icol) & (c == 0))[0])
+            x0 = np.zeros(len(r))
+            x0[j0] = np.sqrt(Lam[icol, icol])
+            starts.append(x0)
+            frees.append(np.array([j0]))
+        else:
+            Lk = np.zeros((q, kq))
+            Lk[:, :cand] = _factors(Lam, cand)
+            starts.append(Lk[r, c])
+            frees.append(np.flatnonzero(c < cand))
+    fun = lambda Th, grad=True: _deviance_batch(Th, st, kq, reml, grad)   # noqa: E731
+    outs = _newton_multi(fun, starts, frees, tol, max_iter)
+    sols = {}
+    for cand, (x, f, n_iter, dec, hist) in zip(cands, outs):
+        Lq = np.zeros((q, kq))
+        Lq[r, c] = x
+        conv = _converged(dec, f, tol)
+        if cand == "intercept":
+            sub = _substats(st, [icol])
+            sol = _result(sub, 1, reml, Lq[[icol], :1].ravel(), f, n_iter, conv, dec,
+                          {"deviance": hist}, t0)
+            sols[cand] = _embed(sol, q, [icol])
+        else:
+            sols[cand] = _result(st, cand, reml, _pack(Lq[:, :cand]), f, n_iter, conv,
+                                 dec, {"deviance": hist}, t0)
+    return sols
+
+
+def _lambda_gradient(st, L, reml):
+    """The gradient D of the profiled deviance in the relative covariance Lambda = L L^T
+    (equilibrated; the gradient in L is 2 D L):
+
+        D = sum_t Z_t^T W_t Z_t - (m / r^2) sum_t s_t s_t^T  [- sum_t R_t C^{-1} R_t^T],
+
+    ``Z_t^T W_t Z_t = Z_t^T Z_t - Z_t^T Z_t L A_t^{-1} L^T Z_t^T Z_t``, ``s_t = Z_t^T W_t
+    (y_t - X_t beta)``, and for REML ``R_t = Z_t^T W_t X_t``. At a rank-k stationary
+    point (D L = 0), D positive semi-definite means no added column lowers the deviance
+    to second order."""
+    P = _pieces(st, L)
+    n, p = st.nobs, st.p
+    m = n - p if reml else n
+    ZZL, Ai = P["ZZL"], P["Ai"]
+    s = P["g"] - np.einsum("tqk,tk->tq", ZZL, P["v"])
+    D = np.sum(st.ZZ - ZZL @ Ai @ np.swapaxes(ZZL, 1, 2), 0) - (m / P["r2"]) * s.T @ s
+    if reml:
+        RX = st.ZX - ZZL @ P["VX"]
+        D -= np.einsum("tqp,pr,tsr->qs", RX, linalg.cho_solve(P["cC"], np.eye(p)), RX)
+    return (D + D.T) / 2
+
+
+def _grow(st, reml, Lp, u, tol, max_iter, t0):
+    """Rank k + 1 from a rank-k factor ``Lp`` and a direction ``u`` (the eigenvector of
+    D's smallest eigenvalue): the column ``t u`` with t the best of a grid (one batched
+    call), then Newton."""
+    k = Lp.shape[1] + 1
+    scale = np.sqrt(max(np.sum(Lp * Lp), 1e-4))
+    ts = scale * 2.0 ** np.arange(2, -12, -1)
+    pts = np.array([_pack(_to_trapezoid(np.column_stack([Lp, t * u]))) for t in ts])
+    F, _ = _deviance_batch(pts, st, k, reml, grad=False)
+    x0 = pts[int(np.argmin(F))]
+    theta, dev, n_iter, dec, hist = _minimise(st, k, reml, x0, tol, max_iter)
+    return _result(st, k, reml, theta, dev, n_iter, _converged(dec, dev, tol), dec, hist,
+                   t0)
 
 
 def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
@@ -390,9 +775,11 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
       for random-effects variances); it takes larger random parts;
     * ``"aic"``: ``-2 llf + 2 (p + 1 + c)``.
 
-    The full-rank fit (k = q) comes first from the identity start; each smaller k starts
-    from the leading factors of the fit one rank above (the best rank-k approximation of
-    its covariance). Ties go to the simplest candidate.
+    Each rank k starts from the leading k factors of a moment estimate of the relative
+    covariance (:func:`moment_start`), the random intercept from its diagonal entry;
+    the candidates are fitted by Newton's method in lockstep (:func:`_newton_multi`:
+    one batched deviance call per round for all of them). Ties go to the simplest
+    candidate.
 
     Returns
     -------
@@ -414,16 +801,40 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
             return -2 * llf + (p + 1 + c) * logn
         return -2 * llf + (p + 1) * logn + c * logT
 
-    sols, table = {}, {}
-    prev = None
-    for k in ks:
-        sol = fit_multilevel(st, k, reml=reml, tol=tol, max_iter=max_iter,
-                             start=prev, warn=False)
-        prev = sol.extra["L_s"]
-        sols[k] = sol
-    if intercept_col is not None and q > 1:
-        sols["intercept"] = fit_restricted(st, [intercept_col], 1, reml=reml, tol=tol,
-                                           max_iter=max_iter, warn=False)
+    t0 = time.perf_counter()
+    Lam = moment_start(st)
+    icol = intercept_col if (intercept_col is not None and q > 1) else None
+    sols = {}
+    if q <= 2 or ks != list(range(q, 0, -1)):
+        # small random part (or chosen ranks): every candidate in lockstep in the rank-q
+        # space, one batched call per round
+        cands = list(ks) + (["intercept"] if icol is not None else [])
+        sols.update(_lockstep(st, reml, q, cands, Lam, icol, tol, max_iter, t0))
+    else:
+        # larger random part: bottom up. The intercept and rank 1 in lockstep; rank k + 1
+        # from rank k plus the column along which the deviance falls fastest, unless
+        # rank k is already optimal among rank k + 1 (then among every larger rank)
+        cands = [1] + (["intercept"] if icol is not None else [])
+        sols.update(_lockstep(st, reml, 1, cands, Lam, icol, tol, max_iter, t0))
+        for k in range(2, q + 1):
+            prev = sols[k - 1]
+            Lp = prev.extra["L_s"]
+            D = _lambda_gradient(st, Lp, reml)
+            w, U = np.linalg.eigh(D)
+            if w[0] >= -1e-6 * max(1.0, np.abs(w).max()):
+                # D >= 0 and D L = 0: rank k - 1 is a stationary point of every larger
+                # rank with a positive semi-definite Hessian in the added columns
+                for kk in range(k, q + 1):
+                    Lk = np.zeros((q, kk))
+                    Lk[:, :k - 1] = Lp
+                    sol = _result(st, kk, reml, _pack(Lk), prev.objective, 0,
+                                  prev.converged, prev.extra["decrement"],
+                                  {"deviance": []}, t0)
+                    sol.extra["same_as_rank"] = k - 1
+                    sols[kk] = sol
+                break
+            sols[k] = _grow(st, reml, Lp, U[:, 0], tol, max_iter, t0)
+    table = {}
     order = (["intercept"] if "intercept" in sols else []) + sorted(ks)
     for c in order:
         sol = sols[c]
@@ -508,37 +919,8 @@ def _separate_deviance(par, st, k):
     ``dl/dL = sum_t -Z_t^T Z_t L A_t^{-1} + w_t (g_t - Z_t^T Z_t L v_t) v_t^T``,
     ``dl/da = sum_t psi(a + n_t/2) - psi(a) + log b - log(b + Q_t/2)``,
     ``dl/db = sum_t a/b - w_t``."""
-    from scipy import special
-
-    p, q = st.p, st.q
-    beta = par[:p]
-    a, b = np.exp(par[-2]), np.exp(par[-1])
-    L = _unpack(par[p:-2], q, k)
-    ZZL = st.ZZ @ L
-    try:
-        Ai, logdetA = _inv_logdet(L.T @ ZZL + np.eye(k))
-    except np.linalg.LinAlgError:
-        return np.inf, np.zeros_like(par)
-    g = st.Zy - st.ZX @ beta                                   # T q
-    Lg = g @ L
-    v = np.einsum("tkl,tl->tk", Ai, Lg)
-    ee = st.yyt - 2 * st.Xyt @ beta + np.einsum("tpr,p,r->t", st.XXt, beta, beta)
-    Q = np.maximum(ee - np.sum(Lg * v, 1), 0.0)
-    n = st.n
-    ah = a + n / 2
-    bq = b + Q / 2
-    ll = (special.gammaln(ah) - special.gammaln(a) + a * np.log(b) - ah * np.log(bq)
-          - 0.5 * logdetA - 0.5 * n * _LOG2PI)
-    w = ah / bq
-    Xe = st.Xyt - np.einsum("tpr,r->tp", st.XXt, beta)         # X_t^T e_t
-    LZX = L.T @ st.ZX                                          # T k p
-    gb = np.sum(w[:, None] * (Xe - np.einsum("tkp,tk->tp", LZX, v)), 0)
-    gL = -np.einsum("tqk,tkl->ql", ZZL, Ai) + (
-        (w[:, None] * (g - np.einsum("tqk,tk->tq", ZZL, v))).T @ v)
-    ga = np.sum(special.digamma(ah) - special.digamma(a) + np.log(b) - np.log(bq))
-    gbb = np.sum(a / b - w)
-    grad = np.concatenate([gb, _pack(gL), [ga * a, gbb * b]])
-    return float(-2 * np.sum(ll)), -2 * grad
+    dev, g = _separate_batch(np.asarray(par, dtype=float)[None], st, k)
+    return float(dev[0]), g[0]
 
 
 def fit_separate(st, common, *, tol=1e-10, max_iter=1000, warn=True):
@@ -560,27 +942,9 @@ def fit_separate(st, common, *, tol=1e-10, max_iter=1000, warn=True):
     s2 = ex["sigma2"] / st.sy ** 2
     a0 = 5.0
     par0 = np.concatenate([ex["beta_s"], ex["theta"], [np.log(a0), np.log(a0 * s2)]])
-    fun = lambda x: _separate_deviance(x, sub, k)          # noqa: E731
-    res = optimize.minimize(fun, par0, jac=True, method="BFGS",
-                            options={"gtol": 1e-2, "maxiter": max_iter})
-    par, n_iter = res.x, int(res.nit)
-    dec = np.inf
-    for _ in range(20):
-        dev, gr = fun(par)
-        H = _num_hess(fun, par)
-        w, Qm = np.linalg.eigh(H)
-        step = -(Qm / np.maximum(w, 1e-8 * max(np.abs(w).max(), 1.0))) @ (Qm.T @ gr)
-        dec = float(-gr @ step)
-        if dec < tol:
-            break
-        t = 1.0
-        while t > 1e-6 and fun(par + t * step)[0] > dev:
-            t /= 2
-        if t <= 1e-6:
-            break
-        par, n_iter = par + t * step, n_iter + 1
-    dev, gr = fun(par)
-    converged = bool(dec < tol)
+    fun = lambda X, grad=True: _separate_batch(X, sub, k, grad)   # noqa: E731
+    par, dev, n_iter, dec, hist = _newton(fun, par0, tol, max_iter)
+    converged = _converged(dec, dev, tol)
     if not converged and warn:
         warn_not_converged("the separate-variance fit", n_iter, dec, tol)
     p = st.p
@@ -606,7 +970,7 @@ def fit_separate(st, common, *, tol=1e-10, max_iter=1000, warn=True):
         extra["G"] = Gf
     beta = par[:p] * st.sy / st.Dx
     return SolverResult(beta, converged=converged, n_iter=n_iter,
-                        history={"deviance": [float(dev)]}, objective=float(dev),
+                        history={"deviance": hist}, objective=float(dev),
                         extra=extra, stop_reason="converged" if converged else "stalled")
 
 
@@ -623,12 +987,13 @@ def cov_fixed_separate(st, sol):
     return 2 * linalg.pinvh((S + S.T) / 2) * np.outer(f, f)
 
 
-def cov_mean_params(st, sol):
+def cov_mean_params(st, sol, full=False):
     """Joint covariance of (beta_s, theta), the parameters the predictions' means depend
     on (equilibrated coordinates), from the observed information of the likelihood of
     the fit (common: in (beta, theta, sigma^2); separate: in (beta, theta, log a,
-    log b)): the (beta, theta) block of ``2 H^+``. Returns (par, cov, p, k, sub) with
-    ``sub`` the statistics of the fitted columns."""
+    log b)): the (beta, theta) block of ``2 H^+`` (``full=True``: all of it, with the
+    variance parameters). Returns (par, cov, p, k, sub) with ``sub`` the statistics of
+    the fitted columns."""
     ex = sol.extra
     sub = _substats(st, ex["cols"]) if "cols" in ex else st
     k, p = ex["k"], st.p
@@ -643,4 +1008,6 @@ def cov_mean_params(st, sol):
         m = len(par) - 1
     H = _num_hess(fun, par, h=1e-5)
     cov = 2 * linalg.pinvh(H, atol=1e-10 * max(1.0, np.abs(H).max()))
+    if full:
+        return par, cov, p, k, sub
     return par[:m], cov[:m, :m], p, k, sub
