@@ -190,6 +190,22 @@ class OLS(MultiResponseModel):
     ``SingularMatrixWarning`` naming the collinear columns and the minimum-norm solution
     in that equilibrated basis. The results carry statsmodels' inference per response
     (:class:`OLSResults`).
+
+    See Also
+    --------
+    MultiResponseResults : the results of every multi-response model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import statsmodels.api as sm
+    >>> import mtltransfer as mt
+    >>> data = sm.datasets.longley.load_pandas()
+    >>> X = sm.add_constant(data.exog)
+    >>> res = mt.OLS(data.endog, X).fit()
+    >>> ref = sm.OLS(data.endog, X).fit()
+    >>> bool(np.allclose(res.bse.to_numpy().ravel(), ref.bse.to_numpy()))
+    True
     """
 
     _method = "Least squares"
@@ -237,6 +253,21 @@ class Ridge(MultiResponseModel):
 
     ``fit(alpha=None)`` chooses alpha by generalised cross-validation over a log grid, at
     the cost of one eigendecomposition of X^T X.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.Ridge.from_formula(formula, target).fit()     # alpha by GCV
+    >>> res.params.shape
+    (30, 12)
+    >>> res.chosen_by["alpha"]
+    'GCV'
     """
 
     _method = "Ridge (L2-penalised least squares)"
@@ -310,6 +341,21 @@ class ReducedRank(MultiResponseModel):
     predictors on the rows first, as :class:`~mtltransfer.SMART` does: the model then
     holds the kept predictors, ``predict`` takes all the original columns, and the
     selection is ``results.screening``.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.ReducedRank.from_formula(formula, target).fit()   # rank by RSC
+    >>> int(res.rank)
+    3
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     _method = "Reduced-rank regression (closed form)"
@@ -369,6 +415,19 @@ class NuclearNorm(MultiResponseModel):
     by K-fold cross-validation along a warm-started log-spaced path. The reported rank
     is that of the penalised part: the number of its singular values above 1e-8 times
     the largest (:func:`mtltransfer.solvers.prox.nuclear_rank`), for both backends.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.NuclearNorm.from_formula(formula, target).fit()   # lam by 5-fold CV
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Nuclear-norm penalised least squares"

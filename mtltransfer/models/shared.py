@@ -78,6 +78,22 @@ class SharedRepresentation(DataViews):
     ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with orthonormal columns and
     W = [w_1 ... w_T] by a preconditioned first-order method from a spectral start
     (:func:`mtltransfer.solvers.shared_fit.fit_shared_representation`).
+
+    See Also
+    --------
+    SharedRepresentationResults : what :meth:`fit` returns.
+    AdaptedTask : a new task fitted with the learned representation.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=40, N=20, d=8, k=2,
+    ...                                                random_state=0)
+    >>> res = mt.SharedRepresentation(y, X, task).fit()
+    >>> res.k                            # chosen by BIC
+    2
+    >>> res.representation.shape         # d x k
+    (8, 2)
     """
 
     #: attributes with one entry per training row (dropped by save(remove_data=True))
@@ -371,6 +387,22 @@ class SharedRepresentationResults(Results):
     k : int or None
     converged, n_iter, history
         Solver diagnostics.
+
+    See Also
+    --------
+    SharedRepresentation : the model whose :meth:`SharedRepresentation.fit` returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=40, N=20, d=8, k=2,
+    ...                                                random_state=0)
+    >>> res = mt.SharedRepresentation(y, X, task).fit()
+    >>> res.task_params.shape            # k x T: one weight vector per task
+    (2, 40)
+    >>> new = res.adapt(X[:4], y[:4])    # a new task with four rows
+    >>> new.params.shape
+    (8,)
     """
 
     def __init__(self, model, sol, method, k, how, scores, B, W, lam):
@@ -853,6 +885,22 @@ class AdaptedTask:
     with Student-t quantiles on ``df_resid``. This is exact for least squares when B spans
     the true representation; B's own error (learned from the other tasks) and the shrinkage
     bias are left out.
+
+    See Also
+    --------
+    SharedRepresentationResults.adapt : returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=40, N=20, d=8, k=2,
+    ...                                                random_state=0)
+    >>> res = mt.SharedRepresentation(y, X, task).fit()
+    >>> new = res.adapt(X[:4], y[:4])
+    >>> new.predict(X[:2]).shape
+    (2,)
+    >>> new.get_prediction(X[:2]).summary_frame().shape[0]
+    2
     """
 
     #: results of this class can be written by :func:`mtltransfer.save`

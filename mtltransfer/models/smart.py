@@ -80,6 +80,25 @@ class SMART(SourceModel):
     Stiefel manifolds (:func:`mtltransfer.solvers.admm.smart_admm`) from the sufficient
     statistics; ``fit()`` tunes the rank (rank selection criterion), the structural ranks
     (K-fold cross-validation) and the penalties (BIC path) automatically.
+
+    See Also
+    --------
+    SMARTResults : what :meth:`fit` returns.
+    Transfer : chooses among SMART, the source and target-only fits.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SMART.from_formula(formula, target, source=source).fit()
+    >>> int(res.rank), res.structural_rank
+    (3, (3, 3))
+    >>> bool(res.converged)
+    True
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     _method = "SMART (spectral transfer, ADMM)"
@@ -224,6 +243,24 @@ class SMARTResults(PenalizedResults):
         The tuning trace (``"rank"``, ``"cv"``, ``"bic_path"``), where tuned.
     state : dict
         The solver's final state (a warm start for ``SMART.fit(init=...)``).
+
+    See Also
+    --------
+    SMART : the model whose :meth:`SMART.fit` returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SMART.from_formula(formula, target, source=source).fit()
+    >>> res.params.shape                  # predictors x responses
+    (30, 12)
+    >>> [int(v) for v in res.nnz_alignment]   # leaks outside the source's subspaces
+    [7, 0]
+    >>> res.principal_angles().shape
+    (3, 2)
     """
 
     def __init__(self, model, sol, how, tuning):

@@ -85,6 +85,19 @@ class SparseReducedRank(_RankedModel):
     (``criterion="GIC"``: ``log(log nq) log(pq)`` in place of ``log(nq)``). Weights
     ``w_j = 1`` (group lasso; ``adaptive=True``: ``||C_rrr,j.||^-gamma``, rrpack's
     ``"adglasso"``). The rank is given or chosen by the rank selection criterion.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.SparseReducedRank.from_formula(formula, target).fit(rank=3)
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Sparse reduced-rank regression (row group lasso)"
@@ -180,6 +193,19 @@ class SOFAR(_RankedModel):
     criterion has risen three times). On a dense low-rank truth the two criteria choose
     too sparse a fit (on the SMART paper's Model-I, error / RRR error 1.25 with BIC and
     1.60 with GIC, against 1.04 with CV), hence the default.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.SOFAR.from_formula(formula, target).fit(rank=3)
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Sparse orthogonal factor regression (ADMM)"
@@ -322,6 +348,19 @@ class RSSVD(_RankedModel):
     ``log SSE_k + log(nq) df_k / (nq)`` with ``df_k = nnz(u) + nnz(v) - 1`` (an empty layer
     competes with df = 0). The rank is an upper bound (layers may vanish);
     ``res.hyperparameters["fitted_rank"]`` counts the nonempty layers.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.RSSVD.from_formula(formula, target).fit(rank=3)
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Reduced-rank regression with a sparse SVD"

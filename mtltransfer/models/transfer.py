@@ -34,6 +34,21 @@ class RidgeToSource(SourceModel, Ridge):
     chosen by generalised cross-validation, as :class:`~mtltransfer.Ridge` does (the GCV
     curve of the ridge fit of ``Y - X C0``). ``alpha -> infinity`` gives C0, ``alpha = 0``
     least squares. Fit options as :meth:`mtltransfer.Ridge.fit`.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.RidgeToSource.from_formula(formula, target, source=source).fit()
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Ridge towards the source coefficients"
@@ -50,6 +65,21 @@ class NuclearContrast(SourceModel, NuclearNorm):
     K-fold cross-validation along a warm-started path, as :class:`~mtltransfer.NuclearNorm`
     does. ``res.rank`` is the rank of the contrast ``C - C0``. Fit options as
     :meth:`mtltransfer.NuclearNorm.fit`.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.NuclearContrast.from_formula(formula, target, source=source).fit()
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Nuclear-norm contrast with the source coefficients"
@@ -78,6 +108,21 @@ class SourceSubspaceRRR(SourceModel):
     rank; the subspace dimensions (tied) by K-fold cross-validation over SMART's grid
     (:func:`mtltransfer.selection.default_structural_grid`, which includes ``(p, q)``, the
     fallback against a misleading source).
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SourceSubspaceRRR.from_formula(formula, target, source=source).fit()
+    >>> int(res.rank)
+    3
     """
 
     _method = "Reduced rank inside the source's singular subspaces"
@@ -159,6 +204,21 @@ class SourceMixture(SourceModel):
     criterion unless given). The weight w is chosen by K-fold cross-validation over a
     grid of ``n_weights`` values (the target fit refitted on each fold's training rows);
     near-ties go to the larger w (the simpler model: nothing estimated at w = 1).
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SourceMixture.from_formula(formula, target, source=source).fit()
+    >>> 0 <= res.hyperparameters["weight"] <= 1
+    True
     """
 
     _method = "Mixture of the source and the target-only fit"
