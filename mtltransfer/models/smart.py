@@ -45,7 +45,7 @@ _BOOTSTRAP_TOL = 1e-4
 
 
 class SMART(SourceModel):
-    """Spectral transfer regression (SMART).
+    r"""Spectral transfer regression (SMART).
 
     Parameters
     ----------
@@ -74,8 +74,17 @@ class SMART(SourceModel):
 
     Notes
     -----
-    With the full SVD C0 = U0 S0 V0^T, U_perp = U0[:, r_u:] and V_perp = V0[:, r_v:]: the
-    target's singular subspaces are encouraged to lie in the source's leading ones, with
+    With the full SVD :math:`C_0 = U_0 S_0 V_0^\top`, :math:`U_\perp = U_0[:, r_u{:}]` and
+    :math:`V_\perp = V_0[:, r_v{:}]`, SMART writes :math:`C = U \operatorname{diag}(d) V^\top`
+    and solves
+
+    .. math::
+
+       \min_{U, d, V}\; \frac{1}{2n}\lVert Y - X U \operatorname{diag}(d) V^\top\rVert_F^2
+       + \lambda_u \lVert U_\perp^\top U\rVert_1 + \lambda_v \lVert V_\perp^\top V\rVert_1
+       \quad\text{s.t.}\quad U^\top U = V^\top V = I_r:
+
+    the target's singular subspaces are encouraged to lie in the source's leading ones, with
     sparse leakage along individual source directions. The problem is solved by ADMM on the
     Stiefel manifolds (:func:`mtltransfer.solvers.admm.smart_admm`) from the sufficient
     statistics; ``fit()`` tunes the rank (rank selection criterion), the structural ranks
