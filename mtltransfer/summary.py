@@ -126,6 +126,16 @@ def new_summary(res, title, left, right):
         if len(smry.tables[0].as_text().splitlines()[-1]) <= WIDTH:
             break
     long_rows = [r for r in left + right if len(r[1]) > cap]
+    # still too wide (long labels): the rows with the longest labels go below as well
+    left = [r for r in left if len(r[1]) <= cap]
+    right = [r for r in right if len(r[1]) <= cap]
+    while len(smry.tables[0].as_text().splitlines()[-1]) > WIDTH and len(left + right) > 1:
+        side = max((left, right), key=lambda rows: max((len(k) for k, _ in rows),
+                                                        default=-1))
+        row = max(side, key=lambda r: len(r[0]))
+        side.remove(row)
+        long_rows.append(row)
+        smry = _two_column_summary(res, title, left, right)
     if long_rows:
         width = len(smry.tables[0].as_text().splitlines()[-1])
         smry.tables.append(_long_rows_table(long_rows, width))
