@@ -181,7 +181,7 @@ class OLSResults(LeastSquaresInference, MultiResponseResults):
 
 
 class OLS(MultiResponseModel):
-    """Multi-response least squares: minimise ||Y - 1 b^T - X C||_F^2.
+    r"""Multi-response least squares: minimise :math:`\lVert Y - \mathbf{1} b^\top - XC\rVert_F^2`.
 
     Each response's coefficients equal a single-response OLS fit (statsmodels' ``OLS``).
     It is solved from an SVD of the centred rows with every column scaled to unit norm,
@@ -249,10 +249,11 @@ class OLS(MultiResponseModel):
 
 
 class Ridge(MultiResponseModel):
-    """Multi-response ridge: minimise (1/2n)||Y - XC||_F^2 + (alpha/2)||C||_F^2.
+    r"""Multi-response ridge regression.
 
-    ``fit(alpha=None)`` chooses alpha by generalised cross-validation over a log grid, at
-    the cost of one eigendecomposition of X^T X.
+    Minimises :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \frac{\alpha}{2}\lVert C\rVert_F^2`.
+    ``fit(alpha=None)`` chooses :math:`\alpha` by generalised cross-validation over a log
+    grid, at the cost of one eigendecomposition of :math:`X^\top X`.
 
     See Also
     --------
@@ -332,10 +333,10 @@ class Ridge(MultiResponseModel):
 
 
 class ReducedRank(MultiResponseModel):
-    """Reduced-rank regression: minimise ||Y - XC||_F^2 subject to rank(C) <= r.
+    r"""Reduced-rank regression: :math:`\min \lVert Y - XC\rVert_F^2` s.t. :math:`\operatorname{rank} C \le r`.
 
-    The exact solution is C_ols V_r V_r^T with V_r the top-r eigenvectors of the fitted
-    values' covariance (see :func:`mtltransfer.solvers.linear.reduced_rank`).
+    The exact solution is :math:`C_{\mathrm{ols}} V_r V_r^\top` with :math:`V_r` the
+    top-:math:`r` eigenvectors of the fitted values' covariance (see :func:`mtltransfer.solvers.linear.reduced_rank`).
 
     ``screen=`` (a :class:`~mtltransfer.MarginalScreening` or an int m) screens the
     predictors on the rows first, as :class:`~mtltransfer.SMART` does: the model then
@@ -408,7 +409,7 @@ class ReducedRank(MultiResponseModel):
 
 
 class NuclearNorm(MultiResponseModel):
-    """Nuclear-norm penalised regression: (1/2n)||Y - XC||_F^2 + lam ||C||_*.
+    r"""Nuclear-norm penalised regression: :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \lambda\lVert C\rVert_*`.
 
     Solved by accelerated proximal gradient with singular value thresholding
     (:func:`mtltransfer.solvers.prox.nuclear_norm_apg`); ``fit(lam=None)`` chooses lam

@@ -28,7 +28,7 @@ from .source import SourceModel
 
 
 class RidgeToSource(SourceModel, Ridge):
-    """Ridge towards the source: minimise (1/2n)||Y - XC||_F^2 + (alpha/2)||C - C0||_F^2.
+    r"""Ridge towards the source: :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \frac{\alpha}{2}\lVert C - C_0\rVert_F^2`.
 
     The shrinkage target is the source's coefficient matrix instead of zero; alpha is
     chosen by generalised cross-validation, as :class:`~mtltransfer.Ridge` does (the GCV
@@ -58,7 +58,7 @@ class RidgeToSource(SourceModel, Ridge):
 
 
 class NuclearContrast(SourceModel, NuclearNorm):
-    """Nuclear-norm contrast with the source: (1/2n)||Y - XC||_F^2 + lam ||C - C0||_*.
+    r"""Nuclear-norm contrast with the source: :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \lambda\lVert C - C_0\rVert_*`.
 
     The target differs from the source by a low-rank matrix. Solved by accelerated
     proximal gradient on ``D = C - C0`` (a nuclear-norm fit of ``Y - X C0``); lam by
@@ -97,9 +97,10 @@ def _subspace_rrr(Sxx, Sxy, U0u, V0v, rank):
 
 
 class SourceSubspaceRRR(SourceModel):
-    """Reduced-rank regression inside the source's leading singular subspaces.
+    r"""Reduced-rank regression inside the source's leading singular subspaces.
 
-    Minimise ||Y - XC||_F^2 over rank(C) <= r and ``C = U0[:, :d_u] M V0[:, :d_v]^T``:
+    Minimise :math:`\lVert Y - XC\rVert_F^2` over :math:`\operatorname{rank} C \le r` and
+    :math:`C = U_0[:, {:}d_u]\, M\, V_0[:, {:}d_v]^\top`:
     since ``V0`` is orthogonal this is the exact reduced-rank regression of
     ``Y V0[:, :d_v]`` on ``X U0[:, :d_u]``. It is SMART with an infinite penalty (no
     leakage); with ``(d_u, d_v) = (p, q)`` it is target-only reduced-rank regression.
