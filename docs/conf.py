@@ -49,6 +49,65 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
+# Members the models, the bootstrap and the solvers call, not the user: kept out of the
+# class pages (they are documented in the source for contributors).
+INTERNAL_MEMBERS = {
+    "center", "collinear_groups", "fold_stats", "folds", "init_options", "intercept_for",
+    "moments", "rank_rows", "replace_data", "residual_ss", "select_rank", "total_ss",
+    "warn_design", "target_rank", "task_means", "bootstrap_extra", "bootstrap_spec",
+    "coefficient_arrays", "default_bootstrap_method", "predict_draws",
+    "warm_start_kwargs",
+}
+
+
+def _skip_internal(app, what, name, obj, skip, options):
+    return True if what == "class" and name in INTERNAL_MEMBERS else None
+
+
+# Every cross-reference must resolve (warnings are errors), except these, which have no
+# page to link to: private names; the solvers' and internal base classes' helpers that a
+# docstring names for readers of the source (the API reference documents the solvers
+# the methods pages discuss); and other packages' objects (no inventory offline).
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(.*\.)?_\w+(\..*)?"),
+    (r"py:.*", r"mtltransfer\.solvers(\..*)?"),
+    (r"py:.*", r"mtltransfer\.models\.(base|source|sparse)\.\w+"),
+    (r"py:.*", r"(statsmodels|sklearn|scipy|numpy|pandas|dask|json|patsy)(\..*)?"),
+]
+# helpers that docstrings of the tuning and solver functions name by their short name,
+# for readers of the source; they have no page of their own
+nitpick_ignore = [("py:func", name) for name in (
+    "svt", "stationarity", "source_rank", "source_d0", "complement_basis",
+    "validation_loss", "default_structural_grid", "kfold_stats", "moment_noise_signal",
+    "n_cov_params", "pooled_moments", "align_source", "mtltransfer.gram.offset_moments",
+    "mtltransfer.selection.default_structural_grid")] + [
+    ("py:class", "SourceLayout"), ("py:class", "GroupStats"), ("py:class", "AdmmParams"),
+    ("py:meth", "SmartProblem.from_moments"),
+    # a mixin's docstring naming the results' own predict (every results class has one)
+    ("py:meth", "predict")]
+
+
+
+def _resolve_by_suffix(app, env, node, contnode):
+    """A Python name a docstring writes as its module does (``save``, ``SufficientStats``,
+    ``SharedRepresentation.fit``) resolves to the one documented object it names, if
+    exactly one documented object ends with that name (Sphinx's own search for
+    ``.name``)."""
+    if node.get("refdomain") != "py":
+        return None
+    domain = env.get_domain("py")
+    target = node["reftarget"].lstrip(".~")
+    matches = domain.find_obj(env, node.get("py:module"), node.get("py:class"), target,
+                              node.get("reftype"), 1)
+    if len({m[1].node_id for m in matches}) != 1 and len(matches) != 1:
+        return None
+    name, obj = matches[0]
+    from sphinx.util.nodes import make_refnode
+    return make_refnode(app.builder, node["refdoc"], obj.docname, obj.node_id, contnode,
+                        name)
+
+
 # MyST (the rendered tutorials)
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
@@ -100,3 +159,5 @@ def _copy_mathjax(app, exception):
 def setup(app):
     _mathjax_es5()                      # fail early, before the tutorials run
     app.connect("build-finished", _copy_mathjax)
+    app.connect("autodoc-skip-member", _skip_internal)
+    app.connect("missing-reference", _resolve_by_suffix)

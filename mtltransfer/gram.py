@@ -44,6 +44,16 @@ class SufficientStats:
         sum_i (x_i - xbar)(x_i - xbar)^T.
     Cxy : ndarray, shape (p, q)
     Cyy : ndarray, shape (q, q)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mtltransfer as mt
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((100, 3)), rng.standard_normal((100, 2))
+    >>> s = mt.SufficientStats.from_arrays(X, Y)
+    >>> (s.p, s.q)
+    (3, 2)
     """
 
     n: int

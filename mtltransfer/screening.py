@@ -110,6 +110,22 @@ class MarginalScreening:
         Which columns are kept.
     m_ : int
         The number kept.
+
+    See Also
+    --------
+    SMART : takes ``screening=`` to screen before the fit.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> scr = mt.MarginalScreening(m=10)
+    >>> ynames = list(demo["C"].columns)
+    >>> xnames = list(demo["C"].index)
+    >>> scr = scr.fit(target[ynames], target[xnames])
+    >>> len(scr.kept)
+    10
     """
 
     def __init__(self, m=None, *, norm="l2", kind="regression"):

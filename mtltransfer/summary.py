@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from statsmodels.iolib.summary import Summary
@@ -9,6 +11,10 @@ from statsmodels.iolib.table import SimpleTable, default_latex_fmt
 
 #: above this many coefficients the summary shows a compact per-response table
 MAX_COEF_CELLS = 120
+
+#: the text summary's width in characters: the top table's long values and the notes
+#: are wrapped to it (statsmodels' own OLS summary is 78 wide)
+WIDTH = 88
 
 #: LaTeX escapes of table cells: statsmodels' own plus ``<``, ``^`` and ``~`` (applied
 #: one key after the other in sorted order, so no replacement introduces a later key)
@@ -27,6 +33,20 @@ def latex_escape(text):
     return "".join(table.get(ch, ch) for ch in str(text))
 
 
+def wrap_text(text, width=WIDTH):
+    """``text`` with every line longer than ``width`` wrapped at spaces (continuation
+    lines keep the line's indentation); shorter lines are left as they are."""
+    out = []
+    for line in str(text).split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[:len(line) - len(line.lstrip())]
+        out.append(textwrap.fill(line, width, subsequent_indent=indent,
+                                 break_long_words=False, break_on_hyphens=False))
+    return "\n".join(out)
+
+
 class ModelSummary(Summary):
     """A statsmodels :class:`~statsmodels.iolib.summary.Summary` whose ``as_latex``
     writes every table as its own ``tabular``.
@@ -38,6 +58,22 @@ class ModelSummary(Summary):
     top table followed by a coefficient table of one or two responses, the spectrum
     table, ...). Text, HTML and CSV exports are statsmodels' own.
     """
+
+    def add_extra_txt(self, etext):
+        """Notes below the tables (as statsmodels' ``add_extra_txt``, which replaces the
+        earlier notes), each line wrapped to :data:`WIDTH` characters."""
+        super().add_extra_txt([wrap_text(t) for t in etext])
+
+    def as_text(self):
+        """The tables and notes as text, as statsmodels' ``as_text`` (which drops the
+        last line of every table but the last), except that a table marked
+        ``keep_last_line`` keeps its closing rule."""
+        keep = [str(t) if getattr(t, "keep_last_line", False) else str(t).rsplit("\n", 1)[0]
+                for t in self.tables[:-1]]
+        txt = "\n".join(keep + [str(self.tables[-1])])
+        if self.extra_txt is not None:
+            txt = txt + "\n\n" + self.extra_txt
+        return txt
 
     def as_latex(self):
         """The tables as LaTeX (booktabs), one ``tabular`` per table, stacked in a
@@ -78,10 +114,60 @@ def new_summary(res, title, left, right):
 
     ``left`` and ``right`` are lists of (label, value) pairs; values are formatted here.
     """
+    left = [(k, fmt(v)) for k, v in left]
+    right = [(k, fmt(v)) for k, v in right]
+    # the widest value column that keeps the two-column table within WIDTH; rows with
+    # longer values follow it in a one-column table, so a phrase stays on one line
+    # (statsmodels' columns are at least 18 wide anyway)
+    longest = max(len(v) for _, v in left + right)
+    for cap in range(max(longest, 18), 17, -1):
+        smry = _two_column_summary(res, title, [r for r in left if len(r[1]) <= cap],
+                                   [r for r in right if len(r[1]) <= cap])
+        if len(smry.tables[0].as_text().splitlines()[-1]) <= WIDTH:
+            break
+    long_rows = [r for r in left + right if len(r[1]) > cap]
+    # still too wide (long labels): the rows with the longest labels go below as well
+    left = [r for r in left if len(r[1]) <= cap]
+    right = [r for r in right if len(r[1]) <= cap]
+    while len(smry.tables[0].as_text().splitlines()[-1]) > WIDTH and len(left + right) > 1:
+        side = max((left, right), key=lambda rows: max((len(k) for k, _ in rows),
+                                                        default=-1))
+        row = max(side, key=lambda r: len(r[0]))
+        side.remove(row)
+        long_rows.append(row)
+        smry = _two_column_summary(res, title, left, right)
+    if long_rows:
+        width = len(smry.tables[0].as_text().splitlines()[-1])
+        smry.tables.append(_long_rows_table(long_rows, width))
+    return smry
+
+
+def _long_rows_table(rows, width):
+    """(label, value) rows as a label column and a left-aligned value column, as wide
+    as the table above (``width``); values wrapped at spaces onto continuation rows;
+    closed by a rule."""
+    stub = max(len(label) for label, _ in rows)
+    room = max(width - stub - 1, 20)
+    stubs, cells = [], []
+    for label, value in rows:
+        parts = textwrap.wrap(value, room, break_long_words=False,
+                              break_on_hyphens=False) or [value]
+        stubs += [label] + [""] * (len(parts) - 1)
+        cells += [[part.ljust(room)] for part in parts]
+    table = SimpleTable(cells, stubs=stubs,
+                        txt_fmt={"data_aligns": "l", "stubs_align": "l", "colsep": " ",
+                                 "table_dec_above": None, "table_dec_below": "="},
+                        ltx_fmt={**_LATEX_FMT, "data_aligns": "l",
+                                 "replacements": dict(_LATEX_REPLACEMENTS)})
+    table.keep_last_line = True
+    return table
+
+
+def _two_column_summary(res, title, left, right):
     smry = ModelSummary()
-    left = [(k, [fmt(v)]) for k, v in left]
-    right = [(k, [fmt(v)]) for k, v in right]
     # equal lengths, as statsmodels' two-column table expects
+    left = [(k, [v]) for k, v in left] or [(" ", [" "])]
+    right = [(k, [v]) for k, v in right]
     while len(left) < len(right):
         left.append((" ", [" "]))
     while len(right) < len(left):

@@ -54,7 +54,8 @@ del source_rows, X_s, Y_s
 
 target_rows = pd.DataFrame(np.hstack([sim.Y, sim.X]), columns=ynames + xnames)
 target, test = target_rows.iloc[:n_train], target_rows.iloc[n_train:]
-print(f"source: {len(list(folder.glob('*.parquet')))} parquet files; target {target.shape}")
+n_files = len(list(folder.glob("*.parquet")))
+print(f"source: {n_files} parquet files; target {target.shape}")
 
 # %% [markdown]
 # ## The cluster

@@ -31,7 +31,7 @@ import pandas as pd
 
 import mtltransfer as mt
 
-pd.set_option("display.width", 120)
+pd.set_option("display.width", 88)
 pd.set_option("display.max_columns", 20)
 
 T, N, d, k = 200, 15, 20, 3

@@ -41,7 +41,7 @@ import statsmodels.api as sm
 
 import mtltransfer as mt
 
-pd.set_option("display.width", 120)
+pd.set_option("display.width", 88)
 pd.set_option("display.max_columns", 20)
 
 raw = sm.datasets.macrodata.load_pandas().data
@@ -174,7 +174,8 @@ def compare(origin, train_lengths):
             for name, fit in methods.items():
                 preds[name] = fit(train).predict(test).to_numpy()
         preds["source only"] = source_only(train, test)
-        preds["mean only"] = np.broadcast_to(train[responses].mean().to_numpy(), Y.shape)
+        preds["mean only"] = np.broadcast_to(train[responses].mean().to_numpy(),
+                                             Y.shape)
         for name, P in preds.items():
             out.append(pd.DataFrame((Y - P) ** 2, index=test.index, columns=responses)
                        .assign(n_train=n_train, method=name))
@@ -246,7 +247,8 @@ source_beats_mean = float((both["source only"] < 1).mean())
 print(f"share of settings where SMART beats: reduced rank {smart_beats_rrr:.2f}, "
       f"OLS {smart_beats_ols:.2f}, the best target-only fit {smart_beats_best:.2f}, "
       f"the mean-only forecast {smart_beats_mean:.2f}")
-print(f"share of settings where the source alone beats the mean: {source_beats_mean:.2f}")
+print("share of settings where the source alone beats the mean:",
+      f"{source_beats_mean:.2f}")
 
 # %% [markdown]
 # ### Conclusion

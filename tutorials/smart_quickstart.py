@@ -19,10 +19,11 @@
 # matrix for the target whose singular subspaces lie in the source's leading subspaces,
 # up to a few sparse "leaks". Only the source's coefficients are used, never its rows.
 #
-# We simulate the design of the SMART paper with
-# `mtltransfer.datasets.simulate_smart`: the source matrix has rank 6, the target's
-# rank-3 matrix uses three of the source's six singular directions, and the target has
-# only 80 rows for 40 predictors and 20 responses.
+# The embedded demo data (`mtltransfer.datasets.load_demo`, the SMART paper's design with
+# named columns): a source study of 2,000 rows and a target study of only 120 rows, for
+# 30 predictors and 12 responses, plus 400 held-out target rows. The target's rank-3
+# matrix uses three of the source's six singular directions, one of them turned a little
+# out of the source's subspace: a *leak* that SMART has to find.
 
 # %%
 import numpy as np
@@ -30,37 +31,32 @@ import pandas as pd
 
 import mtltransfer as mt
 
-pd.set_option("display.width", 120)
-pd.set_option("display.max_columns", 20)
+pd.set_option("display.width", 88)
+pd.set_option("display.max_columns", 8)
 
-n_train, n_test, p, q = 80, 500, 40, 20
-sim = mt.datasets.simulate_smart(n_train + n_test, p, q, rank=3, source_rank=6,
-                                 sigma0=0.05, sigma=1.0, random_state=7)
+demo = mt.datasets.load_demo()
+formula = demo["formula"]                       # "Y1 + ... + Y12 ~ x1 + ... + x30"
+target, test, truth = demo["target"], demo["test"], demo["C"]
+ynames = list(truth.columns)
 
-xnames = [f"x{j + 1}" for j in range(p)]
-ynames = [f"Y{j + 1}" for j in range(q)]
-rows = pd.concat([pd.DataFrame(sim.Y, columns=ynames),
-                  pd.DataFrame(sim.X, columns=xnames)], axis=1)
-target, test = rows.iloc[:n_train], rows.iloc[n_train:]
-
-# the source study's coefficients, as it would publish them: predictors x responses
-source = pd.DataFrame(sim.C0, index=xnames, columns=ynames)
-truth = pd.DataFrame(sim.C, index=xnames, columns=ynames)
-print(target.shape, test.shape, source.shape)
+# the source study: any multi-response fit of its rows; only its coefficients are used
+source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+print(target.shape, test.shape, source.params.shape)
 
 # %% [markdown]
 # ## Fit with a formula
 #
 # The formula lists the responses on the left, as in `"Y1 + Y2 ~ x1 + x2"`. The source
-# can be a DataFrame of coefficients (aligned to the target by name; an `Intercept` row
-# would be ignored), a fitted mtltransfer results object, or a plain `p x q` array.
+# can be a fitted results object (as here), a DataFrame of coefficients (aligned to the
+# target by name; an `Intercept` row would be ignored), or a plain `p x q` array.
 #
 # `fit()` with no arguments tunes everything: the rank by the rank selection criterion
 # of Bunea, She and Wegkamp, the structural ranks `(r_u, r_v)` by 5-fold
-# cross-validation, and the penalty `lam` by BIC along a warm-started path.
+# cross-validation, and the penalty `lam` by BIC along a warm-started path. The tuning
+# sees only the 120 target rows: the 400 held-out rows are used below, to judge the fit,
+# and never for choosing it.
 
 # %%
-formula = " + ".join(ynames) + " ~ " + " + ".join(xnames)
 model = mt.SMART.from_formula(formula, target, source=source)
 res = model.fit()
 print(res.summary())
@@ -72,12 +68,14 @@ print(res.summary())
 #   structural ranks by cross-validation and `lam` by BIC.
 # * `nnz Omega_u, Omega_v` counts the coordinates of the target's singular vectors
 #   outside the source's leading `r_u` (left) and `r_v` (right) directions: zero means the
-#   target's subspaces lie entirely inside the source's.
+#   target's subspaces lie entirely inside the source's. Here the left one is not zero:
+#   SMART found the demo's leak.
 # * "Spectrum and principal angles" puts the target's singular values beside the
 #   source's and gives the angles between the fitted subspaces and the source's leading
 #   ones (small angles: the source's directions were reused).
-# * The primal and dual residuals of the ADMM solver at its last iteration show that it
-#   converged.
+# * `Iterations` and `Converged`: the ADMM solver's iteration count for the final fit
+#   (the lambda path's own iterations are counted separately), and its primal and dual
+#   residuals at the last iteration.
 #
 # Everything in the summary is also available as attributes:
 
@@ -112,7 +110,7 @@ res.tuning["bic_path"][["lam_u", "bic", "nnz"]].round(4)
 # `predict` takes a DataFrame with the formula's columns and returns a DataFrame of
 # predictions, one column per response. We compare SMART with fits that use the target
 # alone: least squares, ridge (alpha by GCV) and reduced rank (rank by the same
-# criterion), on the 500 held-out rows, and with the true coefficient matrix.
+# criterion), on the 400 held-out rows, and with the true coefficient matrix.
 
 # %%
 pred = res.predict(test)
@@ -134,13 +132,14 @@ print(comparison.round(3))
 print("noise variance (the best possible test MSE): 1.0")
 
 # %% [markdown]
-# With 80 rows for 800 coefficients, least squares is far from the truth, reduced-rank
-# regression helps, and SMART, which only has to find three directions inside the
-# source's six-dimensional subspaces, is close to the truth and to the noise floor.
+# With 120 rows for 360 coefficients, least squares is far from the truth, reduced-rank
+# regression helps, and SMART, which only has to find three directions near the
+# source's six-dimensional subspaces (and the one leak), is closest to the truth and to
+# the noise floor.
 #
 # ## Plots
 #
-# With the optional plotting extra (`pip install mtltransfer[plot]`), the functions of
+# With the optional plotting extra (`pip install "mtltransfer[plot]"`), the functions of
 # `mtltransfer.plotting` draw the solver's convergence, the spectrum, the alignment
 # matrices and the tuning curves; each returns a matplotlib Figure.
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 import mtltransfer as mt
 
-pd.set_option("display.width", 120)
+pd.set_option("display.width", 88)
 
 n, n_test, p, q = 150, 500, 20, 8
 sim = mt.datasets.simulate_smart(n + n_test, p, q, rank=2, source_rank=4, sigma0=0.01,
@@ -84,7 +84,8 @@ x0 = test[xnames].to_numpy()[0]
 truth0 = float(x0 @ sim.C[:, 0])
 row = pred["Y1"].iloc[0]
 print(f"E[Y1 | x] at the first held-out row: {row['mean']:.3f}, "
-      f"95% interval [{row['lower']:.3f}, {row['upper']:.3f}]; the truth is {truth0:.3f}")
+      f"95% interval [{row['lower']:.3f}, {row['upper']:.3f}];",
+      f"the truth is {truth0:.3f}")
 
 # %% [markdown]
 # ## How often do the intervals cover?

@@ -31,7 +31,7 @@ import pandas as pd
 
 import mtltransfer as mt
 
-pd.set_option("display.width", 120)
+pd.set_option("display.width", 88)
 
 rng = np.random.default_rng(0)
 n, p, q = 60, 12, 8
@@ -78,7 +78,8 @@ print(backend_table.to_string(float_format="{:.2e}".format))
 # %%
 def nuclear_objective(res, lam):
     """The nuclear-norm model's objective at a fitted results object."""
-    return res.ssr / (2 * res.nobs) + lam * np.linalg.svd(res.coef, compute_uv=False).sum()
+    nuclear = np.linalg.svd(res.coef, compute_uv=False).sum()
+    return res.ssr / (2 * res.nobs) + lam * nuclear
 
 
 fast, ref = fitted["NuclearNorm"]

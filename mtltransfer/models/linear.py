@@ -181,7 +181,7 @@ class OLSResults(LeastSquaresInference, MultiResponseResults):
 
 
 class OLS(MultiResponseModel):
-    """Multi-response least squares: minimise ||Y - 1 b^T - X C||_F^2.
+    r"""Multi-response least squares: minimise :math:`\lVert Y - \mathbf{1} b^\top - XC\rVert_F^2`.
 
     Each response's coefficients equal a single-response OLS fit (statsmodels' ``OLS``).
     It is solved from an SVD of the centred rows with every column scaled to unit norm,
@@ -190,6 +190,22 @@ class OLS(MultiResponseModel):
     ``SingularMatrixWarning`` naming the collinear columns and the minimum-norm solution
     in that equilibrated basis. The results carry statsmodels' inference per response
     (:class:`OLSResults`).
+
+    See Also
+    --------
+    MultiResponseResults : the results of every multi-response model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import statsmodels.api as sm
+    >>> import mtltransfer as mt
+    >>> data = sm.datasets.longley.load_pandas()
+    >>> X = sm.add_constant(data.exog)
+    >>> res = mt.OLS(data.endog, X).fit()
+    >>> ref = sm.OLS(data.endog, X).fit()
+    >>> bool(np.allclose(res.bse.to_numpy().ravel(), ref.bse.to_numpy()))
+    True
     """
 
     _method = "Least squares"
@@ -233,10 +249,26 @@ class OLS(MultiResponseModel):
 
 
 class Ridge(MultiResponseModel):
-    """Multi-response ridge: minimise (1/2n)||Y - XC||_F^2 + (alpha/2)||C||_F^2.
+    r"""Multi-response ridge regression.
 
-    ``fit(alpha=None)`` chooses alpha by generalised cross-validation over a log grid, at
-    the cost of one eigendecomposition of X^T X.
+    Minimises :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \frac{\alpha}{2}\lVert C\rVert_F^2`.
+    ``fit(alpha=None)`` chooses :math:`\alpha` by generalised cross-validation over a log
+    grid, at the cost of one eigendecomposition of :math:`X^\top X`.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.Ridge.from_formula(formula, target).fit()     # alpha by GCV
+    >>> res.params.shape
+    (30, 12)
+    >>> res.chosen_by["alpha"]
+    'GCV'
     """
 
     _method = "Ridge (L2-penalised least squares)"
@@ -302,15 +334,30 @@ class Ridge(MultiResponseModel):
 
 
 class ReducedRank(MultiResponseModel):
-    """Reduced-rank regression: minimise ||Y - XC||_F^2 subject to rank(C) <= r.
+    r"""Reduced-rank regression: :math:`\min \lVert Y - XC\rVert_F^2` s.t. :math:`\operatorname{rank} C \le r`.
 
-    The exact solution is C_ols V_r V_r^T with V_r the top-r eigenvectors of the fitted
-    values' covariance (see :func:`mtltransfer.solvers.linear.reduced_rank`).
+    The exact solution is :math:`C_{\mathrm{ols}} V_r V_r^\top` with :math:`V_r` the
+    top-:math:`r` eigenvectors of the fitted values' covariance (see :func:`mtltransfer.solvers.linear.reduced_rank`).
 
     ``screen=`` (a :class:`~mtltransfer.MarginalScreening` or an int m) screens the
     predictors on the rows first, as :class:`~mtltransfer.SMART` does: the model then
     holds the kept predictors, ``predict`` takes all the original columns, and the
     selection is ``results.screening``.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.ReducedRank.from_formula(formula, target).fit()   # rank by RSC
+    >>> int(res.rank)
+    3
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     _method = "Reduced-rank regression (closed form)"
@@ -363,13 +410,26 @@ class ReducedRank(MultiResponseModel):
 
 
 class NuclearNorm(MultiResponseModel):
-    """Nuclear-norm penalised regression: (1/2n)||Y - XC||_F^2 + lam ||C||_*.
+    r"""Nuclear-norm penalised regression: :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \lambda\lVert C\rVert_*`.
 
     Solved by accelerated proximal gradient with singular value thresholding
     (:func:`mtltransfer.solvers.prox.nuclear_norm_apg`); ``fit(lam=None)`` chooses lam
     by K-fold cross-validation along a warm-started log-spaced path. The reported rank
     is that of the penalised part: the number of its singular values above 1e-8 times
     the largest (:func:`mtltransfer.solvers.prox.nuclear_rank`), for both backends.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.NuclearNorm.from_formula(formula, target).fit()   # lam by 5-fold CV
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Nuclear-norm penalised least squares"

@@ -262,6 +262,24 @@ class MultiResponseResults(Results):
     where ``df_model`` is the effective number of coefficients of all responses (without
     the intercepts; for a closed form, q times the rank of the design). With one response
     these are exactly statsmodels' OLS values.
+
+    See Also
+    --------
+    OLS
+    Ridge
+    ReducedRank
+    NuclearNorm
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.ReducedRank.from_formula(formula, target).fit()
+    >>> isinstance(res, mt.MultiResponseResults)
+    True
+    >>> res.params.shape, res.intercept.shape
+    ((30, 12), (12,))
     """
 
     #: row-dependent statistics kept by ``save(..., remove_data=True)``

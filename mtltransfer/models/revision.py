@@ -120,6 +120,19 @@ class ReducedRankRidge(MultiResponseModel):
         target-only form.
     intercept : bool or None
     missing : {"raise", "drop"}
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.ReducedRankRidge.from_formula(formula, target).fit(rank=3)
+    >>> int(res.rank)
+    3
     """
 
     _method = "Reduced-rank ridge (closed form)"
@@ -474,6 +487,21 @@ class TwoStageTransfer(MultiResponseModel):
     Exactly one of ``source_data``, ``source_endog``/``source_exog`` and
     ``source_stats`` is given. The model keeps the source's statistics, never its rows;
     the bootstrap resamples the target and holds the source fixed.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> mod = mt.TwoStageTransfer.from_formula(formula, target, source_data=demo["source"])
+    >>> res = mod.fit()
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Two-stage nuclear-norm transfer (pooled fit, target correction)"

@@ -48,7 +48,7 @@ _SHARED_PARAMS = {
 
 
 class SharedRepresentation(DataViews):
-    """Multi-task linear regression with a shared linear representation.
+    r"""Multi-task linear regression with a shared linear representation.
 
     Parameters
     ----------
@@ -72,14 +72,34 @@ class SharedRepresentation(DataViews):
 
     Notes
     -----
-    The default fit (``method="marginal"``) treats the task weights as random effects,
-    ``w_t ~ N(mu_w, Sigma_w)``, ``eps_t ~ N(0, sigma^2 I)``, and maximises the marginal
-    likelihood by EM (:func:`mtltransfer.solvers.shared_marginal.fit_marginal`); with
-    ``k=None`` it chooses k by BIC on that likelihood, whose parameter count does not grow
-    with T (right also when the tasks have few rows). ``method="gd"`` minimises
-    ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` over B with orthonormal columns and
-    W = [w_1 ... w_T] by a preconditioned first-order method from a spectral start
+    The model is :math:`y_t = b_t \mathbf{1} + X_t B w_t + \varepsilon_t` with
+    :math:`B \in \mathbb{R}^{d\times k}`, :math:`B^\top B = I_k`. The default fit
+    (``method="marginal"``) treats the task weights as random effects,
+    :math:`w_t \sim N(\mu_w, \Sigma_w)`, :math:`\varepsilon_t \sim N(0, \sigma^2 I)`, and
+    maximises the marginal likelihood by EM
+    (:func:`mtltransfer.solvers.shared_marginal.fit_marginal`); with ``k=None`` it chooses
+    :math:`k` by BIC on that likelihood, whose parameter count does not grow with
+    :math:`T` (right also when the tasks have few rows). ``method="gd"`` minimises
+    :math:`\sum_t \frac{1}{2N_t}\lVert y_t - X_t B w_t\rVert^2` over :math:`B` with
+    orthonormal columns and :math:`W = [w_1 \cdots w_T]` by a preconditioned first-order
+    method from a spectral start
     (:func:`mtltransfer.solvers.shared_fit.fit_shared_representation`).
+
+    See Also
+    --------
+    SharedRepresentationResults : what :meth:`fit` returns.
+    AdaptedTask : a new task fitted with the learned representation.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=40, N=20, d=8, k=2,
+    ...                                                random_state=0)
+    >>> res = mt.SharedRepresentation(y, X, task).fit()
+    >>> res.k                            # chosen by BIC
+    2
+    >>> res.representation.shape         # d x k
+    (8, 2)
     """
 
     #: attributes with one entry per training row (dropped by save(remove_data=True))
@@ -419,6 +439,22 @@ class SharedRepresentationResults(Results):
     k : int or None
     converged, n_iter, history
         Solver diagnostics.
+
+    See Also
+    --------
+    SharedRepresentation : the model whose :meth:`SharedRepresentation.fit` returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=40, N=20, d=8, k=2,
+    ...                                                random_state=0)
+    >>> res = mt.SharedRepresentation(y, X, task).fit()
+    >>> res.task_params.shape            # k x T: one weight vector per task
+    (2, 40)
+    >>> new = res.adapt(X[:4], y[:4])    # a new task with four rows
+    >>> new.params.shape
+    (8,)
     """
 
     def __init__(self, model, sol, method, k, how, scores, B, W, lam):
@@ -869,7 +905,7 @@ class SharedRepresentationResults(Results):
 
 
 class AdaptedTask:
-    """A new task fitted on a learned representation by :meth:`SharedRepresentationResults.adapt`.
+    r"""A new task fitted on a learned representation by :meth:`SharedRepresentationResults.adapt`.
 
     Attributes
     ----------
@@ -886,19 +922,39 @@ class AdaptedTask:
     Notes
     -----
     Two kinds of intervals. :meth:`get_prediction` (fits of ``method="marginal"``) uses the
-    Gaussian posterior of w under the fitted ``mu_w, Sigma_w, sigma^2``.
-    Intervals (:meth:`conf_int`, :meth:`predict_interval`) hold the learned B fixed: with
-    ``Z = X_c B`` (centred rows when there is an intercept), ``A = Z^T Z + n s P`` (``s P``
-    the shrinkage, zero for least squares) and ``s2 = ||y_c - Z w||^2 / df_resid``,
+    Gaussian posterior of :math:`w` under the fitted :math:`\mu_w, \Sigma_w, \sigma^2`.
+    Intervals (:meth:`conf_int`, :meth:`predict_interval`) hold the learned :math:`B`
+    fixed: with :math:`Z = X_c B` (centred rows when there is an intercept),
+    :math:`A = Z^\top Z + n s P` (:math:`sP` the shrinkage, zero for least squares) and
+    :math:`s^2 = \lVert y_c - Z w\rVert^2 / \mathrm{df_{resid}}`,
 
-        Var(w) = s2 A^{-1} Z^T Z A^{-1},
-        Var(x^T B w + b) = s2/n + (x - xbar)^T B Var(w) B^T (x - xbar)
+    .. math::
 
-    (the ``s2/n`` term and the centring only with an intercept),
+       \operatorname{Var}(w) = s^2 A^{-1} Z^\top Z A^{-1}, \qquad
+       \operatorname{Var}(x^\top B w + b)
+       = s^2/n + (x - \bar x)^\top B \operatorname{Var}(w) B^\top (x - \bar x)
+
+    (the :math:`s^2/n` term and the centring only with an intercept),
 
     with Student-t quantiles on ``df_resid``. This is exact for least squares when B spans
     the true representation; B's own error (learned from the other tasks) and the shrinkage
     bias are left out.
+
+    See Also
+    --------
+    SharedRepresentationResults.adapt : returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=40, N=20, d=8, k=2,
+    ...                                                random_state=0)
+    >>> res = mt.SharedRepresentation(y, X, task).fit()
+    >>> new = res.adapt(X[:4], y[:4])
+    >>> new.predict(X[:2]).shape
+    (2,)
+    >>> new.get_prediction(X[:2]).summary_frame().shape[0]
+    2
     """
 
     #: results of this class can be written by :func:`mtltransfer.save`

@@ -59,11 +59,14 @@ class _RankedModel(MultiResponseModel):
 
 
 class SparseReducedRank(_RankedModel):
-    """Sparse reduced-rank regression (SRRR; Chen and Huang, 2012, JASA).
+    r"""Sparse reduced-rank regression (SRRR; Chen and Huang, 2012, JASA).
 
-    Minimise over U (p x r) and V (q x r)
+    Minimise over :math:`U` (:math:`p\times r`) and :math:`V` (:math:`q\times r`)
 
-        (1/2n)||Y - X U V^T||_F^2 + lam sum_j w_j ||U_j.||_2   subject to  V^T V = I_r,
+    .. math::
+
+       \frac{1}{2n}\lVert Y - X U V^\top\rVert_F^2 + \lambda \sum_j w_j \lVert U_{j\cdot}\rVert_2
+       \quad\text{subject to}\quad V^\top V = I_r,
 
     a row-sparse (predictor-selecting) reduced-rank fit ``C = U V^T``. The algorithm is the
     paper's: block coordinate descent alternating a group lasso in U at fixed V
@@ -77,6 +80,19 @@ class SparseReducedRank(_RankedModel):
     (``criterion="GIC"``: ``log(log nq) log(pq)`` in place of ``log(nq)``). Weights
     ``w_j = 1`` (group lasso; ``adaptive=True``: ``||C_rrr,j.||^-gamma``, rrpack's
     ``"adglasso"``). The rank is given or chosen by the rank selection criterion.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.SparseReducedRank.from_formula(formula, target).fit(rank=3)
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Sparse reduced-rank regression (row group lasso)"
@@ -145,13 +161,16 @@ class SparseReducedRank(_RankedModel):
 
 
 class SOFAR(_RankedModel):
-    """Sparse orthogonal factor regression (Uematsu, Fan, Chen, Lv and Lin, 2019, IEEE
+    r"""Sparse orthogonal factor regression (Uematsu, Fan, Chen, Lv and Lin, 2019, IEEE
     Trans. Inf. Theory).
 
-    ``C = U D V^T`` with ``U^T U = V^T V = I_r``, ``D = diag(d)``, ``d >= 0``, minimising
+    :math:`C = U D V^\top` with :math:`U^\top U = V^\top V = I_r`,
+    :math:`D = \operatorname{diag}(d)`, :math:`d \ge 0`, minimising
 
-        (1/2n)||Y - X U D V^T||_F^2 + lam_d ||w_d o d||_1 + lam_a ||W_A o (U D)||_1
-                                        + lam_b ||W_B o (V D)||_1,
+    .. math::
+
+       \frac{1}{2n}\lVert Y - X U D V^\top\rVert_F^2 + \lambda_d \lVert w_d \circ d\rVert_1
+       + \lambda_a \lVert W_A \circ (U D)\rVert_1 + \lambda_b \lVert W_B \circ (V D)\rVert_1,
 
     with rrpack's adaptive-lasso weights ``W_A = |U0 D0|^-gamma``, ``W_B = |V0 D0|^-gamma``,
     ``w_d = d0^-gamma`` from the SVD of the rank-r reduced-rank fit (gamma = 2). The
@@ -172,6 +191,19 @@ class SOFAR(_RankedModel):
     criterion has risen three times). On a dense low-rank truth the two criteria choose
     too sparse a fit (on the SMART paper's Model-I, error / RRR error 1.25 with BIC and
     1.60 with GIC, against 1.04 with CV), hence the default.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.SOFAR.from_formula(formula, target).fit(rank=3)
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Sparse orthogonal factor regression (ADMM)"
@@ -294,14 +326,17 @@ class SOFAR(_RankedModel):
 
 
 class RSSVD(_RankedModel):
-    """Reduced-rank regression with a sparse singular value decomposition (RSSVD; Chen,
+    r"""Reduced-rank regression with a sparse singular value decomposition (RSSVD; Chen,
     Chan and Stenseth, 2012, JRSS-B).
 
     ``C = sum_k d_k u_k v_k^T`` with sparse unit vectors, fitted layer by layer (the
     exclusive extraction of the paper): with ``C_rrr = sum_k d~_k u~_k v~_k^T`` the
-    reduced-rank fit, layer k minimises
+    reduced-rank fit, layer :math:`k` minimises
 
-        (1/2n)||Y_k - X d u v^T||_F^2 + lam d~_k^-gamma d ||w_u o u||_1 ||w_v o v||_1,
+    .. math::
+
+       \frac{1}{2n}\lVert Y_k - X d\, u v^\top\rVert_F^2
+       + \lambda \tilde d_k^{-\gamma} d \lVert w_u \circ u\rVert_1 \lVert w_v \circ v\rVert_1,
 
     ``Y_k = Y - X (C_rrr - d~_k u~_k v~_k^T)``, ``||u|| = ||v|| = 1``, adaptive weights
     ``w_u = |u~_k|^-gamma``, ``w_v = |v~_k|^-gamma`` (gamma = 2). The penalty is the
@@ -314,6 +349,19 @@ class RSSVD(_RankedModel):
     ``log SSE_k + log(nq) df_k / (nq)`` with ``df_k = nnz(u) + nnz(v) - 1`` (an empty layer
     competes with df = 0). The rank is an upper bound (layers may vanish);
     ``res.hyperparameters["fitted_rank"]`` counts the nonempty layers.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> res = mt.RSSVD.from_formula(formula, target).fit(rank=3)
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Reduced-rank regression with a sparse SVD"

@@ -28,12 +28,27 @@ from .source import SourceModel
 
 
 class RidgeToSource(SourceModel, Ridge):
-    """Ridge towards the source: minimise (1/2n)||Y - XC||_F^2 + (alpha/2)||C - C0||_F^2.
+    r"""Ridge towards the source: :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \frac{\alpha}{2}\lVert C - C_0\rVert_F^2`.
 
     The shrinkage target is the source's coefficient matrix instead of zero; alpha is
     chosen by generalised cross-validation, as :class:`~mtltransfer.Ridge` does (the GCV
     curve of the ridge fit of ``Y - X C0``). ``alpha -> infinity`` gives C0, ``alpha = 0``
     least squares. Fit options as :meth:`mtltransfer.Ridge.fit`.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.RidgeToSource.from_formula(formula, target, source=source).fit()
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Ridge towards the source coefficients"
@@ -43,13 +58,28 @@ class RidgeToSource(SourceModel, Ridge):
 
 
 class NuclearContrast(SourceModel, NuclearNorm):
-    """Nuclear-norm contrast with the source: (1/2n)||Y - XC||_F^2 + lam ||C - C0||_*.
+    r"""Nuclear-norm contrast with the source: :math:`\frac{1}{2n}\lVert Y - XC\rVert_F^2 + \lambda\lVert C - C_0\rVert_*`.
 
     The target differs from the source by a low-rank matrix. Solved by accelerated
     proximal gradient on ``D = C - C0`` (a nuclear-norm fit of ``Y - X C0``); lam by
     K-fold cross-validation along a warm-started path, as :class:`~mtltransfer.NuclearNorm`
     does. ``res.rank`` is the rank of the contrast ``C - C0``. Fit options as
     :meth:`mtltransfer.NuclearNorm.fit`.
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.NuclearContrast.from_formula(formula, target, source=source).fit()
+    >>> res.params.shape
+    (30, 12)
     """
 
     _method = "Nuclear-norm contrast with the source coefficients"
@@ -67,9 +97,10 @@ def _subspace_rrr(Sxx, Sxy, U0u, V0v, rank):
 
 
 class SourceSubspaceRRR(SourceModel):
-    """Reduced-rank regression inside the source's leading singular subspaces.
+    r"""Reduced-rank regression inside the source's leading singular subspaces.
 
-    Minimise ||Y - XC||_F^2 over rank(C) <= r and ``C = U0[:, :d_u] M V0[:, :d_v]^T``:
+    Minimise :math:`\lVert Y - XC\rVert_F^2` over :math:`\operatorname{rank} C \le r` and
+    :math:`C = U_0[:, {:}d_u]\, M\, V_0[:, {:}d_v]^\top`:
     since ``V0`` is orthogonal this is the exact reduced-rank regression of
     ``Y V0[:, :d_v]`` on ``X U0[:, :d_u]``. It is SMART with an infinite penalty (no
     leakage); with ``(d_u, d_v) = (p, q)`` it is target-only reduced-rank regression.
@@ -78,6 +109,21 @@ class SourceSubspaceRRR(SourceModel):
     rank; the subspace dimensions (tied) by K-fold cross-validation over SMART's grid
     (:func:`mtltransfer.smart.tuning.default_structural_grid`, which includes ``(p, q)``, the
     fallback against a misleading source).
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SourceSubspaceRRR.from_formula(formula, target, source=source).fit()
+    >>> int(res.rank)
+    3
     """
 
     _method = "Reduced rank inside the source's singular subspaces"
@@ -159,6 +205,21 @@ class SourceMixture(SourceModel):
     criterion unless given). The weight w is chosen by K-fold cross-validation over a
     grid of ``n_weights`` values (the target fit refitted on each fold's training rows);
     near-ties go to the larger w (the simpler model: nothing estimated at w = 1).
+
+    See Also
+    --------
+    MultiResponseResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SourceMixture.from_formula(formula, target, source=source).fit()
+    >>> 0 <= res.hyperparameters["weight"] <= 1
+    True
     """
 
     _method = "Mixture of the source and the target-only fit"

@@ -128,6 +128,24 @@ class Transfer(SourceModel):
     ``save``), its own results object as ``res.chosen`` (None for the two fixed
     candidates), and the cross-validation table as ``res.tuning["transfer_cv"]`` and in
     the summary.
+
+    See Also
+    --------
+    TransferResults : what :meth:`fit` returns.
+    SMART
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> mod = mt.Transfer.from_formula(formula, target, source=source)
+    >>> res = mod.fit(candidates=["source", "SourceMixture", "ReducedRank"])
+    >>> res.method
+    'SourceMixture'
+    >>> list(res.tuning["transfer_cv"].index)[:3]
+    ['source', 'SourceMixture', 'ReducedRank']
     """
 
     _method = "Transfer chosen by cross-validation"
@@ -499,6 +517,23 @@ class TransferResults(PenalizedResults):
     tuning : dict of DataFrame
         ``"transfer_cv"``: per candidate its kind, pooled held-out mse, its standard
         error over folds and the fold values; ``"source_weights"`` with several sources.
+
+    See Also
+    --------
+    Transfer : the model whose :meth:`Transfer.fit` returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> mod = mt.Transfer.from_formula(formula, target, source=source)
+    >>> res = mod.fit(candidates=["source", "ReducedRank"])
+    >>> res.method in ("source", "ReducedRank")
+    True
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     def __init__(self, model, coef, intercept, chosen, label, options, how, tuning, *,

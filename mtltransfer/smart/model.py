@@ -61,7 +61,7 @@ _BOOTSTRAP_TOL = 1e-4
 
 
 class SMART(SourceModel):
-    """Spectral transfer regression (SMART).
+    r"""Spectral transfer regression (SMART).
 
     Parameters
     ----------
@@ -90,12 +90,40 @@ class SMART(SourceModel):
 
     Notes
     -----
-    With the full SVD C0 = U0 S0 V0^T, U_perp = U0[:, r_u:] and V_perp = V0[:, r_v:]: the
-    target's singular subspaces are encouraged to lie in the source's leading ones, with
+    With the full SVD :math:`C_0 = U_0 S_0 V_0^\top`, :math:`U_\perp = U_0[:, r_u{:}]` and
+    :math:`V_\perp = V_0[:, r_v{:}]`, SMART writes :math:`C = U \operatorname{diag}(d) V^\top`
+    and solves
+
+    .. math::
+
+       \min_{U, d, V}\; \frac{1}{2n}\lVert Y - X U \operatorname{diag}(d) V^\top\rVert_F^2
+       + \lambda_u \lVert U_\perp^\top U\rVert_1 + \lambda_v \lVert V_\perp^\top V\rVert_1
+       \quad\text{s.t.}\quad U^\top U = V^\top V = I_r:
+
+    the target's singular subspaces are encouraged to lie in the source's leading ones, with
     sparse leakage along individual source directions. The problem is solved by ADMM on the
     Stiefel manifolds (:func:`mtltransfer.smart.admm.smart_admm`) from the sufficient
     statistics; ``fit()`` tunes the rank (rank selection criterion), the structural ranks
     (K-fold cross-validation) and the penalties (BIC path) automatically.
+
+    See Also
+    --------
+    SMARTResults : what :meth:`fit` returns.
+    Transfer : chooses among SMART, the source and target-only fits.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SMART.from_formula(formula, target, source=source).fit()
+    >>> int(res.rank), res.structural_rank
+    (3, (3, 3))
+    >>> bool(res.converged)
+    True
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     _method = "SMART (spectral transfer, ADMM)"
@@ -239,6 +267,24 @@ class SMARTResults(PenalizedResults):
         The tuning trace (``"rank"``, ``"cv"``, ``"bic_path"``), where tuned.
     state : dict
         The solver's final state (a warm start for ``SMART.fit(init=...)``).
+
+    See Also
+    --------
+    SMART : the model whose :meth:`SMART.fit` returns these results.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SMART.from_formula(formula, target, source=source).fit()
+    >>> res.params.shape                  # predictors x responses
+    (30, 12)
+    >>> [int(v) for v in res.nnz_alignment]   # leaks outside the source's subspaces
+    [7, 0]
+    >>> res.principal_angles().shape
+    (3, 2)
     """
 
     def __init__(self, model, sol, how, tuning):
