@@ -51,6 +51,20 @@ class MultilevelRepresentation(DataViews):
     ``fit(k=q)`` is MixedLM's maximum-likelihood fit with an unstructured random-effects
     covariance (``reml=True``: the restricted likelihood); ``fit()`` chooses k in 1..q by
     BIC on the marginal likelihood.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=30, N=12, d=3, k=1,
+    ...                                                random_state=0)
+    >>> Xc = np.column_stack([np.ones(len(y)), X])      # intercept and slopes, all random
+    >>> model = mt.SharedRepresentation(y, Xc, task, exog_re=Xc)
+    >>> type(model).__name__
+    'MultilevelRepresentation'
+    >>> res = model.fit()                  # k chosen by BIC on the marginal likelihood
+    >>> res.k, res.params.shape
+    (1, (4,))
     """
 
     _formula_max_endog = 1
@@ -359,6 +373,20 @@ class MultilevelResults(Results):
         Inference on the fixed effects from the observed information of the marginal
         likelihood (normal quantiles, as MixedLM).
     llf, aic, bic, converged, n_iter
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=30, N=12, d=3, k=1,
+    ...                                                random_state=0)
+    >>> Xc = np.column_stack([np.ones(len(y)), X])      # intercept and slopes, all random
+    >>> model = mt.SharedRepresentation(y, Xc, task, exog_re=Xc)
+    >>> res = model.fit()
+    >>> bool(res.converged), res.params.shape
+    (True, (4,))
+    >>> res.predict(Xc[:3], groups=task[:3], exog_re=Xc[:3]).shape
+    (3,)
     """
 
     #: what save(remove_data=True) computes and keeps
@@ -798,6 +826,18 @@ class MultilevelBootstrap:
     converged : ndarray of bool
         Whether each replicate's fit converged (a replicate that did not is kept and
         counted in ``n_not_converged``; it is reported, never dropped silently).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=30, N=12, d=3, k=1,
+    ...                                                random_state=0)
+    >>> Xc = np.column_stack([np.ones(len(y)), X])      # intercept and slopes, all random
+    >>> model = mt.SharedRepresentation(y, Xc, task, exog_re=Xc)
+    >>> boot = model.fit().bootstrap(20, random_state=0)     # groups resampled
+    >>> boot.params.shape, int(boot.n_not_converged)
+    ((20, 4), 0)
     """
 
     def __init__(self, results, reps):
@@ -875,6 +915,18 @@ class AdaptedGroup:
     task variances sigma^2 is the group's own, ``(b + Q/2) / (a + n/2)`` from its n
     revealed rows (``Q = e^T (I - Z L A^{-1} L^T Z^T) e``), and the quantiles are
     Student t on ``2a + n`` degrees of freedom (the posterior predictive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import mtltransfer as mt
+    >>> X, y, task, B, W = mt.datasets.simulate_shared(T=30, N=12, d=3, k=1,
+    ...                                                random_state=0)
+    >>> Xc = np.column_stack([np.ones(len(y)), X])      # intercept and slopes, all random
+    >>> model = mt.SharedRepresentation(y, Xc, task, exog_re=Xc)
+    >>> new = model.fit().adapt(Xc[:4], y[:4], exog_re=Xc[:4])   # a group with 4 rows
+    >>> new.random_effects.shape, new.predict(Xc[:2], Xc[:2]).shape
+    ((4,), (2,))
     """
 
     def __init__(self, parent, Ai, g, Xf, Z, scale, df, y):

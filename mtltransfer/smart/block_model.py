@@ -36,7 +36,18 @@ def _budget_pair(budget, p, q):
 class BISMARTResults(PenalizedResults):
     """Results of :class:`BISMART`: the penalised-results API with the source's certified
     blocks (``blocks``), the selected columns of U0 and V0 (``selected``), the certificate
-    ``eps0`` and Wedin's bounds on the selection (``subspace_error_bound``)."""
+    ``eps0`` and Wedin's bounds on the selection (``subspace_error_bound``).
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.BISMART.from_formula(formula, target, source=source).fit()
+    >>> isinstance(res, mt.BISMARTResults), res.params.shape
+    (True, (30, 12))
+    """
 
     def __init__(self, model, coef, *, selection, **kwargs):
         super().__init__(model, coef, **kwargs)
@@ -115,6 +126,18 @@ class BISMART(SourceModel):
     missing : {"raise", "drop"}
     screen, weights
         As for :class:`~mtltransfer.SMART`.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.BISMART.from_formula(formula, target, source=source).fit()
+    >>> int(res.rank), res.hyperparameters["rule"]
+    (3, 'leading')
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     _method = "BI-SMART (certified source blocks, restricted RRR)"

@@ -22,7 +22,18 @@ VALIDATION_SHARE = 0.2
 
 class SparseSMARTResults(PenalizedResults):
     """Results of :class:`SparseSMART`: the penalised-results API with the anchors and
-    the source directions the fit uses (``support``)."""
+    the source directions the fit uses (``support``).
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SparseSMART.from_formula(formula, target, source=source).fit()
+    >>> isinstance(res, mt.SparseSMARTResults), res.params.shape
+    (True, (30, 12))
+    """
 
     def __init__(self, model, coef, *, solution, anchors, **kwargs):
         super().__init__(model, coef, **kwargs)
@@ -73,9 +84,23 @@ class SparseSMART(SourceModel):
     ----------
     endog, exog, source, intercept, missing, screen, weights
         As for :class:`~mtltransfer.SMART`.
+
+    Examples
+    --------
+    >>> import mtltransfer as mt
+    >>> demo = mt.datasets.load_demo()
+    >>> formula, target = demo["formula"], demo["target"]
+    >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
+    >>> res = mt.SparseSMART.from_formula(formula, target, source=source).fit()
+    >>> int(res.rank), bool(res.converged)
+    (3, True)
+    >>> res.predict(demo["test"]).shape
+    (400, 12)
     """
 
     _method = "SparseSMART (group-sparse source directions, proximal gradient)"
+    _needs_rows = ("the penalty is chosen on a validation split of the rows and scored on "
+                   "the held-out rows")
     _param_table = {"rank": RANK_PARAM,
                     "lam": Param("real", 0, none=True),
                     "validation": Param("real", 0, 0.5, low_open=True),
