@@ -32,6 +32,7 @@
 #   period.
 
 # %%
+import textwrap
 import time
 import warnings
 
@@ -60,7 +61,7 @@ lags = series.shift(1).add_suffix("_lag1")
 data = pd.concat([series, lags], axis=1).dropna()
 predictors = list(lags.columns)
 formula = " + ".join(responses) + " ~ " + " + ".join(predictors)
-print(formula)
+print(textwrap.fill(formula, 88, subsequent_indent="    "))
 
 # %% [markdown]
 # The two periods. Every column is standardised with the **source period's** mean and
@@ -100,8 +101,8 @@ U1, _, V1t = np.linalg.svd(C_all)
 for k in (1, 2, 3):
     left = np.degrees(subspace_angles(U1[:, :k], U0[:, :3])).max()
     right = np.degrees(subspace_angles(V1t[:k].T, V0t[:3].T)).max()
-    print(f"target's leading {k} direction(s) vs the source's leading 3: largest angle "
-          f"left {left:.0f} deg, right {right:.0f} deg")
+    print(f"target's leading {k} vs source's leading 3: largest angle "
+          f"left {left:.0f}, right {right:.0f} deg")
 
 # %% [markdown]
 # ## One short target stretch in detail
@@ -236,7 +237,7 @@ for (origin, n_train), row in both.iterrows():
     better = [m for m in order[1:] if row["SMART"] < row[m]]
     best = row[target_only].idxmin()
     print(f"origin {origin}, n_train {n_train:2d}: SMART {row['SMART']:.3f}, best "
-          f"target-only {best} {row[best]:.3f}; SMART better than: "
+          f"target-only {best} {row[best]:.3f};\n    SMART better than: "
           f"{', '.join(better) or 'none'}")
 
 smart_beats_rrr = float((both["SMART"] < both["ReducedRank"]).mean())

@@ -83,8 +83,8 @@ print(pred["Y1"].round(3))
 x0 = test[xnames].to_numpy()[0]
 truth0 = float(x0 @ sim.C[:, 0])
 row = pred["Y1"].iloc[0]
-print(f"E[Y1 | x] at the first held-out row: {row['mean']:.3f}, "
-      f"95% interval [{row['lower']:.3f}, {row['upper']:.3f}];",
+print(f"E[Y1 | x] at the first held-out row: {row['mean']:.3f},",
+      f"95% interval [{row['lower']:.3f}, {row['upper']:.3f}];\n"
       f"the truth is {truth0:.3f}")
 
 # %% [markdown]
