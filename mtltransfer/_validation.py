@@ -51,15 +51,19 @@ class Param:
         model).
     nan : bool
         NaN is allowed (RSSVD: an empty layer).
+    tuned : bool
+        The fit chooses it when it is left as ``None`` and reports its choice in
+        ``results.hyperparameters``; a bootstrap replicate then refits with that choice
+        fixed (unless ``refit_tuning=True``). Read by :func:`tuned_params`.
     """
 
     def __init__(self, kind, low=None, high=None, *, low_open=False, none=False,
-                 options=(), why=None, nan=False):
+                 options=(), why=None, nan=False, tuned=False):
         if kind not in ("int", "real", "bool", "option"):
             raise ValueError(f"kind must be 'int', 'real', 'bool' or 'option'; got {kind!r}")
         self.kind, self.low, self.high = kind, low, high
         self.low_open, self.none, self.options, self.why = low_open, none, options, why
-        self.nan = nan
+        self.nan, self.tuned = nan, tuned
 
     def check(self, name, value, model=None):
         """The value, checked (a TypeError or ValueError naming ``name``) and normalised
@@ -151,11 +155,13 @@ class Parts:
         A single value stands for every part (checked against each part's declaration).
     what : str, optional
         How the sequence form is described in a message ("a pair (lam_u, lam_v)").
+    tuned : bool
+        As for :class:`Param`.
     """
 
-    def __init__(self, parts, *, none=False, scalar=True, what=None):
+    def __init__(self, parts, *, none=False, scalar=True, what=None, tuned=False):
         self.parts = parts
-        self.none, self.scalar = none, scalar
+        self.none, self.scalar, self.tuned = none, scalar, tuned
         if what is None:
             what = (f"a sequence of {len(parts)} values ({', '.join(parts)})"
                     if isinstance(parts, dict) else "a sequence of values")
@@ -200,6 +206,13 @@ def declared_params(cls):
     for klass in reversed(cls.__mro__):
         table.update(klass.__dict__.get("_param_table", {}))
     return table
+
+
+def tuned_params(cls):
+    """The names of the hyperparameters a class declares as chosen by its fit
+    (``tuned=True``): what a bootstrap replicate fixes at the full-data choice."""
+    return frozenset(name for name, p in declared_params(cls).items()
+                     if getattr(p, "tuned", False))
 
 
 def check_params(table, arguments, model=None):

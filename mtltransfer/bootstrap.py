@@ -62,14 +62,13 @@ Intervals from the draws ``theta*_b`` of a quantity with full-data estimate ``th
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ._validation import RemovedRows, check_alpha, new_data_argument  # noqa: F401
+from ._validation import RemovedRows, check_alpha, new_data_argument, tuned_params  # noqa: F401
 from .exceptions import MtlWarning, user_stacklevel
 
 METHODS = ("residual", "pairs")
@@ -317,15 +316,17 @@ def _quantile_per_entry(draws, q):
 
 def replicate_fit_kwargs(res, refit_tuning=False):
     """The ``fit`` keywords of a replicate: those of the full-data fit
-    (``res.fit_kwargs``), and unless ``refit_tuning`` its tuned hyperparameters that the
-    model's ``fit`` accepts, fixed, with the results' own warm start."""
+    (``res.fit_kwargs``), and unless ``refit_tuning`` the choices of the hyperparameters
+    the estimator declares as tuned (``tuned=True`` in its ``_param_table``,
+    :func:`mtltransfer._validation.tuned_params`), fixed, with the results' own warm
+    start."""
     kwargs = dict(getattr(res, "fit_kwargs", {}))
     if refit_tuning:        # the solver options a re-tuned replicate may take (optional)
         kwargs.update(getattr(res, "retune_kwargs", dict)())
         return kwargs
-    params = inspect.signature(res.model.fit).parameters
+    tuned = tuned_params(type(res.model))
     hyper = dict(getattr(res, "hyperparameters", {}))
-    kwargs.update({k: v for k, v in hyper.items() if k in params})
+    kwargs.update({k: v for k, v in hyper.items() if k in tuned})
     kwargs.update(res.warm_start_kwargs())
     return kwargs
 

@@ -322,7 +322,7 @@ def test_bad_input_is_named(sim):
     mod = mt.BISMART(sim.Y, sim.X, source=sim.C0)
     with pytest.raises(ValueError, match="rule must be one of"):
         mod.fit(rule="best")
-    with pytest.raises(TypeError, match="budget must be an int or a pair"):
+    with pytest.raises(TypeError, match=r"budget \(d_u\) must be an integer"):
         mod.fit(budget="big")
     with pytest.raises(ValueError, match="budget d_u must be in"):
         mod.fit(rank=2, budget=(0, 3))

@@ -331,11 +331,11 @@ def test_bootstrap_replays_the_fit(two):
 # ---- bad input -------------------------------------------------------------------------
 def test_bad_input_is_named(sim, two):
     mod = mt.ReducedRankRidge(sim.Y, sim.X)
-    with pytest.raises(ValueError, match="ridge must be finite"):
+    with pytest.raises(ValueError, match="ridge must be a finite number >= 0"):
         mod.fit(rank=2, ridge=-1.0)
-    with pytest.raises(TypeError, match="ridge must be a number"):
+    with pytest.raises(TypeError, match="ridge must be a finite number"):
         mod.fit(rank=2, ridge="big")
-    with pytest.raises(ValueError, match="rank must be in"):
+    with pytest.raises(ValueError, match="rank must be an integer in"):
         mod.fit(rank=7)
     with pytest.raises(ValueError, match="rank_method"):
         mod.fit(rank_method="aic")
@@ -375,9 +375,9 @@ def test_bad_input_is_named(sim, two):
     assert not np.isnan(Xs).any() and bad[3, 1] != bad[3, 1]    # inputs untouched
     mod = mt.TwoStageTransfer(Y, X, source_endog=Ys, source_exog=Xs,
                               intercept=True)
-    with pytest.raises(ValueError, match="lam_pool must be finite"):
+    with pytest.raises(ValueError, match="lam_pool must be a finite number >= 0"):
         mod.fit(lam_pool=-1.0, lam_delta=0.1)
-    with pytest.raises(ValueError, match="lam_delta must be finite"):
+    with pytest.raises(ValueError, match="lam_delta must be a finite number >= 0"):
         mod.fit(lam_pool=0.1, lam_delta=np.inf)
     with pytest.raises(ValueError, match="n_folds"):
         mod.fit(n_folds=1)

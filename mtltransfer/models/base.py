@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .. import design
-from .._validation import (SCALE_RATIO_WARN, Param, check_params, declared_params,  # noqa: F401
-                           front_end, new_data_argument)
+from .._validation import (SCALE_RATIO_WARN, Param, Parts, check_params,  # noqa: F401
+                           declared_params, front_end, new_data_argument)
 from ..exceptions import SingularMatrixWarning, ValueWarning, user_stacklevel
 from ..access import RowAccess, StatsAccess, column_sd, needs_rows_message
 # the results family lives in .results; imported here for the fit wrapper and for the
@@ -59,7 +59,15 @@ def _rank_why(model):
 
 
 #: a rank r of a p x q coefficient matrix, 1 <= r <= min(p, q) (None: selected)
-RANK_PARAM = Param("int", 1, _rank_bound, none=True, why=_rank_why)
+RANK_PARAM = Param("int", 1, _rank_bound, none=True, why=_rank_why, tuned=True)
+#: the dimensions (d_u, d_v) of the source directions a source-aware fit keeps,
+#: 0 <= d_u <= p, 0 <= d_v <= q (a scalar ties them; each fit checks its finer bounds)
+SUBSPACE_PAIR_PARAM = Parts(
+    {"d_u": Param("int", 0, lambda m: m.k_exog,
+                  why=lambda m: f"d_u <= p = {m.k_exog} predictor(s)"),
+     "d_v": Param("int", 0, lambda m: m.k_endog,
+                  why=lambda m: f"d_v <= q = {m.k_endog} response(s)")},
+    none=True, what="a pair (d_u, d_v)", tuned=True)
 
 
 def check_int(name, value, low, high):

@@ -272,7 +272,7 @@ class Ridge(MultiResponseModel):
     """
 
     _method = "Ridge (L2-penalised least squares)"
-    _param_table = {"alpha": Param("real", 0, none=True)}
+    _param_table = {"alpha": Param("real", 0, none=True, tuned=True)}
 
     def offset(self):
         """The matrix the penalty shrinks towards (None: zero)."""
@@ -433,7 +433,7 @@ class NuclearNorm(MultiResponseModel):
     """
 
     _method = "Nuclear-norm penalised least squares"
-    _param_table = {"lam": Param("real", 0, none=True),
+    _param_table = {"lam": Param("real", 0, none=True, tuned=True),
                     "tol": Param("real", 0, low_open=True),
                     "max_iter": Param("int", 1, 10 ** 7)}
 

@@ -17,15 +17,15 @@ import pandas as pd
 from scipy import linalg
 
 from .. import design, source_alignment
-from .._validation import front_end
+from .._validation import Param, front_end
 from ..gram import SufficientStats, offset_moments, total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers import rrridge as rrs
 from ..solvers._base import SolverResult, argmin_simplest
 from ..smart.problem import source_rank, source_svd
-from .base import (MultiResponseModel, PenalizedResults, check_backend, check_int,
-                   check_positive, warn_penalty_scale)
+from .base import (RANK_PARAM, SUBSPACE_PAIR_PARAM, MultiResponseModel, PenalizedResults,
+                   check_backend, check_int, check_positive, warn_penalty_scale)
 
 #: the ridge grid of the revision's protocol, in units of ||X||_op^2 / n = lambda_max(Sxx)
 RIDGE_FACTORS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -136,6 +136,8 @@ class ReducedRankRidge(MultiResponseModel):
     """
 
     _method = "Reduced-rank ridge (closed form)"
+    _param_table = {"rank": RANK_PARAM, "subspace_rank": SUBSPACE_PAIR_PARAM,
+                    "ridge": Param("real", 0, none=True, tuned=True)}
 
     def __init__(self, endog, exog=None, *, source=None, intercept=None, missing="raise"):
         super().__init__(endog, exog, intercept=intercept, missing=missing)
@@ -505,6 +507,8 @@ class TwoStageTransfer(MultiResponseModel):
     """
 
     _method = "Two-stage nuclear-norm transfer (pooled fit, target correction)"
+    _param_table = {"lam_pool": Param("real", 0, none=True, tuned=True),
+                    "lam_delta": Param("real", 0, none=True, tuned=True)}
 
     def __init__(self, endog, exog=None, *, source_data=None, source_endog=None,
                  source_exog=None, source_stats=None, intercept=None, missing="raise"):

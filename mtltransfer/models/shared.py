@@ -40,7 +40,8 @@ def _k_why(model):
 
 #: SharedRepresentation's declared fit options (see mtltransfer._validation)
 _SHARED_PARAMS = {
-    "k": Param("int", 1, lambda m: min(m.k_exog, m.n_tasks), none=True, why=_k_why),
+    "k": Param("int", 1, lambda m: min(m.k_exog, m.n_tasks), none=True, why=_k_why,
+               tuned=True),
     "lam": Param("real", 0, none=True),
     "tol": Param("real", 0, low_open=True),
     "method": Param("option", options=_METHODS),

@@ -96,7 +96,7 @@ class SparseReducedRank(_RankedModel):
     """
 
     _method = "Sparse reduced-rank regression (row group lasso)"
-    _param_table = {"lam": Param("real", 0, none=True)}
+    _param_table = {"lam": Param("real", 0, none=True, tuned=True)}
 
     def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=20, adaptive=False,
             gamma=2.0, backend="fast", tol=1e-6, max_iter=300, verbose=False):
@@ -209,7 +209,7 @@ class SOFAR(_RankedModel):
     _method = "Sparse orthogonal factor regression (ADMM)"
     _param_table = {"lam": Parts({"lam_a": Param("real", 0), "lam_b": Param("real", 0),
                                   "lam_d": Param("real", 0)}, none=True,
-                                 what="a triplet (lam_a, lam_b, lam_d)")}
+                                 what="a triplet (lam_a, lam_b, lam_d)", tuned=True)}
 
     def fit(self, lam=None, rank=None, *, criterion="CV", n_lams=20, n_folds=5, gamma=2.0,
             backend="fast", tol=1e-4, max_iter=1000, verbose=False):
@@ -366,7 +366,8 @@ class RSSVD(_RankedModel):
 
     _method = "Reduced-rank regression with a sparse SVD"
     _param_table = {"lam": Parts(Param("real", 0, nan=True), none=True,
-                                 what="one penalty per layer (NaN: an empty layer)")}
+                                 what="one penalty per layer (NaN: an empty layer)",
+                                 tuned=True)}
 
     def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=25, gamma=2.0,
             backend="fast", tol=1e-6, max_iter=200, verbose=False):

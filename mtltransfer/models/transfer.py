@@ -22,7 +22,7 @@ from ..gram import total_stats, validation_loss
 from ..solvers import linear as lin
 from ..solvers._base import argmin_simplest
 from .._validation import Param
-from .base import RANK_PARAM, PenalizedResults, check_int
+from .base import RANK_PARAM, SUBSPACE_PAIR_PARAM, PenalizedResults, check_int
 from .linear import NuclearNorm, Ridge
 from .source import SourceModel
 
@@ -127,7 +127,7 @@ class SourceSubspaceRRR(SourceModel):
     """
 
     _method = "Reduced rank inside the source's singular subspaces"
-    _param_table = {"rank": RANK_PARAM}
+    _param_table = {"rank": RANK_PARAM, "subspace_rank": SUBSPACE_PAIR_PARAM}
 
     def fit(self, rank=None, subspace_rank=None, *, n_folds=5, backend="fast", tol=None,
             max_iter=None, verbose=False):
@@ -224,7 +224,8 @@ class SourceMixture(SourceModel):
 
     _method = "Mixture of the source and the target-only fit"
     _param_table = {"rank": RANK_PARAM,
-                    "weight": Param("real", 0, 1, none=True, why="the source's share")}
+                    "weight": Param("real", 0, 1, none=True, tuned=True,
+                                     why="the source's share")}
 
     def fit(self, weight=None, rank=None, *, n_folds=5, n_weights=21, backend="fast",
             tol=None, max_iter=None, verbose=False):

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ..gram import total_stats, validation_loss
 from .._validation import Param
-from ..models.base import RANK_PARAM, PenalizedResults, check_backend, check_int
+from ..models.base import (RANK_PARAM, SUBSPACE_PAIR_PARAM, PenalizedResults, check_backend,
+                           check_int)
 from ..models.source import SourceModel
 from ..solvers import linear as lin
 from ..solvers._base import argmin_simplest
@@ -142,10 +143,11 @@ class BISMART(SourceModel):
 
     _method = "BI-SMART (certified source blocks, restricted RRR)"
     _param_table = {"rank": RANK_PARAM,
-                    "rule": Param("option", none=True, options=RULES),
-                    "source_sd": Param("real", 0, none=True,
+                    "rule": Param("option", none=True, options=RULES, tuned=True),
+                    "budget": SUBSPACE_PAIR_PARAM,
+                    "source_sd": Param("real", 0, none=True, tuned=True,
                                        why="the source's entrywise error sd"),
-                    "c_gap": Param("real", 0, low_open=True, none=True),
+                    "c_gap": Param("real", 0, low_open=True, none=True, tuned=True),
                     "x0": Param("real", 0, low_open=True)}
 
     def fit(self, rank=None, rule=None, budget=None, *, source_sd=None, c_gap=None,

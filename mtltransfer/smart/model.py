@@ -49,10 +49,10 @@ def _q(model):
 STRUCTURAL_RANK_PARAM = Parts(
     {"r_u": Param("int", 0, _p, why=lambda m: f"r_u <= p = {m.k_exog} predictor(s)"),
      "r_v": Param("int", 0, _q, why=lambda m: f"r_v <= q = {m.k_endog} response(s)")},
-    none=True, what="a pair (r_u, r_v)")
+    none=True, what="a pair (r_u, r_v)", tuned=True)
 #: SMART's penalties (lam_u, lam_v) >= 0 (a scalar ties them)
 LAM_PAIR_PARAM = Parts({"lam_u": Param("real", 0), "lam_v": Param("real", 0)}, none=True,
-                       what="a pair (lam_u, lam_v)")
+                       what="a pair (lam_u, lam_v)", tuned=True)
 
 
 #: stationarity tolerance of the bootstrap replicates' fits (at least; see
@@ -129,7 +129,7 @@ class SMART(SourceModel):
     _method = "SMART (spectral transfer, ADMM)"
     #: declared fit options (mtltransfer._validation), checked by fit's wrapper
     _param_table = {"rank": RANK_PARAM, "structural_rank": STRUCTURAL_RANK_PARAM,
-                    "lam": LAM_PAIR_PARAM, "gamma": Param("real", 0, options=("cv",)),
+                    "lam": LAM_PAIR_PARAM, "gamma": Param("real", 0, options=("cv",), tuned=True),
                     "tol": Param("real", 0, low_open=True),
                     "max_iter": Param("int", 1, 10 ** 7)}
 

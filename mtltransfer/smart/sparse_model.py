@@ -102,7 +102,7 @@ class SparseSMART(SourceModel):
     _needs_rows = ("the penalty is chosen on a validation split of the rows and scored on "
                    "the held-out rows")
     _param_table = {"rank": RANK_PARAM,
-                    "lam": Param("real", 0, none=True),
+                    "lam": Param("real", 0, none=True, tuned=True),
                     "validation": Param("real", 0, 0.5, low_open=True),
                     "lam_ratio": Param("real", 0, 1, low_open=True)}
 
