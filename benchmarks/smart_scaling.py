@@ -69,7 +69,7 @@ import pandas as pd  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mtltransfer as mt  # noqa: E402
-from mtltransfer.smart.tuning import smart_lambda_path  # noqa: E402
+from mtltransfer.smart.tuning import lambda_path  # noqa: E402
 from mtltransfer.smart.problem import SmartProblem, source_svd  # noqa: E402
 
 
@@ -101,8 +101,7 @@ def one_size(n, p, q, rank=8, source_rank=20, seed=0, rows=None):
                                          rows=Xc if rows else None)
     with Clock() as t_fit, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = smart_lambda_path(None, None, None, n, None, rank,
-                                (source_rank, source_rank), problem=prob)
+        out = lambda_path(prob, n, rank, (source_rank, source_rank))
     its = int(sum(out["trace"]["n_iter"]) + out["result"].n_iter)
     A = np.linalg.qr(np.random.default_rng(0).standard_normal((p, rank)))[0]
     reps = max(3, int(2e8 / (2 * p * min(p, 2 * n) * rank)))

@@ -72,6 +72,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(.*\.)?_\w+(\..*)?"),
     (r"py:.*", r"mtltransfer\.solvers(\..*)?"),
+    (r"py:.*", r"(mtltransfer\.smart\.problem\.)?SmartProblem(\..*)?"),
     (r"py:.*", r"mtltransfer\.models\.(base|source|sparse)\.\w+"),
     (r"py:.*", r"(statsmodels|sklearn|scipy|numpy|pandas|dask|json|patsy)(\..*)?"),
 ]

@@ -9,8 +9,9 @@ import pytest
 import mtltransfer as mt
 from mtltransfer.exceptions import ConvergenceWarning
 from mtltransfer.gram import kfold_stats
-from mtltransfer.smart.tuning import cv_structural_rank, smart_lambda_path
-from mtltransfer.smart.admm import smart_admm, smart_verify
+from mtltransfer.smart.tuning import cv_structural_rank, lambda_path
+from mtltransfer.smart.admm import smart_solve
+from mtltransfer.smart.certify import verify_state
 from mtltransfer.smart.problem import SmartProblem, source_svd
 
 from conftest import gradient_scale
@@ -76,7 +77,7 @@ def test_capped_path_is_polished_to_stationarity():
     prob = SmartProblem.from_moments(X.T @ X / n, X.T @ Y / n, Y.T @ Y / n, C0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)   # capped fits, expected
-        out = smart_lambda_path(None, None, None, n, None, 3, (0, 0), problem=prob,
+        out = lambda_path(prob, n, 3, (0, 0),
                                 path_max_iter=5, tol=1e-6)
     its = out["trace"]["n_iter"]
     # only fits that had the best BIC at some point are solved beyond the cap
@@ -85,7 +86,7 @@ def test_capped_path_is_polished_to_stationarity():
     assert out["index"] in over
     res = out["result"]
     assert res.converged
-    chk = smart_verify(None, None, None, None, res.extra, problem=prob)
+    chk = verify_state(prob, res.extra)
     # KKT of the polished fit at the tolerance's scale (as tests/test_admm.py, tol 1e-6)
     bound = 10 * 1e-6 * gradient_scale(X.T @ Y / n)
     assert chk["kkt_u"] < bound and chk["kkt_v"] < bound
@@ -187,13 +188,12 @@ def test_rows_path_agrees_with_moments_path():
     # the same iterates (rounding only) for a fixed number of plain iterations ...
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)   # capped fits, expected
-        runs = [smart_admm(None, None, None, None, 2, (4, 4), 0.05, tol=1e-14,
-                           max_iter=20, accelerate=False, problem=pr)
+        runs = [smart_solve(pr, 2, (4, 4), 0.05, tol=1e-14,
+                           max_iter=20, accelerate=False)
                 for pr in (dense, thin)]
     np.testing.assert_allclose(runs[1].coef, runs[0].coef, rtol=0, atol=1e-10)
     # ... and the same solution at convergence, to the tolerance's scale
-    fits = [smart_admm(None, None, None, None, 2, (4, 4), 0.05, tol=1e-11, max_iter=5000,
-                       problem=pr) for pr in (dense, thin)]
+    fits = [smart_solve(pr, 2, (4, 4), 0.05, tol=1e-11, max_iter=5000) for pr in (dense, thin)]
     assert all(f.converged for f in fits)
     np.testing.assert_allclose(fits[1].coef, fits[0].coef, rtol=0, atol=1e-8)
     # through the model (n < p / 2 switches the rows path on)

@@ -10,7 +10,7 @@ import statsmodels.api as sm
 
 import mtltransfer as mt
 from mtltransfer.exceptions import ConvergenceWarning
-from mtltransfer.smart.admm import smart_admm, stationarity
+from mtltransfer.smart.admm import smart_solve, stationarity
 from mtltransfer.smart.problem import SmartProblem
 
 FORMULA = "li + lv ~ lc + C(era) + year"
@@ -62,17 +62,17 @@ def test_certificate_rejects_a_state_the_residual_rule_accepts(ibm):
     prob = SmartProblem.from_moments(*ibm.moments(), svd0=ibm.source_svd)
     warm = None
     for lam in np.append(0.83 * np.logspace(0, -3, 12), 0.0):
-        warm = smart_admm(None, None, None, None, 1, (1, 1), lam, problem=prob, tol=1e-4,
+        warm = smart_solve(prob, 1, (1, 1), lam, tol=1e-4,
                           max_iter=100, certify=False,
                           init=None if warm is None else warm.extra)
     assert warm.converged                 # by the residual rule alone
     cert = stationarity(prob, warm.extra, 1, 1, tol=1e-6)
     assert not cert["passed"] and cert["kkt_u"] > cert["thresholds"]["kkt_u"]
-    polished = smart_admm(None, None, None, None, 1, (1, 1), 0.0, problem=prob,
+    polished = smart_solve(prob, 1, (1, 1), 0.0,
                           init=warm.extra, max_iter=20000)
     again = stationarity(prob, polished.extra, 1, 1, tol=1e-6)
     assert polished.converged and again["passed"]
-    ref = smart_admm(None, None, None, None, 1, (1, 1), 0.0, problem=prob)
+    ref = smart_solve(prob, 1, (1, 1), 0.0)
     assert polished.objective == pytest.approx(ref.objective, rel=1e-6)
     assert polished.objective < warm.objective
 

@@ -5,8 +5,8 @@ import pytest
 
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.gram import SufficientStats
-from mtltransfer.smart.tuning import _bic, smart_lambda_path
-from mtltransfer.smart.admm import smart_admm, smart_verify
+from mtltransfer.smart.tuning import _bic, lambda_path
+from mtltransfer.smart.admm import smart_admm, smart_solve, smart_verify
 from mtltransfer.solvers.linear import reduced_rank
 from mtltransfer.smart.problem import SmartProblem, source_svd
 from mtltransfer.solvers.stiefel import (mm_quadratic, polar, riemannian_gradient,
@@ -132,9 +132,8 @@ def test_subspace_admm_through_rows_equals_moments(medium):
     X, Y, C, C0, Sxx, Sxy, Syy = medium
     Xc = X - X.mean(0)
     svd0 = source_svd(C0)
-    fits = [smart_admm(None, None, None, None, 3, (6, 6), 0.1, tol=1e-9, u_step="subspace",
-                       problem=SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0,
-                                                         rows=rows))
+    fits = [smart_solve(SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=svd0, rows=rows), 3,
+                        (6, 6), 0.1, tol=1e-9, u_step="subspace")
             for rows in (None, Xc)]
     assert fits[0].objective == pytest.approx(fits[1].objective, rel=1e-9)
     np.testing.assert_allclose(fits[0].coef, fits[1].coef, atol=1e-6)
@@ -150,9 +149,8 @@ def test_bic_bound_keeps_the_choice_and_is_a_bound(medium):
     X, Y, C, C0, Sxx, Sxy, Syy = medium
     n, q = X.shape[0], Y.shape[1]
     prob = SmartProblem.from_moments(Sxx, Sxy, Syy, C0)
-    full = smart_lambda_path(None, None, None, n, None, 3, (6, 6), problem=prob,
-                             dominated_max_iter=None)
-    fast = smart_lambda_path(None, None, None, n, None, 3, (6, 6), problem=prob)
+    full = lambda_path(prob, n, 3, (6, 6), dominated_max_iter=None)
+    fast = lambda_path(prob, n, 3, (6, 6))
     # the reduced-rank RSS bounds every fit's RSS from below
     rss_r = 2.0 * n * prob.rrr_data_term(3)
     assert rss_r == pytest.approx(np.sum((Y - Y.mean(0) - (X - X.mean(0)) @

@@ -9,10 +9,10 @@ import pytest
 
 from mtltransfer.datasets import simulate_smart
 from mtltransfer.gram import SufficientStats
-from mtltransfer import gram, selection as sel
 from mtltransfer.smart import tuning
 from mtltransfer.solvers import cvx
-from mtltransfer.smart.admm import (AdmmParams, _initial_state, admm_step, smart_admm)
+from mtltransfer.smart.admm import (AdmmParams, _initial_state, admm_step, smart_admm,
+                                    smart_solve)
 from mtltransfer.smart.problem import SmartProblem, source_svd
 from mtltransfer.solvers.stiefel import armijo_search, polar, tangent_projection
 
@@ -175,7 +175,7 @@ def test_lambda_path_counts_each_iteration_once(problem):
 def test_problem_object_is_shared_not_rebuilt(problem):
     st, C0, prob = problem
     Sxx, Sxy, Syy = st.moments()
-    a = smart_admm(None, None, None, None, 3, (6, 6), (0.05, 0.05), problem=prob)
+    a = smart_solve(prob, 3, (6, 6), (0.05, 0.05))
     b = smart_admm(Sxx, Sxy, Syy, C0, 3, (6, 6), (0.05, 0.05), svd0=source_svd(C0))
     np.testing.assert_allclose(a.coef, b.coef, atol=1e-12)
     with pytest.raises(ValueError, match="problem="):

@@ -140,7 +140,7 @@ from .step import (_MM_FIRST_STEPS, _STACKED, AdmmParams, AdmmState, StepResidua
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
            "AdmmState", "AdmmParams", "StepResiduals", "admm_step", "balance_rho",
-           "smart_admm", "smart_objective", "smart_verify", "stationarity"]
+           "smart_admm", "smart_solve", "smart_objective", "smart_verify", "stationarity"]
 
 _TINY = 1e-300
 # Anderson acceleration: an extrapolated point is kept when its fixed-point residual is at
@@ -402,10 +402,7 @@ def _subproblem_kernels(backend, solver_opts):
 
 
 def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
-               rho=1.0, tol=1e-6, max_iter=2000, init=None, backend="fast", svd0=None,
-               inner_steps=20, mu=10.0, tau=2.0, adapt_rho=True, verbose=False,
-               accelerate="auto", aa_memory=5, problem=None, solver_opts=None,
-               u_step="auto", certify=True):
+               svd0=None, problem=None, **options):
     """Fit SMART by ADMM from the centred moments (see the module docstring for the steps).
 
     Parameters
@@ -477,9 +474,23 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
         coordinates), Omega_u, Omega_v, Z_u, Z_v, rho, r_u, r_v, lam_u, lam_v, criterion,
         nnz (nonzeros of Omega_u and Omega_v) -- a complete warm-start state.
     """
+    return smart_solve(resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0), rank,
+                       structural_rank, lam, **options)
+
+
+def smart_solve(problem, rank, structural_rank=None, lam=(0.0, 0.0), *, rho=1.0, tol=1e-6,
+                max_iter=2000, init=None, backend="fast", inner_steps=20, mu=10.0, tau=2.0,
+                adapt_rho=True, verbose=False, accelerate="auto", aa_memory=5,
+                solver_opts=None, u_step="auto", certify=True):
+    """SMART by ADMM on a built :class:`~mtltransfer.smart.problem.SmartProblem` (from
+    :meth:`~mtltransfer.smart.problem.SmartProblem.from_moments`; the fits of a lambda
+    path, a fold or a bootstrap share one). Options and result as :func:`smart_admm`,
+    which builds the problem from the moments and calls this."""
     if backend not in ("fast", "cvxpy"):
         raise ValueError(f"backend must be 'fast' or 'cvxpy'; got {backend!r}")
-    prob = resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0)
+    if not isinstance(problem, SmartProblem):
+        raise TypeError(f"problem must be a SmartProblem; got {type(problem).__name__}")
+    prob = problem
     rank, r_u, r_v, lam_u, lam_v = _check_config(prob.p, prob.q, rank, structural_rank, lam)
     if not rho > 0:
         raise ValueError(f"rho must be > 0; got {rho!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from ..solvers.stiefel import riemannian_gradient
 from .problem import resolve_problem
 
-__all__ = ["stationarity", "smart_verify"]
+__all__ = ["stationarity", "smart_verify", "verify_state"]
 
 _TINY = 1e-300
 
@@ -164,9 +164,16 @@ def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_op
         ``f + <rho Z_u, A_low> + <rho Z_v, B_low>``), ``orth_u``, ``orth_v``
         (``||X^T X - I||_F``), ``objective``.
     """
+    return verify_state(resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0), state,
+                        solver_opts=solver_opts)
+
+
+def verify_state(problem, state, *, solver_opts=None):
+    """:func:`smart_verify` on a built :class:`~mtltransfer.smart.problem.SmartProblem`
+    (the one the fit solved): same checks, same result."""
     from ..solvers import cvx
 
-    prob = resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0)
+    prob = problem
     opts = dict(solver_opts or {})
     A, B, d = state["A"], state["B"], state["d"]
     r_u, r_v = state["r_u"], state["r_v"]

@@ -38,7 +38,7 @@ import pandas as pd
 from ..exceptions import ConvergenceWarning
 from ..gram import total_stats, validation_loss
 from ..solvers._base import argmin_simplest
-from .admm import smart_admm
+from .admm import smart_solve
 from .gamma import magnitude_moments
 from .problem import SmartProblem
 from .tuning import _DROP_FACTOR, _DROP_FOLDS
@@ -78,9 +78,8 @@ def _fit_fixed(model, moments, rank, srank, lam, gamma, *, tol, max_iter, backen
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = smart_admm(None, None, None, None, rank, srank, lam, tol=tol,
-                         max_iter=max_iter, init=init, backend=backend, problem=prob,
-                         accelerate=accelerate, certify=certify)
+        sol = smart_solve(prob, rank, srank, lam, tol=tol, max_iter=max_iter, init=init,
+                          backend=backend, accelerate=accelerate, certify=certify)
     sol.extra["gamma"] = float(gamma)
     return sol
 

@@ -22,7 +22,7 @@ from .. import plotting as _plotting
 from .._validation import Param, Parts
 from ..models.base import RANK_PARAM, PenalizedResults, check_backend, warn_penalty_scale
 from ..models.source import SourceModel
-from .admm import smart_admm, smart_verify, stationarity
+from .admm import smart_solve, smart_verify, stationarity
 from .problem import SmartProblem
 
 
@@ -205,8 +205,8 @@ class SMART(SourceModel):
         if rank is not None and structural_rank is not None and lam is not None:
             prob = SmartProblem.from_moments(Sxx, Sxy, Syy, svd0=self.source_svd,
                                              rows=rows)
-            sol = smart_admm(None, None, None, None, rank, structural_rank, lam, tol=tol,
-                             max_iter=max_iter, init=init, backend=backend, problem=prob)
+            sol = smart_solve(prob, rank, structural_rank, lam, tol=tol, max_iter=max_iter,
+                              init=init, backend=backend)
         else:
             from .tuning import tune_smart
 

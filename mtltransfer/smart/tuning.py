@@ -25,7 +25,7 @@ from ..exceptions import ConvergenceWarning
 from ..gram import total_stats, validation_loss
 from ..selection import numerical_rank, select_rank_rsc
 from ..solvers._base import SolverResult, argmin_simplest
-from .admm import smart_admm
+from .admm import smart_solve
 from .problem import SmartProblem, source_rank, source_svd
 
 __all__ = ["smart_lambda_path", "cv_structural_rank", "tune_smart", "TuningResult",
@@ -154,6 +154,20 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
     elif any(v is not None for v in (Sxx, Sxy, Syy, C0, svd0)):
         raise ValueError("pass either the moments and the source (Sxx, Sxy, Syy, C0/svd0) "
                          "or problem=, not both")
+    return lambda_path(problem, n, rank, structural_rank, n_lam=n_lam, lam_ratio=lam_ratio,
+                       lams=lams, tied=tied, tol=tol, path_tol=path_tol, max_iter=max_iter,
+                       backend=backend, patience=patience, solver_opts=solver_opts,
+                       path_max_iter=path_max_iter, polish=polish,
+                       dominated_max_iter=dominated_max_iter)
+
+
+def lambda_path(problem, n, rank, structural_rank, *, n_lam=12, lam_ratio=1e-3, lams=None,
+                tied=True, tol=1e-6, path_tol=1e-4, max_iter=2000, backend="fast",
+                patience=None, solver_opts=None, path_max_iter=_PATH_MAX_ITER, polish=True,
+                dominated_max_iter=_DOMINATED_MAX_ITER):
+    """:func:`smart_lambda_path` on a built :class:`~mtltransfer.smart.problem.SmartProblem`
+    (the fits of a fold or of the structural-rank grid share one): same options, same
+    result."""
     with smart_iteration_threads(problem.p, rank):
         return _lambda_path(problem, n, rank, structural_rank, n_lam=n_lam,
                             lam_ratio=lam_ratio, lams=lams, tied=tied, tol=tol,
@@ -184,16 +198,15 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
     results = []
     if path_max_iter is None:
         path_max_iter = max_iter
-    fit = dict(problem=problem, max_iter=path_max_iter, backend=backend,
-               solver_opts=solver_opts)
+    fit = dict(max_iter=path_max_iter, backend=backend, solver_opts=solver_opts)
     init, bic_floor, dominated = None, None, False
     for k, (lu, lv) in enumerate(pairs):
         if grid and k % n_row == 0:
             init = results[k - n_row].extra if k else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = smart_admm(None, None, None, None, rank, (r_u, r_v), (lu, lv),
-                             tol=max(tol, path_tol), init=init, certify=False, **fit)
+            res = smart_solve(problem, rank, (r_u, r_v), (lu, lv),
+                              tol=max(tol, path_tol), init=init, certify=False, **fit)
         init = res.extra
         rss = 2.0 * n * res.extra["data_term"]
         trace["lam_u"].append(lu)
@@ -227,9 +240,9 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
         finished.add(best)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
-                             tol=max(tol, path_tol), init=results[best].extra,
-                             accelerate=True, certify=False, **dict(fit, max_iter=max_iter))
+            res = smart_solve(problem, rank, (r_u, r_v), pairs[best],
+                              tol=max(tol, path_tol), init=results[best].extra,
+                              accelerate=True, certify=False, **dict(fit, max_iter=max_iter))
         rss = 2.0 * n * res.extra["data_term"]
         trace["bic"][best] = _bic(rss, res.extra["nnz"], n, q)
         trace["rss"][best] = float(rss)
@@ -244,9 +257,9 @@ def _lambda_path(problem, n, rank, structural_rank, *, n_lam, lam_ratio, lams, t
         # the first iteration (the tail of a warm-started polish is where it pays most)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            result = smart_admm(None, None, None, None, rank, (r_u, r_v), pairs[best],
-                                tol=tol, init=result.extra, accelerate=True,
-                                **dict(fit, max_iter=max_iter))
+            result = smart_solve(problem, rank, (r_u, r_v), pairs[best],
+                                 tol=tol, init=result.extra, accelerate=True,
+                                 **dict(fit, max_iter=max_iter))
     return {"lam": pairs[best], "result": result, "index": best, "trace": trace}
 
 
@@ -296,16 +309,15 @@ def _cv_fold_fit(problem, fold, train, rank, srank, lam, n_lam, lam_ratio, tol, 
             # the target-only candidate: reduced rank (shared with the fold's SMART start)
             C, lu = problem.rrr_coef(rank), 0.0
         elif lam is None:
-            out = smart_lambda_path(None, None, None, train.n, None, rank, srank,
-                                    n_lam=n_lam, lam_ratio=lam_ratio, tol=tol,
-                                    path_tol=tol, max_iter=max_iter, patience=patience,
-                                    problem=problem, polish=False)
+            out = lambda_path(problem, train.n, rank, srank, n_lam=n_lam,
+                              lam_ratio=lam_ratio, tol=tol, path_tol=tol, max_iter=max_iter,
+                              patience=patience, polish=False)
             C, lu = out["result"].coef, out["lam"][0]
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                C = smart_admm(None, None, None, None, rank, srank, lam, tol=tol,
-                               max_iter=max_iter, problem=problem, certify=False).coef
+                C = smart_solve(problem, rank, srank, lam, tol=tol, max_iter=max_iter,
+                                certify=False).coef
             lu = float(np.atleast_1d(lam)[0])
         return float(validation_loss(fold, train, C, center=center)), float(lu)
 
@@ -491,10 +503,9 @@ def _structural_rank_by_bic(prob, n, rank, grid, lam_pair, *, n_lam, lam_ratio, 
     smallest BIC (ties: the earlier candidate)."""
     best = None
     for s in grid:
-        out = smart_lambda_path(None, None, None, n, None, rank, s, n_lam=n_lam,
-                                lam_ratio=lam_ratio, tol=path_tol, path_tol=path_tol,
-                                max_iter=max_iter, problem=prob,
-                                lams=None if lam_pair is None else [lam_pair])
+        out = lambda_path(prob, n, rank, s, n_lam=n_lam, lam_ratio=lam_ratio, tol=path_tol,
+                          path_tol=path_tol, max_iter=max_iter,
+                          lams=None if lam_pair is None else [lam_pair])
         b = out["trace"]["bic"][out["index"]]
         if best is None or b < best[0]:
             best = (b, tuple(s))
@@ -596,21 +607,19 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     else:
         how["structural_rank"] = "given"
     structural_rank = (int(structural_rank[0]), int(structural_rank[1]))
-    fit = dict(problem=prob, tol=tol, max_iter=max_iter, backend=backend,
-               solver_opts=solver_opts)
+    fit = dict(tol=tol, max_iter=max_iter, backend=backend, solver_opts=solver_opts)
     if lam_pair is None:
-        out = smart_lambda_path(None, None, None, n, None, rank, structural_rank,
-                                n_lam=n_lam, lam_ratio=lam_ratio, path_tol=path_tol,
-                                polish=False, **fit)
+        out = lambda_path(prob, n, rank, structural_rank, n_lam=n_lam, lam_ratio=lam_ratio,
+                          path_tol=path_tol, polish=False, **fit)
         lam_pair, bic_trace = out["lam"], out["trace"]
         how["lam"] = "bic"
     else:
         how["lam"] = "given"
     # the final fit at the chosen settings is the fit of those settings given: the same
-    # deterministic start and certified stopping rule (smart_admm, which warns when it
+    # deterministic start and certified stopping rule (smart_solve, which warns when it
     # does not converge), so a refit at the tuned rank, structural ranks and lambda
     # returns this fit
-    result = smart_admm(None, None, None, None, rank, structural_rank, lam_pair, **fit)
+    result = smart_solve(prob, rank, structural_rank, lam_pair, **fit)
     return TuningResult(rank=int(rank), structural_rank=structural_rank,
                         lam=(float(lam_pair[0]), float(lam_pair[1])), how=how,
                         result=result, rank_info=rank_info, cv=cv_trace,
