@@ -73,6 +73,13 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(.*\.)?_\w+(\..*)?"),
     (r"py:.*", r"mtltransfer\.solvers(\..*)?"),
     (r"py:.*", r"(mtltransfer\.smart\.problem\.)?SmartProblem(\..*)?"),
+    # SMART's solver modules (as mtltransfer.solvers) and the data-access layer: the
+    # functions the methods pages discuss have pages; their helpers do not
+    (r"py:.*", r"mtltransfer\.smart(\.\w+)*\.?"),
+    (r"py:.*", r"mtltransfer\.access(\..*)?"),
+    (r"py:.*", r"mtltransfer\.models\.results\.(Results|MultiResponseResults|PenalizedResults)"),
+    (r"py:.*", r"(mtltransfer\.bootstrap\.)?BootstrapPrediction"),
+    (r"py:.*", r"(shared_marginal\.)?(sums_data|rows_data)|RowsData\.equilibrate"),
     (r"py:.*", r"mtltransfer\.models\.(base|source|sparse)\.\w+"),
     (r"py:.*", r"(statsmodels|sklearn|scipy|numpy|pandas|dask|json|patsy)(\..*)?"),
 ]
@@ -82,11 +89,11 @@ nitpick_ignore = [("py:func", name) for name in (
     "svt", "stationarity", "source_rank", "source_d0", "complement_basis",
     "validation_loss", "default_structural_grid", "kfold_stats", "moment_noise_signal",
     "n_cov_params", "pooled_moments", "align_source", "mtltransfer.gram.offset_moments",
-    "mtltransfer.selection.default_structural_grid")] + [
+    "mtltransfer.selection.default_structural_grid", "moment_start", "eb_intercept")] + [
     ("py:class", "SourceLayout"), ("py:class", "GroupStats"), ("py:class", "AdmmParams"),
     ("py:meth", "SmartProblem.from_moments"),
     # a mixin's docstring naming the results' own predict (every results class has one)
-    ("py:meth", "predict")]
+    ("py:meth", "predict"), ("py:meth", "warm_start_kwargs")]
 
 
 

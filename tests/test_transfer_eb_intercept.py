@@ -121,3 +121,17 @@ def test_a_source_intercept_that_holds_is_borrowed_one_that_does_not_is_not():
     far = mt.Transfer.from_formula(formula, target, source=src).fit(
         method="source slopes" + EB_SUFFIX)
     assert far.intercept_weights.min() > 0.9
+
+
+def test_several_sources_one_without_an_intercept():
+    """EB variants only for the source that carries an intercept, and no pooled EB
+    candidate (the pooled intercept needs every source's)."""
+    formula, src, target = _study(shift=0.0)
+    frame = src.params.copy()                     # slopes only: no intercept row
+    mod = mt.Transfer.from_formula(formula, target, source=[src, frame * 1.01])
+    res = mod.fit(candidates=("source slopes", "RidgeToSource", "Ridge"))
+    labels = list(res.tuning["transfer_cv"].index)
+    assert "source slopes" + EB_SUFFIX + " [source1]" in labels
+    assert not any(EB_SUFFIX in c and "[source2]" in c for c in labels)
+    assert not any(EB_SUFFIX in c and "[pooled]" in c for c in labels)
+    assert np.all(np.isfinite(res.tuning["transfer_cv"]["cv_mse"]))

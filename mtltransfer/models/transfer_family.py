@@ -359,8 +359,11 @@ class Transfer(SourceModel):
     def _pooled_candidates(self, cands, weights):
         if weights is None:
             return []
+        # an EB-intercept candidate needs the pooled intercept: every source's
+        every = all(b is not None for b in self.source_intercepts)
         return [(f"{name} [pooled]", name, "pooled") for name in
-                dict.fromkeys(c[1] for c in cands if c[2] is not None)]
+                dict.fromkeys(c[1] for c in cands if c[2] is not None)
+                if every or not name.endswith(EB_SUFFIX)]
 
     def _source_for(self, j, weights):
         if j == "pooled":
