@@ -35,7 +35,9 @@ class Param:
 
     Parameters
     ----------
-    kind : {"int", "real", "bool", "option"}
+    kind : {"int", "real", "bool", "option", "other"}
+        ``"other"``: a value whose range depends on the call (``Transfer``'s method, one
+        of the candidates), checked by the fit; declared for what else the table says.
     low, high : number, callable or None
         Inclusive bounds (None: unbounded). A callable receives the model and returns
         the bound (a rank's ``min(p, q)``).
@@ -59,8 +61,9 @@ class Param:
 
     def __init__(self, kind, low=None, high=None, *, low_open=False, none=False,
                  options=(), why=None, nan=False, tuned=False):
-        if kind not in ("int", "real", "bool", "option"):
-            raise ValueError(f"kind must be 'int', 'real', 'bool' or 'option'; got {kind!r}")
+        if kind not in ("int", "real", "bool", "option", "other"):
+            raise ValueError(f"kind must be 'int', 'real', 'bool', 'option' or 'other'; "
+                             f"got {kind!r}")
         self.kind, self.low, self.high = kind, low, high
         self.low_open, self.none, self.options, self.why = low_open, none, options, why
         self.nan, self.tuned = nan, tuned
@@ -68,6 +71,8 @@ class Param:
     def check(self, name, value, model=None):
         """The value, checked (a TypeError or ValueError naming ``name``) and normalised
         (Python int/float/bool)."""
+        if self.kind == "other":      # declared (e.g. as tuned), checked by the fit
+            return value
         if value is None:
             if self.none:
                 return None
@@ -132,6 +137,13 @@ class Param:
         return f"{what} ({why})" if why else what
 
 
+class LengthError(ValueError, TypeError):
+    """A sequence of the wrong length for a declared option: both a ValueError (a value
+    of the right kind and the wrong shape) and a TypeError (not the declared form), as
+    NumPy's AxisError is both a ValueError and an IndexError; ``except`` of either
+    catches it."""
+
+
 class Parts:
     """A declared option given as one value per part, or one value for all parts.
 
@@ -192,9 +204,9 @@ class Parts:
                             f"{self.what}; got {value!r}")
         values = list(value)
         specs = self._specs(len(values))
-        if len(values) != len(specs):           # not the declared form: a TypeError
-            raise TypeError(f"{name} must be {self.scalar and 'a number or ' or ''}"
-                             f"{self.what}; got {len(values)} values")
+        if len(values) != len(specs):
+            raise LengthError(f"{name} must be {self.scalar and 'a number or ' or ''}"
+                              f"{self.what}; got {len(values)} values")
         return tuple(spec.check(f"{name} ({part})" if isinstance(self.parts, dict)
                                 else f"{name}{part}", v, model)
                      for (part, spec), v in zip(specs, values))

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .. import design, source_alignment
+from .._validation import Param
 from ..solvers._base import argmin_simplest
 from .base import PenalizedResults, check_int
 from .multi_source import is_source_list
@@ -142,13 +143,17 @@ class Transfer(SourceModel):
     >>> source = mt.ReducedRank.from_formula(formula, demo["source"]).fit()
     >>> mod = mt.Transfer.from_formula(formula, target, source=source)
     >>> res = mod.fit(candidates=["source", "SourceMixture", "ReducedRank"])
-    >>> res.method
-    'SourceMixture'
+    >>> res.method           # the mixture, its intercept pulled towards the source's
+    'SourceMixture (EB intercept)'
     >>> list(res.tuning["transfer_cv"].index)[:3]
-    ['source', 'SourceMixture', 'ReducedRank']
+    ['source', 'SourceMixture (EB intercept)', 'SourceMixture']
     """
 
     _method = "Transfer chosen by cross-validation"
+    #: the chosen candidate and its options are what the cross-validation tunes (a
+    #: bootstrap replicate refits that candidate); both are checked by ``fit``
+    _param_table = {"method": Param("other", tuned=True),
+                    "method_options": Param("other", tuned=True)}
     _needs_rows = ("nested cross-validation refits every candidate on each fold's rows "
                    "and scores it on the held-out rows")
 
