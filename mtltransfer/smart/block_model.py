@@ -178,8 +178,8 @@ class BISMART(SourceModel):
             0 for an exactly low-rank source).
         c_gap : float or None
             The cut rule's multiple of the certificate. None: cross-validated between
-            the certified partition (``c_gap = 3``, :data:`mtltransfer.smart.blocks.
-            C_GAP`: every cut has a gap of three certificates, Wedin's bound <= 1/3)
+            the certified partition (``c_gap = 3``, ``blocks.C_GAP``: every cut has a
+            gap of three certificates, Wedin's bound <= 1/3)
             and the finer one at ``c_gap = 1`` (cuts at gaps larger than the
             certificate itself), which keeps single source directions apart when the
             source's error is a sizeable fraction of its spectral gaps; both are
