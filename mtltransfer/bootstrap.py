@@ -644,7 +644,7 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
     if not isinstance(refit_tuning, (bool, np.bool_)):
         raise TypeError(f"refit_tuning must be True or False; got {refit_tuning!r}")
     kwargs = replicate_fit_kwargs(res, bool(refit_tuning))
-    children = _child_seeds(random_state, int(n_boot))
+    children = child_seeds(random_state, int(n_boot))
     batches = np.array_split(np.arange(n_boot), max(1, min(int(n_boot), 4 * abs(n_jobs))))
     spec = res.bootstrap_spec(method)
     spec.source_draws = resolve_source_draws(res, source_sd, source_cov, source_nobs)
@@ -670,7 +670,7 @@ def bootstrap(res, n_boot=200, method=None, random_state=None, n_jobs=1,
                             extra, method, bool(refit_tuning), len(failed), source_sd)
 
 
-def _child_seeds(random_state, n):
+def child_seeds(random_state, n):
     """The replicates' seeds: children of ``SeedSequence(random_state)``, or of a
     Generator's own seed sequence (spawned from it)."""
     if isinstance(random_state, (np.random.Generator, np.random.SeedSequence)):

@@ -196,7 +196,7 @@ class ModelData:
     def _formula_design(self, frame, name):
         import patsy
 
-        info = self._rhs_info()
+        info = self.rhs_info()
         check_numeric_factors(frame, info, name)
         work = frame.reset_index(drop=True)          # positional rows, any index
         try:
@@ -217,7 +217,7 @@ class ModelData:
         Xa = X.to_numpy(dtype=float)
         return Xa, np.ones(Xa.shape[0]), frame.index
 
-    def _rhs_info(self):
+    def rhs_info(self):
         if self.design_info is None:  # after loading: rebuild from the stored data
             try:
                 info = _build_rhs(self.formula, self.data_template)

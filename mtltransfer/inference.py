@@ -758,7 +758,7 @@ class LeastSquaresInference:
             hypotheses = []
             if self.model.data.formula is not None:
                 # the formula's columns are the parameters, Intercept first
-                items = self.model.data._rhs_info().term_name_slices.items()
+                items = self.model.data.rhs_info().term_name_slices.items()
             else:
                 items = [(nm, slice(i, i + 1)) for i, nm in enumerate(names)]
             for term, sl in items:

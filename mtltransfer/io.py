@@ -606,7 +606,7 @@ def _template_without_rows(data):
     dtype); every other column the formula reads is 1.0; there are as many rows as the
     most levels. Formulas whose design depends on the rows in another way are refused.
     """
-    info = data._rhs_info()
+    info = data.rhs_info()
     template = data.data_template
     levels, numeric = {}, set()
     for factor, factor_info in info.factor_infos.items():
@@ -669,7 +669,7 @@ def _check_same_design(data, info, shrunk):
     probe = copy.copy(data)
     probe.design_info, probe.data_template = None, shrunk
     try:
-        rebuilt = probe._rhs_info()
+        rebuilt = probe.rhs_info()
     except ValueError as err:
         raise _not_possible(data, str(err)) from None
     if list(rebuilt.column_names) != list(info.column_names):

@@ -218,7 +218,7 @@ def source_design_info(source):
         if data.formula is None:
             return None
         try:
-            return data._rhs_info()
+            return data.rhs_info()
         except ValueError:
             return None
     # statsmodels: design_info, or (0.15) model_spec; a patsy DesignInfo only (a

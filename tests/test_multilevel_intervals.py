@@ -29,8 +29,8 @@ def _dense_draw(res, D, npar, k, sub, seen, rest):
     out = []
     for d in D:
         beta = d[:npar] * st.sy / st.Dx
-        nth = len(sml._tril_index(sub.q, k))
-        L = sml._unpack(d[npar:npar + nth], sub.q, k) / sub.Dz[:, None]
+        nth = len(sml.tril_index(sub.q, k))
+        L = sml.unpack_tril(d[npar:npar + nth], sub.q, k) / sub.Dz[:, None]
         Lam = L @ L.T                                     # G / scale
         V = Xs @ Lam @ Xs.T + np.eye(len(y))
         e = y - Xs @ beta

@@ -28,14 +28,14 @@ def test_lambda_gradient_is_the_gradient_in_L_L_transpose(exam_stats, reml):
     st = exam_stats
     rng = np.random.default_rng(3)
     for k in (1, 3):
-        th = rng.normal(size=len(sml._tril_index(st.q, k)))
-        L = sml._unpack(th, st.q, k)
+        th = rng.normal(size=len(sml.tril_index(st.q, k)))
+        L = sml.unpack_tril(th, st.q, k)
         D = sml._lambda_gradient(st, L, reml)
         g = sml._deviance(th, st, k, reml)[1]
         np.testing.assert_allclose(sml._pack(2 * D @ L), g, rtol=1e-9,
                                    atol=1e-9 * np.abs(g).max())
     # along Lambda + t u u^T (u = e_0, a rank-one update: L gains a column t^(1/2) u)
-    L = sml._unpack(rng.normal(size=len(sml._tril_index(st.q, 2))), st.q, 2)
+    L = sml.unpack_tril(rng.normal(size=len(sml.tril_index(st.q, 2))), st.q, 2)
     u = np.zeros(st.q)
     u[0] = 1.0
     D = sml._lambda_gradient(st, L, reml)
@@ -71,7 +71,7 @@ def test_batched_deviance_rows_are_single_evaluations(exam_stats):
     st = exam_stats
     rng = np.random.default_rng(5)
     for k, reml in ((2, False), (3, True)):
-        Th = rng.normal(size=(4, len(sml._tril_index(st.q, k))))
+        Th = rng.normal(size=(4, len(sml.tril_index(st.q, k))))
         F, G = sml._deviance_batch(Th, st, k, reml)
         for i in range(4):
             f, g = sml._deviance(Th[i], st, k, reml)

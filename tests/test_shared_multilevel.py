@@ -166,7 +166,7 @@ def test_blup_and_new_group_intervals_closed_form(sleep):
 
     def mean(x):
         b = x[:p] * st.sy / st.Dx
-        Lr = sml._unpack(x[p:], 2, k) / st.Dz[:, None]
+        Lr = sml.unpack_tril(x[p:], 2, k) / st.Dz[:, None]
         Gr = Lr @ Lr.T                     # relative: sigma^2 cancels in the BLUP
         ur = Gr @ X.T @ np.linalg.solve(X @ Gr @ X.T + np.eye(4), y4 - X @ b)
         return Xn @ b + Xn @ ur

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mtltransfer.solvers.linear import ols
-from mtltransfer.smart.problem import (_complement_basis_qr, _ols_cholesky,
-                                               complement_basis, source_svd)
+from mtltransfer.smart.directions import _complement_basis_qr
+from mtltransfer.smart.problem import _ols_cholesky, complement_basis, source_svd
 
 
 def _orthonormal(m, r, seed):

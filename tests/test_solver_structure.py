@@ -136,14 +136,14 @@ class _FakeProblem:
 
 def test_inaccurate_cvxpy_status_warns_or_raises():
     with pytest.warns(UserWarning, match="inaccurate"):
-        assert cvx._solve(_FakeProblem(cp.OPTIMAL_INACCURATE)) == 1.0
+        assert cvx.solve_reference(_FakeProblem(cp.OPTIMAL_INACCURATE)) == 1.0
     with pytest.raises(RuntimeError, match="inaccurate"):
-        cvx._solve(_FakeProblem(cp.OPTIMAL_INACCURATE), inaccurate="raise")
+        cvx.solve_reference(_FakeProblem(cp.OPTIMAL_INACCURATE), inaccurate="raise")
     with pytest.raises(RuntimeError, match="infeasible"):
-        cvx._solve(_FakeProblem(cp.INFEASIBLE))
+        cvx.solve_reference(_FakeProblem(cp.INFEASIBLE))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cvx._solve(_FakeProblem(cp.OPTIMAL)) == 1.0
+        assert cvx.solve_reference(_FakeProblem(cp.OPTIMAL)) == 1.0
 
 
 def test_tune_smart_with_a_lambda_pair_and_no_folds(problem):

@@ -725,14 +725,14 @@ class MultilevelResults(Results):
         MultilevelBootstrap
             Also stored as ``self.bootstrap_results``.
         """
-        from ..bootstrap import _child_seeds
+        from ..bootstrap import child_seeds
 
         n_boot = check_int("n_boot", n_boot, 2, 10 ** 7)
         n_jobs = check_int("n_jobs", n_jobs, 1, 1024)
         if method != "cluster":
             raise ValueError(f"method must be 'cluster'; got {method!r}")
         st = self.model.group_stats()
-        seeds = _child_seeds(random_state, n_boot)
+        seeds = child_seeds(random_state, n_boot)
         ex = self._solver.extra
         spec = (self.random_part == "intercept", ex.get("cols"), self.k, self.reml,
                 self.task_variance)
@@ -1040,8 +1040,8 @@ class AdaptedGroup:
         Zc = Z if cols is None else Z[:, cols]
         Zr = self._Zr if cols is None else self._Zr[:, cols]
         beta = D[:, :npar] * (st.sy / st.Dx)                         # J p
-        nth = len(sml._tril_index(sub.q, k))
-        L = sml._unpack_batch(D[:, npar:npar + nth], sub.q, k) / sub.Dz[:, None]
+        nth = len(sml.tril_index(sub.q, k))
+        L = sml.unpack_batch(D[:, npar:npar + nth], sub.q, k) / sub.Dz[:, None]
         ZrL = np.einsum("mq,jqk->jmk", Zr, L)                        # J m k
         A = np.swapaxes(ZrL, 1, 2) @ ZrL + np.eye(k)
         Ai = np.linalg.inv(A)
@@ -1127,7 +1127,7 @@ class AdaptedGroup:
 
         def mean(x):
             beta = x[:npar] * st.sy / st.Dx
-            L = sml._unpack(x[npar:], sub.q, k) / sub.Dz[:, None]
+            L = sml.unpack_tril(x[npar:], sub.q, k) / sub.Dz[:, None]
             ZL = Zr @ L
             A = ZL.T @ ZL + np.eye(k)
             u = L @ np.linalg.solve(A, ZL.T @ (self._y - self._Xr @ beta))

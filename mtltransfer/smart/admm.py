@@ -134,7 +134,7 @@ from ..solvers.stiefel import polar
 from .certify import smart_verify, stationarity
 from .problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
                       complement_basis, resolve_problem, source_rank, source_svd)
-from .step import (_MM_FIRST_STEPS, _STACKED, AdmmParams, AdmmState, StepResiduals,
+from .step import (MM_FIRST_STEPS, STACKED, AdmmParams, AdmmState, StepResiduals,
                    _flip_columns, _soft_threshold_step, admm_step, balance_rho)
 
 
@@ -206,14 +206,14 @@ def smart_objective(Sxx, Sxy, Syy, C0, U, d, V, structural_rank, lam, *, svd0=No
 # ---------------------------------------------------------------------------------------
 def _stack(state):
     """The fixed-point vector ``x = (A, B, d, Omega_u, Omega_v, Z_u, Z_v)``, flattened."""
-    return np.concatenate([getattr(state, name).ravel() for name in _STACKED])
+    return np.concatenate([getattr(state, name).ravel() for name in STACKED])
 
 
 def _unstack_retract(vec, like):
     """A state shaped as ``like`` from a flat vector, A and B mapped back to the manifolds
     by the polar factor and d replaced by |d|."""
     blocks, i = {}, 0
-    for name in _STACKED:
+    for name in STACKED:
         a = getattr(like, name)
         blocks[name] = vec[i:i + a.size].reshape(a.shape)
         i += a.size
@@ -508,7 +508,7 @@ def smart_solve(problem, rank, structural_rank=None, lam=(0.0, 0.0), *, rho=1.0,
                         inner_steps=inner_steps, mu=mu, tau=tau, adapt_rho=adapt_rho,
                         d_step=d_step, omega_step=omega_step,
                         u_step=_resolve_u_step(u_step, prob.p, rank),
-                        first_steps=None if init is None else _MM_FIRST_STEPS)
+                        first_steps=None if init is None else MM_FIRST_STEPS)
     with smart_iteration_threads(prob.p, rank):
         state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
                                                  accelerate=bool(accelerate),

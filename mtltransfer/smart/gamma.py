@@ -118,13 +118,13 @@ def magnitude_d_step_cvx(c, g, d0, gamma, **solver_opts):
     """
     import cvxpy as cp
 
-    from ..solvers.cvx import _solve
+    from ..solvers.cvx import solve_reference
 
     c, g, d0 = (np.asarray(v, dtype=float) for v in (c, g, d0))
     d = cp.Variable(len(c))
     obj = 0.5 * cp.sum(cp.multiply(g, cp.square(d))) - c @ d + \
         0.5 * float(gamma) * cp.sum_squares(d - d0)
-    _solve(cp.Problem(cp.Minimize(obj)), inaccurate="raise", **solver_opts)
+    solve_reference(cp.Problem(cp.Minimize(obj)), inaccurate="raise", **solver_opts)
     return np.asarray(d.value, dtype=float)
 
 

@@ -41,7 +41,7 @@ from ..solvers._base import argmin_simplest
 from .admm import smart_solve
 from .gamma import magnitude_moments
 from .problem import SmartProblem
-from .tuning import _DROP_FACTOR, _DROP_FOLDS
+from .tuning import DROP_FACTOR, DROP_FOLDS
 
 #: iteration cap of a cross-validation fit (only its held-out loss is used; the lambda
 #: path of the structural-rank CV caps its fits at 100 the same way)
@@ -112,11 +112,11 @@ def cv_gamma(model, lam, candidates, n_folds, *, tol=1e-3, max_iter=2000):
     losses = np.full((len(candidates), n_folds), np.nan)
     live = np.ones(len(candidates), dtype=bool)
     for k, fold in enumerate(folds):
-        if k == _DROP_FOLDS:
+        if k == DROP_FOLDS:
             # the dropping rule of the structural-rank CV: a candidate whose loss on the
             # first folds exceeds the best one's on the same folds by 5% is not pursued
             part = losses[:, :k].sum(axis=1)
-            live = part <= _DROP_FACTOR * part.min()
+            live = part <= DROP_FACTOR * part.min()
         train = total - fold
         moments = train.moments(center=model.center)
         init = {}

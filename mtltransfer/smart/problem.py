@@ -27,7 +27,7 @@ from scipy import linalg
 
 from ..solvers.linear import reduced_rank
 from ..solvers.stiefel import tangent_projection
-from .directions import _complement_basis_qr, complement_basis, complement_start  # noqa: F401
+from .directions import complement_basis, complement_start  # noqa: F401
 
 __all__ = ["SOURCE_RTOL", "source_svd", "source_rank", "complement_basis",
            "check_source_svd", "closed_form_d", "SmartProblem", "resolve_problem"]

@@ -70,7 +70,7 @@ class AdmmState:
 
 
 #: the blocks of the state stacked into the fixed-point vector of Anderson acceleration
-_STACKED = ("A", "B", "d", "Omega_u", "Omega_v", "Z_u", "Z_v")
+STACKED = ("A", "B", "d", "Omega_u", "Omega_v", "Z_u", "Z_v")
 
 
 def _soft_threshold_step(V, lam, rho):
@@ -191,7 +191,7 @@ def _flip_columns(sign, *arrays):
 #: tolerance yet; the start is next to its solution, and the iterations that follow
 #: solve the steps to a tolerance tied to the residuals): the fits of a lambda path and
 #: of the cross-validation spent a third of their polar steps in first iterations
-_MM_FIRST_STEPS = 5
+MM_FIRST_STEPS = 5
 
 
 def _first_steps(params, inner_tol):

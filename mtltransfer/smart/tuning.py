@@ -288,8 +288,8 @@ def default_structural_grid(rank, p, q, C0_rank=None):
 
 
 #: a candidate is dropped from the cross-validation once its total loss on the first
-#: _DROP_FOLDS folds exceeds the incumbent's on the same folds by more than this factor
-_DROP_FACTOR, _DROP_FOLDS = 1.05, 2
+#: DROP_FOLDS folds exceeds the incumbent's on the same folds by more than this factor
+DROP_FACTOR, DROP_FOLDS = 1.05, 2
 #: tolerance of the cross-validation fits (only their held-out losses are used)
 _CV_TOL = 1e-3
 
@@ -329,7 +329,7 @@ def _dominated(losses, ref_losses, n_folds):
         return False
     if sum(losses) > sum(ref_losses):          # exact: losses are >= 0
         return True
-    return k >= _DROP_FOLDS and sum(losses) > _DROP_FACTOR * sum(ref_losses[:k])
+    return k >= DROP_FOLDS and sum(losses) > DROP_FACTOR * sum(ref_losses[:k])
 
 
 def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
@@ -419,7 +419,7 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
     # the first batch of every candidate (all K folds of the first, the incumbent; the
     # first 2 of the others) does not depend on any decision: one parallel batch over
     # candidates and folds
-    first = {i: list(range(K)) if not drop or pos == 0 else list(range(min(_DROP_FOLDS, K)))
+    first = {i: list(range(K)) if not drop or pos == 0 else list(range(min(DROP_FOLDS, K)))
              for pos, i in enumerate(order)}
     pairs = [(i, k) for i in order for k in first[i]]
     done = dict(zip(pairs, run(pairs)))

@@ -33,7 +33,7 @@ _CLARABEL_OPTS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
                   "max_iter": 500}
 
 
-def _solve(prob, solver=None, *, inaccurate="warn", **opts):
+def solve_reference(prob, solver=None, *, inaccurate="warn", **opts):
     """Solve ``prob`` (Clarabel with tight tolerances by default) and check its status.
 
     ``cp.OPTIMAL`` returns the optimal value; ``cp.OPTIMAL_INACCURATE`` warns
@@ -73,7 +73,7 @@ class _Twin:
         """Set the parameters' values, solve, return the optimal value."""
         for name, value in values.items():
             self.params[name].value = value
-        return _solve(self.problem, inaccurate=inaccurate, **solver_opts)
+        return solve_reference(self.problem, inaccurate=inaccurate, **solver_opts)
 
 
 _local = threading.local()
@@ -171,7 +171,7 @@ def top_subspace_cvx(M, rank, **solver_opts):
     q = M.shape[0]
     P = cp.Variable((q, q), symmetric=True)
     cons = [P >> 0, np.eye(q) - P >> 0, cp.trace(P) == rank]
-    _solve(cp.Problem(cp.Maximize(cp.trace(M @ P)), cons), **solver_opts)
+    solve_reference(cp.Problem(cp.Maximize(cp.trace(M @ P)), cons), **solver_opts)
     w, Q = np.linalg.eigh((P.value + P.value.T) / 2)
     return Q[:, ::-1][:, :rank]
 
@@ -377,7 +377,7 @@ def shared_rep_w_step(Z, y, task, T, ridge=None):
         sr = np.repeat(np.sqrt(np.asarray(ridge, dtype=float)), k)
         obj = obj + 0.5 * cp.sum_squares(cp.multiply(sr, w))
     prob = cp.Problem(cp.Minimize(obj))
-    _solve(prob)
+    solve_reference(prob)
     return w.value.reshape(T, k).T
 
 
@@ -408,7 +408,7 @@ def shared_rep_nuclear_norm(X, y, task, T, lam):
     Theta = cp.Variable((np.shape(X)[1], T))
     fit = _task_loss(X, y, task, T, cp.vec(Theta, order="F"))
     prob = cp.Problem(cp.Minimize(fit + lam * cp.normNuc(Theta)))
-    _solve(prob)
+    solve_reference(prob)
     return Theta.value
 
 

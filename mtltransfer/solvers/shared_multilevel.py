@@ -130,20 +130,20 @@ def n_params(p, q, k):
     return p + q * k - k * (k - 1) // 2 + 1
 
 
-def _tril_index(q, k):
+def tril_index(q, k):
     return [(i, j) for i in range(q) for j in range(min(i + 1, k))]
 
 
-def _unpack(theta, q, k):
+def unpack_tril(theta, q, k):
     L = np.zeros((q, k))
-    idx = _tril_index(q, k)
+    idx = tril_index(q, k)
     L[tuple(np.array(idx).T)] = theta
     return L
 
 
 def _pack(L):
     q, k = L.shape
-    return np.array([L[i, j] for i, j in _tril_index(q, k)])
+    return np.array([L[i, j] for i, j in tril_index(q, k)])
 
 
 def _to_trapezoid(F):
@@ -187,12 +187,12 @@ _TRIL = {}
 def _tril_arrays(q, k):
     key = (q, k)
     if key not in _TRIL:
-        idx = np.array(_tril_index(q, k)).reshape(-1, 2)
+        idx = np.array(tril_index(q, k)).reshape(-1, 2)
         _TRIL[key] = (idx[:, 0], idx[:, 1])
     return _TRIL[key]
 
 
-def _unpack_batch(Theta, q, k):
+def unpack_batch(Theta, q, k):
     """L (P x q x k) from P rows of free entries."""
     r, c = _tril_arrays(q, k)
     L = np.zeros((Theta.shape[0], q, k))
@@ -298,7 +298,7 @@ def _deviance_batch(Theta, st, k, reml, grad=True):
     n, p, q = st.nobs, st.p, st.q
     ZXy, XyXy = _augmented(st)
     m = n - p if reml else n
-    L = _unpack_batch(Theta, q, k)                            # P q k
+    L = unpack_batch(Theta, q, k)                            # P q k
     T, a = st.T, p + 1
     Ai, logdetA, bad = _inv_logdet_batch(_quad(L, st.ZZ) + np.eye(k))
     LZ = _left(L, ZXy)                                        # P T k a
@@ -475,7 +475,7 @@ def _separate_batch(Par, st, k, grad=True):
     p, q = st.p, st.q
     beta = Par[:, :p]
     a, b = np.exp(Par[:, -2]), np.exp(Par[:, -1])
-    L = _unpack_batch(Par[:, p:-2], q, k)
+    L = unpack_batch(Par[:, p:-2], q, k)
     T = st.T
     ZXy, _ = _augmented(st)
     Ai, logdetA, bad = _inv_logdet_batch(_quad(L, st.ZZ) + np.eye(k))
@@ -624,7 +624,7 @@ def fit_multilevel(st, k, *, reml=False, tol=1e-10, max_iter=1000, start=None,
 
 
 def _result(st, k, reml, theta, dev, n_iter, converged, dec, hist, t0):
-    L_s = _unpack(theta, st.q, k)
+    L_s = unpack_tril(theta, st.q, k)
     P = _pieces(st, L_s)
     n, p = st.nobs, st.p
     m = n - p if reml else n
@@ -859,7 +859,7 @@ def _full_deviance(par, st, k):
     v_t^T with v_t = A_t^{-1} L^T g_t."""
     p, q = st.p, st.q
     beta, s2 = par[:p], par[-1]
-    L = _unpack(par[p:-1], q, k)
+    L = unpack_tril(par[p:-1], q, k)
     ZZL = st.ZZ @ L
     Ai, logdetA = _inv_logdet(L.T @ ZZL + np.eye(k))
     g = st.Zy - st.ZX @ beta
@@ -949,7 +949,7 @@ def fit_separate(st, common, *, tol=1e-10, max_iter=1000, warn=True):
         warn_not_converged("the separate-variance fit", n_iter, dec, tol)
     p = st.p
     a, b_s = float(np.exp(par[-2])), float(np.exp(par[-1]))
-    L_s = _unpack(par[p:-2], sub.q, k)
+    L_s = unpack_tril(par[p:-2], sub.q, k)
     L = L_s / sub.Dz[:, None]
     b = b_s * st.sy ** 2
     G = (b / a) * L @ L.T
