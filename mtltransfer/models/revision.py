@@ -1,3 +1,4 @@
+# Over 600 lines: two comparators of the revision, each with its results and tuning.
 """Comparators of the SMART paper's revision.
 
 * :class:`ReducedRankRidge` -- ``(1/2n)||Y - XC||_F^2 + (ridge/2)||C||_F^2`` subject to

@@ -1,3 +1,4 @@
+# Over 600 lines: one model's public face: the model, its results, a new group and its bootstrap.
 """The shared representation as a multilevel (mixed) model.
 
 Group (task) t has rows ``X_t`` (the fixed part, with the intercept), ``Z_t`` (the random

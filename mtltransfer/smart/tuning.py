@@ -1,3 +1,4 @@
+# Over 600 lines: one procedure, SMART's tuning (lambda path, structural-rank CV, tune_smart).
 """Deterministic tuning of SMART: structural ranks and penalties, from moments only.
 
 * :func:`smart_lambda_path` -- lambda by BIC along a warm-started, log-spaced path.

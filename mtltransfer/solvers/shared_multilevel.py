@@ -1,3 +1,4 @@
+# Over 600 lines: one algorithm: the profiled likelihood, its derivatives and the Newton fit.
 """The multilevel shared representation: a linear mixed model whose random part has rank k.
 
 Model: T groups (tasks), group t has rows ``X_t`` (N_t x p, the fixed part, intercept
