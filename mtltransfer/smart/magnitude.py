@@ -50,23 +50,6 @@ _CV_MAX_ITER = 150
 GAMMA_GRID = tuple(float(v) for v in np.logspace(-2, 4, 11))
 
 
-def check_gamma(gamma):
-    """``gamma``: a number >= 0, or ``"cv"``."""
-    if isinstance(gamma, str):
-        if gamma != "cv":
-            raise ValueError(f"gamma must be a number >= 0 or 'cv'; got {gamma!r}")
-        return gamma
-    if isinstance(gamma, (bool, np.bool_)) or not np.isscalar(gamma):
-        raise TypeError(f"gamma must be a number >= 0 or 'cv'; got {gamma!r}")
-    try:
-        value = float(gamma)
-    except (TypeError, ValueError):
-        raise TypeError(f"gamma must be a number >= 0 or 'cv'; got {gamma!r}") from None
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"gamma must be finite and >= 0 (or 'cv'); got {gamma!r}")
-    return value
-
-
 def _problem(model, Sxx, Sxy, Syy, gamma):
     return SmartProblem.from_moments(*magnitude_moments(Sxx, Sxy, Syy, model.source, gamma),
                                      svd0=model.source_svd, pull=gamma)

@@ -181,10 +181,10 @@ class SMART(SourceModel):
         check_backend(backend)
         warn_penalty_scale(self)
         p, q = self.k_exog, self.k_endog
-        from .magnitude import check_gamma, fit_smart_magnitude
+        from .magnitude import fit_smart_magnitude
 
         # the values were checked against _param_table by fit's wrapper
-        gamma = check_gamma(gamma)
+        gamma = gamma if isinstance(gamma, str) else float(gamma)
         rank = None if rank is None else int(rank)
         structural_rank = _pair(structural_rank, int)
         lam = _pair(lam, float)
