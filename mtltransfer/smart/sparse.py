@@ -50,10 +50,11 @@ def penalty(A, lam, free_u, free_v):
     return float(lam * (rows + cols))
 
 
-def objective(G, H, A, lam, free_u, free_v):
-    """``f(A) + penalty``, f(A) = (1/2)<G A, A> - <H, A>."""
-    return float(0.5 * np.sum((G @ A) * A) - np.sum(H * A)) + penalty(A, lam, free_u,
-                                                                         free_v)
+def objective(G, H, A, lam, free_u, free_v, GA=None):
+    """``f(A) + penalty``, f(A) = (1/2)<G A, A> - <H, A> (``GA``: the product ``G @ A``
+    when the caller has it)."""
+    GA = G @ A if GA is None else GA
+    return float(0.5 * np.sum(GA * A) - np.sum(H * A)) + penalty(A, lam, free_u, free_v)
 
 
 def prox_rows_columns(B, s, free_u, free_v, tol=1e-12, max_iter=500):
@@ -156,16 +157,18 @@ def sparse_smart(G, H, rank, lam, anchors_u, anchors_v, A_init=None, tol=1e-8,
     free_v[np.asarray(anchors_v, int)] = False
     L = lipschitz(G)
     A = np.zeros((p, q)) if A_init is None else truncate_rank(np.array(A_init, float), rank)
-    F = objective(G, H, A, lam, free_u, free_v)
+    GA = G @ A                  # one product with G per trial point, reused as the gradient
+    F = objective(G, H, A, lam, free_u, free_v, GA)
     hist = {"objective": [], "step": []}
     stop, crit = "max_iter", np.inf
     for it in range(1, max_iter + 1):
         t = 1.0 / L
-        grad = G @ A - H
+        grad = GA - H
         for _ in range(30):                       # backtracking: descent or give up
             A_new = truncate_rank(prox_rows_columns(A - t * grad, t * lam, free_u, free_v),
                                   rank)
-            F_new = objective(G, H, A_new, lam, free_u, free_v)
+            GA_new = G @ A_new
+            F_new = objective(G, H, A_new, lam, free_u, free_v, GA_new)
             if F_new <= F + 1e-14 * max(1.0, abs(F)):
                 break
             t *= 0.5
@@ -173,7 +176,7 @@ def sparse_smart(G, H, rank, lam, anchors_u, anchors_v, A_init=None, tol=1e-8,
             stop = "stalled"
             break
         crit = np.linalg.norm(A_new - A) / (1.0 + np.linalg.norm(A))
-        A, F = A_new, F_new
+        A, F, GA = A_new, F_new, GA_new
         hist["objective"].append(F)
         hist["step"].append(t)
         if crit <= tol:
