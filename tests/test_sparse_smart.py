@@ -198,3 +198,19 @@ def test_bad_input_is_named(aligned):
         mod.fit(rank=2, lam=0.1, backend="cvxpy")
     with pytest.raises(ValueError, match="rank must be an integer in"):
         mod.fit(rank=21)
+
+
+def test_badly_scaled_predictors_warn_as_every_penalised_model():
+    """The group penalties act in the source's coordinates and are not invariant to the
+    predictors' units: a column in units 1e6 times larger changes the fit, so the fit
+    says so (as SMART and the other penalised models do)."""
+    import statsmodels.api as sm
+
+    g = sm.datasets.grunfeld.load_pandas().data
+    g = g.assign(li=np.log(g.invest), lv=np.log(g.value), lc=np.log(g.capital),
+                 year=g.year * 1e6)
+    f = "li + lv ~ lc + year"
+    src = mt.OLS.from_formula(f, g[g.firm != "IBM"]).fit()
+    model = mt.SparseSMART.from_formula(f, g[g.firm == "IBM"].iloc[:10], source=src)
+    with pytest.warns(mt.ValueWarning, match="SparseSMART: the predictors' scales differ"):
+        model.fit(rank=1, lam=0.01)

@@ -10,7 +10,7 @@ import pandas as pd
 from .._validation import Param
 from ..gram import SufficientStats, validation_loss
 from ..models.base import (RANK_PARAM, PenalizedResults, check_backend, check_int,
-                           check_positive)
+                           check_positive, warn_penalty_scale)
 from ..models.source import SourceModel
 from ..solvers import linear as lin
 from ..solvers._base import argmin_simplest
@@ -140,6 +140,7 @@ class SparseSMART(SourceModel):
             ``df_model`` ``r (a + b - r)`` for a used rows and b used columns.
         """
         check_backend(backend)
+        warn_penalty_scale(self)       # the group penalties are not invariant to units
         p, q = self.k_exog, self.k_endog
         how, tuning = {}, {}
         if rank is None:
