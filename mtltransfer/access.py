@@ -390,7 +390,7 @@ class TaskRowAccess:
     def task_data(self):
         """:class:`~.solvers.shared_data.TaskData` of the rows (centred within tasks
         with an intercept)."""
-        return TaskData(self.X, self.y, self.task, center=self.center)
+        return TaskData.from_rows(self.X, self.y, self.task, center=self.center)
 
     def select_k(self, criterion, **fit_kw):
         """k of ``method="gd"``/``"altmin"`` by ``criterion`` ("bic" or row-wise "cv")."""
@@ -470,8 +470,9 @@ class TaskSumsAccess:
         return sums_data(self.sums, self.center, self._spectral_moment)
 
     def task_data(self):
-        """:class:`~.solvers.shared_data.TaskData` from the (centred) statistics."""
-        return TaskData.from_statistics(*self.sums.task_stats(self.center))
+        """:class:`~.solvers.shared_data.TaskData` from the sums (centred within tasks
+        with an intercept)."""
+        return TaskData.from_sums(self.sums, center=self.center)
 
     def select_k(self, criterion, **fit_kw):
         """k by BIC, every candidate fitted from the statistics."""

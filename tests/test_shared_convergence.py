@@ -87,7 +87,7 @@ def test_nuclear_norm_apg_and_shared_fit_use_the_same_driver_rule():
     lam, tol = 1e-3, 1e-10
     res = fit_nuclear_norm(X, y, task, lam, tol=tol, max_iter=100000)
     assert res.converged and res.stop_reason == "converged"
-    data = TaskData(X, y, task)
+    data = TaskData.from_rows(X, y, task)
     L = data.max_task_eig()
     grad0 = np.linalg.norm(data.theta_loss_grad(np.zeros((d, T)))[1])
     Th = res.coef
@@ -221,5 +221,5 @@ def test_per_task_statistics_are_the_sufficient_statistics():
         assert st.yty[t] == pytest.approx(yt @ yt, rel=1e-12)
         assert st.n[t] == len(yt)
     # the "stats" route of the loss is built from them
-    data = TaskData(X, y, task, route="stats")
+    data = TaskData.from_rows(X, y, task, route="stats")
     np.testing.assert_allclose(data.S, st.XtX / st.n[:, None, None], rtol=1e-12)

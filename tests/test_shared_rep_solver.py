@@ -36,7 +36,7 @@ def medium():
 @pytest.mark.parametrize("route", ["rows", "stats"])
 def test_loss_and_gradient_match_definition_and_finite_differences(small, route):
     X, y, task, B, W = small
-    data = sd.TaskData(X, y, task, route=route)
+    data = sd.TaskData.from_rows(X, y, task, route=route)
     rng = np.random.default_rng(0)
     B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
     W0 = rng.standard_normal((2, 12))
@@ -68,9 +68,9 @@ def test_loss_and_gradient_match_definition_and_finite_differences(small, route)
 def test_rows_and_stats_routes_agree():
     sim = simulate_shared(20, [60] * 15 + [5] * 5, 10, 2, random_state=5)
     X, y, task = sim.X, sim.y, sim.task
-    assert sd.TaskData(X, y, task).route == "stats"        # mean N_t > d
-    rows = sd.TaskData(X, y, task, route="rows")
-    stats = sd.TaskData(X, y, task, route="stats")
+    assert sd.TaskData.from_rows(X, y, task).route == "stats"        # mean N_t > d
+    rows = sd.TaskData.from_rows(X, y, task, route="rows")
+    stats = sd.TaskData.from_rows(X, y, task, route="stats")
     rng = np.random.default_rng(7)
     B0 = np.linalg.qr(rng.standard_normal((10, 2)))[0]
     W0 = rng.standard_normal((2, 20))
@@ -95,7 +95,7 @@ def test_w_step_equals_per_task_lstsq_and_cvxpy(small):
     X, y, task, _, _ = small
     rng = np.random.default_rng(1)
     B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
-    data = sd.TaskData(X, y, task)
+    data = sd.TaskData.from_rows(X, y, task)
     G, b, _ = data.w_system(B0)
     W_fast = sd.solve_w(G, b)
     W_ls = np.column_stack([np.linalg.lstsq(X[task == t] @ B0, y[task == t], rcond=None)[0]
@@ -119,7 +119,7 @@ def test_ridge_w_step_is_the_posterior_mean_and_matches_cvxpy(small):
     X, y, task, _, _ = small
     rng = np.random.default_rng(2)
     B0 = np.linalg.qr(rng.standard_normal((8, 2)))[0]
-    data = sd.TaskData(X, y, task)
+    data = sd.TaskData.from_rows(X, y, task)
     lam = 0.7 / data.N                                     # lambda_t = c / N_t
     G, b, _ = data.w_system(B0)
     W_fast = sd.solve_w(G, b, lam)
@@ -188,7 +188,7 @@ def test_w_ridge_off_is_the_unchanged_pure_likelihood(small, medium):
     # the ridge fit: objective = likelihood + penalty, lambda_t = c / N_t with the
     # empirical-Bayes c = sigma2_hat k / tau2_hat
     b = sf.fit_shared_representation(X, y, task, 2, tol=1e-10)
-    data = sd.TaskData(X, y, task)
+    data = sd.TaskData.from_rows(X, y, task)
     s2, tau2 = sd.moment_noise_signal(data)
     assert b.extra["w_ridge"] == pytest.approx(s2 * 2 / tau2, rel=1e-12)
     np.testing.assert_allclose(b.extra["ridge"], b.extra["w_ridge"] / data.N, rtol=1e-12)
@@ -202,7 +202,7 @@ def test_w_ridge_off_is_the_unchanged_pure_likelihood(small, medium):
 def test_ridge_gradient_is_the_slope_of_the_profile_along_the_retraction(route):
     sim = simulate_shared(20, [60] * 15 + [5] * 5, 10, 2, random_state=5)
     B0 = sf.spectral_init(sim.X, sim.y, sim.task, 2)
-    data = sd.TaskData(sim.X, sim.y, sim.task, route=route)
+    data = sd.TaskData.from_rows(sim.X, sim.y, sim.task, route=route)
     lam = 3.0 / data.N
 
     def profile(B):
@@ -372,7 +372,7 @@ def test_nuclear_norm_prox_matches_cvxpy(small, lam):
     assert np.linalg.norm(fast.coef - ref.coef) <= 1e-4 * np.linalg.norm(ref.coef)
     # optimality: the objective is not improved by a small perturbation
     E = np.random.default_rng(0).standard_normal(fast.coef.shape) * 1e-3
-    data = sd.TaskData(X, y, task)
+    data = sd.TaskData.from_rows(X, y, task)
     pert = data.theta_loss_grad(fast.coef + E, False)[0] + \
         lam * np.linalg.svd(fast.coef + E, compute_uv=False).sum()
     assert pert >= fast.objective

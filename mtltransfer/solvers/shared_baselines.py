@@ -49,8 +49,8 @@ def fit_per_task(X, y=None, task=None, *, alpha=None, center=False):
     SolverResult
         ``coef`` = Theta (d x T); ``extra["alpha"]`` the penalties used.
     """
-    # a TaskData (e.g. TaskData.from_statistics) is used as it is
-    data = problem_data(X, y, task, TaskData, lambda: TaskData(X, y, task, center=center))
+    # a TaskData (TaskData.from_rows or .from_sums) is used as it is
+    data = problem_data(X, y, task, TaskData, lambda: TaskData.from_rows(X, y, task, center=center))
     if alpha is None:
         alpha = np.where(data.N < data.d, bayes_ridge_alpha(data), 0.0)
     else:
@@ -99,7 +99,7 @@ def fit_nuclear_norm(X, y=None, task=None, lam=None, *, tol=1e-10, max_iter=5000
         ``objective`` and ``criterion`` per iteration; ``extra["rank"]``
         (:func:`~mtltransfer.solvers.prox.nuclear_rank`), ``extra["singular_values"]``.
     """
-    data = problem_data(X, y, task, TaskData, lambda: TaskData(X, y, task, center=center))
+    data = problem_data(X, y, task, TaskData, lambda: TaskData.from_rows(X, y, task, center=center))
     if not (isinstance(lam, numbers.Real) and np.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam must be a finite number >= 0; got {lam!r}")
     if backend not in ("fast", "cvxpy"):

@@ -20,10 +20,11 @@ otherwise the rows are used directly.
 
 Contents
 --------
-TaskStats, task_statistics   the per-task sufficient statistics (X_t^T X_t, X_t^T y_t,
-                             y_t^T y_t, N_t): all any Gaussian likelihood of the model needs
-TaskData                     validated rows sorted by task; L, its gradients, the W-step
-                             normal equations
+task_statistics              the per-task sums of rows (:class:`~.shared_sums.TaskSums`,
+                             the one statistics form: X_t^T X_t, X_t^T y_t, y_t^T y_t, N_t
+                             are all any Gaussian likelihood of the model needs)
+TaskData                     the problem object, from rows (validated, sorted by task) or
+                             from sums; L, its gradients, the W-step normal equations
 solve_w                      the batched (ridge) W-step
 w_ridge_penalty              the W-step penalty lambda_t = c / N_t
 per_task_ridge               per-task ridge estimates (baseline and spectral start)
@@ -35,11 +36,13 @@ baselines (per task, nuclear norm) and the new-task fit in :mod:`.shared_baselin
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TaskStats", "task_statistics", "TaskData", "solve_w", "w_ridge_penalty",
+from .shared_sums import (TaskSums, as_float_matrix, padded_blocks, sort_rows_by_task,
+                          task_moments)
+
+__all__ = ["task_statistics", "TaskData", "solve_w", "w_ridge_penalty",
            "per_task_ridge", "moment_noise_signal", "bayes_ridge_alpha",
            "as_float_matrix", "check_k", "problem_data"]
 
@@ -50,19 +53,6 @@ _STATS_MAX_BYTES = 2 * 2**30
 # ---------------------------------------------------------------------------------------
 # input handling and the two ways of evaluating the loss (rows / per-task moments)
 # ---------------------------------------------------------------------------------------
-
-def as_float_matrix(a, name, ndim):
-    arr = np.asarray(a)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional; got shape {arr.shape}")
-    arr = np.asarray(arr, dtype=float)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
-
 
 def problem_data(X, y, task, kinds, build):
     """A solver's data argument: a problem object (an instance of ``kinds``, built from
@@ -86,45 +76,9 @@ def check_k(k, d, T, name="k"):
     return int(k)
 
 
-@dataclass(frozen=True)
-class TaskStats:
-    """The per-task sufficient statistics of the Gaussian shared-representation model.
-
-    For task t with rows ``X_t`` (N_t x d) and responses ``y_t``:
-
-    ``XtX[t] = X_t^T X_t``, ``Xty[t] = X_t^T y_t``, ``yty[t] = y_t^T y_t``, ``n[t] = N_t``.
-
-    Any Gaussian likelihood of ``y_t = X_t theta_t + eps_t`` (profiled or integrated over
-    theta_t = B w_t) depends on the data through these only, e.g.
-    ``||y_t - X_t theta||^2 = yty[t] - 2 theta^T Xty[t] + theta^T XtX[t] theta``.
-
-    Attributes
-    ----------
-    XtX : ndarray, shape (T, d, d)
-    Xty : ndarray, shape (T, d)
-    yty : ndarray, shape (T,)
-    n : ndarray of float, shape (T,)
-        Row counts N_t (every task has at least one row).
-    """
-
-    XtX: np.ndarray
-    Xty: np.ndarray
-    yty: np.ndarray
-    n: np.ndarray
-
-    @property
-    def T(self):
-        """Number of tasks."""
-        return self.n.shape[0]
-
-    @property
-    def d(self):
-        """Number of predictors."""
-        return self.Xty.shape[1]
-
-
 def task_statistics(X, y, task, *, center=False):
-    """Per-task sufficient statistics ``X_t^T X_t``, ``X_t^T y_t``, ``y_t^T y_t``, ``N_t``.
+    """Per-task sums (:class:`~.shared_sums.TaskSums`: ``XtX``, ``Xty``, ``yty``, ``n``
+    and the rest) of rows with integer task labels 0..T-1, tasks in label order.
 
     Parameters
     ----------
@@ -137,63 +91,63 @@ def task_statistics(X, y, task, *, center=False):
 
     Returns
     -------
-    TaskStats
+    TaskSums
     """
-    return TaskData(X, y, task, center=center, route="rows").statistics()
+    return TaskData.from_rows(X, y, task, center=center, route="rows").sums()
 
 
 class TaskData:
-    """Validated rows sorted by task, with the per-task bookkeeping every solver needs.
+    """The shared-representation solvers' problem object: per-task data, and the loss,
+    its gradients and the W-step normal equations on it.
+
+    Built from rows (:meth:`from_rows`) or from per-task sums (:meth:`from_sums`), never
+    directly.
 
     Attributes
     ----------
-    X, y : ndarray
-        Rows sorted by task (a stable argsort done once; ``order`` maps back).
-    task : ndarray of int
+    X, y : ndarray or None
+        Rows sorted by task (a stable argsort done once; ``order`` maps back); None when
+        built from sums.
+    task : ndarray of int or None
         Sorted task labels; ``starts`` are the first row of each task, ``N`` the counts.
-    inv_N_row : ndarray
+    inv_N_row : ndarray or None
         ``1 / N_t`` for each row's task (the loss weight of that row).
     route : {"rows", "stats"}
         ``"stats"``: per-task moments S (T x d x d), s (T x d), q (T) are stored and used.
     """
 
-    def __init__(self, X, y, task, center=False, route="auto"):
-        X = as_float_matrix(X, "X", 2)
-        y = as_float_matrix(y, "y", 1)
-        t = np.asarray(task)
-        if t.ndim != 1:
-            raise ValueError(f"task must be 1-dimensional; got shape {t.shape}")
-        if t.dtype.kind not in "iub":
-            if t.dtype.kind == "f" and np.all(np.isfinite(t)) and np.all(t == np.round(t)):
-                t = t.astype(np.int64)
-            else:
-                raise TypeError("task must hold integer labels 0..T-1; "
-                                f"got dtype {t.dtype}")
+    def __init__(self, *args, **kwargs):
+        raise TypeError("build a TaskData with TaskData.from_rows(X, y, task, ...) or "
+                        "TaskData.from_sums(sums, center=...)")
+
+    @classmethod
+    def from_rows(cls, X, y, task, *, center=False, route="auto"):
+        """The problem on stacked rows.
+
+        Parameters
+        ----------
+        X : ndarray, shape (N, d)
+        y : ndarray, shape (N,)
+        task : ndarray of int, shape (N,)
+            Task label of each row, 0..T-1, every task present; need not be sorted.
+        center : bool
+            Centre X and y within each task first (a per-task intercept).
+        route : {"auto", "rows", "stats"}
+            ``"stats"``: form the per-task moments once and iterate on them; ``"auto"``
+            does so when the tasks are long (mean N_t > d) and the moments fit in 2 GiB.
+        """
+        self = cls.__new__(cls)
+        order, X, y, t, N = sort_rows_by_task(X, y, task)
         n, d = X.shape
-        if y.shape[0] != n or t.shape[0] != n:
-            raise ValueError(f"X, y and task must have the same number of rows; got "
-                             f"{n}, {y.shape[0]} and {t.shape[0]}")
-        if n == 0:
-            raise ValueError("X has no rows")
-        t = t.astype(np.int64)
-        if t.min() < 0:
-            raise ValueError("task labels must be 0..T-1; found a negative label")
-        T = int(t.max()) + 1
-        N = np.bincount(t, minlength=T)
-        if np.any(N == 0):
-            missing = np.flatnonzero(N == 0)[:5].tolist()
-            raise ValueError(f"task labels must be 0..T-1 with every task present; "
-                             f"tasks {missing} have no rows")
-        order = np.argsort(t, kind="stable")
+        T = N.shape[0]
         self.order = order
-        self.X = X[order]          # a copy: the caller's arrays are never modified
-        self.y = y[order]
-        self.task = t[order]
+        self.X, self.y, self.task = X, y, t
         self.T, self.d, self.n = T, d, n
         self.N = N.astype(float)
         self.starts = np.concatenate(([0], np.cumsum(N)[:-1]))
         self.inv_N_row = 1.0 / self.N[self.task]
         self._Sigma = None
+        self._sums = None
         if center:
             self.X -= (self.segsum(self.X) / self.N[:, None])[self.task]
             self.y -= (self.segsum(self.y) / self.N)[self.task]
@@ -204,53 +158,51 @@ class TaskData:
             raise ValueError(f"route must be 'auto', 'rows' or 'stats'; got {route!r}")
         self.route = route
         if route == "stats":
-            st = self.statistics()
-            self.S = st.XtX                      # owned here: divided in place
+            XtX, Xty, yty = task_moments(self.X, self.y, self.task, self.N, self.starts)
+            self.S = XtX                         # owned here: divided in place
             self.S /= self.N[:, None, None]
-            self.s = st.Xty / self.N[:, None]
-            self.q = st.yty / self.N
+            self.s = Xty / self.N[:, None]
+            self.q = yty / self.N
+        return self
 
     @classmethod
-    def from_statistics(cls, stats, cross):
-        """Per-task statistics in place of rows (route ``"stats"``): what the solvers need
-        when the rows are elsewhere (e.g. reduced from the partitions of a Dask
-        DataFrame).
+    def from_sums(cls, sums, *, center=False):
+        """The problem on per-task sums in place of rows (route ``"stats"``): what the
+        solvers need when the rows are elsewhere (e.g. reduced from the partitions of a
+        Dask DataFrame).
 
         Parameters
         ----------
-        stats : TaskStats
-            Of the rows as fitted (already centred within each task for a per-task
-            intercept).
-        cross : ndarray, shape (T,)
-            ``sum_i ||x_ti||^2 y_ti^2`` per task, of the same rows (the one fourth-order
-            moment used, by :func:`moment_noise_signal`).
+        sums : TaskSums
+            Of the raw rows, tasks in the model's order.
+        center : bool
+            Fit the rows centred within each task (:meth:`TaskSums.centred`).
         """
+        sums = sums.centred() if center else sums
         self = cls.__new__(cls)
-        self.T, self.d = stats.T, stats.d
-        self.N = np.asarray(stats.n, dtype=float).copy()
+        self.T, self.d = sums.T, sums.d
+        self.N = np.asarray(sums.n, dtype=float).copy()
         if np.any(self.N <= 0):
             raise ValueError("every task must have at least one row")
         self.n = int(round(float(self.N.sum())))
         self.X = self.y = self.task = self.order = self.starts = self.inv_N_row = None
         self._Sigma = None
+        self._sums = sums
         self.route = "stats"
-        self.S = stats.XtX / self.N[:, None, None]
-        self.s = stats.Xty / self.N[:, None]
-        self.q = stats.yty / self.N
-        self.cross = np.asarray(cross, dtype=float)
+        self.S = sums.XtX / self.N[:, None, None]
+        self.s = sums.Xty / self.N[:, None]
+        self.q = sums.yty / self.N
+        # sum_i ||x_ti||^2 y_ti^2, the one fourth-order moment (moment_noise_signal)
+        self.cross = sums.xx_yy
         return self
 
-    def statistics(self):
-        """The per-task sufficient statistics of these rows (:class:`TaskStats`)."""
-        if self.X is None:                        # built from statistics
-            return TaskStats(XtX=self.S * self.N[:, None, None],
-                             Xty=self.s * self.N[:, None], yty=self.q * self.N,
-                             n=self.N.copy())
-        XtX = np.empty((self.T, self.d, self.d))
-        for idx, Xp, _ in self.blocks():              # loop over size buckets, not tasks
-            XtX[idx] = np.matmul(Xp.transpose(0, 2, 1), Xp)
-        return TaskStats(XtX=XtX, Xty=self.segsum(self.X * self.y[:, None]),
-                         yty=self.segsum(self.y ** 2), n=self.N.copy())
+    def sums(self):
+        """The per-task sums (:class:`~.shared_sums.TaskSums`) of the rows as fitted
+        (centred within tasks when built so); labels are the task codes 0..T-1."""
+        if self._sums is None:
+            self._sums = TaskSums.from_sorted_rows(self.X, self.y, self.task, self.N,
+                                                   np.arange(self.T))
+        return self._sums
 
     # -- helpers ------------------------------------------------------------------------
     def segsum(self, A):
@@ -258,26 +210,9 @@ class TaskData:
         return np.add.reduceat(A, self.starts, axis=0)
 
     def blocks(self):
-        """Tasks grouped by N_t rounded up to a power of two, rows zero-padded.
-
-        Yields ``(tasks, Xp, yp)`` with Xp of shape (T_b, n_b, d). Zero rows change no
-        cross-product, so batched per-task linear algebra can run on the padded blocks.
-        The loop is over at most log2(max N_t) + 1 buckets.
-        """
-        N = self.N.astype(np.int64)
-        bucket = np.ceil(np.log2(N)).astype(np.int64)
-        pos = np.arange(self.n) - self.starts[self.task]
-        for b in np.unique(bucket):
-            tasks = np.flatnonzero(bucket == b)
-            n_b = int(N[tasks].max())
-            slot = np.full(self.T, -1)
-            slot[tasks] = np.arange(tasks.size)
-            rows = np.flatnonzero(slot[self.task] >= 0)
-            Xp = np.zeros((tasks.size, n_b, self.d))
-            yp = np.zeros((tasks.size, n_b))
-            Xp[slot[self.task[rows]], pos[rows]] = self.X[rows]
-            yp[slot[self.task[rows]], pos[rows]] = self.y[rows]
-            yield tasks, Xp, yp
+        """Tasks grouped by N_t rounded up to a power of two, rows zero-padded
+        (:func:`~.shared_sums.padded_blocks`): ``(tasks, Xp, yp)``, Xp (T_b, n_b, d)."""
+        return padded_blocks(self.X, self.y, self.task, self.N, self.starts)
 
     def pooled_cov(self):
         """Sigma_hat = (1/T) sum_t X_t^T X_t / N_t, the task-averaged second moment."""

@@ -69,7 +69,7 @@ def spectral_init(X, y, task, k, *, init="ridge", center=False):
     -------
     B : ndarray, shape (d, k)
     """
-    data = TaskData(X, y, task, center=center)
+    data = TaskData.from_rows(X, y, task, center=center)
     k = check_k(k, data.d, data.T)
     return spectral_start(data, k, init)
 
@@ -114,7 +114,7 @@ def fit_shared_representation(X, y=None, task=None, k=None, *, method="gd", init
     X : ndarray, shape (N, d), or TaskData
         Stacked rows of all tasks (centred per task by the caller, or ``center=True``);
         or a :class:`~.shared_data.TaskData` (from rows, or
-        ``TaskData.from_statistics``), then without ``y`` and ``task``.
+        ``TaskData.from_sums``), then without ``y`` and ``task``.
     y : ndarray, shape (N,)
     task : ndarray of int, shape (N,)
         Task label of each row, 0..T-1, every task present; need not be sorted.
@@ -151,8 +151,8 @@ def fit_shared_representation(X, y=None, task=None, k=None, *, method="gd", init
         "stats").
     """
     t0 = time.perf_counter()
-    # a TaskData (e.g. TaskData.from_statistics) is used as it is
-    data = problem_data(X, y, task, TaskData, lambda: TaskData(X, y, task, center=center))
+    # a TaskData (TaskData.from_rows or .from_sums) is used as it is
+    data = problem_data(X, y, task, TaskData, lambda: TaskData.from_rows(X, y, task, center=center))
     k = check_k(k, data.d, data.T)
     _check_options(method, backend, tol, max_iter)
     B = _start(data, k, method, init)

@@ -65,7 +65,7 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
     if criterion not in ("bic", "cv"):
         raise ValueError(f"criterion must be 'bic' or 'cv'; got {criterion!r}")
     # BIC fits the centred rows; CV centres each fit with its training rows only
-    data = TaskData(X, y, task, center=center and criterion == "bic")
+    data = TaskData.from_rows(X, y, task, center=center and criterion == "bic")
     d, T = data.d, data.T
     if ks is None:
         ks = range(1, min(d, T, 10) + 1)
@@ -95,7 +95,7 @@ def select_k_statistics(data, ks=None, *, patience=2, **fit_kw):
     Parameters
     ----------
     data : TaskData
-        Built from statistics (``TaskData.from_statistics``, centred within tasks for a
+        Built from sums (``TaskData.from_sums``, centred within tasks for a
         per-task intercept): every candidate is fitted from it.
     ks, patience, **fit_kw
         As :func:`select_k`.
