@@ -56,17 +56,30 @@ class Param:
     tuned : bool
         The fit chooses it when it is left as ``None`` and reports its choice in
         ``results.hyperparameters``; a bootstrap replicate then refits with that choice
-        fixed (unless ``refit_tuning=True``). Read by :func:`tuned_params`.
+        fixed (unless ``refit_tuning=True``). Read by :func:`tuned_params` and by the
+        summary (:func:`mtltransfer.summary.hyperparameter_rows`).
+    label : str, optional
+        The name of its row in the summary (default: the name it is declared under).
     """
 
     def __init__(self, kind, low=None, high=None, *, low_open=False, none=False,
-                 options=(), why=None, nan=False, tuned=False):
+                 options=(), why=None, nan=False, tuned=False, label=None):
         if kind not in ("int", "real", "bool", "option", "other"):
             raise ValueError(f"kind must be 'int', 'real', 'bool', 'option' or 'other'; "
                              f"got {kind!r}")
         self.kind, self.low, self.high = kind, low, high
         self.low_open, self.none, self.options, self.why = low_open, none, options, why
-        self.nan, self.tuned = nan, tuned
+        self.nan, self.tuned, self.label = nan, tuned, label
+
+    def summary_label(self, name):
+        """The name of the option's row in a summary."""
+        return self.label or name
+
+    def is_given(self, value):
+        """Whether ``value``, passed to ``fit``, fixes the option (not None, and not a
+        named request to tune it such as ``"cv"``)."""
+        return value is not None and not (self.kind != "option" and isinstance(value, str)
+                                          and value in self.options)
 
     def check(self, name, value, model=None):
         """The value, checked (a TypeError or ValueError naming ``name``) and normalised
@@ -169,15 +182,31 @@ class Parts:
         How the sequence form is described in a message ("a pair (lam_u, lam_v)").
     tuned : bool
         As for :class:`Param`.
+    label : str, optional
+        The name of its row in the summary (default: the name it is declared under,
+        followed by the parts, ``"lam (lam_u, lam_v)"``).
     """
 
-    def __init__(self, parts, *, none=False, scalar=True, what=None, tuned=False):
+    kind = "parts"
+
+    def __init__(self, parts, *, none=False, scalar=True, what=None, tuned=False,
+                 label=None):
         self.parts = parts
-        self.none, self.scalar, self.tuned = none, scalar, tuned
+        self.none, self.scalar, self.tuned, self.label = none, scalar, tuned, label
         if what is None:
             what = (f"a sequence of {len(parts)} values ({', '.join(parts)})"
                     if isinstance(parts, dict) else "a sequence of values")
         self.what = what
+
+    def summary_label(self, name):
+        """The name of the option's row in a summary."""
+        if self.label:
+            return self.label
+        return f"{name} ({', '.join(self.parts)})" if isinstance(self.parts, dict) else name
+
+    def is_given(self, value):
+        """Whether ``value``, passed to ``fit``, fixes the option (not None)."""
+        return value is not None
 
     def _specs(self, n):
         if isinstance(self.parts, dict):

@@ -9,6 +9,8 @@ import pandas as pd
 from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable, default_latex_fmt
 
+from ._validation import declared_params
+
 #: above this many coefficients the summary shows a compact per-response table
 MAX_COEF_CELLS = 120
 
@@ -107,6 +109,51 @@ def fmt(value):
     if isinstance(value, (tuple, list)):
         return "(" + ", ".join(fmt(v) for v in value) + ")"
     return str(value)
+
+
+def hyperparameter_rows(res):
+    """The summary's rows of a fit's hyperparameters, read from the model's declaration.
+
+    One row for each option the model declares (``_param_table``, see
+    :mod:`mtltransfer._validation`) that the results report in ``res.hyperparameters``
+    and that is tuned (``tuned=True``) or a number, in the order declared: the
+    declaration's label, the fitted value and how it came, ``"given"`` when the fit call
+    fixed it (``res.fit_kwargs``), else how the fit chose it (``res.chosen_by``:
+    ``"RSC"``, ``"5-fold CV"``, ``"BIC"`` ...) or ``"default"``. A tuned option the fit
+    neither was given nor chose (SMART's ``gamma`` left at 0) has no row; a value of
+    None (not part of this fit) is shown as ``-``.
+
+    Returns
+    -------
+    rows : list of (str, str)
+        ``(label + ":", text)`` pairs for :func:`new_summary`.
+    names : set of str
+        Every declared name and label (a results' other configuration entries under
+        these names are left out of the summary: the declaration speaks for them).
+    """
+    hyper = getattr(res, "hyperparameters", None) or {}
+    chosen = getattr(res, "chosen_by", None) or {}
+    given = getattr(res, "fit_kwargs", None) or {}
+    declared = declared_params(type(res.model))
+    rows = []
+    names = {key for name, spec in declared.items()
+             for key in (name, spec.summary_label(name))}
+    for name, spec in declared.items():
+        if name not in hyper or not (spec.tuned or spec.kind in ("int", "real", "parts")):
+            continue
+        value, label = hyper[name], spec.summary_label(name)
+        if value is None:
+            how = None
+        elif spec.is_given(given.get(name)):
+            how = "given"
+        elif chosen.get(name) not in (None, "given"):
+            how = chosen[name]
+        elif spec.tuned and name not in chosen:
+            continue                    # a tuned option left off: not part of this fit
+        else:
+            how = "default"
+        rows.append((f"{label}:", "-" if how is None else f"{fmt(value)} ({how})"))
+    return rows, names
 
 
 def new_summary(res, title, left, right):

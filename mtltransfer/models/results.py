@@ -19,6 +19,7 @@ import pandas as pd
 from .. import design
 from .. import plotting as _plotting
 from .._validation import front_end, new_data_argument
+from ..summary import hyperparameter_rows
 
 
 class Results:
@@ -480,7 +481,9 @@ class MultiResponseResults(Results):
                 ("Method:", m._method + (", weighted" if m.data.weights is not None else "")),
                 ("No. Observations:", m.nobs), ("No. Predictors (p):", m.k_exog),
                 ("No. Responses (q):", m.k_endog), ("Intercept:", m.center)]
-        right = [(f"{k}:", v) for k, v in self.config.items()]
+        # the hyperparameters from the model's declaration, then what else the fit reports
+        declared, names = hyperparameter_rows(self)
+        right = declared + [(f"{k}:", v) for k, v in self.config.items() if k not in names]
         right += [("Df Model:", round(self.df_model, 2)),
                   ("Df Residuals:", round(self.df_resid, 2)),
                   *self._r2_rows(),

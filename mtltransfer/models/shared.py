@@ -552,6 +552,11 @@ class SharedRepresentationResults(Results):
             out["lam"] = self.lam
         return out
 
+    @property
+    def chosen_by(self):
+        """How each hyperparameter the fit tuned was chosen (``{"k": "BIC"}``)."""
+        return {} if self.k is None else {"k": self.k_chosen_by}
+
     # -- bootstrap hooks (see mtltransfer.bootstrap) -----------------------------------
     def coefficient_arrays(self):
         """(task coefficients d x T, intercepts T) as plain arrays."""
@@ -838,7 +843,7 @@ class SharedRepresentationResults(Results):
         distribution of the subspace distance of the replicates' representations to
         this one, and where every coefficient's interval is.
         """
-        from ..summary import add_frame, new_summary
+        from ..summary import add_frame, hyperparameter_rows, new_summary
 
         alpha = check_alpha(alpha)
 
@@ -855,8 +860,8 @@ class SharedRepresentationResults(Results):
                 ("Rows per task:", f"{int(m.N.min())} to {int(m.N.max())} "
                                    f"(median {float(np.median(m.N)):g})"),
                 ("No. Predictors (d):", m.k_exog)]
-        right = [("k:", "-" if self.k is None else f"{self.k} ({self.k_chosen_by})"),
-                 ("Log-Likelihood:", self.llf), ("AIC:", self.aic), ("BIC:", self.bic),
+        rows, _ = hyperparameter_rows(self)     # k (and lam) from the declaration
+        right = [*rows, ("Log-Likelihood:", self.llf), ("AIC:", self.aic), ("BIC:", self.bic),
                  ("sigma^2 (RSS/N):", self.scale), ("Iterations:", self.n_iter),
                  ("Converged:", self.converged), ("Intercept:", "per task" if
                                                   m.center else "none")]

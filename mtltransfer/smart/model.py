@@ -49,7 +49,7 @@ def _q(model):
 STRUCTURAL_RANK_PARAM = Parts(
     {"r_u": Param("int", 0, _p, why=lambda m: f"r_u <= p = {m.k_exog} predictor(s)"),
      "r_v": Param("int", 0, _q, why=lambda m: f"r_v <= q = {m.k_endog} response(s)")},
-    none=True, what="a pair (r_u, r_v)", tuned=True)
+    none=True, what="a pair (r_u, r_v)", tuned=True, label="structural rank (r_u, r_v)")
 #: SMART's penalties (lam_u, lam_v) >= 0 (a scalar ties them)
 LAM_PAIR_PARAM = Parts({"lam_u": Param("real", 0), "lam_v": Param("real", 0)}, none=True,
                        what="a pair (lam_u, lam_v)", tuned=True)
@@ -129,7 +129,9 @@ class SMART(SourceModel):
     _method = "SMART (spectral transfer, ADMM)"
     #: declared fit options (mtltransfer._validation), checked by fit's wrapper
     _param_table = {"rank": RANK_PARAM, "structural_rank": STRUCTURAL_RANK_PARAM,
-                    "lam": LAM_PAIR_PARAM, "gamma": Param("real", 0, options=("cv",), tuned=True),
+                    "lam": LAM_PAIR_PARAM,
+                    "gamma": Param("real", 0, options=("cv",), tuned=True,
+                                   label="gamma (pull to C0)"),
                     "tol": Param("real", 0, low_open=True),
                     "max_iter": Param("int", 1, 10 ** 7)}
 
@@ -294,18 +296,13 @@ class SMARTResults(PenalizedResults):
         r_u, r_v = int(ex["r_u"]), int(ex["r_v"])
         lam = (float(ex["lam_u"]), float(ex["lam_v"]))
         gamma = float(ex.get("gamma", 0.0))
-        config = {"rank": f"{r} ({how['rank']})",
-                  "structural rank (r_u, r_v)": f"{(r_u, r_v)} ({how['structural_rank']})",
-                  "lam (lam_u, lam_v)": "({:.4g}, {:.4g}) ({})".format(*lam, how["lam"])}
-        if "gamma" in how:
-            config["gamma (pull to C0)"] = f"{gamma:.4g} ({how['gamma']})"
         # a rank-r matrix with column space in an r_u- and row space in an r_v-dimensional
         # subspace has r (r_u + r_v - r) free parameters; each leaked coordinate adds one
         df = r * (max(r_u, r) + max(r_v, r) - r) + ex["nnz"]
         super().__init__(model, sol.coef, hyperparameters={
             "rank": r, "structural_rank": (r_u, r_v), "lam": lam, "gamma": gamma},
             chosen_by=how,
-            solver=sol, config=config, df_model=df, tuning=tuning)
+            solver=sol, df_model=df, tuning=tuning)
         self.objective = float(sol.objective)
 
     @property
