@@ -223,7 +223,11 @@ MOVED_CLASSES: dict[str, str] = {
     "mtltransfer.dask:DaskSharedRepresentation":
         "mtltransfer.models.shared:SharedRepresentation",
     "mtltransfer.dask:DaskSharedRepresentationResults":
-        "mtltransfer.models.shared:SharedRepresentationResults",
+        "mtltransfer.models.shared_results:SharedRepresentationResults",
+    # the shared representation's results and adapted task left models/shared.py
+    "mtltransfer.models.shared:SharedRepresentationResults":
+        "mtltransfer.models.shared_results:SharedRepresentationResults",
+    "mtltransfer.models.shared:AdaptedTask": "mtltransfer.models.shared_adapt:AdaptedTask",
 }
 
 #: Modules that moved, old path -> present path: a class saved as ``old:Name`` is read

@@ -94,3 +94,37 @@ def test_task_data_is_built_by_its_named_constructors_only():
     X, y, task = _rows()
     with pytest.raises(TypeError, match="TaskData.from_rows"):
         TaskData(X, y, task)
+
+
+def test_a_shared_fit_saved_before_the_results_moved_loads():
+    """tests/data/shared_adapted_before_split.mtl: an AdaptedTask (with its parent results
+    and model) saved when SharedRepresentationResults and AdaptedTask lived in
+    mtltransfer.models.shared (the data below, ``fit(k=2)``, ``adapt`` on 12 rows of
+    task 3). It loads through io.MOVED_CLASSES and equals today's fit."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    import mtltransfer as mt
+    from mtltransfer import io as mtio
+
+    rng = np.random.default_rng(3)
+    T, n = 8, 160
+    g = rng.integers(0, T, n)
+    X = rng.standard_normal((n, 3))
+    B = np.linalg.qr(rng.standard_normal((3, 2)))[0]
+    W = rng.standard_normal((2, T))
+    y = 0.5 * g + np.einsum("id,di->i", X, (B @ W)[:, g]) + 0.3 * rng.standard_normal(n)
+    frame = pd.DataFrame(X, columns=["x1", "x2", "x3"]).assign(y=y, g=g)
+    new = frame[frame.g == 3].drop(columns="g").iloc[:12]
+    old = mtio.load(Path(__file__).parent / "data" / "shared_adapted_before_split.mtl")
+    assert type(old) is mt.AdaptedTask
+    assert type(old._parent) is mt.SharedRepresentationResults
+    now = mt.SharedRepresentation.from_formula("y ~ x1 + x2 + x3", frame,
+                                               groups="g").fit(k=2)
+    np.testing.assert_allclose(old._parent.params, now.params, rtol=1e-10, atol=1e-12)
+    assert old._parent.llf == pytest.approx(now.llf, rel=1e-12)
+    np.testing.assert_allclose(old.params, now.adapt(new).params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(old.predict(frame.iloc[:5]), now.adapt(new).predict(
+        frame.iloc[:5]), rtol=1e-10, atol=1e-12)
+    assert "k: 2 (given)" in " ".join(old._parent.summary().as_text().split())
