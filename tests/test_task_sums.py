@@ -79,6 +79,7 @@ def test_problem_from_sums_is_the_problem_from_rows(center):
                                    rtol=1e-10, atol=1e-10, err_msg=name)
     # the sums a row-built problem reports are those of its rows as fitted
     back = rows.sums()
+    assert back.centered == center
     np.testing.assert_allclose(back.XtX / back.n[:, None, None], rows.S, rtol=1e-12)
     # the same fits from either constructor
     for k in (1, 2):

@@ -148,6 +148,7 @@ class TaskData:
         self.inv_N_row = 1.0 / self.N[self.task]
         self._Sigma = None
         self._sums = None
+        self.center = bool(center)
         if center:
             self.X -= (self.segsum(self.X) / self.N[:, None])[self.task]
             self.y -= (self.segsum(self.y) / self.N)[self.task]
@@ -188,6 +189,7 @@ class TaskData:
         self.X = self.y = self.task = self.order = self.starts = self.inv_N_row = None
         self._Sigma = None
         self._sums = sums
+        self.center = sums.centered
         self.route = "stats"
         self.S = sums.XtX / self.N[:, None, None]
         self.s = sums.Xty / self.N[:, None]
@@ -202,6 +204,7 @@ class TaskData:
         if self._sums is None:
             self._sums = TaskSums.from_sorted_rows(self.X, self.y, self.task, self.N,
                                                    np.arange(self.T))
+            self._sums.centered = self.center
         return self._sums
 
     # -- helpers ------------------------------------------------------------------------
