@@ -687,10 +687,43 @@ def n_cov_params(q, k):
     return q * k - k * (k - 1) // 2
 
 
+class _LazySols(dict):
+    """Candidate fits built when first read: the losers' SolverResults (a pass of
+    :func:`_pieces` and an SVD each) are never built unless asked for. ``meta[c]`` holds
+    each candidate's (llf, converged) for the criterion table."""
+
+    def __init__(self):
+        super().__init__()
+        self.meta = {}
+
+    def __getitem__(self, key):
+        v = dict.__getitem__(self, key)
+        if callable(v):
+            v = v()
+            dict.__setitem__(self, key, v)
+        return v
+
+    def llf_conv(self, key):
+        if key in self.meta:
+            return self.meta[key]
+        sol = self[key]
+        return sol.extra["llf"], sol.converged
+
+
+def _llf_from_dev(st, dev, reml):
+    """The log-likelihood in the original units from the equilibrated deviance (as
+    :func:`_result`)."""
+    n, p = st.nobs, st.p
+    if not reml:
+        return float(-0.5 * dev - n * np.log(st.sy))
+    return float(-0.5 * dev - (n - p) * np.log(st.sy) - np.sum(np.log(st.Dx)))
+
+
 def _lockstep(st, reml, kq, cands, Lam, icol, tol, max_iter, t0):
     """Candidates (ranks <= kq, and "intercept") fitted in lockstep in the rank-kq space:
     each is a rank-kq factor with some entries held at zero (rank k: the columns beyond
-    k; the intercept: all but L[icol, 0]), started from the moment estimate ``Lam``."""
+    k; the intercept: all but L[icol, 0]), started from the moment estimate ``Lam``.
+    Returns a :class:`_LazySols`: the candidates' results are built when read."""
     q = st.q
     r, c = _tril_arrays(q, kq)
     starts, frees = [], []
@@ -708,19 +741,24 @@ def _lockstep(st, reml, kq, cands, Lam, icol, tol, max_iter, t0):
             frees.append(np.flatnonzero(c < cand))
     fun = lambda Th, grad=True: _deviance_batch(Th, st, kq, reml, grad)   # noqa: E731
     outs = _newton_multi(fun, starts, frees, tol, max_iter)
-    sols = {}
+    sols = _LazySols()
     for cand, (x, f, n_iter, dec, hist) in zip(cands, outs):
         Lq = np.zeros((q, kq))
         Lq[r, c] = x
         conv = _converged(dec, f, tol)
+        sols.meta[cand] = (_llf_from_dev(st, f, reml), conv)
         if cand == "intercept":
-            sub = _substats(st, [icol])
-            sol = _result(sub, 1, reml, Lq[[icol], :1].ravel(), f, n_iter, conv, dec,
-                          {"deviance": hist}, t0)
-            sols[cand] = _embed(sol, q, [icol])
+            def build(Lq=Lq, f=f, n_iter=n_iter, conv=conv, dec=dec, hist=hist):
+                sub = _substats(st, [icol])
+                sol = _result(sub, 1, reml, Lq[[icol], :1].ravel(), f, n_iter, conv,
+                              dec, {"deviance": hist}, t0)
+                return _embed(sol, q, [icol])
         else:
-            sols[cand] = _result(st, cand, reml, _pack(Lq[:, :cand]), f, n_iter, conv,
-                                 dec, {"deviance": hist}, t0)
+            def build(Lq=Lq, f=f, n_iter=n_iter, conv=conv, dec=dec, hist=hist,
+                      cand=cand):
+                return _result(st, cand, reml, _pack(Lq[:, :cand]), f, n_iter, conv,
+                               dec, {"deviance": hist}, t0)
+        sols[cand] = build
     return sols
 
 
@@ -805,18 +843,17 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     t0 = time.perf_counter()
     Lam = moment_start(st)
     icol = intercept_col if (intercept_col is not None and q > 1) else None
-    sols = {}
     if q <= 2 or ks != list(range(q, 0, -1)):
         # small random part (or chosen ranks): every candidate in lockstep in the rank-q
         # space, one batched call per round
         cands = list(ks) + (["intercept"] if icol is not None else [])
-        sols.update(_lockstep(st, reml, q, cands, Lam, icol, tol, max_iter, t0))
+        sols = _lockstep(st, reml, q, cands, Lam, icol, tol, max_iter, t0)
     else:
         # larger random part: bottom up. The intercept and rank 1 in lockstep; rank k + 1
         # from rank k plus the column along which the deviance falls fastest, unless
         # rank k is already optimal among rank k + 1 (then among every larger rank)
         cands = [1] + (["intercept"] if icol is not None else [])
-        sols.update(_lockstep(st, reml, 1, cands, Lam, icol, tol, max_iter, t0))
+        sols = _lockstep(st, reml, 1, cands, Lam, icol, tol, max_iter, t0)
         for k in range(2, q + 1):
             prev = sols[k - 1]
             Lp = prev.extra["L_s"]
@@ -838,10 +875,9 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     table = {}
     order = (["intercept"] if "intercept" in sols else []) + sorted(ks)
     for c in order:
-        sol = sols[c]
+        llf, conv = sols.llf_conv(c)
         ncov = 1 if c == "intercept" else n_cov_params(q, c)
-        table[c] = (sol.extra["llf"], p + 1 + ncov, crit(sol.extra["llf"], ncov),
-                    sol.converged)
+        table[c] = (llf, p + 1 + ncov, crit(llf, ncov), conv)
     scores = np.array([table[c][2] for c in order])
     best = scores.min()
     choice = order[int(np.flatnonzero(scores <= best + 1e-8 * abs(best))[0])]
