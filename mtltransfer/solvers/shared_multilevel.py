@@ -45,6 +45,7 @@ y at unit standard deviation), and is mapped back.
 Public functions
 ----------------
 group_stats            per-group statistics from rows
+group_stats_from_sums  the same from per-group raw sums (Dask partitions)
 fit_multilevel         the fit at a given k (ML or REML)
 select_k_multilevel    k by BIC over the random intercept and 1..q
 fit_separate           separate task variances (inverse-gamma prior), from a common fit
@@ -61,7 +62,8 @@ from scipy import linalg, sparse
 
 from ._base import SolverResult, warn_not_converged
 
-__all__ = ["group_stats", "fit_multilevel", "select_k_multilevel", "n_params",
+__all__ = ["group_stats", "group_stats_from_sums", "fit_multilevel",
+           "select_k_multilevel", "n_params",
            "GroupStats"]
 
 _LOG2PI = np.log(2 * np.pi)
@@ -123,6 +125,39 @@ def group_stats(X, Z, y, task, T=None):
                         ).reshape(T, p, p)
     st.Xyt = np.asarray(H @ (Xs * ys[:, None]))
     st.yyt = np.asarray(H @ (ys * ys)).ravel()
+    return st
+
+
+def group_stats_from_sums(AA, Ay, yy, n, xcols, zcols, ycol_sum):
+    """:class:`GroupStats` from per-group raw sums of the columns of a matrix A (no row
+    needed): ``AA`` (T x w x w) the sums of ``a a^T``, ``Ay`` (T x w) of ``a y``, ``yy``
+    (T,) of ``y^2``, ``n`` (T,) the rows, with X = A[:, xcols], Z = A[:, zcols] and
+    ``ycol_sum`` (T,) the sums of y. The sums of two row sets add, so they can be
+    computed where the rows live (Dask partitions) and merged.
+
+    The same statistics as :func:`group_stats` of the rows (up to rounding): the column
+    scales are ``D = sqrt(diag(sum_t A_t^T A_t) / n)`` and ``s_y = sqrt(sum y^2 / n -
+    (sum y / n)^2)``."""
+    AA = np.asarray(AA, dtype=float)
+    Ay = np.asarray(Ay, dtype=float)
+    yy = np.asarray(yy, dtype=float)
+    n = np.asarray(n, dtype=float)
+    xc, zc = np.asarray(xcols), np.asarray(zcols)
+    ntot = float(n.sum())
+    diag = np.einsum("tjj->j", AA) / ntot
+    D = np.sqrt(np.clip(diag, 0, None))
+    D = np.where(D > 0, D, 1.0)
+    Dx, Dz = D[xc], D[zc]
+    var = float(yy.sum()) / ntot - (float(np.sum(ycol_sum)) / ntot) ** 2
+    sy = float(np.sqrt(var)) if var > 0 else 1.0
+    ZZ = AA[:, zc][:, :, zc] / np.outer(Dz, Dz)
+    ZX = AA[:, zc][:, :, xc] / np.outer(Dz, Dx)
+    Zy = Ay[:, zc] / (Dz * sy)
+    XXt = AA[:, xc][:, :, xc] / np.outer(Dx, Dx)
+    Xyt = Ay[:, xc] / (Dx * sy)
+    yyt = yy / sy ** 2
+    st = GroupStats(ZZ, ZX, Zy, XXt.sum(0), Xyt.sum(0), float(yyt.sum()), n, Dx, Dz, sy)
+    st.XXt, st.Xyt, st.yyt = XXt, Xyt, yyt
     return st
 
 
