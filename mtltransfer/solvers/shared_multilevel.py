@@ -1083,3 +1083,40 @@ def cov_mean_params(st, sol, full=False):
     if full:
         return par, cov, p, k, sub
     return par[:m], cov[:m, :m], p, k, sub
+
+
+def heterogeneity_grid(st, sol, n_grid=64, tau_max=4.0):
+    """The likelihood of the task variances' heterogeneity at a common-variance fit.
+
+    With ``tau = 1 / a`` (a the inverse-gamma prior's shape; about the squared
+    coefficient of variation of the sigma_t^2) and the prior's scale ``b = a sigma^2``,
+    ``tau = 0`` is the common-variance model and ``tau > 0`` the separate one
+    (:func:`_separate_deviance`). At the common fit's (beta, theta, sigma^2) the
+    deviance is evaluated on a grid of tau in [0, tau_max], denser near 0 (one batched
+    call), and turned into posterior weights under a flat prior on tau >= 0 (the
+    trapezoid rule). When the common model is chosen, few groups cannot rule out a
+    moderate heterogeneity; a new group's intervals average over it.
+
+    Returns
+    -------
+    tau : ndarray (n_grid,)
+    weight : ndarray (n_grid,), summing to one
+    """
+    ex = sol.extra
+    sub = _substats(st, ex["cols"]) if "cols" in ex else st
+    k = ex["k"]
+    s2 = float(ex["sigma2"] / st.sy ** 2)
+    tau = tau_max * (np.arange(n_grid) / (n_grid - 1)) ** 2
+    t = tau[1:]
+    P = np.column_stack([np.tile(np.concatenate([ex["beta_s"], ex["theta"]]),
+                                 (len(t), 1)), -np.log(t), np.log(s2) - np.log(t)])
+    dev = np.empty(n_grid)
+    dev[1:], _ = _separate_batch(P, sub, k, grad=False)
+    dev[0] = _full_deviance(np.concatenate([ex["beta_s"], ex["theta"], [s2]]), sub, k)[0]
+    dens = np.exp(-0.5 * (dev - np.min(dev)))
+    dens = np.where(np.isfinite(dens), dens, 0.0)
+    w = np.zeros(n_grid)
+    h = np.diff(tau)
+    w[:-1] += h * dens[:-1] / 2
+    w[1:] += h * dens[1:] / 2
+    return tau, w / w.sum()
