@@ -304,7 +304,10 @@ class MultilevelRepresentation(DataViews):
             ``"auto"``: "separate" when it raises the log-likelihood by more than
             ``log(n) / 2`` (BIC's price of its one extra parameter), at the random part
             chosen under the common variance; the comparison is in
-            ``res.tuning["task_variance"]``. ML only.
+            ``res.tuning["task_variance"]``. ML only. When "auto" keeps the common
+            variance, a new group's intervals (:meth:`AdaptedGroup.get_prediction`)
+            still average over the heterogeneity of the task variances that the
+            training groups leave possible.
         tol : float
             Bound on the Newton decrement of the profiled deviance.
         max_iter : int
@@ -985,7 +988,13 @@ class AdaptedGroup:
             factor L and the variance parameters: sigma^2, or the prior's log a and
             log b; held at their estimates when a > 1e4, the common-variance limit where
             the likelihood is flat in a), by 400 fixed draws (antithetic; the same on
-            every call); the intervals are that mixture's quantiles. ``"delta"``: the plug-in predictive
+            every call); the intervals are that mixture's quantiles. When
+            ``task_variance="auto"`` kept the common variance, each draw also takes a
+            heterogeneity tau = 1/a from its likelihood at the common fit (a grid
+            posterior, flat prior on tau >= 0; ``heterogeneity_grid`` in
+            :mod:`mtltransfer.solvers.shared_multilevel`) and, for
+            tau > 0, the group's own variance posterior and Student t predictive as
+            with separate variances. ``"delta"``: the plug-in predictive
             (normal, or Student t on ``df`` degrees of freedom with separate task
             variances) with the delta-method variance of the mean in (beta, L) added;
             it ignores the variance parameters' uncertainty.

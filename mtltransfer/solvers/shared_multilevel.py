@@ -50,6 +50,7 @@ fit_multilevel         the fit at a given k (ML or REML)
 select_k_multilevel    k by BIC over the random intercept and 1..q
 fit_separate           separate task variances (inverse-gamma prior), from a common fit
 moment_start           a moment estimate of the relative covariance (the start)
+heterogeneity_grid     the likelihood of the task variances' heterogeneity at a common fit
 n_params               free parameters at k
 """
 
@@ -63,8 +64,7 @@ from scipy import linalg, sparse
 from ._base import SolverResult, warn_not_converged
 
 __all__ = ["group_stats", "group_stats_from_sums", "fit_multilevel",
-           "select_k_multilevel", "n_params",
-           "GroupStats"]
+           "select_k_multilevel", "n_params", "heterogeneity_grid", "GroupStats"]
 
 _LOG2PI = np.log(2 * np.pi)
 
