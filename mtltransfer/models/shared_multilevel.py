@@ -991,8 +991,8 @@ class AdaptedGroup:
             every call); the intervals are that mixture's quantiles. When
             ``task_variance="auto"`` kept the common variance, each draw also takes a
             heterogeneity tau = 1/a from its likelihood at the common fit (a grid
-            posterior, flat prior on tau >= 0; ``heterogeneity_grid`` in
-            :mod:`mtltransfer.solvers.shared_multilevel`) and, for
+            posterior, flat prior on tau >= 0;
+            ``mtltransfer.solvers.shared_multilevel.heterogeneity_grid``) and, for
             tau > 0, the group's own variance posterior and Student t predictive as
             with separate variances. ``"delta"``: the plug-in predictive
             (normal, or Student t on ``df`` degrees of freedom with separate task
