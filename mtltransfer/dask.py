@@ -35,6 +35,7 @@ rows and are refused.
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 
 import numpy as np
@@ -661,4 +662,5 @@ register_front_end("dask", model_from_dask=model_from_dask, formula_stats=formul
 
 from .models.multilevel_dask import multilevel_from_dask  # noqa: E402  (multilevel model)
 
-register_front_end("dask", multilevel_from_dask=multilevel_from_dask)
+register_front_end("dask", multilevel_from_dask=functools.partial(
+    multilevel_from_dask, sys.modules[__name__]))

@@ -99,11 +99,15 @@ class GroupSums:
 
 
 class _Spec:
-    """What every partition needs (one picklable argument)."""
+    """What every partition needs (one picklable argument): with the Dask front end's
+    design builder and chunk size (the front end passes itself in, so this module does
+    not import it back)."""
 
-    def __init__(self, formula, re_rhs, template, missing, groups):
+    def __init__(self, formula, re_rhs, template, missing, groups, design_infos,
+                 chunk_rows):
         self.formula, self.re_rhs, self.template = formula, re_rhs, template
         self.missing, self.groups = missing, groups
+        self.design_infos, self.chunk_rows = design_infos, chunk_rows
 
 
 def _re_info(re_rhs, template):
@@ -117,16 +121,14 @@ def _partition_sums(part, spec):
     """:class:`GroupSums` of one partition's complete rows (in a one-element Series)."""
     import patsy
 
-    from ..dask import CHUNK_ROWS, _design_infos
-
-    lhs, rhs = _design_infos(spec.formula, spec.template)
+    lhs, rhs = spec.design_infos(spec.formula, spec.template)
     zinfo = _re_info(spec.re_rhs, spec.template)
     keep = [c for c in rhs.column_names if c not in design.INTERCEPT_NAMES]
     w = 1 + len(keep) + len(zinfo.column_names)
     out = GroupSums.empty(w)
     keep_na = patsy.NAAction(NA_types=[])
-    for start in range(0, len(part), CHUNK_ROWS):
-        work = part.iloc[start:start + CHUNK_ROWS].reset_index(drop=True)
+    for start in range(0, len(part), spec.chunk_rows):
+        work = part.iloc[start:start + spec.chunk_rows].reset_index(drop=True)
         if len(work) == 0:
             continue
         Yf, Xf, Zf = patsy.build_design_matrices([lhs, rhs, zinfo], work,
@@ -148,26 +150,34 @@ def _partition_sums(part, spec):
     return pd.Series([out], dtype=object)
 
 
-def multilevel_from_dask(cls, formula, ddf, groups, re_formula, *, missing="raise"):
+def multilevel_from_dask(dk, cls, formula, ddf, groups, re_formula, *, missing="raise"):
     """``SharedRepresentation.from_formula(formula, ddf, groups="g", re_formula=...)``
     for a Dask DataFrame: one pass for the categorical levels (if any), one for the
     per-group sums.
+
+    Parameters
+    ----------
+    dk : module
+        The Dask front end (:mod:`mtltransfer.dask`, which registers this function with
+        itself bound here): its template, reduction and placeholder helpers.
+    cls, formula, ddf, groups, re_formula, missing
+        As ``from_formula``.
 
     Returns
     -------
     MultilevelRepresentation
         Holding the per-group statistics (its rows stay on the cluster).
     """
-    from ..dask import (RowsOnCluster, _check_shared_formula, _columns, _reduce,
-                        _require_dask, formula_template)
     from .shared_multilevel import MultilevelRepresentation
 
-    _require_dask()
+    RowsOnCluster, _columns, _reduce = dk.RowsOnCluster, dk._columns, dk._reduce
+    formula_template = dk.formula_template
+    dk._require_dask()
     design.check_missing(missing)
     if not isinstance(re_formula, str):
         raise TypeError(f"re_formula must be a str such as '~ x1 + x2'; got "
                         f"{type(re_formula).__name__}")
-    _check_shared_formula(formula, ddf, groups)
+    dk._check_shared_formula(formula, ddf, groups)
     re_rhs = re_formula.split("~", 1)[-1]
     # one template for both formulas (the fixed part's intercept does not matter to it)
     template, used = formula_template(f"{formula} + {re_rhs}", ddf)
@@ -179,7 +189,8 @@ def multilevel_from_dask(cls, formula, ddf, groups, re_formula, *, missing="rais
         raise ValueError(f"cannot evaluate re_formula {re_formula!r}: "
                          f"{str(err).splitlines()[0]}") from None
     read = list(used) + ([groups] if groups not in used else [])
-    spec = _Spec(formula, re_rhs, template, missing, groups)
+    spec = _Spec(formula, re_rhs, template, missing, groups, dk._design_infos,
+                 dk.CHUNK_ROWS)
     sums = _reduce(_columns(ddf, read), _partition_sums, spec)
     if sums.T == 0:
         raise ValueError("data has no complete row")
@@ -196,8 +207,8 @@ def multilevel_from_dask(cls, formula, ddf, groups, re_formula, *, missing="rais
     names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
         [str(t) for t in labels]
     re_template = template[design.formula_columns(re_rhs, template.columns)].copy()
-    return MultilevelRepresentation._from_sums(
-        data, sums, names, [str(c) for c in zinfo.column_names], zinfo, groups, re_rhs,
+    return from_sums(
+        MultilevelRepresentation, data, sums, names, [str(c) for c in zinfo.column_names], zinfo, groups, re_rhs,
         re_template, missing, RowsOnCluster)
 
 
@@ -227,8 +238,11 @@ def _gram_rank(G):
 
 def from_sums(cls, data, sums, task_names, re_names, re_info, gname, re_rhs,
               re_template, missing, placeholder):
-    """The model holding per-group statistics (see
-    :meth:`~.shared_multilevel.MultilevelRepresentation._from_sums`)."""
+    """The model of per-group sums (:class:`GroupSums` of the rows ``(1, x, z)``, groups
+    in the order of ``task_names``) without rows: ``data`` is a ModelData whose arrays
+    are ``placeholder``s; the checks of the in-memory constructor (a constant column of
+    the random part, columns constant within every group, linearly dependent columns)
+    are made on the sums."""
     from ..solvers import shared_multilevel as sml
 
     self = cls.__new__(cls)

@@ -148,18 +148,6 @@ class MultilevelRepresentation(DataViews):
         self.N = np.bincount(self.task_codes, minlength=len(names))
         self._setup_parts(Z, [str(c) for c in re_names])
 
-    @classmethod
-    def _from_sums(cls, data, sums, task_names, re_names, re_info, gname, re_rhs,
-                   re_template, missing, placeholder):
-        """The model of per-group sums (:class:`~.multilevel_dask.GroupSums` of the rows
-        ``(1, x, z)``, groups in the order of ``task_names``), without rows: ``data`` a
-        ModelData whose arrays are ``placeholder``s (the Dask front end,
-        :func:`~.multilevel_dask.multilevel_from_dask`)."""
-        from .multilevel_dask import from_sums
-
-        return from_sums(cls, data, sums, task_names, re_names, re_info, gname, re_rhs,
-                         re_template, missing, placeholder)
-
     # -- the two parts --------------------------------------------------------------
     def _setup_parts(self, Z, re_names):
         """Random part checks: within-group constant columns (beside a random
