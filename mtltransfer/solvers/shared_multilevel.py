@@ -56,6 +56,7 @@ n_params               free parameters at k
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -391,9 +392,14 @@ def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
     ts = 0.5 ** np.arange(1, 13)
     probs = []
     for x0, free in zip(starts, frees):
-        probs.append(dict(x=np.asarray(x0, dtype=float), free=np.asarray(free),
-                          trial=np.asarray(x0, dtype=float), f=np.inf, g=None,
-                          step=None, dec=np.inf, it=0, hist=[], done=False, search=False))
+        x0 = np.asarray(x0, dtype=float)
+        fr = np.asarray(free)
+        m = len(fr)
+        rows = np.arange(m)
+        probs.append(dict(x=x0, free=fr, m=m, up=1 + rows, dn=1 + m + rows,
+                          trial=x0, f=np.inf, g=None, step=None, dec=np.inf, it=0,
+                          hist=[], done=False, search=False))
+    d = len(probs[0]["x"]) if probs else 0
     while True:
         live = [pr for pr in probs if not pr["done"]]
         if not live:
@@ -402,22 +408,26 @@ def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
         for pr in live:
             fr = pr["free"]
             if pr["search"]:
-                full = np.zeros((len(ts), len(pr["x"])))
+                full = np.zeros((len(ts), d))
                 full[:, fr] = ts[:, None] * pr["step"]
                 blocks.append(pr["x"] + full)
             else:
-                e = h * np.maximum(1.0, np.abs(pr["trial"][fr]))
-                D = np.zeros((len(fr), len(pr["x"])))
-                D[np.arange(len(fr)), fr] = e
+                t = pr["trial"]
+                e = h * np.maximum(1.0, np.abs(t[fr]))
+                P = np.empty((2 * pr["m"] + 1, d))
+                P[:] = t
+                P[pr["up"], fr] += e
+                P[pr["dn"], fr] -= e
                 pr["e"] = e
-                blocks.append(np.vstack([pr["trial"], pr["trial"] + D, pr["trial"] - D]))
-        F, G = fun(np.vstack(blocks))
+                blocks.append(P)
+        F, G = fun(blocks[0] if len(blocks) == 1 else np.concatenate(blocks))
         pos = 0
         for pr, blk in zip(live, blocks):
-            Fi, Gi = F[pos:pos + len(blk)], G[pos:pos + len(blk)]
-            pos += len(blk)
-            fr = pr["free"]
-            m = len(fr)
+            nb = len(blk)
+            Fi = F[pos:pos + nb]
+            Gi = G[pos:pos + nb]
+            pos += nb
+            fr, m = pr["free"], pr["m"]
             if pr["search"]:
                 pr["search"] = False
                 ok = np.flatnonzero(Fi <= pr["f"])
@@ -426,34 +436,40 @@ def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
                 else:
                     pr["trial"] = blk[ok[0]]
                 continue
-            if not Fi[0] <= pr["f"]:                # no decrease (or infeasible)
+            f = float(Fi[0])
+            if not f <= pr["f"]:                    # no decrease (or infeasible)
                 if pr["g"] is None:
                     pr["done"] = True               # the start is infeasible
                 else:
                     pr["search"] = True
                 continue
-            x, f, g = pr["trial"], Fi[0], Gi[0, fr]
+            x = pr["trial"]
+            Gf = Gi[:, fr]
+            g = Gf[0]
             pr["x"], pr["f"], pr["g"] = x, f, g
-            if np.all(np.isfinite(Fi[1:])):
-                H = (Gi[1:m + 1, fr] - Gi[m + 1:, fr]).T / (2 * pr["e"])
+            if np.isfinite(Fi[1:]).all():
+                H = (Gf[1:m + 1] - Gf[m + 1:]).T / (2 * pr["e"])
                 H = (H + H.T) / 2
             else:                                   # at the feasible set's edge
-                H = np.eye(m) * max(1.0, np.abs(g).max())
-            pr["hist"].append(float(f))
+                H = np.eye(m) * max(1.0, float(np.abs(g).max()))
+            pr["hist"].append(f)
             w, Q = np.linalg.eigh(H)
-            floor = 1e-8 * max(np.max(np.abs(w)), 1.0)
-            step = -(Q / np.maximum(np.abs(w), floor)) @ (Q.T @ g)
-            pr["dec"] = float(-g @ step)
-            if pr["dec"] < tol or pr["it"] >= max_iter:
+            aw = np.abs(w)
+            floor = 1e-8 * max(float(aw.max()), 1.0)
+            step = -(Q / np.maximum(aw, floor)) @ (Q.T @ g)
+            pr["dec"] = dec = float(-g @ step)
+            if dec < tol or pr["it"] >= max_iter:
                 pr["done"] = True
                 continue
-            nrm = np.linalg.norm(step)
-            cap = max_step * max(1.0, np.linalg.norm(x[fr]))
+            nrm = math.sqrt(float(step @ step))
+            xf = x[fr]
+            cap = max_step * max(1.0, math.sqrt(float(xf @ xf)))
             if nrm > cap:
                 step = step * (cap / nrm)
             pr["step"] = step
-            pr["trial"] = x.copy()
-            pr["trial"][fr] += step
+            trial = x.copy()
+            trial[fr] += step
+            pr["trial"] = trial
             pr["it"] += 1
     return [(pr["x"], pr["f"], pr["it"], pr["dec"], pr["hist"]) for pr in probs]
 
