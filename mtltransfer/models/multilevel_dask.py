@@ -207,9 +207,9 @@ def multilevel_from_dask(dk, cls, formula, ddf, groups, re_formula, *, missing="
     names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
         [str(t) for t in labels]
     re_template = template[design.formula_columns(re_rhs, template.columns)].copy()
-    return from_sums(
-        MultilevelRepresentation, data, sums, names, [str(c) for c in zinfo.column_names], zinfo, groups, re_rhs,
-        re_template, missing, RowsOnCluster)
+    re_names = [str(c) for c in zinfo.column_names]
+    return from_sums(MultilevelRepresentation, data, sums, names, re_names, zinfo, groups,
+                     re_rhs, re_template, missing, RowsOnCluster)
 
 
 def _moved_columns(sums, p0, q):
