@@ -35,6 +35,7 @@ rows and are refused.
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 
 import numpy as np
@@ -658,3 +659,8 @@ def _predict_shared_partition(part, results, transform):
 register_front_end("dask", model_from_dask=model_from_dask, formula_stats=formula_stats,
                    predict_partitions=predict_partitions, shared_from_dask=shared_from_dask,
                    predict_shared=predict_shared)
+
+from .models.multilevel_dask import multilevel_from_dask  # noqa: E402  (multilevel model)
+
+register_front_end("dask", multilevel_from_dask=functools.partial(
+    multilevel_from_dask, sys.modules[__name__]))

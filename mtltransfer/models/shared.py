@@ -184,12 +184,12 @@ class SharedRepresentation(DataViews):
         eval_env : int
         """
         if design.is_dask_frame(data):       # per-task statistics on the cluster
-            if re_formula is not None:
-                raise TypeError("re_formula= is for in-memory data: the multilevel model "
-                                "is not fitted from a Dask DataFrame")
             if subset is not None:
                 raise TypeError("subset= is for in-memory data; select the rows of a Dask "
                                 "DataFrame first (data[mask])")
+            if re_formula is not None:       # the multilevel model's per-group sums
+                return front_end("dask", "multilevel_from_dask")(
+                    cls, formula, data, groups, re_formula, missing=missing)
             return front_end("dask", "shared_from_dask")(cls, formula, data, groups,
                                                          missing=missing)
         if subset is not None and isinstance(data, pd.DataFrame):

@@ -292,7 +292,10 @@ class MultilevelRepresentation(DataViews):
             ``"auto"``: "separate" when it raises the log-likelihood by more than
             ``log(n) / 2`` (BIC's price of its one extra parameter), at the random part
             chosen under the common variance; the comparison is in
-            ``res.tuning["task_variance"]``. ML only.
+            ``res.tuning["task_variance"]``. ML only. When "auto" keeps the common
+            variance, a new group's intervals (:meth:`AdaptedGroup.get_prediction`)
+            still average over the heterogeneity of the task variances that the
+            training groups leave possible.
         tol : float
             Bound on the Newton decrement of the profiled deviance.
         max_iter : int
@@ -345,6 +348,10 @@ class MultilevelRepresentation(DataViews):
             if use:
                 sol = sep
         res = MultilevelResults(self, sol, k, how, None)
+        if task_variance == "auto" and res.task_variance == "common":
+            # a new group's intervals average over the heterogeneity the training
+            # groups leave possible (AdaptedGroup._tau_draws)
+            res.__dict__["_auto_common"] = True
         # the tables are built when first read (res.tuning): pandas costs more than the
         # fit on small data
         res.__dict__["_tuning_raw"] = [t for t in (tab, vtab) if t is not None]
@@ -969,7 +976,13 @@ class AdaptedGroup:
             factor L and the variance parameters: sigma^2, or the prior's log a and
             log b; held at their estimates when a > 1e4, the common-variance limit where
             the likelihood is flat in a), by 400 fixed draws (antithetic; the same on
-            every call); the intervals are that mixture's quantiles. ``"delta"``: the plug-in predictive
+            every call); the intervals are that mixture's quantiles. When
+            ``task_variance="auto"`` kept the common variance, each draw also takes a
+            heterogeneity tau = 1/a from its likelihood at the common fit (a grid
+            posterior, flat prior on tau >= 0;
+            ``mtltransfer.solvers.shared_multilevel.heterogeneity_grid``) and, for
+            tau > 0, the group's own variance posterior and Student t predictive as
+            with separate variances. ``"delta"``: the plug-in predictive
             (normal, or Student t on ``df`` degrees of freedom with separate task
             variances) with the delta-method variance of the mean in (beta, L) added;
             it ignores the variance parameters' uncertainty.
@@ -1026,6 +1039,25 @@ class AdaptedGroup:
             p.__dict__["_draws"] = (par + E @ R.T, npar, k, sub)
         return p.__dict__["_draws"]
 
+    def _tau_draws(self, J):
+        """Draws of the heterogeneity tau = 1/a of the task variances when the
+        automatic choice kept the common model (None otherwise): J stratified quantiles
+        (in a fixed random order) of its grid posterior
+        (:func:`~mtltransfer.solvers.shared_multilevel.heterogeneity_grid`, a flat prior
+        on tau >= 0 at the common fit). The training groups did not show heterogeneity
+        enough to choose separate variances, but they rarely rule out a moderate one: a
+        new group whose revealed rows scatter more than the training groups' then gets
+        wider intervals through its own variance posterior."""
+        p = self._p
+        if not p.__dict__.get("_auto_common"):
+            return None
+        if "_tau" not in p.__dict__:
+            tau, wt = sml.heterogeneity_grid(p.model.group_stats(), p._solver)
+            cdf = np.cumsum(wt)
+            u = (np.random.default_rng(20261208).permutation(J) + 0.5) / J
+            p.__dict__["_tau"] = np.interp(u, cdf, tau)
+        return p.__dict__["_tau"]
+
     def _posterior(self, Xf, Z, alpha):
         """The mixture over parameter draws (see :meth:`get_prediction`): per draw j the
         group's conditional mean m_j, the variance factor of the mean s_j z^T K_j z and
@@ -1062,6 +1094,17 @@ class AdaptedGroup:
         else:
             s = np.maximum(D[:, -1], 1e-12 * abs(np.median(D[:, -1]))) * st.sy ** 2
             nu = np.full(len(s), np.inf)
+            tau = self._tau_draws(len(s))
+            if tau is not None:
+                # the common model chosen by "auto": heterogeneity tau = 1/a drawn from
+                # its likelihood; the group's variance is then its own posterior,
+                # (a s + Q/2) / (a + n/2) with the prior's mean scale s
+                het = tau > 0
+                a = np.where(het, 1.0 / np.where(het, tau, 1.0), np.inf)
+                Q = np.maximum(np.sum(e * e, 1) - np.einsum("jk,jk->j", h, w), 0.0)
+                s = np.where(het, (np.where(het, a, 0.0) * s + Q / 2) /
+                             (np.where(het, a, 0.0) + n / 2), s)
+                nu = np.where(het, 2 * np.where(het, a, 0.0) + n, np.inf)
         s, nu = s[:, None], nu[:, None]
         inf = ~np.isfinite(nu)
         nu_f = np.where(inf, 1.0, nu)
@@ -1076,8 +1119,11 @@ class AdaptedGroup:
         def cdf_pdf(z):
             if normal:
                 return special.ndtr(z), np.exp(logc - 0.5 * z * z)
-            return special.stdtr(nu_f, z), np.exp(logc - (nu_f + 1) / 2 *
-                                                   np.log1p(z * z / nu_f))
+            # Student t draws, and normal ones where nu is infinite (a mixture of both
+            # when "auto" kept the common variance: some heterogeneity draws are 0)
+            return (np.where(inf, special.ndtr(z), special.stdtr(nu_f, z)),
+                    np.exp(logc - np.where(inf, 0.5 * z * z, (nu_f + 1) / 2 *
+                                           np.log1p(z * z / nu_f))))
 
         def quantiles(sd):
             """Safeguarded Newton on the mixture CDF, inside the bracket of its

@@ -45,15 +45,18 @@ y at unit standard deviation), and is mapped back.
 Public functions
 ----------------
 group_stats            per-group statistics from rows
+group_stats_from_sums  the same from per-group raw sums (Dask partitions)
 fit_multilevel         the fit at a given k (ML or REML)
 select_k_multilevel    k by BIC over the random intercept and 1..q
 fit_separate           separate task variances (inverse-gamma prior), from a common fit
 moment_start           a moment estimate of the relative covariance (the start)
+heterogeneity_grid     the likelihood of the task variances' heterogeneity at a common fit
 n_params               free parameters at k
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -61,8 +64,8 @@ from scipy import linalg, sparse
 
 from ._base import SolverResult, warn_not_converged
 
-__all__ = ["group_stats", "fit_multilevel", "select_k_multilevel", "n_params",
-           "GroupStats"]
+__all__ = ["group_stats", "group_stats_from_sums", "fit_multilevel",
+           "select_k_multilevel", "n_params", "heterogeneity_grid", "GroupStats"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -123,6 +126,39 @@ def group_stats(X, Z, y, task, T=None):
                         ).reshape(T, p, p)
     st.Xyt = np.asarray(H @ (Xs * ys[:, None]))
     st.yyt = np.asarray(H @ (ys * ys)).ravel()
+    return st
+
+
+def group_stats_from_sums(AA, Ay, yy, n, xcols, zcols, ycol_sum):
+    """:class:`GroupStats` from per-group raw sums of the columns of a matrix A (no row
+    needed): ``AA`` (T x w x w) the sums of ``a a^T``, ``Ay`` (T x w) of ``a y``, ``yy``
+    (T,) of ``y^2``, ``n`` (T,) the rows, with X = A[:, xcols], Z = A[:, zcols] and
+    ``ycol_sum`` (T,) the sums of y. The sums of two row sets add, so they can be
+    computed where the rows live (Dask partitions) and merged.
+
+    The same statistics as :func:`group_stats` of the rows (up to rounding): the column
+    scales are ``D = sqrt(diag(sum_t A_t^T A_t) / n)`` and ``s_y = sqrt(sum y^2 / n -
+    (sum y / n)^2)``."""
+    AA = np.asarray(AA, dtype=float)
+    Ay = np.asarray(Ay, dtype=float)
+    yy = np.asarray(yy, dtype=float)
+    n = np.asarray(n, dtype=float)
+    xc, zc = np.asarray(xcols), np.asarray(zcols)
+    ntot = float(n.sum())
+    diag = np.einsum("tjj->j", AA) / ntot
+    D = np.sqrt(np.clip(diag, 0, None))
+    D = np.where(D > 0, D, 1.0)
+    Dx, Dz = D[xc], D[zc]
+    var = float(yy.sum()) / ntot - (float(np.sum(ycol_sum)) / ntot) ** 2
+    sy = float(np.sqrt(var)) if var > 0 else 1.0
+    ZZ = AA[:, zc][:, :, zc] / np.outer(Dz, Dz)
+    ZX = AA[:, zc][:, :, xc] / np.outer(Dz, Dx)
+    Zy = Ay[:, zc] / (Dz * sy)
+    XXt = AA[:, xc][:, :, xc] / np.outer(Dx, Dx)
+    Xyt = Ay[:, xc] / (Dx * sy)
+    yyt = yy / sy ** 2
+    st = GroupStats(ZZ, ZX, Zy, XXt.sum(0), Xyt.sum(0), float(yyt.sum()), n, Dx, Dz, sy)
+    st.XXt, st.Xyt, st.yyt = XXt, Xyt, yyt
     return st
 
 
@@ -356,9 +392,14 @@ def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
     ts = 0.5 ** np.arange(1, 13)
     probs = []
     for x0, free in zip(starts, frees):
-        probs.append(dict(x=np.asarray(x0, dtype=float), free=np.asarray(free),
-                          trial=np.asarray(x0, dtype=float), f=np.inf, g=None,
-                          step=None, dec=np.inf, it=0, hist=[], done=False, search=False))
+        x0 = np.asarray(x0, dtype=float)
+        fr = np.asarray(free)
+        m = len(fr)
+        rows = np.arange(m)
+        probs.append(dict(x=x0, free=fr, m=m, up=1 + rows, dn=1 + m + rows,
+                          trial=x0, f=np.inf, g=None, step=None, dec=np.inf, it=0,
+                          hist=[], done=False, search=False))
+    d = len(probs[0]["x"]) if probs else 0
     while True:
         live = [pr for pr in probs if not pr["done"]]
         if not live:
@@ -367,22 +408,26 @@ def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
         for pr in live:
             fr = pr["free"]
             if pr["search"]:
-                full = np.zeros((len(ts), len(pr["x"])))
+                full = np.zeros((len(ts), d))
                 full[:, fr] = ts[:, None] * pr["step"]
                 blocks.append(pr["x"] + full)
             else:
-                e = h * np.maximum(1.0, np.abs(pr["trial"][fr]))
-                D = np.zeros((len(fr), len(pr["x"])))
-                D[np.arange(len(fr)), fr] = e
+                t = pr["trial"]
+                e = h * np.maximum(1.0, np.abs(t[fr]))
+                P = np.empty((2 * pr["m"] + 1, d))
+                P[:] = t
+                P[pr["up"], fr] += e
+                P[pr["dn"], fr] -= e
                 pr["e"] = e
-                blocks.append(np.vstack([pr["trial"], pr["trial"] + D, pr["trial"] - D]))
-        F, G = fun(np.vstack(blocks))
+                blocks.append(P)
+        F, G = fun(blocks[0] if len(blocks) == 1 else np.concatenate(blocks))
         pos = 0
         for pr, blk in zip(live, blocks):
-            Fi, Gi = F[pos:pos + len(blk)], G[pos:pos + len(blk)]
-            pos += len(blk)
-            fr = pr["free"]
-            m = len(fr)
+            nb = len(blk)
+            Fi = F[pos:pos + nb]
+            Gi = G[pos:pos + nb]
+            pos += nb
+            fr, m = pr["free"], pr["m"]
             if pr["search"]:
                 pr["search"] = False
                 ok = np.flatnonzero(Fi <= pr["f"])
@@ -391,34 +436,40 @@ def _newton_multi(fun, starts, frees, tol, max_iter, h=1e-5, max_step=10.0):
                 else:
                     pr["trial"] = blk[ok[0]]
                 continue
-            if not Fi[0] <= pr["f"]:                # no decrease (or infeasible)
+            f = float(Fi[0])
+            if not f <= pr["f"]:                    # no decrease (or infeasible)
                 if pr["g"] is None:
                     pr["done"] = True               # the start is infeasible
                 else:
                     pr["search"] = True
                 continue
-            x, f, g = pr["trial"], Fi[0], Gi[0, fr]
+            x = pr["trial"]
+            Gf = Gi[:, fr]
+            g = Gf[0]
             pr["x"], pr["f"], pr["g"] = x, f, g
-            if np.all(np.isfinite(Fi[1:])):
-                H = (Gi[1:m + 1, fr] - Gi[m + 1:, fr]).T / (2 * pr["e"])
+            if np.isfinite(Fi[1:]).all():
+                H = (Gf[1:m + 1] - Gf[m + 1:]).T / (2 * pr["e"])
                 H = (H + H.T) / 2
             else:                                   # at the feasible set's edge
-                H = np.eye(m) * max(1.0, np.abs(g).max())
-            pr["hist"].append(float(f))
+                H = np.eye(m) * max(1.0, float(np.abs(g).max()))
+            pr["hist"].append(f)
             w, Q = np.linalg.eigh(H)
-            floor = 1e-8 * max(np.max(np.abs(w)), 1.0)
-            step = -(Q / np.maximum(np.abs(w), floor)) @ (Q.T @ g)
-            pr["dec"] = float(-g @ step)
-            if pr["dec"] < tol or pr["it"] >= max_iter:
+            aw = np.abs(w)
+            floor = 1e-8 * max(float(aw.max()), 1.0)
+            step = -(Q / np.maximum(aw, floor)) @ (Q.T @ g)
+            pr["dec"] = dec = float(-g @ step)
+            if dec < tol or pr["it"] >= max_iter:
                 pr["done"] = True
                 continue
-            nrm = np.linalg.norm(step)
-            cap = max_step * max(1.0, np.linalg.norm(x[fr]))
+            nrm = math.sqrt(float(step @ step))
+            xf = x[fr]
+            cap = max_step * max(1.0, math.sqrt(float(xf @ xf)))
             if nrm > cap:
                 step = step * (cap / nrm)
             pr["step"] = step
-            pr["trial"] = x.copy()
-            pr["trial"][fr] += step
+            trial = x.copy()
+            trial[fr] += step
+            pr["trial"] = trial
             pr["it"] += 1
     return [(pr["x"], pr["f"], pr["it"], pr["dec"], pr["hist"]) for pr in probs]
 
@@ -687,10 +738,43 @@ def n_cov_params(q, k):
     return q * k - k * (k - 1) // 2
 
 
+class _LazySols(dict):
+    """Candidate fits built when first read: the losers' SolverResults (a pass of
+    :func:`_pieces` and an SVD each) are never built unless asked for. ``meta[c]`` holds
+    each candidate's (llf, converged) for the criterion table."""
+
+    def __init__(self):
+        super().__init__()
+        self.meta = {}
+
+    def __getitem__(self, key):
+        v = dict.__getitem__(self, key)
+        if callable(v):
+            v = v()
+            dict.__setitem__(self, key, v)
+        return v
+
+    def llf_conv(self, key):
+        if key in self.meta:
+            return self.meta[key]
+        sol = self[key]
+        return sol.extra["llf"], sol.converged
+
+
+def _llf_from_dev(st, dev, reml):
+    """The log-likelihood in the original units from the equilibrated deviance (as
+    :func:`_result`)."""
+    n, p = st.nobs, st.p
+    if not reml:
+        return float(-0.5 * dev - n * np.log(st.sy))
+    return float(-0.5 * dev - (n - p) * np.log(st.sy) - np.sum(np.log(st.Dx)))
+
+
 def _lockstep(st, reml, kq, cands, Lam, icol, tol, max_iter, t0):
     """Candidates (ranks <= kq, and "intercept") fitted in lockstep in the rank-kq space:
     each is a rank-kq factor with some entries held at zero (rank k: the columns beyond
-    k; the intercept: all but L[icol, 0]), started from the moment estimate ``Lam``."""
+    k; the intercept: all but L[icol, 0]), started from the moment estimate ``Lam``.
+    Returns a :class:`_LazySols`: the candidates' results are built when read."""
     q = st.q
     r, c = _tril_arrays(q, kq)
     starts, frees = [], []
@@ -708,19 +792,24 @@ def _lockstep(st, reml, kq, cands, Lam, icol, tol, max_iter, t0):
             frees.append(np.flatnonzero(c < cand))
     fun = lambda Th, grad=True: _deviance_batch(Th, st, kq, reml, grad)   # noqa: E731
     outs = _newton_multi(fun, starts, frees, tol, max_iter)
-    sols = {}
+    sols = _LazySols()
     for cand, (x, f, n_iter, dec, hist) in zip(cands, outs):
         Lq = np.zeros((q, kq))
         Lq[r, c] = x
         conv = _converged(dec, f, tol)
+        sols.meta[cand] = (_llf_from_dev(st, f, reml), conv)
         if cand == "intercept":
-            sub = _substats(st, [icol])
-            sol = _result(sub, 1, reml, Lq[[icol], :1].ravel(), f, n_iter, conv, dec,
-                          {"deviance": hist}, t0)
-            sols[cand] = _embed(sol, q, [icol])
+            def build(Lq=Lq, f=f, n_iter=n_iter, conv=conv, dec=dec, hist=hist):
+                sub = _substats(st, [icol])
+                sol = _result(sub, 1, reml, Lq[[icol], :1].ravel(), f, n_iter, conv,
+                              dec, {"deviance": hist}, t0)
+                return _embed(sol, q, [icol])
         else:
-            sols[cand] = _result(st, cand, reml, _pack(Lq[:, :cand]), f, n_iter, conv,
-                                 dec, {"deviance": hist}, t0)
+            def build(Lq=Lq, f=f, n_iter=n_iter, conv=conv, dec=dec, hist=hist,
+                      cand=cand):
+                return _result(st, cand, reml, _pack(Lq[:, :cand]), f, n_iter, conv,
+                               dec, {"deviance": hist}, t0)
+        sols[cand] = build
     return sols
 
 
@@ -805,18 +894,17 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     t0 = time.perf_counter()
     Lam = moment_start(st)
     icol = intercept_col if (intercept_col is not None and q > 1) else None
-    sols = {}
     if q <= 2 or ks != list(range(q, 0, -1)):
         # small random part (or chosen ranks): every candidate in lockstep in the rank-q
         # space, one batched call per round
         cands = list(ks) + (["intercept"] if icol is not None else [])
-        sols.update(_lockstep(st, reml, q, cands, Lam, icol, tol, max_iter, t0))
+        sols = _lockstep(st, reml, q, cands, Lam, icol, tol, max_iter, t0)
     else:
         # larger random part: bottom up. The intercept and rank 1 in lockstep; rank k + 1
         # from rank k plus the column along which the deviance falls fastest, unless
         # rank k is already optimal among rank k + 1 (then among every larger rank)
         cands = [1] + (["intercept"] if icol is not None else [])
-        sols.update(_lockstep(st, reml, 1, cands, Lam, icol, tol, max_iter, t0))
+        sols = _lockstep(st, reml, 1, cands, Lam, icol, tol, max_iter, t0)
         for k in range(2, q + 1):
             prev = sols[k - 1]
             Lp = prev.extra["L_s"]
@@ -838,10 +926,9 @@ def select_k_multilevel(st, ks=None, *, reml=False, tol=1e-10, max_iter=1000,
     table = {}
     order = (["intercept"] if "intercept" in sols else []) + sorted(ks)
     for c in order:
-        sol = sols[c]
+        llf, conv = sols.llf_conv(c)
         ncov = 1 if c == "intercept" else n_cov_params(q, c)
-        table[c] = (sol.extra["llf"], p + 1 + ncov, crit(sol.extra["llf"], ncov),
-                    sol.converged)
+        table[c] = (llf, p + 1 + ncov, crit(llf, ncov), conv)
     scores = np.array([table[c][2] for c in order])
     best = scores.min()
     choice = order[int(np.flatnonzero(scores <= best + 1e-8 * abs(best))[0])]
@@ -1012,3 +1099,40 @@ def cov_mean_params(st, sol, full=False):
     if full:
         return par, cov, p, k, sub
     return par[:m], cov[:m, :m], p, k, sub
+
+
+def heterogeneity_grid(st, sol, n_grid=64, tau_max=4.0):
+    """The likelihood of the task variances' heterogeneity at a common-variance fit.
+
+    With ``tau = 1 / a`` (a the inverse-gamma prior's shape; about the squared
+    coefficient of variation of the sigma_t^2) and the prior's scale ``b = a sigma^2``,
+    ``tau = 0`` is the common-variance model and ``tau > 0`` the separate one
+    (:func:`_separate_deviance`). At the common fit's (beta, theta, sigma^2) the
+    deviance is evaluated on a grid of tau in [0, tau_max], denser near 0 (one batched
+    call), and turned into posterior weights under a flat prior on tau >= 0 (the
+    trapezoid rule). When the common model is chosen, few groups cannot rule out a
+    moderate heterogeneity; a new group's intervals average over it.
+
+    Returns
+    -------
+    tau : ndarray (n_grid,)
+    weight : ndarray (n_grid,), summing to one
+    """
+    ex = sol.extra
+    sub = _substats(st, ex["cols"]) if "cols" in ex else st
+    k = ex["k"]
+    s2 = float(ex["sigma2"] / st.sy ** 2)
+    tau = tau_max * (np.arange(n_grid) / (n_grid - 1)) ** 2
+    t = tau[1:]
+    P = np.column_stack([np.tile(np.concatenate([ex["beta_s"], ex["theta"]]),
+                                 (len(t), 1)), -np.log(t), np.log(s2) - np.log(t)])
+    dev = np.empty(n_grid)
+    dev[1:], _ = _separate_batch(P, sub, k, grad=False)
+    dev[0] = _full_deviance(np.concatenate([ex["beta_s"], ex["theta"], [s2]]), sub, k)[0]
+    dens = np.exp(-0.5 * (dev - np.min(dev)))
+    dens = np.where(np.isfinite(dens), dens, 0.0)
+    w = np.zeros(n_grid)
+    h = np.diff(tau)
+    w[:-1] += h * dens[:-1] / 2
+    w[1:] += h * dens[1:] / 2
+    return tau, w / w.sum()
