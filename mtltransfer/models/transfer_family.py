@@ -156,6 +156,10 @@ class Transfer(SourceModel):
                     "method_options": Param("other", tuned=True)}
     _needs_rows = ("nested cross-validation refits every candidate on each fold's rows "
                    "and scores it on the held-out rows")
+    #: ``fit(tuning="holdout")`` (:mod:`mtltransfer.holdout`): every candidate fitted on
+    #: the training rows (with its own tuning there), the one best on the validation rows
+    _holdout_grid = {"method": lambda m, call: [c[0] for c in m._candidates(
+        call.get("candidates") or TRANSFER_CANDIDATES, bool(call.get("eb_intercept", True)))]}
 
     def __init__(self, endog, exog=None, *, source=None, source_intercept=None,
                  intercept=None, missing="raise"):

@@ -289,7 +289,8 @@ class BISMART(SourceModel):
                 print(f"BISMART CV: fold {k + 1}/{len(folds)}", file=sys.stderr)
         sizes = np.array([f.n for f in folds], dtype=float)
         mean = losses @ sizes / sizes.sum()
-        se = losses.std(axis=1, ddof=1) / np.sqrt(len(folds))
+        from ..selection import fold_se
+        se = fold_se(losses, axis=1)
         table = pd.DataFrame({
             "rule": [c[0] for c in cands],
             "budget_u": [np.nan if c[1] is None else c[1][0] for c in cands],
