@@ -563,6 +563,8 @@ class NuclearNorm(MultiResponseModel):
         Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
         lam_max = prox.nuclear_norm_lam_max(Sxy)
         lams = lam_max * np.logspace(0, -3, n_lams)
+        if isinstance(folds, (int, np.integer)):        # a number of folds
+            folds, _ = self.cv_folds(folds)
         n_folds = len(folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
