@@ -102,6 +102,14 @@ def main(argv=None):
                 se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
                 cells.append(f"{d.mean():+.4f} +- {se:.4f}")
             print(f"{m + ' - SMART':<20}" + "".join(f"{c:>30}" for c in cells))
+    if "SparseSMART holdout" in methods and "SMART holdout" in methods:
+        cells = []            # both under the pilot's protocol, on the same split
+        for s in sigmas:
+            d = np.array(err[s, "SparseSMART holdout"]) - np.array(err[s, "SMART holdout"])
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            cells.append(f"{d.mean():+.4f} +- {se:.4f} ({int(np.sum(d < 0))}/{len(d)})")
+        print(f"{'SparseSMART - SMART, both holdout':<20}" + "".join(f"{c:>30}"
+                                                                   for c in cells))
 
 
 if __name__ == "__main__":

@@ -269,6 +269,12 @@ class MultiResponseModel(DataViews):
     Notes
     -----
     pandas inputs must carry the same row index (they are never paired by position).
+
+    Every tuned model's ``fit`` also takes ``tuning="holdout"`` (with ``holdout=``, a
+    share of the rows, their positions or a boolean mask, and ``holdout_seed=``): the
+    hyperparameters are chosen on one validation split and the chosen candidate's fit
+    on the training rows is the result, with no refit (:mod:`mtltransfer.holdout`).
+    The default, ``tuning="cv"``, keeps each model's own criterion.
     """
 
     #: a short name of the estimation method, shown in the summary

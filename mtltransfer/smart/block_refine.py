@@ -47,8 +47,8 @@ MAX_BACKTRACK = 30
 #: only the source's subspaces move; a few steps reach the joint stationary point)
 MAX_GN = 20
 #: CGLS: relative residual of the normal equations, and the iteration cap
-CG_TOL = 1e-10
-CG_MAX = 200
+CG_TOL = 1e-6
+CG_MAX = 100
 
 
 @dataclass
@@ -191,7 +191,7 @@ def retract(s, d, t):
                  s.G + t * dG, s.act_u, s.act_v, s.pattern)
 
 
-def refine(prob, state, max_iter=MAX_GN, tol=1e-12):
+def refine(prob, state, max_iter=MAX_GN, tol=1e-10):
     """Quotient Gauss-Newton with Armijo backtracking from ``state``.
 
     Returns
