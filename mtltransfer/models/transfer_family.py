@@ -341,7 +341,9 @@ class Transfer(SourceModel):
         if not isinstance(eb_intercept, (bool, np.bool_)):
             raise TypeError(f"eb_intercept must be True or False; got {eb_intercept!r}")
         cands = self._candidates(names, bool(eb_intercept))
-        if method is not None:
+        if method is not None:          # a named method may be an opt-in candidate
+            cands = self._candidates(tuple(dict.fromkeys(names + OPTIONAL_CANDIDATES)),
+                                     bool(eb_intercept))
             weights = None
             if source_weights is not None:
                 w = np.asarray(source_weights, dtype=float).reshape(-1)
