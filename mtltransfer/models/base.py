@@ -118,15 +118,15 @@ def _recording_fit(fit):
         for name, value in list(bound.items())[1:]:
             kind = signature.parameters[name].kind
             call.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
-        if tuning != "cv" or holdout is not None:
+        if tuning != "cv" or holdout is not None or holdout_seed != 0:
             # one validation split, no refit (mtltransfer.holdout), for every tuned model
             from ..holdout import HOLDOUT_SHARE, TUNING_OPTIONS, fit_holdout
             if tuning not in TUNING_OPTIONS:
                 raise ValueError(f"tuning must be one of {list(TUNING_OPTIONS)}; got "
                                  f"{tuning!r}")
             if tuning != "holdout":
-                raise ValueError("holdout= is the split of tuning='holdout'; pass "
-                                 "tuning='holdout' with it")
+                raise ValueError("holdout= and holdout_seed= are the split of "
+                                 "tuning='holdout'; pass tuning='holdout' with them")
             return fit_holdout(self, wrapper, call,
                                HOLDOUT_SHARE if holdout is None else holdout, holdout_seed)
         check_params(declared_params(type(self)), call, self)
