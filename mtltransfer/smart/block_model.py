@@ -195,8 +195,8 @@ class BISMART(SourceModel):
         protocol : {"cv", "three-fold"}
             ``"cv"``: the rule, budget and c_gap by K-fold cross-validation, the chosen
             candidate refitted on all rows. ``"three-fold"``: the reference's protocol
-            on a seeded split of the rows in three (:func:`_three_fold_fit`, and
-            :func:`mtltransfer.smart.block_refine.three_fold`): fold 1 screens whole
+            on a seeded split of the rows in three
+            (:func:`mtltransfer.smart.block_refine.three_fold`): fold 1 screens whole
             blocks by the pilot's energy (a knapsack at each budget), fold 2 gates each
             selection by Wedin's bound (<= 1/2), fits the restricted RRR and refines it
             by quotient Gauss-Newton on the joint target-source objective (source
@@ -215,7 +215,9 @@ class BISMART(SourceModel):
         Returns
         -------
         BISMARTResults
-            ``tuning["cv"]`` (rule, budget_u, budget_v, cv_mean, cv_se) when tuned;
+            ``tuning["cv"]`` (rule, budget_u, budget_v, cv_mean, cv_se) when tuned
+            (``tuning["three_fold"]``, every candidate of the three-fold protocol, and
+            ``tuning["three_fold_rows"]``, its folds' rows, with that protocol);
             ``df_model = r (d_u + d_v - r)`` in the selected spans.
         """
         check_backend(backend)
