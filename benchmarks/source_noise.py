@@ -7,7 +7,9 @@ with ``validation=1/3``, whose chosen lam is then refitted on all 300 rows (the 
 rule; the pilot did not refit). Every method sees the same rows; the seeds are those of
 ``smart_simulation.py`` (``1000 * rep``).
 
-Methods: SMART tuned, BISMART, SparseSMART (validation 1/3), SourceSubspaceRRR (tuned),
+Methods: SMART tuned, BISMART, SparseSMART (validation 1/3), SparseSMART holdout and SMART
+holdout (``fit(tuning="holdout", holdout=1/3)``: the pilot's protocol exactly, 200 rows
+fitted, 100 validating, no refit), SourceSubspaceRRR (tuned),
 ReducedRank (true rank 5), and TwoStage (``TwoStageTransfer``, given source rows that
 carry the information of C0, as in ``smart_simulation.py``).
 
@@ -44,6 +46,11 @@ METHODS = {
     "BISMART": lambda X, Y, C0, src: mt.BISMART(Y, X, source=C0).fit(),
     "SparseSMART": lambda X, Y, C0, src: mt.SparseSMART(Y, X, source=C0).fit(
         validation=1 / 3),
+    # the revision's pilot protocol: 200 rows fit, 100 rows validate, no refit
+    "SparseSMART holdout": lambda X, Y, C0, src: mt.SparseSMART(Y, X, source=C0).fit(
+        tuning="holdout", holdout=1 / 3),
+    "SMART holdout": lambda X, Y, C0, src: mt.SMART(Y, X, source=C0).fit(
+        tuning="holdout", holdout=1 / 3),
     "SubspaceRRR": lambda X, Y, C0, src: mt.SourceSubspaceRRR(Y, X, source=C0).fit(),
     "RRR (rank 5)": lambda X, Y, C0, src: mt.ReducedRank(Y, X).fit(rank=5),
     "TwoStage": lambda X, Y, C0, src: mt.TwoStageTransfer(
@@ -79,22 +86,30 @@ def main(argv=None):
                 f"{m} {err[s0, m][-1]:.5f}" for m in methods), file=sys.stderr, flush=True)
     print(f"Model-I (p=100, q=50, n={args.n}), source noise sigma0, {args.reps} seeds; "
           "error mean +- se [CPU s per fit, one BLAS thread]")
-    print(f"{'method':<14}" + "".join(f"{'sigma0 = ' + str(s):>30}" for s in sigmas))
+    print(f"{'method':<20}" + "".join(f"{'sigma0 = ' + str(s):>30}" for s in sigmas))
     for m in methods:
         cells = []
         for s in sigmas:
             e = np.array(err[s, m])
             se = e.std(ddof=1) / np.sqrt(len(e)) if len(e) > 1 else float("nan")
             cells.append(f"{e.mean():.4f} +- {se:.4f} [{np.mean(cpu[s, m]):6.2f}]")
-        print(f"{m:<14}" + "".join(f"{c:>30}" for c in cells))
-    for m in ("BISMART", "SparseSMART"):
+        print(f"{m:<20}" + "".join(f"{c:>30}" for c in cells))
+    for m in ("BISMART", "SparseSMART", "SparseSMART holdout", "SMART holdout"):
         if m in methods and "SMART tuned" in methods:
             cells = []
             for s in sigmas:
                 d = np.array(err[s, m]) - np.array(err[s, "SMART tuned"])
                 se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
                 cells.append(f"{d.mean():+.4f} +- {se:.4f}")
-            print(f"{m + ' - SMART':<14}" + "".join(f"{c:>30}" for c in cells))
+            print(f"{m + ' - SMART':<20}" + "".join(f"{c:>30}" for c in cells))
+    if "SparseSMART holdout" in methods and "SMART holdout" in methods:
+        cells = []            # both under the pilot's protocol, on the same split
+        for s in sigmas:
+            d = np.array(err[s, "SparseSMART holdout"]) - np.array(err[s, "SMART holdout"])
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            cells.append(f"{d.mean():+.4f} +- {se:.4f} ({int(np.sum(d < 0))}/{len(d)})")
+        print(f"{'SparseSMART - SMART, both holdout':<20}" + "".join(f"{c:>30}"
+                                                                   for c in cells))
 
 
 if __name__ == "__main__":

@@ -259,7 +259,11 @@ def kfold_stats(X, Y, n_folds=5, seed=0, weights=None):
 
 
 def total_stats(folds):
-    """The sum of a list of statistics (all rows of all folds)."""
+    """The sum of a list of statistics (all rows of all folds); the list of a holdout
+    split (:mod:`mtltransfer.holdout`) carries its own total (training and validation
+    rows)."""
+    if getattr(folds, "total", None) is not None:
+        return folds.total
     total = folds[0]
     for f in folds[1:]:
         total = total + f

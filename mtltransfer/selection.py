@@ -23,7 +23,7 @@ from .solvers._base import argmin_simplest
 from .solvers.linear import ridge_gcv
 
 __all__ = ["select_rank_rsc", "numerical_rank", "rank_table", "warn_grid_edge",
-           "check_folds"]
+           "check_folds", "fold_se"]
 
 
 def _moments(stats, Sxy=None, Syy=None, n=None, center=True):
@@ -134,6 +134,17 @@ def check_folds(n_folds, n, model_name, what="cross-validation"):
                          f"least 2, so {max(n // 2, 2)} at most here) or give the tuned "
                          "value(s) to fit()")
     return int(n_folds)
+
+
+def fold_se(losses, axis=-1):
+    """Standard error of the mean over folds, ``sd(ddof=1) / sqrt(K)`` along ``axis``;
+    NaN for one fold (a holdout split, :mod:`mtltransfer.holdout`, has no spread)."""
+    losses = np.asarray(losses, dtype=float)
+    K = losses.shape[axis]
+    if K < 2:
+        return np.full(np.delete(losses.shape, axis % losses.ndim), np.nan) \
+            if losses.ndim > 1 else float("nan")
+    return losses.std(axis=axis, ddof=1) / np.sqrt(K)
 
 
 def rank_table(info, rank):

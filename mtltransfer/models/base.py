@@ -110,7 +110,7 @@ def _recording_fit(fit):
     signature = inspect.signature(fit)
 
     @functools.wraps(fit)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self, *args, tuning="cv", holdout=None, holdout_seed=0, **kwargs):
         from .._threads import iteration_threads
 
         bound = signature.bind(self, *args, **kwargs).arguments
@@ -118,6 +118,17 @@ def _recording_fit(fit):
         for name, value in list(bound.items())[1:]:
             kind = signature.parameters[name].kind
             call.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        if tuning != "cv" or holdout is not None or holdout_seed != 0:
+            # one validation split, no refit (mtltransfer.holdout), for every tuned model
+            from ..holdout import HOLDOUT_SHARE, TUNING_OPTIONS, fit_holdout
+            if tuning not in TUNING_OPTIONS:
+                raise ValueError(f"tuning must be one of {list(TUNING_OPTIONS)}; got "
+                                 f"{tuning!r}")
+            if tuning != "holdout":
+                raise ValueError("holdout= and holdout_seed= are the split of "
+                                 "tuning='holdout'; pass tuning='holdout' with them")
+            return fit_holdout(self, wrapper, call,
+                               HOLDOUT_SHARE if holdout is None else holdout, holdout_seed)
         check_params(declared_params(type(self)), call, self)
         with iteration_threads(self._product_flops()):
             res = fit(self, *args, **kwargs)
@@ -258,6 +269,12 @@ class MultiResponseModel(DataViews):
     Notes
     -----
     pandas inputs must carry the same row index (they are never paired by position).
+
+    Every tuned model's ``fit`` also takes ``tuning="holdout"`` (with ``holdout=``, a
+    share of the rows, their positions or a boolean mask, and ``holdout_seed=``): the
+    hyperparameters are chosen on one validation split and the chosen candidate's fit
+    on the training rows is the result, with no refit (:mod:`mtltransfer.holdout`).
+    The default, ``tuning="cv"``, keeps each model's own criterion.
     """
 
     #: a short name of the estimation method, shown in the summary
@@ -382,6 +399,19 @@ class MultiResponseModel(DataViews):
     def moments(self):
         """(Sxx, Sxy, Syy): centred when the model has an intercept."""
         return self.access.moments()
+
+    def cv_folds(self, n_folds, what="cross-validation"):
+        """The fold provider of every cross-validated choice: ``(folds, K)``, the
+        statistics of the K folds (:meth:`fold_stats`, ``n_folds`` checked against the
+        rows), or, inside ``fit(tuning="holdout")``, the one validation fold whose
+        training part is this model's rows (K = 1, :mod:`mtltransfer.holdout`)."""
+        from ..selection import check_folds
+
+        split = self.__dict__.get("_holdout")
+        if split is not None:
+            return split.folds(), 1
+        n_folds = check_folds(n_folds, self.nobs, type(self).__name__, what)
+        return self.fold_stats(n_folds), n_folds
 
     def fold_stats(self, n_folds):
         """Per-fold statistics of K-fold cross-validation: the seeded permutation of

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import linalg
 
 from ..gram import offset_moments, total_stats, validation_loss
+from ..holdout import HOLDOUT_RIDGE_FACTORS
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers._base import argmin_simplest
@@ -273,6 +274,11 @@ class Ridge(MultiResponseModel):
 
     _method = "Ridge (L2-penalised least squares)"
     _param_table = {"alpha": Param("real", 0, none=True, tuned=True)}
+    #: the candidates of ``fit(tuning="holdout")`` (:mod:`mtltransfer.holdout`): the
+    #: revision's ridge multipliers {0, 1e-4, ..., 100} x ||Xc||_op^2 / n of the
+    #: training rows (ties go to the first)
+    _holdout_grid = {"alpha": lambda m, call: HOLDOUT_RIDGE_FACTORS * max(
+        float(m.access.spectral()[0].max(initial=0.0)), np.finfo(float).tiny)}
 
     def offset(self):
         """The matrix the penalty shrinks towards (None: zero)."""
@@ -362,6 +368,8 @@ class ReducedRank(MultiResponseModel):
 
     _method = "Reduced-rank regression (closed form)"
     _param_table = {"rank": RANK_PARAM}
+    #: ``fit(tuning="holdout")`` tries every rank 1..min(p, q) (:mod:`mtltransfer.holdout`)
+    _holdout_grid = {"rank": lambda m, call: range(1, min(m.k_exog, m.k_endog) + 1)}
 
     def __init__(self, endog, exog=None, *, intercept=None, missing="raise", screen=None,
                  weights=None):
@@ -468,9 +476,8 @@ class NuclearNorm(MultiResponseModel):
         Sxx, Sxy, Syy = self.moments()
         how, tuning = "given", {}
         if lam is None:
-            from ..selection import check_folds
-            n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-            lam, tuning["lam_cv"], start = self._cv(n_lams, n_folds, tol, max_iter,
+            folds, n_folds = self.cv_folds(n_folds)
+            lam, tuning["lam_cv"], start = self._cv(n_lams, folds, tol, max_iter,
                                                     verbose)
             how = f"{n_folds}-fold CV"
             from ..selection import warn_grid_edge
@@ -525,7 +532,7 @@ class NuclearNorm(MultiResponseModel):
     #: singular value thresholding of the CV path (None: :func:`prox.svt`)
     _cv_threshold = staticmethod(svt_gram)
 
-    def _cv(self, n_lams, n_folds, tol, max_iter, verbose, patience=3):
+    def _cv(self, n_lams, folds, tol, max_iter, verbose, patience=3):
         """K-fold CV along lam_max * logspace(0, -3, n_lams), all folds in lockstep.
 
         Each fold's path is screened at a moderate tolerance (held-out errors do not move
@@ -556,7 +563,9 @@ class NuclearNorm(MultiResponseModel):
         Sxx, Sxy, Syy = offset_moments(*self.moments(), C0)
         lam_max = prox.nuclear_norm_lam_max(Sxy)
         lams = lam_max * np.logspace(0, -3, n_lams)
-        folds = self.fold_stats(n_folds)
+        if isinstance(folds, (int, np.integer)):        # a number of folds
+            folds, _ = self.cv_folds(folds)
+        n_folds = len(folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
         moments = [offset_moments(*t.moments(center=center), C0) for t in trains]

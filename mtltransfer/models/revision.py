@@ -20,6 +20,7 @@ from scipy import linalg
 from .. import design, source_alignment
 from .._validation import Param, front_end
 from ..gram import SufficientStats, offset_moments, total_stats, validation_loss
+from ..selection import fold_se
 from ..solvers import linear as lin
 from ..solvers import prox
 from ..solvers import rrridge as rrs
@@ -251,9 +252,8 @@ class ReducedRankRidge(MultiResponseModel):
             ridge, tuning["gcv"] = self._gcv(pairs[0], rank, ridges)
             how["ridge"], ridges = "GCV", [ridge]
         if rank is None or len(pairs) > 1 or len(ridges) > 1:
-            from ..selection import check_folds
-            n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-            (pair, rank, ridge), tuning["cv"] = self._cv(pairs, rank, ridges, n_folds,
+            folds, n_folds = self.cv_folds(n_folds)
+            (pair, rank, ridge), tuning["cv"] = self._cv(pairs, rank, ridges, folds,
                                                          verbose)
             cv_name = f"{n_folds}-fold CV"
             how.setdefault("rank", cv_name)
@@ -320,10 +320,10 @@ class ReducedRankRidge(MultiResponseModel):
         best = argmin_simplest(table["gcv"].to_numpy()[::-1])      # largest ridge first
         return float(table["ridge"].iloc[len(table) - 1 - best]), table
 
-    def _cv(self, pairs, rank, ridges, n_folds, verbose):
+    def _cv(self, pairs, rank, ridges, folds, verbose):
         """K-fold CV over (subspace pair, rank, ridge); every candidate's held-out error
         from the fold's statistics in the subspace coordinates (:class:`_Projected`)."""
-        folds = self.fold_stats(n_folds)
+        n_folds = len(folds)
         total = total_stats(folds)
         p, q = self.k_exog, self.k_endog
         keys, losses = [], {}
@@ -356,7 +356,7 @@ class ReducedRankRidge(MultiResponseModel):
         table = pd.DataFrame(
             [{"d_u": a, "d_v": b, "rank": r, "ridge": lam,
               "cv_mean": float(np.dot(sizes, losses[(a, b, r, lam)]) / sizes.sum()),
-              "cv_se": float(np.std(losses[(a, b, r, lam)], ddof=1) / np.sqrt(n_folds))}
+              "cv_se": fold_se(losses[(a, b, r, lam)])}
              for a, b, r, lam in keys])
         best = argmin_simplest(table["cv_mean"].to_numpy())
         row = table.iloc[best]
@@ -662,9 +662,7 @@ class TwoStageTransfer(MultiResponseModel):
         warn_penalty_scale(self)
         how, tuning = {"lam_pool": "given", "lam_delta": "given"}, {}
         if lam_pool is None or lam_delta is None:
-            from ..selection import check_folds
-            n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-            folds = self.fold_stats(n_folds)
+            folds, n_folds = self.cv_folds(n_folds)
             cv_name = f"{n_folds}-fold CV"
             if lam_pool is None:
                 lam_pool, tuning["cv_pool"] = self._cv_pool(folds, n_lams, tol, max_iter,

@@ -92,10 +92,7 @@ class SourceModel(MultiResponseModel):
 
     def folds(self, n_folds):
         """Per-fold statistics for K-fold cross-validation (checked against the rows)."""
-        from ..selection import check_folds
-
-        n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-        return self.fold_stats(n_folds), n_folds
+        return self.cv_folds(n_folds)
 
     def target_rank(self):
         """The rank by the rank selection criterion, capped by the source's rank (as

@@ -97,6 +97,21 @@ class SparseReducedRank(_RankedModel):
 
     _method = "Sparse reduced-rank regression (row group lasso)"
     _param_table = {"lam": Param("real", 0, none=True, tuned=True)}
+    #: ``fit(tuning="holdout")`` tries the lams of the fit's path (:mod:`mtltransfer.holdout`)
+    _holdout_grid = {"lam": lambda m, call: m._lam_path(call)}
+
+    def _lam_path(self, call):
+        """The lams the fit's path visits on these rows: 0, then ``lam_max *
+        logspace(-4, 0, n_lams - 1)`` with the rank and weights of the call."""
+        rank = call.get("rank") or self.select_rank()[0]
+        Sxx, Sxy, _ = self.moments()
+        w = np.ones(self.k_exog)
+        if call.get("adaptive", False):
+            from ..solvers.linear import reduced_rank
+            C_rr, _ = reduced_rank(Sxx, Sxy, rank)
+            w = np.maximum(np.linalg.norm(C_rr, axis=1), 1e-12) ** -call.get("gamma", 2.0)
+        n_lams = call.get("n_lams", 20)
+        return np.append(0.0, sr.srrr_lam_max(Sxy, w) * np.logspace(-4, 0, n_lams - 1))
 
     def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=20, adaptive=False,
             gamma=2.0, backend="fast", tol=1e-6, max_iter=300, verbose=False):
@@ -295,10 +310,7 @@ class SOFAR(_RankedModel):
         """K-fold CV along ``ts`` (ascending), all folds in lockstep and warm-started; the
         full-data weights and penalty maxima (as rrpack's ``cv.sofar``). The path stops
         once the mean held-out error has risen ``patience`` times in a row."""
-        from ..selection import check_folds
-
-        n_folds = check_folds(n_folds, self.nobs, type(self).__name__)
-        folds = self.fold_stats(n_folds)
+        folds, n_folds = self.cv_folds(n_folds)
         total = total_stats(folds)
         trains = [total - held for held in folds]
         moments = [t.moments(center=self.center) for t in trains]

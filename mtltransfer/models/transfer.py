@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..gram import total_stats, validation_loss
+from ..selection import fold_se
 from ..solvers import linear as lin
 from ..solvers._base import argmin_simplest
 from .._validation import Param
@@ -192,7 +193,7 @@ class SourceSubspaceRRR(SourceModel):
                 *t.moments(center=self.center)[:2], U0[:, :d_u], V0[:, :d_v], rank),
                 center=self.center) for f, t in zip(folds, trains)]
             rows.append({"d_u": d_u, "d_v": d_v, "cv_mean": float(np.mean(losses)),
-                         "cv_se": float(np.std(losses, ddof=1) / np.sqrt(len(losses)))})
+                         "cv_se": fold_se(losses)})
         table = pd.DataFrame(rows)
         best = argmin_simplest(table["cv_mean"])       # grid ascends: ties to the smaller
         return (int(table.d_u[best]), int(table.d_v[best])), table

@@ -52,6 +52,9 @@ from .source import SourceModel
 TRANSFER_CANDIDATES = ("source", "source slopes", "SourceMixture", "RidgeToSource",
                        "SourceSubspaceRRR", "BISMART", "SMART", "OLS", "Ridge",
                        "ReducedRank")
+#: candidates tried only when named in ``candidates=`` (SparseSMART: its lam path costs
+#: seconds per fit at p = 100, and a 5-fold CV fits it six times)
+OPTIONAL_CANDIDATES = ("SparseSMART",)
 #: candidates that use no source
 TARGET_ONLY = ("OLS", "Ridge", "ReducedRank")
 #: the label suffix of a candidate whose intercept is pulled towards the source's
@@ -156,6 +159,10 @@ class Transfer(SourceModel):
                     "method_options": Param("other", tuned=True)}
     _needs_rows = ("nested cross-validation refits every candidate on each fold's rows "
                    "and scores it on the held-out rows")
+    #: ``fit(tuning="holdout")`` (:mod:`mtltransfer.holdout`): every candidate fitted on
+    #: the training rows (with its own tuning there), the one best on the validation rows
+    _holdout_grid = {"method": lambda m, call: [c[0] for c in m._candidates(
+        call.get("candidates") or TRANSFER_CANDIDATES, bool(call.get("eb_intercept", True)))]}
 
     def __init__(self, endog, exog=None, *, source=None, source_intercept=None,
                  intercept=None, missing="raise"):
@@ -240,6 +247,7 @@ class Transfer(SourceModel):
         from .linear import OLS, ReducedRank, Ridge
         from ..smart.block_model import BISMART
         from ..smart.model import SMART
+        from ..smart.sparse_model import SparseSMART
         from .transfer import RidgeToSource, SourceMixture, SourceSubspaceRRR
 
         if method in ("source", "source slopes"):
@@ -249,7 +257,8 @@ class Transfer(SourceModel):
             Y, X = data.endog, data.exog
             b = Y.mean(0) - C.T @ X.mean(0) if self.center else np.zeros(Y.shape[1])
             return C, b, None
-        classes = {"SMART": SMART, "BISMART": BISMART, "RidgeToSource": RidgeToSource,
+        classes = {"SMART": SMART, "BISMART": BISMART, "SparseSMART": SparseSMART,
+                   "RidgeToSource": RidgeToSource,
                    "SourceSubspaceRRR": SourceSubspaceRRR, "SourceMixture": SourceMixture,
                    "OLS": OLS, "Ridge": Ridge, "ReducedRank": ReducedRank}
         cls = classes[method]
@@ -290,7 +299,8 @@ class Transfer(SourceModel):
         source_weights : array_like or None
             With a ``"... [pooled]"`` method: the sources' weights in the pooled source.
         candidates : sequence of str or None
-            Methods to try (default :data:`TRANSFER_CANDIDATES`).
+            Methods to try (default :data:`TRANSFER_CANDIDATES`; the opt-in
+            :data:`OPTIONAL_CANDIDATES`, ``"SparseSMART"``, only when named here).
         n_folds : int
             Folds of the cross-validation (the same folds for every candidate).
         folds : {"random", "blocked"}
@@ -323,14 +333,17 @@ class Transfer(SourceModel):
             raise ValueError("Transfer runs each candidate's fast path; backend must be "
                              "'fast'")
         names = TRANSFER_CANDIDATES if candidates is None else tuple(candidates)
-        unknown = [c for c in names if c not in TRANSFER_CANDIDATES]
+        unknown = [c for c in names if c not in TRANSFER_CANDIDATES + OPTIONAL_CANDIDATES]
         if unknown or not names:
             raise ValueError(f"candidates must be a non-empty subset of "
-                             f"{list(TRANSFER_CANDIDATES)}; got {list(names)!r}")
+                             f"{list(TRANSFER_CANDIDATES + OPTIONAL_CANDIDATES)}; got "
+                             f"{list(names)!r}")
         if not isinstance(eb_intercept, (bool, np.bool_)):
             raise TypeError(f"eb_intercept must be True or False; got {eb_intercept!r}")
         cands = self._candidates(names, bool(eb_intercept))
-        if method is not None:
+        if method is not None:          # a named method may be an opt-in candidate
+            cands = self._candidates(tuple(dict.fromkeys(names + OPTIONAL_CANDIDATES)),
+                                     bool(eb_intercept))
             weights = None
             if source_weights is not None:
                 w = np.asarray(source_weights, dtype=float).reshape(-1)

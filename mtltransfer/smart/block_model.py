@@ -22,6 +22,8 @@ from . import blocks as bk
 
 #: the rules a fit can use; "target" and "zero" are the safeguards (no budget)
 RULES = ("leading", "energy", "target", "zero")
+#: how a fit is tuned: K-fold CV on all rows (refitted), or the three-fold protocol
+PROTOCOLS = ("cv", "three-fold")
 
 
 def _budget_pair(budget, p, q):
@@ -148,10 +150,12 @@ class BISMART(SourceModel):
                     "source_sd": Param("real", 0, none=True, tuned=True,
                                        why="the source's entrywise error sd"),
                     "c_gap": Param("real", 0, low_open=True, none=True, tuned=True),
-                    "x0": Param("real", 0, low_open=True)}
+                    "x0": Param("real", 0, low_open=True),
+                    "protocol": Param("option", options=PROTOCOLS)}
 
     def fit(self, rank=None, rule=None, budget=None, *, source_sd=None, c_gap=None,
-            x0=bk.X0, n_folds=5, backend="fast", tol=None, max_iter=None, verbose=False):
+            x0=bk.X0, n_folds=5, protocol="cv", backend="fast", tol=None, max_iter=None,
+            verbose=False):
         """Fit; every hyperparameter left as None is tuned.
 
         Parameters
@@ -188,6 +192,18 @@ class BISMART(SourceModel):
             The certificate's tail ``exp(-x0)`` (default 3).
         n_folds : int
             Folds of the cross-validation (the package's seeded folds).
+        protocol : {"cv", "three-fold"}
+            ``"cv"``: the rule, budget and c_gap by K-fold cross-validation, the chosen
+            candidate refitted on all rows. ``"three-fold"``: the reference's protocol
+            on a seeded split of the rows in three
+            (:func:`mtltransfer.smart.block_refine.three_fold`): fold 1 screens whole
+            blocks by the pilot's energy (a knapsack at each budget), fold 2 gates each
+            selection by Wedin's bound (<= 1/2), fits the restricted RRR and refines it
+            by quotient Gauss-Newton on the joint target-source objective (source
+            weights {0.1, 1, 10} x tr(Sxx)/p), fold 3 validates every candidate and
+            the safeguards (one block at the full budget, target-only minimum-norm RRR,
+            zero); the winner's fit on fold 2 is the result (no refit: ``nobs`` counts
+            fold 2). c_gap is 3 and the rule is the knapsack.
         backend : {"fast", "cvxpy"}
             The restricted fit in closed form, or by the convex least squares step and
             the Fantope program in CVXPY
@@ -199,7 +215,9 @@ class BISMART(SourceModel):
         Returns
         -------
         BISMARTResults
-            ``tuning["cv"]`` (rule, budget_u, budget_v, cv_mean, cv_se) when tuned;
+            ``tuning["cv"]`` (rule, budget_u, budget_v, cv_mean, cv_se) when tuned
+            (``tuning["three_fold"]``, every candidate of the three-fold protocol, and
+            ``tuning["three_fold_rows"]``, its folds' rows, with that protocol);
             ``df_model = r (d_u + d_v - r)`` in the selected spans.
         """
         check_backend(backend)
@@ -225,6 +243,9 @@ class BISMART(SourceModel):
             if blocks not in partitions.values():
                 partitions[g] = blocks
         pair = None if budget is None else _budget_pair(budget, p, q)
+        if protocol == "three-fold":
+            return self._three_fold_fit(rank, rule, pair, c_gap, source_sd, eps0, how,
+                                        tuning, backend)
         cands = self._candidates(rank, rule, pair, list(partitions))
         if len(cands) > 1:
             folds, n_folds = self.folds(n_folds)
@@ -253,6 +274,59 @@ class BISMART(SourceModel):
         return BISMARTResults(self, C, selection=selection, hyperparameters=hyper,
                               chosen_by=chosen, tuning=tuning,
                               df_model=r_fit * (len(I_u) + len(I_v) - r_fit))
+
+    def _three_fold_fit(self, rank, rule, pair, c_gap, source_sd, eps0, how, tuning,
+                        backend):
+        """The three-fold protocol (see ``fit``): the rows in three seeded folds."""
+        from .block_refine import three_fold
+        from .tuning import default_structural_grid
+
+        if rule is not None or backend != "fast" or self.weights is not None:
+            raise ValueError("protocol='three-fold' chooses the blocks itself (rule=None), "
+                             "runs the fast path (backend='fast') and takes unweighted "
+                             "rows")
+        p, q = self.k_exog, self.k_endog
+        if self.nobs < 9:
+            raise ValueError(f"protocol='three-fold' needs at least 9 rows (3 per fold); "
+                             f"got {self.nobs}")
+        gaps = (bk.C_GAP, bk.C_GAP_FINE) if c_gap is None else (float(c_gap),)
+        U0, s0, V0 = self.source_svd
+        partitions = []
+        for g in gaps:
+            blocks = bk.spectral_blocks(s0, p, q, eps0, g)
+            if blocks not in partitions:
+                partitions.append(blocks)
+        blocks = partitions[0]
+        budgets = [pair] if pair is not None else [
+            g for g in default_structural_grid(rank, p, q, self.source_rank) if g != (p, q)]
+        perm = np.random.default_rng(0).permutation(self.nobs)
+        parts = [np.sort(f) for f in np.array_split(perm, 3)]
+        X, Y = self.exog, self.endog
+        C, rows, best, r0 = three_fold([(X[f], Y[f]) for f in parts], self.source,
+                                       (U0, s0, V0), partitions, eps0, rank, budgets,
+                                       center=self.center)
+        row = rows[best]
+        I_u, I_v = np.asarray(row["I_u"], dtype=int), np.asarray(row["I_v"], dtype=int)
+        t = bk.extended_spectrum(s0, p, q)
+        table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("I_u", "I_v")}
+                              for r in rows])
+        tuning["three_fold"] = table
+        tuning["three_fold_rows"] = {"screen": parts[0], "fit": parts[1],
+                                     "validation": parts[2], "r0": r0}
+        fit_model = self.replace_data(rows=parts[1])
+        d_u, d_v = len(I_u), len(I_v)
+        r_fit = min(rank, d_u, d_v)
+        selection = {"eps0": eps0, "blocks": blocks, "I_u": I_u, "I_v": I_v,
+                     "wedin_u": bk.wedin_bound(t[:p], I_u, eps0),
+                     "wedin_v": bk.wedin_bound(t[:q] if q < len(t) else t, I_v, eps0)}
+        hyper = {"rank": rank, "rule": row["label"], "budget": row.get("budget"),
+                 "c_gap": gaps[0], "source_sd": source_sd, "subspace_rank": (d_u, d_v)}
+        chosen = {k: how.get(k, "given") for k in hyper}
+        chosen["rule"] = chosen["budget"] = "three-fold validation"
+        chosen["subspace_rank"] = "from the rule"
+        return BISMARTResults(fit_model, C, selection=selection, hyperparameters=hyper,
+                              chosen_by=chosen, tuning=tuning,
+                              df_model=r_fit * (d_u + d_v - r_fit))
 
     # -- candidates and cross-validation -------------------------------------------------
     def _candidates(self, rank, rule, pair, gaps):
@@ -289,7 +363,8 @@ class BISMART(SourceModel):
                 print(f"BISMART CV: fold {k + 1}/{len(folds)}", file=sys.stderr)
         sizes = np.array([f.n for f in folds], dtype=float)
         mean = losses @ sizes / sizes.sum()
-        se = losses.std(axis=1, ddof=1) / np.sqrt(len(folds))
+        from ..selection import fold_se
+        se = fold_se(losses, axis=1)
         table = pd.DataFrame({
             "rule": [c[0] for c in cands],
             "budget_u": [np.nan if c[1] is None else c[1][0] for c in cands],

@@ -87,10 +87,7 @@ def cv_gamma(model, lam, candidates, n_folds, *, tol=1e-3, max_iter=2000):
     Returns the index of the winner and the trace (DataFrame: rank, r_u, r_v, gamma,
     cv_mean, cv_se and the fold losses).
     """
-    from ..selection import check_folds
-
-    n_folds = check_folds(n_folds, model.nobs, "SMART", "cross-validation of gamma")
-    folds = model.fold_stats(n_folds)
+    folds, n_folds = model.cv_folds(n_folds, "cross-validation of gamma")
     total = total_stats(folds)
     losses = np.full((len(candidates), n_folds), np.nan)
     live = np.ones(len(candidates), dtype=bool)
@@ -115,7 +112,8 @@ def cv_gamma(model, lam, candidates, n_folds, *, tol=1e-3, max_iter=2000):
             losses[i, k] = validation_loss(fold, train, sol.coef, center=model.center)
     w = np.array([f.n for f in folds], dtype=float)
     mean = losses @ w / w.sum()
-    se = losses.std(axis=1, ddof=1) / np.sqrt(n_folds)
+    from ..selection import fold_se
+    se = fold_se(losses, axis=1)
     table = pd.DataFrame({"rank": [c[0] for c in candidates],
                           "r_u": [c[1][0] for c in candidates],
                           "r_v": [c[1][1] for c in candidates],

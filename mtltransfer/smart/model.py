@@ -212,13 +212,12 @@ class SMART(SourceModel):
         else:
             from .tuning import tune_smart
 
-            from ..selection import check_folds, rank_table
+            from ..selection import rank_table
 
             folds = None
             if structural_rank is None:
-                n_folds = check_folds(n_folds, self.nobs, "SMART",
-                                      "cross-validation of the structural ranks")
-                folds = self.fold_stats(n_folds)
+                folds, n_folds = self.cv_folds(n_folds,
+                                               "cross-validation of the structural ranks")
             if verbose:
                 print("SMART: tuning " + ", ".join(k for k, v in (
                     ("rank (RSC)", rank), ("structural ranks (CV)", structural_rank),

@@ -193,7 +193,13 @@ class SparseSMART(SourceModel):
         return G, H, A_p, sp.select_anchors(A_p, rank), sp.select_anchors(A_p.T, rank)
 
     def _split(self, validation):
-        """(training, held-out) statistics of a seeded split of the rows."""
+        """(training, held-out) statistics of a seeded split of the rows; inside
+        ``fit(tuning="holdout")``, this model's rows and the shared validation rows
+        (:mod:`mtltransfer.holdout`)."""
+        split = self.__dict__.get("_holdout")
+        if split is not None:
+            split.used = True
+            return split.train, split.held
         n = self.nobs
         perm = np.random.default_rng(0).permutation(n)
         n_val = max(int(round(validation * n)), 1)
