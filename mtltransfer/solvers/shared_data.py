@@ -88,15 +88,16 @@ def check_k(k, d, T, name="k"):
 
 @dataclass(frozen=True)
 class TaskStats:
-    """The per-task sufficient statistics of the Gaussian shared-representation model.
+    r"""The per-task sufficient statistics of the Gaussian shared-representation model.
 
-    For task t with rows ``X_t`` (N_t x d) and responses ``y_t``:
+    For task t with rows :math:`X_t` (:math:`N_t \times d`) and responses :math:`y_t`:
+    ``XtX[t]`` :math:`= X_t^\top X_t`, ``Xty[t]`` :math:`= X_t^\top y_t`, ``yty[t]``
+    :math:`= y_t^\top y_t`, ``n[t]`` :math:`= N_t`.
 
-    ``XtX[t] = X_t^T X_t``, ``Xty[t] = X_t^T y_t``, ``yty[t] = y_t^T y_t``, ``n[t] = N_t``.
-
-    Any Gaussian likelihood of ``y_t = X_t theta_t + eps_t`` (profiled or integrated over
-    theta_t = B w_t) depends on the data through these only, e.g.
-    ``||y_t - X_t theta||^2 = yty[t] - 2 theta^T Xty[t] + theta^T XtX[t] theta``.
+    Any Gaussian likelihood of :math:`y_t = X_t \theta_t + \varepsilon_t` (profiled or
+    integrated over :math:`\theta_t = B w_t`) depends on the data through these only, e.g.
+    :math:`\|y_t - X_t\theta\|^2 = y_t^\top y_t - 2\theta^\top X_t^\top y_t
+    + \theta^\top X_t^\top X_t \theta`.
 
     Attributes
     ----------
@@ -124,7 +125,7 @@ class TaskStats:
 
 
 def task_statistics(X, y, task, *, center=False):
-    """Per-task sufficient statistics ``X_t^T X_t``, ``X_t^T y_t``, ``y_t^T y_t``, ``N_t``.
+    r"""Per-task statistics :math:`X_t^\top X_t, X_t^\top y_t, y_t^\top y_t, N_t`.
 
     Parameters
     ----------
