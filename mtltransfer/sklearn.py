@@ -542,11 +542,12 @@ def _examples(spec):
             ">>> est.results_.model.__class__.__name__",
             f"'{model}'"]
     call = f"{name}(source=C0)" if spec.source else f"{name}()"
-    note = "   # C0: the source's 8 x 6 coefficients" if spec.source else ""
+    note = [">>> # C0: the source study's 8 x 6 coefficient matrix"] if spec.source else []
     return head + [
         ">>> X, Y, C, C0 = mt.datasets.simulate_smart(60, 8, 6, rank=2, source_rank=3,",
         "...                                          random_state=0)",
-        f">>> est = {call}.fit(X, Y){note}",
+        *note,
+        f">>> est = {call}.fit(X, Y)",
         ">>> est.coef_.shape                 # scikit-learn's (n_responses, n_features)",
         "(6, 8)",
         ">>> bool(np.allclose(est.predict(X), X @ est.coef_.T + est.intercept_))",
