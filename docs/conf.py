@@ -29,6 +29,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
     "matplotlib.sphinxext.plot_directive",
     "numpydoc",
     "myst_parser",
@@ -95,6 +96,59 @@ nitpick_ignore = [("py:func", name) for name in (
     # a mixin's docstring naming the results' own predict (every results class has one)
     ("py:meth", "predict"), ("py:meth", "warm_start_kwargs")]
 
+
+
+# ---- models name their scikit-learn regressors ------------------------------------------
+def _sklearn_see_also(app, what, name, obj, options, lines):
+    """A model's See Also names its regressor in :mod:`mtltransfer.sklearn` (run before
+    numpydoc, which renders the section)."""
+    if what != "class":
+        return
+    from mtltransfer import sklearn as mts
+
+    specs = [spec for spec in mts.ESTIMATORS if spec.model is obj]
+    if not specs:
+        return
+    entry = (f"mtltransfer.sklearn.{specs[0].name} : the model as a scikit-learn "
+             "regressor (pipelines, ``GridSearchCV``).")
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "See Also" and set(lines[i + 1].strip()) == {"-"}:
+            lines.insert(i + 2, entry)
+            return
+    at = next((i for i, line in enumerate(lines[:-1]) if line.strip() == "Examples"
+               and set(lines[i + 1].strip()) == {"-"}), len(lines))
+    lines[at:at] = ["See Also", "--------", entry, ""]
+
+
+# ---- [source] links (sphinx.ext.viewcode) ------------------------------------------------
+# There is no public repository: every documented object links to its highlighted source
+# in the site. viewcode finds ``def`` and ``class`` statements; the scikit-learn regressors
+# are made by ``Name = _make(...)``, so their assignment line is added as their source.
+def _find_source(app, modname):
+    import re
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    try:
+        analyzer = ModuleAnalyzer.for_module(modname)
+        analyzer.find_tags()
+    except Exception:
+        return None
+    code, tags = analyzer.code, dict(analyzer.tags)
+    module = None
+    for i, line in enumerate(code.splitlines(), 1):
+        m = re.match(r"([A-Z]\w*) = _make\(", line)
+        if m and m.group(1) not in tags:
+            name = m.group(1)
+            tags[name] = ("class", i, i)
+            # its methods are those of the base classes defined in the module
+            module = module or importlib.import_module(modname)
+            for base in getattr(module, name).__mro__[1:]:
+                for attr in vars(base):
+                    tag = tags.get(f"{base.__name__}.{attr}")
+                    if tag is not None:
+                        tags.setdefault(f"{name}.{attr}", tag)
+    return code, tags
 
 
 def _resolve_by_suffix(app, env, node, contnode):
@@ -169,3 +223,5 @@ def setup(app):
     app.connect("build-finished", _copy_mathjax)
     app.connect("autodoc-skip-member", _skip_internal)
     app.connect("missing-reference", _resolve_by_suffix)
+    app.connect("viewcode-find-source", _find_source)
+    app.connect("autodoc-process-docstring", _sklearn_see_also, priority=400)

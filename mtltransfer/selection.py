@@ -159,12 +159,13 @@ def rank_table(info, rank):
 
 def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
                     center=True, rows=None):
-    """Rank by the rank selection criterion (RSC) of Bunea, She and Wegkamp (2011).
+    r"""Rank by the rank selection criterion (RSC) of Bunea, She and Wegkamp (2011).
 
-    The selected rank is the number of eigenvalues of ``Y^T P_X Y = n Sxy^T Sxx^+ Sxy`` at
-    or above ``mu = (1 + theta)^2 sigma2 (sqrt(q) + sqrt(rank X))^2`` with
-    ``sigma2 = ||Y - P_X Y||_F^2 / (q (n - rank X))`` (``rank X`` counts the intercept
-    when ``center=True``), clipped to ``[1, cap]``.
+    The selected rank is the number of eigenvalues of
+    :math:`Y^\top P_X Y = n S_{xy}^\top S_{xx}^+ S_{xy}` at or above
+    :math:`\mu = (1 + \theta)^2 \sigma^2 (\sqrt q + \sqrt{\operatorname{rank} X})^2` with
+    :math:`\sigma^2 = \|Y - P_X Y\|_F^2 / (q (n - \operatorname{rank} X))` (``rank X``
+    counts the intercept when ``center=True``), clipped to ``[1, cap]``.
 
     When ``n <= rank X`` the least-squares residual is zero and ``sigma2`` is taken from a
     ridge fit with alpha chosen by generalised cross-validation,

@@ -515,7 +515,47 @@ def _docstring(spec, params):
     lines += ["n_features_in_ : int", "feature_names_in_ : ndarray of str",
               "    Only when ``X`` is a DataFrame with string column names.",
               "response_names_ : list of str"]
+    lines += ["", "See Also", "--------",
+              f"mtltransfer.{model} : the model; ``results_`` is its fitted results."]
+    lines += ["", "Examples", "--------", *_examples(spec)]
     return "\n".join(lines)
+
+
+def _examples(spec):
+    """The Examples section of one regressor (run as a doctest by the tests): a fit on a
+    small simulation, scikit-learn's coefficients and the native results they come
+    from."""
+    name, model = spec.name, spec.model.__name__
+    head = [">>> import numpy as np", ">>> import mtltransfer as mt",
+            f">>> from mtltransfer.sklearn import {name}"]
+    if spec.groups:
+        return head + [
+            ">>> sim = mt.datasets.simulate_shared(T=10, N=20, d=5, k=2, sigma=0.5,",
+            "...                                   random_state=0)",
+            f">>> est = {name}(k=2).fit(sim.X, sim.y, groups=sim.task)",
+            ">>> est.coef_.shape                 # one row per task, in tasks_' order",
+            "(10, 5)",
+            ">>> est.representation_.shape       # the shared representation B",
+            "(5, 2)",
+            ">>> est.predict(sim.X[:3], groups=sim.task[:3]).shape",
+            "(3,)",
+            ">>> est.results_.model.__class__.__name__",
+            f"'{model}'"]
+    call = f"{name}(source=C0)" if spec.source else f"{name}()"
+    note = [">>> # C0: the source study's 8 x 6 coefficient matrix"] if spec.source else []
+    return head + [
+        ">>> X, Y, C, C0 = mt.datasets.simulate_smart(60, 8, 6, rank=2, source_rank=3,",
+        "...                                          random_state=0)",
+        *note,
+        f">>> est = {call}.fit(X, Y)",
+        ">>> est.coef_.shape                 # scikit-learn's (n_responses, n_features)",
+        "(6, 8)",
+        ">>> bool(np.allclose(est.predict(X), X @ est.coef_.T + est.intercept_))",
+        "True",
+        ">>> bool(np.allclose(est.coef_.T, est.results_.params))   # the native fit",
+        "True",
+        ">>> est.results_.model.__class__.__name__",
+        f"'{model}'"]
 
 
 def _make(spec):

@@ -245,8 +245,9 @@ smart_beats_ols = float((both["SMART"] < both["OLS"]).mean())
 smart_beats_best = float((both["SMART"] < both[target_only].min(axis=1)).mean())
 smart_beats_mean = float((both["SMART"] < 1).mean())
 source_beats_mean = float((both["source only"] < 1).mean())
-print(f"share of settings where SMART beats: reduced rank {smart_beats_rrr:.2f}, "
-      f"OLS {smart_beats_ols:.2f}, the best target-only fit {smart_beats_best:.2f}, "
+print("share of settings where SMART beats:")
+print(f"  reduced rank {smart_beats_rrr:.2f}, OLS {smart_beats_ols:.2f},")
+print(f"  the best target-only fit {smart_beats_best:.2f}, "
       f"the mean-only forecast {smart_beats_mean:.2f}")
 print("share of settings where the source alone beats the mean:",
       f"{source_beats_mean:.2f}")

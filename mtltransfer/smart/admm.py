@@ -403,12 +403,13 @@ def _subproblem_kernels(backend, solver_opts):
 
 def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
                svd0=None, problem=None, **options):
-    """Fit SMART by ADMM from the centred moments (see the module docstring for the steps).
+    r"""Fit SMART by ADMM from the centred moments (see the module docstring for the steps).
 
     Parameters
     ----------
     Sxx, Sxy, Syy : ndarray or None
-        ``X^T X / n`` (p x p), ``X^T Y / n`` (p x q), ``Y^T Y / n`` (q x q), centred (None
+        :math:`X^\top X / n` (p x p), :math:`X^\top Y / n` (p x q), :math:`Y^\top Y / n`
+        (q x q), centred (None
         when ``problem`` is given).
     C0 : ndarray (p, q) or None
         Source coefficient matrix (may be None when ``svd0`` or ``problem`` is given).
@@ -468,7 +469,8 @@ def smart_admm(Sxx, Sxy, Syy, C0, rank, structural_rank=None, lam=(0.0, 0.0), *,
     Returns
     -------
     SolverResult
-        ``coef = U diag(d) V^T`` (p x q), ``objective`` the SMART objective there,
+        ``coef`` :math:`= U \operatorname{diag}(d) V^\top` (p x q), ``objective`` the SMART
+        objective there,
         ``history`` per iteration (objective, primal_residual, dual_residual, stationarity,
         rho, inner_steps) and ``extra`` with U, d (descending, >= 0), V, A, B (source
         coordinates), Omega_u, Omega_v, Z_u, Z_v, rho, r_u, r_v, lam_u, lam_v, criterion,

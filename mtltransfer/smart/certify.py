@@ -129,12 +129,13 @@ def stationarity(problem, state, r_u, r_v, *, tol=1e-6):
 # verification
 # ---------------------------------------------------------------------------------------
 def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_opts=None):
-    """Check a SMART solution: re-solve its convex subproblems in CVXPY, measure gradients.
+    r"""Check a SMART solution: re-solve its convex subproblems in CVXPY, measure gradients.
 
     At the final state the d-step and the two Omega-steps are posed again in CVXPY
     (:func:`mtltransfer.solvers.cvx.smart_d_step`, :func:`~mtltransfer.solvers.cvx.smart_omega_step`)
     and compared with the returned d and Omega; the U- and V-subproblems are checked by
-    the norm of their Riemannian gradient ``g - X sym(X^T g)`` (g the Euclidean gradient of
+    the norm of their Riemannian gradient :math:`g - X \operatorname{sym}(X^\top g)` (g the
+    Euclidean gradient of
     the subproblem's objective at the returned A, B). A CVXPY solve that ends
     ``optimal_inaccurate`` (or worse) is an error here: a verification must not rest on an
     inaccurate reference.
@@ -162,7 +163,7 @@ def smart_verify(Sxx, Sxy, Syy, C0, state, *, svd0=None, problem=None, solver_op
         B_low - Omega_v), ``rgrad_u``, ``rgrad_v`` (Riemannian gradient norms of the U- and
         V-subproblems), ``kkt_u``, ``kkt_v`` (Riemannian gradient norms of the Lagrangian
         ``f + <rho Z_u, A_low> + <rho Z_v, B_low>``), ``orth_u``, ``orth_v``
-        (``||X^T X - I||_F``), ``objective``.
+        (:math:`\|X^\top X - I\|_F`), ``objective``.
     """
     return verify_state(resolve_problem(problem, Sxx, Sxy, Syy, C0, svd0), state,
                         solver_opts=solver_opts)

@@ -43,10 +43,16 @@ _TINY = 1e-300
 
 
 def magnitude_moments(Sxx, Sxy, Syy, C0, gamma):
-    """The moments of SMART with the penalty ``(gamma/2)||C - C0||_F^2``.
+    r"""The moments of SMART with the penalty :math:`\frac{\gamma}{2}\|C - C_0\|_F^2`.
 
-    ``(1/2n)||Y - XC||^2 + (gamma/2)||C - C0||^2 = tr(Syy')/2 - <Sxy', C> + <Sxx' C, C>/2``
-    with ``Sxx' = Sxx + gamma I``, ``Sxy' = Sxy + gamma C0``, ``Syy' = Syy + gamma C0^T C0``.
+    .. math::
+
+       \frac{1}{2n}\|Y - XC\|_F^2 + \frac{\gamma}{2}\|C - C_0\|_F^2
+       = \tfrac12 \operatorname{tr} S_{yy}' - \langle S_{xy}', C\rangle
+         + \tfrac12 \langle S_{xx}' C, C\rangle
+
+    with :math:`S_{xx}' = S_{xx} + \gamma I`, :math:`S_{xy}' = S_{xy} + \gamma C_0`,
+    :math:`S_{yy}' = S_{yy} + \gamma C_0^\top C_0`.
 
     Parameters
     ----------
@@ -91,15 +97,20 @@ def source_d0(A, B, s0):
 
 
 def magnitude_d_step(c, g, d0, gamma):
-    """The d-step with the magnitude penalty, in closed form.
+    r"""The d-step with the magnitude penalty, in closed form.
 
-    ``argmin_d 1/2 sum_j g_j d_j^2 - sum_j c_j d_j + (gamma/2)||d - d0||^2``
-    ``= (c + gamma d0) / (g + gamma)`` (components with ``g_j + gamma <= 1e-300`` are 0).
+    .. math::
+
+       \operatorname*{argmin}_d \tfrac12 \sum_j g_j d_j^2 - \sum_j c_j d_j
+       + \frac{\gamma}{2}\|d - d_0\|^2 = \frac{c + \gamma d_0}{g + \gamma}
+
+    componentwise (components with :math:`g_j + \gamma \le 10^{-300}` are 0).
 
     Parameters
     ----------
     c, g, d0 : ndarray (r,)
-        ``c_j = a_j^T H b_j``, ``g_j = a_j^T G a_j >= 0``, ``d0`` of :func:`source_d0`.
+        :math:`c_j = a_j^\top H b_j`, :math:`g_j = a_j^\top G a_j \ge 0`, ``d0`` of
+        :func:`source_d0`.
     gamma : float
 
     Returns

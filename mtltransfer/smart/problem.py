@@ -44,16 +44,18 @@ _TINY = 1e-300
 # the source's singular coordinates
 # ---------------------------------------------------------------------------------------
 def source_svd(C0):
-    """Full SVD of the source matrix: ``C0 = U0 diag(s0) V0[:, :len(s0)]^T``.
+    r"""Full SVD of the source matrix: :math:`C_0 = U_0 \operatorname{diag}(s_0) V_0^\top`.
+
+    (With V0's first ``len(s0)`` columns in the product when p < q.)
 
     Beyond the numerical rank r0 of C0 (:func:`source_rank`: singular values above
     ``SOURCE_RTOL * s_max``) the singular vectors are not determined by C0: any orthonormal
     basis of the complement will do, and LAPACK's choice jumps under perturbations at
-    rounding level. Because the SMART penalty is the entrywise L1 norm of ``U_perp^T U`` in
-    that basis, a fixed, canonical basis is used instead (:func:`complement_basis`: the
-    standard basis vectors projected on the complement and orthonormalised in pivoted
-    order), so the fit depends continuously on C0 and leakage beyond rank(C0) is measured
-    along the predictors' (responses') own axes.
+    rounding level. Because the SMART penalty is the entrywise L1 norm of
+    :math:`U_\perp^\top U` in that basis, a fixed, canonical basis is used instead
+    (:func:`complement_basis`: the standard basis vectors projected on the complement and
+    orthonormalised in pivoted order), so the fit depends continuously on C0 and leakage
+    beyond rank(C0) is measured along the predictors' (responses') own axes.
 
     Parameters
     ----------

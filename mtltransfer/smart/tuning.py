@@ -80,12 +80,14 @@ def smart_lambda_path(Sxx, Sxy, Syy, n, C0, rank, structural_rank, *, n_lam=12,
                       path_tol=1e-4, max_iter=2000, backend="fast", patience=None,
                       problem=None, solver_opts=None, path_max_iter=_PATH_MAX_ITER,
                       polish=True, dominated_max_iter=_DOMINATED_MAX_ITER):
-    """Choose lambda by BIC along a warm-started, log-spaced path.
+    r"""Choose lambda by BIC along a warm-started, log-spaced path.
 
     ``lam_k = lam_max * lam_ratio^(k/(n_lam-1))``, k = 0..n_lam-1, then ``lam = 0``; lam_max
     (:func:`_lam_max`) is where Omega is all zero. Each fit starts from the previous one.
-    ``BIC = log(RSS / (n q)) + (nnz Omega_u + nnz Omega_v) log(n q) / (n q)`` with
-    ``RSS = ||Y - X C||_F^2 = 2 n f``; the smallest BIC wins (ties: the larger lambda).
+    :math:`\mathrm{BIC} = \log\frac{\mathrm{RSS}}{nq} + (\mathrm{nnz}\,\Omega_u
+    + \mathrm{nnz}\,\Omega_v) \frac{\log(nq)}{nq}` with
+    :math:`\mathrm{RSS} = \|Y - XC\|_F^2 = 2nf`; the smallest BIC wins (ties: the larger
+    lambda).
     With ``tied=False`` the grid is the product of the path with itself for
     ``(lam_u, lam_v)`` (n_lam^2 fits; each row of the grid warm-started along lam_v).
 

@@ -55,14 +55,21 @@ def nuclear_rank(s, rtol=RANK_RTOL):
 def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
                                   name="accelerated proximal gradient", warn=True,
                                   verbose=False, affine_gradient=False):
-    """Minimise ``F(x) = f(x) + h(x)`` by FISTA with a monotone restart.
+    r"""Minimise :math:`F(x) = f(x) + h(x)` by FISTA with a monotone restart.
 
     ``f`` is smooth with an ``L``-Lipschitz gradient (``L = lipschitz``), ``h`` has a
-    computable prox. From ``x_0`` and ``v_0 = x_0``, ``a_0 = 1``, each iteration is
+    computable prox. From :math:`x_0`, :math:`v_0 = x_0`, :math:`a_0 = 1`, each iteration
+    is
 
-        x+ = prox_{h/L}(v - grad f(v) / L),      G = L (v - x+),
-        if F(x+) > F(x) and a > 1:  v <- x, a <- 1, and the step is redone  (restart),
-        a+ = (1 + sqrt(1 + 4 a^2)) / 2,   v+ = x+ + ((a - 1) / a+) (x+ - x).
+    .. math::
+
+       x_+ &= \operatorname{prox}_{h/L}\bigl(v - \nabla f(v) / L\bigr), \qquad
+       G = L (v - x_+),\\
+       a_+ &= \bigl(1 + \sqrt{1 + 4 a^2}\bigr) / 2, \qquad
+       v_+ = x_+ + \frac{a - 1}{a_+} (x_+ - x),
+
+    except that if :math:`F(x_+) > F(x)` and :math:`a > 1`, the step is redone from
+    :math:`v = x`, :math:`a = 1` (restart).
 
     The restart (O'Donoghue and Candes, 2015, function-value scheme) makes the accepted
     objective values non-increasing; a step from ``v = x`` without momentum always
@@ -70,10 +77,12 @@ def accelerated_proximal_gradient(smooth, prox, x0, lipschitz, *, tol, max_iter,
 
     Stopping rule (optimality): ``G = L (v - x+)`` is the prox-gradient mapping, zero
     exactly at a minimiser, and ``G + grad f(x+) - grad f(v)`` is a subgradient of F at
-    ``x+``, so ``dist(0, dF(x+)) <= 2 ||G||``. The solver stops when the relative
-    residual
+    :math:`x_+`, so :math:`\operatorname{dist}(0, \partial F(x_+)) \le 2 \|G\|`. The
+    solver stops when the relative residual
 
-        ||G||_F / max(||grad f(0)||_F, tiny) <= tol
+    .. math::
+
+       \|G\|_F / \max(\|\nabla f(0)\|_F, \text{tiny}) \le \mathrm{tol}
 
     (``grad f(0)`` fixes the scale of the gradients, independently of the start) and
     returns ``x+``; ``stop_reason`` is then ``"converged"``, otherwise ``"max_iter"``
@@ -170,11 +179,13 @@ def nuclear_norm_objective(Sxx, Sxy, Syy, C, lam):
 
 def nuclear_norm_apg(Sxx, Sxy, Syy, lam, *, C_init=None, tol=1e-8, max_iter=5000,
                      lipschitz=None, warn=True, threshold=None):
-    """Minimise (1/2n)||Y - XC||_F^2 + lam ||C||_* by accelerated proximal gradient.
+    r"""Minimise :math:`\frac{1}{2n}\|Y - XC\|_F^2 + \lambda \|C\|_*` by FISTA.
 
-    The smooth part ``f(C) = tr(Syy)/2 - <Sxy, C> + <Sxx C, C>/2`` has gradient
-    ``Sxx C - Sxy`` and Lipschitz constant ``L = lambda_max(Sxx)``; the prox is singular
-    value thresholding. Driver, restart and stopping rule (the prox-gradient mapping
+    The smooth part
+    :math:`f(C) = \frac12 \operatorname{tr} S_{yy} - \langle S_{xy}, C\rangle
+    + \frac12 \langle S_{xx} C, C\rangle` has gradient :math:`S_{xx} C - S_{xy}` and
+    Lipschitz constant :math:`L = \lambda_{\max}(S_{xx})`; the prox is singular value
+    thresholding. Driver, restart and stopping rule (the prox-gradient mapping
     relative to ``||Sxy||_F``): :func:`accelerated_proximal_gradient`.
 
     Parameters

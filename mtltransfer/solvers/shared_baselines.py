@@ -23,10 +23,11 @@ __all__ = ["fit_per_task", "fit_nuclear_norm", "adapt", "subspace_distance"]
 
 
 def fit_per_task(X, y=None, task=None, *, alpha=None, center=False):
-    """Per-task least squares, with ridge for the tasks that have fewer rows than d.
+    r"""Per-task least squares, with ridge for the tasks that have fewer rows than d.
 
     For each task,
-    ``theta_t = argmin (1/2N_t)||y_t - X_t theta||^2 + (alpha_t/2)||theta||^2``.
+    :math:`\theta_t = \operatorname*{argmin}_\theta \frac{1}{2N_t}\|y_t - X_t\theta\|^2
+    + \frac{\alpha_t}{2}\|\theta\|^2`.
 
     Parameters
     ----------
@@ -65,15 +66,16 @@ def fit_per_task(X, y=None, task=None, *, alpha=None, center=False):
 
 def fit_nuclear_norm(X, y=None, task=None, lam=None, *, tol=1e-10, max_iter=5000,
                      backend="fast", center=False, Theta0=None, verbose=False):
-    """Convex relaxation: minimise ``L(Theta) + lam ||Theta||_*`` over Theta (d x T).
+    r"""Convex relaxation: minimise :math:`L(\Theta) + \lambda\|\Theta\|_*` (Theta d x T).
 
-    ``L(Theta) = sum_t (1/(2N_t)) ||y_t - X_t theta_t||^2`` and ``||.||_*`` is the nuclear
-    norm (sum of singular values). ``backend="fast"``: accelerated proximal gradient with
-    singular value thresholding
+    :math:`L(\Theta) = \sum_t \frac{1}{2N_t} \|y_t - X_t \theta_t\|^2` and
+    :math:`\|\cdot\|_*` is the nuclear norm (sum of singular values). ``backend="fast"``:
+    accelerated proximal gradient with singular value thresholding
     (:func:`~mtltransfer.solvers.prox.accelerated_proximal_gradient`: its restart rule,
     and its stopping rule, the prox-gradient mapping relative to ``||grad L(0)||_F``
     below ``tol``), with
-    ``Lip = max_t lambda_max(X_t^T X_t / N_t)`` (the Lipschitz constant of grad L; the
+    :math:`\mathrm{Lip} = \max_t \lambda_{\max}(X_t^\top X_t / N_t)` (the Lipschitz
+    constant of grad L; the
     task blocks of the Hessian are separate). ``backend="cvxpy"``: the same problem in
     CVXPY (:func:`~mtltransfer.solvers.cvx.shared_rep_nuclear_norm`).
 
@@ -123,12 +125,14 @@ def fit_nuclear_norm(X, y=None, task=None, lam=None, *, tol=1e-10, max_iter=5000
 
 
 def adapt(B, X_new, y_new, shrink=None, w_mean=None, w_cov=None):
-    """Fit a new task's coefficients w on a fixed representation B.
+    r"""Fit a new task's coefficients w on a fixed representation B.
 
-    Solves ``min_w (1/(2n)) ||y - X B w||^2 + (shrink/2) (w - w_mean)^T w_cov^{-1}
-    (w - w_mean)``, i.e. ``w = (Z^T Z / n + shrink P)^{-1} (Z^T y / n + shrink P w_mean)``
-    with ``Z = X B`` and ``P = w_cov^{-1}``. ``shrink=None`` (or 0) is least squares on
-    the k columns of Z. With ``w_mean``, ``w_cov`` the mean and covariance of the learned
+    Solves :math:`\min_w \frac{1}{2n} \|y - X B w\|^2 + \frac{s}{2} (w - \bar w)^\top
+    \Sigma_w^{-1} (w - \bar w)` (s = ``shrink``, :math:`\bar w` = ``w_mean``,
+    :math:`\Sigma_w` = ``w_cov``), i.e.
+    :math:`w = (Z^\top Z / n + s P)^{-1} (Z^\top y / n + s P \bar w)` with
+    :math:`Z = X B` and :math:`P = \Sigma_w^{-1}`. ``shrink=None`` (or 0) is least squares
+    on the k columns of Z. With ``w_mean``, ``w_cov`` the mean and covariance of the learned
     w's and ``shrink = sigma2 / n``, this is the Gaussian posterior mean of w.
 
     Parameters
@@ -182,15 +186,18 @@ def adapt(B, X_new, y_new, shrink=None, w_mean=None, w_cov=None):
 
 
 def subspace_distance(B1, B2):
-    """sin-theta distance between the column spaces of two orthonormal matrices.
+    r"""sin-theta distance between the column spaces of two orthonormal matrices.
 
-    ``||P1 - P2||_F / sqrt(2)`` with ``Pi = Bi Bi^T``, that is
+    :math:`\|P_1 - P_2\|_F / \sqrt2` with :math:`P_i = B_i B_i^\top`, that is
 
-        sqrt((k1 + k2) / 2 - ||B1^T B2||_F^2),
+    .. math::
 
-    which for ``k1 = k2 = k`` is ``||B1_perp^T B2||_F = sqrt(k - ||B1^T B2||_F^2)``, the
-    Frobenius norm of the sines of the principal angles. Symmetric, 0 iff the spans
-    agree, at most ``sqrt((k1 + k2) / 2)``; spans of different dimensions (a bootstrap
+       \sqrt{(k_1 + k_2)/2 - \|B_1^\top B_2\|_F^2},
+
+    which for :math:`k_1 = k_2 = k` is
+    :math:`\|B_{1\perp}^\top B_2\|_F = \sqrt{k - \|B_1^\top B_2\|_F^2}`, the Frobenius
+    norm of the sines of the principal angles. Symmetric, 0 iff the spans agree, at most
+    :math:`\sqrt{(k_1 + k_2)/2}`; spans of different dimensions (a bootstrap
     replicate that selected another k) are compared too.
 
     Parameters

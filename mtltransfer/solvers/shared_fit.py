@@ -49,7 +49,7 @@ def spectral_start(data, k, init):
 
 
 def spectral_init(X, y, task, k, *, init="ridge", center=False):
-    """Spectral estimate of the representation B (d x k, orthonormal columns).
+    r"""Spectral estimate of the representation B (d x k, orthonormal columns).
 
     Parameters
     ----------
@@ -57,8 +57,9 @@ def spectral_init(X, y, task, k, *, init="ridge", center=False):
         Stacked rows, responses and task labels (see :func:`fit_shared_representation`).
     k : int
     init : {"ridge", "mom"}
-        ``"mom"``: top-k eigenvectors of ``(1/T) sum_t (1/N_t) sum_i y_ti^2 x_ti x_ti^T``,
-        whose expectation is ``c I + (2/T) Theta Theta^T`` for Gaussian x.
+        ``"mom"``: top-k eigenvectors of
+        :math:`\frac1T \sum_t \frac{1}{N_t} \sum_i y_{ti}^2 x_{ti} x_{ti}^\top`, whose
+        expectation is :math:`c I + \frac2T \Theta\Theta^\top` for Gaussian x.
         ``"ridge"``: leading k left singular vectors of the d x T matrix of per-task ridge
         estimates (penalty as in
         :func:`~mtltransfer.solvers.shared_baselines.fit_per_task` with ``alpha=None``,
@@ -82,27 +83,33 @@ def spectral_init(X, y, task, k, *, init="ridge", center=False):
 def fit_shared_representation(X, y=None, task=None, k=None, *, method="gd", init=None,
                               tol=1e-8, max_iter=500, backend="fast", center=False,
                               verbose=False, w_ridge="auto"):
-    """Fit ``y_t = X_t B w_t + eps_t`` with a shared orthonormal representation B.
+    r"""Fit :math:`y_t = X_t B w_t + \varepsilon_t` with a shared orthonormal basis B.
 
-    Objective minimised (``objective`` of the result)::
+    Objective minimised (``objective`` of the result):
 
-        F(B, W) = L(B, W) + sum_t (lambda_t / 2) ||w_t||^2,
-        L(B, W) = sum_t (1 / (2 N_t)) ||y_t - X_t B w_t||^2,     lambda_t = c / N_t,
+    .. math::
 
-    over B with orthonormal columns and W; ``c = 0`` (``w_ridge=None``) is the pure
-    likelihood, ``c > 0`` its random-effects form ``w_t ~ N(0, (sigma^2 / c) I_k)``.
+       F(B, W) = L(B, W) + \sum_t \frac{\lambda_t}{2} \|w_t\|^2, \qquad
+       L(B, W) = \sum_t \frac{1}{2 N_t} \|y_t - X_t B w_t\|^2, \qquad
+       \lambda_t = c / N_t,
+
+    over B with orthonormal columns and W; :math:`c = 0` (``w_ridge=None``) is the pure
+    likelihood, :math:`c > 0` its random-effects form
+    :math:`w_t \sim N(0, (\sigma^2 / c) I_k)`.
 
     ``method="gd"`` (default): scaled gradient descent. Each iteration takes the exact
-    W-step ``w_t = (B^T S_t B + lambda_t I)^{-1} B^T s_t``, then the B-step
-    ``B <- qr(B - eta Sigma_hat^{-1} grad_B (W W^T)^{-1})`` with ``eta`` by Armijo
-    backtracking on the profile ``f(B) = min_W F(B, W)``. ``method="altmin"``: the same
+    W-step :math:`w_t = (B^\top S_t B + \lambda_t I)^{-1} B^\top s_t`, then the B-step
+    :math:`B \leftarrow \operatorname{qr}(B - \eta\hat\Sigma^{-1}\nabla_B (WW^\top)^{-1})`
+    with :math:`\eta` by Armijo backtracking on the profile
+    :math:`f(B) = \min_W F(B, W)`. ``method="altmin"``: the same
     W-step and a plain gradient step on B with ``eta = 1 / L_B``. ``method="mom"``: the
     method-of-moments start and the W-step, no iterations. The derivation, the choice of
     the preconditioner and of the default ``w_ridge`` are in the documentation page
     "Shared representation" (``docs/shared_representation.rst``).
 
     Stopping (gd and altmin): converged when the relative scaled gradient
-    ``<grad_B, D_B> / (2 F) <= tol`` (a squared norm of the Riemannian gradient of the
+    :math:`\langle \nabla_B, D_B\rangle / (2F) \le` ``tol`` (a squared norm of the
+    Riemannian gradient of the
     profile, in the metric of the preconditioner, relative to F: zero exactly at a
     stationary point). The fit stops as ``"stalled"`` (not converged, with a
     ConvergenceWarning) when F no longer decreases at working precision -- a relative

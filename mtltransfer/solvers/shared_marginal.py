@@ -350,14 +350,17 @@ def _result(data, B, mu, Sigma, s2, Wbar, V, ll, n_iter, converged, hist, t0, to
 
 def fit_marginal(X, y=None, task=None, k=None, *, center=False, init=None, tol=1e-8,
                  max_iter=500, n_cg=1):
-    """Maximum marginal likelihood fit of the random-effects shared representation.
+    r"""Maximum marginal likelihood fit of the random-effects shared representation.
 
-    Generalised EM: the E-step is the Gaussian posterior of each w_t (k x k algebra through
-    M_t and m_t); the M-step sets mu_w and Sigma_w to the posterior moments, takes ``n_cg``
-    preconditioned conjugate-gradient steps from the current B on
-    ``sum_t S_t B P_t = sum_t b_t wbar_t^T`` (P_t = E[w_t w_t^T]; preconditioner
-    ``(sum_t S_t)^{-1} . (sum_t N_t P_t)^{-1}``), sets sigma^2 in closed form and
-    re-orthonormalises B (absorbing the factor into mu_w, Sigma_w). Each step increases the
+    Generalised EM: the E-step is the Gaussian posterior of each :math:`w_t` (k x k
+    algebra through :math:`M_t` and :math:`m_t`); the M-step sets :math:`\mu_w` and
+    :math:`\Sigma_w` to the posterior moments, takes ``n_cg`` preconditioned
+    conjugate-gradient steps from the current B on
+    :math:`\sum_t S_t B P_t = \sum_t b_t \bar w_t^\top`
+    (:math:`P_t = E[w_t w_t^\top]`; preconditioner
+    :math:`(\sum_t S_t)^{-1} \cdot (\sum_t N_t P_t)^{-1}`), sets :math:`\sigma^2` in
+    closed form and re-orthonormalises B (absorbing the factor into :math:`\mu_w`,
+    :math:`\Sigma_w`). Each step increases the
     marginal likelihood.
 
     Parameters
@@ -414,8 +417,9 @@ def fit_marginal(X, y=None, task=None, k=None, *, center=False, init=None, tol=1
 
 
 def marginal_loglik(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
-    """Log marginal likelihood sum_t log N(y_t; X_t B mu_w, X_t B Sigma_w B^T X_t^T +
-    sigma2 I) (restricted likelihood of the centred rows when ``center``)."""
+    r"""Log marginal likelihood :math:`\sum_t \log N(y_t;\, X_t B \mu_w,\,
+    X_t B \Sigma_w B^\top X_t^\top + \sigma^2 I)` (restricted likelihood of the centred
+    rows when ``center``)."""
     data = RowsData(X, y, task, center)
     M, m, _ = data.proj(np.asarray(B, dtype=float))
     return _estep(M, m, data.c, data.n_eff, np.asarray(mu_w, float),
@@ -423,9 +427,9 @@ def marginal_loglik(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
 
 
 def posterior_w(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
-    """Posterior means (T x k) and covariances (T x k x k) of the w_t:
-    ``V_t = (Sigma_w^{-1} + B^T S_t B / sigma2)^{-1}``,
-    ``wbar_t = V_t (Sigma_w^{-1} mu_w + B^T b_t / sigma2)``."""
+    r"""Posterior means (T x k) and covariances (T x k x k) of the :math:`w_t`:
+    :math:`V_t = (\Sigma_w^{-1} + B^\top S_t B / \sigma^2)^{-1}`,
+    :math:`\bar w_t = V_t (\Sigma_w^{-1} \mu_w + B^\top b_t / \sigma^2)`."""
     data = RowsData(X, y, task, center)
     M, m, _ = data.proj(np.asarray(B, dtype=float))
     Wbar, V, _ = _estep(M, m, data.c, data.n_eff, np.asarray(mu_w, float),
@@ -434,9 +438,9 @@ def posterior_w(X, y, task, B, mu_w, Sigma_w, sigma2, *, center=False):
 
 
 def posterior_new_task(B, X, y, mu_w, Sigma_w, sigma2):
-    """Posterior mean (k,) and covariance (k x k) of a new task's w from its rows
+    r"""Posterior mean (k,) and covariance (k x k) of a new task's w from its rows
     (already centred when the model has an intercept): the formulas of
-    :func:`posterior_w` with ``M = B^T X^T X B`` and ``m = B^T X^T y``."""
+    :func:`posterior_w` with :math:`M = B^\top X^\top X B`, :math:`m = B^\top X^\top y`."""
     Z = np.asarray(X, float) @ np.asarray(B, float)
     y = np.asarray(y, float).ravel()
     Wbar, V, _ = _estep((Z.T @ Z)[None], (Z.T @ y)[None], np.array([y @ y]),
@@ -446,8 +450,9 @@ def posterior_new_task(B, X, y, mu_w, Sigma_w, sigma2):
 
 
 def bic_n_params(d, k):
-    """Free parameters of the random-effects model: B on the Grassmannian (d k - k^2),
-    mu_w (k), Sigma_w (k (k + 1) / 2) and sigma^2 (1)."""
+    r"""Free parameters of the random-effects model: B on the Grassmannian
+    (:math:`dk - k^2`), :math:`\mu_w` (k), :math:`\Sigma_w` (:math:`k(k+1)/2`) and
+    :math:`\sigma^2` (1)."""
     return d * k - k * k + k + k * (k + 1) / 2 + 1
 
 
@@ -574,10 +579,11 @@ def _best_variance(data, B1, mu1, Sigma1, s2):
 def select_k_marginal(X, y=None, task=None, ks=None, *, center=False, tol=1e-8,
                       max_iter=500, screen_max_iter=5, check_min_iter=1,
                       check_max_iter=40, check_safety=3.0):
-    """Choose k by BIC on the marginal likelihood and fit at the chosen k.
+    r"""Choose k by BIC on the marginal likelihood and fit at the chosen k.
 
-    BIC(k) = -2 loglik_k + p(k) log n, p(k) from :func:`bic_n_params`, n the number of
-    rows (minus one per task with an intercept). To keep the cost near that of a single
+    :math:`\mathrm{BIC}(k) = -2 \ell_k + p(k) \log n` (:math:`\ell_k` the log-likelihood),
+    p(k) from :func:`bic_n_params`, n the number of rows (minus one per task with an
+    intercept). To keep the cost near that of a single
     fit:
 
     1. **Screening.** In the spectral basis U (:func:`_spectral_basis`, leading
@@ -585,7 +591,9 @@ def select_k_marginal(X, y=None, task=None, ks=None, *, center=False, tol=1e-8,
        only through ``U^T S_t U``, ``U^T b_t`` and ``c_t``; candidate k runs EM on these
        T x (k+2) x (k+2) statistics (the subspace of the k+2 leading directions), from
        the fit at k - 1 plus one direction with the variance that maximises the
-       likelihood (:func:`_best_variance`). It must beat the best BIC so far; its EM
+       likelihood (:func:`_best_variance`).
+
+       It must beat the best BIC so far; its EM
        stops once it is rejected (rule of step 3), or once it is accepted and the gain
        still expected is below 5% of the next penalty step, or after
        ``screen_max_iter`` steps; its score is that of its extrapolated limit
@@ -598,7 +606,9 @@ def select_k_marginal(X, y=None, task=None, ks=None, *, center=False, tol=1e-8,
        on the rows. EM increases the likelihood at every step, so its log-likelihood
        after m steps is a lower bound of the maximum at k1: k1 is *accepted* as soon as
        that bound beats BIC(k0), and the EM then runs on to convergence (it is the fit
-       at k1, and k1 + 1 is checked the same way). k1 is *rejected* when, after at
+       at k1, and k1 + 1 is checked the same way).
+
+       k1 is *rejected* when, after at
        least ``check_min_iter`` steps, ``l_m + s d_m rho / (1 - rho)`` stays below the
        BIC threshold (d_m the last increase of the log-likelihood, rho = d_m / d_{m-1}
        capped at 0.9, and 0.9 after a single step; s = ``check_safety``), when the

@@ -22,16 +22,19 @@ def _n_params(d, k, T):
 
 def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
              center=False, patience=2, **fit_kw):
-    """Choose the representation dimension k.
+    r"""Choose the representation dimension k.
 
-    ``criterion="bic"``: fit each k and minimise the Gaussian BIC with sigma^2 profiled
-    out,
+    ``criterion="bic"``: fit each k and minimise the Gaussian BIC with :math:`\sigma^2`
+    profiled out,
 
-        BIC(k) = N log(RSS_k / N) + (d k - k(k+1)/2 + k T) log N,
+    .. math::
 
-    ``RSS_k = sum_t ||y_t - X_t B_k w_t||^2`` and N = sum_t N_t. ``criterion="cv"``: split
-    each task's rows into ``n_folds`` folds at random, fit on the other folds and minimise
-    the held-out loss ``sum_t (1/(2 N_t)) ||y_t - X_t B w_t||^2`` summed over folds.
+       \mathrm{BIC}(k) = N \log(\mathrm{RSS}_k / N) + (d k - k(k+1)/2 + k T) \log N,
+
+    with :math:`\mathrm{RSS}_k = \sum_t \|y_t - X_t B_k w_t\|^2` and
+    :math:`N = \sum_t N_t`. ``criterion="cv"``: split each task's rows into ``n_folds``
+    folds at random, fit on the other folds and minimise the held-out loss
+    :math:`\sum_t \frac{1}{2 N_t} \|y_t - X_t B w_t\|^2` summed over folds.
 
     Parameters
     ----------

@@ -137,7 +137,15 @@ def task_moments(X, y, task, N, starts):
 
 
 class TaskSums:
-    """Per-task sums of rows, by task label (see the module docstring).
+    r"""Per-task sums of rows, by task label (see the module docstring).
+
+    For task t with rows :math:`X_t` (:math:`N_t \times d`) and responses :math:`y_t`:
+    ``XtX[t]`` :math:`= X_t^\top X_t`, ``Xty[t]`` :math:`= X_t^\top y_t`, ``yty[t]``
+    :math:`= y_t^\top y_t`, ``n[t]`` :math:`= N_t`. Any Gaussian likelihood of
+    :math:`y_t = X_t \theta_t + \varepsilon_t` (profiled or integrated over
+    :math:`\theta_t = B w_t`) depends on the data through these only, e.g.
+    :math:`\|y_t - X_t\theta\|^2 = y_t^\top y_t - 2\theta^\top X_t^\top y_t
+    + \theta^\top X_t^\top X_t \theta`.
 
     Parameters
     ----------
