@@ -395,13 +395,26 @@ class MultiResponseModel(DataViews):
         has statistics only (the criterion then runs on the moments)."""
         return self.access.rank_rows()
 
+    def row_multiplicity(self):
+        """How many rows are copies of each row's observation (rows drawn with repeats,
+        as in a pairs-bootstrap replicate: :meth:`replace_data`), or None when every
+        row is a distinct observation."""
+        extra = getattr(self.data, "extra", None)
+        row_id = extra.get("row_id") if extra else None
+        if row_id is None or self.rank_rows() is None:
+            return None
+        _, inverse, counts = np.unique(row_id, return_inverse=True, return_counts=True)
+        return None if counts.max() == 1 else counts[inverse.ravel()]
+
     def select_rank(self, cap=None):
-        """:func:`~mtltransfer.selection.select_rank_rsc` on this model's data."""
+        """:func:`~mtltransfer.selection.select_rank_rsc` on this model's data (rows
+        that are copies of one observation counted once: :meth:`row_multiplicity`)."""
         from ..selection import select_rank_rsc
 
         rows = self.rank_rows()
         return select_rank_rsc(self.stats if rows is None else None, rows=rows,
-                               center=self.center, cap=cap)
+                               center=self.center, cap=cap,
+                               multiplicity=self.row_multiplicity())
 
     def exog_sd(self):
         """Standard deviation of each predictor column (ddof 0); computed once."""

@@ -229,6 +229,7 @@ class SMART(SourceModel):
                                  tol=tol, max_iter=max_iter, backend=backend,
                                  center=self.center, svd0=self.source_svd,
                                  rank_rows=self.rank_rows() if rank is None else None,
+                                 multiplicity=self.row_multiplicity(),
                                  n_jobs=n_jobs, rows=rows)
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",

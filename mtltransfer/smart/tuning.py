@@ -516,7 +516,7 @@ def _structural_rank_by_bic(prob, n, rank, grid, lam_pair, *, n_lam, lam_ratio, 
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
                max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None,
-               solver_opts=None, n_jobs=None, drop=True, rows=None):
+               solver_opts=None, n_jobs=None, drop=True, rows=None, multiplicity=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
@@ -564,6 +564,9 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     rows : ndarray (n, p) or None
         The centred rows behind ``stats``: the full-data fits then take their products
         through the rows (:meth:`SmartProblem.from_moments`), worth it when n < p / 2.
+    multiplicity : ndarray (n,) or None
+        With ``rank_rows``: copies of each row's observation (a pairs-bootstrap
+        replicate; see :func:`select_rank_rsc`).
 
     Returns
     -------
@@ -586,7 +589,9 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     if rank is None:
         rank, rank_info = select_rank_rsc(Sxx, Sxy, Syy, n, theta=theta,
                                           cap=max(C0_rank, 1), center=center,
-                                          rows=rank_rows)
+                                          rows=rank_rows,
+                                          multiplicity=None if rank_rows is None
+                                          else multiplicity)
         how["rank"] = "rsc"
     else:
         how["rank"] = "given"
