@@ -85,3 +85,46 @@ def test_distinct_rows_unchanged_and_model_replicates_carry_multiplicity():
         select_rank_rsc(*mod.moments(), 200, multiplicity=np.ones(200))
     with pytest.raises(ValueError, match="multiplicity must hold"):
         select_rank_rsc(None, rows=rows, multiplicity=np.ones(199))
+
+
+def test_replicate_folds_keep_copies_together():
+    X, Y, _, C0 = _model_one()
+    idx = np.random.default_rng(4).integers(0, 200, 200)
+    rep = mt.SMART(Y, X, source=C0, intercept=False).replace_data(rows=idx)
+    folds = rep.fold_stats(5)
+    assert sum(f.n for f in folds) == 200
+    # the copies of each observation land in one fold (a permutation of the observations)
+    ids = np.unique(idx)
+    fold_of = np.empty(ids.size, int)
+    for k, b in enumerate(np.array_split(np.random.default_rng(0).permutation(ids.size), 5)):
+        fold_of[b] = k
+    where = fold_of[np.searchsorted(ids, idx)]
+    for k, f in enumerate(folds):
+        np.testing.assert_allclose(f.n, np.sum(where == k))
+        np.testing.assert_allclose(f.moments(center=False)[1] * f.n,
+                                   X[idx][where == k].T @ Y[idx][where == k], rtol=1e-10)
+    # distinct rows: the model's own folds, unchanged
+    mod = mt.SMART(Y, X, source=C0, intercept=False)
+    plain = mod.replace_data(rows=np.arange(200)).fold_stats(5)
+    for a, b in zip(plain, mod.fold_stats(5)):
+        np.testing.assert_array_equal(a.moments()[1], b.moments()[1])
+
+
+def test_retuned_replicate_scores_the_full_data_structural_ranks_first():
+    X, Y, _, C0 = mt.datasets.simulate_smart(120, 20, 10, rank=2, source_rank=4,
+                                             sigma0=0.01, random_state=5)
+    mod = mt.SMART(Y, X, source=C0, intercept=False)
+    res = mod.fit()
+    kw = mt.bootstrap.replicate_fit_kwargs(res, refit_tuning=True)
+    assert kw["init"] == {"r_u": res.structural_rank[0], "r_v": res.structural_rank[1]}
+    fixed = mod.fit(structural_rank=res.structural_rank)
+    assert "init" not in mt.bootstrap.replicate_fit_kwargs(fixed, refit_tuning=True)
+    rep = mod.replace_data(rows=np.random.default_rng(6).integers(0, 120, 120))
+    a = rep.fit(**kw)
+    cv = a.tuning["cv"]
+    # the choice is the smallest mean loss among the candidates kept
+    best = cv.loc[cv["cv_mean"].idxmin()]
+    assert a.structural_rank == (best["r_u"], best["r_v"])
+    # the hinted candidate was scored on every fold
+    hint = cv[(cv["r_u"] == res.structural_rank[0]) & (cv["r_v"] == res.structural_rank[1])]
+    assert np.isfinite(hint.filter(like="fold").to_numpy()).all()
