@@ -289,6 +289,14 @@ def _run_admm(problem, state, params, *, max_iter, accelerate, aa_memory, verbos
                 cert_r = stationarity(problem, ref, params.r_u, params.r_v, tol=params.tol)
                 if cert_r["passed"]:
                     state, converged, crit = ref, True, cert_r["criterion"]
+                    # the history's last entry describes the state returned
+                    hist["objective"][-1] = float(
+                        problem.data_term(ref.A, ref.d, ref.B, ref.GA)
+                        + params.lam_u * np.abs(ref.A[params.r_u:]).sum()
+                        + params.lam_v * np.abs(ref.B[params.r_v:]).sum())
+                    hist["primal_residual"][-1] = float(np.hypot(
+                        cert_r["primal_residual_u"], cert_r["primal_residual_v"]))
+                    hist["stationarity"][-1] = max(cert_r["rgrad_u"], cert_r["rgrad_v"])
                     break
             # the tighter inner tolerance: a tenth of the threshold, not below the floor
             cert_inner = max(0.1 * params.tol * cert["scale"], cert["floor"])
