@@ -30,7 +30,8 @@ product with at most 2r columns per subspace step (a single pass, at little more
 5. **Bootstrap** (``--parts bootstrap``): the fully tuned fit and the fixed-rank path
    fit at Model-I (CPU seconds per seed), then ``res.bootstrap(200)`` of the tuned
    Model-I fit (sigma0 = 0.01): residual and pairs resampling with the tuning fixed, and
-   pairs with ``refit_tuning=True``: seconds and the median ADMM iterations.
+   pairs with ``refit_tuning=True``: seconds, the median ADMM iterations and the ranks
+   the replicates chose (true rank 5).
 
 6. **Misspecified ranks** (``--parts misspecified``): fixed ranks with the lambda path
    at Model-I and Model-II over r in {3, 5, 7} and r_u = r_v in {7, 10, 13} around the
@@ -217,10 +218,13 @@ def bootstrap_table(n_boot=200, refit=True):
             with Clock() as t:
                 boot = res.bootstrap(n_boot=n_boot, method=method, random_state=0,
                                      refit_tuning=retune)
+            ranks = np.sum(np.isfinite(boot.extra["angles_u"]), axis=1)
             rows.append({"method": method, "refit_tuning": retune,
                          "replicates": boot.n_boot, "wall": t.wall,
                          "cpu": t.cpu, "per replicate ms": 1e3 * t.cpu / n_boot,
                          "median iterations": float(np.median(iters)),
+                         "ranks": f"{ranks.min()}-{ranks.max()} (median "
+                                  f"{np.median(ranks):g})",
                          "failed": boot.n_failed})
     finally:
         admm._run_admm = run

@@ -185,13 +185,19 @@ class ModelData:
         Y = self.endog if endog is None else np.asarray(endog, dtype=float).reshape(
             self.endog.shape)
         X, w = self.exog, self.weights
+        # which observation each row is a copy of (rows drawn with repeats share it)
+        row_id = self.extra.get("row_id") if self.extra else None
         if rows is not None:
             rows = np.asarray(rows)
             Y, X = Y[rows], X[rows]
             w = None if w is None else w[rows]
+            row_id = rows if row_id is None else row_id[rows]
         n = Y.shape[0]
+        extra = {"kept": np.ones(n, dtype=bool)}
+        if row_id is not None:
+            extra["row_id"] = row_id
         return replace(self, endog=Y, exog=X, row_labels=pd.RangeIndex(n),
-                       extra={"kept": np.ones(n, dtype=bool)}, weights=w)
+                       extra=extra, weights=w)
 
     def _formula_design(self, frame, name):
         import patsy

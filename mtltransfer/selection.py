@@ -157,15 +157,48 @@ def rank_table(info, rank):
                         index=pd.RangeIndex(1, len(ev) + 1, name="component"))
 
 
+def _replicate_df(dsvd, multiplicity, n, center):
+    """Residual degrees of freedom and noise scale of rows that repeat.
+
+    In a pairs-bootstrap replicate, row ``j`` is one of ``m_j`` copies of the same
+    observation (``multiplicity[j] = m_j``), and the copies share their noise. On the
+    distinct rows this is least squares with weights ``m_i``, whose residual ``e`` has
+    ``E[e^T W e] = sigma^2 tr(W (I - H)) = sigma^2 sum_i m_i (1 - m_i h_i)``, with
+    ``h_i = x_i^T (X^T W X)^+ x_i`` the leverage of a copy in the stacked design (its
+    diagonal of the hat matrix, the intercept's ``1/n`` included when centred). Summed over
+    the stacked rows:
+
+        df = n - sum_j m_j h_j           (= n - rank X - 1 when every m_j = 1).
+
+    The noise part of ``Y^T P_X Y`` is ``E^T W X (X^T W X)^+ X^T W E``, whose trace has
+    expectation ``sigma^2 q sum_j m_j h_j^c`` (``h^c`` the centred leverage) against
+    ``sigma^2 q rank X`` without repeats: the noise eigenvalues are inflated by
+
+        c = sum_j m_j h_j^c / rank X     (= 1 when every m_j = 1),
+
+    which multiplies the threshold ``mu``.
+    """
+    m = np.asarray(multiplicity, float)
+    if m.shape != (n,) or not np.all(m >= 1):
+        raise ValueError(f"multiplicity must hold n = {n} counts >= 1; got shape {m.shape}")
+    h_c = np.einsum("ij,ij->i", dsvd.U, dsvd.U)              # centred leverages
+    mh_c = float(m @ h_c)
+    df = n - mh_c - (float(m.sum()) / n if center else 0.0)
+    return df, (mh_c / dsvd.rank if dsvd.rank else 1.0)
+
+
 def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
-                    center=True, rows=None):
+                    center=True, rows=None, multiplicity=None):
     r"""Rank by the rank selection criterion (RSC) of Bunea, She and Wegkamp (2011).
 
     The selected rank is the number of eigenvalues of
     :math:`Y^\top P_X Y = n S_{xy}^\top S_{xx}^+ S_{xy}` at or above
     :math:`\mu = (1 + \theta)^2 \sigma^2 (\sqrt q + \sqrt{\operatorname{rank} X})^2` with
     :math:`\sigma^2 = \|Y - P_X Y\|_F^2 / (q (n - \operatorname{rank} X))` (``rank X``
-    counts the intercept when ``center=True``), clipped to ``[1, cap]``.
+    counts the intercept when ``center=True``), clipped to ``[1, cap]``. Rows that are
+    copies of one observation (``multiplicity``) count once: :math:`n - \operatorname{rank} X`
+    becomes :math:`n - \sum_j m_j h_j` and :math:`\mu` is multiplied by
+    :math:`c = \sum_j m_j h^c_j / \operatorname{rank} X` (:func:`_replicate_df`).
 
     When ``n <= rank X`` the least-squares residual is zero and ``sigma2`` is taken from a
     ridge fit with alpha chosen by generalised cross-validation,
@@ -185,6 +218,11 @@ def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
         :func:`mtltransfer.solvers.linear.design_svd` of the centred design and the
         centred responses: the eigenvalues, rank X and residual come from the rows in
         the equilibrated basis (accurate and units-free); ``stats`` is then not needed.
+    multiplicity : ndarray (n,) or None
+        With ``rows``: how many copies of each row's observation the rows hold (a pairs
+        bootstrap replicate); the copies share their noise, so the residual degrees of
+        freedom and the noise level of the eigenvalues are those of the distinct rows
+        (:func:`_replicate_df`). None: the rows are distinct.
 
     Returns
     -------
@@ -225,14 +263,18 @@ def select_rank_rsc(stats, Sxy=None, Syy=None, n=None, *, theta=0.1, cap=None,
         def spectrum():
             w, Q = linalg.eigh(Sxx)
             return np.clip(w, 0.0, None), Q.T @ Sxy
-    df = n - rank_X - (1 if center else 0)
-    if df > 0:
+    df, c = n - rank_X - (1 if center else 0), 1.0
+    if multiplicity is not None:
+        if rows is None:
+            raise ValueError("multiplicity needs rows= (the leverages of the rows)")
+        df, c = _replicate_df(rows[0], multiplicity, n, center)
+    if df > 1e-8 * n:
         sigma2 = rss / (q * df)
         method, alpha = "residual", float("nan")
     else:
         sigma2, alpha = _ridge_gcv_sigma2(*spectrum(), trSyy, n, q, center=center)
         method = "ridge-gcv"
-    mu = (1 + theta) ** 2 * sigma2 * (np.sqrt(q) + np.sqrt(rank_X)) ** 2
+    mu = (1 + theta) ** 2 * c * sigma2 * (np.sqrt(q) + np.sqrt(rank_X)) ** 2
     cap = min(p, q) if cap is None else max(1, min(int(cap), p, q))
     rank = int(np.clip(np.sum(ev >= mu), 1, cap))
     return rank, {"eigenvalues": ev, "mu": float(mu), "sigma2": float(sigma2),

@@ -417,21 +417,53 @@ class MultiResponseModel(DataViews):
         """Per-fold statistics of K-fold cross-validation: the seeded permutation of
         :func:`~mtltransfer.gram.kfold_stats`, or the hashed folds of
         :func:`~mtltransfer.design.hash_folds` for a model built with ``folds="hash"``
-        (or from a Dask DataFrame)."""
-        return self.access.fold_stats(n_folds)
+        (or from a Dask DataFrame). Rows that are copies of one observation (a
+        pairs-bootstrap replicate, :meth:`row_multiplicity`) stay in one fold: the
+        seeded permutation is of the distinct observations (a copy on each side of a
+        split would be scored on a row it was fitted on)."""
+        if self.row_multiplicity() is None:
+            return self.access.fold_stats(n_folds)
+        from ..gram import SufficientStats
+
+        ids, inverse = np.unique(self.data.extra["row_id"], return_inverse=True)
+        if not 2 <= n_folds <= ids.size:
+            raise ValueError(f"n_folds must be an integer in [2, {ids.size}] (the distinct "
+                             f"observations); got {n_folds!r}")
+        fold_of = np.empty(ids.size, dtype=int)
+        for k, block in enumerate(np.array_split(np.random.default_rng(0).permutation(
+                ids.size), n_folds)):
+            fold_of[block] = k
+        fold = fold_of[inverse.ravel()]
+        X, Y, w = self.data.exog, self.data.endog, self.access.unit_weights
+        return [SufficientStats.from_arrays(X[fold == k], Y[fold == k],
+                                            None if w is None else w[fold == k])
+                for k in range(n_folds)]
 
     def rank_rows(self):
         """(DesignSVD, centred Y) for the rank selection criterion; None where the model
         has statistics only (the criterion then runs on the moments)."""
         return self.access.rank_rows()
 
+    def row_multiplicity(self):
+        """How many rows are copies of each row's observation (rows drawn with repeats,
+        as in a pairs-bootstrap replicate: :meth:`replace_data`), or None when every
+        row is a distinct observation."""
+        extra = getattr(self.data, "extra", None)
+        row_id = extra.get("row_id") if extra else None
+        if row_id is None or not self.access.has_rows:
+            return None
+        _, inverse, counts = np.unique(row_id, return_inverse=True, return_counts=True)
+        return None if counts.max() == 1 else counts[inverse.ravel()]
+
     def select_rank(self, cap=None):
-        """:func:`~mtltransfer.selection.select_rank_rsc` on this model's data."""
+        """:func:`~mtltransfer.selection.select_rank_rsc` on this model's data (rows
+        that are copies of one observation counted once: :meth:`row_multiplicity`)."""
         from ..selection import select_rank_rsc
 
         rows = self.rank_rows()
         return select_rank_rsc(self.stats if rows is None else None, rows=rows,
-                               center=self.center, cap=cap)
+                               center=self.center, cap=cap,
+                               multiplicity=self.row_multiplicity())
 
     def exog_sd(self):
         """Standard deviation of each predictor column (ddof 0); computed once."""

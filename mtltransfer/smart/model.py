@@ -168,8 +168,11 @@ class SMART(SourceModel):
             Folds of the structural-rank cross-validation.
         init : dict, optional
             Warm start (``results.state`` of an earlier fit) for a fully fixed
-            configuration; when anything is tuned, the tuning's own warm-started paths
-            are used and ``init`` is not.
+            configuration. When anything is tuned, the tuning's own warm-started paths
+            are used, and the structural ranks of ``init`` (``r_u``, ``r_v``), when
+            cross-validated, are scored first (the early incumbent of the dropping rule
+            of :func:`~mtltransfer.smart.tuning.cv_structural_rank`; a bootstrap
+            replicate with ``refit_tuning=True`` passes the full-data fit's state).
         verbose : bool
             Report tuning progress on stderr.
         n_jobs : int or None
@@ -230,6 +233,9 @@ class SMART(SourceModel):
                                  tol=tol, max_iter=max_iter, backend=backend,
                                  center=self.center, svd0=self.source_svd,
                                  rank_rows=self.rank_rows() if rank is None else None,
+                                 multiplicity=self.row_multiplicity(),
+                                 structural_first=None if init is None else
+                                 (init.get("r_u"), init.get("r_v")),
                                  n_jobs=n_jobs, rows=rows)
             sol = out.result
             names = {"rsc": "RSC", "cv": f"{n_folds}-fold CV", "bic": "BIC",
@@ -346,9 +352,15 @@ class SMARTResults(PenalizedResults):
     def retune_kwargs(self):
         """The solver options of a replicate with ``refit_tuning=True``: the same
         certificate tolerance as a replicate with the tuning fixed
-        (:meth:`warm_start_kwargs`); the tuning itself runs as in the full-data fit."""
-        return {"tol": max(float(self.fit_kwargs.get("tol", self.state.get("tol", 1e-6))),
-                           _BOOTSTRAP_TOL)}
+        (:meth:`warm_start_kwargs`); the tuning itself runs as in the full-data fit,
+        with the full-data structural ranks, when they were cross-validated, scored
+        first (``init``: the early incumbent of the dropping rule; the choice is still
+        the cross-validation's)."""
+        kwargs = {"tol": max(float(self.fit_kwargs.get("tol", self.state.get("tol", 1e-6))),
+                             _BOOTSTRAP_TOL)}
+        if self.fit_kwargs.get("structural_rank") is None:
+            kwargs["init"] = {"r_u": self.structural_rank[0], "r_v": self.structural_rank[1]}
+        return kwargs
 
     def bootstrap_extra(self, rep):
         """Principal angles (degrees) of a replicate to the source subspaces."""

@@ -337,7 +337,7 @@ def _dominated(losses, ref_losses, n_folds):
 
 def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
                        lam_ratio=1e-3, tol=1e-4, max_iter=2000, center=True, svd0=None,
-                       patience=2, drop=True, n_jobs=None):
+                       patience=2, drop=True, n_jobs=None, first=None):
     """Structural ranks (r_u, r_v) by K-fold cross-validation.
 
     For every candidate and fold, SMART is fitted on the training statistics
@@ -380,6 +380,11 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
         Parallel fits (joblib; None or 1: sequential): the first batch of every candidate
         at once (candidates x folds), then the remaining folds of each candidate kept.
         In parallel each fit runs with one BLAS thread.
+    first : (int, int) or None
+        A candidate expected to win (e.g. the choice of the full-data fit, in a bootstrap
+        replicate): it is scored right after ``(p, q)`` on all K folds, so that it is the
+        incumbent of the dropping rule early and the others are dropped after 2 folds.
+        The choice is still the smallest mean loss among the candidates kept.
 
     Returns
     -------
@@ -418,18 +423,20 @@ def cv_structural_rank(fold_stats, C0, rank, *, grid=None, lam=None, n_lam=12,
 
         return Parallel(n_jobs=n_jobs)(delayed(_cv_fold_fit)(*a) for a in jobs)
 
-    order = sorted(range(len(grid)), key=lambda i: grid[i] != (p, q))   # (p, q) first
+    # (p, q) first, then the expected winner (first=), then the grid's order
+    order = sorted(range(len(grid)), key=lambda i: (grid[i] != (p, q), grid[i] != first))
+    hinted = first is not None and tuple(first) in grid and tuple(first) != (p, q)
     # the first batch of every candidate (all K folds of the first, the incumbent; the
     # first 2 of the others) does not depend on any decision: one parallel batch over
     # candidates and folds
-    first = {i: list(range(K)) if not drop or pos == 0 else list(range(min(DROP_FOLDS, K)))
-             for pos, i in enumerate(order)}
-    pairs = [(i, k) for i in order for k in first[i]]
+    batch = {i: list(range(K)) if not drop or pos < 1 + hinted
+             else list(range(min(DROP_FOLDS, K))) for pos, i in enumerate(order)}
+    pairs = [(i, k) for i in order for k in batch[i]]
     done = dict(zip(pairs, run(pairs)))
     scores = {}
     ref = None                                     # the incumbent's fold losses
     for i in order:
-        out = [done[(i, k)] for k in first[i]]
+        out = [done[(i, k)] for k in batch[i]]
         dropped = drop and len(out) < K and _dominated([o[0] for o in out], ref, K)
         if not dropped and len(out) < K:
             out += run([(i, k) for k in range(len(out), K)])
@@ -518,7 +525,8 @@ def _structural_rank_by_bic(prob, n, rank, grid, lam_pair, *, n_lam, lam_ratio, 
 def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_stats=None,
                theta=0.1, grid=None, n_lam=12, lam_ratio=1e-3, tol=1e-6, path_tol=1e-4,
                max_iter=2000, backend="fast", center=True, svd0=None, rank_rows=None,
-               solver_opts=None, n_jobs=None, drop=True, rows=None):
+               solver_opts=None, n_jobs=None, drop=True, rows=None, multiplicity=None,
+               structural_first=None):
     """Fit SMART, tuning whatever of (rank, structural_rank, lam) is not given.
 
     * rank: :func:`select_rank_rsc`, capped by the numerical rank of C0.
@@ -566,6 +574,13 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     rows : ndarray (n, p) or None
         The centred rows behind ``stats``: the full-data fits then take their products
         through the rows (:meth:`SmartProblem.from_moments`), worth it when n < p / 2.
+    multiplicity : ndarray (n,) or None
+        With ``rank_rows``: copies of each row's observation (a pairs-bootstrap
+        replicate; see :func:`select_rank_rsc`).
+    structural_first : (int, int) or None
+        The structural ranks expected to win the cross-validation (a warm start, e.g.
+        the full-data choice in a bootstrap replicate; ``first`` of
+        :func:`cv_structural_rank`).
 
     Returns
     -------
@@ -588,7 +603,9 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
     if rank is None:
         rank, rank_info = select_rank_rsc(Sxx, Sxy, Syy, n, theta=theta,
                                           cap=max(C0_rank, 1), center=center,
-                                          rows=rank_rows)
+                                          rows=rank_rows,
+                                          multiplicity=None if rank_rows is None
+                                          else multiplicity)
         how["rank"] = "rsc"
     else:
         how["rank"] = "given"
@@ -600,7 +617,7 @@ def tune_smart(stats, C0, rank=None, structural_rank=None, lam=None, *, fold_sta
             structural_rank, cv_trace = cv_structural_rank(
                 fold_stats, C0, rank, grid=grid, lam=lam_pair, n_lam=n_lam,
                 lam_ratio=lam_ratio, tol=_CV_TOL, max_iter=max_iter, center=center,
-                svd0=svd0, drop=drop, n_jobs=n_jobs)
+                svd0=svd0, drop=drop, n_jobs=n_jobs, first=structural_first)
             how["structural_rank"] = "cv"
         else:
             structural_rank = _structural_rank_by_bic(
