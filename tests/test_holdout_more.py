@@ -52,6 +52,7 @@ def test_rssvd_holdout_picks_the_smallest_validation_error_and_does_not_refit():
     np.testing.assert_allclose(res.intercept, fits[best].intercept, rtol=0, atol=1e-8)
     assert res.nobs == len(T) and res.tuning["holdout"]["refit"] is False
     assert res.chosen_by["lam"] == "holdout, 20 rows"
+    assert "(holdout, 20 rows)" in res.summary().as_text()
 
 
 def test_rssvd_holdout_with_given_penalties_has_nothing_to_choose():
@@ -97,6 +98,7 @@ def test_shared_holdout_picks_k_by_validation_rows_within_tasks(method):
     assert list(res.params.columns) == list(range(12))     # task labels kept
     assert res.nobs == len(TS) and res.tuning["holdout"]["refit"] is False
     assert res.chosen_by == {"k": "holdout, 24 rows"}
+    assert f"{res.k} (holdout, 24 rows)" in res.summary().as_text()
 
 
 def test_shared_holdout_share_is_taken_within_each_task():
