@@ -41,7 +41,8 @@ import pandas as pd
 
 from .gram import SufficientStats
 
-__all__ = ["TUNING_OPTIONS", "HOLDOUT_SHARE", "HOLDOUT_RIDGE_FACTORS", "split_rows", "Holdout", "fit_holdout"]
+__all__ = ["TUNING_OPTIONS", "HOLDOUT_SHARE", "HOLDOUT_RIDGE_FACTORS", "split_rows",
+           "split_within_groups", "Holdout", "fit_holdout"]
 
 #: the values of ``fit(tuning=...)``
 TUNING_OPTIONS = ("cv", "holdout")
@@ -106,6 +107,43 @@ def split_rows(n, holdout=HOLDOUT_SHARE, seed=0):
     if val.size < 1 or train.size < 2:
         raise ValueError(f"holdout must leave at least 2 training rows and 1 validation "
                          f"row; got {train.size} and {val.size} of {n}")
+    return train, val
+
+
+def split_within_groups(codes, names, holdout=HOLDOUT_SHARE, seed=0):
+    """The (training, validation) rows of a split within groups (tasks).
+
+    A share takes ``round(share N_t)`` of each group's rows, at most ``N_t - 2`` (each
+    group keeps 2 training rows), drawn by ``numpy.random.default_rng(seed)``, group by
+    group; given rows (positions or a mask, :func:`split_rows`) must leave each group a
+    training row.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        Group code (0..G-1) of each row.
+    names : list
+        Group labels (for the messages).
+    holdout, seed
+        As :func:`split_rows`.
+    """
+    n, G = len(codes), len(names)
+    train, val = split_rows(n, holdout, seed)             # checks the argument
+    if np.isscalar(holdout):
+        N = np.bincount(codes, minlength=G)
+        rng = np.random.default_rng(int(seed))
+        val = np.sort(np.concatenate([
+            rng.permutation(np.flatnonzero(codes == t))[:max(0, min(
+                int(round(float(holdout) * N[t])), N[t] - 2))]
+            for t in range(G)]).astype(np.int64))
+        if val.size == 0:
+            raise ValueError("holdout leaves no validation rows (each group keeps at "
+                             "least 2 training rows); give a larger share")
+        train = np.setdiff1d(np.arange(n), val)
+    lost = np.flatnonzero(np.bincount(codes[train], minlength=G) == 0)
+    if lost.size:
+        raise ValueError(f"holdout must leave each task training rows; tasks "
+                         f"{[names[t] for t in lost[:5]]} have none")
     return train, val
 
 
@@ -210,10 +248,11 @@ def _relabel(res, note, on_validation):
         for name, how in list(chosen.items()):
             if name in on_validation:
                 chosen[name] = note
-                if hasattr(res, f"{name}_chosen_by"):     # chosen_by read from it
-                    setattr(res, f"{name}_chosen_by", note)
             elif isinstance(how, str):
                 chosen[name] = _FOLD_CV.sub(note, how)
+    for name in on_validation:           # results whose chosen_by reads "<name>_chosen_by"
+        if hasattr(res, f"{name}_chosen_by"):
+            setattr(res, f"{name}_chosen_by", note)
     config = getattr(res, "config", None)
     if isinstance(config, dict):
         hyper = getattr(res, "hyperparameters", {})

@@ -307,28 +307,12 @@ class SharedRepresentation(DataViews):
         """(training, validation) rows within tasks: a share takes round(share N_t) of
         each task's rows (drawn by ``default_rng(seed)``, task by task), leaving each
         task at least 2 training rows; given rows must leave each task a training row."""
-        from ..holdout import split_rows
-
         if not self.task_access.has_rows:
             raise TypeError("tuning='holdout' needs the model's rows in memory; this "
                             "SharedRepresentation holds per-task sums only")
-        train, val = split_rows(self.nobs, holdout, seed)     # checks the argument
-        codes = self.task_codes
-        if np.isscalar(holdout):
-            rng = np.random.default_rng(int(seed))
-            val = np.sort(np.concatenate([
-                rng.permutation(np.flatnonzero(codes == t))[:max(0, min(
-                    int(round(float(holdout) * self.N[t])), self.N[t] - 2))]
-                for t in range(self.n_tasks)]).astype(np.int64))
-            if val.size == 0:
-                raise ValueError("holdout leaves no validation rows (each task keeps at "
-                                 "least 2 training rows); give a larger share")
-            train = np.setdiff1d(np.arange(self.nobs), val)
-        lost = np.flatnonzero(np.bincount(codes[train], minlength=self.n_tasks) == 0)
-        if lost.size:
-            raise ValueError(f"holdout must leave each task training rows; tasks "
-                             f"{[self.task_names[t] for t in lost[:5]]} have none")
-        return train, val
+        from ..holdout import split_within_groups
+
+        return split_within_groups(self.task_codes, self.task_names, holdout, seed)
 
     def _holdout_predict(self, res, rows):
         """Predictions of this model's rows ``rows`` by ``res`` (fitted on other rows of
