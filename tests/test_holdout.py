@@ -169,10 +169,10 @@ def test_holdout_refusals():
         mt.Ridge(Y, X).fit(holdout=0.3)
     with pytest.raises(ValueError, match="pass tuning='holdout'"):
         mt.Ridge(Y, X).fit(holdout_seed=4)
-    with pytest.raises(TypeError, match="MultilevelRepresentation"):
+    with pytest.raises(ValueError, match="nothing to choose"):
         g = np.arange(N) % 4
         mt.SharedRepresentation(Y[:, 0], X[:, :2], g, exog_re=X[:, :2]).fit(
-            tuning="holdout")
+            tuning="holdout", k=1)
     with pytest.raises(ValueError, match="nothing to choose"):
         mt.Ridge(Y, X).fit(tuning="holdout", alpha=1.0)
     with pytest.raises(ValueError, match="nothing to choose"):

@@ -121,3 +121,36 @@ def test_shared_holdout_refusals():
         model.fit(tuning="holdout", method="per_task")
     with pytest.raises(ValueError, match="nothing to choose"):
         model.fit(tuning="holdout", k=2)
+
+
+# a full-rank random part (slopes of rank 3 and task intercepts): no candidate is above
+# the truth, so each fixed-k fit is unique (a rank above the truth leaves a flat direction)
+XM, yM, taskM, _, _ = mt.datasets.simulate_shared(T=30, N=12, d=3, k=3, random_state=0)
+yM = yM + np.random.default_rng(1).standard_normal(30)[taskM]
+XM = np.column_stack([np.ones(len(yM)), XM])     # intercept and slopes, all random
+MASK_M = np.arange(len(yM)) % 6 == 1             # two rows of each 12-row group
+TM, VM = np.flatnonzero(~MASK_M), np.flatnonzero(MASK_M)
+
+
+def test_multilevel_holdout_picks_the_random_part_by_validation_rows_within_groups():
+    res = mt.SharedRepresentation(yM, XM, taskM, exog_re=XM).fit(tuning="holdout",
+                                                                 holdout=MASK_M)
+    ks = list(res.tuning["holdout"]["table"]["k"])
+    assert ks == ["intercept", 1, 2, 3, 4]
+    errs, fits = [], []
+    for k in ks:
+        f = mt.SharedRepresentation(yM[TM], XM[TM], taskM[TM], exog_re=XM[TM]).fit(k=k)
+        u = np.stack([np.asarray(f.random_effects[t]) for t in range(30)])   # by group
+        pred = XM[VM] @ f.fe_params.to_numpy() + np.sum(XM[VM] * u[taskM[VM]], axis=1)
+        errs.append(float(np.mean((yM[VM] - pred) ** 2)))
+        fits.append(f)
+    best = int(np.argmin(errs))
+    np.testing.assert_allclose(res.tuning["holdout"]["table"]["val_mse"], errs, rtol=1e-10)
+    assert res.random_part == fits[best].random_part
+    np.testing.assert_allclose(res.fe_params.to_numpy(), fits[best].fe_params.to_numpy(),
+                               rtol=0, atol=1e-8)
+    for t in range(30):
+        np.testing.assert_allclose(np.asarray(res.random_effects[t]),
+                                   np.asarray(fits[best].random_effects[t]), rtol=0,
+                                   atol=1e-8)
+    assert res.nobs == len(TM) and res.k_chosen_by == "holdout, 60 rows"
