@@ -154,3 +154,17 @@ def test_multilevel_holdout_picks_the_random_part_by_validation_rows_within_grou
                                    np.asarray(fits[best].random_effects[t]), rtol=0,
                                    atol=1e-8)
     assert res.nobs == len(TM) and res.k_chosen_by == "holdout, 60 rows"
+
+
+def test_shared_formula_holdout_predicts_the_validation_rows_by_their_groups_column():
+    frame = pd.DataFrame(XS, columns=[f"x{j}" for j in range(5)]).assign(y=yS, g=taskS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mt.SharedRepresentation.from_formula(
+            "y ~ x0 + x1 + x2 + x3 + x4", frame, groups="g").fit(
+            tuning="holdout", holdout=0.2, tol=1e-6)
+    val = res.tuning["holdout"]["validation_rows"]
+    np.testing.assert_array_equal(np.bincount(taskS[val]), np.full(12, 2))
+    pred = np.asarray(res.predict(frame.iloc[val]))          # groups read from "g"
+    assert np.mean((yS[val] - pred) ** 2) == pytest.approx(
+        res.tuning["holdout"]["val_mse"], rel=1e-10)

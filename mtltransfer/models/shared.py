@@ -221,7 +221,9 @@ class SharedRepresentation(DataViews):
         labels = np.asarray(self.task_names)[self.task_codes]    # ints stay ints
         if rows is not None:
             labels = labels[np.asarray(rows)]
-        return type(self)(self.data.take(rows, endog), groups=labels)
+        new = type(self)(self.data.take(rows, endog), groups=labels, missing=self.missing)
+        new.groups_name = self.groups_name     # predict reads the same groups column
+        return new
 
     def _product_flops(self):
         """One pass over the rows, ``2 n d`` per column of the representation."""
