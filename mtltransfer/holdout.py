@@ -14,6 +14,9 @@ one split of the target's rows into a training part T and a validation part V:
   (name -> the candidate values): each candidate is fitted on T with the value fixed,
   and the one with the smallest mean squared error on V wins (near-ties: the first, the
   simplest, :func:`~mtltransfer.solvers._base.argmin_simplest`);
+* a model whose rows belong to tasks splits them itself (``_holdout_split``: V within
+  the tasks, SharedRepresentation) and predicts V with its fitted task weights
+  (``_holdout_predict``);
 * the chosen candidate's fit on T is the result: nothing is refitted on all rows.
   ``results.model`` is the model of T (``results.nobs`` counts T),
   ``results.tuning["holdout"]`` records the split and the validation errors, and
@@ -38,7 +41,8 @@ import pandas as pd
 
 from .gram import SufficientStats
 
-__all__ = ["TUNING_OPTIONS", "HOLDOUT_SHARE", "HOLDOUT_RIDGE_FACTORS", "split_rows", "Holdout", "fit_holdout"]
+__all__ = ["TUNING_OPTIONS", "HOLDOUT_SHARE", "HOLDOUT_RIDGE_FACTORS", "split_rows",
+           "split_within_groups", "Holdout", "fit_holdout"]
 
 #: the values of ``fit(tuning=...)``
 TUNING_OPTIONS = ("cv", "holdout")
@@ -106,6 +110,43 @@ def split_rows(n, holdout=HOLDOUT_SHARE, seed=0):
     return train, val
 
 
+def split_within_groups(codes, names, holdout=HOLDOUT_SHARE, seed=0):
+    """The (training, validation) rows of a split within groups (tasks).
+
+    A share takes ``round(share N_t)`` of each group's rows, at most ``N_t - 2`` (each
+    group keeps 2 training rows), drawn by ``numpy.random.default_rng(seed)``, group by
+    group; given rows (positions or a mask, :func:`split_rows`) must leave each group a
+    training row.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        Group code (0..G-1) of each row.
+    names : list
+        Group labels (for the messages).
+    holdout, seed
+        As :func:`split_rows`.
+    """
+    n, G = len(codes), len(names)
+    train, val = split_rows(n, holdout, seed)             # checks the argument
+    if np.isscalar(holdout):
+        N = np.bincount(codes, minlength=G)
+        rng = np.random.default_rng(int(seed))
+        val = np.sort(np.concatenate([
+            rng.permutation(np.flatnonzero(codes == t))[:max(0, min(
+                int(round(float(holdout) * N[t])), N[t] - 2))]
+            for t in range(G)]).astype(np.int64))
+        if val.size == 0:
+            raise ValueError("holdout leaves no validation rows (each group keeps at "
+                             "least 2 training rows); give a larger share")
+        train = np.setdiff1d(np.arange(n), val)
+    lost = np.flatnonzero(np.bincount(codes[train], minlength=G) == 0)
+    if lost.size:
+        raise ValueError(f"holdout must leave each task training rows; tasks "
+                         f"{[names[t] for t in lost[:5]]} have none")
+    return train, val
+
+
 class _SplitTotal(SufficientStats):
     """The statistics of T and V together: removing V gives T's own statistics
     exactly (not by the subtraction identity), so a fit on "total - fold" is the fit
@@ -138,6 +179,10 @@ class Holdout:
         The validation rows (``held_w`` None unweighted).
     used : bool
         Whether a fit has read the fold (set by the provider).
+    predict : callable or None
+        ``predict(results)``: the fit's predictions of V (n_V x q), for models whose
+        coefficients are not one (C, b) (the model's ``_holdout_predict``); None: from
+        ``results.coefficient_arrays()``.
     """
 
     train: SufficientStats
@@ -148,6 +193,7 @@ class Holdout:
     held_Y: np.ndarray
     held_w: np.ndarray | None = None
     used: bool = field(default=False)
+    predict: object = None
 
     def folds(self):
         """[V] as a list of folds whose total is T + V (training part: T exactly)."""
@@ -162,11 +208,20 @@ class Holdout:
 
     def mse(self, coef, intercept):
         """Mean squared validation error per response of the fit (coef, intercept)."""
-        R = self.held_Y - self.held_X @ coef - intercept
+        return self._error(self.held_X @ coef + intercept)
+
+    def _error(self, pred):
+        R = self.held_Y - pred
         sq = np.sum(R * R, axis=1)
         w = self.held_w
         err = sq.mean() if w is None else float(w @ sq / w.sum())
         return float(err) / self.held_Y.shape[1]
+
+    def error(self, res):
+        """Mean squared validation error per response of the fitted results ``res``."""
+        if self.predict is None:
+            return self.mse(*res.coefficient_arrays())
+        return self._error(self.predict(res))
 
 
 def _holdout_of(model, train_model, train_rows, held_rows):
@@ -177,8 +232,8 @@ def _holdout_of(model, train_model, train_rows, held_rows):
         # the validation rows' weights on the training model's scale (mean one over T)
         held_w = w[held_rows] * (len(train_rows) / w[train_rows].sum())
     held = SufficientStats.from_arrays(X[held_rows], Y[held_rows], held_w)
-    return Holdout(train_model.stats, held, train_rows, held_rows, X[held_rows],
-                   Y[held_rows], held_w)
+    return Holdout(getattr(train_model, "stats", None), held, train_rows, held_rows,
+                   X[held_rows], Y[held_rows], held_w)
 
 
 #: how a model reports a choice made on held-out rows (K-fold CV, its own split)
@@ -195,6 +250,9 @@ def _relabel(res, note, on_validation):
                 chosen[name] = note
             elif isinstance(how, str):
                 chosen[name] = _FOLD_CV.sub(note, how)
+    for name in on_validation:           # results whose chosen_by reads "<name>_chosen_by"
+        if hasattr(res, f"{name}_chosen_by"):
+            setattr(res, f"{name}_chosen_by", note)
     config = getattr(res, "config", None)
     if isinstance(config, dict):
         hyper = getattr(res, "hyperparameters", {})
@@ -228,17 +286,22 @@ def fit_holdout(model, fit, call, holdout=HOLDOUT_SHARE, seed=0):
         table of candidates and their validation errors.
     """
     name = type(model).__name__
-    if not hasattr(model, "cv_folds"):
+    grids = getattr(type(model), "_holdout_grid", {})
+    if not hasattr(model, "cv_folds") and not grids:
         raise TypeError(f"tuning='holdout' is for the multi-response models; {name} "
                         "chooses its hyperparameters by its own criterion")
-    if not model.access.has_rows:
-        raise TypeError(f"tuning='holdout' needs the model's rows in memory; this "
-                        f"{name} holds statistics only (use the default tuning)")
-    train_rows, held_rows = split_rows(model.nobs, holdout, seed)
+    if hasattr(model, "_holdout_split"):     # the model's own split (rows within tasks)
+        train_rows, held_rows = model._holdout_split(holdout, seed)
+    else:
+        if not model.access.has_rows:
+            raise TypeError(f"tuning='holdout' needs the model's rows in memory; this "
+                            f"{name} holds statistics only (use the default tuning)")
+        train_rows, held_rows = split_rows(model.nobs, holdout, seed)
     train = model.replace_data(rows=train_rows)
     split = _holdout_of(model, train, train_rows, held_rows)
+    if hasattr(model, "_holdout_predict"):
+        split.predict = lambda res: model._holdout_predict(res, held_rows)
     train.__dict__["_holdout"] = split
-    grids = getattr(type(model), "_holdout_grid", {})
     free = {k: g for k, g in grids.items() if call.get(k) is None}
     n_val = len(held_rows)
     note = f"holdout, {n_val} rows"
@@ -253,8 +316,7 @@ def fit_holdout(model, fit, call, holdout=HOLDOUT_SHARE, seed=0):
             rows, fits = [], []
             for combo in itertools.product(*values):
                 res_c = fit(train, **dict(call, **dict(zip(names, combo))))
-                coef, intercept = res_c.coefficient_arrays()
-                rows.append(dict(zip(names, combo), val_mse=split.mse(coef, intercept)))
+                rows.append(dict(zip(names, combo), val_mse=split.error(res_c)))
                 fits.append(res_c)
             from .solvers._base import argmin_simplest
 
@@ -271,7 +333,7 @@ def fit_holdout(model, fit, call, holdout=HOLDOUT_SHARE, seed=0):
                                  "chooses); use the default tuning")
     finally:
         train.__dict__.pop("_holdout", None)
-    record["val_mse"] = split.mse(*res.coefficient_arrays())
+    record["val_mse"] = split.error(res)
     _relabel(res, note, set(free))
     if isinstance(getattr(res, "tuning", None), dict):
         res.tuning["holdout"] = record

@@ -144,8 +144,8 @@ def hyperparameter_rows(res):
         value, label = hyper[name], spec.summary_label(name)
         if value is None:
             how = None
-        elif spec.is_given(given.get(name)):
-            how = "given"
+        elif spec.is_given(given.get(name)) and chosen.get(name) in (None, "given"):
+            how = "given"               # (a holdout's candidate is given, then chosen)
         elif chosen.get(name) not in (None, "given"):
             how = chosen[name]
         elif spec.tuned and name not in chosen:

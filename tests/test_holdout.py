@@ -169,15 +169,14 @@ def test_holdout_refusals():
         mt.Ridge(Y, X).fit(holdout=0.3)
     with pytest.raises(ValueError, match="pass tuning='holdout'"):
         mt.Ridge(Y, X).fit(holdout_seed=4)
-    with pytest.raises(TypeError, match="SharedRepresentation"):
-        import pandas as pd
-        frame = pd.DataFrame({"y": Y[:, 0], "x": X[:, 0], "g": np.arange(N) % 4})
-        mt.SharedRepresentation.from_formula("y ~ x", frame, groups="g").fit(
-            tuning="holdout")
+    with pytest.raises(ValueError, match="nothing to choose"):
+        g = np.arange(N) % 4
+        mt.SharedRepresentation(Y[:, 0], X[:, :2], g, exog_re=X[:, :2]).fit(
+            tuning="holdout", k=1)
     with pytest.raises(ValueError, match="nothing to choose"):
         mt.Ridge(Y, X).fit(tuning="holdout", alpha=1.0)
     with pytest.raises(ValueError, match="nothing to choose"):
-        mt.RSSVD(Y, X).fit(tuning="holdout")
+        mt.RSSVD(Y, X).fit(tuning="holdout", lam=(0.1, 0.1), rank=2)
 
 
 def test_weighted_validation_error_is_weighted():

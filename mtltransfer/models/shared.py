@@ -218,10 +218,12 @@ class SharedRepresentation(DataViews):
         if not self.task_access.has_rows:
             raise TypeError(f"{type(self).__name__} holds statistics, not rows: the "
                             "bootstrap needs the rows in memory")
-        labels = np.asarray(self.task_names, dtype=object)[self.task_codes]
+        labels = np.asarray(self.task_names)[self.task_codes]    # ints stay ints
         if rows is not None:
             labels = labels[np.asarray(rows)]
-        return type(self)(self.data.take(rows, endog), groups=labels)
+        new = type(self)(self.data.take(rows, endog), groups=labels, missing=self.missing)
+        new.groups_name = self.groups_name     # predict reads the same groups column
+        return new
 
     def _product_flops(self):
         """One pass over the rows, ``2 n d`` per column of the representation."""
@@ -288,6 +290,40 @@ class SharedRepresentation(DataViews):
                        range(X.shape[1])], axis=1) / cnt[:, None]
         ym = np.bincount(codes, y, self.n_tasks) / cnt
         return xm, ym
+
+    # -- fit(tuning="holdout") (mtltransfer.holdout): k by validation rows within tasks --
+    #: the candidate k's: those ``k=None`` would scan (1..min(d, T - 1, 12) for
+    #: "marginal", 1..min(d, T) otherwise), each fitted on the training rows
+    _holdout_grid = {"k": lambda m, call: m._holdout_ks(call)}
+
+    def _holdout_ks(self, call):
+        method = call.get("method", "marginal")
+        if method in ("per_task", "nuclear"):
+            raise ValueError(f"SharedRepresentation: tuning='holdout' has nothing to choose "
+                             f"with method={method!r} (no k); use the default tuning")
+        d, T = self.k_exog, self.n_tasks
+        top = max(1, min(d, T - 1, 12)) if method == "marginal" else min(d, T)
+        return range(1, top + 1)
+
+    def _holdout_split(self, holdout, seed):
+        """(training, validation) rows within tasks: a share takes round(share N_t) of
+        each task's rows (drawn by ``default_rng(seed)``, task by task), leaving each
+        task at least 2 training rows; given rows must leave each task a training row."""
+        if not self.task_access.has_rows:
+            raise TypeError("tuning='holdout' needs the model's rows in memory; this "
+                            "SharedRepresentation holds per-task sums only")
+        from ..holdout import split_within_groups
+
+        return split_within_groups(self.task_codes, self.task_names, holdout, seed)
+
+    def _holdout_predict(self, res, rows):
+        """Predictions of this model's rows ``rows`` by ``res`` (fitted on other rows of
+        the same tasks): ``b_t + x_i^T theta_t`` with the fitted task weights."""
+        labels = [str(self.task_names[c]) for c in self.task_codes[rows]]
+        codes = pd.Index([str(t) for t in res.model.task_names]).get_indexer(labels)
+        if (codes < 0).any():
+            raise ValueError("the validation rows' tasks must be tasks of the fit")
+        return res._predict_rows(self.exog[rows], codes)[:, None]
 
     def fit(self, k=None, *, method="marginal", lam=None, init=None, backend="fast", tol=1e-8,
             max_iter=None, criterion="bic", w_ridge="auto", verbose=False):

@@ -264,6 +264,40 @@ class MultilevelRepresentation(DataViews):
         Xf = self.fixed_design(X, const, Z[:, self.fe_extra])
         return Xf, Z[:, self._re_keep], index
 
+    # -- fit(tuning="holdout") (mtltransfer.holdout): k by validation rows within groups
+    #: the candidate random parts: "intercept" (with a random intercept), then 1..q
+    _holdout_grid = {"k": lambda m, call: (["intercept"] if m.re_const is not None
+                                           else []) + list(range(1, m.k_re + 1))}
+
+    def replace_data(self, rows=None, endog=None):
+        """The same model (same fixed and random parts) on rows ``rows`` and/or with
+        responses ``endog``; every group must keep rows."""
+        rows = np.arange(self.nobs) if rows is None else np.asarray(rows)
+        new = type(self).__new__(type(self))
+        new.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_st"})
+        new.data = self.data.take(rows, endog)
+        codes, kept = pd.factorize(self.task_codes[rows], sort=True)
+        if len(kept) < self.n_tasks:
+            raise ValueError("every group must keep rows")
+        new.task_codes, new.N = codes.astype(np.int64), np.bincount(codes)
+        new.exog_re, new._Zextra = self.exog_re[rows], self._Zextra[rows]
+        return new
+
+    def _holdout_split(self, holdout, seed):
+        """Validation rows within groups, as SharedRepresentation's."""
+        from ..holdout import split_within_groups
+
+        if not isinstance(self.exog_re, np.ndarray):
+            raise TypeError("tuning='holdout' needs the model's rows in memory; this "
+                            "MultilevelRepresentation holds per-group sums only")
+        return split_within_groups(self.task_codes, self.task_names, holdout, seed)
+
+    def _holdout_predict(self, res, rows):
+        """``x_i^T beta + z_i^T u_t`` of this model's rows ``rows`` (known groups)."""
+        Xf = self.fixed_design()[rows]
+        return (Xf @ res._beta + np.einsum("iq,iq->i", self.exog_re[rows],
+                                           res._U[self.task_codes[rows]]))[:, None]
+
     def fit(self, k=None, *, reml=False, criterion="bic", task_variance="auto", tol=1e-10,
             max_iter=1000):
         """Fit by maximum (or restricted) marginal likelihood.

@@ -359,8 +359,10 @@ class RSSVD(_RankedModel):
     Tuning (rrpack's ``rssvd``): per layer, lam along ``lam_max * logspace(log10 0.9, -5,
     n_lams - 1)`` followed by 0, warm-started, chosen by BIC
     ``log SSE_k + log(nq) df_k / (nq)`` with ``df_k = nnz(u) + nnz(v) - 1`` (an empty layer
-    competes with df = 0). The rank is an upper bound (layers may vanish);
-    ``res.hyperparameters["fitted_rank"]`` counts the nonempty layers.
+    competes with df = 0). ``fit(tuning="holdout")``: every layer at the same position of
+    its path (every other position and lam = 0), each fitted at its lam on the training
+    rows; the smallest validation error wins. The rank is an upper bound (layers may
+    vanish); ``res.hyperparameters["fitted_rank"]`` counts the nonempty layers.
 
     See Also
     --------
@@ -380,6 +382,19 @@ class RSSVD(_RankedModel):
     _param_table = {"lam": Parts(Param("real", 0, nan=True), none=True,
                                  what="one penalty per layer (NaN: an empty layer)",
                                  tuned=True)}
+    #: ``fit(tuning="holdout")`` tries the layers' paths at common positions
+    #: (:mod:`mtltransfer.holdout`)
+    _holdout_grid = {"lam": lambda m, call: m._lam_grid(call)}
+
+    def _lam_grid(self, call):
+        """The candidates of ``tuning="holdout"``: one lam per layer, each layer at the
+        same position of its own BIC path (positions 0, 2, 4, ... of the ``n_lams``,
+        and the last, lam = 0), sparsest first."""
+        rank = call.get("rank") or self.select_rank()[0]
+        paths = sr.rssvd_lam_paths(*self.moments(), rank, gamma=call.get("gamma", 2.0),
+                                   n_lams=call.get("n_lams", 25))
+        keep = sorted(set(range(0, len(paths), 2)) | {len(paths) - 1})
+        return [tuple(float(v) for v in paths[i]) for i in keep]
 
     def fit(self, lam=None, rank=None, *, criterion="BIC", n_lams=25, gamma=2.0,
             backend="fast", tol=1e-6, max_iter=200, verbose=False):

@@ -345,6 +345,43 @@ def rssvd_layer_kkt(Sxx, Sxy, d, u, v, lam, wd, wu, wv):
             "c_step": float(np.linalg.norm(c - d * v) / scale)}
 
 
+def _rssvd_layers(Sxx, Sxy, Syy, rank, gamma):
+    """Each RSSVD layer's problem, in the order of the reduced-rank fit: None for a
+    vanished layer, else ``(Sxx_k, Sxy_k, Syy_k, w_d, w_u, w_v, i, j, lam_max)`` (see
+    :func:`rssvd`; ``(i, j)`` is the arg max that defines ``lam_max`` and the start)."""
+    from ..gram import offset_moments
+    from .linear import reduced_rank
+
+    C_rr, _ = reduced_rank(Sxx, Sxy, rank)
+    P, s, Qt = np.linalg.svd(C_rr, full_matrices=False)
+    P, s, Q = P[:, :rank], s[:rank], Qt[:rank].T
+    tiny = 1e-8
+    for k in range(rank):
+        if s[k] <= tiny * max(s[0], 1e-300):
+            yield None
+            continue
+        C_minus = C_rr - s[k] * np.outer(P[:, k], Q[:, k])
+        Sxx_k, Sxy_k, Syy_k = offset_moments(Sxx, Sxy, Syy, C_minus)
+        wd = s[k] ** -gamma
+        wu = np.maximum(np.abs(P[:, k]), tiny) ** -gamma
+        wv = np.maximum(np.abs(Q[:, k]), tiny) ** -gamma
+        ratio = np.abs(Sxy_k) / (wd * np.outer(wu, wv))
+        i, j = np.unravel_index(np.argmax(ratio), ratio.shape)
+        yield Sxx_k, Sxy_k, Syy_k, wd, wu, wv, i, j, float(ratio[i, j])
+
+
+def rssvd_lam_paths(Sxx, Sxy, Syy, rank, *, gamma=2.0, n_lams=25, lam_min_ratio=1e-5):
+    """The layers' lam paths of :func:`rssvd`: an (n_lams, rank) array whose column k
+    is ``lam_max_k * logspace(log10(0.9), log10(lam_min_ratio), n_lams - 1)`` followed by
+    0 (NaN for a vanished layer)."""
+    rel = np.append(np.logspace(np.log10(0.9), np.log10(lam_min_ratio), n_lams - 1), 0.0)
+    out = np.full((n_lams, rank), np.nan)
+    for k, layer in enumerate(_rssvd_layers(Sxx, Sxy, Syy, rank, gamma)):
+        if layer is not None:
+            out[:, k] = layer[-1] * rel
+    return out
+
+
 def rssvd(Sxx, Sxy, Syy, rank, n, *, gamma=2.0, n_lams=25, lam_min_ratio=1e-5,
           criterion="BIC", layer_lams=None, tol=1e-6, max_iter=200):
     """Reduced-rank regression with a sparse SVD, layer by layer (Chen, Chan and
@@ -368,30 +405,16 @@ def rssvd(Sxx, Sxy, Syy, rank, n, *, gamma=2.0, n_lams=25, lam_min_ratio=1e-5,
         of the reduced-rank fit), ``lam`` per layer, ``df`` and the per-layer ``paths``
         (dicts of lists).
     """
-    from ..gram import offset_moments
-    from .linear import reduced_rank
-
     p, q = Sxy.shape
-    C_rr, Vr = reduced_rank(Sxx, Sxy, rank)
-    P, s, Qt = np.linalg.svd(C_rr, full_matrices=False)
-    P, s, Q = P[:, :rank], s[:rank], Qt[:rank].T
     L = lipschitz(Sxx)
-    tiny = 1e-8
     d_out, U_out, V_out = np.zeros(rank), np.zeros((p, rank)), np.zeros((q, rank))
     lam_out, df_total, paths, conv_all, it_all = [], 0, [], True, 0
-    for k in range(rank):
-        if s[k] <= tiny * max(s[0], 1e-300):
+    for k, layer in enumerate(_rssvd_layers(Sxx, Sxy, Syy, rank, gamma)):
+        if layer is None:
             lam_out.append(np.nan)
             paths.append({})
             continue
-        C_minus = C_rr - s[k] * np.outer(P[:, k], Q[:, k])
-        Sxx_k, Sxy_k, Syy_k = offset_moments(Sxx, Sxy, Syy, C_minus)
-        wd = s[k] ** -gamma
-        wu = np.maximum(np.abs(P[:, k]), tiny) ** -gamma
-        wv = np.maximum(np.abs(Q[:, k]), tiny) ** -gamma
-        ratio = np.abs(Sxy_k) / (wd * np.outer(wu, wv))
-        i, j = np.unravel_index(np.argmax(ratio), ratio.shape)
-        lam_max = float(ratio[i, j])
+        Sxx_k, Sxy_k, Syy_k, wd, wu, wv, i, j, lam_max = layer
         fixed = layer_lams is not None
         if fixed and not np.isfinite(layer_lams[k]):
             lam_out.append(np.nan)
