@@ -120,30 +120,3 @@ def test_transfer_beats_the_target_alone_on_crabs(crabs, seed):
     got = np.sqrt(np.mean((Y - res.predict(test).to_numpy()) ** 2))
     assert got < min(rmse["OLS"], rmse["Ridge"], rmse["ReducedRank"])
     assert got < 0.6 * rmse["source"]
-
-
-def test_the_subspace_family_is_one_level_of_the_rule():
-    """The one-standard-error rule takes the first row within one se of the smallest
-    error; where that row is SourceSubspaceRRR, BISMART or SMART (or an EB variant), the
-    family's smallest error wins instead."""
-    from mtltransfer.models.transfer_family import choose
-
-    labels = ["source slopes", "RidgeToSource", "SourceSubspaceRRR (EB intercept)",
-              "SourceSubspaceRRR", "BISMART", "SMART (EB intercept)", "SMART", "OLS"]
-
-    def table(mse, se=0.1):
-        return pd.DataFrame({"cv_mse": mse, "cv_se": se}, index=labels)
-
-    # the rule lands on SourceSubspaceRRR (EB): the family's smallest is BISMART
-    t = table([2.0, 1.5, 1.05, 1.04, 1.0, 1.02, 1.01, 1.3])
-    assert labels[choose(t)] == "BISMART"
-    assert labels[choose(t, "min")] == "BISMART"
-    # a tie within the family goes to the earlier row
-    t = table([2.0, 1.5, 1.05, 1.0, 1.0, 1.0, 1.0, 1.3])
-    assert labels[choose(t)] == "SourceSubspaceRRR"
-    # the rule lands before the family: unchanged
-    t = table([2.0, 1.08, 1.05, 1.04, 1.0, 1.02, 1.01, 1.3])
-    assert labels[choose(t)] == "RidgeToSource"
-    # a family row with a nan error is never chosen
-    t = table([2.0, 1.5, 1.05, 1.04, np.nan, 1.02, 1.01, 1.3])
-    assert labels[choose(t)] == "SMART"

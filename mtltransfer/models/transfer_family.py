@@ -26,12 +26,6 @@ By the one-standard-error rule, the first candidate in the order above (from the
 estimated on the target to the most) whose held-out mean squared error (per row and
 response, pooled over the folds) is at most the smallest plus one standard error of the
 best candidate's fold errors is refitted on all rows (``rule="min"``: the smallest).
-``SourceSubspaceRRR``, ``BISMART`` and ``SMART`` (:data:`SUBSPACE_FAMILY`, with their
-EB-intercept variants) are one level of that order: all fit ``U diag(d) V^T`` anchored to
-the source's singular subspaces, the first two being SMART's restricted cases, so where
-the rule lands on one of them the one with the smallest CV error of the three is chosen
-(on the paper's Model-I the rule otherwise took ``SourceSubspaceRRR``, 5% behind tuned
-SMART, over ``BISMART`` and ``SMART`` within 0.4% of its CV error).
 With several sources (``source=[a, b, ...]``) every source-aware candidate is tried with
 every source, and a ``pooled`` source is added (weights proportional to each source's CV
 gain over the best target-only candidate, 0 for a source without gain; the pooled
@@ -60,10 +54,6 @@ TRANSFER_CANDIDATES = ("source", "source slopes", "SourceMixture", "RidgeToSourc
                        "ReducedRank")
 #: candidates that use no source
 TARGET_ONLY = ("OLS", "Ridge", "ReducedRank")
-#: candidates of one level of the order: U diag(d) V^T anchored to the source's singular
-#: subspaces (SMART's restricted cases and SMART), of like complexity; where the
-#: one-standard-error rule lands on one of them, the family's smallest CV error is chosen
-SUBSPACE_FAMILY = ("SourceSubspaceRRR", "BISMART", "SMART")
 #: candidates that tune by their own K-fold cross-validation (``fit(n_folds=...)``)
 INNER_CV = ("SourceMixture", "SourceSubspaceRRR", "BISMART", "SMART")
 #: the label suffix of a candidate whose intercept is pulled towards the source's
@@ -333,8 +323,7 @@ class Transfer(SourceModel):
             :data:`TRANSFER_CANDIDATES` (from the least estimated on the target to the
             most), whose CV error is at most the smallest plus one standard error of
             the best candidate's fold errors (the one-standard-error rule of Breiman et
-            al., 1984), the candidates of :data:`SUBSPACE_FAMILY` counting as one level
-            (the smallest CV error among them); ``"min"``: the smallest CV error.
+            al., 1984); ``"min"``: the smallest CV error.
         backend : {"fast"}
         tol, max_iter, verbose
             Accepted for a common interface; each candidate uses its own defaults.
@@ -568,26 +557,13 @@ class Transfer(SourceModel):
 def choose(table, rule="1se"):
     """Row of the chosen candidate of a CV table (``cv_mse``, ``cv_se``; rows in
     :data:`TRANSFER_CANDIDATES` order): the smallest error (ties: the earlier row), or
-    with ``"1se"`` the first row within one standard error of the best row's; where that
-    row is of :data:`SUBSPACE_FAMILY`, the family's row with the smallest error."""
+    with ``"1se"`` the first row within one standard error of the best row's."""
     mean = table["cv_mse"].to_numpy(dtype=float)
     best = argmin_simplest(mean)
     if rule == "min":
         return best
     bound = mean[best] + np.nan_to_num(table["cv_se"].to_numpy(dtype=float)[best])
-    first = int(np.flatnonzero(np.isfinite(mean) & (mean <= bound))[0])
-    family = np.array([base_name(label) in SUBSPACE_FAMILY for label in table.index])
-    if not family[first]:
-        return first
-    # one level of the order: the subspace family's smallest CV error (ties: the earlier)
-    rows = np.flatnonzero(family & np.isfinite(mean))
-    return int(rows[argmin_simplest(mean[rows])])
-
-
-def base_name(label):
-    """The candidate of a CV-table label: without its " (EB intercept)" and " [source]"
-    tags."""
-    return label.split(" [")[0].replace(EB_SUFFIX, "")
+    return int(np.flatnonzero(np.isfinite(mean) & (mean <= bound))[0])
 
 
 def _fit_keywords(cls):
