@@ -120,3 +120,22 @@ def test_transfer_beats_the_target_alone_on_crabs(crabs, seed):
     got = np.sqrt(np.mean((Y - res.predict(test).to_numpy()) ** 2))
     assert got < min(rmse["OLS"], rmse["Ridge"], rmse["ReducedRank"])
     assert got < 0.6 * rmse["source"]
+
+
+def test_smart_precedes_its_restricted_cases_in_the_rule():
+    """The one-standard-error rule takes the first row within one se of the smallest
+    error, in TRANSFER_CANDIDATES order: SMART's rows come before SourceSubspaceRRR's
+    and BISMART's, so a near-tie with them goes to SMART."""
+    from mtltransfer.models.transfer_family import TRANSFER_CANDIDATES, choose
+
+    order = list(TRANSFER_CANDIDATES)
+    assert order.index("RidgeToSource") < order.index("SMART") < \
+        order.index("SourceSubspaceRRR") < order.index("BISMART") < order.index("OLS")
+    labels = ["source slopes", "RidgeToSource", "SMART (EB intercept)", "SMART",
+              "SourceSubspaceRRR", "BISMART", "OLS"]
+    t = pd.DataFrame({"cv_mse": [2.0, 1.5, 1.04, 1.03, 1.0, 1.01, 1.3], "cv_se": 0.05},
+                     index=labels)
+    assert labels[choose(t)] == "SMART (EB intercept)"
+    assert labels[choose(t, "min")] == "SourceSubspaceRRR"
+    t["cv_se"] = 0.02                      # SMART outside the bound 1.02
+    assert labels[choose(t)] == "SourceSubspaceRRR"
