@@ -387,8 +387,9 @@ class Transfer(SourceModel):
                   if c[0] == label][0]
         how = f"{n_folds}-fold CV" + (", blocked" if folds == "blocked" else "") + \
             (", 1-se rule" if rule == "1se" else "")
-        return self._final(chosen, None, table, {"method": how},
-                           weights=weights)
+        res = self._final(chosen, None, table, {"method": how}, weights=weights)
+        self._shared_fits = {}          # the model keeps no fits of its own
+        return res
 
     def _pooled_candidates(self, cands, weights):
         if weights is None:
