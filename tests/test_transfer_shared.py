@@ -49,7 +49,8 @@ def test_shared_smart_fold_losses_are_the_rule_recomputed(study):
         g = full.tuning["gamma_cv"]
         L = g[[f"fold{k + 1}" for k in range(5)]].to_numpy()
         n = len(tgt)
-        held = [np.sort(i) for i in np.array_split(np.random.default_rng(0).permutation(n), 5)]
+        perm = np.random.default_rng(0).permutation(n)
+        held = [np.sort(i) for i in np.array_split(perm, 5)]
         w = np.array([len(h) for h in held], dtype=float)
         losses = []
         for k, h in enumerate(held):

@@ -32,9 +32,10 @@ pooled intercept takes the target's only as far as the responses' intercepts dis
 with the source's beyond their noise.
 
 By the one-standard-error rule, the first candidate in the order above (from the least
-estimated on the target to the most, SMART before its restricted cases) whose held-out mean squared error (per row and
-response, pooled over the folds) is at most the smallest plus one standard error of the
-best candidate's fold errors is refitted on all rows (``rule="min"``: the smallest).
+estimated on the target to the most, SMART before its restricted cases) whose held-out
+mean squared error (per row and response, pooled over the folds) is at most the smallest
+plus one standard error of the best candidate's fold errors is refitted on all rows
+(``rule="min"``: the smallest).
 With several sources (``source=[a, b, ...]``) every source-aware candidate is tried with
 every source, and a ``pooled`` source is added (weights proportional to each source's CV
 gain over the best target-only candidate, 0 for a source without gain; the pooled
@@ -330,9 +331,10 @@ class Transfer(SourceModel):
         rule : {"1se", "min"}
             ``"1se"``: the first candidate, in the order of
             :data:`TRANSFER_CANDIDATES` (from the least estimated on the target to the
-            most, SMART before its restricted cases), whose CV error is at most the smallest plus one standard error of
-            the best candidate's fold errors (the one-standard-error rule of Breiman et
-            al., 1984); ``"min"``: the smallest CV error.
+            most, SMART before its restricted cases), whose CV error is at most the
+            smallest plus one standard error of the best candidate's fold errors (the
+            one-standard-error rule of Breiman et al., 1984); ``"min"``: the smallest
+            CV error.
         backend : {"fast"}
         tol, max_iter, verbose
             Accepted for a common interface; each candidate uses its own defaults.
