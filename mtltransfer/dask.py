@@ -62,7 +62,7 @@ _EXTRA = 'pip install "mtltransfer[dask]"'
 WHERE = "the statistics of a Dask DataFrame"
 
 
-def _require_dask():
+def require_dask():
     """Import Dask, or say which extra installs it."""
     try:
         import dask  # noqa: F401
@@ -88,7 +88,7 @@ class RowsOnCluster(RemovedRows):
 _INFO_CACHE = {}
 
 
-def _design_infos(formula, template):
+def design_infos(formula, template):
     """(lhs, rhs) patsy design infos of the formula built on the template (kept for the
     last few (formula, template) pairs: a worker builds them once, not per partition)."""
     import patsy
@@ -170,7 +170,7 @@ def formula_template(formula, ddf, sample_rows=200):
         raise ValueError("the first rows of data have a missing value in every row: no "
                          "complete row to build the formula's design from")
     try:
-        _, rhs = _design_infos(formula, complete)
+        _, rhs = design_infos(formula, complete)
     except Exception as err:    # patsy's errors, names missing from the data
         raise ValueError(f"cannot build the design of {formula!r} from the data: "
                          f"{str(err).splitlines()[0]} (on Dask the formula may use the "
@@ -217,7 +217,7 @@ def partition_design(part, formula, template, missing, infos=None):
     and the mask of complete rows (NaN or inf anywhere in a row makes it incomplete)."""
     import patsy
 
-    lhs, rhs = _design_infos(formula, template) if infos is None else infos
+    lhs, rhs = design_infos(formula, template) if infos is None else infos
     work = part.reset_index(drop=True)
     n = len(work)
     keep = [c for c in rhs.column_names if c not in design.INTERCEPT_NAMES]
@@ -342,7 +342,7 @@ def _partition_stats(part, spec):
     ``CHUNK_ROWS`` rows at a time: the design columns (read straight from the data when
     the formula is plain numeric columns, else patsy's design), the hashed fold of each
     row, then the statistics of every fold in one sorted pass (:func:`grouped_stats`)."""
-    infos = _design_infos(spec.formula, spec.template)
+    infos = design_infos(spec.formula, spec.template)
     lhs, rhs = infos
     p = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     q = len(lhs.column_names)
@@ -393,7 +393,7 @@ def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT
     import dask
 
     spec = _Spec(formula, template, used, missing, n_folds)
-    per_partition = _columns(ddf, used).map_partitions(_stats_series, spec,
+    per_partition = read_columns(ddf, used).map_partitions(_stats_series, spec,
                                                        meta=pd.Series(dtype=object))
     (folds,) = dask.compute(_tree(per_partition.to_delayed(), _merge_folds))
     if isinstance(folds, pd.Series):         # a single partition
@@ -401,7 +401,7 @@ def formula_stats(formula, ddf, template, used, missing="raise", n_folds=DEFAULT
     return folds
 
 
-def _columns(ddf, used):
+def read_columns(ddf, used):
     """``ddf[used]``, or ``ddf`` itself when it has no other column (a projection of
     every column would copy each partition on the workers)."""
     return ddf if list(used) == list(ddf.columns) else ddf[used]
@@ -426,7 +426,7 @@ def model_from_dask(cls, formula, ddf, *, missing="raise", eval_env=0, folds=Non
     is refused with that reason. ``eval_env`` is accepted for the common signature: the
     formula is evaluated with the data's columns and NumPy only.
     """
-    _require_dask()
+    require_dask()
     design.check_missing(missing)
     if folds not in (None, "hash"):
         raise ValueError(f"folds on Dask are hashed from the rows' content: pass "
@@ -472,7 +472,7 @@ def _predict_partition(part, results, transform):
 def predict_partitions(results, ddf, transform=True):
     """``results.predict`` of each partition of ``ddf``: a lazy Dask DataFrame (one
     column per response, indexed like ``ddf``)."""
-    _require_dask()
+    require_dask()
     names = list(results.model.endog_names)
     meta = pd.DataFrame({y: pd.Series(dtype=float) for y in names},
                         index=ddf._meta.index[:0])
@@ -506,7 +506,7 @@ def _design_and_labels(chunk, spec, infos, plain, d):
 def _task_partition(part, spec):
     """Per-task sums of one partition (in a one-element Series), ``CHUNK_ROWS`` rows at a
     time."""
-    infos = _design_infos(spec.formula, spec.template)
+    infos = design_infos(spec.formula, spec.template)
     lhs, rhs = infos
     d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
@@ -522,7 +522,7 @@ def _task_partition(part, spec):
 
 def _spectral_partition(part, spec, labels, weight):
     """``sum_i weight[task_i] y_i^2 x_i x_i^T`` over one partition (in a Series)."""
-    infos = _design_infos(spec.formula, spec.template)
+    infos = design_infos(spec.formula, spec.template)
     lhs, rhs = infos
     d = len([c for c in rhs.column_names if c not in design.INTERCEPT_NAMES])
     yplain, xplain = plain_columns(lhs, part.columns), plain_columns(rhs, part.columns)
@@ -547,7 +547,7 @@ def _add(a, b):
     return a + b
 
 
-def _reduce(ddf, func, *args):
+def reduce_partitions(ddf, func, *args):
     """``func(partition, *args)`` on every partition (in the task reading it), its
     one-element Series results merged pairwise in a tree."""
     import dask
@@ -557,7 +557,25 @@ def _reduce(ddf, func, *args):
     return out.iloc[0] if isinstance(out, pd.Series) else out
 
 
-def _check_shared_formula(formula, ddf, groups):
+def cluster_task_data(sums, p, info, formula, template):
+    """The :class:`~mtltransfer.design.ModelData` of per-task sums whose rows stay on the
+    cluster (``n`` rows, ``p`` predictor columns, arrays that are
+    :class:`RowsOnCluster` placeholders) and the task names in the sums' order (integers
+    when the labels are integers)."""
+    n = int(round(float(sums.N.sum())))
+    design.check_rows(n)
+    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, p)),
+                            list(info.ynames), list(info.xnames), info.intercept,
+                            pd.RangeIndex(n), formula=formula,
+                            design_info=info.design_info, data_template=template,
+                            extra={}, implicit_constant=False)
+    labels = pd.Index(sums.labels)
+    names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
+        [str(t) for t in labels]
+    return data, names
+
+
+def check_shared_formula(formula, ddf, groups):
     if not isinstance(groups, str):
         raise TypeError("on a Dask DataFrame, groups must be the name of the column "
                         f"holding the task labels; got {type(groups).__name__}")
@@ -589,39 +607,31 @@ def shared_from_dask(cls, formula, ddf, groups, *, missing="raise"):
         ``cls`` itself, reading the per-task sums through a
         :class:`~mtltransfer.access.TaskSumsAccess`.
     """
-    _require_dask()
+    require_dask()
     design.check_missing(missing)
     if not issubclass(cls, SharedRepresentation):
         raise TypeError(f"{cls.__name__} is not a SharedRepresentation")
-    _check_shared_formula(formula, ddf, groups)
+    check_shared_formula(formula, ddf, groups)
     template, used = formula_template(formula, ddf)
     info = design.from_formula(formula, template, missing="drop", max_endog=1,
                                eval_env=design.default_env())
     read = list(used) + ([groups] if groups not in used else [])
     spec = _TaskSpec(formula, template, used, missing, groups)
-    sums = _reduce(_columns(ddf, read), _task_partition, spec)
+    sums = reduce_partitions(read_columns(ddf, read), _task_partition, spec)
     if sums.T == 0:
         raise ValueError("data has no complete row")
     sums = sums.sorted()
-    n = int(round(float(sums.n.sum())))
-    design.check_rows(n)
-    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, sums.d)),
-                            list(info.ynames), list(info.xnames), info.intercept,
-                            pd.RangeIndex(n), formula=formula,
-                            design_info=info.design_info, data_template=template,
-                            extra={}, implicit_constant=False)
-    labels = pd.Index(sums.labels)
-    names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
-        [str(t) for t in labels]
+    data, names = cluster_task_data(sums, sums.d, info, formula, template)
     single = [names[t] for t in np.flatnonzero(sums.n < 2)]
     if single:
         from .exceptions import ValueWarning
         warnings.warn(f"{len(single)} task(s) have a single row ({single[:5]})",
                       ValueWarning, stacklevel=user_stacklevel())
     spectral = _SpectralPass(ddf[read] if read != list(ddf.columns) else ddf, spec,
-                             np.asarray(labels, dtype=object))
+                             np.asarray(sums.labels, dtype=object))
     access = TaskSumsAccess(sums, info.intercept, spectral, where=WHERE)
-    return cls._with_task_access(data, access, names, RowsOnCluster((n,)), groups, missing)
+    return cls._with_task_access(data, access, names, RowsOnCluster((data.nobs,)), groups,
+                                 missing)
 
 
 class _SpectralPass:
@@ -635,7 +645,7 @@ class _SpectralPass:
     def __call__(self, w):
         key = w.tobytes()
         if key not in self._cache:
-            self._cache = {key: _reduce(self.ddf, _spectral_partition, self.spec,
+            self._cache = {key: reduce_partitions(self.ddf, _spectral_partition, self.spec,
                                         self.labels, w)}
         return self._cache[key]
 
@@ -646,7 +656,7 @@ def predict_shared(results, ddf, transform=True, groups=None):
     if groups is not None:
         raise ValueError("for a Dask DataFrame the task labels are read from its column "
                          f"{results.model.groups_name!r}; groups= is not taken")
-    _require_dask()
+    require_dask()
     meta = pd.Series(dtype=float, name=results.model.endog_names[0],
                      index=ddf._meta.index[:0])
     return ddf.map_partitions(_predict_shared_partition, results, transform, meta=meta)

@@ -170,7 +170,7 @@ def test_plain_numeric_formula_reads_columns_directly(data):
     formula = "y ~ x1 + x2 + x4"
     template, used = mdask.formula_template(formula, ddf)
     assert len(template) == 2 and sorted(used) == ["x1", "x2", "x4", "y"]
-    info = mdask._design_infos(formula, template)
+    info = mdask.design_infos(formula, template)
     assert mdask.plain_columns(info[1], ddf.columns) == ["x1", "x2", "x4"]
     # a second response with a pooled signal (z = 2 x1 - x2 + a deterministic wiggle)
     two = "z + y ~ x1 + x2 + x4"

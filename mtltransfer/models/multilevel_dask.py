@@ -8,8 +8,10 @@ x, z)`` the fixed part's predictors and the random part's columns of a row,
 
     sum_i a_i a_i^T,   sum_i a_i y_i,   sum_i y_i^2,   n_t        (per group t),
 
-which add over row sets. Each partition gives its :class:`GroupSums` (a group may span
-partitions), merged pairwise in a tree; the model is then the in-memory class, holding
+which add over row sets. Each partition gives its per-group
+:class:`~mtltransfer.solvers.shared_sums.TaskSums` of ``(a, y)`` (the shared
+representation's one statistics form; a group may span partitions), merged pairwise in
+a tree; the model is then the in-memory class, holding
 the statistics instead of rows. Both task-variance models fit from them (the separate
 one needs each group's own ``X^T X``, ``X^T y``, ``y^T y``, which are among the sums),
 as do ``summary()``, ``predict`` for the fitted groups, ``adapt()`` for a new group
@@ -19,83 +21,14 @@ need the rows (``predict(ddf)`` per partition is not provided for this model).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from .. import design
-from ..exceptions import ValueWarning, user_stacklevel
+from ..solvers.shared_sums import TaskSums
 
-__all__ = ["GroupSums", "multilevel_from_dask"]
-
-
-class GroupSums:
-    """Per-group raw sums of rows ``(a, y)``, by group label; two row sets' sums add
-    label by label.
-
-    Attributes
-    ----------
-    labels : ndarray of object, shape (T,)
-    XtX : ndarray (T, w, w)    sum of a a^T
-    Xty : ndarray (T, w)       sum of a y
-    yty : ndarray (T,)         sum of y^2
-    N : ndarray (T,)           rows
-    """
-
-    def __init__(self, labels, XtX, Xty, yty, N):
-        self.labels = np.asarray(labels, dtype=object)
-        self.XtX, self.Xty = np.asarray(XtX, float), np.asarray(Xty, float)
-        self.yty, self.N = np.asarray(yty, float), np.asarray(N, float)
-
-    @classmethod
-    def empty(cls, w):
-        return cls(np.zeros(0, dtype=object), np.zeros((0, w, w)), np.zeros((0, w)),
-                   np.zeros(0), np.zeros(0))
-
-    @classmethod
-    def from_rows(cls, A, y, labels):
-        from scipy import sparse
-
-        codes, uniques = pd.factorize(np.asarray(labels, dtype=object))
-        n, w = A.shape
-        T = len(uniques)
-        H = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(T, n))
-        XtX = np.asarray(H @ (A[:, :, None] * A[:, None, :]).reshape(n, w * w))
-        return cls(np.asarray(uniques, dtype=object), XtX.reshape(T, w, w),
-                   np.asarray(H @ (A * y[:, None])), np.asarray(H @ (y * y)).ravel(),
-                   np.bincount(codes, minlength=T).astype(float))
-
-    @property
-    def T(self):
-        return len(self.labels)
-
-    def __add__(self, other):
-        if other.T == 0:
-            return self
-        if self.T == 0:
-            return other
-        union = pd.Index(self.labels).append(pd.Index(other.labels)).unique()
-        ia, ib = union.get_indexer(self.labels), union.get_indexer(other.labels)
-        out = []
-        for name in ("XtX", "Xty", "yty", "N"):
-            a, b = getattr(self, name), getattr(other, name)
-            arr = np.zeros((len(union),) + a.shape[1:])
-            arr[ia] += a
-            arr[ib] += b
-            out.append(arr)
-        return type(self)(np.asarray(union, dtype=object), *out)
-
-    def sorted(self):
-        """The groups in sorted label order (mixed types sorted as strings, as
-        ``pd.factorize(sort=True)`` in memory)."""
-        labels = pd.Index(self.labels)
-        try:
-            order = np.argsort(np.asarray(labels), kind="stable")
-        except TypeError:
-            order = np.argsort(np.asarray(labels.astype(str)), kind="stable")
-        return type(self)(self.labels[order], self.XtX[order], self.Xty[order],
-                          self.yty[order], self.N[order])
+__all__ = ["multilevel_from_dask"]
 
 
 class _Spec:
@@ -118,14 +51,15 @@ def _re_info(re_rhs, template):
 
 
 def _partition_sums(part, spec):
-    """:class:`GroupSums` of one partition's complete rows (in a one-element Series)."""
+    """:class:`~mtltransfer.solvers.shared_sums.TaskSums` of one partition's complete
+    rows (in a one-element Series)."""
     import patsy
 
     lhs, rhs = spec.design_infos(spec.formula, spec.template)
     zinfo = _re_info(spec.re_rhs, spec.template)
     keep = [c for c in rhs.column_names if c not in design.INTERCEPT_NAMES]
     w = 1 + len(keep) + len(zinfo.column_names)
-    out = GroupSums.empty(w)
+    out = TaskSums.empty(w)
     keep_na = patsy.NAAction(NA_types=[])
     for start in range(0, len(part), spec.chunk_rows):
         work = part.iloc[start:start + spec.chunk_rows].reset_index(drop=True)
@@ -146,7 +80,7 @@ def _partition_sums(part, spec):
         if bool((pd.isna(labels).to_numpy() & ok).any()):
             raise ValueError(f"groups contains missing labels (column {spec.groups!r})")
         if ok.any():
-            out = out + GroupSums.from_rows(A[ok], y[ok], labels.to_numpy()[ok])
+            out = out + TaskSums.from_rows(A[ok], y[ok], labels.to_numpy()[ok])
     return pd.Series([out], dtype=object)
 
 
@@ -170,14 +104,13 @@ def multilevel_from_dask(dk, cls, formula, ddf, groups, re_formula, *, missing="
     """
     from .shared_multilevel import MultilevelRepresentation
 
-    RowsOnCluster, _columns, _reduce = dk.RowsOnCluster, dk._columns, dk._reduce
-    formula_template = dk.formula_template
-    dk._require_dask()
+    RowsOnCluster, formula_template = dk.RowsOnCluster, dk.formula_template
+    dk.require_dask()
     design.check_missing(missing)
     if not isinstance(re_formula, str):
         raise TypeError(f"re_formula must be a str such as '~ x1 + x2'; got "
                         f"{type(re_formula).__name__}")
-    dk._check_shared_formula(formula, ddf, groups)
+    dk.check_shared_formula(formula, ddf, groups)
     re_rhs = re_formula.split("~", 1)[-1]
     # one template for both formulas (the fixed part's intercept does not matter to it)
     template, used = formula_template(f"{formula} + {re_rhs}", ddf)
@@ -189,23 +122,13 @@ def multilevel_from_dask(dk, cls, formula, ddf, groups, re_formula, *, missing="
         raise ValueError(f"cannot evaluate re_formula {re_formula!r}: "
                          f"{str(err).splitlines()[0]}") from None
     read = list(used) + ([groups] if groups not in used else [])
-    spec = _Spec(formula, re_rhs, template, missing, groups, dk._design_infos,
+    spec = _Spec(formula, re_rhs, template, missing, groups, dk.design_infos,
                  dk.CHUNK_ROWS)
-    sums = _reduce(_columns(ddf, read), _partition_sums, spec)
+    sums = dk.reduce_partitions(dk.read_columns(ddf, read), _partition_sums, spec)
     if sums.T == 0:
         raise ValueError("data has no complete row")
     sums = sums.sorted()
-    n = int(round(float(sums.N.sum())))
-    design.check_rows(n)
-    p0 = len(info.xnames)
-    data = design.ModelData(RowsOnCluster((n, 1)), RowsOnCluster((n, p0)),
-                            list(info.ynames), list(info.xnames), info.intercept,
-                            pd.RangeIndex(n), formula=formula,
-                            design_info=info.design_info, data_template=template,
-                            extra={}, implicit_constant=False)
-    labels = pd.Index(sums.labels)
-    names = [int(t) for t in labels] if labels.inferred_type == "integer" else \
-        [str(t) for t in labels]
+    data, names = dk.cluster_task_data(sums, len(info.xnames), info, formula, template)
     re_template = template[design.formula_columns(re_rhs, template.columns)].copy()
     re_names = [str(c) for c in zinfo.column_names]
     return from_sums(MultilevelRepresentation, data, sums, names, re_names, zinfo, groups,
@@ -238,7 +161,8 @@ def _gram_rank(G):
 
 def from_sums(cls, data, sums, task_names, re_names, re_info, gname, re_rhs,
               re_template, missing, placeholder):
-    """The model of per-group sums (:class:`GroupSums` of the rows ``(1, x, z)``, groups
+    """The model of per-group sums (:class:`~mtltransfer.solvers.shared_sums.TaskSums`
+    of the rows ``(1, x, z)``, groups
     in the order of ``task_names``) without rows: ``data`` is a ModelData whose arrays
     are ``placeholder``s; the checks of the in-memory constructor (a constant column of
     the random part, columns constant within every group, linearly dependent columns)
@@ -255,16 +179,7 @@ def from_sums(cls, data, sums, task_names, re_names, re_info, gname, re_rhs,
     p0, q = len(data.xnames), len(re_names)
     re_const, moved = _moved_columns(sums, p0, q)
     self.re_const = re_const
-    fixed_names = (["Intercept"] if data.intercept else []) + list(data.xnames)
-    self.re_moved = [re_names[j] for j in moved]
-    self.fe_extra = [j for j in moved if re_names[j] not in fixed_names]
-    if moved:
-        warnings.warn(f"{self.re_moved} constant within every group: a random "
-                      "coefficient would not be identified beside the random "
-                      "intercept, so they are fixed effects only"
-                      + (f" ({[re_names[j] for j in self.fe_extra]} added to the "
-                         "fixed part)" if self.fe_extra else ""), ValueWarning,
-                      stacklevel=user_stacklevel())
+    self.set_group_level(re_names, moved, data.xnames)
     keep = [j for j in range(q) if j not in moved]
     self._Zall_names, self._re_keep = list(re_names), keep
     self.exog_re_names = [re_names[j] for j in keep]

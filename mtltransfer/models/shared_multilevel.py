@@ -149,6 +149,21 @@ class MultilevelRepresentation(DataViews):
         self._setup_parts(Z, [str(c) for c in re_names])
 
     # -- the two parts --------------------------------------------------------------
+    def set_group_level(self, re_names, moved, exog_names):
+        """Record the random part's columns ``moved`` (constant within every group) as
+        fixed effects only (``re_moved``; ``fe_extra``, those not already in the fixed
+        part ``exog_names``) and say so in a ValueWarning."""
+        fixed_names = (["Intercept"] if self.data.intercept else []) + list(exog_names)
+        self.re_moved = [re_names[j] for j in moved]
+        self.fe_extra = [j for j in moved if re_names[j] not in fixed_names]
+        if moved:
+            warnings.warn(f"{self.re_moved} constant within every group: a random "
+                          "coefficient would not be identified beside the random "
+                          "intercept, so they are fixed effects only"
+                          + (f" ({[re_names[j] for j in self.fe_extra]} added to the "
+                             "fixed part)" if self.fe_extra else ""), ValueWarning,
+                          stacklevel=user_stacklevel())
+
     def _setup_parts(self, Z, re_names):
         """Random part checks: within-group constant columns (beside a random
         intercept) go to the fixed part; a rank-deficient random part is refused."""
@@ -164,16 +179,7 @@ class MultilevelRepresentation(DataViews):
             total = np.sum(Z ** 2, axis=0)
             moved = [j for j in range(Z.shape[1]) if j != self.re_const and
                      within[j] <= 1e-12 * max(total[j], 1e-300)]
-        fixed_names = (["Intercept"] if self.data.intercept else []) + self.exog_names
-        self.re_moved = [re_names[j] for j in moved]
-        self.fe_extra = [j for j in moved if re_names[j] not in fixed_names]
-        if moved:
-            warnings.warn(f"{self.re_moved} constant within every group: a random "
-                          "coefficient would not be identified beside the random "
-                          "intercept, so they are fixed effects only"
-                          + (f" ({[re_names[j] for j in self.fe_extra]} added to the "
-                             "fixed part)" if self.fe_extra else ""), ValueWarning,
-                          stacklevel=user_stacklevel())
+        self.set_group_level(re_names, moved, self.exog_names)
         keep = [j for j in range(Z.shape[1]) if j not in moved]
         self._Zall_names = re_names
         self._re_keep = keep
@@ -1066,8 +1072,11 @@ class AdaptedGroup:
                 C = C.copy()
                 C[-2:, :] = 0.0
                 C[:, -2:] = 0.0
+            # the symmetric square root R = U diag(sqrt w) U^T (R R^T = C): unlike
+            # U diag(sqrt w), it does not depend on the eigenvectors' signs, which
+            # rounding may flip, so the same C always gives the same draws
             w, U = np.linalg.eigh((C + C.T) / 2)
-            R = U * np.sqrt(np.clip(w, 0, None))
+            R = (U * np.sqrt(np.clip(w, 0, None))) @ U.T
             E = np.random.default_rng(20261207).standard_normal((200, len(par)))
             E = np.vstack([E, -E])
             p.__dict__["_draws"] = (par + E @ R.T, npar, k, sub)
