@@ -131,6 +131,7 @@ from ..solvers._anderson import SafeguardedAnderson
 from ..solvers._base import SolverResult, warn_not_converged
 from ..solvers.prox import soft_threshold
 from ..solvers.stiefel import polar
+from .active_set import run_with_active_set
 from .certify import smart_verify, stationarity
 from .problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
                       complement_basis, resolve_problem, source_rank, source_svd)
@@ -509,11 +510,16 @@ def smart_solve(problem, rank, structural_rank=None, lam=(0.0, 0.0), *, rho=1.0,
                         d_step=d_step, omega_step=omega_step,
                         u_step=_resolve_u_step(u_step, prob.p, rank),
                         first_steps=None if init is None else MM_FIRST_STEPS)
+    run = partial(_run_admm, prob, params=params, accelerate=bool(accelerate),
+                  aa_memory=aa_memory, verbose=verbose, certify=certify)
     with smart_iteration_threads(prob.p, rank):
-        state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
-                                                 accelerate=bool(accelerate),
-                                                 aa_memory=aa_memory, verbose=verbose,
-                                                 aa_start=aa_start, certify=certify)
+        if (lam_u > 0 and r_u < prob.p) or (lam_v > 0 and r_v < prob.q):
+            # Newton on the support found (mtltransfer.smart.active_set)
+            state, hist, converged, crit, _ = run_with_active_set(
+                lambda st, m, a: run(st, max_iter=m, aa_start=a), prob, state, r_u=r_u,
+                r_v=r_v, lam_u=lam_u, lam_v=lam_v, max_iter=max_iter, aa_start=aa_start)
+        else:
+            state, hist, converged, crit = run(state, max_iter=max_iter, aa_start=aa_start)
     if not converged and certify:
         # the certificate at the returned state (the step's own residuals may pass it)
         crit = max(crit, stationarity(prob, state, r_u, r_v, tol=tol)["criterion"])
