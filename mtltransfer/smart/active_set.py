@@ -35,10 +35,12 @@ from it.
 When (:func:`run_with_active_set`). A penalised fit (lam > 0 with penalised rows) that
 has not stopped is looked at every ``ACTIVE_SET_EVERY`` iterations (the first time after
 ``ACTIVE_SET_AFTER``) and tries the phase once its support has settled (at most 1% of
-the entries, or 2, changed since the last look), while the free entries number at most
+the entries, or 2, changed since the last look; after a failed attempt the next look
+comes twice as late), while the free entries number at most
 ``MAX_NEWTON_VARS`` (the KKT system is solved densely). An attempt is at most
-``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton steps, and stops on a
-growing KKT residual.
+``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton steps, each damped
+(halved until the KKT residual's norm decreases, at most 4 times; otherwise the attempt
+stops), and stops when ``_SLOW`` steps have not cut the residual tenfold.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ ACTIVE_SET_AFTER, ACTIVE_SET_EVERY = 20, 20
 #: the largest number of free entries (plus d) for which the dense KKT system is solved
 MAX_NEWTON_VARS = 2500
 #: Newton steps of one attempt
-_NEWTON_STEPS = 10
-#: an attempt stops when the KKT residual grows this much over its start (not converging)
-_DIVERGED = 10.0
+_NEWTON_STEPS = 15
+#: Newton steps after which an attempt must have cut its KKT residual tenfold
+_SLOW = 5
 #: supports tried by one attempt (entries whose sign Newton reverses are dropped)
 _SUPPORT_ROUNDS = 6
 #: relative slack of the multipliers off the support (|rho Z| <= lam (1 + slack))
@@ -164,6 +166,32 @@ def _kkt(problem, A, B, d, M_A, M_B, lay, s_u, s_v, r_u, r_v, lam_u, lam_v):
     return grad, cons, K
 
 
+def _residual(problem, x, m, lay, s_u, s_v, r_u, r_v, lam_u, lam_v):
+    """The KKT residual ``[Lagrangian gradient; constraints]`` at (x, m), as :func:`_kkt`
+    orders it, without the matrix."""
+    rows_a, rows_b, pos_a, pos_b, pos_d, n_x = lay
+    p, q = problem.p, problem.q
+    A, B, d = _unpack_x(x, p, q, rows_a, rows_b)
+    r = A.shape[1]
+    M_A, M_B = _multipliers_from(m, r)
+    GA, HB = problem.gram(A), problem.H @ B
+    gA = GA * d * d - HB * d + A @ M_A
+    gA[r_u:] += lam_u * s_u
+    gB = -(problem.H.T @ A) * d + B @ M_B
+    gB[r_v:] += lam_v * s_v
+    gd = d * np.einsum("ij,ij->j", A, GA) - np.einsum("ij,ij->j", A, HB)
+    grad = np.empty(n_x)
+    for j in range(r):
+        grad[pos_a[j][rows_a[j]]] = gA[rows_a[j], j]
+        grad[pos_b[j][rows_b[j]]] = gB[rows_b[j], j]
+        grad[pos_d[j]] = gd[j]
+    CA, CB = A.T @ A - np.eye(r), B.T @ B - np.eye(r)
+    half = np.where(np.eye(r, dtype=bool), 0.5, 1.0)
+    CA, CB = CA * half, CB * half
+    cons = np.array([[CA[i, k], CB[i, k]] for i, k in _pairs(r)]).ravel()
+    return np.concatenate([grad, cons])
+
+
 def _multipliers_from(m, r):
     M_A, M_B = np.zeros((r, r)), np.zeros((r, r))
     for c, (i, k) in enumerate(_pairs(r)):
@@ -239,9 +267,9 @@ def _support_newton_once(problem, A, B, d, Omega_u, Omega_v, r_u, r_v, lam_u, la
     if A0 is None or B0 is None:
         return None
     x = _pack_x(A0, B0, d, rows_a, rows_b, n_x)
-    m, res0 = None, None
+    m = None
     scale = 1.0 + 2.0 * abs(problem.half_tr_syy)
-    for _ in range(_NEWTON_STEPS):
+    for k in range(_NEWTON_STEPS):
         Ai, Bi, di = _unpack_x(x, p, q, rows_a, rows_b)
         if m is None:
             grad0, cons, K = _kkt(problem, Ai, Bi, di, np.zeros((r, r)), np.zeros((r, r)),
@@ -252,17 +280,29 @@ def _support_newton_once(problem, A, B, d, Omega_u, Omega_v, r_u, r_v, lam_u, la
         grad, cons, K = _kkt(problem, Ai, Bi, di, M_A, M_B, lay, s_u, s_v, r_u, r_v,
                              lam_u, lam_v)
         res = max(np.abs(grad).max(), np.abs(cons).max())
-        res0 = res if res0 is None else res0
-        if not (np.isfinite(res) and res <= _DIVERGED * res0):
+        if not np.isfinite(res):
             return None
         if res <= 1e-13 * scale:
             break
+        F = np.concatenate([grad, cons])
         try:
-            step = linalg.solve(K, -np.concatenate([grad, cons]), assume_a="sym",
-                                check_finite=False)
+            step = linalg.solve(K, -F, assume_a="sym", check_finite=False)
         except (linalg.LinAlgError, ValueError):
             return None
-        x, m = x + step[:n_x], m + step[n_x:]
+        # damped: the longest of 1, 1/2, ..., 1/16 that decreases ||F|| (Armijo); an
+        # attempt not within a tenth of its start after _SLOW steps is not converging
+        norm_F = np.linalg.norm(F)
+        norm_F0 = norm_F if k == 0 else norm_F0
+        if k >= _SLOW and norm_F > 0.1 * norm_F0:
+            return None
+        for t in 0.5 ** np.arange(5):
+            x_t, m_t = x + t * step[:n_x], m + t * step[n_x:]
+            if np.linalg.norm(_residual(problem, x_t, m_t, lay, s_u, s_v, r_u, r_v, lam_u,
+                                        lam_v)) < (1 - 1e-4 * t) * norm_F:
+                break
+        else:
+            return None
+        x, m = x_t, m_t
     else:
         return None
     A1, B1, d1 = _unpack_x(x, p, q, rows_a, rows_b)
@@ -312,9 +352,10 @@ def active_set_state(problem, state, r_u, r_v, lam_u, lam_v):
 def run_with_active_set(run, problem, state, *, r_u, r_v, lam_u, lam_v, max_iter,
                         aa_start):
     """The ADMM run ``run(state, max_iter, aa_start) -> (state, history, converged,
-    criterion)`` interrupted after ``ACTIVE_SET_AFTER``, then 2x, 4x, ... iterations for
-    an active-set attempt (:func:`active_set_state`), continued from its state when the
-    attempt succeeds, else from the ADMM's own. Returns the same four values (the
+    criterion)`` interrupted every ``ACTIVE_SET_EVERY`` iterations (first after
+    ``ACTIVE_SET_AFTER``; twice as long after a failed attempt) for an active-set attempt
+    (:func:`active_set_state`) once the support has settled, continued from its state
+    when the attempt succeeds, else from the ADMM's own. Returns the same four values (the
     histories joined) and the number of successful attempts."""
     hist, used, budget, accepted, support = None, 0, ACTIVE_SET_AFTER, 0, None
     while True:
@@ -332,5 +373,8 @@ def run_with_active_set(run, problem, state, *, r_u, r_v, lam_u, lam_v, max_iter
         support = now
         nxt = active_set_state(problem, state, r_u, r_v, lam_u, lam_v) if settled else None
         if nxt is not None:
-            state, accepted = nxt, accepted + 1
-        budget = ACTIVE_SET_EVERY
+            state, accepted, budget = nxt, accepted + 1, ACTIVE_SET_EVERY
+        elif settled:
+            budget *= 2         # a failed attempt: the next look comes twice as late
+        else:
+            budget = ACTIVE_SET_EVERY
