@@ -36,8 +36,8 @@ When (:func:`run_with_active_set`). A penalised fit (lam > 0 with penalised rows
 has not stopped is looked at every ``ACTIVE_SET_EVERY`` iterations (the first time after
 ``ACTIVE_SET_AFTER``) and tries the phase once its support has settled (at most 1% of
 the entries, or 2, changed since the last look; after a failed attempt the next look
-comes twice as late), while the free entries number at most
-``MAX_NEWTON_VARS`` (the KKT system is solved densely). An attempt is at most
+comes twice as late; after ``MAX_ATTEMPTS`` attempts the ADMM runs on alone), while the
+free entries number at most ``MAX_NEWTON_VARS`` (the KKT system is solved densely). An attempt is at most
 ``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton steps, each damped
 (halved until the KKT residual's norm decreases, at most 4 times; otherwise the attempt
 stops), and stops when ``_SLOW`` steps have not cut the residual tenfold.
@@ -50,6 +50,8 @@ from scipy import linalg
 
 __all__ = ["support_newton", "run_with_active_set", "ACTIVE_SET_AFTER", "MAX_NEWTON_VARS"]
 
+#: attempts of one fit, after which the ADMM runs on alone
+MAX_ATTEMPTS = 4
 #: ADMM iterations before the first active-set attempt, and between two attempts
 ACTIVE_SET_AFTER, ACTIVE_SET_EVERY = 20, 20
 #: the largest number of free entries (plus d) for which the dense KKT system is solved
@@ -357,9 +359,11 @@ def run_with_active_set(run, problem, state, *, r_u, r_v, lam_u, lam_v, max_iter
     (:func:`active_set_state`) once the support has settled, continued from its state
     when the attempt succeeds, else from the ADMM's own. Returns the same four values (the
     histories joined) and the number of successful attempts."""
-    hist, used, budget, accepted, support = None, 0, ACTIVE_SET_AFTER, 0, None
+    hist, used, budget, accepted, support, tried = None, 0, ACTIVE_SET_AFTER, 0, None, 0
     while True:
-        chunk = min(budget, max_iter - used)
+        # after MAX_ATTEMPTS attempts the ADMM runs on uninterrupted (a run restarts its
+        # Anderson memory and inner tolerance)
+        chunk = max_iter - used if tried >= MAX_ATTEMPTS else min(budget, max_iter - used)
         state, h, converged, crit = run(state, chunk, max(0, aa_start - used))
         used += len(h["objective"])
         hist = h if hist is None else {k: hist[k] + h[k] for k in hist}
@@ -372,6 +376,7 @@ def run_with_active_set(run, problem, state, *, r_u, r_v, lam_u, lam_v, max_iter
                    and np.sum(now != support) <= max(2, 0.01 * np.sum(now)))
         support = now
         nxt = active_set_state(problem, state, r_u, r_v, lam_u, lam_v) if settled else None
+        tried += settled
         if nxt is not None:
             state, accepted, budget = nxt, accepted + 1, ACTIVE_SET_EVERY
         elif settled:
