@@ -37,8 +37,8 @@ has not stopped is looked at every ``ACTIVE_SET_EVERY`` iterations (the first ti
 ``ACTIVE_SET_AFTER``) and tries the phase once its support has settled (at most 1% of
 the entries, or 2, changed since the last look; after a failed attempt the next look
 comes twice as late; after ``MAX_ATTEMPTS`` attempts the ADMM runs on alone), while the
-free entries number at most ``MAX_NEWTON_VARS`` (the KKT system is solved densely). An attempt is at most
-``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton steps, each damped
+free entries number at most ``MAX_NEWTON_VARS`` (the KKT system is solved densely). An
+attempt is at most ``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton steps, each damped
 (halved until the KKT residual's norm decreases, at most 4 times; otherwise the attempt
 stops), and stops when ``_SLOW`` steps have not cut the residual tenfold.
 """
@@ -322,7 +322,8 @@ def _support_newton_once(problem, A, B, d, Omega_u, Omega_v, r_u, r_v, lam_u, la
     add_u = (s_u == 0) & (np.abs(gz_u) > lam_u * (1 + _DUAL_SLACK))
     add_v = (s_v == 0) & (np.abs(gz_v) > lam_v * (1 + _DUAL_SLACK))
     if add_u.any() or add_v.any():
-        return "add", np.where(add_u, np.sign(gz_u), 0.0), np.where(add_v, np.sign(gz_v), 0.0)
+        return ("add", np.where(add_u, np.sign(gz_u), 0.0),
+                np.where(add_v, np.sign(gz_v), 0.0))
     return A1, B1, d1, gz_u, gz_v
 
 
