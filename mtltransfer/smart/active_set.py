@@ -38,9 +38,10 @@ has not stopped is looked at every ``ACTIVE_SET_EVERY`` iterations (the first ti
 the entries, or 2, changed since the last look; after a failed attempt the next look
 comes twice as late; after ``MAX_ATTEMPTS`` attempts the ADMM runs on alone), while the
 free entries number at most ``MAX_NEWTON_VARS`` (the KKT system is solved densely). An
-attempt is at most ``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton steps, each damped
-(halved until the KKT residual's norm decreases, at most 4 times; otherwise the attempt
-stops), and stops when ``_SLOW`` steps have not cut the residual tenfold.
+attempt is at most ``_SUPPORT_ROUNDS`` supports of at most ``_NEWTON_STEPS`` Newton
+steps, each damped (halved until the KKT residual's norm decreases, at most 4 times;
+otherwise the attempt stops), and stops when ``_SLOW`` steps have not cut the residual
+tenfold.
 """
 
 from __future__ import annotations
