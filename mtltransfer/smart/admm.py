@@ -113,9 +113,11 @@ Code structure. :func:`admm_step` is steps 1-5 as a pure function of an :class:`
 given); :func:`balance_rho` is step 6 (both in :mod:`mtltransfer.smart.step`); the
 certificate :func:`stationarity` and the CVXPY check :func:`smart_verify` are in
 :mod:`mtltransfer.smart.certify` (all re-exported here), the start for a rank above a
-structural rank in :mod:`mtltransfer.smart.directions`; the driver runs plain steps or,
-through :class:`mtltransfer.solvers._anderson.SafeguardedAnderson`, the safeguarded
-Anderson rules above, with the stopping rule and the history; :func:`smart_admm` sets
+structural rank in :mod:`mtltransfer.smart.directions`, the active-set phase (Newton's
+method on the settled support, which ends the slow tail of a penalised fit; the ADMM
+then certifies its point) in :mod:`mtltransfer.smart.active_set`; the driver runs plain
+steps or, through :class:`mtltransfer.solvers._anderson.SafeguardedAnderson`, the
+safeguarded Anderson rules above, with the stopping rule and the history; :func:`smart_admm` sets
 up and packs.
 """
 
