@@ -46,6 +46,8 @@ tenfold.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -289,8 +291,13 @@ def _support_newton_once(problem, A, B, d, Omega_u, Omega_v, r_u, r_v, lam_u, la
             break
         F = np.concatenate([grad, cons])
         try:
-            step = linalg.solve(K, -F, assume_a="sym", check_finite=False)
+            with warnings.catch_warnings():
+                # a nearly singular system gives a poor step, which the damping rejects
+                warnings.simplefilter("ignore", linalg.LinAlgWarning)
+                step = linalg.solve(K, -F, assume_a="sym", check_finite=False)
         except (linalg.LinAlgError, ValueError):
+            return None
+        if not np.all(np.isfinite(step)):
             return None
         # damped: the longest of 1, 1/2, ..., 1/16 that decreases ||F|| (Armijo); an
         # attempt not within a tenth of its start after _SLOW steps is not converging
