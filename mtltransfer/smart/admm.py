@@ -133,12 +133,12 @@ from ..solvers._anderson import SafeguardedAnderson
 from ..solvers._base import SolverResult, warn_not_converged
 from ..solvers.prox import soft_threshold
 from ..solvers.stiefel import polar
-from .active_set import run_with_active_set
 from .certify import smart_verify, stationarity
 from .problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d,
                       complement_basis, resolve_problem, source_rank, source_svd)
 from .step import (MM_FIRST_STEPS, STACKED, AdmmParams, AdmmState, StepResiduals,
                    _flip_columns, _soft_threshold_step, admm_step, balance_rho)
+from .active_set import run_with_active_set
 
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
