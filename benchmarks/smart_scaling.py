@@ -36,7 +36,8 @@ product with at most 2r columns per subspace step (a single pass, at little more
 6. **Misspecified ranks** (``--parts misspecified``): fixed ranks with the lambda path
    at Model-I and Model-II over r in {3, 5, 7} and r_u = r_v in {7, 10, 13} around the
    truth (5, 10), and r = 11 > r_u = 10: ADMM iterations against the well-specified
-   cell, convergence, CPU seconds and error.
+   cell, convergence, CPU seconds and error, each with the active-set phase
+   (``mtltransfer.smart.active_set``) and without it ("ADMM only").
 
 Each part can be run alone (``--parts p,n,tuning,large,bootstrap``; the default runs p, n
 and tuning, about 10 minutes of CPU at the default sizes; ``large`` adds several
@@ -236,7 +237,8 @@ def misspecified_table(seed=0, ranks=(3, 5, 7), structural=(7, 10, 13)):
     source, sigma0 = 0.01): ``SMART.fit(rank=r, structural_rank=s)`` (lambda by the BIC
     path, the final fit certified) for r under/exact/over and r_u = r_v = s
     under/exact/over, and r = 11 > r_u = 10. ADMM iterations (path and final fit), CPU
-    seconds, and the ratio of iterations to the well-specified cell (5, 10)."""
+    seconds, and the ratio of iterations to the well-specified cell (5, 10), with the
+    active-set phase and without it ("ADMM only")."""
     rows = []
     for model, (n, p, q) in (("I", (200, 100, 50)), ("II", (300, 150, 100))):
         X, Y, C, C0 = mt.datasets.simulate_smart(n, p, q, rank=5, source_rank=10,
@@ -244,18 +246,43 @@ def misspecified_table(seed=0, ranks=(3, 5, 7), structural=(7, 10, 13)):
         mod = mt.SMART(Y, X, source=C0, intercept=False)
         cells = [(r, s) for r in ranks for s in structural] + [(11, 10)]
         for r, s in cells:
-            with Clock() as t, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = mod.fit(rank=r, structural_rank=s)
-            path = int(res.tuning["bic_path"]["n_iter"].sum())
-            err = float(np.linalg.norm(res.params.to_numpy() - C) / np.sqrt(C.size))
-            rows.append({"model": model, "r": r, "r_u = r_v": s, "path iters": path,
-                         "final iters": res.n_iter, "iterations": path + res.n_iter,
-                         "converged": res.converged, "cpu": t.cpu, "error": err})
+            row = {"model": model, "r": r, "r_u = r_v": s}
+            for phase in (False, True):
+                with Clock() as t, warnings.catch_warnings(), _active_set(phase):
+                    warnings.simplefilter("ignore")
+                    res = mod.fit(rank=r, structural_rank=s)
+                path = int(res.tuning["bic_path"]["n_iter"].sum())
+                err = float(np.linalg.norm(res.params.to_numpy() - C) / np.sqrt(C.size))
+                tag = "" if phase else " (ADMM only)"
+                row.update({"path iters" + tag: path, "final iters" + tag: res.n_iter,
+                            "iterations" + tag: path + res.n_iter,
+                            "converged" + tag: res.converged, "cpu" + tag: t.cpu,
+                            "error" + tag: err})
+            rows.append(row)
     df = pd.DataFrame(rows)
-    ref = df[(df["r"] == 5) & (df["r_u = r_v"] == 10)].set_index("model")["iterations"]
-    df["x well-specified"] = df["iterations"] / df["model"].map(ref)
+    for tag in (" (ADMM only)", ""):
+        ref = df[(df["r"] == 5) & (df["r_u = r_v"] == 10)].set_index("model")[
+            "iterations" + tag]
+        df["x well-specified" + tag] = df["iterations" + tag] / df["model"].map(ref)
     return df
+
+
+class _active_set:
+    """With ``on=False``, SMART's active-set phase is switched off (its first attempt
+    moved beyond any iteration cap): the ADMM alone, as before the phase existed."""
+
+    def __init__(self, on):
+        self.on = on
+
+    def __enter__(self):
+        from mtltransfer.smart import active_set
+
+        self.mod, self.saved = active_set, active_set.ACTIVE_SET_AFTER
+        if not self.on:
+            active_set.ACTIVE_SET_AFTER = 10 ** 9
+
+    def __exit__(self, *exc):
+        self.mod.ACTIVE_SET_AFTER = self.saved
 
 
 def _ints(s):

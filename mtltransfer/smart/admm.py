@@ -115,9 +115,11 @@ Code structure. :func:`admm_step` is steps 1-5 as a pure function of an :class:`
 given); :func:`balance_rho` is step 6 (both in :mod:`mtltransfer.smart.step`); the
 certificate :func:`stationarity` and the CVXPY check :func:`smart_verify` are in
 :mod:`mtltransfer.smart.certify` (all re-exported here), the start for a rank above a
-structural rank in :mod:`mtltransfer.smart.directions`; the driver runs plain steps or,
-through :class:`mtltransfer.solvers._anderson.SafeguardedAnderson`, the safeguarded
-Anderson rules above, with the stopping rule and the history; :func:`smart_admm` sets
+structural rank in :mod:`mtltransfer.smart.directions`, the active-set phase (Newton's
+method on the settled support, which ends the slow tail of a penalised fit; the ADMM
+then certifies its point) in :mod:`mtltransfer.smart.active_set`; the driver runs plain
+steps or, through :class:`mtltransfer.solvers._anderson.SafeguardedAnderson`, the
+safeguarded Anderson rules above, with the stopping rule and the history; :func:`smart_admm` sets
 up and packs.
 """
 
@@ -138,6 +140,7 @@ from .problem import (SOURCE_RTOL, SmartProblem, check_source_svd, closed_form_d
                       complement_basis, resolve_problem, source_rank, source_svd)
 from .step import (MM_FIRST_STEPS, STACKED, AdmmParams, AdmmState, StepResiduals,
                    _flip_columns, _soft_threshold_step, admm_step, balance_rho)
+from .active_set import run_with_active_set
 
 
 __all__ = ["source_svd", "source_rank", "complement_basis", "SOURCE_RTOL", "SmartProblem",
@@ -558,11 +561,16 @@ def smart_solve(problem, rank, structural_rank=None, lam=(0.0, 0.0), *, rho=1.0,
                         d_step=d_step, omega_step=omega_step,
                         u_step=_resolve_u_step(u_step, prob.p, rank),
                         first_steps=None if init is None else MM_FIRST_STEPS)
+    run = partial(_run_admm, prob, params=params, accelerate=bool(accelerate),
+                  aa_memory=aa_memory, verbose=verbose, certify=certify)
     with smart_iteration_threads(prob.p, rank):
-        state, hist, converged, crit = _run_admm(prob, state, params, max_iter=max_iter,
-                                                 accelerate=bool(accelerate),
-                                                 aa_memory=aa_memory, verbose=verbose,
-                                                 aa_start=aa_start, certify=certify)
+        if (lam_u > 0 and r_u < prob.p) or (lam_v > 0 and r_v < prob.q):
+            # Newton on the support found (mtltransfer.smart.active_set)
+            state, hist, converged, crit, _ = run_with_active_set(
+                lambda st, m, a: run(st, max_iter=m, aa_start=a), prob, state, r_u=r_u,
+                r_v=r_v, lam_u=lam_u, lam_v=lam_v, max_iter=max_iter, aa_start=aa_start)
+        else:
+            state, hist, converged, crit = run(state, max_iter=max_iter, aa_start=aa_start)
     if not converged and certify:
         # the certificate at the returned state (the step's own residuals may pass it)
         crit = max(crit, stationarity(prob, state, r_u, r_v, tol=tol)["criterion"])
