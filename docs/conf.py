@@ -57,7 +57,7 @@ INTERNAL_MEMBERS = {
     "moments", "rank_rows", "replace_data", "residual_ss", "select_rank", "total_ss",
     "warn_design", "target_rank", "task_means", "bootstrap_extra", "bootstrap_spec",
     "coefficient_arrays", "default_bootstrap_method", "predict_draws",
-    "warm_start_kwargs",
+    "warm_start_kwargs", "cv_folds", "row_multiplicity",
 }
 
 
@@ -78,6 +78,7 @@ nitpick_ignore_regex = [
     # functions the methods pages discuss have pages; their helpers do not
     (r"py:.*", r"mtltransfer\.smart(\.\w+)*\.?"),
     (r"py:.*", r"mtltransfer\.access(\..*)?"),
+    (r"py:.*", r"mtltransfer\.holdout(\..*)?"),
     (r"py:.*", r"mtltransfer\.models\.results\.(Results|MultiResponseResults|PenalizedResults)"),
     (r"py:.*", r"(mtltransfer\.bootstrap\.)?BootstrapPrediction"),
     (r"py:.*", r"(shared_marginal\.)?(sums_data|rows_data)|RowsData\.equilibrate"),

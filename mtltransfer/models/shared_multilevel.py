@@ -1016,13 +1016,16 @@ class AdaptedGroup:
             factor L and the variance parameters: sigma^2, or the prior's log a and
             log b; held at their estimates when a > 1e4, the common-variance limit where
             the likelihood is flat in a), by 400 fixed draws (antithetic; the same on
-            every call); the intervals are that mixture's quantiles. When
-            ``task_variance="auto"`` kept the common variance, each draw also takes a
+            every call); the intervals are that mixture's quantiles.
+
+            When ``task_variance="auto"`` kept the common variance, each draw also takes a
             heterogeneity tau = 1/a from its likelihood at the common fit (a grid
             posterior, flat prior on tau >= 0;
             ``mtltransfer.solvers.shared_multilevel.heterogeneity_grid``) and, for
             tau > 0, the group's own variance posterior and Student t predictive as
-            with separate variances. ``"delta"``: the plug-in predictive
+            with separate variances.
+
+            ``"delta"``: the plug-in predictive
             (normal, or Student t on ``df`` degrees of freedom with separate task
             variances) with the delta-method variance of the mean in (beta, L) added;
             it ignores the variance parameters' uncertainty.

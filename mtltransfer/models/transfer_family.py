@@ -317,7 +317,7 @@ class Transfer(SourceModel):
             With a ``"... [pooled]"`` method: the sources' weights in the pooled source.
         candidates : sequence of str or None
             Methods to try (default :data:`TRANSFER_CANDIDATES`; the opt-in
-            :data:`OPTIONAL_CANDIDATES`, ``"SparseSMART"``, only when named here).
+            ``OPTIONAL_CANDIDATES``, ``"SparseSMART"``, only when named here).
         n_folds : int
             Folds of the cross-validation (the same folds for every candidate).
         folds : {"random", "blocked"}

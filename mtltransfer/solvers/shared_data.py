@@ -214,7 +214,7 @@ class TaskData:
 
     def blocks(self):
         """Tasks grouped by N_t rounded up to a power of two, rows zero-padded
-        (:func:`~.shared_sums.padded_blocks`): ``(tasks, Xp, yp)``, Xp (T_b, n_b, d)."""
+        (:func:`~mtltransfer.solvers.shared_sums.padded_blocks`): ``(tasks, Xp, yp)``, Xp (T_b, n_b, d)."""
         return padded_blocks(self.X, self.y, self.task, self.N, self.starts)
 
     def pooled_cov(self):
