@@ -121,22 +121,37 @@ def _pairs(r):
     return [(i, k) for i in range(r) for k in range(i, r)]
 
 
-def _kkt(problem, A, B, d, M_A, M_B, lay, s_u, s_v, r_u, r_v, lam_u, lam_v):
-    """The Lagrangian gradient, the constraints and the KKT matrix at (A, d, B, M)."""
+def _lagrangian_gradient(A, B, d, GA, HB, HtA, M_A, M_B, lay, s_u, s_v, r_u, r_v, lam_u,
+                         lam_v):
+    """The Lagrangian's gradient in the free entries (``lay``'s order), with
+    ``GA = G A``, ``HB = H B``, ``HtA = H^T A``:
+
+        g_A = G A diag(d)^2 - H B diag(d) + A M_A   (+ lam_u sign on rows r_u:)
+        g_B = -H^T A diag(d) + B M_B                (+ lam_v sign on rows r_v:)
+        g_d = d * diag(A^T G A) - diag(A^T H B)
+    """
     rows_a, rows_b, pos_a, pos_b, pos_d, n_x = lay
-    G, H = problem.G, problem.H
-    r = A.shape[1]
-    GA, HB, HtA = G @ A, H @ B, H.T @ A
     gA = GA * d * d - HB * d + A @ M_A
     gA[r_u:] += lam_u * s_u
     gB = -HtA * d + B @ M_B
     gB[r_v:] += lam_v * s_v
     gd = d * np.einsum("ij,ij->j", A, GA) - np.einsum("ij,ij->j", A, HB)
     grad = np.empty(n_x)
-    for j in range(r):
+    for j in range(A.shape[1]):
         grad[pos_a[j][rows_a[j]]] = gA[rows_a[j], j]
         grad[pos_b[j][rows_b[j]]] = gB[rows_b[j], j]
         grad[pos_d[j]] = gd[j]
+    return grad
+
+
+def _kkt(problem, A, B, d, M_A, M_B, lay, s_u, s_v, r_u, r_v, lam_u, lam_v):
+    """The Lagrangian gradient, the constraints and the KKT matrix at (A, d, B, M)."""
+    rows_a, rows_b, pos_a, pos_b, pos_d, n_x = lay
+    G, H = problem.G, problem.H
+    r = A.shape[1]
+    GA, HB, HtA = G @ A, H @ B, H.T @ A
+    grad = _lagrangian_gradient(A, B, d, GA, HB, HtA, M_A, M_B, lay, s_u, s_v, r_u, r_v,
+                                lam_u, lam_v)
     pairs = _pairs(r)
     n_c = 2 * len(pairs)
     K = np.zeros((n_x + n_c, n_x + n_c))
@@ -180,16 +195,8 @@ def _residual(problem, x, m, lay, s_u, s_v, r_u, r_v, lam_u, lam_v):
     r = A.shape[1]
     M_A, M_B = _multipliers_from(m, r)
     GA, HB = problem.gram(A), problem.H @ B
-    gA = GA * d * d - HB * d + A @ M_A
-    gA[r_u:] += lam_u * s_u
-    gB = -(problem.H.T @ A) * d + B @ M_B
-    gB[r_v:] += lam_v * s_v
-    gd = d * np.einsum("ij,ij->j", A, GA) - np.einsum("ij,ij->j", A, HB)
-    grad = np.empty(n_x)
-    for j in range(r):
-        grad[pos_a[j][rows_a[j]]] = gA[rows_a[j], j]
-        grad[pos_b[j][rows_b[j]]] = gB[rows_b[j], j]
-        grad[pos_d[j]] = gd[j]
+    grad = _lagrangian_gradient(A, B, d, GA, HB, problem.H.T @ A, M_A, M_B, lay, s_u, s_v,
+                                r_u, r_v, lam_u, lam_v)
     CA, CB = A.T @ A - np.eye(r), B.T @ B - np.eye(r)
     half = np.where(np.eye(r, dtype=bool), 0.5, 1.0)
     CA, CB = CA * half, CB * half
@@ -274,6 +281,7 @@ def _support_newton_once(problem, A, B, d, Omega_u, Omega_v, r_u, r_v, lam_u, la
     x = _pack_x(A0, B0, d, rows_a, rows_b, n_x)
     m = None
     scale = 1.0 + 2.0 * abs(problem.half_tr_syy)
+    norm_F0 = None                       # ||F|| at the attempt's start
     for k in range(_NEWTON_STEPS):
         Ai, Bi, di = _unpack_x(x, p, q, rows_a, rows_b)
         if m is None:
@@ -302,7 +310,7 @@ def _support_newton_once(problem, A, B, d, Omega_u, Omega_v, r_u, r_v, lam_u, la
         # damped: the longest of 1, 1/2, ..., 1/16 that decreases ||F|| (Armijo); an
         # attempt not within a tenth of its start after _SLOW steps is not converging
         norm_F = np.linalg.norm(F)
-        norm_F0 = norm_F if k == 0 else norm_F0
+        norm_F0 = norm_F if norm_F0 is None else norm_F0
         if k >= _SLOW and norm_F > 0.1 * norm_F0:
             return None
         for t in 0.5 ** np.arange(5):
