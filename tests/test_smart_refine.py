@@ -51,7 +51,9 @@ def test_refined_state_is_certified_and_is_the_same_fit(monkeypatch):
     monkeypatch.setattr(admm, "_refine_u", lambda *a: None)
     plain = smart_solve(prob, 5, (8, 8), 0.53, tol=1e-6)
     assert fine.converged and plain.converged and fine.n_iter <= plain.n_iter
-    assert fine.objective == pytest.approx(plain.objective, rel=1e-7)
+    # both stationary to tol = 1e-6: their objectives agree to that tolerance (to first
+    # order in the residual; BLAS threads move the last digits, 3e-7 seen with several)
+    assert fine.objective == pytest.approx(plain.objective, rel=1e-6)
     rel = np.linalg.norm(fine.coef - plain.coef) / np.linalg.norm(plain.coef)
     assert rel < 1e-4
 
