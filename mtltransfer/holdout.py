@@ -264,6 +264,21 @@ def _relabel(res, note, on_validation):
                 config[name] = _FOLD_CV.sub(note, value)
 
 
+def _by_row_labels(holdout, labels):
+    """A pandas Series mask read by its index, as every pandas input of the package
+    (never by position): reindexed to the rows the model uses (rows it dropped for
+    missing values are ignored); any other ``holdout`` is returned as given."""
+    if not isinstance(holdout, pd.Series) or labels is None:
+        return holdout
+    if holdout.index.equals(labels):
+        return holdout.to_numpy()
+    if holdout.index.has_duplicates or not labels.isin(holdout.index).all():
+        raise ValueError("holdout: a Series mask is read by its index, which must hold "
+                         "every row label of the data (pass positions or a NumPy mask "
+                         "to split by position)")
+    return holdout.reindex(labels).to_numpy()
+
+
 def fit_holdout(model, fit, call, holdout=HOLDOUT_SHARE, seed=0):
     """``fit(model, **call)`` tuned on one validation split, with no refit.
 
@@ -290,6 +305,7 @@ def fit_holdout(model, fit, call, holdout=HOLDOUT_SHARE, seed=0):
     if not hasattr(model, "cv_folds") and not grids:
         raise TypeError(f"tuning='holdout' is for the multi-response models; {name} "
                         "chooses its hyperparameters by its own criterion")
+    holdout = _by_row_labels(holdout, getattr(model.data, "row_labels", None))
     if hasattr(model, "_holdout_split"):     # the model's own split (rows within tasks)
         train_rows, held_rows = model._holdout_split(holdout, seed)
     else:
