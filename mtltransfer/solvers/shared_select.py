@@ -84,12 +84,7 @@ def select_k(X, y, task, ks=None, *, criterion="bic", n_folds=5, random_state=0,
                 or n_folds < 2:
             raise ValueError(f"n_folds must be an integer >= 2; got {n_folds!r}")
         _cv_scores(scan, ks, n_folds, random_state, center)
-    if scan.not_converged:
-        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
-                      "converge (often a sign that k is too large for the data); their "
-                      "scores are those of the last iterate", ConvergenceWarning,
-                      stacklevel=user_stacklevel())
-    return _best_k(scan.scores), scan.scores
+    return _chosen_k(scan)
 
 
 def select_k_statistics(data, ks=None, *, patience=2, **fit_kw):
@@ -113,12 +108,7 @@ def select_k_statistics(data, ks=None, *, patience=2, **fit_kw):
                     (range(1, min(d, T, 10) + 1) if ks is None else ks)))
     scan = _StatsScan(data, patience, fit_kw)
     _bic_scores(scan, ks)
-    if scan.not_converged:
-        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
-                      "converge (often a sign that k is too large for the data); their "
-                      "scores are those of the last iterate", ConvergenceWarning,
-                      stacklevel=user_stacklevel())
-    return _best_k(scan.scores), scan.scores
+    return _chosen_k(scan)
 
 
 class _Scan:
@@ -201,6 +191,17 @@ def _cv_scores(scan, ks, n_folds, random_state, center):
         scan.scores[k] = float(total)
         if scan.done():
             break
+
+
+def _chosen_k(scan):
+    """The chosen k and the score table of a finished scan; a ConvergenceWarning names the
+    candidates whose fits did not converge (their scores are the last iterate's)."""
+    if scan.not_converged:
+        warnings.warn(f"select_k: the fits for k in {sorted(scan.not_converged)} did not "
+                      "converge (often a sign that k is too large for the data); their "
+                      "scores are those of the last iterate", ConvergenceWarning,
+                      stacklevel=user_stacklevel())
+    return _best_k(scan.scores), scan.scores
 
 
 def _best_k(scores):
